@@ -1,0 +1,77 @@
+//! Bucketing hashes: Reflag's SHA-256 rollout hash and MurmurHash3 x86 32-bit.
+
+use sha2::{Digest, Sha256};
+
+/// `@reflag/flag-evaluation` `hashInt`: SHA-256, first 4 bytes little-endian, low 20 bits,
+/// scaled to 0..=100000 (the integer form equals `floor(v / 1048575 * 100000)` for every v).
+pub fn reflag_hash(input: &str) -> u32 {
+    let digest = Sha256::digest(input.as_bytes());
+    let v = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) & 0xfffff;
+    ((u64::from(v) * 100_000) / 0xfffff) as u32
+}
+
+/// Reflag rollout hash of `"{key}.{value}"` without allocating a joined string.
+pub fn reflag_hash_parts(key: &str, value: &str) -> u32 {
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update(b".");
+    h.update(value.as_bytes());
+    let digest = h.finalize();
+    let v = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) & 0xfffff;
+    ((u64::from(v) * 100_000) / 0xfffff) as u32
+}
+
+/// MurmurHash3 x86 32-bit of the given bytes.
+pub fn murmur3_32(data: &[u8], seed: u32) -> u32 {
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+    let mut h = seed;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        h ^= k;
+        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut k: u32 = 0;
+        for (i, b) in tail.iter().enumerate() {
+            k |= u32::from(*b) << (8 * i);
+        }
+        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        h ^= k;
+    }
+    h ^= data.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn murmur_known_values() {
+        assert_eq!(murmur3_32(b"", 0), 0);
+        assert_eq!(murmur3_32(b"", 1), 0x514E_28B7);
+        assert_eq!(murmur3_32(b"hello", 0), 0x248b_fa47);
+        assert_eq!(murmur3_32(b"The quick brown fox jumps over the lazy dog", 0), 0x2e4f_f723);
+    }
+
+    #[test]
+    fn reflag_hash_range_and_parts_agree() {
+        for s in ["", "a", "flag.user-1", "EEuoT8KShb"] {
+            let h = reflag_hash(s);
+            assert!(h <= 100_000);
+            if let Some((k, v)) = s.split_once('.') {
+                assert_eq!(reflag_hash_parts(k, v), h);
+            }
+        }
+        assert_eq!(reflag_hash("EEuoT8KShb"), 38026);
+    }
+}

@@ -1,0 +1,14 @@
+//! Feature-flag evaluator: Reflag filters, DevCycle targeting, JSON Logic (with flagd and
+//! Airborne operators) and SemVer, compiled once per snapshot and evaluated many times.
+//!
+//! The crate is usable from Rust directly; with the `python` feature it is also the
+//! `evaluator._evaluator` extension module.
+
+pub mod devcycle;
+pub mod error;
+pub mod hash;
+pub mod jsnum;
+pub mod jsonlogic;
+pub mod semver;
+
+pub use error::{Budget, EvalError, RuleError};

@@ -4,11 +4,15 @@
 //! The crate is usable from Rust directly; with the `python` feature it is also the
 //! `evaluator._evaluator` extension module.
 
+pub mod context;
+pub mod dates;
 pub mod devcycle;
 pub mod error;
 pub mod hash;
 pub mod jsnum;
 pub mod jsonlogic;
+pub mod reflag;
 pub mod semver;
+pub mod snapshot;
 
 pub use error::{Budget, EvalError, RuleError};

@@ -1,0 +1,255 @@
+//! Reflag context flattening onto a field table, and its inverse for nested-rule dialects.
+
+use crate::error::MAX_DATA_DEPTH;
+use crate::jsnum::json_number_to_string;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Interned names of the flattened context fields that a set of rules reads.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    index: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Fields {
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.index.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.into());
+        self.index.insert(name.into(), id);
+        id
+    }
+
+    #[inline]
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+
+    #[inline]
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |n| n)
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// A context flattened the way `@reflag/flag-evaluation` `flattenJSON` does, keeping only the
+/// fields a compiled snapshot reads. Slot `i` holds the value of field `i`, if present.
+#[derive(Debug, Default)]
+pub struct FlatContext<'a> {
+    slots: Vec<Option<Cow<'a, str>>>,
+}
+
+impl<'a> FlatContext<'a> {
+    pub fn empty(fields: &Fields) -> Self {
+        Self { slots: vec![None; fields.len()] }
+    }
+
+    /// Flatten a nested context (an object; anything else flattens to nothing).
+    pub fn from_nested(fields: &Fields, ctx: &'a Value) -> Self {
+        let mut flat = Self::empty(fields);
+        if fields.is_empty() {
+            return flat;
+        }
+        if let Value::Object(map) = ctx {
+            if !map.is_empty() {
+                let mut key = String::with_capacity(64);
+                flat.walk(fields, ctx, &mut key, 0);
+            }
+        }
+        flat
+    }
+
+    /// Use already-flattened `(field, value)` pairs (query parameters); later pairs win.
+    pub fn from_pairs<S: AsRef<str>>(fields: &Fields, pairs: &'a [(S, S)]) -> Self {
+        let mut flat = Self::empty(fields);
+        for (k, v) in pairs {
+            if let Some(id) = fields.get(k.as_ref()) {
+                flat.set(id, Cow::Borrowed(v.as_ref()));
+            }
+        }
+        flat
+    }
+
+    #[inline]
+    fn set(&mut self, id: u32, v: Cow<'a, str>) {
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            *slot = Some(v);
+        }
+    }
+
+    fn put(&mut self, fields: &Fields, key: &str, v: Cow<'a, str>) {
+        if let Some(id) = fields.get(key) {
+            self.set(id, v);
+        }
+    }
+
+    fn walk(&mut self, fields: &Fields, v: &'a Value, key: &mut String, depth: usize) {
+        if depth > MAX_DATA_DEPTH {
+            return;
+        }
+        match v {
+            Value::Null => self.put(fields, key, Cow::Borrowed("")),
+            Value::Bool(b) => self.put(fields, key, Cow::Borrowed(if *b { "true" } else { "false" })),
+            Value::Number(n) => {
+                if fields.get(key).is_some() {
+                    self.put(fields, key, Cow::Owned(json_number_to_string(n)));
+                }
+            }
+            Value::String(s) => self.put(fields, key, Cow::Borrowed(s.as_str())),
+            Value::Array(items) => {
+                if items.is_empty() {
+                    self.put(fields, key, Cow::Borrowed(""));
+                }
+                let mut buf = itoa_buf();
+                for (i, item) in items.iter().enumerate() {
+                    let len = key.len();
+                    if len > 0 {
+                        key.push('.');
+                    }
+                    key.push_str(index_str(i, &mut buf));
+                    self.walk(fields, item, key, depth + 1);
+                    key.truncate(len);
+                }
+            }
+            Value::Object(map) => {
+                if map.is_empty() {
+                    self.put(fields, key, Cow::Borrowed(""));
+                }
+                for (k, item) in ordered_entries(map) {
+                    let len = key.len();
+                    if len > 0 {
+                        key.push('.');
+                    }
+                    key.push_str(k);
+                    self.walk(fields, item, key, depth + 1);
+                    key.truncate(len);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, id: u32) -> Option<&str> {
+        self.slots.get(id as usize).and_then(|s| s.as_deref())
+    }
+}
+
+fn itoa_buf() -> String {
+    String::with_capacity(20)
+}
+
+fn index_str(i: usize, buf: &mut String) -> &str {
+    use std::fmt::Write;
+    buf.clear();
+    let _ = write!(buf, "{i}");
+    buf.as_str()
+}
+
+/// JavaScript property order: array-index-like keys first in ascending order, then the rest in
+/// insertion order. It decides which value wins when flattened names collide.
+fn ordered_entries(map: &Map<String, Value>) -> Vec<(&str, &Value)> {
+    let is_index = |k: &str| {
+        !k.is_empty()
+            && k.len() <= 10
+            && k.bytes().all(|b| b.is_ascii_digit())
+            && (k == "0" || !k.starts_with('0'))
+            && k.parse::<u64>().is_ok_and(|n| n < u64::from(u32::MAX))
+    };
+    let mut out: Vec<(&str, &Value)> = Vec::with_capacity(map.len());
+    let mut indexes: Vec<(u64, &str, &Value)> = Vec::new();
+    for (k, v) in map {
+        if is_index(k) {
+            indexes.push((k.parse().unwrap_or(0), k.as_str(), v));
+        } else {
+            out.push((k.as_str(), v));
+        }
+    }
+    if indexes.is_empty() {
+        return out;
+    }
+    indexes.sort_by_key(|e| e.0);
+    let mut all: Vec<(&str, &Value)> = indexes.into_iter().map(|(_, k, v)| (k, v)).collect();
+    all.extend(out);
+    all
+}
+
+/// `@reflag/flag-evaluation` `unflattenJSON`: dotted names back into nested objects, skipping
+/// prototype-polluting segments, so JSON Logic and DevCycle nodes can read a query-string context.
+pub fn unflatten<S: AsRef<str>>(pairs: &[(S, S)]) -> Value {
+    let mut root = Map::new();
+    for (name, value) in pairs {
+        let name = name.as_ref();
+        let segments: Vec<&str> = name.split('.').collect();
+        if segments.iter().any(|s| matches!(*s, "__proto__" | "constructor" | "prototype")) {
+            continue;
+        }
+        let mut node = &mut root;
+        let last = segments.len().saturating_sub(1);
+        for (i, seg) in segments.iter().enumerate() {
+            if i == last {
+                node.insert((*seg).to_owned(), Value::String(value.as_ref().to_owned()));
+                break;
+            }
+            let entry = node.entry((*seg).to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            match entry {
+                Value::Object(m) => node = m,
+                // A string already sits here: JS assigns into a primitive, which is a no-op.
+                _ => break,
+            }
+        }
+    }
+    Value::Object(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(names: &[&str]) -> Fields {
+        let mut f = Fields::default();
+        for n in names {
+            f.intern(n);
+        }
+        f
+    }
+
+    #[test]
+    fn flattens_like_reflag() {
+        let f = fields(&["a.b.c", "n", "f", "z", "e", "arr.0", "arr.1", "t", "big", "neg"]);
+        let ctx = json!({"a": {"b": {"c": "x"}}, "n": null, "f": 1.5e-7, "z": 10.0, "e": {}, "arr": [1, true], "t": [], "big": 1e21, "neg": -0.0});
+        let flat = FlatContext::from_nested(&f, &ctx);
+        let got: Vec<Option<&str>> = (0..f.len() as u32).map(|i| flat.get(i)).collect();
+        assert_eq!(
+            got,
+            vec![Some("x"), Some(""), Some("1.5e-7"), Some("10"), Some(""), Some("1"), Some("true"), Some(""), Some("1e+21"), Some("0")]
+        );
+    }
+
+    #[test]
+    fn empty_context_has_nothing() {
+        let f = fields(&[""]);
+        let ctx = json!({});
+        let flat = FlatContext::from_nested(&f, &ctx);
+        assert_eq!(flat.get(0), None);
+    }
+
+    #[test]
+    fn unflatten_skips_pollution() {
+        let pairs = vec![("a.b".to_string(), "1".to_string()), ("__proto__.x".into(), "2".into()), ("c".into(), "3".into()), ("c.d".into(), "4".into())];
+        assert_eq!(unflatten(&pairs), json!({"a": {"b": "1"}, "c": "3"}));
+    }
+}

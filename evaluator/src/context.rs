@@ -63,12 +63,12 @@ impl<'a> FlatContext<'a> {
         if fields.is_empty() {
             return flat;
         }
-        if let Value::Object(map) = ctx {
-            if !map.is_empty() {
-                let mut key = String::with_capacity(64);
-                flat.walk(fields, ctx, &mut key, 0);
+        let slots = &mut flat.slots;
+        flatten_into(ctx, &|k| fields.get(k).is_some(), &mut |k, v| {
+            if let Some(slot) = fields.get(k).and_then(|id| slots.get_mut(id as usize)) {
+                *slot = Some(v);
             }
-        }
+        });
         flat
     }
 
@@ -90,67 +90,86 @@ impl<'a> FlatContext<'a> {
         }
     }
 
-    fn put(&mut self, fields: &Fields, key: &str, v: Cow<'a, str>) {
-        if let Some(id) = fields.get(key) {
-            self.set(id, v);
-        }
-    }
-
-    fn walk(&mut self, fields: &Fields, v: &'a Value, key: &mut String, depth: usize) {
-        if depth > MAX_DATA_DEPTH {
-            return;
-        }
-        match v {
-            Value::Null => self.put(fields, key, Cow::Borrowed("")),
-            Value::Bool(b) => self.put(fields, key, Cow::Borrowed(if *b { "true" } else { "false" })),
-            Value::Number(n) => {
-                if fields.get(key).is_some() {
-                    self.put(fields, key, Cow::Owned(json_number_to_string(n)));
-                }
-            }
-            Value::String(s) => self.put(fields, key, Cow::Borrowed(s.as_str())),
-            Value::Array(items) => {
-                if items.is_empty() {
-                    self.put(fields, key, Cow::Borrowed(""));
-                }
-                let mut buf = itoa_buf();
-                for (i, item) in items.iter().enumerate() {
-                    let len = key.len();
-                    if len > 0 {
-                        key.push('.');
-                    }
-                    key.push_str(index_str(i, &mut buf));
-                    self.walk(fields, item, key, depth + 1);
-                    key.truncate(len);
-                }
-            }
-            Value::Object(map) => {
-                if map.is_empty() {
-                    self.put(fields, key, Cow::Borrowed(""));
-                }
-                for (k, item) in ordered_entries(map) {
-                    let len = key.len();
-                    if len > 0 {
-                        key.push('.');
-                    }
-                    key.push_str(k);
-                    self.walk(fields, item, key, depth + 1);
-                    key.truncate(len);
-                }
-            }
-        }
-    }
-
     #[inline]
     pub fn get(&self, id: u32) -> Option<&str> {
         self.slots.get(id as usize).and_then(|s| s.as_deref())
     }
 }
 
-fn itoa_buf() -> String {
-    String::with_capacity(20)
+/// Visit every `(flattened name, string value)` pair of a context in `flattenJSON` order.
+/// Number values are only formatted when `wants(name)` says the pair is needed.
+pub fn flatten_into<'a>(
+    ctx: &'a Value,
+    wants: &dyn Fn(&str) -> bool,
+    sink: &mut dyn FnMut(&str, Cow<'a, str>),
+) {
+    if let Value::Object(map) = ctx {
+        if !map.is_empty() {
+            let mut key = String::with_capacity(64);
+            walk(ctx, &mut key, 0, wants, sink);
+        }
+    }
 }
 
+/// Every flattened pair of a context (the reference's `flattenJSON` result), later names win.
+pub fn flatten_all(ctx: &Value) -> Map<String, Value> {
+    let mut out = Map::new();
+    flatten_into(ctx, &|_| true, &mut |k, v| {
+        out.insert(k.to_owned(), Value::String(v.into_owned()));
+    });
+    out
+}
+
+fn walk<'a>(
+    v: &'a Value,
+    key: &mut String,
+    depth: usize,
+    wants: &dyn Fn(&str) -> bool,
+    sink: &mut dyn FnMut(&str, Cow<'a, str>),
+) {
+    if depth > MAX_DATA_DEPTH {
+        return;
+    }
+    match v {
+        Value::Null => sink(key, Cow::Borrowed("")),
+        Value::Bool(b) => sink(key, Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::Number(n) => {
+            if wants(key) {
+                sink(key, Cow::Owned(json_number_to_string(n)));
+            }
+        }
+        Value::String(s) => sink(key, Cow::Borrowed(s.as_str())),
+        Value::Array(items) => {
+            if items.is_empty() {
+                sink(key, Cow::Borrowed(""));
+            }
+            let mut buf = String::with_capacity(20);
+            for (i, item) in items.iter().enumerate() {
+                let len = key.len();
+                if len > 0 {
+                    key.push('.');
+                }
+                key.push_str(index_str(i, &mut buf));
+                walk(item, key, depth + 1, wants, sink);
+                key.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            if map.is_empty() {
+                sink(key, Cow::Borrowed(""));
+            }
+            for (k, item) in ordered_entries(map) {
+                let len = key.len();
+                if len > 0 {
+                    key.push('.');
+                }
+                key.push_str(k);
+                walk(item, key, depth + 1, wants, sink);
+                key.truncate(len);
+            }
+        }
+    }
+}
 fn index_str(i: usize, buf: &mut String) -> &str {
     use std::fmt::Write;
     buf.clear();

@@ -16,3 +16,6 @@ pub mod semver;
 pub mod snapshot;
 
 pub use error::{Budget, EvalError, RuleError};
+
+#[cfg(feature = "python")]
+mod python;

@@ -1,0 +1,426 @@
+//! The `evaluator._evaluator` extension module: conversions, exceptions and entry points.
+//!
+//! Every entry point runs inside [`guard`], so a Rust panic becomes `EvaluatorError` instead of
+//! crossing into Python.
+
+use crate::error::{EvalError, RuleError as CoreRuleError, MAX_DATA_DEPTH};
+use crate::snapshot::{self, Context, FlagResult, Options};
+use crate::{context, devcycle, hash, jsonlogic, semver};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+create_exception!(_evaluator, EvaluatorError, PyValueError, "Base class of evaluator errors.");
+create_exception!(_evaluator, RuleError, EvaluatorError, "A rule or snapshot that does not compile; `.path` names the node.");
+create_exception!(_evaluator, BudgetExceededError, EvaluatorError, "Evaluation exceeded its step or size budget.");
+
+fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => Err(EvaluatorError::new_err("internal evaluator error")),
+    }
+}
+
+fn rule_error(py: Python<'_>, e: CoreRuleError) -> PyErr {
+    let err = RuleError::new_err(format!("{}: {}", e.path, e.message));
+    let value = err.value(py);
+    let _ = value.setattr("path", e.path);
+    let _ = value.setattr("reason", e.message);
+    err
+}
+
+fn eval_error(e: EvalError) -> PyErr {
+    match e {
+        EvalError::Budget(m) => BudgetExceededError::new_err(m),
+        EvalError::Invalid(m) => EvaluatorError::new_err(m),
+    }
+}
+
+fn now_ms() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_millis() as f64)
+}
+
+/// Python object → JSON value. Rejects NaN/Infinity, non-string keys, lone surrogates, unknown
+/// types and nesting deeper than `MAX_DATA_DEPTH`.
+pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    to_value_at(obj, 0)
+}
+
+fn to_value_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    if depth > MAX_DATA_DEPTH {
+        return Err(PyValueError::new_err(format!("value nested deeper than {MAX_DATA_DEPTH} levels")));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(s) = obj.downcast::<PyString>() {
+        let s = s.to_str().map_err(|_| PyValueError::new_err("string is not valid Unicode (lone surrogate)"))?;
+        return Ok(Value::String(s.to_owned()));
+    }
+    if let Ok(b) = obj.downcast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::Number(i.into()));
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::Number(u.into()));
+        }
+        let f: f64 = obj.extract()?;
+        return Number::from_f64(f).map(Value::Number).ok_or_else(|| PyValueError::new_err("integer too large"));
+    }
+    if let Ok(f) = obj.downcast::<PyFloat>() {
+        return Number::from_f64(f.value())
+            .map(Value::Number)
+            .ok_or_else(|| PyValueError::new_err("NaN and Infinity are not valid JSON numbers"));
+    }
+    if let Ok(d) = obj.downcast::<PyDict>() {
+        let mut m = Map::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key = k.downcast::<PyString>().map_err(|_| PyTypeError::new_err("object keys must be strings"))?;
+            let key = key.to_str().map_err(|_| PyValueError::new_err("key is not valid Unicode (lone surrogate)"))?;
+            m.insert(key.to_owned(), to_value_at(&v, depth + 1)?);
+        }
+        return Ok(Value::Object(m));
+    }
+    if let Ok(l) = obj.downcast::<PyList>() {
+        return l.iter().map(|x| to_value_at(&x, depth + 1)).collect::<PyResult<_>>().map(Value::Array);
+    }
+    if let Ok(t) = obj.downcast::<PyTuple>() {
+        return t.iter().map(|x| to_value_at(&x, depth + 1)).collect::<PyResult<_>>().map(Value::Array);
+    }
+    Err(PyTypeError::new_err(format!("unsupported type {} in JSON value", obj.get_type().name()?)))
+}
+
+/// JSON value → Python object.
+pub fn to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(m) => {
+            let dict = PyDict::new(py);
+            for (k, item) in m {
+                dict.set_item(k, to_py(py, item)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// Flattened context pairs from a mapping or an iterable of `(name, value)` string pairs.
+fn to_pairs(obj: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let items = if let Ok(m) = obj.downcast::<PyMapping>() { m.items()?.into_any() } else { obj.clone() };
+    let mut pairs = Vec::new();
+    for item in items.try_iter()? {
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
+            item?.extract().map_err(|_| PyTypeError::new_err("flat context items must be (name, value) pairs"))?;
+        let name = k.downcast::<PyString>().map_err(|_| PyTypeError::new_err("flat context names must be strings"))?;
+        let value = v.downcast::<PyString>().map_err(|_| PyTypeError::new_err("flat context values must be strings"))?;
+        let name = name.to_str().map_err(|_| PyValueError::new_err("name is not valid Unicode"))?;
+        let value = value.to_str().map_err(|_| PyValueError::new_err("value is not valid Unicode"))?;
+        pairs.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(pairs)
+}
+
+fn context_value(context: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
+    match context {
+        None => Ok(Value::Object(Map::new())),
+        Some(c) if c.is_none() => Ok(Value::Object(Map::new())),
+        Some(c) => match to_value(c)? {
+            v @ Value::Object(_) => Ok(v),
+            _ => Err(PyTypeError::new_err("context must be a dict")),
+        },
+    }
+}
+
+/// A compiled environment snapshot.
+#[pyclass(frozen, module = "evaluator._evaluator", name = "Snapshot")]
+pub struct PySnapshot {
+    inner: Arc<snapshot::Snapshot>,
+}
+
+fn flag_result<'py>(py: Python<'py>, key: &str, r: FlagResult) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("key", key)?;
+    d.set_item("value", r.enabled)?;
+    d.set_item("variant", r.variant)?;
+    d.set_item("reason", r.reason)?;
+    d.set_item("targetingVersion", r.targeting_version)?;
+    match r.config {
+        Some((k, payload)) => {
+            let c = PyDict::new(py);
+            c.set_item("key", k)?;
+            c.set_item("payload", to_py(py, &payload)?)?;
+            d.set_item("config", c)?;
+        }
+        None => d.set_item("config", py.None())?,
+    }
+    d.set_item("ruleEvaluationResults", r.rule_results)?;
+    d.set_item("missingContextFields", r.missing)?;
+    Ok(d)
+}
+
+#[pymethods]
+impl PySnapshot {
+    #[new]
+    #[pyo3(signature = (data, format = "json"))]
+    fn new(py: Python<'_>, data: &[u8], format: &str) -> PyResult<Self> {
+        guard(|| {
+            let compiled = match format {
+                "json" => py.allow_threads(|| snapshot::Snapshot::from_json(data)),
+                "msgpack" => py.allow_threads(|| snapshot::Snapshot::from_msgpack(data)),
+                other => return Err(PyValueError::new_err(format!("unknown snapshot format {other:?}"))),
+            };
+            compiled.map(|s| Self { inner: Arc::new(s) }).map_err(|e| rule_error(py, e))
+        })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __contains__(&self, key: &str) -> bool {
+        self.inner.flag_keys().any(|k| k == key)
+    }
+
+    fn flag_keys(&self) -> Vec<String> {
+        self.inner.flag_keys().map(str::to_owned).collect()
+    }
+
+    /// The `features` array of `GET /features`, as JSON bytes.
+    fn definitions_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.definitions_json())
+    }
+
+    /// The `features` object of `/features/evaluated` for a nested context, as JSON bytes.
+    #[pyo3(signature = (context = None, *, enabled_only = false, debug = false, now_ms = None))]
+    fn evaluate_all<'py>(
+        &self,
+        py: Python<'py>,
+        context: Option<&Bound<'py, PyAny>>,
+        enabled_only: bool,
+        debug: bool,
+        now_ms: Option<f64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        guard(|| {
+            let ctx = context_value(context)?;
+            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
+            let mut out = Vec::new();
+            self.inner.evaluate_all::<String>(&Context::Nested(&ctx), opts, &mut out);
+            Ok(PyBytes::new(py, &out))
+        })
+    }
+
+    /// Same as `evaluate_all` for an already-flattened context (`context.*` query parameters
+    /// with the prefix removed): a mapping or `(name, value)` pairs, later pairs win.
+    #[pyo3(signature = (pairs, *, enabled_only = false, debug = false, now_ms = None))]
+    fn evaluate_all_flat<'py>(
+        &self,
+        py: Python<'py>,
+        pairs: &Bound<'py, PyAny>,
+        enabled_only: bool,
+        debug: bool,
+        now_ms: Option<f64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        guard(|| {
+            let pairs = to_pairs(pairs)?;
+            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
+            let mut out = Vec::new();
+            self.inner.evaluate_all(&Context::Flat(&pairs), opts, &mut out);
+            Ok(PyBytes::new(py, &out))
+        })
+    }
+
+    /// Evaluate many nested contexts with the GIL released; one JSON body per context.
+    #[pyo3(signature = (contexts, *, enabled_only = false, debug = false, now_ms = None))]
+    fn evaluate_batch<'py>(
+        &self,
+        py: Python<'py>,
+        contexts: &Bound<'py, PyAny>,
+        enabled_only: bool,
+        debug: bool,
+        now_ms: Option<f64>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        guard(|| {
+            let values = contexts
+                .try_iter()?
+                .map(|c| context_value(Some(&c?)))
+                .collect::<PyResult<Vec<Value>>>()?;
+            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
+            let inner = Arc::clone(&self.inner);
+            let bodies = py.allow_threads(move || {
+                catch_unwind(AssertUnwindSafe(|| {
+                    values
+                        .iter()
+                        .map(|v| {
+                            let mut out = Vec::new();
+                            inner.evaluate_all::<String>(&Context::Nested(v), opts, &mut out);
+                            out
+                        })
+                        .collect::<Vec<_>>()
+                }))
+            });
+            let bodies = bodies.map_err(|_| EvaluatorError::new_err("internal evaluator error"))?;
+            Ok(bodies.iter().map(|b| PyBytes::new(py, b)).collect())
+        })
+    }
+
+    /// One flag for a nested context: `{key, value, variant, reason, targetingVersion, config,
+    /// ruleEvaluationResults, missingContextFields}`, or `None` for an unknown key.
+    #[pyo3(signature = (key, context = None, *, now_ms = None))]
+    fn evaluate_flag<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        context: Option<&Bound<'py, PyAny>>,
+        now_ms: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        guard(|| {
+            let ctx = context_value(context)?;
+            let r = self.inner.evaluate_flag::<String>(key, &Context::Nested(&ctx), now_ms.unwrap_or_else(self::now_ms));
+            r.map(|r| flag_result(py, key, r)).transpose()
+        })
+    }
+
+    /// `evaluate_flag` for a flattened context.
+    #[pyo3(signature = (key, pairs, *, now_ms = None))]
+    fn evaluate_flag_flat<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        pairs: &Bound<'py, PyAny>,
+        now_ms: Option<f64>,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        guard(|| {
+            let pairs = to_pairs(pairs)?;
+            let r = self.inner.evaluate_flag(key, &Context::Flat(&pairs), now_ms.unwrap_or_else(self::now_ms));
+            r.map(|r| flag_result(py, key, r)).transpose()
+        })
+    }
+
+    /// DevCycle bucketed config of the snapshot's `devcycle` section, or `None` without one.
+    fn devcycle_bucket<'py>(&self, py: Python<'py>, user: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<Option<Bound<'py, PyAny>>> {
+        guard(|| {
+            let user = to_value(user)?;
+            if !user.is_object() {
+                return Err(PyTypeError::new_err("user must be a dict"));
+            }
+            self.inner.devcycle_bucket(&user, now_ms).map(|v| to_py(py, &v)).transpose()
+        })
+    }
+}
+
+/// Reflag rollout hash of a string: 0..=100000.
+#[pyfunction]
+fn reflag_hash(value: &str) -> u32 {
+    hash::reflag_hash(value)
+}
+
+/// MurmurHash3 x86 32-bit of the UTF-8 bytes of `data`, unsigned.
+#[pyfunction]
+#[pyo3(signature = (data, seed = 0))]
+fn murmur3_32(data: &str, seed: u32) -> u32 {
+    hash::murmur3_32(data.as_bytes(), seed)
+}
+
+/// `evaluateFlagRules` of `@reflag/flag-evaluation` 1.0.1.
+#[pyfunction]
+#[pyo3(signature = (flag_key, rules, context, *, now_ms = None))]
+fn reflag_evaluate<'py>(
+    py: Python<'py>,
+    flag_key: &str,
+    rules: &Bound<'py, PyAny>,
+    context: &Bound<'py, PyAny>,
+    now_ms: Option<f64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    guard(|| {
+        let rules = to_value(rules)?;
+        let ctx = context_value(Some(context))?;
+        let out = snapshot::evaluate_rules(flag_key, &rules, &ctx, now_ms.unwrap_or_else(self::now_ms))
+            .map_err(|e| rule_error(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("value", out.value.as_ref().map(|v| to_py(py, v)).transpose()?)?;
+        d.set_item("flagKey", flag_key)?;
+        d.set_item("context", to_py(py, &Value::Object(context::flatten_all(&ctx)))?)?;
+        d.set_item("ruleEvaluationResults", out.rule_results)?;
+        d.set_item("reason", out.reason)?;
+        d.set_item("missingContextFields", out.missing)?;
+        Ok(d)
+    })
+}
+
+/// DevCycle `generateBucketedConfig` for one user at `now_ms`.
+#[pyfunction]
+fn devcycle_bucket<'py>(py: Python<'py>, config: &Bound<'py, PyAny>, user: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<Bound<'py, PyAny>> {
+    guard(|| {
+        let config = to_value(config)?;
+        let user = to_value(user)?;
+        let out = devcycle::bucket(&config, &user, now_ms).map_err(eval_error)?;
+        to_py(py, &out)
+    })
+}
+
+/// JSON Logic `apply(rule, data)` with the flagd and Airborne operators.
+#[pyfunction]
+#[pyo3(signature = (rule, data = None))]
+fn jsonlogic_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, data: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    guard(|| {
+        let rule = to_value(rule)?;
+        let data = match data {
+            Some(d) => to_value(d)?,
+            None => Value::Null,
+        };
+        let out = jsonlogic::apply(&rule, &data).map_err(eval_error)?;
+        to_py(py, &out)
+    })
+}
+
+/// SemVer 2.0 precedence of two versions (`v` prefix and short forms accepted): -1, 0 or 1.
+#[pyfunction]
+fn semver_compare(a: &str, b: &str) -> PyResult<i32> {
+    guard(|| {
+        semver::compare_str(a, b)
+            .map(|o| o as i32)
+            .map_err(PyValueError::new_err)
+    })
+}
+
+#[pymodule]
+fn _evaluator(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("EvaluatorError", py.get_type::<EvaluatorError>())?;
+    m.add("RuleError", py.get_type::<RuleError>())?;
+    m.add("BudgetExceededError", py.get_type::<BudgetExceededError>())?;
+    m.add_class::<PySnapshot>()?;
+    m.add_function(wrap_pyfunction!(reflag_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(murmur3_32, m)?)?;
+    m.add_function(wrap_pyfunction!(reflag_evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(devcycle_bucket, m)?)?;
+    m.add_function(wrap_pyfunction!(jsonlogic_apply, m)?)?;
+    m.add_function(wrap_pyfunction!(semver_compare, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

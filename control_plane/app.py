@@ -1,0 +1,99 @@
+"""The control-plane ASGI application."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from control_plane import snapshots
+from control_plane.errors import ApiError
+from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
+from control_plane.openapi import document
+from control_plane.ratelimit import SlidingWindow
+from control_plane.routes import api_keys, organisations, users
+from control_plane.security import Tokens
+from control_plane.settings import ENV_PREFIX, Settings, load_jwt_secret
+from control_plane.store import Store
+
+log = logging.getLogger("control_plane")
+VERSION = "0.1.0"
+ROUTERS: list[Router] = [users.router, organisations.router, api_keys.router]
+
+
+class RequestIdMiddleware:
+    """Echo a well-formed client ``X-Request-Id`` or mint one; every response carries it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(Request(scope))
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def create_app(settings: Settings) -> Starlette:
+    store = Store(settings.db_path)
+    services = Services(
+        settings=settings,
+        store=store,
+        tokens=Tokens(settings.jwt_secret, settings.access_token_ttl, settings.refresh_token_ttl),
+        validate_projects=snapshots.validate_projects,
+        publish_projects=snapshots.publish_projects,
+        login_limiter=SlidingWindow(settings.login_attempts_per_minute),
+    )
+    openapi = document(ROUTERS, "flagedge control plane", VERSION)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSON(openapi)
+
+    async def health(request: Request) -> Response:
+        return JSON({"status": "ok"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = {404: "no such route", 405: "method not allowed"}.get(status, "request failed")
+        return error_response(request, ApiError(status, message))
+
+    handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {HTTPException: http_error}
+    routes = [Route("/openapi.json", openapi_json), Route("/health", health), *starlette_routes(ROUTERS, services)]
+    app = Starlette(routes=routes, exception_handlers=handlers)
+    app.state.services = services
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for granian workers: settings come from the ``FLAGEDGE_`` environment."""
+    from pathlib import Path
+
+    data_dir = Path(os.environ.get(ENV_PREFIX + "DATA_DIR", "./data")).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = Settings(
+        data_dir=data_dir,
+        redis_url=os.environ.get(ENV_PREFIX + "REDIS_URL") or None,
+        jwt_secret=load_jwt_secret(data_dir, os.environ.get(ENV_PREFIX + "JWT_SECRET")),
+        access_token_ttl=int(os.environ.get(ENV_PREFIX + "ACCESS_TOKEN_TTL", "3600")),
+        max_body_bytes=int(os.environ.get(ENV_PREFIX + "MAX_BODY_BYTES", str(1 << 20))),
+    )
+    return create_app(settings)

@@ -1,0 +1,154 @@
+"""Who is calling and what they may do: principals, roles, and scoped look-ups.
+
+Every project or organisation a route touches is looked up *through* the caller's memberships,
+so another organisation's resources are indistinguishable from missing ones (404 either way).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from control_plane.errors import ApiError, forbidden, not_found, unauthorized
+from control_plane.security import Tokens, key_hash, same
+from control_plane.store import Store, now_iso
+
+ROLES = ("read", "write", "admin", "owner")
+RANK = {role: i for i, role in enumerate(ROLES)}
+# The most an API key of each scope may do on the admin API.
+SCOPE_CEILING = {"read": "read", "write": "write", "admin": "owner", "submit": None}
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    email: str
+    # Set for API keys: the one organisation the key works in, and its scope.
+    api_key_id: str | None = None
+    api_key_org: str | None = None
+    scope: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"key:{self.api_key_id}" if self.api_key_id else f"user:{self.user_id}"
+
+    def effective_role(self, organisation_id: str, member_role: str) -> str | None:
+        if self.api_key_id is None:
+            return member_role
+        if organisation_id != self.api_key_org:
+            return None
+        ceiling = SCOPE_CEILING.get(self.scope or "")
+        if ceiling is None:
+            return None
+        return member_role if RANK[member_role] <= RANK[ceiling] else ceiling
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def authenticate(store: Store, tokens: Tokens, authorization: str | None, x_api_key: str | None) -> Principal:
+    """The caller from a Bearer JWT or API key (or ``X-API-Key``); 401 without one, 401 if invalid."""
+    token = bearer_token(authorization) or (x_api_key.strip() if x_api_key else None)
+    if not token:
+        raise unauthorized()
+    if token.startswith("fe_"):
+        row = store.one(
+            "SELECT k.id, k.key_hash, k.scope, k.organisation_id, u.id AS user_id, u.email FROM api_keys k "
+            "JOIN users u ON u.id = k.user_id WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+            (key_hash(token),),
+        )
+        if row is None or not same(row["key_hash"], key_hash(token)):
+            raise unauthorized("invalid or revoked API key")
+        with store.transaction() as db:
+            db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now_iso(), row["id"]))
+        return Principal(row["user_id"], row["email"], row["id"], row["organisation_id"], row["scope"])
+    claims = tokens.decode(token, "access")
+    if claims is None:
+        raise unauthorized("invalid or expired token")
+    user = store.one("SELECT id, email FROM users WHERE id = ?", (claims["sub"],))
+    if user is None or user["email"] != claims["email"]:
+        raise unauthorized("invalid or expired token")
+    return Principal(user["id"], user["email"])
+
+
+def require(role: str | None, needed: str) -> None:
+    if role is None or RANK[role] < RANK[needed]:
+        raise forbidden(f"requires {needed} access")
+
+
+@dataclass(frozen=True)
+class OrgAccess:
+    id: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    id: str
+    key: str
+    name: str
+    organisation_id: str
+    organisation_name: str
+    role: str
+
+
+def org_by_name(db: sqlite3.Connection, principal: Principal, name: str, needed: str = "read") -> OrgAccess:
+    row = db.execute(
+        "SELECT o.id, o.name, m.role FROM organisations o JOIN memberships m ON m.organisation_id = o.id "
+        "WHERE o.name = ? AND m.user_id = ?",
+        (name, principal.user_id),
+    ).fetchone()
+    role = principal.effective_role(row["id"], row["role"]) if row else None
+    if row is None or role is None:
+        raise not_found("organisation")
+    require(role, needed)
+    return OrgAccess(row["id"], row["name"], role)
+
+
+def _project(row: sqlite3.Row | None, principal: Principal, needed: str) -> ProjectAccess:
+    role = principal.effective_role(row["organisation_id"], row["role"]) if row else None
+    if row is None or role is None:
+        raise not_found("project")
+    require(role, needed)
+    return ProjectAccess(row["id"], row["key"], row["name"], row["organisation_id"], row["org_name"], role)
+
+
+_PROJECT_SQL = (
+    "SELECT p.id, p.key, p.name, p.organisation_id, o.name AS org_name, m.role FROM projects p "
+    "JOIN organisations o ON o.id = p.organisation_id "
+    "JOIN memberships m ON m.organisation_id = p.organisation_id AND m.user_id = ? "
+)
+
+
+def project_by_key(
+    db: sqlite3.Connection, principal: Principal, key_or_id: str, needed: str = "read", organisation: str | None = None
+) -> ProjectAccess:
+    """A project the caller can see, by key or id; with several matches ``x-organisation`` decides."""
+    rows = db.execute(
+        _PROJECT_SQL + "WHERE (p.key = ? OR p.id = ?)" + (" AND o.name = ?" if organisation else "")
+        + " ORDER BY p.created_at",
+        (principal.user_id, key_or_id, key_or_id, *([organisation] if organisation else [])),
+    ).fetchall()
+    visible = [r for r in rows if principal.effective_role(r["organisation_id"], r["role"]) is not None]
+    if len(visible) > 1:
+        raise ApiError(409, "project key exists in several of your organisations; send x-organisation")
+    return _project(visible[0] if visible else None, principal, needed)
+
+
+def application(
+    db: sqlite3.Connection, principal: Principal, organisation: str | None, name: str | None, needed: str = "read"
+) -> ProjectAccess:
+    """An Airborne application from the ``x-organisation``/``x-application`` headers."""
+    if not organisation or not name:
+        raise ApiError(400, "x-organisation and x-application headers are required",
+                       details=[{"field": "x-organisation" if not organisation else "x-application",
+                                 "code": "required", "message": "header is required"}])
+    row = db.execute(_PROJECT_SQL + "WHERE o.name = ? AND p.key = ?", (principal.user_id, organisation, name)).fetchone()
+    return _project(row, principal, needed)

@@ -1,0 +1,274 @@
+"""Routing, request parsing and responses shared by every admin route.
+
+A route is declared once with :meth:`Router.route`; the declaration drives the Starlette route,
+body/query validation (pydantic), authentication, the error envelope and the OpenAPI document.
+Every write goes through :meth:`Ctx.commit`: one SQLite transaction that also checks the
+idempotency key, appends the audit entries and validates the snapshots of touched projects.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import sqlite3
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from control_plane.authz import Principal, authenticate
+from control_plane.errors import ApiError
+from control_plane.ratelimit import SlidingWindow
+from control_plane.security import Tokens
+from control_plane.settings import Settings
+from control_plane.store import Store, now_iso
+
+log = logging.getLogger("control_plane")
+
+T = TypeVar("T", bound=BaseModel)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    tokens: Tokens
+    # Called with the ids of projects whose snapshot data changed, inside the write transaction;
+    # raises ApiError when a snapshot does not compile (the write then rolls back).
+    validate_projects: Callable[[sqlite3.Connection, set[str]], None]
+    # Called after commit with the same ids: builds and publishes the snapshots.
+    publish_projects: Callable[[set[str]], None]
+    login_limiter: SlidingWindow
+
+
+def request_id(request: Request) -> str:
+    rid = request.scope.get("state", {}).get("request_id")
+    if isinstance(rid, str):
+        return rid
+    sent = request.headers.get("x-request-id", "")
+    return sent if _REQUEST_ID.match(sent) else secrets.token_hex(12)
+
+
+def error_response(request: Request, err: ApiError) -> JSON:
+    rid = request_id(request)
+    return JSON(err.envelope(rid), status_code=err.status, headers={**err.headers, "X-Request-Id": rid})
+
+
+def _pydantic_details(e: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    out = []
+    for item in e.errors(include_url=False):
+        loc = ".".join(str(p) for p in item["loc"])
+        out.append({"field": f"{prefix}{loc}" if loc else prefix.rstrip("."), "code": item["type"], "message": item["msg"]})
+    return out
+
+
+@dataclass
+class Write:
+    """What a change function receives inside :meth:`Ctx.commit`."""
+
+    db: sqlite3.Connection
+    principal: Principal
+    change_reason: str | None
+    touched: set[str] = field(default_factory=set)
+    entries: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def audit(
+        self,
+        action: str,
+        target: str,
+        *,
+        organisation_id: str | None = None,
+        project_id: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        self.entries.append(
+            (now_iso(), self.principal.id, organisation_id, project_id, action, target, self.change_reason,
+             orjson.dumps(details or {}).decode())
+        )
+
+    def touch(self, project_id: str) -> None:
+        """Mark a project whose snapshots must be rebuilt after this change."""
+        self.touched.add(project_id)
+
+
+@dataclass
+class Ctx:
+    request: Request
+    services: Services
+    body: Any = None
+    query: Any = None
+    _principal: Principal | None = None
+
+    @property
+    def principal(self) -> Principal:
+        if self._principal is None:
+            self._principal = authenticate(
+                self.services.store,
+                self.services.tokens,
+                self.request.headers.get("authorization"),
+                self.request.headers.get("x-api-key"),
+            )
+        return self._principal
+
+    def path(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def commit(
+        self, change: Callable[[Write], Any], *, status: int = 200, idempotent: bool = True
+    ) -> JSON:
+        """Run ``change`` in one transaction with audit, idempotency and snapshot validation."""
+        principal = self.principal
+        idem_key = self.request.headers.get("idempotency-key") or getattr(self.body, "client_dedup_id", None)
+        route = f"{self.request.method} {self.request.url.path}"
+        reason = getattr(self.body, "change_reason", None) or self.request.headers.get("x-change-reason")
+        store = self.services.store
+        with store.transaction() as db:
+            if idempotent and idem_key:
+                row = db.execute(
+                    "SELECT status, body FROM idempotency WHERE principal = ? AND idem_key = ? AND route = ?",
+                    (principal.id, idem_key, route),
+                ).fetchone()
+                if row is not None:
+                    replay = orjson.loads(row["body"])
+                    if isinstance(replay, dict):
+                        replay["replayed"] = True
+                    return JSON(replay, status_code=row["status"])
+            w = Write(db, principal, reason)
+            result = change(w)
+            if w.touched:
+                self.services.validate_projects(db, w.touched)
+            db.executemany(
+                "INSERT INTO audit_log (at, actor, organisation_id, project_id, action, target, change_reason, details)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                w.entries,
+            )
+            if idempotent and idem_key:
+                stored = {**result, "replayed": False} if isinstance(result, dict) else result
+                db.execute(
+                    "INSERT INTO idempotency (principal, idem_key, route, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (principal.id, idem_key, route, status, orjson.dumps(stored).decode(), now_iso()),
+                )
+                result = stored
+        if w.touched:
+            self.services.publish_projects(w.touched)
+        return JSON(result, status_code=status)
+
+
+Handler = Callable[[Ctx], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    auth: bool
+    status: int
+    headers: tuple[str, ...]
+    responses: tuple[int, ...]
+
+
+class Router:
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.specs: list[RouteSpec] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        auth: bool = True,
+        status: int = 200,
+        headers: tuple[str, ...] = (),
+        responses: tuple[int, ...] = (),
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.specs.append(
+                RouteSpec(method, path, handler, summary, self.tag, body, query, auth, status, headers, responses)
+            )
+            return handler
+
+        return register
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_model(model: type[T], raw: Any, prefix: str = "") -> T:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as e:
+        raise ApiError(400, "request failed validation", details=_pydantic_details(e, prefix)) from None
+
+
+def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitable[Response]]:
+    async def run(request: Request) -> Response:
+        try:
+            ctx = Ctx(request, services)
+            if spec.auth:
+                _ = ctx.principal
+            if spec.query is not None:
+                ctx.query = parse_model(spec.query, dict(request.query_params), "query.")
+            if spec.body is not None:
+                raw = await read_body(request, services.settings.max_body_bytes)
+                try:
+                    data = orjson.loads(raw) if raw.strip() else {}
+                except orjson.JSONDecodeError:
+                    raise ApiError(400, "request body is not valid JSON",
+                                   details=[{"field": "body", "code": "invalid_json", "message": "not valid JSON"}]) from None
+                ctx.body = parse_model(spec.body, data)
+            result = await spec.handler(ctx)
+            if isinstance(result, Response):
+                return result
+            return JSON(result, status_code=spec.status)
+        except ApiError as err:
+            return error_response(request, err)
+        except Exception:
+            log.exception("unhandled error in %s %s", spec.method, spec.path)
+            return error_response(request, ApiError(500, "internal error"))
+
+    return run
+
+
+def starlette_routes(routers: list[Router], services: Services) -> list[Route]:
+    return [
+        Route(spec.path, endpoint(spec, services), methods=[spec.method], name=spec.handler.__name__)
+        for router in routers
+        for spec in router.specs
+    ]

@@ -1,0 +1,110 @@
+"""The OpenAPI 3.1 document, generated from the same route declarations that serve requests."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+
+from control_plane.http import Router
+
+_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
+_DESCRIPTIONS = {
+    200: "OK",
+    201: "Created",
+    204: "No content",
+    400: "Validation failed",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Payload too large",
+    429: "Rate limited",
+}
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details", "request_id"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                },
+                "request_id": {"type": "string"},
+            },
+        }
+    },
+}
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        components[name] = definition
+    components[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
+    components: dict[str, Any] = {"ErrorEnvelope": ERROR_SCHEMA}
+    paths: dict[str, Any] = {}
+    for router in routers:
+        for spec in router.specs:
+            params: list[dict[str, Any]] = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _PARAM.findall(spec.path)
+            ]
+            params += [{"name": h, "in": "header", "required": False, "schema": {"type": "string"}} for h in spec.headers]
+            if spec.query is not None:
+                qschema = spec.query.model_json_schema()
+                required = set(qschema.get("required", []))
+                for name, prop in qschema.get("properties", {}).items():
+                    params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+            errors = {400, *spec.responses}
+            if spec.auth:
+                errors |= {401, 403, 404}
+            responses: dict[str, Any] = {
+                str(spec.status): {"description": _DESCRIPTIONS.get(spec.status, "OK"), "content": {"application/json": {}}}
+            }
+            for code in sorted(errors):
+                responses[str(code)] = {
+                    "description": _DESCRIPTIONS.get(code, "Error"),
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+                }
+            op: dict[str, Any] = {
+                "operationId": spec.handler.__name__,
+                "summary": spec.summary,
+                "tags": [spec.tag],
+                "parameters": params,
+                "responses": responses,
+            }
+            if spec.body is not None:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": _schema(spec.body, components)}},
+                }
+            if spec.auth:
+                op["security"] = [{"bearer": []}, {"apiKey": []}]
+            paths.setdefault(_PARAM.sub(lambda m: "{" + m.group(1) + "}", spec.path), {})[spec.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "JWT from /users/login or an API key"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+    }

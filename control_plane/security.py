@@ -1,0 +1,103 @@
+"""Secrets: password hashing (argon2id), JWTs (HS256), API and SDK key generation and hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+# A real hash to verify against when the user does not exist, so both paths cost the same.
+_DUMMY_HASH = _hasher.hash("no-such-user-" + secrets.token_hex(8))
+
+API_KEY_PREFIX = {"read": "fe_rk_", "write": "fe_wk_", "submit": "fe_sk_", "admin": "fe_ak_"}
+SDK_KEY_PREFIX = {"client": "client-", "server": "server-", "mobile": "mobile-"}
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def key_hash(secret: str) -> str:
+    """SHA-256 hex of a high-entropy key: how API and SDK keys are stored and looked up."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+def new_api_key(scope: str) -> str:
+    return API_KEY_PREFIX[scope] + secrets.token_urlsafe(32)
+
+
+def new_sdk_key(kind: str, environment_type: str) -> str:
+    """``client-…`` (publishable), ``server-…`` (secret) or ``mobile-…``; all longer than 22 chars."""
+    return f"{SDK_KEY_PREFIX[kind]}{environment_type[:4]}-{secrets.token_urlsafe(24)}"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": self.refresh_token,
+            "refresh_expires_in": self.refresh_expires_in,
+        }
+
+
+class Tokens:
+    """Issues and checks HS256 JWTs. Only HS256 is accepted: ``alg: none`` and RS/HS confusion fail."""
+
+    ALGORITHM = "HS256"
+
+    def __init__(self, secret: str, access_ttl: int, refresh_ttl: int) -> None:
+        self._secret = secret
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+
+    def _encode(self, user_id: str, email: str, typ: str, ttl: int) -> str:
+        now = int(time.time())
+        claims = {"sub": user_id, "email": email, "typ": typ, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(8)}
+        return jwt.encode(claims, self._secret, algorithm=self.ALGORITHM)
+
+    def issue(self, user_id: str, email: str) -> TokenPair:
+        return TokenPair(
+            access_token=self._encode(user_id, email, "access", self.access_ttl),
+            expires_in=self.access_ttl,
+            refresh_token=self._encode(user_id, email, "refresh", self.refresh_ttl),
+            refresh_expires_in=self.refresh_ttl,
+        )
+
+    def decode(self, token: str, typ: str) -> dict[str, Any] | None:
+        """The claims of a valid, unexpired token of type ``typ`` with an email, else ``None``."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, self._secret, algorithms=[self.ALGORITHM], options={"require": ["exp", "sub", "typ"]}
+            )
+        except jwt.PyJWTError:
+            return None
+        if claims.get("typ") != typ or not claims.get("email"):
+            return None
+        return claims

@@ -1,0 +1,77 @@
+"""Control-plane configuration: command-line flags, each with a ``FLAGEDGE_`` environment twin."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "FLAGEDGE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    jwt_secret: str = field(default="", repr=False)
+    access_token_ttl: int = 3600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    max_body_bytes: int = 1 << 20
+    login_attempts_per_minute: int = 10
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "control_plane.sqlite3"
+
+
+def env_default(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(ENV_PREFIX + name, default)
+
+
+def env_arg(
+    parser: argparse.ArgumentParser, flag: str, env: str, help_text: str, default: str | None = None, kind: type = str
+) -> None:
+    """A flag whose default comes from ``FLAGEDGE_<env>``; ``--help`` names the variable."""
+    parser.add_argument(flag, default=env_default(env, default), type=kind, help=f"{help_text} [env {ENV_PREFIX}{env}]")
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    env_arg(parser, "--data-dir", "DATA_DIR", "directory of the SQLite store, LMDB snapshots and secrets", "./data")
+    env_arg(parser, "--host", "HOST", "address to listen on", "127.0.0.1")
+    env_arg(parser, "--port", "PORT", "port to listen on", "8080", int)
+    env_arg(parser, "--redis-url", "REDIS_URL", "Redis for multi-host snapshot distribution (optional)")
+    env_arg(parser, "--jwt-secret", "JWT_SECRET", "HS256 signing secret (default: generated once into the data dir)")
+    env_arg(parser, "--access-token-ttl", "ACCESS_TOKEN_TTL", "access token lifetime in seconds", "3600", int)
+    env_arg(parser, "--max-body-bytes", "MAX_BODY_BYTES", "largest accepted request body in bytes", str(1 << 20), int)
+
+
+def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
+    """The configured secret, else one generated on first start and kept (mode 0600) in the data dir."""
+    if configured:
+        return configured
+    path = data_dir / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret)
+    return secret
+
+
+def from_namespace(ns: argparse.Namespace) -> Settings:
+    data_dir = Path(ns.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return Settings(
+        data_dir=data_dir,
+        host=ns.host,
+        port=int(ns.port),
+        redis_url=ns.redis_url or None,
+        jwt_secret=load_jwt_secret(data_dir, ns.jwt_secret),
+        access_token_ttl=int(ns.access_token_ttl),
+        max_body_bytes=int(ns.max_body_bytes),
+    )

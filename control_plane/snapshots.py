@@ -1,0 +1,49 @@
+"""Snapshot data of environments: built from the store, compiled by the evaluator to validate.
+
+The pipeline that writes LMDB and Redis (issue 4) starts from :func:`build_environment_document`;
+here every write validates the snapshots it affects before it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from typing import Any
+
+import orjson
+
+import evaluator
+from control_plane.errors import ApiError
+from control_plane.features_snapshot import environment_features
+
+log = logging.getLogger("control_plane.snapshots")
+
+
+def build_environment_document(db: sqlite3.Connection, environment_id: str) -> dict[str, Any]:
+    """The evaluator document of one environment: ``{"features": [...]}`` in Reflag shape."""
+    return {"features": environment_features(db, environment_id)}
+
+
+def compile_environment(db: sqlite3.Connection, environment_id: str) -> evaluator.Snapshot:
+    """Build and compile one environment's snapshot; ApiError 400 naming the bad node if it fails."""
+    doc = build_environment_document(db, environment_id)
+    try:
+        return evaluator.Snapshot(orjson.dumps(doc))
+    except evaluator.RuleError as e:
+        raise ApiError(
+            400,
+            f"targeting does not compile: {e.reason}",
+            details=[{"field": e.path, "code": "invalid_rule", "message": e.reason}],
+        ) from None
+
+
+def validate_projects(db: sqlite3.Connection, project_ids: set[str]) -> None:
+    for project_id in sorted(project_ids):
+        for row in db.execute("SELECT id FROM environments WHERE project_id = ? ORDER BY created_at", (project_id,)):
+            compile_environment(db, row["id"])
+
+
+def publish_projects(project_ids: set[str]) -> None:
+    # LMDB/Redis publication is the snapshot pipeline's job (issue 4); until it exists the
+    # validated data stays in SQLite, the source of truth.
+    log.debug("snapshots changed for projects %s", sorted(project_ids))

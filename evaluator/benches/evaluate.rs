@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::hint::black_box;
 use std::time::Duration;
 
-#[path = "workloads.rs"]
+#[path = "support/workloads.rs"]
 mod workloads;
 
 const OPTS: Options = Options { enabled_only: false, debug: false, now_ms: 1_718_452_800_000.0 };

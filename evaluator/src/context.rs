@@ -98,11 +98,7 @@ impl<'a> FlatContext<'a> {
 
 /// Visit every `(flattened name, string value)` pair of a context in `flattenJSON` order.
 /// Number values are only formatted when `wants(name)` says the pair is needed.
-pub fn flatten_into<'a>(
-    ctx: &'a Value,
-    wants: &dyn Fn(&str) -> bool,
-    sink: &mut dyn FnMut(&str, Cow<'a, str>),
-) {
+pub fn flatten_into<'a>(ctx: &'a Value, wants: &dyn Fn(&str) -> bool, sink: &mut dyn FnMut(&str, Cow<'a, str>)) {
     if let Value::Object(map) = ctx {
         if !map.is_empty() {
             let mut key = String::with_capacity(64);
@@ -254,7 +250,18 @@ mod tests {
         let got: Vec<Option<&str>> = (0..f.len() as u32).map(|i| flat.get(i)).collect();
         assert_eq!(
             got,
-            vec![Some("x"), Some(""), Some("1.5e-7"), Some("10"), Some(""), Some("1"), Some("true"), Some(""), Some("1e+21"), Some("0")]
+            vec![
+                Some("x"),
+                Some(""),
+                Some("1.5e-7"),
+                Some("10"),
+                Some(""),
+                Some("1"),
+                Some("true"),
+                Some(""),
+                Some("1e+21"),
+                Some("0")
+            ]
         );
     }
 
@@ -268,7 +275,12 @@ mod tests {
 
     #[test]
     fn unflatten_skips_pollution() {
-        let pairs = vec![("a.b".to_string(), "1".to_string()), ("__proto__.x".into(), "2".into()), ("c".into(), "3".into()), ("c.d".into(), "4".into())];
+        let pairs = vec![
+            ("a.b".to_string(), "1".to_string()),
+            ("__proto__.x".into(), "2".into()),
+            ("c".into(), "3".into()),
+            ("c.d".into(), "4".into()),
+        ];
         assert_eq!(unflatten(&pairs), json!({"a": {"b": "1"}, "c": "3"}));
     }
 }

@@ -225,7 +225,17 @@ mod tests {
         assert_eq!(parse_date("2024"), parse_date("2024-01-01"));
         assert_eq!(parse_date("+002024-01-01"), parse_date("2024-01-01"));
         assert_eq!(parse_date("01/10/2024"), parse_date("2024-01-10"));
-        for bad in ["", "invalid-date", "2024-13-01", "2024-02-30", "2024-01-10T25:00", "2024-1-1", "-000000-01-01", "2024-01-10Tx", "1/2/3"] {
+        for bad in [
+            "",
+            "invalid-date",
+            "2024-13-01",
+            "2024-02-30",
+            "2024-01-10T25:00",
+            "2024-1-1",
+            "-000000-01-01",
+            "2024-01-10Tx",
+            "1/2/3",
+        ] {
             assert_eq!(parse_date(bad), None, "{bad}");
         }
         assert_eq!(parse_date("2023-02-29"), None);

@@ -15,7 +15,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 create_exception!(_evaluator, EvaluatorError, PyValueError, "Base class of evaluator errors.");
-create_exception!(_evaluator, RuleError, EvaluatorError, "A rule or snapshot that does not compile; `.path` names the node.");
+create_exception!(
+    _evaluator,
+    RuleError,
+    EvaluatorError,
+    "A rule or snapshot that does not compile; `.path` names the node."
+);
 create_exception!(_evaluator, BudgetExceededError, EvaluatorError, "Evaluation exceeded its step or size budget.");
 
 fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
@@ -137,7 +142,8 @@ fn to_pairs(obj: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
         let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
             item?.extract().map_err(|_| PyTypeError::new_err("flat context items must be (name, value) pairs"))?;
         let name = k.downcast::<PyString>().map_err(|_| PyTypeError::new_err("flat context names must be strings"))?;
-        let value = v.downcast::<PyString>().map_err(|_| PyTypeError::new_err("flat context values must be strings"))?;
+        let value =
+            v.downcast::<PyString>().map_err(|_| PyTypeError::new_err("flat context values must be strings"))?;
         let name = name.to_str().map_err(|_| PyValueError::new_err("name is not valid Unicode"))?;
         let value = value.to_str().map_err(|_| PyValueError::new_err("value is not valid Unicode"))?;
         pairs.push((name.to_owned(), value.to_owned()));
@@ -265,10 +271,7 @@ impl PySnapshot {
         now_ms: Option<f64>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         guard(|| {
-            let values = contexts
-                .try_iter()?
-                .map(|c| context_value(Some(&c?)))
-                .collect::<PyResult<Vec<Value>>>()?;
+            let values = contexts.try_iter()?.map(|c| context_value(Some(&c?))).collect::<PyResult<Vec<Value>>>()?;
             let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
             let inner = Arc::clone(&self.inner);
             let bodies = py.allow_threads(move || {
@@ -300,7 +303,8 @@ impl PySnapshot {
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         guard(|| {
             let ctx = context_value(context)?;
-            let r = self.inner.evaluate_flag::<String>(key, &Context::Nested(&ctx), now_ms.unwrap_or_else(self::now_ms));
+            let r =
+                self.inner.evaluate_flag::<String>(key, &Context::Nested(&ctx), now_ms.unwrap_or_else(self::now_ms));
             r.map(|r| flag_result(py, key, r)).transpose()
         })
     }
@@ -322,7 +326,12 @@ impl PySnapshot {
     }
 
     /// DevCycle bucketed config of the snapshot's `devcycle` section, or `None` without one.
-    fn devcycle_bucket<'py>(&self, py: Python<'py>, user: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn devcycle_bucket<'py>(
+        &self,
+        py: Python<'py>,
+        user: &Bound<'py, PyAny>,
+        now_ms: i64,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         guard(|| {
             let user = to_value(user)?;
             if !user.is_object() {
@@ -374,7 +383,12 @@ fn reflag_evaluate<'py>(
 
 /// DevCycle `generateBucketedConfig` for one user at `now_ms`.
 #[pyfunction]
-fn devcycle_bucket<'py>(py: Python<'py>, config: &Bound<'py, PyAny>, user: &Bound<'py, PyAny>, now_ms: i64) -> PyResult<Bound<'py, PyAny>> {
+fn devcycle_bucket<'py>(
+    py: Python<'py>,
+    config: &Bound<'py, PyAny>,
+    user: &Bound<'py, PyAny>,
+    now_ms: i64,
+) -> PyResult<Bound<'py, PyAny>> {
     guard(|| {
         let config = to_value(config)?;
         let user = to_value(user)?;
@@ -386,7 +400,11 @@ fn devcycle_bucket<'py>(py: Python<'py>, config: &Bound<'py, PyAny>, user: &Boun
 /// JSON Logic `apply(rule, data)` with the flagd and Airborne operators.
 #[pyfunction]
 #[pyo3(signature = (rule, data = None))]
-fn jsonlogic_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, data: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+fn jsonlogic_apply<'py>(
+    py: Python<'py>,
+    rule: &Bound<'py, PyAny>,
+    data: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     guard(|| {
         let rule = to_value(rule)?;
         let data = match data {
@@ -401,11 +419,7 @@ fn jsonlogic_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, data: Option<
 /// SemVer 2.0 precedence of two versions (`v` prefix and short forms accepted): -1, 0 or 1.
 #[pyfunction]
 fn semver_compare(a: &str, b: &str) -> PyResult<i32> {
-    guard(|| {
-        semver::compare_str(a, b)
-            .map(|o| o as i32)
-            .map_err(PyValueError::new_err)
-    })
+    guard(|| semver::compare_str(a, b).map(|o| o as i32).map_err(PyValueError::new_err))
 }
 
 #[pymodule]

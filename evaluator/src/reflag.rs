@@ -10,7 +10,7 @@ use crate::devcycle::UserFilter;
 use crate::error::{Budget, RuleError, MAX_RULE_DEPTH};
 use crate::hash::reflag_hash_parts;
 use crate::jsnum::{json_number_to_f64, string_to_number};
-use crate::jsonlogic::{truthy, Logic};
+use crate::jsonlogic::Logic;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 
@@ -220,7 +220,7 @@ impl Filter {
             Filter::Negation(inner) => !inner.eval(scope, missing, budget),
             Filter::DevCycle(f) => f.matches(scope.user),
             // A rule that blows its budget on this context counts as not matching.
-            Filter::JsonLogic(logic) => logic.eval(scope.nested, budget).is_ok_and(|v| truthy(&v)),
+            Filter::JsonLogic(logic) => logic.eval_truthy(scope.nested, budget).unwrap_or(false),
         }
     }
 
@@ -283,8 +283,9 @@ impl Compiler<'_> {
             "context" => {
                 let field = req_str(m, "field", path)?;
                 let op_name = req_str(m, "operator", path)?;
-                let op = Operator::parse(op_name)
-                    .ok_or_else(|| RuleError::new(format!("{path}.operator"), format!("unknown operator {op_name:?}")))?;
+                let op = Operator::parse(op_name).ok_or_else(|| {
+                    RuleError::new(format!("{path}.operator"), format!("unknown operator {op_name:?}"))
+                })?;
                 let values = match m.get("values") {
                     None | Some(Value::Null) => Vec::new(),
                     Some(Value::Array(items)) => items
@@ -327,7 +328,10 @@ impl Compiler<'_> {
                     "and" => true,
                     "or" => false,
                     other => {
-                        return Err(RuleError::new(format!("{path}.operator"), format!("group operator must be \"and\" or \"or\", not {other:?}")))
+                        return Err(RuleError::new(
+                            format!("{path}.operator"),
+                            format!("group operator must be \"and\" or \"or\", not {other:?}"),
+                        ))
                     }
                 };
                 let items = m
@@ -386,7 +390,9 @@ mod tests {
 
     #[test]
     fn compile_errors_have_paths() {
-        let e = compile(json!({"type": "group", "operator": "and", "filters": [{"type": "context", "field": "a", "operator": "NOPE"}]}));
+        let e = compile(
+            json!({"type": "group", "operator": "and", "filters": [{"type": "context", "field": "a", "operator": "NOPE"}]}),
+        );
         assert_eq!(e.err().map(|e| e.path), Some("$.filters[0].operator".to_string()));
         let e = compile(json!({"type": "context", "field": "a", "operator": "IS", "values": [1]}));
         assert_eq!(e.err().map(|e| e.path), Some("$.values[0]".to_string()));

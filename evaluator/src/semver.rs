@@ -40,13 +40,7 @@ pub struct Version {
 
 impl Version {
     pub fn new(major: u64, minor: u64, patch: u64) -> Self {
-        Version {
-            major,
-            minor,
-            patch,
-            pre: Vec::new(),
-            build: Vec::new(),
-        }
+        Version { major, minor, patch, pre: Vec::new(), build: Vec::new() }
     }
 }
 
@@ -144,10 +138,9 @@ pub fn parse_loose(s: &str) -> Option<Version> {
 fn compare_identifier(a: &Prerelease, b: &Prerelease) -> Ordering {
     match (a, b) {
         // No leading zeros, so a longer digit string is a larger number.
-        (Prerelease::Numeric(x), Prerelease::Numeric(y)) => x
-            .len()
-            .cmp(&y.len())
-            .then_with(|| x.as_bytes().cmp(y.as_bytes())),
+        (Prerelease::Numeric(x), Prerelease::Numeric(y)) => {
+            x.len().cmp(&y.len()).then_with(|| x.as_bytes().cmp(y.as_bytes()))
+        }
         (Prerelease::Numeric(_), Prerelease::Alpha(_)) => Ordering::Less,
         (Prerelease::Alpha(_), Prerelease::Numeric(_)) => Ordering::Greater,
         (Prerelease::Alpha(x), Prerelease::Alpha(y)) => x.as_bytes().cmp(y.as_bytes()),
@@ -248,10 +241,7 @@ mod tests {
     #[test]
     fn build_metadata_ignored() {
         assert_eq!(compare(&v("1.0.0+a"), &v("1.0.0+b.1")), Ordering::Equal);
-        assert_eq!(
-            compare(&v("1.0.0-rc.1+x"), &v("1.0.0-rc.1")),
-            Ordering::Equal
-        );
+        assert_eq!(compare(&v("1.0.0-rc.1+x"), &v("1.0.0-rc.1")), Ordering::Equal);
         assert_ne!(v("1.0.0+a"), v("1.0.0"));
         let full = v("1.2.3-rc.1.x-y+build.007");
         assert_eq!(full.to_string(), "1.2.3-rc.1.x-y+build.007");
@@ -310,9 +300,7 @@ mod tests {
         assert_eq!(parse_loose("1.2"), Some(Version::new(1, 2, 0)));
         assert_eq!(parse_loose("V1.2.3"), Some(Version::new(1, 2, 3)));
         assert_eq!(parse_loose("v1.0.0-rc.1").map(|x| x.pre.len()), Some(2));
-        for bad in [
-            "vv1.0.0", "1.", ".1", "01", "1.02", "v", "", "1.2-rc", "1.2.3.4", "x1",
-        ] {
+        for bad in ["vv1.0.0", "1.", ".1", "01", "1.02", "v", "", "1.2-rc", "1.2.3.4", "x1"] {
             assert!(parse_loose(bad).is_none(), "{bad:?} should be invalid");
         }
         assert_eq!(compare_str("v1.0", "1.0.0"), Ok(Ordering::Equal));

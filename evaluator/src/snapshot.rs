@@ -86,10 +86,9 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
 fn opt_int(m: &Map<String, Value>, key: &str, path: &str) -> Result<Option<i64>, RuleError> {
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .map(Some)
-            .ok_or_else(|| RuleError::new(format!("{path}.{key}"), "expected an integer")),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| RuleError::new(format!("{path}.{key}"), "expected an integer"))
+        }
         Some(_) => Err(RuleError::new(format!("{path}.{key}"), "expected an integer")),
     }
 }
@@ -109,7 +108,8 @@ impl Snapshot {
     }
 
     pub fn from_msgpack(bytes: &[u8]) -> Result<Self, RuleError> {
-        let v: Value = rmp_serde::from_slice(bytes).map_err(|e| RuleError::new("$", format!("invalid MessagePack: {e}")))?;
+        let v: Value =
+            rmp_serde::from_slice(bytes).map_err(|e| RuleError::new("$", format!("invalid MessagePack: {e}")))?;
         Self::compile(v)
     }
 
@@ -131,9 +131,8 @@ impl Snapshot {
             None | Some(Value::Null) => None,
             Some(cfg) => Some(devcycle::Config::compile(cfg, "$.devcycle")?),
         };
-        let needs_nested = flags
-            .iter()
-            .any(|f| f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested));
+        let needs_nested =
+            flags.iter().any(|f| f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested));
         let definitions = match doc {
             Value::Object(mut m) => m.remove("features").unwrap_or(Value::Array(Vec::new())),
             _ => Value::Array(Vec::new()),
@@ -167,7 +166,12 @@ impl Snapshot {
         self.devcycle.as_ref().map(|c| c.bucket(user, now_ms))
     }
 
-    fn with_scope<S: AsRef<str>, R>(&self, ctx: &Context<'_, S>, now_ms: f64, f: impl FnOnce(&Scope<'_, '_>) -> R) -> R {
+    fn with_scope<S: AsRef<str>, R>(
+        &self,
+        ctx: &Context<'_, S>,
+        now_ms: f64,
+        f: impl FnOnce(&Scope<'_, '_>) -> R,
+    ) -> R {
         let unflattened;
         let (flat, nested) = match ctx {
             Context::Nested(v) => (FlatContext::from_nested(&self.fields, v), *v),
@@ -197,7 +201,8 @@ impl Snapshot {
                 missing.0.clear();
                 results.clear();
                 let mut budget = Budget::default();
-                let enabled = eval_rules(&flag.rules, scope, &mut missing, &mut budget, opts.debug.then_some(&mut results));
+                let enabled =
+                    eval_rules(&flag.rules, scope, &mut missing, &mut budget, opts.debug.then_some(&mut results));
                 if opts.enabled_only && !enabled {
                     continue;
                 }
@@ -214,7 +219,13 @@ impl Snapshot {
                 if !flag.variants.is_empty() {
                     let mut cfg_missing = Missing::default();
                     let mut cfg_results = Vec::new();
-                    let matched = pick_variant(&flag.variants, scope, &mut cfg_missing, &mut budget, opts.debug.then_some(&mut cfg_results));
+                    let matched = pick_variant(
+                        &flag.variants,
+                        scope,
+                        &mut cfg_missing,
+                        &mut budget,
+                        opts.debug.then_some(&mut cfg_results),
+                    );
                     if let Some(v) = matched {
                         out.extend_from_slice(&v.json);
                         if opts.debug {
@@ -387,7 +398,8 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
             None => json.extend_from_slice(b"null"),
         }
         json.extend_from_slice(b",\"payload\":");
-        serde_json::to_writer(&mut json, &payload).map_err(|e| RuleError::new(format!("{vpath}.payload"), e.to_string()))?;
+        serde_json::to_writer(&mut json, &payload)
+            .map_err(|e| RuleError::new(format!("{vpath}.payload"), e.to_string()))?;
         variants.push(Variant { filter, key: vkey.into(), payload, json });
     }
     let mut head = Vec::with_capacity(key.len() + 16);

@@ -16,12 +16,8 @@ fn vectors_dir() -> PathBuf {
 
 fn load(name: &str) -> Vec<Value> {
     let path = vectors_dir().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read vectors file {} (set VECTORS_DIR): {e}",
-            path.display()
-        )
-    });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read vectors file {} (set VECTORS_DIR): {e}", path.display()));
     match serde_json::from_str(&text) {
         Ok(Value::Array(cases)) => cases,
         Ok(_) => panic!("{} is not a JSON array", path.display()),
@@ -39,13 +35,9 @@ fn json_eq(a: &Value, b: &Value) -> bool {
                 _ => x.as_f64() == y.as_f64(),
             },
         },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -53,29 +45,17 @@ fn json_eq(a: &Value, b: &Value) -> bool {
 
 fn run(name: &str, expected_count: usize) {
     let cases = load(name);
-    assert_eq!(
-        cases.len(),
-        expected_count,
-        "{name}: unexpected number of cases"
-    );
+    assert_eq!(cases.len(), expected_count, "{name}: unexpected number of cases");
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let rule = &case["rule"];
         let data = &case["data"];
         let expected = &case["expected"];
-        let label = case
-            .get("description")
-            .or_else(|| case.get("section"))
-            .cloned()
-            .unwrap_or(Value::Null);
+        let label = case.get("description").or_else(|| case.get("section")).cloned().unwrap_or(Value::Null);
         match jsonlogic::apply(rule, data) {
             Ok(got) if json_eq(&got, expected) => {}
-            Ok(got) => failures.push(format!(
-                "#{i} {label}: rule {rule} data {data}: expected {expected}, got {got}"
-            )),
-            Err(e) => failures.push(format!(
-                "#{i} {label}: rule {rule} data {data}: expected {expected}, error {e}"
-            )),
+            Ok(got) => failures.push(format!("#{i} {label}: rule {rule} data {data}: expected {expected}, got {got}")),
+            Err(e) => failures.push(format!("#{i} {label}: rule {rule} data {data}: expected {expected}, error {e}")),
         }
     }
     assert!(
@@ -89,15 +69,9 @@ fn run(name: &str, expected_count: usize) {
 
 #[test]
 fn json_eq_is_numeric_aware() {
-    assert!(json_eq(
-        &serde_json::json!([1, {"a": 2.0}]),
-        &serde_json::json!([1.0, {"a": 2}])
-    ));
+    assert!(json_eq(&serde_json::json!([1, {"a": 2.0}]), &serde_json::json!([1.0, {"a": 2}])));
     assert!(!json_eq(&serde_json::json!(1), &serde_json::json!("1")));
-    assert!(!json_eq(
-        &serde_json::json!({"a": 1}),
-        &serde_json::json!({"a": 1, "b": 2})
-    ));
+    assert!(!json_eq(&serde_json::json!({"a": 1}), &serde_json::json!({"a": 1, "b": 2})));
 }
 
 #[test]
@@ -176,8 +150,7 @@ fn scalar() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         (-5i64..20).prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         prop_oneof![
             Just(""),
             Just("a"),
@@ -204,16 +177,7 @@ fn json_data() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
             prop::collection::vec(
-                (
-                    prop_oneof![
-                        Just("a"),
-                        Just("b"),
-                        Just("0"),
-                        Just("targetingKey"),
-                        Just("$flagd")
-                    ],
-                    inner
-                ),
+                (prop_oneof![Just("a"), Just("b"), Just("0"), Just("targetingKey"), Just("$flagd")], inner),
                 0..4
             )
             .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),

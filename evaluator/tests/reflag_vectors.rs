@@ -32,7 +32,8 @@ fn operator_tables() {
     let mut failures = Vec::new();
     for c in cases {
         let op = Operator::parse(c["operator"].as_str().expect("op")).expect("known operator");
-        let values: Vec<String> = c["values"].as_array().expect("values").iter().map(|v| v.as_str().unwrap_or("").to_string()).collect();
+        let values: Vec<String> =
+            c["values"].as_array().expect("values").iter().map(|v| v.as_str().unwrap_or("").to_string()).collect();
         let now = c.get("now").and_then(Value::as_str).and_then(parse_date).unwrap_or_else(now_ms);
         let got = Comparison::new(op, values).eval(c["fieldValue"].as_str().expect("field"), now);
         if got != c["expected"].as_bool().expect("expected") {
@@ -56,7 +57,8 @@ fn evaluate_rules_matches_reference_shape() {
     assert_eq!(out.reason, "no matched rules");
     assert_eq!(out.rule_results, vec![false, false]);
     assert_eq!(out.missing, vec!["company.id".to_string(), "user.plan".to_string()]);
-    let out = evaluate_rules("f", &rules, &json!({"user": {"email": "x@ACME.com", "plan": "pro"}}), 0.0).expect("compiles");
+    let out =
+        evaluate_rules("f", &rules, &json!({"user": {"email": "x@ACME.com", "plan": "pro"}}), 0.0).expect("compiles");
     assert_eq!(out.value, Some(json!("second")));
     assert_eq!(out.reason, "rule #1 matched");
 }
@@ -105,7 +107,8 @@ fn snapshot_evaluates_to_reflag_body() {
 fn flat_and_nested_contexts_agree() {
     let s = snapshot();
     let opts = Options { enabled_only: false, debug: true, now_ms: 0.0 };
-    let pairs = vec![("company.id".to_string(), "acme_inc".to_string()), ("user.tier".to_string(), "silver".to_string())];
+    let pairs =
+        vec![("company.id".to_string(), "acme_inc".to_string()), ("user.tier".to_string(), "silver".to_string())];
     let mut flat = Vec::new();
     s.evaluate_all(&Context::Flat(&pairs), opts, &mut flat);
     let nested = eval(&s, &json!({"company": {"id": "acme_inc"}, "user": {"tier": "silver"}}), opts);
@@ -115,7 +118,9 @@ fn flat_and_nested_contexts_agree() {
 #[test]
 fn single_flag_reasons() {
     let s = snapshot();
-    let r = s.evaluate_flag::<String>("huddle", &Context::Nested(&json!({"company": {"id": "acme_inc"}})), 0.0).expect("flag");
+    let r = s
+        .evaluate_flag::<String>("huddle", &Context::Nested(&json!({"company": {"id": "acme_inc"}})), 0.0)
+        .expect("flag");
     assert!(r.enabled);
     assert_eq!(r.reason, "SPLIT");
     assert_eq!(r.variant, "small");

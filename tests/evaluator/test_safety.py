@@ -46,15 +46,21 @@ def test_deep_data_is_rejected_not_a_crash() -> None:
 
 def test_deep_rules_are_rule_errors() -> None:
     rule: Any = {"var": "a"}
-    for _ in range(500):
+    for _ in range(40):
         rule = {"!": [rule]}
+    # 80 levels of JSON: accepted as data, but deeper than the 64-level rule limit.
     with pytest.raises(evaluator.EvaluatorError):
         evaluator.jsonlogic_apply(rule, {})
-    nested: Any = {"type": "constant", "value": True}
     for _ in range(500):
+        rule = {"!": [rule]}
+    with pytest.raises(ValueError):
+        evaluator.jsonlogic_apply(rule, {})
+    nested: Any = {"type": "constant", "value": True}
+    for _ in range(80):
         nested = {"type": "negation", "filter": nested}
-    with pytest.raises(evaluator.RuleError):
+    with pytest.raises(evaluator.RuleError) as info:
         evaluator.Snapshot(orjson.dumps({"features": [{"key": "f", "targeting": {"rules": [{"filter": nested}]}}]}))
+    assert info.value.path.startswith("$.features[0].targeting.rules[0].filter.filter.filter")
 
 
 def test_deep_snapshot_json_is_a_rule_error() -> None:

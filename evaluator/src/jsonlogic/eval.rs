@@ -5,9 +5,8 @@ use std::cmp::Ordering;
 use serde_json::Value;
 
 use super::value::{
-    add_number, js_le, js_lt, js_string, js_truthy, loose_eq, make_arr, make_obj,
-    parse_float_value, push_join, spend_bytes, spend_compare, strict_eq, substr, to_integer,
-    to_number, truthy, utf16_at, utf16_len, Items, K, V,
+    add_number, js_le, js_lt, js_string, js_truthy, loose_eq, make_arr, make_obj, parse_float_value, push_join,
+    spend_bytes, spend_compare, strict_eq, substr, to_integer, to_number, truthy, utf16_at, utf16_len, Items, K, V,
 };
 use super::{Cmp, IterKind, IterNode, Node, Op, VarNode, VarPath};
 use crate::error::{Budget, EvalError, MAX_VALUE_SIZE};
@@ -118,11 +117,7 @@ fn child<'a>(cur: &V<'a>, key: &str, index: Option<usize>) -> Option<V<'a>> {
             None if key == "length" => Some(V::Num(a.items.len() as f64)),
             None => None,
         },
-        V::Obj(o) => o
-            .entries
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone()),
+        V::Obj(o) => o.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v.clone()),
         V::Ref(Value::String(s)) => string_child(s, key, index),
         V::Str(s) => string_child(s, key, index),
         _ => None,
@@ -138,10 +133,7 @@ fn string_child<'a>(s: &str, key: &str, index: Option<usize>) -> Option<V<'a>> {
 }
 
 /// Walk a path; `None` when a step is `undefined` or steps into `null`/`undefined`.
-fn walk<'a, 's>(
-    scope: &V<'a>,
-    segs: impl Iterator<Item = (&'s str, Option<usize>)>,
-) -> Option<V<'a>> {
+fn walk<'a, 's>(scope: &V<'a>, segs: impl Iterator<Item = (&'s str, Option<usize>)>) -> Option<V<'a>> {
     let mut cur = scope.clone();
     for (key, index) in segs {
         if cur.is_nullish() {
@@ -195,19 +187,11 @@ fn eval_iter<'a>(kind: IterKind, it: &'a IterNode, scope: &V<'a>, b: &mut Budget
         IterKind::Reduce => iter_reduce(src, body, it.init.as_ref(), scope, b),
         IterKind::Map => iter_map(src.items(), body, b),
         IterKind::Filter => iter_filter(src.items(), body, b),
-        IterKind::All | IterKind::None | IterKind::Some => {
-            iter_quantifier(kind, src.items(), body, b)
-        }
+        IterKind::All | IterKind::None | IterKind::Some => iter_quantifier(kind, src.items(), body, b),
     }
 }
 
-fn iter_reduce<'a>(
-    src: V<'a>,
-    body: Option<&'a Node>,
-    init: Option<&'a Node>,
-    scope: &V<'a>,
-    b: &mut Budget,
-) -> R<'a> {
+fn iter_reduce<'a>(src: V<'a>, body: Option<&'a Node>, init: Option<&'a Node>, scope: &V<'a>, b: &mut Budget) -> R<'a> {
     let init = match init {
         Some(n) => eval(n, scope, b)?,
         None => V::Null,
@@ -251,12 +235,7 @@ fn iter_filter<'a>(items: Option<Items<'a, '_>>, body: Option<&'a Node>, b: &mut
 }
 
 /// `all` (false on an empty array), `none`, `some`, short-circuiting.
-fn iter_quantifier<'a>(
-    kind: IterKind,
-    items: Option<Items<'a, '_>>,
-    body: Option<&'a Node>,
-    b: &mut Budget,
-) -> R<'a> {
+fn iter_quantifier<'a>(kind: IterKind, items: Option<Items<'a, '_>>, body: Option<&'a Node>, b: &mut Budget) -> R<'a> {
     let items = match items {
         Some(i) if i.len() > 0 => i,
         _ => return Ok(V::Bool(kind == IterKind::None)),
@@ -279,9 +258,7 @@ fn iter_quantifier<'a>(
 
 fn eval_op<'a>(op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a> {
     match op {
-        Op::Eq | Op::Ne | Op::StrictEq | Op::StrictNe | Op::Gt | Op::Ge | Op::In => {
-            op_binary(op, args, scope, b)
-        }
+        Op::Eq | Op::Ne | Op::StrictEq | Op::StrictNe | Op::Gt | Op::Ge | Op::In => op_binary(op, args, scope, b),
         Op::Lt | Op::Le => op_lt_le(op, args, scope, b),
         Op::Not | Op::NotNot => op_not(op, args, scope, b),
         Op::Log => op_log(op, args, scope, b),
@@ -329,11 +306,7 @@ fn op_lt_le<'a>(op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a
     spend_compare(&x, &y, b)?;
     spend_compare(&y, &z, b)?;
     let cmp = if op == Op::Lt { js_lt } else { js_le };
-    let r = if matches!(z, V::Undef) {
-        cmp(&x, &y, b)?
-    } else {
-        cmp(&x, &y, b)? && cmp(&y, &z, b)?
-    };
+    let r = if matches!(z, V::Undef) { cmp(&x, &y, b)? } else { cmp(&x, &y, b)? && cmp(&y, &z, b)? };
     Ok(V::Bool(r))
 }
 
@@ -350,18 +323,10 @@ fn op_log<'a>(_op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a>
 }
 
 fn op_max_min<'a>(op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a> {
-    let mut acc = if op == Op::Max {
-        f64::NEG_INFINITY
-    } else {
-        f64::INFINITY
-    };
+    let mut acc = if op == Op::Max { f64::NEG_INFINITY } else { f64::INFINITY };
     for n in args {
         let x = to_number(&eval(n, scope, b)?, b)?;
-        acc = if op == Op::Max {
-            js_max(acc, x)
-        } else {
-            js_min(acc, x)
-        };
+        acc = if op == Op::Max { js_max(acc, x) } else { js_min(acc, x) };
     }
     Ok(V::Num(acc))
 }
@@ -378,9 +343,7 @@ fn op_add<'a>(_op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a>
 fn op_mul<'a>(_op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a> {
     let mut it = args.iter();
     let Some(first) = it.next() else {
-        return Err(EvalError::Invalid(
-            "*: reduce of empty array with no initial value".into(),
-        ));
+        return Err(EvalError::Invalid("*: reduce of empty array with no initial value".into()));
     };
     let first = eval(first, scope, b)?;
     if args.len() == 1 {
@@ -399,11 +362,7 @@ fn op_sub<'a>(_op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a>
     let y = arg(args, 1, scope, b)?;
     rest(args, 2, scope, b)?;
     let xn = to_number(&x, b)?;
-    Ok(V::Num(if matches!(y, V::Undef) {
-        -xn
-    } else {
-        xn - to_number(&y, b)?
-    }))
+    Ok(V::Num(if matches!(y, V::Undef) { -xn } else { xn - to_number(&y, b)? }))
 }
 
 fn op_div_mod<'a>(op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a> {
@@ -441,9 +400,7 @@ fn op_merge<'a>(_op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'
             Some(items) => {
                 b.spend(items.len() as u64)?;
                 if out.len().saturating_add(items.len()) > MAX_VALUE_SIZE {
-                    return Err(EvalError::Budget(format!(
-                        "merge result exceeds {MAX_VALUE_SIZE}"
-                    )));
+                    return Err(EvalError::Budget(format!("merge result exceeds {MAX_VALUE_SIZE}")));
                 }
                 out.extend(items.iter());
             }
@@ -497,11 +454,7 @@ fn op_starts_ends<'a>(op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -
         return Ok(V::Null);
     };
     spend_bytes(b, p.len())?;
-    Ok(V::Bool(if op == Op::StartsWith {
-        s.starts_with(p)
-    } else {
-        s.ends_with(p)
-    }))
+    Ok(V::Bool(if op == Op::StartsWith { s.starts_with(p) } else { s.ends_with(p) }))
 }
 
 fn op_jp_ver<'a>(op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a> {
@@ -515,9 +468,7 @@ fn op_jp_ver<'a>(op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'
     };
     let (xs, ys) = (js_string(x, b)?, js_string(y, b)?);
     spend_bytes(b, xs.len() + ys.len())?;
-    Ok(V::Bool(
-        semver::compare_str(&xs, &ys).is_ok_and(|o| cmp_matches(cmp, o)),
-    ))
+    Ok(V::Bool(semver::compare_str(&xs, &ys).is_ok_and(|o| cmp_matches(cmp, o))))
 }
 
 fn op_str_cmp<'a>(op: Op, args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a> {
@@ -603,12 +554,7 @@ fn op_substr<'a>(src: &V<'a>, start: &V<'a>, end: &V<'a>, b: &mut Budget) -> R<'
 }
 
 /// One key of `missing`: `{"var": key}` is `null` or `""`.
-fn check_missing<'a>(
-    scope: &V<'a>,
-    key: V<'a>,
-    out: &mut Vec<V<'a>>,
-    b: &mut Budget,
-) -> Result<(), EvalError> {
+fn check_missing<'a>(scope: &V<'a>, key: V<'a>, out: &mut Vec<V<'a>>, b: &mut Budget) -> Result<(), EvalError> {
     b.spend(1)?;
     // `{"var": key}` with an array key takes [path, default] from it.
     let found = match key.items() {
@@ -627,9 +573,7 @@ fn check_missing<'a>(
 
 fn op_missing_some<'a>(scope: &V<'a>, need: &V<'a>, options: &V<'a>, b: &mut Budget) -> R<'a> {
     if options.is_nullish() {
-        return Err(EvalError::Invalid(
-            "missing_some: options must be an array".into(),
-        ));
+        return Err(EvalError::Invalid("missing_some: options must be an array".into()));
     }
     let mut missing = Vec::new();
     let count = match options.items() {
@@ -673,16 +617,10 @@ fn fractional<'a>(args: Vec<V<'a>>, scope: &V<'a>) -> R<'a> {
         return Ok(V::Null);
     };
     let (hash, buckets) = match first.kind() {
-        K::Str(key) => (
-            murmur3_32(key.as_bytes(), 0),
-            args.get(1..).unwrap_or_default(),
-        ),
+        K::Str(key) => (murmur3_32(key.as_bytes(), 0), args.get(1..).unwrap_or_default()),
         kind => {
-            let buckets = if matches!(kind, K::Null | K::Undef) {
-                args.get(1..).unwrap_or_default()
-            } else {
-                &args[..]
-            };
+            let buckets =
+                if matches!(kind, K::Null | K::Undef) { args.get(1..).unwrap_or_default() } else { &args[..] };
             let Some(key) = shorthand_key(scope) else {
                 return Ok(V::Null);
             };

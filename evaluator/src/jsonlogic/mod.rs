@@ -131,10 +131,7 @@ struct Seg {
 
 impl Seg {
     fn new(key: &str) -> Self {
-        Seg {
-            key: key.into(),
-            index: array_index(key),
-        }
+        Seg { key: key.into(), index: array_index(key) }
     }
 }
 
@@ -279,13 +276,8 @@ impl Path<'_> {
             Path::Root(r) => out.push_str(r),
             Path::Key(parent, key) => {
                 parent.render_into(out);
-                let ident = key
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
-                    && key
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
+                let ident = key.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$');
                 if ident {
                     out.push('.');
                     out.push_str(key);
@@ -306,10 +298,7 @@ impl Path<'_> {
 }
 
 fn too_deep(path: &Path<'_>) -> RuleError {
-    RuleError::new(
-        path.render(),
-        format!("rule nested deeper than {MAX_RULE_DEPTH} levels"),
-    )
+    RuleError::new(path.render(), format!("rule nested deeper than {MAX_RULE_DEPTH} levels"))
 }
 
 /// Reject literals nested deeper than the rule limit before copying them.
@@ -397,25 +386,16 @@ fn compile_op(op: &str, values: &Value, path: &Path<'_>, depth: usize) -> Result
         "reduce" => Some(IterKind::Reduce),
         _ => None,
     };
-    let known = iter_kind.is_some()
-        || matches!(op, "var" | "if" | "?:" | "and" | "or")
-        || lookup_op(op).is_some();
+    let known = iter_kind.is_some() || matches!(op, "var" | "if" | "?:" | "and" | "or") || lookup_op(op).is_some();
     if !known {
-        return Err(RuleError::new(
-            path.render(),
-            format!("unrecognized operation {op:?}"),
-        ));
+        return Err(RuleError::new(path.render(), format!("unrecognized operation {op:?}")));
     }
     let args = compile_args(values, path, depth)?;
     if let Some(kind) = iter_kind {
         let mut it = args.into_iter();
         let src = it.next();
         let body = it.next();
-        let init = if kind == IterKind::Reduce {
-            it.next()
-        } else {
-            None
-        };
+        let init = if kind == IterKind::Reduce { it.next() } else { None };
         return Ok(Node::Iter(kind, Box::new(IterNode { src, body, init })));
     }
     Ok(match op {
@@ -425,12 +405,7 @@ fn compile_op(op: &str, values: &Value, path: &Path<'_>, depth: usize) -> Result
         "or" => Node::Or(args),
         _ => match lookup_op(op) {
             Some(o) => Node::Op(o, args),
-            None => {
-                return Err(RuleError::new(
-                    path.render(),
-                    format!("unrecognized operation {op:?}"),
-                ))
-            }
+            None => return Err(RuleError::new(path.render(), format!("unrecognized operation {op:?}"))),
         },
     })
 }
@@ -443,12 +418,7 @@ fn compile_var(args: Vec<Node>) -> Node {
         None => VarPath::Whole,
         Some(Node::Const(Value::Null)) => VarPath::Whole,
         Some(Node::Const(Value::String(s))) if s.is_empty() => VarPath::Whole,
-        Some(Node::Const(v)) => VarPath::Segs(
-            jsnum::value_to_js_string(v)
-                .split('.')
-                .map(Seg::new)
-                .collect(),
-        ),
+        Some(Node::Const(v)) => VarPath::Segs(jsnum::value_to_js_string(v).split('.').map(Seg::new).collect()),
         Some(_) => return Node::VarDyn(args),
     };
     let default = args.into_iter().nth(1);

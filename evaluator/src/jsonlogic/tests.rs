@@ -38,24 +38,10 @@ fn logic_is_send_and_sync() {
 
 #[test]
 fn truthiness() {
-    for f in [
-        json!([]),
-        json!(""),
-        json!(0),
-        json!(0.0),
-        json!(null),
-        json!(false),
-    ] {
+    for f in [json!([]), json!(""), json!(0), json!(0.0), json!(null), json!(false)] {
         assert!(!truthy(&f), "{f}");
     }
-    for t in [
-        json!([0]),
-        json!("0"),
-        json!(1),
-        json!(-0.5),
-        json!({}),
-        json!(true),
-    ] {
+    for t in [json!([0]), json!("0"), json!(1), json!(-0.5), json!({}), json!(true)] {
         assert!(truthy(&t), "{t}");
     }
 }
@@ -69,28 +55,13 @@ fn numbers_and_non_finite() {
     assert_eq!(ap(json!({"/": [1, 0]}), json!(null)), json!(null));
     assert_eq!(ap(json!({"max": []}), json!(null)), json!(null));
     assert_eq!(ap(json!({"!!": [{"/": [1, 0]}]}), json!(null)), json!(true));
-    assert_eq!(
-        ap(json!({"!!": [{"/": [0, 0]}]}), json!(null)),
-        json!(false)
-    );
-    assert_eq!(
-        ap(json!({"==": [{"/": [0, 0]}, {"/": [0, 0]}]}), json!(null)),
-        json!(false)
-    );
-    assert_eq!(
-        ap(json!({"cat": [{"/": [1, 0]}, {"-": ["x"]}]}), json!(null)),
-        json!("InfinityNaN")
-    );
-    assert_eq!(
-        ap(json!({"+": ["3.5px", " 1e1x"]}), json!(null)),
-        json!(13.5)
-    );
+    assert_eq!(ap(json!({"!!": [{"/": [0, 0]}]}), json!(null)), json!(false));
+    assert_eq!(ap(json!({"==": [{"/": [0, 0]}, {"/": [0, 0]}]}), json!(null)), json!(false));
+    assert_eq!(ap(json!({"cat": [{"/": [1, 0]}, {"-": ["x"]}]}), json!(null)), json!("InfinityNaN"));
+    assert_eq!(ap(json!({"+": ["3.5px", " 1e1x"]}), json!(null)), json!(13.5));
     assert_eq!(ap(json!({"-": ["3.5px", 1]}), json!(null)), json!(null));
     assert_eq!(ap(json!({"*": ["2"]}), json!(null)), json!("2"));
-    assert!(matches!(
-        apply(&json!({"*": []}), &json!(null)),
-        Err(EvalError::Invalid(_))
-    ));
+    assert!(matches!(apply(&json!({"*": []}), &json!(null)), Err(EvalError::Invalid(_))));
 }
 
 #[test]
@@ -99,39 +70,21 @@ fn js_coercions() {
     assert_eq!(ap(json!({"==": [[], false]}), json!(null)), json!(true));
     assert_eq!(ap(json!({"==": [null, 0]}), json!(null)), json!(false));
     assert_eq!(ap(json!({"==": [[1], [1]]}), json!(null)), json!(false));
-    assert_eq!(
-        ap(
-            json!({"==": [{"var": "a"}, {"var": "a"}]}),
-            json!({"a": [1]})
-        ),
-        json!(true)
-    );
+    assert_eq!(ap(json!({"==": [{"var": "a"}, {"var": "a"}]}), json!({"a": [1]})), json!(true));
     assert_eq!(ap(json!({"<": ["10", "9"]}), json!(null)), json!(true));
     assert_eq!(ap(json!({"<": ["10", 9]}), json!(null)), json!(false));
-    assert_eq!(
-        ap(json!({"<": ["\u{ffff}", "😀"]}), json!(null)),
-        json!(false)
-    );
+    assert_eq!(ap(json!({"<": ["\u{ffff}", "😀"]}), json!(null)), json!(false));
     assert_eq!(ap(json!({"<=": [1, 2, 3]}), json!(null)), json!(true));
     assert_eq!(ap(json!({"<": [1, 3, 2]}), json!(null)), json!(false));
     assert_eq!(ap(json!({"in": ["b", "abc"]}), json!(null)), json!(true));
     assert_eq!(ap(json!({"in": [1, ["1", 1]]}), json!(null)), json!(true));
     assert_eq!(ap(json!({"in": ["1", [1]]}), json!(null)), json!(false));
     assert_eq!(
-        ap(
-            json!({"cat": ["a", null, [1, null, [2]], 1.5, {"x": 1, "y": 2}]}),
-            json!(null)
-        ),
+        ap(json!({"cat": ["a", null, [1, null, [2]], 1.5, {"x": 1, "y": 2}]}), json!(null)),
         json!("a1,,21.5[object Object]")
     );
-    assert_eq!(
-        ap(json!({"substr": ["héllo😀", -2]}), json!(null)),
-        json!("😀")
-    );
-    assert_eq!(
-        ap(json!({"substr": ["jsonlogic", 1, "-5"]}), json!(null)),
-        json!("")
-    );
+    assert_eq!(ap(json!({"substr": ["héllo😀", -2]}), json!(null)), json!("😀"));
+    assert_eq!(ap(json!({"substr": ["jsonlogic", 1, "-5"]}), json!(null)), json!(""));
 }
 
 #[test]
@@ -145,34 +98,19 @@ fn var_semantics() {
     assert_eq!(ap(json!({"var": "a.c.length"}), data.clone()), json!(2));
     assert_eq!(ap(json!({"var": "s.1"}), data.clone()), json!("é"));
     assert_eq!(ap(json!({"var": ""}), data.clone()), data);
-    assert_eq!(
-        ap(json!({"var": [{"cat": ["a", ".c.", 0]}]}), data.clone()),
-        json!(10)
-    );
+    assert_eq!(ap(json!({"var": [{"cat": ["a", ".c.", 0]}]}), data.clone()), json!(10));
     assert_eq!(
         ap(json!({"reduce": [[1, 2], {"var": ""}, 0]}), json!(null)),
         json!({"current": 2, "accumulator": {"current": 1, "accumulator": 0}})
     );
-    assert_eq!(
-        ap(
-            json!({"map": [{"var": "a.c"}, {"+": [{"var": ""}, 1]}]}),
-            data
-        ),
-        json!([11, 21])
-    );
+    assert_eq!(ap(json!({"map": [{"var": "a.c"}, {"+": [{"var": ""}, 1]}]}), data), json!([11, 21]));
 }
 
 #[test]
 fn literals_pass_through() {
-    assert_eq!(
-        ap(json!({"a": 1, "b": {"var": "x"}}), json!({"x": 2})),
-        json!({"a": 1, "b": {"var": "x"}})
-    );
+    assert_eq!(ap(json!({"a": 1, "b": {"var": "x"}}), json!({"x": 2})), json!({"a": 1, "b": {"var": "x"}}));
     assert_eq!(ap(json!({}), json!(null)), json!({}));
-    assert_eq!(
-        ap(json!([1, {"var": "x"}, [{"var": "x"}]]), json!({"x": 2})),
-        json!([1, 2, [2]])
-    );
+    assert_eq!(ap(json!([1, {"var": "x"}, [{"var": "x"}]]), json!({"x": 2})), json!([1, 2, [2]]));
 }
 
 #[test]
@@ -180,18 +118,11 @@ fn compile_errors_carry_paths() {
     let e = Logic::compile(&json!({"if": [true, {"foo": 1}]}), "$.flags[2].rule").unwrap_err();
     assert_eq!(e.path, "$.flags[2].rule.if[1].foo");
     assert!(e.message.contains("foo"), "{}", e.message);
-    let e = Logic::compile(
-        &json!({"==": [{"var": "x"}, {"and": [1, {"a.b": []}]}]}),
-        "$.r",
-    )
-    .unwrap_err();
+    let e = Logic::compile(&json!({"==": [{"var": "x"}, {"and": [1, {"a.b": []}]}]}), "$.r").unwrap_err();
     assert_eq!(e.path, "$.r[\"==\"][1].and[1][\"a.b\"]");
     let e = Logic::compile(&json!({"map": [[1], {"oops": {"var": ""}}]}), "$").unwrap_err();
     assert_eq!(e.path, "$.map[1].oops");
-    assert!(matches!(
-        apply(&json!({"nope": 1}), &json!(null)),
-        Err(EvalError::Invalid(_))
-    ));
+    assert!(matches!(apply(&json!({"nope": 1}), &json!(null)), Err(EvalError::Invalid(_))));
 }
 
 #[test]
@@ -203,11 +134,7 @@ fn depth_limit() {
     assert!(Logic::compile(&rule, "$").is_ok());
     let rule = json!({ "!": rule });
     let e = Logic::compile(&rule, "$.rule").unwrap_err();
-    assert!(
-        e.path.starts_with("$.rule!") || e.path.starts_with("$.rule[\"!\"]"),
-        "{}",
-        e.path
-    );
+    assert!(e.path.starts_with("$.rule!") || e.path.starts_with("$.rule[\"!\"]"), "{}", e.path);
     assert!(e.message.contains("deeper"));
 
     // Very deep input is rejected without recursing through all of it.
@@ -269,10 +196,7 @@ fn deep_data_does_not_overflow() {
     // Returning it would need a deep copy: refused.
     assert!(apply(&json!({"var": "d"}), &data).is_err());
     // Walking, comparing and stringifying it is fine.
-    assert_eq!(
-        apply(&json!({"==": [{"var": "d"}, "x"]}), &data),
-        Ok(json!(false))
-    );
+    assert_eq!(apply(&json!({"==": [{"var": "d"}, "x"]}), &data), Ok(json!(false)));
     assert!(apply(&json!({"cat": [{"var": "d"}]}), &data).is_ok());
     assert!(apply(&json!({"+": [{"var": "d"}, 1]}), &data).is_ok());
     drop_deep(data);
@@ -293,8 +217,7 @@ fn bombs_hit_the_budget() {
     // Exponential growth through merge, through shared nesting, and through cat.
     let merge = json!({"reduce": [{"var": "r"}, {"merge": [{"var": "accumulator"}, {"var": "accumulator"}]}, [1]]});
     assert!(is_budget(apply(&merge, &data)));
-    let nest =
-        json!({"reduce": [{"var": "r"}, [{"var": "accumulator"}, {"var": "accumulator"}], 1]});
+    let nest = json!({"reduce": [{"var": "r"}, [{"var": "accumulator"}, {"var": "accumulator"}], 1]});
     assert!(is_budget(apply(&nest, &data)));
     let cat = json!({"reduce": [{"var": "r"}, {"cat": [{"var": "accumulator"}, {"var": "accumulator"}]}, "x"]});
     assert!(is_budget(apply(&cat, &data)));
@@ -304,66 +227,25 @@ fn bombs_hit_the_budget() {
     let wide = json!({"reduce": [range(19), [{"var": "accumulator"}, {"var": "accumulator"}], "abcdefgh"]});
     assert!(is_budget(apply(&json!({"cat": [wide]}), &json!(null))));
     let big_string = json!({"reduce": [range(20), {"cat": [{"var": "accumulator"}, {"var": "accumulator"}]}, "x"]});
-    assert!(is_budget(apply(
-        &json!({"map": [range(1000), {"in": ["y", big_string]}]}),
-        &json!(null)
-    )));
-    assert!(
-        start.elapsed() < std::time::Duration::from_secs(20),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(is_budget(apply(&json!({"map": [range(1000), {"in": ["y", big_string]}]}), &json!(null))));
+    assert!(start.elapsed() < std::time::Duration::from_secs(20), "{:?}", start.elapsed());
 
     // A small budget stops ordinary rules too.
-    let logic = Logic::compile(
-        &json!({"map": [{"var": "r"}, {"+": [{"var": ""}, 1]}]}),
-        "$",
-    )
-    .unwrap();
-    assert!(matches!(
-        logic.eval(&data, &mut Budget::new(100)),
-        Err(EvalError::Budget(_))
-    ));
+    let logic = Logic::compile(&json!({"map": [{"var": "r"}, {"+": [{"var": ""}, 1]}]}), "$").unwrap();
+    assert!(matches!(logic.eval(&data, &mut Budget::new(100)), Err(EvalError::Budget(_))));
     assert!(logic.eval(&data, &mut Budget::default()).is_ok());
     let _ = MAX_VALUE_SIZE;
 }
 
 #[test]
 fn flagd_string_operators() {
-    assert_eq!(
-        ap(
-            json!({"starts_with": [{"var": "e"}, "user@"]}),
-            json!({"e": "user@x.com"})
-        ),
-        json!(true)
-    );
-    assert_eq!(
-        ap(
-            json!({"ends_with": [{"var": "e"}, "@x.com"]}),
-            json!({"e": "user@x.com"})
-        ),
-        json!(true)
-    );
-    assert_eq!(
-        ap(
-            json!({"ends_with": [{"var": "e"}, "@y.com"]}),
-            json!({"e": "user@x.com"})
-        ),
-        json!(false)
-    );
-    assert_eq!(
-        ap(json!({"starts_with": [1, "1"]}), json!(null)),
-        json!(null)
-    );
+    assert_eq!(ap(json!({"starts_with": [{"var": "e"}, "user@"]}), json!({"e": "user@x.com"})), json!(true));
+    assert_eq!(ap(json!({"ends_with": [{"var": "e"}, "@x.com"]}), json!({"e": "user@x.com"})), json!(true));
+    assert_eq!(ap(json!({"ends_with": [{"var": "e"}, "@y.com"]}), json!({"e": "user@x.com"})), json!(false));
+    assert_eq!(ap(json!({"starts_with": [1, "1"]}), json!(null)), json!(null));
     assert_eq!(ap(json!({"starts_with": ["a"]}), json!(null)), json!(null));
-    assert_eq!(
-        ap(json!({"sem_ver": ["1.2.3", "^", "1.9"]}), json!(null)),
-        json!(true)
-    );
-    assert_eq!(
-        ap(json!({"sem_ver": ["1.2.3", "~", "1.3"]}), json!(null)),
-        json!(false)
-    );
+    assert_eq!(ap(json!({"sem_ver": ["1.2.3", "^", "1.9"]}), json!(null)), json!(true));
+    assert_eq!(ap(json!({"sem_ver": ["1.2.3", "~", "1.3"]}), json!(null)), json!(false));
 }
 
 #[test]
@@ -372,47 +254,14 @@ fn fractional_details() {
     let one = ap(json!({"fractional": [["a", 1], ["b", 1]]}), ctx.clone());
     assert!(one == json!("a") || one == json!("b"));
     // Explicit key equals the shorthand key.
-    assert_eq!(
-        ap(
-            json!({"fractional": ["fuser-1", ["a", 1], ["b", 1]]}),
-            json!({})
-        ),
-        one
-    );
-    assert_eq!(
-        ap(json!({"fractional": [["a", 1.5], ["b", 1]]}), ctx.clone()),
-        json!(null)
-    );
-    assert_eq!(
-        ap(json!({"fractional": [["a", "1"], ["b", 1]]}), ctx.clone()),
-        json!(null)
-    );
-    assert_eq!(
-        ap(json!({"fractional": [["a", 1, 2]]}), ctx.clone()),
-        json!(null)
-    );
-    assert_eq!(
-        ap(json!({"fractional": ["k", "a"]}), ctx.clone()),
-        json!(null)
-    );
-    assert_eq!(
-        ap(
-            json!({"fractional": ["k", ["a", 3_000_000_000u64]]}),
-            ctx.clone()
-        ),
-        json!(null)
-    );
-    assert_eq!(
-        ap(
-            json!({"fractional": [["a", 1]]}),
-            json!({"targetingKey": "u"})
-        ),
-        json!(null)
-    );
-    assert_eq!(
-        ap(json!({"fractional": ["k", [{"x": 1, "y": 2}]]}), json!({})),
-        json!({"x": 1, "y": 2})
-    );
+    assert_eq!(ap(json!({"fractional": ["fuser-1", ["a", 1], ["b", 1]]}), json!({})), one);
+    assert_eq!(ap(json!({"fractional": [["a", 1.5], ["b", 1]]}), ctx.clone()), json!(null));
+    assert_eq!(ap(json!({"fractional": [["a", "1"], ["b", 1]]}), ctx.clone()), json!(null));
+    assert_eq!(ap(json!({"fractional": [["a", 1, 2]]}), ctx.clone()), json!(null));
+    assert_eq!(ap(json!({"fractional": ["k", "a"]}), ctx.clone()), json!(null));
+    assert_eq!(ap(json!({"fractional": ["k", ["a", 3_000_000_000u64]]}), ctx.clone()), json!(null));
+    assert_eq!(ap(json!({"fractional": [["a", 1]]}), json!({"targetingKey": "u"})), json!(null));
+    assert_eq!(ap(json!({"fractional": ["k", [{"x": 1, "y": 2}]]}), json!({})), json!({"x": 1, "y": 2}));
 }
 
 #[test]
@@ -452,8 +301,5 @@ fn eval_truthy_matches_eval() {
     let mut b = Budget::default();
     assert!(logic.eval_truthy(&json!({"c": "CA"}), &mut b).unwrap());
     assert!(!logic.eval_truthy(&json!({"c": "FR"}), &mut b).unwrap());
-    assert!(!Logic::compile(&json!({"/": [0, 0]}), "$")
-        .unwrap()
-        .eval_truthy(&json!(null), &mut b)
-        .unwrap());
+    assert!(!Logic::compile(&json!({"/": [0, 0]}), "$").unwrap().eval_truthy(&json!(null), &mut b).unwrap());
 }

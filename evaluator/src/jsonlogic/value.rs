@@ -78,10 +78,7 @@ impl<'a, 'v> Items<'a, 'v> {
     }
 
     pub fn iter(self) -> ItemsIter<'a, 'v> {
-        ItemsIter {
-            items: self,
-            next: 0,
-        }
+        ItemsIter { items: self, next: 0 }
     }
 }
 
@@ -192,11 +189,7 @@ pub(crate) fn make_obj<'a>(entries: Vec<(&'static str, V<'a>)>) -> Result<V<'a>,
     if size > MAX_VALUE_SIZE {
         return Err(too_big(size));
     }
-    Ok(V::Obj(Rc::new(Obj {
-        entries,
-        depth,
-        size,
-    })))
+    Ok(V::Obj(Rc::new(Obj { entries, depth, size })))
 }
 
 /// JSON Logic truthiness: `[]` is false, otherwise JavaScript `!!value`.
@@ -360,13 +353,7 @@ fn is_js_space(c: char) -> bool {
     matches!(
         c,
         '\u{9}' | '\u{a}' | '\u{b}' | '\u{c}' | '\u{d}' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200a}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202f}'
-                | '\u{205f}'
-                | '\u{3000}'
-                | '\u{feff}'
+            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}'
     )
 }
 
@@ -380,11 +367,7 @@ pub(crate) fn parse_float(s: &str) -> f64 {
     }
     let unsigned = b.get(i..).unwrap_or_default();
     if unsigned.starts_with(b"Infinity") {
-        return if b.first() == Some(&b'-') {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
-        };
+        return if b.first() == Some(&b'-') { f64::NEG_INFINITY } else { f64::INFINITY };
     }
     let digit = |j: usize| b.get(j).is_some_and(u8::is_ascii_digit);
     let int_start = i;
@@ -460,9 +443,7 @@ fn prim_loose_eq(a: &P<'_>, b: &P<'_>) -> bool {
         (P::Str(x), P::Str(y)) => x == y,
         (P::Bool(x), P::Bool(y)) => x == y,
         (P::Num(x), P::Str(s)) | (P::Str(s), P::Num(x)) => *x == jsnum::string_to_number(s),
-        (P::Bool(x), other) | (other, P::Bool(x)) => {
-            prim_loose_eq(&P::Num(f64::from(u8::from(*x))), other)
-        }
+        (P::Bool(x), other) | (other, P::Bool(x)) => prim_loose_eq(&P::Num(f64::from(u8::from(*x))), other),
     }
 }
 
@@ -500,17 +481,9 @@ pub(crate) fn cmp_utf16(a: &str, b: &str) -> Ordering {
 }
 
 /// The abstract relational comparison `a < b`; `None` is JavaScript's `undefined` (NaN involved).
-pub(crate) fn less_than(
-    a: &V<'_>,
-    b: &V<'_>,
-    budget: &mut Budget,
-) -> Result<Option<bool>, EvalError> {
+pub(crate) fn less_than(a: &V<'_>, b: &V<'_>, budget: &mut Budget) -> Result<Option<bool>, EvalError> {
     if let (K::Num(x), K::Num(y)) = (a.kind(), b.kind()) {
-        return Ok(if x.is_nan() || y.is_nan() {
-            None
-        } else {
-            Some(x < y)
-        });
+        return Ok(if x.is_nan() || y.is_nan() { None } else { Some(x < y) });
     }
     let pa = to_prim(a, budget)?;
     let pb = to_prim(b, budget)?;
@@ -518,11 +491,7 @@ pub(crate) fn less_than(
         return Ok(Some(cmp_utf16(x, y) == Ordering::Less));
     }
     let (x, y) = (prim_number(&pa), prim_number(&pb));
-    Ok(if x.is_nan() || y.is_nan() {
-        None
-    } else {
-        Some(x < y)
-    })
+    Ok(if x.is_nan() || y.is_nan() { None } else { Some(x < y) })
 }
 
 /// JavaScript `a < b`.
@@ -588,11 +557,7 @@ pub(crate) fn to_integer(x: f64) -> f64 {
 /// `String.prototype.substr(start, length)` with already-converted integer arguments.
 pub(crate) fn substr(s: &str, start: f64, length: Option<f64>) -> String {
     let size = utf16_len(s) as f64;
-    let start = if start < 0.0 {
-        (size + start).max(0.0)
-    } else {
-        start.min(size)
-    };
+    let start = if start < 0.0 { (size + start).max(0.0) } else { start.min(size) };
     let length = length.unwrap_or(size).clamp(0.0, size);
     let end = (start + length).min(size);
     if end <= start {

@@ -10,7 +10,7 @@ impl Rng {
     pub fn new(seed: u64) -> Self {
         Self(seed)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -18,7 +18,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -29,11 +29,19 @@ fn context_filter(rng: &mut Rng) -> Value {
     match rng.below(8) {
         0 => json!({"type": "context", "field": "company.plan", "operator": "ANY_OF", "values": ["pro", "enterprise"]}),
         1 => json!({"type": "context", "field": "user.email", "operator": "CONTAINS", "values": ["@acme"]}),
-        2 => json!({"type": "context", "field": "company.seats", "operator": "GT", "values": [format!("{}", rng.below(100))]}),
-        3 => json!({"type": "context", "field": "user.country", "operator": "IS", "values": [COUNTRIES[rng.below(6) as usize]]}),
-        4 => json!({"type": "context", "field": "company.createdAt", "operator": "DATE_AFTER", "values": ["2023-06-01"]}),
+        2 => {
+            json!({"type": "context", "field": "company.seats", "operator": "GT", "values": [format!("{}", rng.below(100))]})
+        }
+        3 => {
+            json!({"type": "context", "field": "user.country", "operator": "IS", "values": [COUNTRIES[rng.below(6) as usize]]})
+        }
+        4 => {
+            json!({"type": "context", "field": "company.createdAt", "operator": "DATE_AFTER", "values": ["2023-06-01"]})
+        }
         5 => json!({"type": "context", "field": "user.beta", "operator": "IS_TRUE", "values": []}),
-        6 => json!({"type": "context", "field": "company.id", "operator": "NOT_ANY_OF", "values": ["c-1", "c-2", "c-3", "c-4", "c-5", "c-6", "c-7", "c-8", "c-9"]}),
+        6 => {
+            json!({"type": "context", "field": "company.id", "operator": "NOT_ANY_OF", "values": ["c-1", "c-2", "c-3", "c-4", "c-5", "c-6", "c-7", "c-8", "c-9"]})
+        }
         _ => json!({"type": "context", "field": "user.role", "operator": "SET", "values": []}),
     }
 }
@@ -42,7 +50,9 @@ fn w2_flag(i: usize, rng: &mut Rng) -> Value {
     let key = format!("flag-{i:04}");
     let filter = match i % 7 {
         0 => context_filter(rng),
-        1 => json!({"type": "rolloutPercentage", "partialRolloutAttribute": "user.id", "partialRolloutThreshold": rng.below(100_001)}),
+        1 => {
+            json!({"type": "rolloutPercentage", "partialRolloutAttribute": "user.id", "partialRolloutThreshold": rng.below(100_001)})
+        }
         2 => json!({"type": "group", "operator": "and", "filters": [
             context_filter(rng),
             {"type": "rolloutPercentage", "partialRolloutAttribute": "company.id", "partialRolloutThreshold": rng.below(100_001)}
@@ -51,7 +61,9 @@ fn w2_flag(i: usize, rng: &mut Rng) -> Value {
             context_filter(rng),
             {"type": "group", "operator": "and", "filters": [context_filter(rng), {"type": "negation", "filter": context_filter(rng)}]}
         ]}),
-        4 => json!({"type": "jsonLogic", "rule": {"sem_ver": [{"var": "user.appVersion"}, ">=", format!("{}.{}.0", 1 + rng.below(3), rng.below(10))]}}),
+        4 => {
+            json!({"type": "jsonLogic", "rule": {"sem_ver": [{"var": "user.appVersion"}, ">=", format!("{}.{}.0", 1 + rng.below(3), rng.below(10))]}})
+        }
         5 => json!({"type": "user", "subType": "country", "comparator": "=", "values": ["DE", "FR"]}),
         _ => json!({"type": "constant", "value": true}),
     };

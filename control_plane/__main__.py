@@ -22,12 +22,20 @@ def _serve(ns: argparse.Namespace) -> int:
     os.environ[ENV_PREFIX + "MAX_BODY_BYTES"] = str(settings.max_body_bytes)
     if settings.redis_url:
         os.environ[ENV_PREFIX + "REDIS_URL"] = settings.redis_url
-    logging.getLogger("control_plane").info("control plane listening on http://%s:%d (data %s)",
-                                            settings.host, settings.port, settings.data_dir)
+    logging.getLogger("control_plane").info(
+        "control plane listening on http://%s:%d (data %s)", settings.host, settings.port, settings.data_dir
+    )
     print(f"control plane listening on http://{settings.host}:{settings.port} data={settings.data_dir}", flush=True)
     # One worker: SQLite has one writer, and the login limiter lives in process.
-    Granian("control_plane.app:app_from_env", factory=True, interface=Interfaces.ASGI, address=settings.host,
-            port=settings.port, workers=1, log_access=False).serve()
+    Granian(
+        "control_plane.app:app_from_env",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=settings.host,
+        port=settings.port,
+        workers=1,
+        log_access=False,
+    ).serve()
     return 0
 
 

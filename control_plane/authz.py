@@ -132,7 +132,9 @@ def project_by_key(
 ) -> ProjectAccess:
     """A project the caller can see, by key or id; with several matches ``x-organisation`` decides."""
     rows = db.execute(
-        _PROJECT_SQL + "WHERE (p.key = ? OR p.id = ?)" + (" AND o.name = ?" if organisation else "")
+        _PROJECT_SQL
+        + "WHERE (p.key = ? OR p.id = ?)"
+        + (" AND o.name = ?" if organisation else "")
         + " ORDER BY p.created_at",
         (principal.user_id, key_or_id, key_or_id, *([organisation] if organisation else [])),
     ).fetchall()
@@ -147,8 +149,18 @@ def application(
 ) -> ProjectAccess:
     """An Airborne application from the ``x-organisation``/``x-application`` headers."""
     if not organisation or not name:
-        raise ApiError(400, "x-organisation and x-application headers are required",
-                       details=[{"field": "x-organisation" if not organisation else "x-application",
-                                 "code": "required", "message": "header is required"}])
-    row = db.execute(_PROJECT_SQL + "WHERE o.name = ? AND p.key = ?", (principal.user_id, organisation, name)).fetchone()
+        raise ApiError(
+            400,
+            "x-organisation and x-application headers are required",
+            details=[
+                {
+                    "field": "x-organisation" if not organisation else "x-application",
+                    "code": "required",
+                    "message": "header is required",
+                }
+            ],
+        )
+    row = db.execute(
+        _PROJECT_SQL + "WHERE o.name = ? AND p.key = ?", (principal.user_id, organisation, name)
+    ).fetchone()
     return _project(row, principal, needed)

@@ -72,7 +72,9 @@ def _pydantic_details(e: ValidationError, prefix: str = "") -> list[dict[str, st
     out = []
     for item in e.errors(include_url=False):
         loc = ".".join(str(p) for p in item["loc"])
-        out.append({"field": f"{prefix}{loc}" if loc else prefix.rstrip("."), "code": item["type"], "message": item["msg"]})
+        out.append(
+            {"field": f"{prefix}{loc}" if loc else prefix.rstrip("."), "code": item["type"], "message": item["msg"]}
+        )
     return out
 
 
@@ -96,8 +98,16 @@ class Write:
         details: dict[str, Any] | None = None,
     ) -> None:
         self.entries.append(
-            (now_iso(), self.principal.id, organisation_id, project_id, action, target, self.change_reason,
-             orjson.dumps(details or {}).decode())
+            (
+                now_iso(),
+                self.principal.id,
+                organisation_id,
+                project_id,
+                action,
+                target,
+                self.change_reason,
+                orjson.dumps(details or {}).decode(),
+            )
         )
 
     def touch(self, project_id: str) -> None:
@@ -130,9 +140,7 @@ class Ctx:
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)
 
-    def commit(
-        self, change: Callable[[Write], Any], *, status: int = 200, idempotent: bool = True
-    ) -> JSON:
+    def commit(self, change: Callable[[Write], Any], *, status: int = 200, idempotent: bool = True) -> JSON:
         """Run ``change`` in one transaction with audit, idempotency and snapshot validation."""
         principal = self.principal
         idem_key = self.request.headers.get("idempotency-key") or getattr(self.body, "client_dedup_id", None)
@@ -162,7 +170,8 @@ class Ctx:
             if idempotent and idem_key:
                 stored = {**result, "replayed": False} if isinstance(result, dict) else result
                 db.execute(
-                    "INSERT INTO idempotency (principal, idem_key, route, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO idempotency (principal, idem_key, route, status, body, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     (principal.id, idem_key, route, status, orjson.dumps(stored).decode(), now_iso()),
                 )
                 result = stored
@@ -250,8 +259,11 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
                 try:
                     data = orjson.loads(raw) if raw.strip() else {}
                 except orjson.JSONDecodeError:
-                    raise ApiError(400, "request body is not valid JSON",
-                                   details=[{"field": "body", "code": "invalid_json", "message": "not valid JSON"}]) from None
+                    raise ApiError(
+                        400,
+                        "request body is not valid JSON",
+                        details=[{"field": "body", "code": "invalid_json", "message": "not valid JSON"}],
+                    ) from None
                 ctx.body = parse_model(spec.body, data)
             result = await spec.handler(ctx)
             if isinstance(result, Response):

@@ -37,7 +37,11 @@ ERROR_SCHEMA: dict[str, Any] = {
                     "type": "array",
                     "items": {
                         "type": "object",
-                        "properties": {"field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"}},
+                        "properties": {
+                            "field": {"type": "string"},
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
                     },
                 },
                 "request_id": {"type": "string"},
@@ -64,7 +68,9 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                 for name in _PARAM.findall(spec.path)
             ]
-            params += [{"name": h, "in": "header", "required": False, "schema": {"type": "string"}} for h in spec.headers]
+            params += [
+                {"name": h, "in": "header", "required": False, "schema": {"type": "string"}} for h in spec.headers
+            ]
             if spec.query is not None:
                 qschema = spec.query.model_json_schema()
                 required = set(qschema.get("required", []))
@@ -74,7 +80,10 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
             if spec.auth:
                 errors |= {401, 403, 404}
             responses: dict[str, Any] = {
-                str(spec.status): {"description": _DESCRIPTIONS.get(spec.status, "OK"), "content": {"application/json": {}}}
+                str(spec.status): {
+                    "description": _DESCRIPTIONS.get(spec.status, "OK"),
+                    "content": {"application/json": {}},
+                }
             }
             for code in sorted(errors):
                 responses[str(code)] = {

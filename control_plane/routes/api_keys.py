@@ -33,8 +33,13 @@ def _view(row: Any) -> dict[str, Any]:
     }
 
 
-@router.route("POST", "/organisations/{organisation_name}/api-keys", summary="Create an API key (shown once)",
-              body=CreateApiKey, status=201)
+@router.route(
+    "POST",
+    "/organisations/{organisation_name}/api-keys",
+    summary="Create an API key (shown once)",
+    body=CreateApiKey,
+    status=201,
+)
 async def create_api_key(ctx: Ctx) -> Any:
     body: CreateApiKey = ctx.body
     org_name = ctx.path("organisation_name")

@@ -47,8 +47,11 @@ class RemoveMember(Body):
 def _org_header(ctx: Ctx) -> str:
     name = ctx.header("x-organisation")
     if not name:
-        raise ApiError(400, "x-organisation header is required",
-                       details=[{"field": "x-organisation", "code": "required", "message": "header is required"}])
+        raise ApiError(
+            400,
+            "x-organisation header is required",
+            details=[{"field": "x-organisation", "code": "required", "message": "header is required"}],
+        )
     return name
 
 
@@ -61,8 +64,13 @@ def _org_view(ctx: Ctx, name: str) -> dict[str, Any]:
     raise not_found("organisation")
 
 
-@router.route("POST", "/organisations/create", summary="Create an organisation; the caller becomes its owner",
-              body=CreateOrganisation, responses=(409,))
+@router.route(
+    "POST",
+    "/organisations/create",
+    summary="Create an organisation; the caller becomes its owner",
+    body=CreateOrganisation,
+    responses=(409,),
+)
 async def create_organisation(ctx: Ctx) -> Any:
     body: CreateOrganisation = ctx.body
     if ctx.principal.api_key_id is not None:
@@ -72,24 +80,35 @@ async def create_organisation(ctx: Ctx) -> Any:
         if w.db.execute("SELECT 1 FROM organisations WHERE name = ?", (body.name,)).fetchone():
             raise conflict("organisation name is taken")
         org_id = new_id()
-        w.db.execute("INSERT INTO organisations (id, name, created_by, created_at) VALUES (?, ?, ?, ?)",
-                     (org_id, body.name, w.principal.user_id, now_iso()))
-        w.db.execute("INSERT INTO memberships (organisation_id, user_id, role, created_at) VALUES (?, ?, 'owner', ?)",
-                     (org_id, w.principal.user_id, now_iso()))
+        w.db.execute(
+            "INSERT INTO organisations (id, name, created_by, created_at) VALUES (?, ?, ?, ?)",
+            (org_id, body.name, w.principal.user_id, now_iso()),
+        )
+        w.db.execute(
+            "INSERT INTO memberships (organisation_id, user_id, role, created_at) VALUES (?, ?, 'owner', ?)",
+            (org_id, w.principal.user_id, now_iso()),
+        )
         w.audit("organisation.create", f"organisation:{body.name}", organisation_id=org_id)
         return {"name": body.name, "applications": [], "access": ["owner"]}
 
     return ctx.commit(change)
 
 
-@router.route("POST", "/organisations/request", summary="Request an organisation (when creation is disabled)",
-              body=OrganisationRequest)
+@router.route(
+    "POST",
+    "/organisations/request",
+    summary="Request an organisation (when creation is disabled)",
+    body=OrganisationRequest,
+)
 async def request_organisation(ctx: Ctx) -> Any:
     body: OrganisationRequest = ctx.body
 
     def change(w: Write) -> dict[str, Any]:
-        w.audit("organisation.request", f"organisation:{body.organisation_name}",
-                details=body.model_dump(exclude={"change_reason"}))
+        w.audit(
+            "organisation.request",
+            f"organisation:{body.organisation_name}",
+            details=body.model_dump(exclude={"change_reason"}),
+        )
         return {"organisation_name": body.organisation_name, "message": "request recorded"}
 
     return ctx.commit(change)
@@ -119,15 +138,23 @@ async def delete_organisation(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-@router.route("POST", "/organisations/applications/create", summary="Create an application (project)",
-              body=CreateApplication, headers=ORG, responses=(409,))
+@router.route(
+    "POST",
+    "/organisations/applications/create",
+    summary="Create an application (project)",
+    body=CreateApplication,
+    headers=ORG,
+    responses=(409,),
+)
 async def create_application(ctx: Ctx) -> Any:
     body: CreateApplication = ctx.body
     org_name = _org_header(ctx)
 
     def change(w: Write) -> dict[str, Any]:
         org = authz.org_by_name(w.db, w.principal, org_name, "admin")
-        if w.db.execute("SELECT 1 FROM projects WHERE organisation_id = ? AND key = ?", (org.id, body.application)).fetchone():
+        if w.db.execute(
+            "SELECT 1 FROM projects WHERE organisation_id = ? AND key = ?", (org.id, body.application)
+        ).fetchone():
             raise conflict("application already exists in this organisation")
         project_id = create_project(w, org.id, body.application, body.application, "")
         w.audit("application.create", f"application:{body.application}", organisation_id=org.id, project_id=project_id)
@@ -140,7 +167,8 @@ def create_project(w: Write, organisation_id: str, key: str, name: str, descript
     project_id = new_id()
     now = now_iso()
     w.db.execute(
-        "INSERT INTO projects (id, organisation_id, key, name, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO projects (id, organisation_id, key, name, description, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (project_id, organisation_id, key, name, description, now, now),
     )
     return project_id
@@ -160,12 +188,21 @@ def _guard_owner_change(org: authz.OrgAccess, granted: str | None, current: str 
 
 
 def _owners(w: Write, org_id: str) -> int:
-    return int(w.db.execute("SELECT COUNT(*) FROM memberships WHERE organisation_id = ? AND role = 'owner'",
-                            (org_id,)).fetchone()[0])
+    return int(
+        w.db.execute(
+            "SELECT COUNT(*) FROM memberships WHERE organisation_id = ? AND role = 'owner'", (org_id,)
+        ).fetchone()[0]
+    )
 
 
-@router.route("POST", "/organisation/user/create", summary="Add a user to the organisation", body=Member,
-              headers=ORG, responses=(409,))
+@router.route(
+    "POST",
+    "/organisation/user/create",
+    summary="Add a user to the organisation",
+    body=Member,
+    headers=ORG,
+    responses=(409,),
+)
 async def add_member(ctx: Ctx) -> Any:
     body: Member = ctx.body
     org_name = _org_header(ctx)
@@ -174,18 +211,21 @@ async def add_member(ctx: Ctx) -> Any:
         org = authz.org_by_name(w.db, w.principal, org_name, "admin")
         _guard_owner_change(org, body.access, None)
         user_id = _member_user(w, body.user)
-        if w.db.execute("SELECT 1 FROM memberships WHERE organisation_id = ? AND user_id = ?", (org.id, user_id)).fetchone():
+        if w.db.execute(
+            "SELECT 1 FROM memberships WHERE organisation_id = ? AND user_id = ?", (org.id, user_id)
+        ).fetchone():
             raise conflict("user is already a member")
-        w.db.execute("INSERT INTO memberships (organisation_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
-                     (org.id, user_id, body.access, now_iso()))
+        w.db.execute(
+            "INSERT INTO memberships (organisation_id, user_id, role, created_at) VALUES (?, ?, ?, ?)",
+            (org.id, user_id, body.access, now_iso()),
+        )
         w.audit("member.add", f"user:{user_id}", organisation_id=org.id, details={"access": body.access})
         return {"success": True, "message": f"{body.user} added with {body.access} access"}
 
     return ctx.commit(change)
 
 
-@router.route("POST", "/organisation/user/update", summary="Change a member's access level", body=Member,
-              headers=ORG)
+@router.route("POST", "/organisation/user/update", summary="Change a member's access level", body=Member, headers=ORG)
 async def update_member(ctx: Ctx) -> Any:
     body: Member = ctx.body
     org_name = _org_header(ctx)
@@ -193,17 +233,20 @@ async def update_member(ctx: Ctx) -> Any:
     def change(w: Write) -> dict[str, Any]:
         org = authz.org_by_name(w.db, w.principal, org_name, "admin")
         user_id = _member_user(w, body.user)
-        row = w.db.execute("SELECT role FROM memberships WHERE organisation_id = ? AND user_id = ?",
-                           (org.id, user_id)).fetchone()
+        row = w.db.execute(
+            "SELECT role FROM memberships WHERE organisation_id = ? AND user_id = ?", (org.id, user_id)
+        ).fetchone()
         if row is None:
             raise not_found("member")
         _guard_owner_change(org, body.access, row["role"])
         if row["role"] == "owner" and body.access != "owner" and _owners(w, org.id) == 1:
             raise conflict("an organisation needs at least one owner")
-        w.db.execute("UPDATE memberships SET role = ? WHERE organisation_id = ? AND user_id = ?",
-                     (body.access, org.id, user_id))
-        w.audit("member.update", f"user:{user_id}", organisation_id=org.id,
-                details={"from": row["role"], "to": body.access})
+        w.db.execute(
+            "UPDATE memberships SET role = ? WHERE organisation_id = ? AND user_id = ?", (body.access, org.id, user_id)
+        )
+        w.audit(
+            "member.update", f"user:{user_id}", organisation_id=org.id, details={"from": row["role"], "to": body.access}
+        )
         return {"success": True, "message": f"{body.user} now has {body.access} access"}
 
     return ctx.commit(change)
@@ -217,16 +260,19 @@ async def remove_member(ctx: Ctx) -> Any:
     def change(w: Write) -> dict[str, Any]:
         org = authz.org_by_name(w.db, w.principal, org_name, "admin")
         user_id = _member_user(w, body.user)
-        row = w.db.execute("SELECT role FROM memberships WHERE organisation_id = ? AND user_id = ?",
-                           (org.id, user_id)).fetchone()
+        row = w.db.execute(
+            "SELECT role FROM memberships WHERE organisation_id = ? AND user_id = ?", (org.id, user_id)
+        ).fetchone()
         if row is None:
             raise not_found("member")
         _guard_owner_change(org, None, row["role"])
         if row["role"] == "owner" and _owners(w, org.id) == 1:
             raise conflict("an organisation needs at least one owner")
         w.db.execute("DELETE FROM memberships WHERE organisation_id = ? AND user_id = ?", (org.id, user_id))
-        w.db.execute("UPDATE api_keys SET revoked_at = ? WHERE organisation_id = ? AND user_id = ? AND revoked_at IS NULL",
-                     (now_iso(), org.id, user_id))
+        w.db.execute(
+            "UPDATE api_keys SET revoked_at = ? WHERE organisation_id = ? AND user_id = ? AND revoked_at IS NULL",
+            (now_iso(), org.id, user_id),
+        )
         w.audit("member.remove", f"user:{user_id}", organisation_id=org.id)
         return {"success": True, "message": f"{body.user} removed"}
 

@@ -71,11 +71,14 @@ async def create_user(ctx: Ctx) -> Any:
     user_id = new_id()
     store = ctx.services.store
     with store.transaction() as db:
-        taken = db.execute("SELECT 1 FROM users WHERE name = ? OR email = ?", (body.name, body.email.lower())).fetchone()
+        taken = db.execute(
+            "SELECT 1 FROM users WHERE name = ? OR email = ?", (body.name, body.email.lower())
+        ).fetchone()
         if taken:
             raise conflict("a user with this name or email already exists")
         db.execute(
-            "INSERT INTO users (id, name, email, first_name, last_name, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, name, email, first_name, last_name, password_hash, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (user_id, body.name, body.email.lower(), body.first_name, body.last_name, password_hash, now_iso()),
         )
         db.execute(
@@ -85,8 +88,14 @@ async def create_user(ctx: Ctx) -> Any:
         return _login_response(ctx, db, user_id, body.email.lower())
 
 
-@router.route("POST", "/users/login", summary="Log in with name (or email) and password", body=Login, auth=False,
-              responses=(401, 429))
+@router.route(
+    "POST",
+    "/users/login",
+    summary="Log in with name (or email) and password",
+    body=Login,
+    auth=False,
+    responses=(401, 429),
+)
 async def login(ctx: Ctx) -> Any:
     body: Login = ctx.body
     client = ctx.request.client.host if ctx.request.client else "unknown"
@@ -100,8 +109,14 @@ async def login(ctx: Ctx) -> Any:
         return _login_response(ctx, db, row["id"], row["email"])
 
 
-@router.route("POST", "/users/token/refresh", summary="Exchange a refresh token for new tokens", body=Refresh,
-              auth=False, responses=(401,))
+@router.route(
+    "POST",
+    "/users/token/refresh",
+    summary="Exchange a refresh token for new tokens",
+    body=Refresh,
+    auth=False,
+    responses=(401,),
+)
 async def refresh(ctx: Ctx) -> Any:
     body: Refresh = ctx.body
     claims = ctx.services.tokens.decode(body.refresh_token, "refresh")
@@ -115,8 +130,11 @@ async def refresh(ctx: Ctx) -> Any:
 
 
 def _no_oauth() -> ApiError:
-    return ApiError(400, "the configured authentication provider does not support OAuth/OIDC login",
-                    details=[{"field": "provider", "code": "unsupported", "message": "provider does not support OAuth"}])
+    return ApiError(
+        400,
+        "the configured authentication provider does not support OAuth/OIDC login",
+        details=[{"field": "provider", "code": "unsupported", "message": "provider does not support OAuth"}],
+    )
 
 
 @router.route("GET", "/users/oauth/url", summary="OAuth authorization URL (not supported by this provider)", auth=False)
@@ -124,14 +142,16 @@ async def oauth_url(ctx: Ctx) -> Any:
     raise _no_oauth()
 
 
-@router.route("POST", "/users/oauth/login", summary="OAuth login (not supported by this provider)", body=OAuthCode,
-              auth=False)
+@router.route(
+    "POST", "/users/oauth/login", summary="OAuth login (not supported by this provider)", body=OAuthCode, auth=False
+)
 async def oauth_login(ctx: Ctx) -> Any:
     raise _no_oauth()
 
 
-@router.route("POST", "/users/oauth/signup", summary="OAuth signup (not supported by this provider)", body=OAuthCode,
-              auth=False)
+@router.route(
+    "POST", "/users/oauth/signup", summary="OAuth signup (not supported by this provider)", body=OAuthCode, auth=False
+)
 async def oauth_signup(ctx: Ctx) -> Any:
     raise _no_oauth()
 

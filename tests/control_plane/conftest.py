@@ -75,7 +75,8 @@ class Api:
 
     def api_key(self, owner: User, organisation: str, scope: str) -> str:
         r = self.client.post(
-            f"/organisations/{organisation}/api-keys", json={"name": f"k{next(_counter)}", "scope": scope},
+            f"/organisations/{organisation}/api-keys",
+            json={"name": f"k{next(_counter)}", "scope": scope},
             headers=owner.auth,
         )
         assert r.status_code == 201, r.text

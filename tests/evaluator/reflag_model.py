@@ -111,12 +111,15 @@ def evaluate(node: dict[str, Any], ctx: dict[str, str], missing: list[str], flag
             if attr not in missing:
                 missing.append(attr)
             return False
-        return hash_int(f"{node.get('key', flag_key)}.{ctx[attr]}") < node["partialRolloutThreshold"]
+        threshold: float = node["partialRolloutThreshold"]
+        return hash_int(f"{node.get('key', flag_key)}.{ctx[attr]}") < threshold
     if kind == "group":
-        acc = node["operator"] == "and"
+        acc: bool = node["operator"] == "and"
         for child in node["filters"]:
-            acc = (acc and evaluate(child, ctx, missing, flag_key)) if node["operator"] == "and" else (
-                acc or evaluate(child, ctx, missing, flag_key)
+            acc = (
+                (acc and evaluate(child, ctx, missing, flag_key))
+                if node["operator"] == "and"
+                else (acc or evaluate(child, ctx, missing, flag_key))
             )
         return acc
     if kind == "negation":

@@ -89,7 +89,15 @@ def test_flat_nested_and_single_flag_paths_agree(rules: list[dict[str, Any]], co
 
 
 def test_rollout_distribution_is_uniform() -> None:
-    rule = [{"filter": {"type": "rolloutPercentage", "partialRolloutAttribute": "user.id", "partialRolloutThreshold": 30000}}]
+    rule = [
+        {
+            "filter": {
+                "type": "rolloutPercentage",
+                "partialRolloutAttribute": "user.id",
+                "partialRolloutThreshold": 30000,
+            }
+        }
+    ]
     snapshot = _snapshot(rule)
     contexts = [{"user": {"id": f"user-{i}"}} for i in range(100_000)]
     enabled = sum(b'"isEnabled":true' in body for body in snapshot.evaluate_batch(contexts))

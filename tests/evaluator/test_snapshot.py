@@ -83,7 +83,7 @@ def test_flat_context_forms(snapshot: evaluator.Snapshot) -> None:
     as_pairs = snapshot.evaluate_all_flat([("company.id", "other"), ("company.id", "acme_inc")])
     assert as_dict == as_pairs == snapshot.evaluate_all({"company": {"id": "acme_inc"}})
     with pytest.raises(TypeError):
-        snapshot.evaluate_all_flat({"company.id": 5})  # type: ignore[dict-item]
+        snapshot.evaluate_all_flat({"company.id": 5})  # type: ignore[arg-type]
 
 
 def test_single_flag(snapshot: evaluator.Snapshot) -> None:
@@ -143,7 +143,14 @@ def _msgpack_encode(value: Any) -> bytes:
         ({"features": [{"key": ""}]}, "$.features[0].key"),
         ({"features": [{"key": "a", "targeting": {"rules": [{}]}}]}, "$.features[0].targeting.rules[0].filter"),
         (
-            {"features": [{"key": "a", "targeting": {"rules": [{"filter": {"type": "group", "operator": "xor", "filters": []}}]}}]},
+            {
+                "features": [
+                    {
+                        "key": "a",
+                        "targeting": {"rules": [{"filter": {"type": "group", "operator": "xor", "filters": []}}]},
+                    }
+                ]
+            },
             "$.features[0].targeting.rules[0].filter.operator",
         ),
         (
@@ -155,7 +162,11 @@ def _msgpack_encode(value: Any) -> bytes:
             "$.features[0].config.variants[0].key",
         ),
         (
-            {"features": [{"key": "a", "targeting": {"rules": [{"filter": {"type": "jsonLogic", "rule": {"nope": [1]}}}]}}]},
+            {
+                "features": [
+                    {"key": "a", "targeting": {"rules": [{"filter": {"type": "jsonLogic", "rule": {"nope": [1]}}}]}}
+                ]
+            },
             "$.features[0].targeting.rules[0].filter.rule",
         ),
         ({"features": "x"}, "$.features"),
@@ -195,7 +206,10 @@ def test_mixed_dialect_tree() -> None:
                                 "filters": [
                                     {"type": "context", "field": "company.plan", "operator": "IS", "values": ["pro"]},
                                     {"type": "user", "subType": "country", "comparator": "=", "values": ["DE", "AT"]},
-                                    {"type": "jsonLogic", "rule": {"sem_ver": [{"var": "user.appVersion"}, ">=", "2.0.0"]}},
+                                    {
+                                        "type": "jsonLogic",
+                                        "rule": {"sem_ver": [{"var": "user.appVersion"}, ">=", "2.0.0"]},
+                                    },
                                 ],
                             }
                         }

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 
+from starlette.applications import Starlette
+from starlette.routing import Route
+
 from tests.control_plane.conftest import Api, assert_error
 
 
@@ -197,11 +200,8 @@ def test_audit_records_change_reason(api: Api) -> None:
 def test_openapi_lists_every_route(api: Api) -> None:
     doc = api.client.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
-    served = {
-        (r.path, m)
-        for r in api.client.app.routes
-        for m in getattr(r, "methods", None) or ()  # type: ignore[attr-defined]
-        if m != "HEAD"
-    }
+    app = api.client.app
+    assert isinstance(app, Starlette)
+    served = {(r.path, m) for r in app.routes if isinstance(r, Route) for m in r.methods or () if m != "HEAD"}
     documented = {(path, method.upper()) for path, item in doc["paths"].items() for method in item}
     assert documented == served - {("/openapi.json", "GET"), ("/health", "GET")}

@@ -1,0 +1,514 @@
+"""Releaseo dashboard APIs: the widget config behind ``/sdk/config`` and saved segments.
+
+Widget config: one JSON settings object per project plus a public Releaseo project key
+(``rp_...``) that the widget sends from the browser. Every widget write bumps the widget's version
+and touches the project, so the snapshot pipeline republishes what :mod:`control_plane.widget_snapshot`
+returns and the edge's ``/sdk/config`` cache for the project and its key is refreshed.
+
+Segments: a reusable Reflag filter tree, validated by compiling it with the evaluator. A segment
+is edited as a draft; publishing freezes an immutable numbered snapshot of the draft, so whatever
+stores a published version keeps seeing the same definition (seed 000, "saved segment targeting
+stores a snapshot").
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import sqlite3
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+import evaluator
+from control_plane import authz
+from control_plane.errors import ApiError, conflict, not_found, validation
+from control_plane.http import Ctx, Router, Write
+from control_plane.models import Body
+from control_plane.store import new_id, now_iso
+
+router = Router("releaseo")
+ORG = ("x-organisation",)
+
+MAX_SETTINGS_BYTES = 64 * 1024
+MAX_SETTINGS_DEPTH = 32
+MAX_DEFINITION_BYTES = 64 * 1024
+MAX_DEFINITION_DEPTH = 64
+PROJECT_KEY_PREFIX = "rp_"
+_FILTER_PATH = "$.features[0].targeting.rules[0].filter"
+_CURSOR = re.compile(r"^seg:([0-9]{1,19})$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Request models
+
+
+class WidgetConfigBody(Body):
+    settings: dict[str, Any] = Field(
+        description="Widget settings served by /sdk/config (a JSON object, at most 64 KiB)"
+    )
+    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class RemoveBody(Body):
+    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class CreateSegment(Body):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=2000)
+    definition: dict[str, Any] = Field(description="Reflag filter tree (group/negation/context/constant/rollout)")
+    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class UpdateSegment(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    definition: dict[str, Any] | None = Field(default=None, description="Reflag filter tree")
+    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class PublishSegment(Body):
+    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ListQuery(BaseModel):
+    limit: int = Field(default=50, ge=1, le=100)
+    cursor: str | None = Field(default=None, max_length=200, description="Opaque next_cursor of the previous page")
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation helpers
+
+
+def _check_tree(value: Any, field: str, max_depth: int) -> None:
+    """Object keys are strings and nesting stays within ``max_depth`` (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: list[Any] = []
+            for key, child in node.items():
+                if not isinstance(key, str):
+                    raise validation(f"{field} object keys must be strings", field, "invalid_key")
+                children.append(child)
+        elif isinstance(node, list):
+            children = list(node)
+        else:
+            continue
+        if depth > max_depth:
+            raise validation(f"{field} is nested deeper than {max_depth} levels", field, "too_deep")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def _encode(value: dict[str, Any], field: str, max_bytes: int, max_depth: int) -> bytes:
+    _check_tree(value, field, max_depth)
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError as e:
+        raise validation(f"{field} is not encodable as JSON", field, "invalid_json", str(e)) from None
+    if len(encoded) > max_bytes:
+        raise ApiError(
+            413,
+            f"{field} larger than {max_bytes} bytes",
+            details=[{"field": field, "code": "too_large", "message": f"at most {max_bytes} bytes when encoded"}],
+        )
+    return encoded
+
+
+def definition_field(path: str) -> str:
+    """``definition`` plus the part of an evaluator error path after the rule's ``.filter``."""
+    return "definition" + path[len(_FILTER_PATH) :] if path.startswith(_FILTER_PATH) else "definition"
+
+
+def compile_definition(definition: dict[str, Any]) -> str:
+    """The definition as stored JSON, after the evaluator compiled it; 400 naming the bad node."""
+    encoded = _encode(definition, "definition", MAX_DEFINITION_BYTES, MAX_DEFINITION_DEPTH)
+    doc = b'{"features":[{"key":"segment","targeting":{"version":1,"rules":[{"filter":' + encoded + b"}]}}]}"
+    try:
+        evaluator.Snapshot(doc)
+    except evaluator.RuleError as e:
+        raise ApiError(
+            400,
+            f"definition does not compile: {e.reason}",
+            details=[{"field": definition_field(e.path), "code": "invalid_rule", "message": e.reason}],
+        ) from None
+    except evaluator.EvaluatorError as e:
+        raise validation(f"definition does not compile: {e}", "definition", "invalid_rule") from None
+    return encoded.decode()
+
+
+def _project(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.ProjectAccess:
+    return authz.project_by_key(db, ctx.principal, ctx.path("projectId"), needed, ctx.header("x-organisation"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Widget config
+
+
+def new_project_key() -> str:
+    """A public Releaseo project key: ``rp_`` and 32 URL-safe random characters (192 bits)."""
+    return PROJECT_KEY_PREFIX + secrets.token_urlsafe(24)
+
+
+def _widget_row(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM releaseo_widgets WHERE project_id = ?", (project_id,)
+    ).fetchone()
+    return row
+
+
+def _widget_view(project: authz.ProjectAccess, row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "projectId": project.id,
+        "project": project.key,
+        "projectKey": row["project_key"],
+        "settings": orjson.loads(row["settings"]),
+        "version": row["version"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+@router.route(
+    "GET", "/projects/{projectId}/widget-config", summary="Get the project's Releaseo widget config", headers=ORG
+)
+async def get_widget_config(ctx: Ctx) -> Any:
+    with ctx.services.store.read() as db:
+        project = _project(db, ctx, "read")
+        row = _widget_row(db, project.id)
+    if row is None or row["settings"] is None:
+        raise not_found("widget config")
+    return _widget_view(project, row)
+
+
+@router.route(
+    "PUT",
+    "/projects/{projectId}/widget-config",
+    summary="Create (201) or replace (200) the widget config; the first create issues the project key",
+    body=WidgetConfigBody,
+    headers=ORG,
+    status=201,
+    responses=(200, 413),
+)
+async def put_widget_config(ctx: Ctx) -> Any:
+    body: WidgetConfigBody = ctx.body
+    settings = _encode(body.settings, "settings", MAX_SETTINGS_BYTES, MAX_SETTINGS_DEPTH).decode()
+    # No await between this read and the commit: within a worker the status matches what commit does.
+    with ctx.services.store.read() as db:
+        existing = _widget_row(db, _project(db, ctx, "write").id)
+    creating = existing is None or existing["settings"] is None
+
+    def change(w: Write) -> dict[str, Any]:
+        project = _project(w.db, ctx, "write")
+        row = _widget_row(w.db, project.id)
+        now = now_iso()
+        if row is None:
+            action = "widget.create"
+            w.db.execute(
+                "INSERT INTO releaseo_widgets (project_id, project_key, settings, version, created_at, updated_at)"
+                " VALUES (?, ?, ?, 1, ?, ?)",
+                (project.id, new_project_key(), settings, now, now),
+            )
+        elif row["settings"] is None:
+            action = "widget.create"
+            w.db.execute(
+                "UPDATE releaseo_widgets SET settings = ?, version = version + 1, created_at = ?, updated_at = ?"
+                " WHERE project_id = ?",
+                (settings, now, now, project.id),
+            )
+        else:
+            action = "widget.update"
+            w.db.execute(
+                "UPDATE releaseo_widgets SET settings = ?, version = version + 1, updated_at = ? WHERE project_id = ?",
+                (settings, now, project.id),
+            )
+        row = _widget_row(w.db, project.id)
+        assert row is not None
+        w.touch(project.id)
+        w.audit(
+            action,
+            f"widget:{project.key}",
+            organisation_id=project.organisation_id,
+            project_id=project.id,
+            details={"projectKey": row["project_key"], "version": row["version"]},
+        )
+        return _widget_view(project, row)
+
+    return ctx.commit(change, status=201 if creating else 200)
+
+
+@router.route(
+    "DELETE",
+    "/projects/{projectId}/widget-config",
+    summary="Remove the widget config (admin); the project key is kept for a later re-create",
+    body=RemoveBody,
+    headers=ORG,
+)
+async def delete_widget_config(ctx: Ctx) -> Any:
+    def change(w: Write) -> dict[str, Any]:
+        project = _project(w.db, ctx, "admin")
+        row = _widget_row(w.db, project.id)
+        if row is None or row["settings"] is None:
+            raise not_found("widget config")
+        w.db.execute(
+            "UPDATE releaseo_widgets SET settings = NULL, version = version + 1, updated_at = ? WHERE project_id = ?",
+            (now_iso(), project.id),
+        )
+        w.touch(project.id)
+        w.audit(
+            "widget.remove",
+            f"widget:{project.key}",
+            organisation_id=project.organisation_id,
+            project_id=project.id,
+            details={"projectKey": row["project_key"], "version": row["version"] + 1},
+        )
+        return {"projectId": project.id, "project": project.key, "projectKey": row["project_key"], "deleted": True}
+
+    return ctx.commit(change)
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments
+
+_SEGMENT_SQL = (
+    "SELECT s.*, v.version AS pub_version, v.name AS pub_name, v.description AS pub_description,"
+    " v.definition AS pub_definition, v.published_at AS pub_at FROM releaseo_segments s"
+    " LEFT JOIN releaseo_segment_versions v ON v.segment_id = s.id"
+    " AND v.version = (SELECT MAX(version) FROM releaseo_segment_versions WHERE segment_id = s.id) "
+)
+
+
+def _segment_view(row: sqlite3.Row) -> dict[str, Any]:
+    published = None
+    changed = True
+    if row["pub_version"] is not None:
+        published = {
+            "version": row["pub_version"],
+            "name": row["pub_name"],
+            "description": row["pub_description"],
+            "definition": orjson.loads(row["pub_definition"]),
+            "publishedAt": row["pub_at"],
+        }
+        changed = (row["name"], row["description"], row["definition"]) != (
+            row["pub_name"],
+            row["pub_description"],
+            row["pub_definition"],
+        )
+    return {
+        "id": row["id"],
+        "projectId": row["project_id"],
+        "name": row["name"],
+        "description": row["description"],
+        "definition": orjson.loads(row["definition"]),
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "published": published,
+        "hasUnpublishedChanges": changed,
+    }
+
+
+def _segment(db: sqlite3.Connection, project_id: str, segment_id: str) -> sqlite3.Row:
+    row: sqlite3.Row | None = db.execute(
+        _SEGMENT_SQL + "WHERE s.id = ? AND s.project_id = ?", (segment_id, project_id)
+    ).fetchone()
+    if row is None:
+        raise not_found("segment")
+    return row
+
+
+def _name_taken(db: sqlite3.Connection, project_id: str, name: str, except_id: str = "") -> None:
+    if db.execute(
+        "SELECT 1 FROM releaseo_segments WHERE project_id = ? AND name = ? AND id != ?", (project_id, name, except_id)
+    ).fetchone():
+        raise conflict("a segment with this name already exists in the project")
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seg:{seq}".encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    match = _CURSOR.match(raw)
+    if match is None:
+        raise validation("cursor is not one this API returned", "query.cursor", "invalid_cursor")
+    return int(match.group(1))
+
+
+@router.route(
+    "POST",
+    "/projects/{projectId}/segments",
+    summary="Create a segment (draft)",
+    body=CreateSegment,
+    headers=ORG,
+    status=201,
+    responses=(409, 413),
+)
+async def create_segment(ctx: Ctx) -> Any:
+    body: CreateSegment = ctx.body
+    definition = compile_definition(body.definition)
+
+    def change(w: Write) -> dict[str, Any]:
+        project = _project(w.db, ctx, "write")
+        _name_taken(w.db, project.id, body.name)
+        segment_id, now = new_id(), now_iso()
+        w.db.execute(
+            "INSERT INTO releaseo_segments (id, project_id, name, description, definition, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (segment_id, project.id, body.name, body.description, definition, now, now),
+        )
+        w.audit(
+            "segment.create",
+            f"segment:{segment_id}",
+            organisation_id=project.organisation_id,
+            project_id=project.id,
+            details={"name": body.name},
+        )
+        return _segment_view(_segment(w.db, project.id, segment_id))
+
+    return ctx.commit(change, status=201)
+
+
+@router.route(
+    "GET",
+    "/projects/{projectId}/segments",
+    summary="List segments, newest first (cursor pagination)",
+    query=ListQuery,
+    headers=ORG,
+)
+async def list_segments(ctx: Ctx) -> Any:
+    query: ListQuery = ctx.query
+    before = decode_cursor(query.cursor) if query.cursor else None
+    with ctx.services.store.read() as db:
+        project = _project(db, ctx, "read")
+        rows = db.execute(
+            _SEGMENT_SQL
+            + "WHERE s.project_id = ?"
+            + (" AND s.seq < ?" if before is not None else "")
+            + " ORDER BY s.seq DESC LIMIT ?",
+            (project.id, *([before] if before is not None else []), query.limit + 1),
+        ).fetchall()
+    page = rows[: query.limit]
+    next_cursor = encode_cursor(page[-1]["seq"]) if len(rows) > query.limit else None
+    return {"items": [_segment_view(r) for r in page], "next_cursor": next_cursor}
+
+
+@router.route(
+    "GET",
+    "/projects/{projectId}/segments/{id}",
+    summary="Get a segment: its draft and its latest published version",
+    headers=ORG,
+)
+async def get_segment(ctx: Ctx) -> Any:
+    with ctx.services.store.read() as db:
+        project = _project(db, ctx, "read")
+        return _segment_view(_segment(db, project.id, ctx.path("id")))
+
+
+@router.route(
+    "PATCH",
+    "/projects/{projectId}/segments/{id}",
+    summary="Update a segment's draft (published versions do not change)",
+    body=UpdateSegment,
+    headers=ORG,
+    responses=(409, 413),
+)
+async def update_segment(ctx: Ctx) -> Any:
+    body: UpdateSegment = ctx.body
+    fields = body.model_fields_set & {"name", "description", "definition"}
+    if not fields:
+        raise validation("nothing to update: send name, description or definition", "body", "empty_update")
+    for name in ("name", "definition"):
+        if name in fields and getattr(body, name) is None:
+            raise validation(f"{name} cannot be null", name, "null")
+    definition = compile_definition(body.definition) if body.definition is not None else None
+    segment_id = ctx.path("id")
+
+    def change(w: Write) -> dict[str, Any]:
+        project = _project(w.db, ctx, "write")
+        row = _segment(w.db, project.id, segment_id)
+        name = body.name if body.name is not None else row["name"]
+        if name != row["name"]:
+            _name_taken(w.db, project.id, name, segment_id)
+        description = row["description"] if "description" not in fields else body.description or ""
+        w.db.execute(
+            "UPDATE releaseo_segments SET name = ?, description = ?, definition = ?, updated_at = ? WHERE id = ?",
+            (name, description, definition if definition is not None else row["definition"], now_iso(), segment_id),
+        )
+        w.audit(
+            "segment.update",
+            f"segment:{segment_id}",
+            organisation_id=project.organisation_id,
+            project_id=project.id,
+            details={"fields": sorted(fields)},
+        )
+        return _segment_view(_segment(w.db, project.id, segment_id))
+
+    return ctx.commit(change)
+
+
+@router.route(
+    "DELETE",
+    "/projects/{projectId}/segments/{id}",
+    summary="Delete a segment and its published versions (admin)",
+    body=RemoveBody,
+    headers=ORG,
+)
+async def delete_segment(ctx: Ctx) -> Any:
+    segment_id = ctx.path("id")
+
+    def change(w: Write) -> dict[str, Any]:
+        project = _project(w.db, ctx, "admin")
+        row = _segment(w.db, project.id, segment_id)
+        w.db.execute("DELETE FROM releaseo_segments WHERE id = ?", (segment_id,))
+        w.touch(project.id)
+        w.audit(
+            "segment.delete",
+            f"segment:{segment_id}",
+            organisation_id=project.organisation_id,
+            project_id=project.id,
+            details={"name": row["name"], "publishedVersion": row["pub_version"]},
+        )
+        return {"id": segment_id, "deleted": True}
+
+    return ctx.commit(change)
+
+
+@router.route(
+    "POST",
+    "/projects/{projectId}/segments/{id}/publish",
+    summary="Publish the draft as a new immutable version (version = previous + 1)",
+    body=PublishSegment,
+    headers=ORG,
+)
+async def publish_segment(ctx: Ctx) -> Any:
+    segment_id = ctx.path("id")
+
+    def change(w: Write) -> dict[str, Any]:
+        project = _project(w.db, ctx, "write")
+        row = _segment(w.db, project.id, segment_id)
+        version = (row["pub_version"] or 0) + 1
+        w.db.execute(
+            "INSERT INTO releaseo_segment_versions"
+            " (segment_id, version, name, description, definition, published_at, published_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (segment_id, version, row["name"], row["description"], row["definition"], now_iso(), w.principal.id),
+        )
+        w.touch(project.id)
+        w.audit(
+            "segment.publish",
+            f"segment:{segment_id}",
+            organisation_id=project.organisation_id,
+            project_id=project.id,
+            details={"version": version},
+        )
+        return _segment_view(_segment(w.db, project.id, segment_id))
+
+    return ctx.commit(change)

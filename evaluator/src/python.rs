@@ -337,7 +337,7 @@ impl PySnapshot {
             if !user.is_object() {
                 return Err(PyTypeError::new_err("user must be a dict"));
             }
-            self.inner.devcycle_bucket(&user, now_ms).map(|v| to_py(py, &v)).transpose()
+            self.inner.devcycle_bucket(&user, now_ms).map(|v| to_py(py, &design_shape(v))).transpose()
         })
     }
 }
@@ -381,6 +381,19 @@ fn reflag_evaluate<'py>(
     })
 }
 
+/// DESIGN.md section 5 shape of a bucketed config: `variables` maps each key straight to its
+/// value (DevCycle's own output nests it as `{_id, key, type, value}`).
+fn design_shape(mut bucketed: Value) -> Value {
+    if let Some(Value::Object(vars)) = bucketed.get_mut("variables") {
+        for v in vars.values_mut() {
+            if let Some(value) = v.get_mut("value").map(Value::take) {
+                *v = value;
+            }
+        }
+    }
+    bucketed
+}
+
 /// DevCycle `generateBucketedConfig` for one user at `now_ms`.
 #[pyfunction]
 fn devcycle_bucket<'py>(
@@ -393,7 +406,7 @@ fn devcycle_bucket<'py>(
         let config = to_value(config)?;
         let user = to_value(user)?;
         let out = devcycle::bucket(&config, &user, now_ms).map_err(eval_error)?;
-        to_py(py, &out)
+        to_py(py, &design_shape(out))
     })
 }
 

@@ -2,14 +2,17 @@
 
 use crate::error::MAX_DATA_DEPTH;
 use crate::jsnum::json_number_to_string;
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// Interned names of the flattened context fields that a set of rules reads.
+///
+/// FxHash: the keys are fixed when the snapshot compiles, so request-chosen names only look up
+/// (no insertion, hence no hash-flooding of the table).
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
-    index: HashMap<Box<str>, u32>,
+    index: FxHashMap<Box<str>, u32>,
     names: Vec<Box<str>>,
 }
 

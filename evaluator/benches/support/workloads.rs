@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by the benchmark and the instruction-count example
 //! Deterministic benchmark workloads (DESIGN.md section 6): W1 (5 flags), W2 (350 mixed flags)
 //! and scale sets, with realistic contexts that differ per request.
 

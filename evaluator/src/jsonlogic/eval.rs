@@ -8,7 +8,7 @@ use super::value::{
     add_number, js_le, js_lt, js_string, js_truthy, loose_eq, make_arr, make_obj, parse_float_value, push_join,
     spend_bytes, spend_compare, strict_eq, substr, to_integer, to_number, truthy, utf16_at, utf16_len, Items, K, V,
 };
-use super::{Cmp, IterKind, IterNode, Node, Op, VarNode, VarPath};
+use super::{Cmp, IterKind, IterNode, Node, Op, SemOp, SemVerConst, VarNode, VarPath};
 use crate::error::{Budget, EvalError, MAX_VALUE_SIZE};
 use crate::hash::murmur3_32;
 use crate::semver;
@@ -26,8 +26,19 @@ pub(super) fn eval<'a>(node: &'a Node, scope: &V<'a>, b: &mut Budget) -> R<'a> {
         Node::And(args) => eval_and_or(args, false, scope, b),
         Node::Or(args) => eval_and_or(args, true, scope, b),
         Node::Iter(kind, it) => eval_iter(*kind, it, scope, b),
+        Node::SemVerConst(sv) => eval_sem_ver_const(sv, scope, b),
         Node::Op(op, args) => eval_op(*op, args, scope, b),
     }
+}
+
+fn eval_sem_ver_const<'a>(sv: &'a SemVerConst, scope: &V<'a>, b: &mut Budget) -> R<'a> {
+    let x = eval(&sv.subject, scope, b)?;
+    let xs = js_string(&x, b)?;
+    spend_bytes(b, xs.len() + sv.version_len)?;
+    Ok(match semver::parse_loose(&xs) {
+        Some(vx) => V::Bool(sv.op.test(&vx, &sv.version)),
+        None => V::Null,
+    })
 }
 
 fn eval_array<'a>(nodes: &'a [Node], scope: &V<'a>, b: &mut Budget) -> R<'a> {
@@ -702,16 +713,8 @@ fn sem_ver<'a>(args: &[V<'a>], b: &mut Budget) -> R<'a> {
     let (Some(vx), Some(vy)) = (semver::parse_loose(&xs), semver::parse_loose(&ys)) else {
         return Ok(V::Null);
     };
-    let o = semver::compare(&vx, &vy);
-    Ok(V::Bool(match ops.as_ref() {
-        "=" => o == Ordering::Equal,
-        "!=" => o != Ordering::Equal,
-        "<" => o == Ordering::Less,
-        "<=" => o != Ordering::Greater,
-        ">" => o == Ordering::Greater,
-        ">=" => o != Ordering::Less,
-        "^" => semver::caret(&vx, &vy),
-        "~" => semver::tilde(&vx, &vy),
-        _ => return Ok(V::Null),
-    }))
+    Ok(match SemOp::parse(&ops) {
+        Some(op) => V::Bool(op.test(&vx, &vy)),
+        None => V::Null,
+    })
 }

@@ -105,8 +105,79 @@ enum Node {
     Or(Vec<Node>),
     /// `map`, `filter`, `all`, `none`, `some`, `reduce`: the body runs with each element as data.
     Iter(IterKind, Box<IterNode>),
+    /// `sem_ver` whose operator and right-hand version are constants, parsed once at compile time.
+    SemVerConst(Box<SemVerConst>),
     /// Every other operator: arguments are evaluated first, in order.
     Op(Op, Vec<Node>),
+}
+
+#[derive(Debug, Clone)]
+struct SemVerConst {
+    subject: Node,
+    op: SemOp,
+    version: crate::semver::Version,
+    /// Byte length of the constant's string form (charged to the budget like the general path).
+    version_len: usize,
+}
+
+/// The comparison operators of flagd's `sem_ver`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SemOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Caret,
+    Tilde,
+}
+
+impl SemOp {
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "=" => Self::Eq,
+            "!=" => Self::Ne,
+            "<" => Self::Lt,
+            "<=" => Self::Le,
+            ">" => Self::Gt,
+            ">=" => Self::Ge,
+            "^" => Self::Caret,
+            "~" => Self::Tilde,
+            _ => return None,
+        })
+    }
+
+    fn test(self, x: &crate::semver::Version, y: &crate::semver::Version) -> bool {
+        use std::cmp::Ordering;
+        let o = crate::semver::compare(x, y);
+        match self {
+            Self::Eq => o == Ordering::Equal,
+            Self::Ne => o != Ordering::Equal,
+            Self::Lt => o == Ordering::Less,
+            Self::Le => o != Ordering::Greater,
+            Self::Gt => o == Ordering::Greater,
+            Self::Ge => o != Ordering::Less,
+            Self::Caret => crate::semver::caret(x, y),
+            Self::Tilde => crate::semver::tilde(x, y),
+        }
+    }
+}
+
+/// `{"sem_ver": [subject, "<op>", "<version>"]}` with a constant operator and a valid constant
+/// version: pre-parse both. Anything else keeps the general path (and its null results).
+fn fold_sem_ver(args: Vec<Node>) -> Node {
+    if let [_, Node::Const(Value::String(op)), Node::Const(v @ (Value::String(_) | Value::Number(_)))] = args.as_slice()
+    {
+        let text = jsnum::value_to_js_string(v);
+        if let (Some(op), Some(version)) = (SemOp::parse(op), crate::semver::parse_loose(&text)) {
+            if let Some(subject) = args.into_iter().next() {
+                return Node::SemVerConst(Box::new(SemVerConst { subject, op, version, version_len: text.len() }));
+            }
+            return Node::Const(Value::Null);
+        }
+    }
+    Node::Op(Op::SemVer, args)
 }
 
 #[derive(Debug, Clone)]
@@ -403,6 +474,7 @@ fn compile_op(op: &str, values: &Value, path: &Path<'_>, depth: usize) -> Result
         "if" | "?:" => Node::If(args),
         "and" => Node::And(args),
         "or" => Node::Or(args),
+        "sem_ver" => fold_sem_ver(args),
         _ => match lookup_op(op) {
             Some(o) => Node::Op(o, args),
             None => return Err(RuleError::new(path.render(), format!("unrecognized operation {op:?}"))),

@@ -1,13 +1,425 @@
-"""Reflag-shape feature definitions of one environment, from the feature tables."""
+"""Reflag-shape feature definitions of one environment, built from the feature tables.
+
+Every feature of the environment's project whose configuration there is active becomes
+``{"key", "targeting": {"version", "rules": [{"filter"}]}, "config"?: {"version", "variants"}}``,
+the document the evaluator compiles (``evaluator.Snapshot``) and Reflag's ``GET /features`` serves.
+
+A configuration is stored in one of two formats:
+
+- **DevCycle targets** (``targets``): target *i* becomes rule *i*,
+  ``{"type": "group", "operator": "and", "filters": [audience, rollout?, not earlier audiences?]}``
+  with the audience filter always at ``filters[0]``. Its distribution becomes one config variant
+  per variation, the same filter plus Reflag ``rolloutPercentage`` nodes that cut the bucket
+  range ``[lo, hi)`` out of ``[0, 100000)``, keyed by the target id (so buckets are stable while a
+  target keeps its ``_id``) over the bucketing attribute (``user.id`` unless ``bucketingKey``
+  names another field). Variants are ordered by target, so the first variant that matches belongs
+  to the first target the user qualifies for. With the project setting
+  ``disablePassthroughRollouts`` a user in an earlier target's audience never falls through to
+  a later target (its audiences are negated), as in DevCycle.
+- **Reflag targeting** (``targeting.rules`` and optional ``config.variants``): used as sent.
+
+In both, filter trees may mix dialects: DevCycle groups (``{"operator", "filters"}``) become
+Reflag groups (an empty DevCycle group never matches), ``{"type": "all"}`` becomes a constant,
+``user``/``optIn`` nodes are passed to the evaluator's DevCycle filter, ``audienceMatch`` nodes
+are replaced by the referenced audiences' filters (inlined from the ``audiences`` table), and
+Reflag and ``jsonLogic`` nodes are kept.
+
+Rollouts (``schedule``/``gradual``/``stepped``) are evaluated when the snapshot is built: the
+current percentage becomes a ``rolloutPercentage`` threshold. :func:`next_rollout_change` tells
+the snapshot pipeline when a rebuild changes a percentage. A ``complete`` feature serves its
+static variation to everyone; ``archived`` features are left out.
+"""
 
 from __future__ import annotations
 
+import math
 import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 
-def environment_features(db: sqlite3.Connection, environment_id: str) -> list[dict[str, Any]]:
+THRESHOLD_SCALE = 100_000
+# Built-in DevCycle user fields and where they live in a Reflag context.
+USER_FIELDS = ("email", "country", "platform", "platformVersion", "appVersion", "deviceModel")
+# While a linear rollout stage is interpolating, rebuild at least this often (ms).
+INTERPOLATION_STEP_MS = 60_000.0
+
+_TRUE: dict[str, Any] = {"type": "constant", "value": True}
+_FALSE: dict[str, Any] = {"type": "constant", "value": False}
+
+
+def _loads(text: str | None, default: Any) -> Any:
+    return orjson.loads(text) if text else default
+
+
+def iso_ms(value: str) -> float:
+    """Epoch milliseconds of an ISO 8601 date-time (UTC when it has no offset)."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp() * 1000.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters
+
+
+def translate_filter(node: Any, audiences: Mapping[str, Any], stack: tuple[str, ...] = ()) -> Any:
+    """A stored filter tree in the evaluator's shape, with ``audienceMatch`` inlined.
+
+    Unknown shapes are passed through unchanged so that the evaluator reports them with a path.
+    An audience that is missing or references itself (a cycle) never matches.
+    """
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("type")
+    if kind is None:
+        if "operator" not in node and "filters" not in node:
+            return node
+        children = node.get("filters")
+        if not isinstance(children, list):
+            return node
+        if not children:
+            return dict(_FALSE)
+        operator = node.get("operator") or "and"
+        return {
+            "type": "group",
+            "operator": operator,
+            "filters": [translate_filter(c, audiences, stack) for c in children],
+        }
+    if kind == "all":
+        return dict(_TRUE)
+    if kind == "audienceMatch":
+        ids = node.get("_audiences")
+        if not isinstance(ids, list):
+            return node
+        parts: list[Any] = []
+        for audience_id in ids:
+            filters = audiences.get(audience_id) if isinstance(audience_id, str) else None
+            if filters is None or audience_id in stack:
+                parts.append(dict(_FALSE))
+            else:
+                parts.append(translate_filter(filters, audiences, (*stack, audience_id)))
+        group = {"type": "group", "operator": "or", "filters": parts}
+        return {"type": "negation", "filter": group} if node.get("comparator") == "!=" else group
+    if kind == "group":
+        children = node.get("filters")
+        if not isinstance(children, list):
+            return node
+        return {**node, "filters": [translate_filter(c, audiences, stack) for c in children]}
+    if kind == "negation" and "filter" in node:
+        return {**node, "filter": translate_filter(node["filter"], audiences, stack)}
+    return node
+
+
+def audience_refs(node: Any) -> list[str]:
+    """Audience ids that a filter tree references directly, in order."""
+    found: list[str] = []
+
+    def walk(n: Any) -> None:
+        if isinstance(n, dict):
+            if n.get("type") == "audienceMatch" and isinstance(n.get("_audiences"), list):
+                found.extend(a for a in n["_audiences"] if isinstance(a, str))
+            for key in ("filters", "filter"):
+                child = n.get(key)
+                if isinstance(child, list):
+                    for c in child:
+                        walk(c)
+                elif isinstance(child, dict):
+                    walk(child)
+
+    walk(node)
+    return found
+
+
+def config_filters(targets: list[Any], reflag: Any) -> list[Any]:
+    """Every filter tree of one stored configuration."""
+    trees: list[Any] = [t.get("audience", {}).get("filters") for t in targets if isinstance(t, dict)]
+    if isinstance(reflag, dict):
+        trees += [r.get("filter") for r in reflag.get("targeting", {}).get("rules", []) if isinstance(r, dict)]
+        config = reflag.get("config") or {}
+        trees += [v.get("filter") for v in config.get("variants", []) if isinstance(v, dict)]
+    return [t for t in trees if t is not None]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rollouts
+
+
+def rollout_percentage(rollout: Mapping[str, Any], now_ms: float) -> float:
+    """DevCycle's ``getCurrentRolloutPercentage``: the share (0..1) of users let through now."""
+    start = iso_ms(rollout["startDate"])
+    if rollout.get("type") == "schedule":
+        return 1.0 if now_ms >= start else 0.0
+    start_pct = float(rollout.get("startPercentage") or 0.0)
+    stages = [
+        (s.get("type") == "discrete", iso_ms(s["date"]), float(s["percentage"])) for s in rollout.get("stages") or []
+    ]
+    current = next(((pct, date) for _, date, pct in reversed(stages) if date <= now_ms), None)
+    upcoming = next(((discrete, date, pct) for discrete, date, pct in stages if date > now_ms), None)
+    if current is None:
+        if not start < now_ms:
+            return 0.0
+        current = (start_pct, start)
+    cur_pct, cur_date = current
+    if upcoming is None or upcoming[0]:
+        return cur_pct
+    progress = (now_ms - cur_date) / (upcoming[1] - cur_date)
+    if progress == 0.0:
+        return 0.0
+    return cur_pct + (upcoming[2] - cur_pct) * progress
+
+
+def rollout_changes(rollout: Mapping[str, Any], now_ms: float) -> float | None:
+    """The next moment (epoch ms) after ``now_ms`` at which the rollout's percentage changes."""
+    dates = [iso_ms(rollout["startDate"])] + [iso_ms(s["date"]) for s in rollout.get("stages") or []]
+    future = [d for d in dates if d > now_ms]
+    soonest = min(future) if future else None
+    if rollout.get("type") != "schedule":
+        stages = rollout.get("stages") or []
+        upcoming = next((s for s in stages if iso_ms(s["date"]) > now_ms), None)
+        interpolating = upcoming is not None and upcoming.get("type") != "discrete" and dates[0] < now_ms
+        if interpolating:
+            step = now_ms + INTERPOLATION_STEP_MS
+            soonest = step if soonest is None else min(soonest, step)
+    return soonest
+
+
+def bucketing_attribute(bucketing_key: str | None) -> str:
+    """The Reflag context field a target buckets on."""
+    if not bucketing_key or bucketing_key == "user_id":
+        return "user.id"
+    if bucketing_key in USER_FIELDS:
+        return f"user.{bucketing_key}"
+    return f"user.customData.{bucketing_key}"
+
+
+def _rollout_node(key: str, attribute: str, threshold: int) -> dict[str, Any]:
+    return {
+        "type": "rolloutPercentage",
+        "key": key,
+        "partialRolloutAttribute": attribute,
+        "partialRolloutThreshold": threshold,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Definitions
+
+
+@dataclass
+class Built:
+    """One feature's definition plus, for DevCycle targets, the target of each config variant."""
+
+    definition: dict[str, Any]
+    variant_targets: list[int] = field(default_factory=list)
+
+
+@dataclass
+class FeatureData:
+    key: str
+    status: str
+    static_variation: str | None
+    # (variation id, variation key, payload of active variables)
+    variations: list[tuple[str, str, dict[str, Any]]]
+    targets: list[dict[str, Any]]
+    reflag: dict[str, Any] | None
+    version: int
+
+
+def build_definition(
+    data: FeatureData, audiences: Mapping[str, Any], *, disable_passthrough: bool, now_ms: float
+) -> Built:
+    version = data.version
+    payload_of = {vid: (vkey, payload) for vid, vkey, payload in data.variations}
+    has_values = any(payload for _, _, payload in data.variations)
+    definition: dict[str, Any] = {"key": data.key, "targeting": {"version": version, "rules": []}}
+    built = Built(definition)
+    if data.status == "complete":
+        static = payload_of.get(data.static_variation or "")
+        if static is not None:
+            definition["targeting"]["rules"] = [{"filter": dict(_TRUE)}]
+            if has_values:
+                definition["config"] = {
+                    "version": version,
+                    "variants": [{"key": static[0], "filter": dict(_TRUE), "payload": static[1]}],
+                }
+        return built
+    if data.reflag is not None:
+        sent = data.reflag.get("targeting", {}).get("rules", [])
+        definition["targeting"]["rules"] = [{"filter": translate_filter(r.get("filter"), audiences)} for r in sent]
+        config = data.reflag.get("config")
+        if config is not None:
+            variants = []
+            for v in config.get("variants", []):
+                variant: dict[str, Any] = {"key": v.get("key"), "payload": v.get("payload")}
+                if "filter" in v and v["filter"] is not None:
+                    variant["filter"] = translate_filter(v["filter"], audiences)
+                variants.append(variant)
+            definition["config"] = {"version": version, "variants": variants}
+        return built
+    rules: list[dict[str, Any]] = []
+    variants = []
+    earlier: list[Any] = []
+    for i, target in enumerate(data.targets):
+        audience = translate_filter(target.get("audience", {}).get("filters", {}), audiences)
+        target_id = str(target.get("_id", i))
+        attribute = bucketing_attribute(target.get("bucketingKey"))
+        gate: list[Any] = []
+        if target.get("rollout"):
+            pct = rollout_percentage(target["rollout"], now_ms)
+            if not pct > 0:
+                gate.append(dict(_FALSE))
+            elif pct < 1:
+                gate.append(_rollout_node(f"{target_id}_rollout", attribute, round(pct * THRESHOLD_SCALE)))
+        if disable_passthrough:
+            gate += [{"type": "negation", "filter": a} for a in earlier]
+        earlier.append(audience)
+        rules.append({"filter": {"type": "group", "operator": "and", "filters": [audience, *gate]}})
+        if not has_values:
+            continue
+        shares = [
+            (d["_variation"], float(d["percentage"]))
+            for d in target.get("distribution", [])
+            if d.get("_variation") in payload_of and float(d.get("percentage", 0)) > 0
+        ]
+        cumulative = 0.0
+        for n, (variation_id, share) in enumerate(shares):
+            lo = round(cumulative * THRESHOLD_SCALE)
+            cumulative += share
+            hi = round(cumulative * THRESHOLD_SCALE)
+            bucket: list[Any] = []
+            if n > 0:
+                bucket.append({"type": "negation", "filter": _rollout_node(target_id, attribute, lo)})
+            if n < len(shares) - 1:
+                bucket.append(_rollout_node(target_id, attribute, hi))
+            key, payload = payload_of[variation_id]
+            variants.append(
+                {
+                    "key": key,
+                    "filter": {"type": "group", "operator": "and", "filters": [audience, *gate, *bucket]},
+                    "payload": payload,
+                }
+            )
+            built.variant_targets.append(i)
+    definition["targeting"]["rules"] = rules
+    if has_values:
+        definition["config"] = {"version": version, "variants": variants}
+    return built
+
+
+def _project_context(db: sqlite3.Connection, project_id: str) -> tuple[dict[str, Any], bool]:
+    audiences = {
+        r["id"]: _loads(r["filters"], {})
+        for r in db.execute("SELECT id, filters FROM audiences WHERE project_id = ?", (project_id,))
+    }
+    row = db.execute("SELECT settings FROM projects WHERE id = ?", (project_id,)).fetchone()
+    settings = _loads(row["settings"], {}) if row else {}
+    return audiences, bool(isinstance(settings, dict) and settings.get("disablePassthroughRollouts"))
+
+
+def _variations(db: sqlite3.Connection, project_id: str, feature_id: str | None = None) -> dict[str, list[Any]]:
+    active: dict[str, set[str]] = {}
+    sql = "SELECT feature_id, key FROM variables WHERE project_id = ? AND status = 'active' AND feature_id IS NOT NULL"
+    for r in db.execute(sql, (project_id,)):
+        active.setdefault(r["feature_id"], set()).add(r["key"])
+    out: dict[str, list[Any]] = {}
+    rows = db.execute(
+        "SELECT v.id, v.feature_id, v.key, v.variables FROM variations v JOIN features f ON f.id = v.feature_id "
+        "WHERE f.project_id = ?" + (" AND f.id = ?" if feature_id else "") + " ORDER BY v.feature_id, v.position",
+        (project_id, feature_id) if feature_id else (project_id,),
+    )
+    for r in rows:
+        keys = active.get(r["feature_id"], set())
+        values = _loads(r["variables"], {})
+        payload = {k: v for k, v in values.items() if k in keys}
+        out.setdefault(r["feature_id"], []).append((r["id"], r["key"], payload))
+    return out
+
+
+def _now(now_ms: float | None) -> float:
+    return time.time() * 1000.0 if now_ms is None else now_ms
+
+
+def environment_features(
+    db: sqlite3.Connection, environment_id: str, *, now_ms: float | None = None
+) -> list[dict[str, Any]]:
     """``[{"key", "targeting": {"version", "rules"}, "config"?}]`` for every feature of the
-    environment's project. Until the feature model exists there are none."""
-    del db, environment_id
-    return []
+    environment's project whose configuration in that environment is active."""
+    env = db.execute("SELECT project_id FROM environments WHERE id = ?", (environment_id,)).fetchone()
+    if env is None:
+        return []
+    project_id = env["project_id"]
+    audiences, disable_passthrough = _project_context(db, project_id)
+    variations = _variations(db, project_id)
+    rows = db.execute(
+        "SELECT f.id, f.key, f.status, f.static_variation, c.targets, c.reflag, c.targeting_version "
+        "FROM features f JOIN feature_configurations c ON c.feature_id = f.id AND c.environment_id = ? "
+        "WHERE f.project_id = ? AND f.status != 'archived' AND c.status = 'active' ORDER BY f.created_at, f.rowid",
+        (environment_id, project_id),
+    ).fetchall()
+    now = _now(now_ms)
+    out = []
+    for r in rows:
+        data = FeatureData(
+            key=r["key"],
+            status=r["status"],
+            static_variation=r["static_variation"],
+            variations=variations.get(r["id"], []),
+            targets=_loads(r["targets"], []),
+            reflag=_loads(r["reflag"], None),
+            version=int(r["targeting_version"]),
+        )
+        out.append(build_definition(data, audiences, disable_passthrough=disable_passthrough, now_ms=now).definition)
+    return out
+
+
+def feature_definition(
+    db: sqlite3.Connection, feature_id: str, environment_id: str, *, now_ms: float | None = None
+) -> Built | None:
+    """The definition of one feature in one environment as configured, whatever its status
+    (used to check a configuration before it is saved)."""
+    f = db.execute(
+        "SELECT id, project_id, key, status, static_variation FROM features WHERE id = ?", (feature_id,)
+    ).fetchone()
+    if f is None:
+        return None
+    c = db.execute(
+        "SELECT status, targets, reflag, targeting_version FROM feature_configurations "
+        "WHERE feature_id = ? AND environment_id = ?",
+        (feature_id, environment_id),
+    ).fetchone()
+    audiences, disable_passthrough = _project_context(db, f["project_id"])
+    data = FeatureData(
+        key=f["key"],
+        status=f["status"],
+        static_variation=f["static_variation"],
+        variations=_variations(db, f["project_id"], feature_id).get(feature_id, []),
+        targets=_loads(c["targets"], []) if c else [],
+        reflag=_loads(c["reflag"], None) if c else None,
+        version=int(c["targeting_version"]) if c else 0,
+    )
+    return build_definition(data, audiences, disable_passthrough=disable_passthrough, now_ms=_now(now_ms))
+
+
+def next_rollout_change(db: sqlite3.Connection, environment_id: str, *, now_ms: float | None = None) -> float | None:
+    """When (epoch ms) the environment's snapshot must be rebuilt for a rollout to advance, or
+    ``None`` when no active target has a rollout that will still change."""
+    now = _now(now_ms)
+    soonest = math.inf
+    rows = db.execute(
+        "SELECT c.targets FROM feature_configurations c JOIN features f ON f.id = c.feature_id "
+        "WHERE c.environment_id = ? AND c.status = 'active' AND f.status = 'active' AND c.reflag IS NULL",
+        (environment_id,),
+    )
+    for r in rows:
+        for target in _loads(r["targets"], []):
+            if target.get("rollout"):
+                change = rollout_changes(target["rollout"], now)
+                if change is not None:
+                    soonest = min(soonest, change)
+    return None if soonest == math.inf else soonest

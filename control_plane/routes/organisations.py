@@ -131,6 +131,9 @@ async def delete_organisation(ctx: Ctx) -> Any:
 
     def change(w: Write) -> dict[str, Any]:
         org = authz.org_by_name(w.db, w.principal, name, "admin")
+        # Its projects disappear with it: their snapshots must be withdrawn from the edges.
+        for row in w.db.execute("SELECT id FROM projects WHERE organisation_id = ?", (org.id,)).fetchall():
+            w.touch(row["id"])
         w.db.execute("DELETE FROM organisations WHERE id = ?", (org.id,))
         w.audit("organisation.delete", f"organisation:{name}", organisation_id=org.id)
         return {"Success": f"organisation {name} deleted"}

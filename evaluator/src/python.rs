@@ -424,7 +424,8 @@ fn jsonlogic_apply<'py>(
             Some(d) => to_value(d)?,
             None => Value::Null,
         };
-        let out = jsonlogic::apply(&rule, &data).map_err(eval_error)?;
+        let logic = jsonlogic::Logic::compile(&rule, "$").map_err(|e| rule_error(py, e))?;
+        let out = logic.eval(&data, &mut crate::error::Budget::default()).map_err(eval_error)?;
         to_py(py, &out)
     })
 }

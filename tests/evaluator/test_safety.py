@@ -151,3 +151,9 @@ def test_random_snapshots_never_crash(doc: Any) -> None:
 def test_random_devcycle_inputs_never_crash(config: Any, user: Any) -> None:
     with contextlib.suppress(evaluator.EvaluatorError, TypeError):
         evaluator.devcycle_bucket({"features": config} if not isinstance(config, dict) else config, user, 0)
+
+
+def test_jsonlogic_compile_errors_name_the_node() -> None:
+    with pytest.raises(evaluator.RuleError) as info:
+        evaluator.jsonlogic_apply({"if": [{"var": "a"}, {"nope": [1]}, 2]}, {})
+    assert info.value.path == "$.if[1].nope"

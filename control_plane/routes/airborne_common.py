@@ -1,0 +1,136 @@
+"""Pieces the Airborne route modules share: the application context, keys, pagination, JSON columns."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from control_plane import authz
+from control_plane.errors import ApiError, validation
+from control_plane.http import Ctx
+
+APP = ("x-organisation", "x-application")
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+MAX_FILE_KEY = 1200
+_FILE_KEY = re.compile(r"^(?P<path>.+)@(?:(?:version:(?P<version>[0-9]{1,9}))|(?:tag:(?P<tag>.+)))$")
+_PACKAGE_KEY = re.compile(r"^(?:(?:version:(?P<version>[0-9]{1,9}))|(?:tag:(?P<tag>.+)))$")
+DEFAULT_TAG = "latest"
+
+
+def app_access(ctx: Ctx, db: sqlite3.Connection, needed: str) -> authz.ProjectAccess:
+    """The application named by the ``x-organisation``/``x-application`` headers, at ``needed`` role."""
+    return authz.application(db, ctx.principal, ctx.header("x-organisation"), ctx.header("x-application"), needed)
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def loads(text: str) -> Any:
+    return orjson.loads(text)
+
+
+def canonical(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# File and package keys.
+
+
+@dataclass(frozen=True)
+class FileKey:
+    path: str
+    version: int | None
+    tag: str | None
+
+
+def parse_file_key(key: str, field: str) -> FileKey:
+    """``path@version:N`` or ``path@tag:T``; a bare path means ``path@tag:latest``."""
+    if not key or len(key) > MAX_FILE_KEY:
+        raise validation("file key must be 1..1200 characters", field, "invalid_file_key")
+    m = _FILE_KEY.match(key)
+    if m is None:
+        if "@version:" in key or "@tag:" in key:
+            raise validation("file key must be path@version:N or path@tag:T", field, "invalid_file_key")
+        return FileKey(key, None, DEFAULT_TAG)
+    version = m.group("version")
+    return FileKey(m.group("path"), int(version) if version is not None else None, m.group("tag"))
+
+
+def file_id(path: str, version: int) -> str:
+    return f"{path}@version:{version}"
+
+
+def find_file(db: sqlite3.Connection, project_id: str, key: FileKey) -> sqlite3.Row | None:
+    if key.version is not None:
+        sql, arg = "version = ?", key.version
+    else:
+        sql, arg = "tag = ?", key.tag  # type: ignore[assignment]
+    row: sqlite3.Row | None = db.execute(
+        f"SELECT * FROM ab_files WHERE project_id = ? AND file_path = ? AND {sql}", (project_id, key.path, arg)
+    ).fetchone()
+    return row
+
+
+def parse_package_key(key: str, field: str) -> tuple[int | None, str | None]:
+    """``version:N`` or ``tag:T`` (a bare number is a version)."""
+    if key.isdigit() and len(key) <= 9:
+        return int(key), None
+    m = _PACKAGE_KEY.match(key) if len(key) <= 200 else None
+    if m is None:
+        raise validation("package key must be version:N or tag:T", field, "invalid_package_key")
+    version = m.group("version")
+    return (int(version) if version is not None else None), m.group("tag")
+
+
+def find_package(db: sqlite3.Connection, project_id: str, version: int | None, tag: str | None) -> sqlite3.Row | None:
+    """A package by version, or the newest package carrying ``tag``."""
+    if version is not None:
+        row: sqlite3.Row | None = db.execute(
+            "SELECT * FROM ab_packages WHERE project_id = ? AND version = ?", (project_id, version)
+        ).fetchone()
+    else:
+        row = db.execute(
+            "SELECT * FROM ab_packages WHERE project_id = ? AND tag = ? ORDER BY version DESC LIMIT 1",
+            (project_id, tag),
+        ).fetchone()
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Pagination: ``pages``/``page`` + ``count`` (or ``all``), as the Airborne list routes take them.
+
+
+class PageQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    page: int | None = Field(default=None, ge=1, le=1_000_000)
+    pages: int | None = Field(default=None, ge=1, le=1_000_000, description="Page number (default 1)")
+    count: int = Field(default=50, ge=1, le=200, description="Items per page (default 50)")
+    all: bool = Field(default=False, description="Return every item without pagination")
+
+    @property
+    def page_number(self) -> int:
+        return self.pages or self.page or 1
+
+
+def paginate(
+    db: sqlite3.Connection, q: PageQuery, sql: str, params: tuple[Any, ...]
+) -> tuple[list[sqlite3.Row], int, int]:
+    """``(rows, total_items, total_pages)`` of ``sql`` (which must carry its ORDER BY)."""
+    total = int(db.execute(f"SELECT COUNT(*) FROM ({sql})", params).fetchone()[0])
+    if q.all:
+        return list(db.execute(sql, params)), total, 1 if total else 0
+    rows = db.execute(f"{sql} LIMIT ? OFFSET ?", (*params, q.count, (q.page_number - 1) * q.count)).fetchall()
+    return list(rows), total, (total + q.count - 1) // q.count
+
+
+def not_in_app(what: str) -> ApiError:
+    return ApiError(404, f"{what} not found")

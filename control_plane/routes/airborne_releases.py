@@ -1,0 +1,577 @@
+"""Airborne releases and application configs.
+
+A release pins a package version (its index and files split into ``important`` and ``lazy``),
+extra ``resources``, a config (the application's latest config with the release's overrides) and
+a dimension context. It is an experiment with two variants: ``control`` (whatever serves that
+context today) and ``experimental`` (this release).
+
+State machine: ``CREATED`` (traffic 0) → ramp → ``INPROGRESS`` (traffic only goes up, 0..100) →
+conclude with a variant → ``CONCLUDED``. ``CREATED`` can also be discarded → ``DISCARDED``;
+to stop a release in progress, conclude it with the control variant. The first release of an
+application has nothing to compare with and goes live at once (concluded with experimental).
+One release per dimension context can be open (CREATED or INPROGRESS) at a time.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from control_plane import releases_snapshot as rs
+from control_plane.authz import ProjectAccess
+from control_plane.errors import ApiError, conflict, validation
+from control_plane.http import Ctx, Router, Write
+from control_plane.models import Body
+from control_plane.routes.airborne_common import (
+    APP,
+    MAX_FILE_KEY,
+    NAME_PATTERN,
+    PageQuery,
+    app_access,
+    canonical,
+    dumps,
+    file_id,
+    find_file,
+    find_package,
+    loads,
+    paginate,
+    parse_file_key,
+    parse_package_key,
+)
+from control_plane.routes.airborne_dimensions import check_dimension_value
+from control_plane.routes.airborne_files import served_file
+from control_plane.store import new_id, now_iso
+
+router = Router("airborne-releases")
+MAX_PROPERTIES_BYTES = 65_536
+DEFAULT_TIMEOUT_MS = 4000
+STATUSES = ("CREATED", "INPROGRESS", "CONCLUDED", "DISCARDED")
+OPEN = ("CREATED", "INPROGRESS")
+FileKeyStr = Annotated[str, Field(min_length=1, max_length=MAX_FILE_KEY)]
+DimensionKey = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+DimensionValue = Annotated[str, Field(max_length=256)] | bool | int | float
+Timeout = Annotated[int, Field(ge=0, le=3_600_000)]
+
+
+def _bounded(v: dict[str, Any] | None) -> dict[str, Any] | None:
+    if v is not None and len(dumps(v)) > MAX_PROPERTIES_BYTES:
+        raise ValueError(f"must serialize to at most {MAX_PROPERTIES_BYTES} bytes")
+    return v
+
+
+class AirborneAppConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+    version: str = Field(min_length=1, max_length=64, description="Config version name")
+    boot_timeout: Timeout = Field(default=DEFAULT_TIMEOUT_MS, description="Milliseconds")
+    package_timeout: Timeout = Field(default=DEFAULT_TIMEOUT_MS, description="Milliseconds")
+
+
+class AirborneCreateConfig(Body):
+    config: AirborneAppConfig
+    tenant_info: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
+
+    _check = field_validator("tenant_info", "properties")(_bounded)
+
+
+class AirborneReleaseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+    boot_timeout: Timeout | None = None
+    package_timeout: Timeout | None = None
+    properties: dict[str, Any] | None = Field(default=None, description="Merged over the application config's")
+
+    _check = field_validator("properties")(_bounded)
+
+
+class AirborneReleasePackage(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
+
+    properties: dict[str, Any] | None = None
+    important: list[FileKeyStr] | None = Field(default=None, max_length=1000)
+    lazy: list[FileKeyStr] | None = Field(default=None, max_length=1000)
+
+    _check = field_validator("properties")(_bounded)
+
+
+class AirborneCreateRelease(Body):
+    config: AirborneReleaseConfig | None = None
+    package_id: str | None = Field(
+        default=None, min_length=1, max_length=200, description="version:N or tag:T (default: the newest package)"
+    )
+    package: AirborneReleasePackage | None = None
+    dimensions: dict[DimensionKey, DimensionValue] | None = Field(default=None, max_length=32)
+    resources: list[FileKeyStr] | None = Field(default=None, max_length=1000)
+
+
+class AirborneRamp(Body):
+    traffic_percentage: int = Field(ge=0, le=100, description="Percent of traffic on the experimental variant")
+
+
+class AirborneConclude(Body):
+    chosen_variant: str = Field(min_length=1, max_length=200, description="Variant id (or control/experimental)")
+
+
+class AirborneDiscard(Body):
+    pass
+
+
+class ReleaseListQuery(PageQuery):
+    status: str | None = Field(default=None, max_length=20, description="CREATED, INPROGRESS, CONCLUDED or DISCARDED")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _release(db: sqlite3.Connection, project_id: str, release_id: str) -> sqlite3.Row:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM ab_releases WHERE id = ? AND project_id = ?", (release_id, project_id)
+    ).fetchone()
+    if row is None:
+        raise ApiError(404, f"release {release_id} not found")
+    return row
+
+
+def release_view(row: sqlite3.Row) -> dict[str, Any]:
+    config = loads(row["config"])
+    return {
+        "id": row["id"],
+        "created_at": row["created_at"],
+        "config": config,
+        "package": loads(row["package"]),
+        "resources": loads(row["resources"]),
+        "dimensions": loads(row["dimensions"]),
+        "experiment": {
+            "experiment_id": row["id"],
+            "package_version": row["package_version"],
+            "config_version": config["version"],
+            "created_at": row["created_at"],
+            "traffic_percentage": row["traffic_percentage"],
+            "status": row["status"],
+            "variants": rs.variants(row["id"]),
+            "chosen_variant": _chosen_id(row),
+            "concluded_at": row["concluded_at"],
+        },
+    }
+
+
+def _chosen_id(row: sqlite3.Row) -> str | None:
+    return f"{row['id']}-{row['chosen_variant']}" if row["chosen_variant"] else None
+
+
+def release_detail(row: sqlite3.Row, app: ProjectAccess) -> dict[str, Any]:
+    """The create/list shape plus the flat fields of the seed's ``GET /releases/{release_id}``."""
+    view = release_view(row)
+    package = view["package"]
+    return {
+        **view,
+        "experiment_id": row["id"],
+        "org_id": app.organisation_name,
+        "app_id": app.key,
+        "package_version": row["package_version"],
+        "config_version": view["config"]["version"],
+        "traffic_percentage": row["traffic_percentage"],
+        "status": row["status"],
+        "variants": rs.variants(row["id"]),
+        "configuration": {
+            "package": {k: package[k] for k in ("properties", "important", "lazy")},
+            "resources": view["resources"],
+        },
+    }
+
+
+def _resolve_list(db: sqlite3.Connection, project_id: str, keys: list[str], field: str) -> list[sqlite3.Row]:
+    rows: list[sqlite3.Row] = []
+    seen: set[str] = set()
+    for i, key in enumerate(keys):
+        row = find_file(db, project_id, parse_file_key(key, f"{field}[{i}]"))
+        if row is None:
+            raise validation(f"file {key} not found", f"{field}[{i}]", "not_found")
+        if row["file_path"] in seen:
+            raise validation(f"file path {row['file_path']} is listed twice", f"{field}[{i}]", "duplicate")
+        seen.add(row["file_path"])
+        rows.append(row)
+    return rows
+
+
+def _file_row(db: sqlite3.Connection, project_id: str, resolved: str) -> sqlite3.Row:
+    key = parse_file_key(resolved, "package")
+    row = find_file(db, project_id, key)
+    if row is None:  # files are never deleted; a package only holds existing versions
+        raise ApiError(500, f"package file {resolved} is missing")
+    return row
+
+
+def _split_package(
+    db: sqlite3.Connection, project_id: str, pkg: sqlite3.Row, body: AirborneReleasePackage | None
+) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+    """``(important, lazy)`` file rows: given lists must be package files; the rest fills the list not given."""
+    members = [_file_row(db, project_id, k) for k in loads(pkg["files"])]
+    member_ids = {r["id"] for r in members}
+    important_keys = body.important if body else None
+    lazy_keys = body.lazy if body else None
+    chosen: dict[str, list[sqlite3.Row]] = {}
+    for name, keys in (("important", important_keys), ("lazy", lazy_keys)):
+        if keys is None:
+            continue
+        rows = _resolve_list(db, project_id, keys, f"package.{name}")
+        for i, row in enumerate(rows):
+            if row["id"] not in member_ids:
+                raise validation(
+                    f"{keys[i]} is not a file of package version {pkg['version']}",
+                    f"package.{name}[{i}]",
+                    "not_in_package",
+                )
+        chosen[name] = rows
+    if "important" in chosen and "lazy" in chosen:
+        important_ids = {r["id"] for r in chosen["important"]}
+        for i, row in enumerate(chosen["lazy"]):
+            if row["id"] in important_ids:
+                raise validation(
+                    f"{lazy_keys[i] if lazy_keys else ''} is both important and lazy", f"package.lazy[{i}]", "duplicate"
+                )
+    used = {r["id"] for rows in chosen.values() for r in rows}
+    rest = [r for r in members if r["id"] not in used]
+    if "important" in chosen and "lazy" in chosen:
+        if rest:
+            missing = [file_id(r["file_path"], r["version"]) for r in rest]
+            raise validation(f"package files {missing} are neither important nor lazy", "package", "incomplete")
+        return chosen["important"], chosen["lazy"]
+    if "lazy" in chosen:
+        return rest, chosen["lazy"]
+    return chosen.get("important", rest), rest if "important" in chosen else []
+
+
+def _app_config(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM ab_configs WHERE project_id = ? ORDER BY number DESC LIMIT 1", (project_id,)
+    ).fetchone()
+    return row
+
+
+def _next(db: sqlite3.Connection, column: str, project_id: str) -> int:
+    return (
+        int(
+            db.execute(
+                f"SELECT COALESCE(MAX({column}), 0) FROM ab_releases WHERE project_id = ?", (project_id,)
+            ).fetchone()[0]
+        )
+        + 1
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@router.route(
+    "POST",
+    "/organisations/applications/config/create",
+    summary="Create the application's config",
+    body=AirborneCreateConfig,
+    headers=APP,
+)
+async def create_config(ctx: Ctx) -> Any:
+    body: AirborneCreateConfig = ctx.body
+
+    def change(w: Write) -> dict[str, Any]:
+        app = app_access(ctx, w.db, "write")
+        number = (
+            int(
+                w.db.execute(
+                    "SELECT COALESCE(MAX(number), 0) FROM ab_configs WHERE project_id = ?", (app.id,)
+                ).fetchone()[0]
+            )
+            + 1
+        )
+        config_id = new_id()
+        w.db.execute(
+            "INSERT INTO ab_configs (id, project_id, number, config_version, boot_timeout, package_timeout, properties,"
+            " tenant_info, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                config_id,
+                app.id,
+                number,
+                body.config.version,
+                body.config.boot_timeout,
+                body.config.package_timeout,
+                dumps(body.properties or {}),
+                dumps(body.tenant_info or {}),
+                now_iso(),
+            ),
+        )
+        w.audit(
+            "config.create",
+            f"config:{config_id}",
+            organisation_id=app.organisation_id,
+            project_id=app.id,
+            details={"version": body.config.version, "number": number},
+        )
+        return {"success": True, "config_id": config_id, "version": number, "config_version": body.config.version}
+
+    return ctx.commit(change)
+
+
+@router.route(
+    "POST",
+    "/releases",
+    summary="Create a release (an experiment; the first release goes live at once)",
+    body=AirborneCreateRelease,
+    headers=APP,
+    responses=(409,),
+)
+async def create_release(ctx: Ctx) -> Any:
+    body: AirborneCreateRelease = ctx.body
+    package_key = parse_package_key(body.package_id, "package_id") if body.package_id else None
+
+    def change(w: Write) -> dict[str, Any]:
+        app = app_access(ctx, w.db, "write")
+        db = w.db
+        if package_key is not None:
+            pkg = find_package(db, app.id, *package_key)
+            if pkg is None:
+                raise validation(f"package {body.package_id} not found", "package_id", "not_found")
+        else:
+            pkg = db.execute(
+                "SELECT * FROM ab_packages WHERE project_id = ? ORDER BY version DESC LIMIT 1", (app.id,)
+            ).fetchone()
+            if pkg is None:
+                raise validation("the application has no package yet", "package_id", "missing")
+        index = _file_row(db, app.id, pkg["index_file"])
+        important, lazy = _split_package(db, app.id, pkg, body.package)
+        resources = _resolve_list(db, app.id, body.resources or [], "resources")
+        package_paths = {index["file_path"], *(r["file_path"] for r in important + lazy)}
+        for i, row in enumerate(resources):
+            if row["file_path"] in package_paths:
+                raise validation(
+                    f"{row['file_path']} is already a file of package version {pkg['version']}",
+                    f"resources[{i}]",
+                    "in_package",
+                )
+
+        context = body.dimensions or {}
+        for name, value in context.items():
+            dim = db.execute("SELECT * FROM ab_dimensions WHERE project_id = ? AND name = ?", (app.id, name)).fetchone()
+            if dim is None:
+                raise validation(f"no dimension named {name}", f"dimensions.{name}", "not_found")
+            check_dimension_value(db, dim, value, f"dimensions.{name}")
+        context_key = canonical(context)
+        open_row = db.execute(
+            "SELECT id FROM ab_releases WHERE project_id = ? AND dimensions_key = ?"
+            " AND status IN ('CREATED', 'INPROGRESS')",
+            (app.id, context_key),
+        ).fetchone()
+        if open_row is not None:
+            raise conflict(f"release {open_row['id']} is still open for these dimensions; conclude or discard it first")
+
+        base = _app_config(db, app.id)
+        overrides = body.config or AirborneReleaseConfig()
+        config = {
+            "version": base["config_version"] if base else f"v{pkg['version']}",
+            "config_number": base["number"] if base else 0,
+            "boot_timeout": overrides.boot_timeout
+            if overrides.boot_timeout is not None
+            else (base["boot_timeout"] if base else DEFAULT_TIMEOUT_MS),
+            "package_timeout": overrides.package_timeout
+            if overrides.package_timeout is not None
+            else (base["package_timeout"] if base else DEFAULT_TIMEOUT_MS),
+            "properties": {**(loads(base["properties"]) if base else {}), **(overrides.properties or {})},
+        }
+        package = {
+            "version": pkg["version"],
+            "tag": pkg["tag"],
+            "index": served_file(index),
+            "properties": (body.package.properties if body.package else None) or {},
+            "important": [served_file(r) for r in important],
+            "lazy": [served_file(r) for r in lazy],
+        }
+        first = not rs.live_release_ids(db, app.id)
+        now = now_iso()
+        release_id = new_id()
+        db.execute(
+            "INSERT INTO ab_releases (id, project_id, package_version, config, package, resources, dimensions,"
+            " dimensions_key, status, traffic_percentage, chosen_variant, created_at, updated_at, concluded_at, seq,"
+            " concluded_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                release_id,
+                app.id,
+                pkg["version"],
+                dumps(config),
+                dumps(package),
+                dumps([served_file(r) for r in resources]),
+                dumps(context),
+                context_key,
+                "CONCLUDED" if first else "CREATED",
+                100 if first else 0,
+                "experimental" if first else None,
+                now,
+                now,
+                now if first else None,
+                _next(db, "seq", app.id),
+                _next(db, "concluded_seq", app.id) if first else None,
+            ),
+        )
+        w.audit(
+            "release.create",
+            f"release:{release_id}",
+            organisation_id=app.organisation_id,
+            project_id=app.id,
+            details={"package_version": pkg["version"], "dimensions": context, "live": first},
+        )
+        w.touch(app.id)
+        return release_view(_release(db, app.id, release_id))
+
+    return ctx.commit(change)
+
+
+@router.route(
+    "GET", "/releases/list", summary="Releases of the application, newest first", query=ReleaseListQuery, headers=APP
+)
+async def list_releases(ctx: Ctx) -> Any:
+    q: ReleaseListQuery = ctx.query
+    status = q.status.upper() if q.status else None
+    if status is not None and status not in STATUSES:
+        raise validation(f"status must be one of {list(STATUSES)}", "query.status", "invalid")
+    with ctx.services.store.read() as db:
+        app = app_access(ctx, db, "read")
+        sql, params = "SELECT * FROM ab_releases WHERE project_id = ?", [app.id]
+        if status:
+            sql += " AND status = ?"
+            params.append(status)
+        rows, total, pages = paginate(db, q, sql + " ORDER BY seq DESC", tuple(params))
+    return {"data": [release_view(r) for r in rows], "total_items": total, "total_pages": pages}
+
+
+@router.route("GET", "/releases/{release_id}", summary="A release with its experiment", headers=APP)
+async def get_release(ctx: Ctx) -> Any:
+    release_id = ctx.path("release_id")
+    with ctx.services.store.read() as db:
+        app = app_access(ctx, db, "read")
+        return release_detail(_release(db, app.id, release_id), app)
+
+
+def _open(row: sqlite3.Row, action: str) -> None:
+    if row["status"] not in OPEN:
+        raise conflict(f"release {row['id']} is {row['status']}; it cannot be {action}")
+
+
+@router.route(
+    "POST",
+    "/releases/{release_id}/ramp",
+    summary="Raise the experimental variant's traffic (0..100)",
+    body=AirborneRamp,
+    headers=APP,
+    responses=(409,),
+)
+async def ramp_release(ctx: Ctx) -> Any:
+    body: AirborneRamp = ctx.body
+    release_id = ctx.path("release_id")
+
+    def change(w: Write) -> dict[str, Any]:
+        app = app_access(ctx, w.db, "write")
+        row = _release(w.db, app.id, release_id)
+        _open(row, "ramped")
+        if body.traffic_percentage < row["traffic_percentage"]:
+            raise validation(
+                f"traffic can only go up (now {row['traffic_percentage']}); conclude with the control variant to stop",
+                "traffic_percentage",
+                "decrease",
+            )
+        status = "INPROGRESS" if body.traffic_percentage > 0 else row["status"]
+        w.db.execute(
+            "UPDATE ab_releases SET traffic_percentage = ?, status = ?, updated_at = ? WHERE id = ?",
+            (body.traffic_percentage, status, now_iso(), row["id"]),
+        )
+        w.audit(
+            "release.ramp",
+            f"release:{release_id}",
+            organisation_id=app.organisation_id,
+            project_id=app.id,
+            details={"from": row["traffic_percentage"], "to": body.traffic_percentage},
+        )
+        w.touch(app.id)
+        return {
+            "success": True,
+            "message": f"Release experiment ramped to {body.traffic_percentage}% traffic",
+            "experiment_id": release_id,
+            "traffic_percentage": body.traffic_percentage,
+        }
+
+    return ctx.commit(change)
+
+
+@router.route(
+    "POST",
+    "/releases/{release_id}/conclude",
+    summary="Conclude the experiment with a winning variant",
+    body=AirborneConclude,
+    headers=APP,
+    responses=(409,),
+)
+async def conclude_release(ctx: Ctx) -> Any:
+    body: AirborneConclude = ctx.body
+    release_id = ctx.path("release_id")
+
+    def change(w: Write) -> dict[str, Any]:
+        app = app_access(ctx, w.db, "write")
+        row = _release(w.db, app.id, release_id)
+        _open(row, "concluded")
+        options = rs.variants(row["id"])
+        chosen = next((v for v in options if body.chosen_variant in (v["id"], v["variant_type"])), None)
+        if chosen is None:
+            raise validation(
+                f"variant {body.chosen_variant} is not one of {[v['id'] for v in options]}",
+                "chosen_variant",
+                "not_found",
+            )
+        now = now_iso()
+        w.db.execute(
+            "UPDATE ab_releases SET status = 'CONCLUDED', chosen_variant = ?, concluded_at = ?, concluded_seq = ?,"
+            " updated_at = ? WHERE id = ?",
+            (chosen["variant_type"], now, _next(w.db, "concluded_seq", app.id), now, row["id"]),
+        )
+        w.audit(
+            "release.conclude",
+            f"release:{release_id}",
+            organisation_id=app.organisation_id,
+            project_id=app.id,
+            details={"chosen_variant": chosen["id"]},
+        )
+        w.touch(app.id)
+        return {
+            "success": True,
+            "message": f"Release experiment concluded with variant {chosen['id']}",
+            "experiment_id": release_id,
+            "chosen_variant": chosen["id"],
+        }
+
+    return ctx.commit(change)
+
+
+@router.route(
+    "POST",
+    "/releases/{release_id}/discard",
+    summary="Discard a release that has not been ramped",
+    body=AirborneDiscard,
+    headers=APP,
+    responses=(409,),
+)
+async def discard_release(ctx: Ctx) -> Any:
+    release_id = ctx.path("release_id")
+
+    def change(w: Write) -> dict[str, Any]:
+        app = app_access(ctx, w.db, "write")
+        row = _release(w.db, app.id, release_id)
+        if row["status"] != "CREATED":
+            raise conflict(
+                f"release {release_id} is {row['status']}; only CREATED releases can be discarded"
+                + ("; conclude it with the control variant instead" if row["status"] == "INPROGRESS" else "")
+            )
+        w.db.execute("UPDATE ab_releases SET status = 'DISCARDED', updated_at = ? WHERE id = ?", (now_iso(), row["id"]))
+        w.audit("release.discard", f"release:{release_id}", organisation_id=app.organisation_id, project_id=app.id)
+        w.touch(app.id)
+        return {"success": True, "message": "Release experiment discarded", "experiment_id": release_id}
+
+    return ctx.commit(change)

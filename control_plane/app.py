@@ -18,6 +18,7 @@ from control_plane import snapshots
 from control_plane.errors import ApiError
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
 from control_plane.openapi import document
+from control_plane.publisher import Publisher
 from control_plane.ratelimit import SlidingWindow
 from control_plane.routes import (
     airborne_dimensions,
@@ -65,12 +66,16 @@ class RequestIdMiddleware:
 
 def create_app(settings: Settings) -> Starlette:
     store = Store(settings.db_path)
+    publisher = Publisher(settings.data_dir, store)
+    # Repairs a publish lost between a SQLite commit and the LMDB write (crash), and gives a new
+    # install its first version, so edges become ready.
+    publisher.republish_all()
     services = Services(
         settings=settings,
         store=store,
         tokens=Tokens(settings.jwt_secret, settings.access_token_ttl, settings.refresh_token_ttl),
         validate_projects=snapshots.validate_projects,
-        publish_projects=snapshots.publish_projects,
+        publish_projects=publisher.publish_projects,
         login_limiter=SlidingWindow(settings.login_attempts_per_minute),
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)

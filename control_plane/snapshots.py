@@ -1,12 +1,11 @@
 """Snapshot data of environments: built from the store, compiled by the evaluator to validate.
 
-The pipeline that writes LMDB and Redis (issue 4) starts from :func:`build_environment_document`;
-here every write validates the snapshots it affects before it commits.
+Every write validates the snapshots it affects before it commits; ``publisher`` then writes
+them to LMDB.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from typing import Any
 
@@ -15,8 +14,6 @@ import orjson
 import evaluator
 from control_plane.errors import ApiError
 from control_plane.features_snapshot import environment_features
-
-log = logging.getLogger("control_plane.snapshots")
 
 
 def build_environment_document(db: sqlite3.Connection, environment_id: str) -> dict[str, Any]:
@@ -41,9 +38,3 @@ def validate_projects(db: sqlite3.Connection, project_ids: set[str]) -> None:
     for project_id in sorted(project_ids):
         for row in db.execute("SELECT id FROM environments WHERE project_id = ? ORDER BY created_at", (project_id,)):
             compile_environment(db, row["id"])
-
-
-def publish_projects(project_ids: set[str]) -> None:
-    # LMDB/Redis publication is the snapshot pipeline's job (issue 4); until it exists the
-    # validated data stays in SQLite, the source of truth.
-    log.debug("snapshots changed for projects %s", sorted(project_ids))

@@ -1,0 +1,38 @@
+"""SDK key checks of the edge (DESIGN.md section 4 rules)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from server.errors import EdgeError
+from server.state import SdkKey, View
+
+SECRET = "server"
+PUBLISHABLE = ("client", "mobile")
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def sdk_key(view: View, request: Request, *, secret_only: bool = False, allow_query: bool = True) -> SdkKey:
+    """The environment key of a request: 401 without a key, 403 for an unknown, revoked or
+    wrongly used one. A secret key is never accepted from the query string."""
+    token = bearer(request) or request.headers.get("x-api-key")
+    from_query = request.query_params.get("publishableKey") if allow_query else None
+    if token is None and from_query is None:
+        raise EdgeError(401, "an SDK key is required", headers={"WWW-Authenticate": "Bearer"})
+    key = view.sdk_key(token) if token is not None else None
+    if token is None and from_query is not None:
+        key = view.sdk_key(from_query)
+        if key is not None and key.kind == SECRET:
+            raise EdgeError(403, "secret keys are only accepted in the Authorization header")
+    if key is None:
+        raise EdgeError(403, "unknown or revoked SDK key")
+    if secret_only and key.kind != SECRET:
+        raise EdgeError(403, "this endpoint needs a secret (server) key")
+    return key

@@ -1,0 +1,61 @@
+"""Edge configuration: command-line flags, each with a ``FLAGEDGE_`` environment twin."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_PREFIX = "FLAGEDGE_"
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8090
+    workers: int = 1
+    poll_interval: float = 0.02
+    wait_for_version_max: float = 5.0
+    max_query_bytes: int = 64 * 1024
+    max_context_params: int = 1000
+    max_body_bytes: int = 1 << 20
+
+
+FIELDS: list[tuple[str, str, str, str, type]] = [
+    ("--data-dir", "DATA_DIR", "data directory holding the LMDB snapshots", "./data", str),
+    ("--host", "EDGE_HOST", "address to listen on", "127.0.0.1", str),
+    ("--port", "EDGE_PORT", "port to listen on", "8090", int),
+    ("--workers", "EDGE_WORKERS", "worker processes", "1", int),
+    ("--poll-interval", "EDGE_POLL_INTERVAL", "seconds between snapshot version checks", "0.02", float),
+    ("--wait-for-version-max", "EDGE_WAIT_FOR_VERSION_MAX", "longest waitForVersion wait in seconds", "5", float),
+    ("--max-query-bytes", "EDGE_MAX_QUERY_BYTES", "largest accepted query string", str(64 * 1024), int),
+    ("--max-context-params", "EDGE_MAX_CONTEXT_PARAMS", "most context.* parameters per request", "1000", int),
+    ("--max-body-bytes", "EDGE_MAX_BODY_BYTES", "largest accepted request body", str(1 << 20), int),
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for flag, env, help_text, default, kind in FIELDS:
+        parser.add_argument(
+            flag,
+            default=os.environ.get(ENV_PREFIX + env, default),
+            type=kind,
+            help=f"{help_text} [env {ENV_PREFIX}{env}]",
+        )
+
+
+def to_environ(ns: argparse.Namespace) -> None:
+    """Hand the parsed flags to granian workers through their environment twins."""
+    for flag, env, _, _, _ in FIELDS:
+        value = getattr(ns, flag.removeprefix("--").replace("-", "_"))
+        os.environ[ENV_PREFIX + env] = str(Path(value).resolve()) if env == "DATA_DIR" else str(value)
+
+
+def from_environ() -> EdgeSettings:
+    values = {}
+    for flag, env, _, default, kind in FIELDS:
+        values[flag.removeprefix("--").replace("-", "_")] = kind(os.environ.get(ENV_PREFIX + env, default))
+    values["data_dir"] = Path(values["data_dir"]).resolve()
+    return EdgeSettings(**values)

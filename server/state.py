@@ -1,0 +1,190 @@
+"""What one edge worker serves: an immutable view of the LMDB store, swapped atomically.
+
+A background task polls the store's version; when it moves, the worker reads every table in
+one LMDB read transaction, compiles the environments whose stamped version changed (in a
+thread, off the event loop), and replaces the whole :class:`View` with one assignment. A
+request reads ``state.view`` once and uses only that object, so it never mixes two versions.
+An environment whose value is corrupt or does not compile keeps its last good snapshot and is
+reported not ready; everything else moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import orjson
+
+import evaluator
+from server.snapshot_store import CorruptValue, SnapshotReader, decode
+
+log = logging.getLogger("server.state")
+
+
+@dataclass(frozen=True)
+class Environment:
+    id: str
+    key: str
+    project: str
+    version: int
+    snapshot: evaluator.Snapshot
+    # `GET /features` body, built once per version.
+    definitions: bytes
+
+
+@dataclass(frozen=True)
+class SdkKey:
+    environment: str
+    kind: str
+    key_hash: str
+
+
+@dataclass(frozen=True)
+class View:
+    version: int = 0
+    environments: dict[str, Environment] = field(default_factory=dict)
+    keys: dict[str, SdkKey] = field(default_factory=dict)
+    releases: dict[str, Any] = field(default_factory=dict)
+    widgets: dict[str, Any] = field(default_factory=dict)
+    # Environment id (or table/key) → why its latest value could not be used.
+    problems: dict[str, str] = field(default_factory=dict)
+
+    def sdk_key(self, secret: str) -> SdkKey | None:
+        digest = hashlib.sha256(secret.encode()).hexdigest()
+        found = self.keys.get(digest)
+        if found is None or not hmac.compare_digest(found.key_hash, digest):
+            return None
+        return found
+
+
+def _definitions_body(env: evaluator.Snapshot, version: int) -> bytes:
+    return (
+        b'{"success":true,"features":' + env.definitions_json() + b',"flagStateVersion":' + str(version).encode() + b"}"
+    )
+
+
+def build_view(previous: View, version: int, tables: dict[bytes, dict[str, bytes]]) -> View:
+    """The next view from raw LMDB tables, reusing compiled snapshots that did not change."""
+    problems: dict[str, str] = {}
+    environments: dict[str, Environment] = {}
+    for env_id, raw in tables.get(b"environments", {}).items():
+        old = previous.environments.get(env_id)
+        try:
+            value = decode(raw)
+            stamped = int(value["version"])
+            if old is not None and old.version == stamped:
+                environments[env_id] = old
+                continue
+            snapshot = evaluator.Snapshot(orjson.dumps(value["document"]))
+            environments[env_id] = Environment(
+                env_id,
+                str(value.get("environment", "")),
+                str(value.get("project", "")),
+                stamped,
+                snapshot,
+                _definitions_body(snapshot, stamped),
+            )
+        except (CorruptValue, evaluator.RuleError, KeyError, TypeError, ValueError) as e:
+            problems[env_id] = f"{type(e).__name__}: {e}"
+            if old is not None:
+                environments[env_id] = old
+            log.error("environment %s: keeping the last good snapshot: %s", env_id, e)
+    keys: dict[str, SdkKey] = {}
+    for digest, raw in tables.get(b"sdk_keys", {}).items():
+        try:
+            value = decode(raw)
+            keys[digest] = SdkKey(str(value["environment"]), str(value["kind"]), digest)
+        except (CorruptValue, KeyError, TypeError) as e:
+            problems[f"sdk_keys/{digest[:8]}"] = str(e)
+            if digest in previous.keys:
+                keys[digest] = previous.keys[digest]
+    releases = _decoded(tables.get(b"releases", {}), previous.releases, problems, "releases")
+    widgets = _decoded(tables.get(b"widgets", {}), previous.widgets, problems, "widgets")
+    return View(version, environments, keys, releases, widgets, problems)
+
+
+def _decoded(raw: dict[str, bytes], previous: dict[str, Any], problems: dict[str, str], table: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            out[key] = decode(value)
+        except CorruptValue as e:
+            problems[f"{table}/{key}"] = str(e)
+            if key in previous:
+                out[key] = previous[key]
+    return out
+
+
+class EdgeState:
+    """Owned by one worker: opened in the app lifespan (after the fork)."""
+
+    def __init__(self, data_dir: Path, poll_interval: float) -> None:
+        self.data_dir = data_dir
+        self.poll_interval = poll_interval
+        self.view = View()
+        self.loaded = False
+        self.reader: SnapshotReader | None = None
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    def _open(self) -> SnapshotReader | None:
+        try:
+            return SnapshotReader(self.data_dir)
+        except lmdb.Error:
+            return None
+
+    async def refresh(self) -> bool:
+        """Load a newer store version if there is one; True when the view changed."""
+        if self.reader is None:
+            self.reader = self._open()
+            if self.reader is None:
+                return False
+        reader = self.reader
+        version = reader.version()
+        if self.loaded and version == self.view.version:
+            return False
+        stored_version, tables = reader.read_all()
+        view = await asyncio.to_thread(build_view, self.view, stored_version, tables)
+        self.view = view
+        self.loaded = True
+        async with self._changed:
+            self._changed.notify_all()
+        return True
+
+    async def _poll(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("snapshot refresh failed; serving version %d", self.view.version)
+            await asyncio.sleep(self.poll_interval)
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._poll())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.reader is not None:
+            self.reader.close()
+
+    async def wait_for(self, version: int, timeout: float) -> View:
+        """The current view once its version is ≥ ``version``, or after ``timeout`` seconds."""
+        if self.view.version >= version:
+            return self.view
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.view.version >= version), timeout)
+        return self.view
+
+    async def wait_change(self, seen: int, timeout: float) -> View:
+        """The view after its version moves past ``seen``, or the current one after ``timeout``."""
+        return await self.wait_for(seen + 1, timeout)

@@ -39,6 +39,14 @@ def _serve(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(ns: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from control_plane.demo import run
+
+    return run(Path(ns.data_dir).resolve(), ns.json)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(prog="python -m control_plane", description="flagedge control plane")
@@ -46,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve the admin API")
     add_server_arguments(serve)
     serve.set_defaults(func=_serve)
+    demo = sub.add_parser("demo", help="seed a demo organisation, project, flags, release and widget")
+    demo.add_argument(
+        "--data-dir",
+        default=os.environ.get(ENV_PREFIX + "DATA_DIR", "./data"),
+        help=f"data directory [env {ENV_PREFIX}DATA_DIR]",
+    )
+    demo.add_argument("--json", action="store_true", help="print one JSON object with the keys")
+    demo.set_defaults(func=_demo)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from server import settings
@@ -53,13 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     sync = sub.add_parser("sync", help="follow Redis and apply snapshot versions to this host's LMDB")
     sync.add_argument(
         "--data-dir",
-        default=settings.os.environ.get("FLAGEDGE_DATA_DIR", "./data"),
+        default=os.environ.get("FLAGEDGE_DATA_DIR", "./data"),
         help="data directory of this host's LMDB [env FLAGEDGE_DATA_DIR]",
     )
     sync.add_argument(
         "--redis-url",
-        default=settings.os.environ.get("FLAGEDGE_REDIS_URL"),
-        required="FLAGEDGE_REDIS_URL" not in settings.os.environ,
+        default=os.environ.get("FLAGEDGE_REDIS_URL"),
+        required="FLAGEDGE_REDIS_URL" not in os.environ,
         help="Redis to follow [env FLAGEDGE_REDIS_URL]",
     )
     sync.set_defaults(func=_sync)

@@ -21,6 +21,8 @@ class EdgeSettings:
     max_query_bytes: int = 64 * 1024
     max_context_params: int = 1000
     max_body_bytes: int = 1 << 20
+    # OFREP evaluations per second per SDK key in each worker; 0 turns the limit off.
+    ofrep_rate_limit: float = 0.0
 
 
 FIELDS: list[tuple[str, str, str, str, type]] = [
@@ -33,6 +35,13 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
     ("--max-query-bytes", "EDGE_MAX_QUERY_BYTES", "largest accepted query string", str(64 * 1024), int),
     ("--max-context-params", "EDGE_MAX_CONTEXT_PARAMS", "most context.* parameters per request", "1000", int),
     ("--max-body-bytes", "EDGE_MAX_BODY_BYTES", "largest accepted request body", str(1 << 20), int),
+    (
+        "--ofrep-rate-limit",
+        "EDGE_OFREP_RATE_LIMIT",
+        "OFREP evaluations per second per SDK key and worker, 0 = off",
+        "0",
+        float,
+    ),
 ]
 
 

@@ -23,14 +23,17 @@ def sdk_key(view: View, request: Request, *, secret_only: bool = False, allow_qu
     """The environment key of a request: 401 without a key, 403 for an unknown, revoked or
     wrongly used one. A secret key is never accepted from the query string."""
     token = bearer(request) or request.headers.get("x-api-key")
-    from_query = request.query_params.get("publishableKey") if allow_query else None
+    from_query = request.query_params.get("publishableKey")
     if token is None and from_query is None:
         raise EdgeError(401, "an SDK key is required", headers={"WWW-Authenticate": "Bearer"})
-    key = view.sdk_key(token) if token is not None else None
-    if token is None and from_query is not None:
-        key = view.sdk_key(from_query)
+    if token is not None:
+        key = view.sdk_key(token)
+    else:
+        key = view.sdk_key(from_query or "")
         if key is not None and key.kind == SECRET:
             raise EdgeError(403, "secret keys are only accepted in the Authorization header")
+        if not allow_query:
+            raise EdgeError(403, "this endpoint takes its key in the Authorization header")
     if key is None:
         raise EdgeError(403, "unknown or revoked SDK key")
     if secret_only and key.kind != SECRET:

@@ -131,6 +131,8 @@ def test_key_rules(system: System) -> None:
     assert edge.get("/features").status_code == 401
     assert edge.get("/features", headers={"Authorization": f"Bearer {system.client_key}"}).status_code == 403
     assert edge.get("/features/evaluated", params={"publishableKey": system.server_key}).status_code == 403
+    assert edge.get("/features", params={"publishableKey": system.server_key}).status_code == 403
+    assert edge.get("/features", params={"publishableKey": system.client_key}).status_code == 403
     assert edge.get("/features/evaluated", params={"publishableKey": "client-nope-" + "x" * 30}).status_code == 403
     bad = edge.get("/features/evaluated", params={"publishableKey": system.client_key, "waitForVersion": "abc"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "validation_failed"

@@ -67,7 +67,7 @@ class RequestIdMiddleware:
 
 def create_app(settings: Settings) -> Starlette:
     store = Store(settings.db_path)
-    publisher = Publisher(settings.data_dir, store)
+    publisher = Publisher(settings.data_dir, store, settings.redis_url)
     # Repairs a publish lost between a SQLite commit and the LMDB write (crash), and gives a new
     # install its first version, so edges become ready.
     publisher.republish_all()

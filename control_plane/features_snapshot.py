@@ -374,7 +374,35 @@ def environment_features(
             reflag=_loads(r["reflag"], None),
             version=int(r["targeting_version"]),
         )
-        out.append(build_definition(data, audiences, disable_passthrough=disable_passthrough, now_ms=now).definition)
+        definition = build_definition(data, audiences, disable_passthrough=disable_passthrough, now_ms=now).definition
+        out.append(with_rollout_keys(definition, r["key"]))
+    return out
+
+
+def with_rollout_keys(definition: dict[str, Any], flag_key: str) -> dict[str, Any]:
+    """Every ``rolloutPercentage`` filter carries its hash ``key`` (the flag key unless set), as
+    Reflag's ``GET /features`` serves it: SDKs evaluating locally hash ``"{filter.key}.{value}"``
+    and would otherwise hash ``"undefined.{value}"``. Only filters are touched, never payloads."""
+
+    def keyed(node: Any) -> Any:
+        if not isinstance(node, dict):
+            return node
+        out = dict(node)
+        if out.get("type") == "rolloutPercentage" and "key" not in out:
+            out["key"] = flag_key
+        if isinstance(out.get("filters"), list):
+            out["filters"] = [keyed(f) for f in out["filters"]]
+        if "filter" in out:
+            out["filter"] = keyed(out["filter"])
+        return out
+
+    out = dict(definition)
+    targeting = out.get("targeting")
+    if isinstance(targeting, dict) and isinstance(targeting.get("rules"), list):
+        out["targeting"] = {**targeting, "rules": [keyed(r) for r in targeting["rules"]]}
+    config = out.get("config")
+    if isinstance(config, dict) and isinstance(config.get("variants"), list):
+        out["config"] = {**config, "variants": [keyed(v) for v in config["variants"]]}
     return out
 
 

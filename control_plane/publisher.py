@@ -14,6 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from control_plane.redis_publish import RedisPublisher
 from control_plane.releases_snapshot import release_snapshot
 from control_plane.snapshots import build_environment_document
 from control_plane.store import Store
@@ -65,9 +66,11 @@ def _owned(writer: SnapshotWriter, table: bytes, project_ids: set[str]) -> set[s
 
 
 class Publisher:
-    def __init__(self, data_dir: Path, store: Store) -> None:
+    def __init__(self, data_dir: Path, store: Store, redis_url: str | None = None) -> None:
         self.writer = SnapshotWriter(data_dir)
         self.store = store
+        # Other hosts follow Redis (`python -m server sync`); publishing there never blocks a write.
+        self.redis = RedisPublisher(redis_url, self.writer) if redis_url else None
 
     def publish_projects(self, project_ids: set[str]) -> int:
         with self.store.read() as db:
@@ -87,6 +90,8 @@ class Publisher:
                 for stale in _owned(self.writer, table, project_ids) - items.keys():
                     items[stale] = None
             version = self.writer.publish(change)
+            if self.redis is not None:
+                self.redis.publish(version, change)
         log.info("published snapshot version %d for %d project(s)", version, len(project_ids))
         return version
 
@@ -105,4 +110,6 @@ class Publisher:
         return self.publish_projects(ids)
 
     def close(self) -> None:
+        if self.redis is not None:
+            self.redis.close()
         self.writer.close()

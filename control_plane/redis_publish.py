@@ -1,0 +1,341 @@
+"""Announces every LMDB publish on Redis, so ``sync`` on other hosts can apply the same change.
+
+``RedisPublisher.publish(version, change)`` is called right after the LMDB write and never blocks on
+Redis: it encodes the change set and queues it. A background thread stores each change set with its
+version bump and announcement in one Lua script (see ``server.redis_protocol``), in version order,
+and keeps ``flagedge:full`` (the complete state, read from LMDB) no more than ``full_interval``
+seconds behind. While Redis is down the queue grows (bounded; on overflow it is dropped, since the
+full state covers it) and the thread retries with backoff; when Redis is back it pushes the queue
+and rewrites the full state, which also repairs a Redis that restarted empty. The full state is also
+written on start, which covers versions a previous control-plane process never got to announce.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import lmdb
+import redis
+
+from server.redis_protocol import (
+    CHANGE_SCRIPT,
+    DEFAULT_PREFIX,
+    FULL_SCRIPT,
+    FullTables,
+    RedisKeys,
+    client,
+    encode_change,
+    encode_full,
+    read_raw_state,
+    redact,
+)
+from server.snapshot_store import CorruptValue, Publish, SnapshotWriter, decode
+
+log = logging.getLogger("control_plane.redis_publish")
+
+FullStateSource = Callable[[], tuple[int, FullTables]]
+
+
+def full_state_from(writer: SnapshotWriter) -> tuple[int, FullTables]:
+    """The complete decoded state of the writer's LMDB at one version (unreadable values left out)."""
+    version, raw_tables = read_raw_state(writer)
+    tables: FullTables = {}
+    for table, values in raw_tables.items():
+        decoded: dict[str, dict[str, Any]] = {}
+        for key, raw in values.items():
+            try:
+                value = decode(raw)
+            except CorruptValue as e:
+                log.warning("full state for Redis leaves out unreadable %s[%s]: %s", table, key, e)
+                continue
+            if isinstance(value, dict):
+                decoded[key] = value
+        tables[table] = decoded
+    return version, tables
+
+
+class RedisPublisher:
+    """Background, ordered, retrying distribution of snapshot versions to Redis."""
+
+    def __init__(
+        self,
+        url: str,
+        writer: SnapshotWriter | None = None,
+        *,
+        full_state: FullStateSource | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        retention_versions: int = 10_000,
+        retention_seconds: int = 24 * 3600,
+        full_interval: float = 5.0,
+        max_pending: int = 10_000,
+        max_pending_bytes: int = 256 << 20,
+        batch_size: int = 100,
+        min_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+        socket_timeout: float = 5.0,
+        connect_timeout: float = 1.0,
+    ) -> None:
+        if full_state is not None:
+            self._full_state: FullStateSource = full_state
+        elif writer is not None:
+            self._full_state = functools.partial(full_state_from, writer)
+        else:
+            raise ValueError("RedisPublisher needs the SnapshotWriter or a full_state source")
+        self._url = url
+        self._keys = RedisKeys(prefix)
+        self._retention_versions = max(1, retention_versions)
+        self._retention_seconds = max(1, retention_seconds)
+        self._full_interval = full_interval
+        self._max_pending = max(1, max_pending)
+        self._max_pending_bytes = max(1, max_pending_bytes)
+        self._batch_size = max(1, batch_size)
+        self._min_backoff = min_backoff
+        self._max_backoff = max(min_backoff, max_backoff)
+        self._redis = client(
+            url, name="flagedge-control-plane", socket_timeout=socket_timeout, connect_timeout=connect_timeout
+        )
+        self._change_script = self._redis.register_script(CHANGE_SCRIPT)
+        self._full_script = self._redis.register_script(FULL_SCRIPT)
+
+        self._cond = threading.Condition()
+        self._pending: deque[tuple[int, bytes]] = deque()
+        self._pending_bytes = 0
+        self._generation = 0  # bumped when the queue is dropped on overflow
+        self._need_full = True  # on start: earlier processes may have left gaps
+        self._enqueued = 0  # newest version handed to publish()
+        self._pushed = 0  # newest version whose change set is in Redis
+        self._full_version = -1  # version of the last full state written
+        self._last_full = float("-inf")
+        self._closing = False
+        self._close_deadline = float("inf")
+        self._down_since: float | None = None
+        self._overflowing = False
+        self._ahead_warned = 0
+        self._deferred = False  # the last full-state write waited for a change set in flight
+        self._thread = threading.Thread(target=self._run, name="redis-publisher", daemon=True)
+        self._thread.start()
+
+    # -- API -------------------------------------------------------------------------------------
+
+    def publish(self, version: int, change: Publish) -> None:
+        """Queue the change set that produced ``version`` in LMDB. Never blocks on Redis.
+
+        Call it after the LMDB write, in version order (inside the publisher's lock).
+        """
+        blob = encode_change(version, change)
+        with self._cond:
+            if self._closing:
+                return
+            if self._pending and (
+                len(self._pending) >= self._max_pending or self._pending_bytes + len(blob) > self._max_pending_bytes
+            ):
+                if not self._overflowing:
+                    log.warning(
+                        "Redis publish queue full (%d change sets); dropping it, the full state will be resent",
+                        len(self._pending),
+                    )
+                self._overflowing = True
+                self._pending.clear()
+                self._pending_bytes = 0
+                self._generation += 1
+                self._need_full = True
+            self._pending.append((version, blob))
+            self._pending_bytes += len(blob)
+            self._enqueued = max(self._enqueued, version)
+            self._cond.notify_all()
+
+    def resync(self) -> None:
+        """Rewrite the full state in Redis as soon as possible (e.g. after an operator flushed Redis)."""
+        with self._cond:
+            self._need_full = True
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 5.0, *, full: bool = False) -> bool:
+        """Wait until every queued change set is in Redis (with ``full``, also the full state at the
+        newest version). False if that did not happen within ``timeout`` seconds."""
+        with self._cond:
+            if full and self._full_version < self._enqueued:
+                self._need_full = True
+                self._cond.notify_all()
+
+            def done() -> bool:
+                caught_up = not self._pending and self._pushed >= self._enqueued
+                return caught_up and (not full or (not self._need_full and self._full_version >= self._enqueued))
+
+            return self._cond.wait_for(done, timeout)
+
+    def status(self) -> dict[str, Any]:
+        """For readiness and metrics: is Redis reachable, how much is queued, what it has."""
+        with self._cond:
+            return {
+                "redis_connected": self._down_since is None,
+                "pending": len(self._pending),
+                "pending_bytes": self._pending_bytes,
+                "published_version": self._enqueued,
+                "redis_version": self._pushed,
+                "full_version": self._full_version,
+            }
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Try for up to ``timeout`` seconds to push what is queued, then stop the thread.
+
+        Close it before the SnapshotWriter: the thread reads the full state from it.
+        """
+        with self._cond:
+            self._closing = True
+            self._close_deadline = time.monotonic() + timeout
+            self._cond.notify_all()
+        self._thread.join(timeout + 1.0)
+        with self._cond:
+            if self._pending:
+                log.warning(
+                    "closing with %d change set(s) not in Redis; the next start resends the full state",
+                    len(self._pending),
+                )
+        self._redis.close()
+
+    # -- background thread ------------------------------------------------------------------------
+
+    def _full_wait(self) -> float | None:
+        """Seconds until the periodic full state is due (<= 0: now); None if it is up to date."""
+        if self._need_full:
+            return 0.0
+        if self._full_version >= self._enqueued:
+            return None
+        return self._last_full + self._full_interval - time.monotonic()
+
+    def _next_job(self) -> tuple[list[tuple[int, bytes]], int, str | None] | None:
+        """Under the lock: the next batch of change sets, or a full-state write ("forced" or
+        "periodic"); None to stop."""
+        while True:
+            now = time.monotonic()
+            if self._closing and (not self._pending or now >= self._close_deadline):
+                return None
+            if self._pending:
+                return list(itertools.islice(self._pending, self._batch_size)), self._generation, None
+            wait = self._full_wait()
+            if wait is not None and wait <= 0 and not self._closing:
+                kind = "forced" if self._need_full else "periodic"
+                self._need_full = False
+                return [], self._generation, kind
+            if self._closing:
+                return None
+            self._cond.wait(wait)
+
+    def _run(self) -> None:
+        backoff = self._min_backoff
+        while True:
+            with self._cond:
+                job = self._next_job()
+            if job is None:
+                return
+            batch, generation, full = job
+            try:
+                if batch:
+                    self._push(batch, generation)
+                if full is not None:
+                    self._write_full(forced=full == "forced")
+            except Exception as e:  # Redis down, or anything else: never let the thread die
+                if not isinstance(e, (redis.RedisError, OSError, lmdb.Error)):
+                    log.exception("unexpected error publishing to Redis")
+                with self._cond:
+                    self._need_full = True
+                    if self._down_since is None:
+                        self._down_since = time.monotonic()
+                        log.warning(
+                            "publishing to Redis at %s failed (%s); queueing change sets and retrying",
+                            redact(self._url),
+                            e,
+                        )
+                    remaining = self._close_deadline - time.monotonic()
+                    self._cond.wait(max(0.0, min(backoff, remaining)))
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            backoff = self._min_backoff
+            with self._cond:
+                if self._down_since is not None and not self._need_full:
+                    log.info(
+                        "Redis at %s reachable again after %.1fs; queued change sets and full state sent",
+                        redact(self._url),
+                        time.monotonic() - self._down_since,
+                    )
+                    self._down_since = None
+
+    def _push(self, batch: list[tuple[int, bytes]], generation: int) -> None:
+        keys = self._keys
+        pipe = self._redis.pipeline(transaction=False)
+        for version, blob in batch:
+            self._change_script(
+                keys=[keys.version, keys.index, keys.change(version)],
+                args=[
+                    version,
+                    blob,
+                    self._retention_seconds,
+                    self._retention_versions,
+                    keys.change_prefix,
+                    keys.channel,
+                ],
+                client=pipe,
+            )
+        results = pipe.execute()
+        announced = max(int(r) for r in results)
+        with self._cond:
+            if generation == self._generation:
+                for _ in batch:
+                    self._pending_bytes -= len(self._pending.popleft()[1])
+            if not self._pending:
+                self._overflowing = False
+            self._pushed = max(self._pushed, batch[-1][0])
+            self._warn_if_ahead(announced)
+            self._cond.notify_all()
+
+    def _write_full(self, *, forced: bool) -> None:
+        if self._down_since is not None:
+            self._redis.ping()  # cheap probe before reading and encoding the whole state again
+        version, tables = self._full_state()
+        if version > self._enqueued and not self._deferred:
+            # LMDB is ahead of the queue: a publish() is probably on its way. Let its change set go
+            # first, so followers apply it as a change rather than as a (larger) full state.
+            with self._cond:
+                self._cond.wait_for(lambda: self._enqueued >= version or self._closing, 0.2)
+                if self._pending:
+                    self._deferred = True
+                    self._need_full = self._need_full or forced
+                    return
+        self._deferred = False
+        if version == 0:  # nothing published yet
+            with self._cond:
+                self._full_version = max(self._full_version, 0)
+                self._last_full = time.monotonic()
+                self._cond.notify_all()
+            return
+        blob = encode_full(version, tables)
+        announced = int(
+            self._full_script(keys=[self._keys.full, self._keys.version], args=[version, blob, self._keys.channel])
+        )
+        with self._cond:
+            self._full_version = max(self._full_version, version)
+            self._pushed = max(self._pushed, version)
+            self._last_full = time.monotonic()
+            self._warn_if_ahead(announced)
+            self._cond.notify_all()
+        log.debug("full state at version %d written to Redis (%d bytes)", version, len(blob))
+
+    def _warn_if_ahead(self, announced: int) -> None:
+        mine = max(self._enqueued, self._full_version)
+        if announced > mine and announced > self._ahead_warned:
+            self._ahead_warned = announced
+            log.warning(
+                "Redis announces version %d, newer than this control plane's %d: sync hosts ignore versions up "
+                "to %d (was the data directory replaced?)",
+                announced,
+                mine,
+                announced,
+            )

@@ -1,0 +1,173 @@
+"""Two hosts on one machine: the control plane and edge A share data dir A; host B runs
+``sync`` (following a real redis-server) and edge B on data dir B. Admin changes reach both
+edges; kill -9 of sync, of Redis and of an edge worker never stops the edges from answering, and
+everything catches up when the process returns."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.processes import REPO, free_port, process
+from tests.sync.conftest import RedisServer
+
+
+def _wait(predicate: Any, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+class Hosts:
+    def __init__(self, tmp: Path, redis: RedisServer) -> None:
+        self.tmp, self.redis = tmp, redis
+        self.a, self.b = tmp / "a", tmp / "b"
+        self.b.mkdir(parents=True, exist_ok=True)
+        self.sync: subprocess.Popen[bytes] | None = None
+
+    def start_sync(self) -> None:
+        log = open(self.tmp / "sync.log", "ab")  # noqa: SIM115 - closed with the process
+        self.sync = subprocess.Popen(
+            [sys.executable, "-m", "server", "sync", "--data-dir", str(self.b), "--redis-url", self.redis.url],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill_sync(self) -> None:
+        if self.sync is not None and self.sync.poll() is None:
+            os.killpg(self.sync.pid, signal.SIGKILL)
+            self.sync.wait(10)
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Iterator[tuple[Hosts, httpx.Client, dict[str, str], httpx.Client, httpx.Client, str]]:
+    from tests.sync.conftest import free_port as redis_port
+
+    redis = RedisServer(tmp_path / "redis", redis_port())
+    redis.start()
+    h = Hosts(tmp_path, redis)
+    h.a.mkdir(parents=True)
+    cp, ea, eb = free_port(), free_port(), free_port()
+    try:
+        h.start_sync()
+        with process(
+            ["control_plane", "serve", "--data-dir", str(h.a), "--port", str(cp), "--redis-url", redis.url],
+            f"http://127.0.0.1:{cp}/health",
+            tmp_path / "cp.log",
+        ):
+            admin = httpx.Client(base_url=f"http://127.0.0.1:{cp}", timeout=30)
+            user = admin.post(
+                "/users/create",
+                json={
+                    "name": "ops",
+                    "password": "correct-horse",
+                    "first_name": "O",
+                    "last_name": "P",
+                    "email": "ops@example.com",
+                },
+            ).json()
+            auth = {"Authorization": f"Bearer {user['user_token']['access_token']}", "x-organisation": "acme"}
+            admin.post("/organisations/create", json={"name": "acme"}, headers=auth)
+            admin.post("/v1/projects", json={"name": "Shop", "key": "shop"}, headers=auth)
+            env = admin.post(
+                "/v1/projects/shop/environments",
+                json={"name": "Prod", "key": "prod", "type": "production"},
+                headers=auth,
+            ).json()
+            key = env["sdkKeys"]["client"][0]["key"]
+            _wait(lambda: (h.b / "snapshots").exists(), "sync to create host B's LMDB")
+            with (
+                process(
+                    ["server", "serve", "--data-dir", str(h.a), "--port", str(ea), "--workers", "2"],
+                    f"http://127.0.0.1:{ea}/health",
+                    tmp_path / "edge-a.log",
+                ),
+                process(
+                    ["server", "serve", "--data-dir", str(h.b), "--port", str(eb), "--workers", "2"],
+                    f"http://127.0.0.1:{eb}/health",
+                    tmp_path / "edge-b.log",
+                ),
+            ):
+                yield (
+                    h,
+                    admin,
+                    auth,
+                    httpx.Client(base_url=f"http://127.0.0.1:{ea}", timeout=10),
+                    httpx.Client(base_url=f"http://127.0.0.1:{eb}", timeout=10),
+                    key,
+                )
+    finally:
+        h.kill_sync()
+        redis.kill()
+
+
+def _flag(admin: httpx.Client, auth: dict[str, str], key: str, plan: str) -> None:
+    if admin.get(f"/v1/projects/shop/features/{key}", headers=auth).status_code == 404:
+        assert admin.post("/v1/projects/shop/features", json={"key": key, "name": key}, headers=auth).status_code == 201
+    rule = {"filter": {"type": "context", "field": "company.plan", "operator": "IS", "values": [plan]}}
+    r = admin.patch(
+        f"/v1/projects/shop/features/{key}/configurations",
+        params={"environment": "prod"},
+        json={"status": "active", "targeting": {"rules": [rule]}},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+
+
+def _enabled(edge: httpx.Client, client_key: str, flag: str, plan: str) -> bool | None:
+    try:
+        r = edge.get("/features/evaluated", params={"publishableKey": client_key, "context.company.plan": plan})
+    except httpx.HTTPError:
+        return None
+    if r.status_code != 200:
+        return None
+    f = r.json()["features"].get(flag)
+    return None if f is None else bool(f["isEnabled"])
+
+
+def test_changes_reach_both_hosts_and_survive_faults(hosts: Any) -> None:
+    h, admin, auth, edge_a, edge_b, key = hosts
+    _flag(admin, auth, "f1", "pro")
+    for edge in (edge_a, edge_b):
+        _wait(lambda e=edge: _enabled(e, key, "f1", "pro") is True, "f1 on both hosts")
+
+    # kill -9 sync: host B keeps serving its last good snapshot; changes meanwhile arrive later.
+    h.kill_sync()
+    _flag(admin, auth, "f2", "pro")
+    _wait(lambda: _enabled(edge_a, key, "f2", "pro") is True, "f2 on host A")
+    assert _enabled(edge_b, key, "f1", "pro") is True and _enabled(edge_b, key, "f2", "pro") is None
+    h.start_sync()
+    _wait(lambda: _enabled(edge_b, key, "f2", "pro") is True, "f2 on host B after sync restarts")
+
+    # kill -9 Redis: both edges keep answering; versions published while it is down catch up.
+    h.redis.kill()
+    _flag(admin, auth, "f3", "pro")
+    _wait(lambda: _enabled(edge_a, key, "f3", "pro") is True, "f3 on host A with Redis down")
+    assert _enabled(edge_b, key, "f1", "pro") is True
+    h.redis.start()
+    _wait(lambda: _enabled(edge_b, key, "f3", "pro") is True, "f3 on host B after Redis returns", timeout=30)
+
+    # kill -9 of one edge worker: the other worker answers, and granian respawns the killed one.
+    ready = edge_b.get("/ready").json()
+    assert ready["ready"] is True
+    workers = subprocess.run(["pgrep", "-f", f"server serve --data-dir {h.b}"], capture_output=True, text=True)
+    pids = [int(p) for p in workers.stdout.split()]
+    assert pids, "edge B processes not found"
+    children = subprocess.run(["pgrep", "-P", str(min(pids))], capture_output=True, text=True).stdout.split()
+    if children:
+        os.kill(int(children[0]), signal.SIGKILL)
+    answers = [_enabled(edge_b, key, "f1", "pro") for _ in range(50)]
+    assert answers.count(True) >= 45, answers
+    _wait(lambda: _enabled(edge_b, key, "f1", "pro") is True, "edge B answering after a worker kill")

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.processes import free_port, process
+from bench.processes import free_port, process
 
 WRITERS = 50
 

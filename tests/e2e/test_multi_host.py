@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.processes import REPO, free_port, process
+from bench.processes import REPO, free_port, process
 from tests.sync.conftest import RedisServer
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.processes import free_port, process
+from bench.processes import free_port, process
 
 SDK_DIR = Path(__file__).parent / "reflag_sdk"
 FIELDS = ["user.id", "user.email", "user.plan", "company.id", "company.seats", "company.createdAt", "other.beta"]

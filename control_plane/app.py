@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane import snapshots
 from control_plane.errors import ApiError
+from control_plane.events_consumer import start_consumer_thread
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
 from control_plane.openapi import document
 from control_plane.publisher import Publisher
@@ -97,7 +98,11 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # SDK events that edges spooled into this data dir flow into the store (at-least-once,
+        # de-duplicated by event id).
+        consumer = start_consumer_thread(settings.data_dir, store)
         yield
+        consumer.stop()
         publisher.close()
         store.close()
 

@@ -1,0 +1,518 @@
+"""Reflag SDK event intake: ``POST /features/events``, ``/user``, ``/company``, ``/event``, ``/feedback``, ``/bulk``.
+
+The edge validates each event, gives it an id and appends it to a durable local spool; it never
+stores events itself (``control_plane/events_consumer.py`` moves them into SQLite). A request is
+acknowledged (``{"success": true}``) only after its events are written and fsynced, so an
+acknowledged event survives kill -9 and power loss. A request with one invalid event writes
+nothing and answers 400 naming the field (``[3].userId`` inside a bulk).
+
+Event ids: ``client_dedup_id`` in the event (or the ``Idempotency-Key`` header; inside a bulk each
+item gets ``{key}:{index}``) makes the id deterministic per environment, so a retried request is
+stored once; otherwise the id is a random UUID.
+
+Spool files (``<data-dir>/events/``, one writer per process):
+
+* ``spool-<pid>.jsonl`` is the active file, opened in append mode and held with an exclusive
+  ``flock`` for the life of the process (the consumer takes the lock to tell a dead writer's file
+  from a live one). Its first line is a header ``{"spool": "<uuid>", ...}`` naming the file, so
+  the consumer's byte offsets survive the rename below. Every other line is one event:
+  ``{"id", "type", "environment", "project", "keyKind", "receivedAt", "dedupId", "event"}``.
+* When the active file passes ``max_bytes`` it is renamed ``spool-<pid>-<ns>.rotated.jsonl`` (never
+  written again) and a new active file is started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.auth import sdk_key
+from server.errors import EdgeError, request_id
+from server.settings import EdgeSettings
+from server.state import EdgeState
+
+log = logging.getLogger("server.events")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+EVENTS_DIR = "events"
+ROTATED_SUFFIX = ".rotated.jsonl"
+DEFAULT_SPOOL_BYTES = 64 << 20
+
+MAX_BULK_ITEMS = 1000
+MAX_ID_CHARS = 256
+MAX_NAME_CHARS = 256
+MAX_TEXT_CHARS = 10_000
+MAX_DEDUP_CHARS = 128
+MAX_OBJECT_KEYS = 500
+MAX_OBJECT_BYTES = 64 * 1024
+MAX_LIST_ITEMS = 1000
+
+FLAG_EVENT = "feature-flag-event"
+TYPES = (FLAG_EVENT, "user", "company", "event", "feedback", "prompt-event")
+
+
+class EdgeLike(Protocol):
+    state: EdgeState
+    settings: EdgeSettings
+
+
+def spool_dir(data_dir: Path) -> Path:
+    return data_dir / EVENTS_DIR
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation: each event type's fields, normalized; anything else in the body is dropped.
+
+
+class Invalid(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class Fields:
+    """Reads one event object; ``prefix`` (``[3].`` in a bulk) goes in front of every field name."""
+
+    def __init__(self, body: Any, prefix: str = "") -> None:
+        if not isinstance(body, dict):
+            raise Invalid(prefix.rstrip(".") or "body", "must be a JSON object")
+        self.body = body
+        self.prefix = prefix
+        self.out: dict[str, Any] = {}
+
+    def fail(self, name: str, message: str) -> Invalid:
+        return Invalid(self.prefix + name, message)
+
+    def present(self, name: str) -> bool:
+        return self.body.get(name) is not None
+
+    def identifier(self, name: str, *, required: bool) -> str | None:
+        """A user/company id: a non-empty string or an integer (Reflag examples send numbers)."""
+        value = self.body.get(name)
+        if value is None:
+            if required:
+                raise self.fail(name, "is required")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise self.fail(name, "must be a string or an integer")
+        text = str(value)
+        if not text or len(text) > MAX_ID_CHARS:
+            raise self.fail(name, f"must be 1 to {MAX_ID_CHARS} characters")
+        self.out[name] = text
+        return text
+
+    def text(self, name: str, *, required: bool, limit: int = MAX_NAME_CHARS) -> str | None:
+        value = self.body.get(name)
+        if value is None:
+            if required:
+                raise self.fail(name, "is required")
+            return None
+        if not isinstance(value, str):
+            raise self.fail(name, "must be a string")
+        if not value or len(value) > limit:
+            raise self.fail(name, f"must be 1 to {limit} characters")
+        self.out[name] = value
+        return value
+
+    def obj(self, name: str) -> None:
+        value = self.body.get(name)
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            raise self.fail(name, "must be an object")
+        if len(value) > MAX_OBJECT_KEYS:
+            raise self.fail(name, f"must have at most {MAX_OBJECT_KEYS} keys")
+        try:
+            size = len(orjson.dumps(value))
+        except TypeError:  # nesting deeper than orjson serializes
+            raise self.fail(name, "is nested too deeply") from None
+        if size > MAX_OBJECT_BYTES:
+            raise self.fail(name, f"must serialize to at most {MAX_OBJECT_BYTES} bytes")
+        self.out[name] = value
+
+    def timestamp(self, name: str = "timestamp") -> None:
+        value = self.text(name, required=False, limit=64)
+        if value is None:
+            return
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise self.fail(name, "must be an ISO 8601 date-time") from None
+
+    def integer(self, name: str, *, low: int, high: int) -> int | None:
+        value = self.body.get(name)
+        if value is None:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.fail(name, f"must be an integer from {low} to {high}")
+        self.out[name] = value
+        return value
+
+    def boolean_list(self, name: str) -> None:
+        value = self.body.get(name)
+        if value is None:
+            return
+        if not isinstance(value, list) or len(value) > MAX_LIST_ITEMS or not all(isinstance(v, bool) for v in value):
+            raise self.fail(name, f"must be a list of at most {MAX_LIST_ITEMS} booleans")
+        self.out[name] = value
+
+    def string_list(self, name: str) -> None:
+        value = self.body.get(name)
+        if value is None:
+            return
+        if (
+            not isinstance(value, list)
+            or len(value) > MAX_LIST_ITEMS
+            or not all(isinstance(v, str) and len(v) <= MAX_NAME_CHARS for v in value)
+        ):
+            raise self.fail(name, f"must be a list of at most {MAX_LIST_ITEMS} strings")
+        self.out[name] = value
+
+    def dedup(self) -> str | None:
+        value = self.body.get("client_dedup_id")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_DEDUP_CHARS or not value.isprintable():
+            raise self.fail("client_dedup_id", f"must be 1 to {MAX_DEDUP_CHARS} printable characters")
+        return value
+
+
+def _flag_event(f: Fields) -> None:
+    action = f.text("action", required=True, limit=64)
+    if action is not None and not all(c.isalnum() or c in "-_" for c in action):
+        raise f.fail("action", "must be letters, digits, '-' or '_' (check, evaluate, check-config, ...)")
+    f.text("key", required=True)
+    targeting = f.body.get("targetingVersion")
+    if targeting is not None:
+        f.integer("targetingVersion", low=0, high=2**53)
+    f.obj("evalContext")
+    result = f.body.get("evalResult")
+    if result is not None:
+        if isinstance(result, bool):
+            f.out["evalResult"] = result
+        elif isinstance(result, dict):
+            f.obj("evalResult")
+        else:
+            raise f.fail("evalResult", "must be a boolean or a {key, payload} object")
+    f.boolean_list("evalRuleResults")
+    f.string_list("evalMissingFields")
+
+
+def _user(f: Fields) -> None:
+    f.identifier("userId", required=True)
+    f.obj("attributes")
+    f.obj("context")
+    f.timestamp()
+
+
+def _company(f: Fields) -> None:
+    f.identifier("companyId", required=True)
+    f.identifier("userId", required=False)
+    f.obj("attributes")
+    f.obj("context")
+    f.timestamp()
+
+
+def _event(f: Fields) -> None:
+    f.text("event", required=True)
+    f.identifier("userId", required=True)
+    f.identifier("companyId", required=False)
+    f.obj("attributes")
+    f.obj("context")
+    f.timestamp()
+
+
+def _feedback(f: Fields) -> None:
+    if not f.present("featureId") and not f.present("key"):
+        raise f.fail("key", "featureId or key (the flag key) is required")
+    f.text("featureId", required=False)
+    f.text("key", required=False)
+    f.identifier("userId", required=True)
+    f.identifier("companyId", required=False)
+    score = f.integer("score", low=1, high=5)
+    comment = f.body.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise f.fail("comment", "must be a string")
+    if isinstance(comment, str) and comment.strip():
+        f.text("comment", required=False, limit=MAX_TEXT_CHARS)
+    else:
+        comment = None
+    if score is None and comment is None:
+        raise f.fail("score", "a score (1-5) or a non-empty comment is required")
+    for name in ("question", "promptedQuestion"):
+        f.text(name, required=False, limit=MAX_TEXT_CHARS)
+    for name in ("promptId", "feedbackId", "source"):
+        f.text(name, required=False)
+    f.timestamp()
+
+
+def _prompt_event(f: Fields) -> None:
+    action = f.text("action", required=True, limit=64)
+    if action not in ("received", "shown", "dismissed"):
+        raise f.fail("action", "must be received, shown or dismissed")
+    f.text("featureId", required=True)
+    f.text("promptId", required=True)
+    f.identifier("userId", required=True)
+    f.text("promptedQuestion", required=False, limit=MAX_TEXT_CHARS)
+    f.timestamp()
+
+
+VALIDATORS: dict[str, Callable[[Fields], None]] = {
+    FLAG_EVENT: _flag_event,
+    "user": _user,
+    "company": _company,
+    "event": _event,
+    "feedback": _feedback,
+    "prompt-event": _prompt_event,
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    fields: dict[str, Any]
+    dedup: str | None
+
+
+def validate(kind: str, body: Any, prefix: str = "") -> Event:
+    """One event of ``kind`` from a request body (or bulk item); Invalid names the first bad field."""
+    f = Fields(body, prefix)
+    VALIDATORS[kind](f)
+    return Event(kind, f.out, f.dedup())
+
+
+def validate_bulk(body: Any) -> list[Event]:
+    if not isinstance(body, list):
+        raise Invalid("body", "a bulk request is a JSON array of events")
+    if len(body) > MAX_BULK_ITEMS:
+        raise Invalid("body", f"at most {MAX_BULK_ITEMS} events per bulk request")
+    events = []
+    for i, item in enumerate(body):
+        prefix = f"[{i}]."
+        if not isinstance(item, dict):
+            raise Invalid(f"[{i}]", "must be a JSON object")
+        kind = item.get("type")
+        if kind not in VALIDATORS:
+            raise Invalid(f"{prefix}type", f"must be one of {list(TYPES)}")
+        events.append(validate(str(kind), item, prefix))
+    return events
+
+
+def event_id(environment: str, dedup: str | None) -> str:
+    if dedup is None:
+        return uuid.uuid4().hex
+    return "d" + hashlib.sha256(f"{environment}\n{dedup}".encode()).hexdigest()[:31]
+
+
+# ---------------------------------------------------------------------------------------------
+# The spool.
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Spool:
+    """Appends batches of event lines to this process's spool file, fsynced before returning."""
+
+    def __init__(self, directory: Path, max_bytes: int = DEFAULT_SPOOL_BYTES) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+        self._size = 0
+
+    @property
+    def path(self) -> Path:
+        return self.directory / f"spool-{os.getpid()}.jsonl"
+
+    def _open(self) -> int:
+        """This process's active file, locked, with a header line; reopened after a fork or unlink."""
+        if self._fd is not None:
+            if self._pid == os.getpid():
+                return self._fd
+            # Inherited across a fork: the parent's file (closing this copy keeps the parent's lock).
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.path
+        while True:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the consumer removed a dead writer's file between open and lock
+        size = os.fstat(fd).st_size
+        if size == 0:
+            header = {"spool": uuid.uuid4().hex, "pid": os.getpid(), "createdAt": now_iso()}
+            _write_all(fd, orjson.dumps(header) + b"\n")
+            os.fsync(fd)
+            _fsync_dir(self.directory)
+        else:
+            with open(path, "rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":  # a torn line from a writer that died mid-write
+                    _write_all(fd, b"\n")
+        self._fd, self._pid, self._size = fd, os.getpid(), os.fstat(fd).st_size
+        return fd
+
+    def _rotate(self) -> None:
+        assert self._fd is not None
+        target = self.directory / f"spool-{os.getpid()}-{time.time_ns()}{ROTATED_SUFFIX}"
+        os.rename(self.path, target)
+        _fsync_dir(self.directory)
+        os.close(self._fd)
+        self._fd = None
+
+    def append(self, lines: Iterable[bytes]) -> None:
+        data = b"".join(lines)
+        if not data:
+            return
+        with self._lock:
+            fd = self._open()
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            except OSError:
+                # The file may now end in a partial line; start over on a fresh descriptor.
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                self._fd = None
+                raise
+            self._size += len(data)
+            if self._size >= self.max_bytes:
+                self._rotate()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None and self._pid == os.getpid():
+                os.close(self._fd)
+            self._fd = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes.
+
+
+async def read_body(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise EdgeError(413, f"request body larger than {limit} bytes", field="body")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise EdgeError(413, f"request body larger than {limit} bytes", field="body")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise EdgeError(400, "a JSON body is required", field="body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise EdgeError(400, "the body is not valid JSON", field="body") from None
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= MAX_DEDUP_CHARS or not key.isprintable():
+        raise EdgeError(
+            400, f"Idempotency-Key must be 1 to {MAX_DEDUP_CHARS} printable characters", field="Idempotency-Key"
+        )
+    return key
+
+
+def events_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
+    spool = Spool(spool_dir(edge.settings.data_dir))
+
+    def handler(kind: str | None) -> Endpoint:
+        async def receive(request: Request) -> Response:
+            view = edge.state.view
+            key = sdk_key(view, request)
+            header_key = _idempotency_key(request)
+            body = await read_body(request, edge.settings.max_body_bytes)
+            try:
+                events = validate_bulk(body) if kind is None else [validate(kind, body)]
+            except Invalid as e:
+                raise EdgeError(400, f"{e.field} {e.message}", field=e.field) from None
+            env = view.environments.get(key.environment)
+            received = now_iso()
+            lines = []
+            for i, event in enumerate(events):
+                dedup = event.dedup
+                if dedup is None and header_key is not None:
+                    dedup = header_key if kind is not None else f"{header_key}:{i}"
+                record = {
+                    "id": event_id(key.environment, dedup),
+                    "type": event.type,
+                    "environment": key.environment,
+                    "project": env.project if env is not None else None,
+                    "keyKind": key.kind,
+                    "receivedAt": received,
+                    "dedupId": dedup,
+                    "event": event.fields,
+                }
+                lines.append(orjson.dumps(record) + b"\n")
+            try:
+                await asyncio.to_thread(spool.append, lines)
+            except OSError as e:
+                log.error("could not spool %d events: %s", len(lines), e)
+                raise EdgeError(503, "events could not be queued; retry later", headers={"Retry-After": "5"}) from None
+            return Response(
+                b'{"success":true}', media_type="application/json", headers={"X-Request-Id": request_id(request)}
+            )
+
+        return receive
+
+    return [
+        Route("/features/events", guard(handler(FLAG_EVENT)), methods=["POST"]),
+        Route("/user", guard(handler("user")), methods=["POST"]),
+        Route("/company", guard(handler("company")), methods=["POST"]),
+        Route("/event", guard(handler("event")), methods=["POST"]),
+        Route("/feedback", guard(handler("feedback")), methods=["POST"]),
+        Route("/bulk", guard(handler(None)), methods=["POST"]),
+    ]

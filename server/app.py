@@ -17,7 +17,9 @@ from starlette.routing import Route
 
 from server.auth import sdk_key
 from server.errors import EdgeError, error_response, request_id
+from server.events import events_routes
 from server.ofrep import ofrep_routes
+from server.release import release_routes
 from server.settings import EdgeSettings, from_environ
 from server.state import EdgeState, Environment, View
 
@@ -128,8 +130,8 @@ class Edge:
                         + b"\n\n"
                     )
                     continue
-                if await request.is_disconnected():
-                    return
+                # No is_disconnected() poll: under granian it can end a live stream early, and
+                # Starlette already stops this generator when the client goes away.
                 before = self.state.view.version
                 view_after = await self.state.wait_change(before, SSE_HEARTBEAT)
                 if view_after.version == before:
@@ -238,6 +240,8 @@ def create_app(settings: EdgeSettings) -> Starlette:
         Route("/ready", g(edge.ready), methods=["GET"]),
         Route("/metrics", g(edge.metrics), methods=["GET"]),
         *ofrep_routes(edge, g),
+        *release_routes(edge, g),
+        *events_routes(edge, g),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

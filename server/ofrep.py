@@ -1,14 +1,507 @@
-"""OpenFeature Remote Evaluation Protocol routes (being written)."""
+"""OpenFeature Remote Evaluation Protocol (OFREP) on the edge.
+
+Routes (``service/openapi.yaml`` of open-feature/protocol, with the ADR-0008 event streams):
+
+* ``POST /ofrep/v1/evaluate/flags/{key}``: one flag, for server (dynamic context) providers.
+* ``POST /ofrep/v1/evaluate/flags``: every flag of the key's environment, for client (static
+  context) providers; ``ETag`` on the answer and ``If-None-Match`` → ``304``.
+* ``GET /ofrep/v1/configuration``: the provider configuration (name and capabilities).
+* ``GET /ofrep/v1/stream``: server-sent ``refetchEvaluation`` events whenever the environment's
+  snapshot changes; advertised to providers as ``eventStreams`` in both evaluation answers.
+
+The request is ``{"context": {...}}``. The OFREP context is used as the nested Reflag context,
+with ``targetingKey`` also placed at ``user.id`` when the context has no ``user.id``. A flag's
+value is its boolean ``isEnabled``; ``variant`` is ``on``/``off`` or the key of the matched
+config variant; ``metadata`` carries ``flagStateVersion``, ``targetingVersion`` and, with a
+config, ``configKey`` and ``configPayload`` (the payload as JSON text, since metadata values
+are limited to booleans, numbers and strings).
+
+Errors keep OFREP's bodies, never the project envelope: ``{"key", "errorCode", "errorDetails"}``
+for evaluation failures (400 PARSE_ERROR / INVALID_CONTEXT / TARGETING_KEY_MISSING / GENERAL,
+404 FLAG_NOT_FOUND), ``{"errorCode", "errorDetails"}`` for a failed bulk request and for the
+rest, with errorCode GENERAL (401, 403, 405, 413, 429 with integer ``Retry-After``, 5xx).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import hashlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
-from starlette.requests import Request
-from starlette.responses import Response
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+import evaluator
+from server.auth import PUBLISHABLE, bearer, sdk_key
+from server.errors import EdgeError, request_id
+from server.state import Environment, SdkKey
 
-def ofrep_routes(edge: Any, guard: Callable[[Callable[[Request], Awaitable[Response]]], Any]) -> list[Route]:
-    return []
+if TYPE_CHECKING:
+    from server.app import Edge
+
+log = logging.getLogger("server.ofrep")
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+JSON_TYPE = "application/json"
+
+PARSE_ERROR = "PARSE_ERROR"
+TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
+INVALID_CONTEXT = "INVALID_CONTEXT"
+FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
+GENERAL = "GENERAL"
+
+# The context field OFREP's targetingKey stands for, and the flags that cannot be evaluated
+# without it report missing.
+TARGETING_FIELD = "user.id"
+SSE_HEARTBEAT = 15.0
+SSE_INACTIVITY_DELAY = 120
+MAX_RATE_BUCKETS = 100_000
+# Every method reaches the handlers, so that a wrong one gets an OFREP 405 body.
+ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+CONFIGURATION: dict[str, Any] = {
+    "name": "flagedge",
+    "capabilities": {
+        "cacheInvalidation": {
+            # minPollingInterval and unsupportedTypes are the names of earlier spec versions.
+            "polling": {"enabled": True, "minPollingIntervalMs": 1000, "minPollingInterval": 1000},
+        },
+        "flagEvaluation": {"supportedTypes": ["boolean"], "unsupportedTypes": ["int", "float", "string", "object"]},
+        # Server providers must not cache: a flag can change at any publish.
+        "caching": {"enabled": False},
+    },
+}
+CONFIGURATION_BODY = orjson.dumps(CONFIGURATION)
+
+
+class OfrepError(Exception):
+    """An OFREP error answer: ``{"key"?, "errorCode", "errorDetails"}`` (GENERAL unless more is known)."""
+
+    def __init__(
+        self,
+        status: int,
+        details: str,
+        *,
+        code: str = GENERAL,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(details)
+        self.status = status
+        self.details = details
+        self.code = code
+        self.key = key
+        self.headers = headers or {}
+
+    @classmethod
+    def from_edge(cls, err: EdgeError) -> OfrepError:
+        """The OFREP answer for an error of the shared edge code (auth, snapshot not loaded)."""
+        return cls(err.status, err.message, headers=err.headers)
+
+    def response(self) -> Response:
+        body: dict[str, str] = {}
+        if self.key is not None:
+            body["key"] = self.key
+        body["errorCode"] = self.code
+        body["errorDetails"] = self.details
+        return Response(orjson.dumps(body), status_code=self.status, media_type=JSON_TYPE, headers=self.headers)
+
+
+class RateLimiter:
+    """A token bucket per SDK key: ``rate`` requests per second, bursts of ``max(1, rate)``."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = max(1.0, rate)
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def check(self, key: str) -> None:
+        """Take one token for ``key``, or raise a 429 with the whole seconds until the next one."""
+        if self.rate <= 0:
+            return
+        now = self.clock()
+        if len(self._buckets) > MAX_RATE_BUCKETS:
+            self._buckets.clear()
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return
+        self._buckets[key] = (tokens, now)
+        retry = max(1, math.ceil((1.0 - tokens) / self.rate))
+        raise OfrepError(429, "rate limit reached for this SDK key", headers={"Retry-After": str(retry)})
+
+
+@dataclass(frozen=True)
+class FlagShape:
+    """What of a flag's OFREP reason its rules fix, whatever the context."""
+
+    # DISABLED (no rules) or STATIC (only constant rules); None when the context decides.
+    fixed: str | None
+    # Per rule: the filter contains a percentage rollout (SPLIT when it is the first match).
+    rollout: tuple[bool, ...]
+
+
+def _has_rollout(node: Any) -> bool:
+    """The evaluator's ``Filter::has_rollout`` over the filter's JSON (depth is bounded by compile)."""
+    if not isinstance(node, dict):
+        return False
+    kind = node.get("type")
+    if kind == "rolloutPercentage":
+        return True
+    if kind == "group":
+        filters = node.get("filters")
+        return isinstance(filters, list) and any(_has_rollout(f) for f in filters)
+    if kind == "negation":
+        return _has_rollout(node.get("filter"))
+    return False
+
+
+def flag_shapes(definitions: list[Any]) -> dict[str, FlagShape]:
+    """The shape of every flag of a snapshot's definitions (``Snapshot.definitions_json()``)."""
+    shapes: dict[str, FlagShape] = {}
+    for feature in definitions:
+        targeting = feature.get("targeting") or {}
+        filters = [rule.get("filter") for rule in targeting.get("rules") or []]
+        if not filters:
+            shapes[feature["key"]] = FlagShape("DISABLED", ())
+        elif all(isinstance(f, dict) and f.get("type") == "constant" for f in filters):
+            shapes[feature["key"]] = FlagShape("STATIC", tuple(False for _ in filters))
+        else:
+            shapes[feature["key"]] = FlagShape(None, tuple(_has_rollout(f) for f in filters))
+    return shapes
+
+
+class ShapeCache:
+    """Flag shapes per environment, rebuilt when the environment's snapshot version moves."""
+
+    def __init__(self) -> None:
+        self._by_env: dict[str, tuple[int, dict[str, FlagShape]]] = {}
+
+    def get(self, env: Environment) -> dict[str, FlagShape]:
+        hit = self._by_env.get(env.id)
+        if hit is not None and hit[0] == env.version:
+            return hit[1]
+        shapes = flag_shapes(orjson.loads(env.snapshot.definitions_json()))
+        if len(self._by_env) > 10_000:
+            self._by_env.clear()
+        self._by_env[env.id] = (env.version, shapes)
+        return shapes
+
+
+@dataclass(frozen=True)
+class Context:
+    """A request's context: the nested Reflag context and whether it names its subject."""
+
+    reflag: dict[str, Any]
+    has_targeting_key: bool
+
+
+def reflag_context(context: dict[str, Any], key: str | None = None) -> Context:
+    """The Reflag context of an OFREP context: ``targetingKey`` also at ``user.id`` unless set."""
+    user = context.get("user")
+    user_id = user.get("id") if isinstance(user, dict) else None
+    if "targetingKey" not in context:
+        return Context(context, user_id is not None)
+    targeting_key = context["targetingKey"]
+    if not isinstance(targeting_key, str):
+        raise OfrepError(400, "targetingKey must be a string", code=INVALID_CONTEXT, key=key)
+    if user is not None and not isinstance(user, dict):
+        raise OfrepError(400, "user must be an object to carry targetingKey as user.id", code=INVALID_CONTEXT, key=key)
+    if not targeting_key or user_id is not None:
+        return Context(context, bool(targeting_key) or user_id is not None)
+    return Context({**context, "user": {**(user or {}), "id": targeting_key}}, True)
+
+
+def _needs_targeting_key(value: bool, missing: list[str], context: Context) -> bool:
+    """The flag could not match because it reads the targeting key and the context has none."""
+    return not value and not context.has_targeting_key and TARGETING_FIELD in missing
+
+
+def _success(
+    key: str,
+    value: bool,
+    reason: str,
+    variant: str,
+    targeting_version: int | None,
+    config: dict[str, Any] | None,
+    version: int,
+) -> dict[str, Any]:
+    metadata: dict[str, bool | int | float | str] = {"flagStateVersion": version}
+    if targeting_version is not None:
+        metadata["targetingVersion"] = targeting_version
+    if config is not None:
+        metadata["configKey"] = config["key"]
+        metadata["configPayload"] = orjson.dumps(config.get("payload")).decode()
+    return {"key": key, "value": value, "reason": reason, "variant": variant, "metadata": metadata}
+
+
+def _targeting_key_missing(key: str) -> dict[str, str]:
+    return {
+        "key": key,
+        "errorCode": TARGETING_KEY_MISSING,
+        "errorDetails": f"flag {key!r} needs a targetingKey (or user.id) in the context",
+    }
+
+
+def evaluate_one(env: Environment, key: str, context: Context) -> dict[str, Any]:
+    """One flag's OFREP success body; OfrepError 404 for an unknown flag, 400 for a bad context."""
+    try:
+        result = env.snapshot.evaluate_flag(key, context.reflag)
+    except evaluator.EvaluatorError as e:
+        raise OfrepError(400, f"evaluation failed: {e}", code=GENERAL, key=key) from None
+    except (ValueError, TypeError) as e:
+        raise OfrepError(400, f"context cannot be evaluated: {e}", code=INVALID_CONTEXT, key=key) from None
+    if result is None:
+        raise OfrepError(404, f"flag {key!r} not found", code=FLAG_NOT_FOUND, key=key)
+    if _needs_targeting_key(result["value"], result["missingContextFields"], context):
+        raise OfrepError(400, _targeting_key_missing(key)["errorDetails"], code=TARGETING_KEY_MISSING, key=key)
+    config = dict(result["config"]) if result["config"] is not None else None
+    return _success(
+        key, result["value"], result["reason"], result["variant"], result["targetingVersion"], config, env.version
+    )
+
+
+def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape]) -> list[dict[str, Any]]:
+    """Every flag of the environment, each an OFREP success or failure, in snapshot order.
+
+    The context is converted once for all flags (``Snapshot.evaluate_all``); calling
+    ``evaluate_flag`` per flag would convert it once per flag. The reason and variant follow
+    ``evaluate_flag``'s rules from the per-rule results and the flag's shape."""
+    try:
+        raw: dict[str, dict[str, Any]] = orjson.loads(env.snapshot.evaluate_all(context.reflag, debug=True))
+    except evaluator.EvaluatorError as e:
+        raise OfrepError(400, f"evaluation failed: {e}", code=GENERAL) from None
+    except (ValueError, TypeError) as e:
+        raise OfrepError(400, f"context cannot be evaluated: {e}", code=INVALID_CONTEXT) from None
+    flags: list[dict[str, Any]] = []
+    for key, r in raw.items():
+        shape = shapes.get(key)
+        value = bool(r["isEnabled"])
+        results: list[bool] = r.get("ruleEvaluationResults", [])
+        first = next((i for i, hit in enumerate(results) if hit), None)
+        if shape is None or (value and (first is None or first >= len(shape.rollout))):
+            # Not expected; the single-flag path is the reference.
+            try:
+                flags.append(evaluate_one(env, key, context))
+            except OfrepError as err:
+                flags.append({"key": key, "errorCode": err.code, "errorDetails": err.details})
+            continue
+        if _needs_targeting_key(value, r.get("missingContextFields", []), context):
+            flags.append(_targeting_key_missing(key))
+            continue
+        if shape.fixed is not None:
+            reason = shape.fixed
+        elif not value:
+            reason = "DEFAULT"
+        else:
+            reason = "SPLIT" if first is not None and shape.rollout[first] else "TARGETING_MATCH"
+        config = r.get("config")
+        if config is not None and "key" not in config:
+            config = None
+        variant = config["key"] if value and config is not None else ("on" if value else "off")
+        flags.append(_success(key, value, reason, variant, r.get("targetingVersion"), config, env.version))
+    return flags
+
+
+async def read_context(request: Request, limit: int, key: str | None = None) -> dict[str, Any]:
+    """The ``context`` of the request body, read to at most ``limit`` bytes.
+
+    An empty body is an empty context; malformed JSON or a body that is not an object is a
+    PARSE_ERROR, a ``context`` that is not an object an INVALID_CONTEXT."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+        raise OfrepError(413, f"request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise OfrepError(413, f"request body larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise OfrepError(400, "the client went away while sending the body", code=PARSE_ERROR, key=key) from None
+    body = b"".join(chunks)
+    if not body.strip():
+        return {}
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise OfrepError(400, f"request body is not valid JSON: {e}", code=PARSE_ERROR, key=key) from None
+    if not isinstance(document, dict):
+        raise OfrepError(400, 'request body must be a JSON object: {"context": {...}}', code=PARSE_ERROR, key=key)
+    context = document.get("context", {})
+    if not isinstance(context, dict):
+        raise OfrepError(400, "context must be a JSON object", code=INVALID_CONTEXT, key=key)
+    return context
+
+
+def etag_of(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def not_modified(request: Request, etag: str) -> bool:
+    sent = request.headers.get("if-none-match")
+    if sent is None:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in sent.split(",")}
+    return etag in tags or "*" in tags
+
+
+def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type=JSON_TYPE, headers=headers)
+
+
+def _cached(request: Request, body: bytes) -> Response:
+    etag = etag_of(body)
+    if not_modified(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    return _json(body, headers={"ETag": etag})
+
+
+def _allow(request: Request, method: str) -> None:
+    if request.method != method:
+        raise OfrepError(405, f"method not allowed; use {method}", headers={"Allow": method})
+
+
+def event_streams(request: Request, key: SdkKey, version: int) -> list[dict[str, Any]]:
+    """``eventStreams`` (ADR-0008): this edge's change stream for the key's environment.
+
+    The URL is absolute (providers open it as is). A publishable key rides in it, as browsers'
+    EventSource cannot send headers; a secret key never does (it is sent as a header)."""
+    params = {"since": str(version)}
+    token = bearer(request) or request.headers.get("x-api-key")
+    if key.kind in PUBLISHABLE and token:
+        params["publishableKey"] = token
+    url = f"{request.base_url}ofrep/v1/stream?{urlencode(params)}"
+    return [{"type": "sse", "url": url, "inactivityDelaySec": SSE_INACTIVITY_DELAY}]
+
+
+def _event_id(raw: str | None, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise OfrepError(400, f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+def _refetch_event(version: int) -> bytes:
+    data = orjson.dumps({"type": "refetchEvaluation", "etag": f'"{version}"', "flagStateVersion": version})
+    return f"id: {version}\nevent: message\ndata: ".encode() + data + b"\n\n"
+
+
+def ofrep_routes(edge: Edge, guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
+    limiter = RateLimiter(edge.settings.ofrep_rate_limit)
+    shapes = ShapeCache()
+
+    def ofrep(handler: Endpoint) -> Endpoint:
+        """Answer every error in OFREP's shape, and tag every answer with its request id."""
+
+        async def run(request: Request) -> Response:
+            rid = request_id(request)
+            try:
+                response = await handler(request)
+            except OfrepError as err:
+                response = err.response()
+            except EdgeError as err:
+                response = OfrepError.from_edge(err).response()
+            except Exception:
+                log.exception("unhandled error on %s", request.url.path)
+                response = OfrepError(500, "internal error").response()
+            if response.status_code >= 500:
+                edge.errors += 1
+            response.headers["X-Request-Id"] = rid
+            return response
+
+        return guard(run)
+
+    async def evaluate_flag(request: Request) -> Response:
+        _allow(request, "POST")
+        key: str = request.path_params["key"]
+        view = edge.state.view
+        sdk = sdk_key(view, request, allow_query=False)
+        env = edge.environment(view, sdk.environment)
+        limiter.check(sdk.key_hash)
+        context = reflag_context(await read_context(request, edge.settings.max_body_bytes, key), key)
+        body = orjson.dumps(
+            {**evaluate_one(env, key, context), "eventStreams": event_streams(request, sdk, env.version)}
+        )
+        # An ETag like every snapshot-dependent answer of the edge; the spec has no 304 here.
+        return _json(body, headers={"ETag": etag_of(body)})
+
+    async def evaluate_flags(request: Request) -> Response:
+        _allow(request, "POST")
+        view = edge.state.view
+        sdk = sdk_key(view, request, allow_query=False)
+        env = edge.environment(view, sdk.environment)
+        limiter.check(sdk.key_hash)
+        context = reflag_context(await read_context(request, edge.settings.max_body_bytes))
+        body = {
+            "flags": evaluate_all(env, context, shapes.get(env)),
+            "metadata": {"flagStateVersion": env.version},
+            "eventStreams": event_streams(request, sdk, env.version),
+        }
+        return _cached(request, orjson.dumps(body))
+
+    async def configuration(request: Request) -> Response:
+        _allow(request, "GET")
+        sdk_key(edge.state.view, request, allow_query=False)
+        return _cached(request, CONFIGURATION_BODY)
+
+    async def stream(request: Request) -> Response:
+        """SSE: a ``refetchEvaluation`` event each time the key's environment gets a new version.
+
+        The client's last seen version is ``Last-Event-ID`` (on reconnect) or ``since`` (from
+        ``eventStreams``); when the environment is already past it the first event comes at
+        once. The stream ends when the key is revoked or the environment goes away."""
+        _allow(request, "GET")
+        view = edge.state.view
+        sdk = sdk_key(view, request)
+        env_id = sdk.environment
+        seen = _event_id(request.headers.get("last-event-id"), "Last-Event-ID")
+        if seen is None:
+            seen = _event_id(request.query_params.get("since"), "since")
+        edge.environment(view, env_id)
+
+        async def events() -> AsyncIterator[bytes]:
+            nonlocal seen
+            yield b"retry: 2000\n\n"
+            while True:
+                now = edge.state.view
+                current = now.environments.get(env_id)
+                if current is None or now.keys.get(sdk.key_hash) is None:
+                    return
+                if seen is None:
+                    seen = current.version
+                if current.version != seen:
+                    seen = current.version
+                    yield _refetch_event(seen)
+                    continue
+                # No request.is_disconnected() here: under granian its cancelled receive() can make
+                # Starlette's own disconnect listener end the response mid-stream. Starlette ends
+                # this generator when the client goes away (at the latest on the next heartbeat).
+                before = now.version
+                after = await edge.state.wait_change(before, SSE_HEARTBEAT)
+                if after.version == before:
+                    yield b": keep-alive\n\n"
+
+        return StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+
+    g = ofrep
+    return [
+        Route("/ofrep/v1/evaluate/flags/{key:path}", g(evaluate_flag), methods=ANY_METHOD),
+        Route("/ofrep/v1/evaluate/flags", g(evaluate_flags), methods=ANY_METHOD),
+        Route("/ofrep/v1/configuration", g(configuration), methods=ANY_METHOD),
+        Route("/ofrep/v1/stream", g(stream), methods=ANY_METHOD),
+    ]

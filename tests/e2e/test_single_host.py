@@ -174,3 +174,44 @@ def test_data_dir_layout(tmp_path: Path) -> None:
     from server.snapshot_store import snapshot_dir
 
     assert snapshot_dir(tmp_path) == tmp_path / "snapshots"
+
+
+def test_sse_stream_announces_changes(system: System) -> None:
+    import threading
+
+    events: list[str] = []
+    got_two = threading.Event()
+
+    def listen() -> None:
+        with (
+            httpx.Client(base_url=str(system.edge.base_url), timeout=30) as c,
+            c.stream("GET", "/features/stream", params={"publishableKey": system.client_key}) as r,
+        ):
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line[6:])
+                    if len(events) >= 2:
+                        got_two.set()
+                        return
+
+    t = threading.Thread(target=listen, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    system.admin.post("/v1/projects/shop/features", json={"key": "sse", "name": "SSE"}, headers=system.auth)
+    _set_rule(system, "sse", "pro")
+    assert got_two.wait(10), events
+    first, second = (int(e.split(":")[1].strip(" }")) for e in events[:2])
+    assert second > first
+    # A reconnect that already saw the latest version gets no stale event first.
+    with (
+        httpx.Client(base_url=str(system.edge.base_url), timeout=5) as c,
+        c.stream(
+            "GET",
+            "/features/stream",
+            params={"publishableKey": system.client_key},
+            headers={"Last-Event-ID": str(second)},
+        ) as r,
+    ):
+        assert r.status_code == 200

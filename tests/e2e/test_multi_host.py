@@ -171,3 +171,18 @@ def test_changes_reach_both_hosts_and_survive_faults(hosts: Any) -> None:
     answers = [_enabled(edge_b, key, "f1", "pro") for _ in range(50)]
     assert answers.count(True) >= 45, answers
     _wait(lambda: _enabled(edge_b, key, "f1", "pro") is True, "edge B answering after a worker kill")
+
+
+def test_edges_serve_while_the_control_plane_is_dead(hosts: Any) -> None:
+    h, admin, auth, edge_a, edge_b, key = hosts
+    _flag(admin, auth, "g1", "pro")
+    for edge in (edge_a, edge_b):
+        _wait(lambda e=edge: _enabled(e, key, "g1", "pro") is True, "g1 on both hosts")
+    found = subprocess.run(["pgrep", "-f", f"control_plane serve --data-dir {h.a}"], capture_output=True, text=True)
+    for pid in found.stdout.split():
+        os.kill(int(pid), signal.SIGKILL)
+    time.sleep(0.5)
+    with pytest.raises(httpx.HTTPError):
+        admin.get("/health")
+    for edge in (edge_a, edge_b):
+        assert [_enabled(edge, key, "g1", "pro") for _ in range(20)] == [True] * 20

@@ -50,9 +50,8 @@ class Services:
     # Called with the ids of projects whose snapshot data changed, inside the write transaction;
     # raises ApiError when a snapshot does not compile (the write then rolls back).
     validate_projects: Callable[[sqlite3.Connection, set[str]], None]
-    # Called after commit with the same ids: builds and publishes the snapshots (returns the
-    # new snapshot version).
-    publish_projects: Callable[[set[str]], int]
+    # Called after commit with the same ids: builds and publishes the snapshots.
+    publish_projects: Callable[[set[str]], object]
     login_limiter: SlidingWindow
 
 

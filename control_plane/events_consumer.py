@@ -10,6 +10,16 @@ A file is removed once it is fully consumed and will never grow again: a rotated
 active file whose writer is gone (its ``flock`` can be taken). A line still being written (no
 newline yet) waits for the next round; a line that is not a valid event is logged and skipped.
 Only one consumer runs at a time per data directory (``events/.consumer.lock``).
+
+With a Redis URL, :class:`RedisConsumer` also reads the stream ``flagedge:events`` that edges add to
+(``server/events.py``) as consumer group ``control-plane`` (created with MKSTREAM, from the start
+of the stream, if missing). Each batch from XREADGROUP is inserted in one transaction with the same
+``INSERT OR IGNORE``, and XACKed (and XDELed: the stream is a queue, not a log) only after that
+commit. A crash between commit and ack leaves the entries pending: on start the consumer claims
+pending entries that sat idle longer than ``claim_idle`` (XAUTOCLAIM, from consumers that died;
+repeated while running) and re-reads its own pending entries (its name is stable per host), so
+they are delivered again and ignored as duplicates. A Redis that restarted empty (no group) gets
+the group created again; while Redis is down the consumer retries with backoff.
 """
 
 from __future__ import annotations
@@ -18,21 +28,33 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 import sqlite3
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
+import redis
 
 from control_plane.store import Store, now_iso
-from server.events import ROTATED_SUFFIX, spool_dir
+from server.events import EVENTS_STREAM, ROTATED_SUFFIX, spool_dir
+from server.redis_protocol import client as redis_client
+from server.redis_protocol import redact
 
 log = logging.getLogger("control_plane.events")
 
 LOCK_NAME = ".consumer.lock"
 BATCH_BYTES = 1 << 20
 MAX_ID_CHARS = 200
+
+GROUP = "control-plane"
+REDIS_BATCH = 500
+REDIS_BLOCK = 0.5  # longest XREADGROUP wait, so stop() is prompt
+CLAIM_IDLE = 30.0  # a pending entry idle this long belongs to a consumer that died
+MAX_BACKOFF = 30.0
 
 
 def _read_lines(f: IO[bytes], offset: int, batch_bytes: int) -> bytes:
@@ -195,15 +217,198 @@ def consume_spool(data_dir: Path, store: Store, *, batch_bytes: int = BATCH_BYTE
         os.close(lock_fd)
 
 
-class ConsumerThread(threading.Thread):
-    """Runs :func:`consume_spool` every ``interval`` seconds until :meth:`stop`."""
+StreamEntry = tuple[bytes | None, dict[bytes, bytes] | None]
 
-    def __init__(self, data_dir: Path, store: Store, interval: float = 1.0) -> None:
+
+class RedisConsumer(threading.Thread):
+    """Moves events from the Redis stream into SQLite until :meth:`stop` (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        redis_url: str,
+        *,
+        stream: str = EVENTS_STREAM,
+        group: str = GROUP,
+        consumer: str | None = None,
+        batch: int = REDIS_BATCH,
+        block: float = REDIS_BLOCK,
+        claim_idle: float = CLAIM_IDLE,
+        delete_acked: bool = True,
+    ) -> None:
+        super().__init__(name="events-redis-consumer", daemon=True)
+        self.store = store
+        self.url = redis_url
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer or f"control-plane@{socket.gethostname()}"
+        self.batch = batch
+        self.block = block
+        self.claim_idle = claim_idle
+        self.delete_acked = delete_acked
+        self.stored = 0  # events newly stored by this consumer (duplicates not counted)
+        self._redis = redis_client(
+            redis_url, name="flagedge-events-consumer", socket_timeout=block + 5.0, connect_timeout=2.0
+        )
+        self._halt = threading.Event()
+        self._ready = False  # group exists and pending entries were recovered
+        self._next_claim = 0.0
+
+    def setup(self) -> int:
+        """Create the group if missing, then take back unacknowledged entries; how many were newly stored."""
+        try:
+            self._redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            log.info("created consumer group %s on %s", self.group, self.stream)
+        except redis.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+        stored = self.claim_stale()
+        start: bytes | str = "0"
+        while not self._halt.is_set():  # this consumer's own pending entries (a restart after a crash)
+            entries = self._read(start, block=None)
+            if not entries:
+                break
+            stored += self.handle(entries)
+            last = next((entry_id for entry_id, _ in reversed(entries) if entry_id is not None), None)
+            if last is None:
+                break
+            start = last
+        self._ready = True
+        return stored
+
+    def claim_stale(self) -> int:
+        """XAUTOCLAIM entries pending longer than ``claim_idle`` on any consumer, and store them."""
+        stored = 0
+        cursor: bytes | str = "0-0"
+        while not self._halt.is_set():
+            reply = self._redis.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=int(self.claim_idle * 1000),
+                start_id=cursor,
+                count=self.batch,
+            )
+            assert isinstance(reply, list)
+            cursor, entries = reply[0], reply[1]
+            stored += self.handle(entries)
+            if cursor in (b"0-0", "0-0"):
+                break
+        self._next_claim = time.monotonic() + self.claim_idle
+        return stored
+
+    def _read(self, start: bytes | str, block: float | None) -> list[StreamEntry]:
+        reply: Any = self._redis.xreadgroup(
+            self.group,
+            self.consumer,
+            {self.stream: start},
+            count=self.batch,
+            block=None if block is None else max(1, int(block * 1000)),
+        )
+        if not reply:
+            return []
+        # RESP2: [[stream, entries]]; RESP3 (protocol=3 in the URL): {stream: [entries]}.
+        entries = next(iter(reply.values()))[0] if isinstance(reply, dict) else reply[0][1]
+        return list(entries)
+
+    def handle(self, entries: Sequence[StreamEntry]) -> int:
+        """Store a batch in one transaction, then acknowledge it; the number newly stored."""
+        if not entries:
+            return 0
+        rows = []
+        ids = []
+        for entry_id, fields in entries:
+            if entry_id is None:
+                continue
+            ids.append(entry_id)
+            if not fields:
+                continue  # deleted or trimmed from the stream while pending: nothing left to store
+            record = fields.get(b"record")
+            row = _row(record) if isinstance(record, bytes) else None
+            if row is None:
+                log.warning("skipping stream entry %s: not an event record", entry_id.decode(errors="replace"))
+            else:
+                rows.append(row)
+        stored = 0
+        if rows:
+            with self.store.transaction() as db:
+                for row in rows:
+                    stored += db.execute(INSERT, row).rowcount
+        if ids:
+            self.acknowledge(ids)
+        self.stored += stored
+        return stored
+
+    def acknowledge(self, ids: list[bytes]) -> None:
+        """XACK (and XDEL) entries whose events are committed to SQLite."""
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xack(self.stream, self.group, *ids)
+        if self.delete_acked:
+            pipe.xdel(self.stream, *ids)
+        pipe.execute()
+
+    def poll(self) -> int:
+        """One round: recover if needed, claim stale entries when due, read new ones (blocking up to ``block``)."""
+        stored = 0 if self._ready else self.setup()
+        if time.monotonic() >= self._next_claim:
+            stored += self.claim_stale()
+        return stored + self.handle(self._read(">", self.block))
+
+    def run(self) -> None:
+        failures = 0
+        while not self._halt.is_set():
+            try:
+                stored = self.poll()
+            except redis.ResponseError as e:
+                self._ready = False
+                if "NOGROUP" in str(e):  # Redis restarted empty, or the stream was deleted
+                    log.warning("consumer group %s on %s is gone; creating it again", self.group, self.stream)
+                    continue
+                log.error("reading SDK events from Redis failed: %s", e)
+                self._halt.wait(1.0)
+                continue
+            except (redis.RedisError, OSError) as e:
+                self._ready = False
+                if failures == 0:
+                    log.warning("reading SDK events from Redis at %s failed (%s); retrying", redact(self.url), e)
+                failures += 1
+                self._halt.wait(min(MAX_BACKOFF, 0.25 * 2 ** min(failures, 8)))
+                continue
+            except Exception:
+                self._ready = False
+                log.exception("storing SDK events from Redis failed; retrying")
+                self._halt.wait(1.0)
+                continue
+            if failures:
+                log.info("reading SDK events from Redis at %s again", redact(self.url))
+                failures = 0
+            if stored:
+                log.debug("stored %d SDK events from Redis", stored)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish the current batch and stop (call before closing the store)."""
+        self._halt.set()
+        if self.is_alive():
+            self.join(timeout)
+        self._redis.close()
+
+
+class ConsumerThread(threading.Thread):
+    """Runs :func:`consume_spool` every ``interval`` seconds until :meth:`stop`; with a Redis URL also
+    a :class:`RedisConsumer`, started and stopped with it."""
+
+    def __init__(self, data_dir: Path, store: Store, interval: float = 1.0, redis_url: str | None = None) -> None:
         super().__init__(name="events-consumer", daemon=True)
         self.data_dir = data_dir
         self.store = store
         self.interval = interval
+        self.redis = RedisConsumer(store, redis_url) if redis_url else None
         self._halt = threading.Event()
+
+    def start(self) -> None:
+        super().start()
+        if self.redis is not None:
+            self.redis.start()
 
     def run(self) -> None:
         while not self._halt.is_set():
@@ -216,11 +421,16 @@ class ConsumerThread(threading.Thread):
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the current pass and stop (call before closing the store)."""
         self._halt.set()
+        if self.redis is not None:
+            self.redis.stop(timeout)
         if self.is_alive():
             self.join(timeout)
 
 
-def start_consumer_thread(data_dir: Path, store: Store, interval: float = 1.0) -> ConsumerThread:
-    thread = ConsumerThread(data_dir, store, interval)
+def start_consumer_thread(
+    data_dir: Path, store: Store, interval: float = 1.0, redis_url: str | None = None
+) -> ConsumerThread:
+    """The spool consumer and, given ``redis_url``, the Redis stream consumer, both running."""
+    thread = ConsumerThread(data_dir, store, interval, redis_url)
     thread.start()
     return thread

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import resource
 import sys
 
 from server import settings
@@ -18,6 +20,11 @@ def _serve(ns: argparse.Namespace) -> int:
 
     settings.to_environ(ns)
     s = settings.from_environ()
+    # Every open SSE stream is a socket: use all the descriptors the hard limit allows.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):  # an unlimited hard limit may be refused
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(
         f"edge listening on http://{s.host}:{s.port} workers={s.workers} snapshots={snapshot_dir(s.data_dir)}",
         flush=True,
@@ -29,6 +36,7 @@ def _serve(ns: argparse.Namespace) -> int:
         address=s.host,
         port=s.port,
         workers=s.workers,
+        backpressure=s.max_concurrency,
         log_access=False,
         respawn_failed_workers=True,
     ).serve()

@@ -19,6 +19,14 @@ Spool files (``<data-dir>/events/``, one writer per process):
   ``{"id", "type", "environment", "project", "keyKind", "receivedAt", "dedupId", "event"}``.
 * When the active file passes ``max_bytes`` it is renamed ``spool-<pid>-<ns>.rotated.jsonl`` (never
   written again) and a new active file is started.
+
+With a Redis URL (``--redis-url`` / ``FLAGEDGE_REDIS_URL``) each accepted event is instead added to
+the stream ``flagedge:events`` (``XADD ... MAXLEN ~ 1000000``) as the fields ``id`` (the event id)
+and ``record`` (the same JSON object as a spool line). The request is acknowledged once Redis has
+answered. Redis never fails or stalls an SDK call: the attempt has short socket timeouts and an
+overall ~200 ms deadline, and on any failure that request's events go to the spool as above (the
+edge then skips Redis for a second before trying again). Events that reach both (a slow Redis that
+answered after the deadline) are stored once: the control plane de-duplicates by event id.
 """
 
 from __future__ import annotations
@@ -39,12 +47,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+import redis
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from server.auth import sdk_key
 from server.errors import EdgeError, request_id
+from server.redis_protocol import client as redis_client
+from server.redis_protocol import redact
 from server.settings import EdgeSettings
 from server.state import EdgeState
 
@@ -54,6 +65,12 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 EVENTS_DIR = "events"
 ROTATED_SUFFIX = ".rotated.jsonl"
 DEFAULT_SPOOL_BYTES = 64 << 20
+
+EVENTS_STREAM = "flagedge:events"
+STREAM_MAXLEN = 1_000_000
+REDIS_SOCKET_TIMEOUT = 0.1  # connect, and each read of a reply
+REDIS_DEADLINE = 0.2  # the whole attempt, after which the request spools instead
+REDIS_RETRY_AFTER = 1.0  # after a failure, go straight to the spool for this long
 
 MAX_BULK_ITEMS = 1000
 MAX_ID_CHARS = 256
@@ -432,6 +449,87 @@ class Spool:
 
 
 # ---------------------------------------------------------------------------------------------
+# The Redis stream.
+
+
+class RedisQueue:
+    """Adds event records to the Redis stream; a failure tells the caller to spool them instead."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        stream: str = EVENTS_STREAM,
+        maxlen: int = STREAM_MAXLEN,
+        socket_timeout: float = REDIS_SOCKET_TIMEOUT,
+        deadline: float = REDIS_DEADLINE,
+        retry_after: float = REDIS_RETRY_AFTER,
+    ) -> None:
+        self.url = url
+        self.stream = stream
+        self.maxlen = maxlen
+        self.socket_timeout = socket_timeout
+        self.deadline = deadline
+        self.retry_after = retry_after
+        self._client: redis.Redis | None = None
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._failing = False
+
+    def _redis(self) -> redis.Redis:
+        # Made on first use, inside the worker process (redis-py's pool also resets after a fork).
+        with self._lock:
+            if self._client is None:
+                self._client = redis_client(
+                    self.url,
+                    name="flagedge-edge-events",
+                    socket_timeout=self.socket_timeout,
+                    connect_timeout=self.socket_timeout,
+                )
+            return self._client
+
+    def available(self) -> bool:
+        """False for ``retry_after`` seconds after a failure: those requests spool without trying."""
+        return time.monotonic() >= self._down_until
+
+    def add(self, records: list[tuple[str, bytes]]) -> None:
+        """XADD each ``(event id, record JSON)`` in one round trip; raises on any Redis failure."""
+        pipe = self._redis().pipeline(transaction=False)
+        for record_id, record in records:
+            pipe.xadd(self.stream, {"id": record_id, "record": record}, maxlen=self.maxlen, approximate=True)
+        pipe.execute()
+
+    async def queue(self, records: list[tuple[str, bytes]]) -> bool:
+        """True once Redis holds every record; False (after at most ~``deadline``) means: spool them."""
+        if not self.available():
+            return False
+        try:
+            # A thread that outlives the deadline may still add the records: the consumer
+            # de-duplicates them against the spooled copies by id.
+            await asyncio.wait_for(asyncio.to_thread(self.add, records), self.deadline)
+        except (redis.RedisError, OSError, TimeoutError) as e:
+            self._down_until = time.monotonic() + self.retry_after
+            if not self._failing:
+                self._failing = True
+                log.warning(
+                    "queueing SDK events on Redis at %s failed (%s); spooling locally until it answers",
+                    redact(self.url),
+                    type(e).__name__ if isinstance(e, TimeoutError) else e,
+                )
+            return False
+        if self._failing:
+            self._failing = False
+            log.info("Redis at %s takes SDK events again", redact(self.url))
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+# ---------------------------------------------------------------------------------------------
 # Routes.
 
 
@@ -466,8 +564,13 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
+def _accepted(request: Request) -> Response:
+    return Response(b'{"success":true}', media_type="application/json", headers={"X-Request-Id": request_id(request)})
+
+
 def events_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
     spool = Spool(spool_dir(edge.settings.data_dir))
+    stream = RedisQueue(edge.settings.redis_url) if edge.settings.redis_url else None
 
     def handler(kind: str | None) -> Endpoint:
         async def receive(request: Request) -> Response:
@@ -481,13 +584,14 @@ def events_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list
                 raise EdgeError(400, f"{e.field} {e.message}", field=e.field) from None
             env = view.environments.get(key.environment)
             received = now_iso()
-            lines = []
+            records: list[tuple[str, bytes]] = []
             for i, event in enumerate(events):
                 dedup = event.dedup
                 if dedup is None and header_key is not None:
                     dedup = header_key if kind is not None else f"{header_key}:{i}"
+                record_id = event_id(key.environment, dedup)
                 record = {
-                    "id": event_id(key.environment, dedup),
+                    "id": record_id,
                     "type": event.type,
                     "environment": key.environment,
                     "project": env.project if env is not None else None,
@@ -496,15 +600,15 @@ def events_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list
                     "dedupId": dedup,
                     "event": event.fields,
                 }
-                lines.append(orjson.dumps(record) + b"\n")
+                records.append((record_id, orjson.dumps(record)))
+            if stream is not None and await stream.queue(records):
+                return _accepted(request)
             try:
-                await asyncio.to_thread(spool.append, lines)
+                await asyncio.to_thread(spool.append, [data + b"\n" for _, data in records])
             except OSError as e:
-                log.error("could not spool %d events: %s", len(lines), e)
+                log.error("could not spool %d events: %s", len(records), e)
                 raise EdgeError(503, "events could not be queued; retry later", headers={"Retry-After": "5"}) from None
-            return Response(
-                b'{"success":true}', media_type="application/json", headers={"X-Request-Id": request_id(request)}
-            )
+            return _accepted(request)
 
         return receive
 

@@ -23,6 +23,11 @@ class EdgeSettings:
     max_body_bytes: int = 1 << 20
     # OFREP evaluations per second per SDK key in each worker; 0 turns the limit off.
     ofrep_rate_limit: float = 0.0
+    # SDK events go to the Redis stream ``flagedge:events`` when set, else (and while Redis is
+    # unreachable) to the local spool.
+    redis_url: str | None = None
+    # Requests one worker serves at once (granian backpressure); every open SSE stream holds one.
+    max_concurrency: int = 10_000
 
 
 FIELDS: list[tuple[str, str, str, str, type]] = [
@@ -41,6 +46,14 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
         "OFREP evaluations per second per SDK key and worker, 0 = off",
         "0",
         float,
+    ),
+    ("--redis-url", "REDIS_URL", "Redis for SDK event intake (optional; else the local spool)", "", str),
+    (
+        "--max-concurrency",
+        "EDGE_MAX_CONCURRENCY",
+        "requests each worker serves at once, open SSE streams included",
+        "10000",
+        int,
     ),
 ]
 
@@ -67,4 +80,5 @@ def from_environ() -> EdgeSettings:
     for flag, env, _, default, kind in FIELDS:
         values[flag.removeprefix("--").replace("-", "_")] = kind(os.environ.get(ENV_PREFIX + env, default))
     values["data_dir"] = Path(values["data_dir"]).resolve()
+    values["redis_url"] = values["redis_url"] or None
     return EdgeSettings(**values)

@@ -9,6 +9,7 @@ CODES_BY_STATUS = {
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
+    405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
     429: "rate_limited",

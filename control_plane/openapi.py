@@ -76,14 +76,14 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
                 required = set(qschema.get("required", []))
                 for name, prop in qschema.get("properties", {}).items():
                     params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
-            errors = {400, *spec.responses}
+            # ``responses`` may list other success statuses (e.g. 200 beside a 201 create) besides errors.
+            successes = {spec.status, *(c for c in spec.responses if c < 400)}
+            errors = {400, *(c for c in spec.responses if c >= 400)}
             if spec.auth:
                 errors |= {401, 403, 404}
             responses: dict[str, Any] = {
-                str(spec.status): {
-                    "description": _DESCRIPTIONS.get(spec.status, "OK"),
-                    "content": {"application/json": {}},
-                }
+                str(code): {"description": _DESCRIPTIONS.get(code, "OK"), "content": {"application/json": {}}}
+                for code in sorted(successes)
             }
             for code in sorted(errors):
                 responses[str(code)] = {

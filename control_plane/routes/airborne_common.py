@@ -28,8 +28,26 @@ def app_access(ctx: Ctx, db: sqlite3.Connection, needed: str) -> authz.ProjectAc
     return authz.application(db, ctx.principal, ctx.header("x-organisation"), ctx.header("x-application"), needed)
 
 
+MAX_JSON_DEPTH = 32
+
+
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def check_json_value(value: Any, max_bytes: int) -> None:
+    """A free-form JSON value of a request: at most ``MAX_JSON_DEPTH`` levels of objects/arrays and
+    ``max_bytes`` when encoded. Raises ValueError, which the body model reports as a 400 (deeper
+    values would also fail to encode when stored, and releases nest them further)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"must not be nested deeper than {MAX_JSON_DEPTH} levels")
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    if len(dumps(value)) > max_bytes:
+        raise ValueError(f"must serialize to at most {max_bytes} bytes")
 
 
 def loads(text: str) -> Any:

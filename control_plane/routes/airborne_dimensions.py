@@ -19,7 +19,16 @@ from control_plane.authz import ProjectAccess
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.models import Body
-from control_plane.routes.airborne_common import APP, NAME_PATTERN, PageQuery, app_access, dumps, loads, paginate
+from control_plane.routes.airborne_common import (
+    APP,
+    NAME_PATTERN,
+    PageQuery,
+    app_access,
+    check_json_value,
+    dumps,
+    loads,
+    paginate,
+)
 from control_plane.store import new_id, now_iso
 
 router = Router("airborne-dimensions")
@@ -45,8 +54,7 @@ class AirborneCreateDimension(Body):
     def _schema(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         if v is None:
             return v
-        if len(dumps(v)) > MAX_SCHEMA_BYTES:
-            raise ValueError(f"must serialize to at most {MAX_SCHEMA_BYTES} bytes")
+        check_json_value(v, MAX_SCHEMA_BYTES)
         types = v.get("type")
         listed = types if isinstance(types, list) else [types] if types is not None else []
         if not all(isinstance(t, str) and t in JSON_TYPES for t in listed) or (isinstance(types, list) and not types):

@@ -21,6 +21,7 @@ from control_plane.routes.airborne_common import (
     TAG_PATTERN,
     PageQuery,
     app_access,
+    check_json_value,
     dumps,
     file_id,
     find_file,
@@ -66,8 +67,8 @@ class AirborneFileFields(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v is not None and len(dumps(v)) > MAX_METADATA_BYTES:
-            raise ValueError(f"must serialize to at most {MAX_METADATA_BYTES} bytes")
+        if v is not None:
+            check_json_value(v, MAX_METADATA_BYTES)
         return v
 
     @model_validator(mode="after")

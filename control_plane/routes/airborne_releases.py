@@ -31,6 +31,7 @@ from control_plane.routes.airborne_common import (
     PageQuery,
     app_access,
     canonical,
+    check_json_value,
     dumps,
     file_id,
     find_file,
@@ -56,8 +57,8 @@ Timeout = Annotated[int, Field(ge=0, le=3_600_000)]
 
 
 def _bounded(v: dict[str, Any] | None) -> dict[str, Any] | None:
-    if v is not None and len(dumps(v)) > MAX_PROPERTIES_BYTES:
-        raise ValueError(f"must serialize to at most {MAX_PROPERTIES_BYTES} bytes")
+    if v is not None:
+        check_json_value(v, MAX_PROPERTIES_BYTES)
     return v
 
 

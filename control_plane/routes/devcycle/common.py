@@ -92,11 +92,14 @@ def iso_date(value: str, field: str) -> str:
     """An ISO 8601 date-time normalised to UTC ``YYYY-MM-DDTHH:MM:SS.mmmZ``; 400 if invalid."""
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        # An offset can move the date out of years 1..9999 (OverflowError).
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise validation("not an ISO 8601 date-time", field, "invalid_date") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # strftime does not zero-pad years before 1000 ("1-01-01"), which fromisoformat then rejects.
+    return f"{parsed.year:04d}-{parsed.strftime('%m-%dT%H:%M:%S')}.{parsed.microsecond // 1000:03d}Z"
 
 
 # ---------------------------------------------------------------------------------------------

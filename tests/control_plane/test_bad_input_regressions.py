@@ -1,0 +1,116 @@
+"""Regressions of the 500s and document errors the fuzz tests (test_fuzz_openapi.py) found.
+
+* Airborne free-form JSON (file ``metadata``, dimension ``schema``, config ``properties`` and
+  ``tenant_info``, release ``config``/``package`` properties) nested deeper than orjson encodes
+  raised ``TypeError: Recursion limit reached`` inside the body validators: now a 400 naming the
+  field, with an explicit limit of 32 levels.
+* DevCycle rollout dates whose offset moves them outside years 1..9999 raised ``OverflowError``;
+  dates before year 1000 were stored as ``999-01-01...`` (strftime does not zero-pad), which the
+  snapshot build could not parse again. Now a 400, and ``0999-01-01T00:00:00.000Z``.
+* The widget-config PUT documented its 200 (replace) as an error envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.control_plane.airborne_support import make_app
+from tests.control_plane.conftest import Api, assert_error
+from tests.control_plane.devcycle_support import project, target
+
+D = "/organisations/applications/dimension"
+
+
+def deep(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def deep_text(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+def _fields(r: Any) -> list[str]:
+    return [d["field"] for d in r.json()["error"]["details"]]
+
+
+@pytest.mark.parametrize("depth", [33, 300, 1000])
+def test_airborne_json_nested_too_deeply_is_a_400(api: Api, depth: int) -> None:
+    app = make_app(api)
+    h = {**app.h, "content-type": "application/json"}
+    file = '{"file_path": "a.js", "url": "https://cdn.example.com/a.js", "tag": "latest", "metadata": DEEP}'
+    templates = [
+        ("/file", file, "metadata"),
+        ("/file/bulk", '{"files": [' + file + '], "skip_duplicates": false}', "files.0.metadata"),
+        (f"{D}/create", '{"dimension": "d", "description": "d", "schema": DEEP}', "schema"),
+        ("/organisations/applications/config/create", '{"config": {"version": "1"}, "properties": DEEP}', "properties"),
+        (
+            "/organisations/applications/config/create",
+            '{"config": {"version": "1"}, "tenant_info": DEEP}',
+            "tenant_info",
+        ),
+        ("/releases", '{"config": {"properties": DEEP}}', "config.properties"),
+        ("/releases", '{"package": {"properties": DEEP}}', "package.properties"),
+    ]
+    cases = [(path, body.replace("DEEP", deep_text(depth)), field) for path, body, field in templates]
+    for path, body, field in cases:
+        r = api.client.post(path, content=body, headers=h)
+        assert_error(r, 400, "validation_failed")
+        assert _fields(r) == [field], (path, r.text)
+
+
+def test_airborne_json_at_the_depth_limit_is_stored(api: Api) -> None:
+    app = make_app(api)
+    created = app.file("a.js", metadata=deep(31))  # 32 levels with the metadata object itself
+    assert created["metadata"] == deep(31)
+    r = api.client.post(
+        "/organisations/applications/config/create",
+        json={"config": {"version": "1"}, "properties": deep(31)},
+        headers=app.h,
+    )
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("date", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"])
+def test_rollout_dates_out_of_range_are_a_400(api: Api, date: str) -> None:
+    p = project(api)
+    p.feature()
+    r = p.configure("new-dash", "development", {"targets": [target(rollout={"type": "schedule", "startDate": date})]})
+    assert_error(r, 400, "validation_failed")
+    assert _fields(r) == ["targets[0].rollout.startDate"]
+    stages = [{"type": "discrete", "date": date, "percentage": 1}]
+    rollout = {"type": "stepped", "startPercentage": 0, "startDate": "2024-01-01T00:00:00Z", "stages": stages}
+    r = p.configure("new-dash", "development", {"targets": [target(rollout=rollout)]})
+    assert_error(r, 400, "validation_failed")
+    assert _fields(r) == ["targets[0].rollout.stages[0].date"]
+
+
+def test_rollout_dates_before_year_1000_round_trip(api: Api) -> None:
+    p = project(api)
+    p.feature()
+    rollout = {"type": "schedule", "startDate": "0999-01-01T00:00:00+01:00"}
+    r = p.configure("new-dash", "development", {"status": "active", "targets": [target(rollout=rollout)]})
+    assert r.status_code == 200, r.text
+    assert r.json()["targets"][0]["rollout"]["startDate"] == "0998-12-31T23:00:00.000Z"
+    # A schedule that started long ago serves its target.
+    assert p.evaluate({"user": {"id": "u"}})["new-dash"]["config"]["key"] == "on"
+
+
+def test_openapi_documents_every_success_status_as_a_success(api: Api) -> None:
+    doc = api.client.get("/openapi.json").json()
+    put = doc["paths"]["/projects/{projectId}/widget-config"]["put"]["responses"]
+    assert put["201"] == {"description": "Created", "content": {"application/json": {}}}
+    assert put["200"] == {"description": "OK", "content": {"application/json": {}}}
+    assert "ErrorEnvelope" in put["413"]["content"]["application/json"]["schema"]["$ref"]
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            for status, response in op["responses"].items():
+                schema = response["content"]["application/json"].get("schema")
+                if int(status) < 400:
+                    assert schema is None, (method, path, status)
+                else:
+                    assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, (method, path, status)

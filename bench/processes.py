@@ -61,3 +61,27 @@ def process(
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+
+
+def bootstrap_project(admin: httpx.Client) -> tuple[dict[str, str], dict[str, str]]:
+    """Through the admin API: sign up ``ops``, create organisation ``acme``, project ``shop`` and
+    its ``prod`` environment. Returns the owner's headers and the environment's SDK keys by kind."""
+    user = admin.post(
+        "/users/create",
+        json={
+            "name": "ops",
+            "password": "correct-horse",
+            "first_name": "O",
+            "last_name": "P",
+            "email": "ops@example.com",
+        },
+    )
+    assert user.status_code == 200, user.text
+    auth = {"Authorization": f"Bearer {user.json()['user_token']['access_token']}", "x-organisation": "acme"}
+    assert admin.post("/organisations/create", json={"name": "acme"}, headers=auth).status_code == 200
+    assert admin.post("/v1/projects", json={"name": "Shop", "key": "shop"}, headers=auth).status_code == 201
+    env = admin.post(
+        "/v1/projects/shop/environments", json={"name": "Prod", "key": "prod", "type": "production"}, headers=auth
+    )
+    assert env.status_code == 201, env.text
+    return auth, {kind: items[0]["key"] for kind, items in env.json()["sdkKeys"].items()}

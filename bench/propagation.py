@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bench.processes import REPO, free_port, process
+from bench.processes import REPO, bootstrap_project, free_port, process
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -80,23 +80,8 @@ def run(changes: int, with_redis: bool) -> dict[str, Any]:
             )
         )
         admin = httpx.Client(base_url=f"http://127.0.0.1:{cp}", timeout=30)
-        user = admin.post(
-            "/users/create",
-            json={
-                "name": "ops",
-                "password": "correct-horse",
-                "first_name": "O",
-                "last_name": "P",
-                "email": "ops@example.com",
-            },
-        ).json()
-        auth = {"Authorization": f"Bearer {user['user_token']['access_token']}", "x-organisation": "acme"}
-        admin.post("/organisations/create", json={"name": "acme"}, headers=auth)
-        admin.post("/v1/projects", json={"name": "Shop", "key": "shop"}, headers=auth)
-        env = admin.post(
-            "/v1/projects/shop/environments", json={"name": "Prod", "key": "prod", "type": "production"}, headers=auth
-        ).json()
-        key = env["sdkKeys"]["client"][0]["key"]
+        auth, keys = bootstrap_project(admin)
+        key = keys["client"]
         admin.post("/v1/projects/shop/features", json={"key": "prop", "name": "prop"}, headers=auth)
         edges = {}
         ea = free_port()

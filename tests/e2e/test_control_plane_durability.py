@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from bench.processes import free_port, process
+from bench.processes import bootstrap_project, free_port, process
 
 WRITERS = 50
 
@@ -34,22 +34,7 @@ def test_parallel_writers_and_kill_9(tmp_path: Path) -> None:
     with _start(tmp_path, port) as proc:
         base = f"http://127.0.0.1:{port}"
         admin = httpx.Client(base_url=base, timeout=30)
-        user = admin.post(
-            "/users/create",
-            json={
-                "name": "ops",
-                "password": "correct-horse",
-                "first_name": "O",
-                "last_name": "P",
-                "email": "ops@example.com",
-            },
-        ).json()
-        auth = {"Authorization": f"Bearer {user['user_token']['access_token']}", "x-organisation": "acme"}
-        admin.post("/organisations/create", json={"name": "acme"}, headers=auth)
-        admin.post("/v1/projects", json={"name": "Shop", "key": "shop"}, headers=auth)
-        admin.post(
-            "/v1/projects/shop/environments", json={"name": "Prod", "key": "prod", "type": "production"}, headers=auth
-        )
+        auth, _ = bootstrap_project(admin)
         assert admin.post("/v1/projects/shop/features", json={"key": "f", "name": "F"}, headers=auth).status_code == 201
 
         def write(i: int) -> int:

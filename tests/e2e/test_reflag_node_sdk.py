@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.processes import free_port, process
+from bench.processes import bootstrap_project, free_port, process
 
 SDK_DIR = Path(__file__).parent / "reflag_sdk"
 FIELDS = ["user.id", "user.email", "user.plan", "company.id", "company.seats", "company.createdAt", "other.beta"]
@@ -111,22 +111,7 @@ def edge_with_flags(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         data / "cp.log",
     ):
         admin = httpx.Client(base_url=f"http://127.0.0.1:{cp_port}", timeout=30)
-        user = admin.post(
-            "/users/create",
-            json={
-                "name": "ops",
-                "password": "correct-horse",
-                "first_name": "O",
-                "last_name": "P",
-                "email": "ops@example.com",
-            },
-        ).json()
-        auth = {"Authorization": f"Bearer {user['user_token']['access_token']}", "x-organisation": "acme"}
-        admin.post("/organisations/create", json={"name": "acme"}, headers=auth)
-        admin.post("/v1/projects", json={"name": "Shop", "key": "shop"}, headers=auth)
-        env = admin.post(
-            "/v1/projects/shop/environments", json={"name": "Prod", "key": "prod", "type": "production"}, headers=auth
-        ).json()
+        auth, keys = bootstrap_project(admin)
         for i in range(FLAGS):
             key = f"flag-{i}"
             assert (
@@ -158,8 +143,8 @@ def edge_with_flags(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         ):
             yield (
                 f"http://127.0.0.1:{edge_port}",
-                env["sdkKeys"]["server"][0]["key"],
-                env["sdkKeys"]["client"][0]["key"],
+                keys["server"],
+                keys["client"],
             )
 
 

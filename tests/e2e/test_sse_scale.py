@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.processes import free_port, process
+from bench.processes import bootstrap_project, free_port, process
 
 SUBSCRIBERS = 2000
 CONNECT_CONCURRENCY = 200
@@ -93,23 +93,8 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
         data / "control_plane.log",
     ):
         admin = httpx.Client(base_url=f"http://127.0.0.1:{cp_port}", timeout=10)
-        user = admin.post(
-            "/users/create",
-            json={
-                "name": "ops",
-                "password": "correct-horse",
-                "first_name": "O",
-                "last_name": "P",
-                "email": "ops@example.com",
-            },
-        ).json()
-        auth = {"Authorization": f"Bearer {user['user_token']['access_token']}", "x-organisation": "acme"}
-        assert admin.post("/organisations/create", json={"name": "acme"}, headers=auth).status_code == 200
-        assert admin.post("/v1/projects", json={"name": "Shop", "key": "shop"}, headers=auth).status_code == 201
-        env = admin.post(
-            "/v1/projects/shop/environments", json={"name": "Prod", "key": "prod", "type": "production"}, headers=auth
-        ).json()
-        client_key = env["sdkKeys"]["client"][0]["key"]
+        auth, keys = bootstrap_project(admin)
+        client_key = keys["client"]
         with process(
             ["server", "serve", "--data-dir", str(data), "--port", str(edge_port)],
             f"http://127.0.0.1:{edge_port}/ready",

@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from control_plane.app import create_app
 from control_plane.settings import Settings
 
@@ -122,7 +124,8 @@ def _ok(response: Any, what: str) -> Any:
     return response.json() if response.content else None
 
 
-def seed(client: TestClient) -> dict[str, Any]:
+def seed(client: TestClient | httpx.Client) -> dict[str, Any]:
+    """Create the demo through an admin API client (in-process, or a running control plane)."""
     password = secrets.token_urlsafe(12)
     user = _ok(
         client.post(

@@ -169,3 +169,76 @@ def test_edges_serve_while_the_control_plane_is_dead(hosts: Any) -> None:
         admin.get("/health")
     for edge in (edge_a, edge_b):
         assert [_enabled(edge, key, "g1", "pro") for _ in range(20)] == [True] * 20
+
+
+def test_demo_project_is_served_by_every_route_on_both_hosts(hosts: Any) -> None:
+    """The demo (features with mixed dialects, a widget and a release), created through the
+    running control plane, answers on every edge route of both hosts."""
+    from control_plane.demo import seed
+
+    _, admin, _, edge_a, edge_b, _ = hosts
+    info = seed(admin)
+    prod = info["environments"]["production"]
+    context = {
+        "context.company.plan": "enterprise",
+        "context.company.id": "c1",
+        "context.user.id": "u1",
+        "context.user.email": "ada@acme.com",
+        "context.user.country": "DE",
+        "context.user.appVersion": "2.1.0",
+    }
+    for edge in (edge_a, edge_b):
+
+        def evaluated(e: httpx.Client = edge) -> Any:
+            return e.get("/features/evaluated", params={"publishableKey": prod["client"], **context})
+
+        _wait(lambda ev=evaluated: ev().status_code == 200, "the demo environment on this host")
+        features = evaluated().json()["features"]
+        assert features["huddle"]["isEnabled"] is True
+        assert features["huddle"]["config"]["key"] == "wide"
+        assert features["dark-mode"]["isEnabled"] is True
+        enabled = edge.get("/features/enabled", params={"publishableKey": prod["client"], **context}).json()
+        assert set(enabled["features"]) <= set(features) and "huddle" in enabled["features"]
+        definitions = edge.get("/features", headers={"Authorization": f"Bearer {prod['server']}"})
+        assert [f["key"] for f in definitions.json()["features"]] == ["huddle", "new-checkout", "dark-mode"]
+        assert edge.get("/features", params={"publishableKey": prod["server"]}).status_code == 403
+        assert edge.get("/features/evaluated").status_code == 401
+        # Releaseo widget config, with ETag and 304.
+        config = edge.get("/sdk/config", params={"key": info["releaseoProjectKey"]})
+        assert config.status_code == 200 and config.json()["settings"]["theme"] == "light"
+        assert "max-age" in config.headers["cache-control"]
+        again = edge.get(
+            "/sdk/config", params={"key": info["releaseoProjectKey"]}, headers={"If-None-Match": config.headers["etag"]}
+        )
+        assert again.status_code == 304
+        # Airborne release.
+        release = edge.get("/release/demo/demo-app", headers={"x-dimensions": "platform=android"})
+        assert release.status_code == 200, release.text
+        assert edge.get("/release/demo/nope").status_code == 404
+        # OFREP.
+        ofrep = edge.post(
+            "/ofrep/v1/evaluate/flags/huddle",
+            headers={"Authorization": f"Bearer {prod['server']}"},
+            json={"context": {"targetingKey": "u1", "company": {"plan": "enterprise", "id": "c1"}}},
+        )
+        assert ofrep.status_code == 200 and ofrep.json()["value"] is True and "variant" in ofrep.json()
+        # Events are accepted (queued for the control plane).
+        event = edge.post(
+            "/event", params={"publishableKey": prod["client"]}, json={"event": "clicked", "userId": "u1"}
+        )
+        assert event.status_code == 200, event.text
+        feedback = edge.post("/feedback", params={"publishableKey": prod["client"]}, json={"key": "huddle"})
+        assert feedback.status_code == 400
+
+    # A widget change is visible on the next request after its snapshot version.
+    login = admin.post("/users/login", json=info["login"]).json()
+    demo = {"Authorization": f"Bearer {login['user_token']['access_token']}", "x-organisation": "demo"}
+    r = admin.put("/projects/demo-app/widget-config", json={"settings": {"theme": "dark"}}, headers=demo)
+    assert r.status_code == 200, r.text
+    for edge in (edge_a, edge_b):
+        _wait(
+            lambda e=edge: (
+                e.get("/sdk/config", params={"key": info["releaseoProjectKey"]}).json()["settings"] == {"theme": "dark"}
+            ),
+            "the new widget settings",
+        )

@@ -192,7 +192,13 @@ def test_demo_project_is_served_by_every_route_on_both_hosts(hosts: Any) -> None
         def evaluated(e: httpx.Client = edge) -> Any:
             return e.get("/features/evaluated", params={"publishableKey": prod["client"], **context})
 
-        _wait(lambda ev=evaluated: ev().status_code == 200, "the demo environment on this host")
+        # The release is the demo's last write: wait for that snapshot version on this host.
+        _wait(
+            lambda e=edge: (
+                e.get("/release/demo/demo-app", headers={"x-dimensions": "platform=android"}).status_code == 200
+            ),
+            "the demo release",
+        )
         features = evaluated().json()["features"]
         assert features["huddle"]["isEnabled"] is True
         assert features["huddle"]["config"]["key"] == "wide"
@@ -213,7 +219,7 @@ def test_demo_project_is_served_by_every_route_on_both_hosts(hosts: Any) -> None
         assert again.status_code == 304
         # Airborne release.
         release = edge.get("/release/demo/demo-app", headers={"x-dimensions": "platform=android"})
-        assert release.status_code == 200, release.text
+        assert release.json()["package"]["index"], release.text
         assert edge.get("/release/demo/nope").status_code == 404
         # OFREP.
         ofrep = edge.post(
@@ -230,9 +236,54 @@ def test_demo_project_is_served_by_every_route_on_both_hosts(hosts: Any) -> None
         feedback = edge.post("/feedback", params={"publishableKey": prod["client"]}, json={"key": "huddle"})
         assert feedback.status_code == 400
 
-    # A widget change is visible on the next request after its snapshot version.
     login = admin.post("/users/login", json=info["login"]).json()
     demo = {"Authorization": f"Bearer {login['user_token']['access_token']}", "x-organisation": "demo"}
+    # An audience (DevCycle filters) used by a DevCycle target through audienceMatch.
+    germany = {
+        "operator": "and",
+        "filters": [{"type": "user", "subType": "country", "comparator": "=", "values": ["DE"]}],
+    }
+    r = admin.post(
+        "/v1/projects/demo-app/audiences", json={"name": "Germany", "key": "germany", "filters": germany}, headers=demo
+    )
+    assert r.status_code == 201, r.text
+    feature = {
+        "key": "de-banner",
+        "name": "DE banner",
+        "variables": [{"key": "banner", "type": "String"}],
+        "variations": [{"key": "on", "name": "On", "variables": {"banner": "hallo"}}],
+    }
+    assert admin.post("/v1/projects/demo-app/features", json=feature, headers=demo).status_code == 201
+    target = {
+        "audience": {
+            "name": "DE",
+            "filters": {
+                "operator": "and",
+                "filters": [{"type": "audienceMatch", "comparator": "=", "_audiences": ["germany"]}],
+            },
+        },
+        "distribution": [{"_variation": "on", "percentage": 1}],
+    }
+    r = admin.patch(
+        "/v1/projects/demo-app/features/de-banner/configurations",
+        params={"environment": "production"},
+        json={"status": "active", "targets": [target]},
+        headers=demo,
+    )
+    assert r.status_code == 200, r.text
+
+    def banner(e: httpx.Client, country: str) -> Any:
+        body = e.get(
+            "/features/evaluated",
+            params={"publishableKey": prod["client"], "context.user.id": "u1", "context.user.country": country},
+        ).json()
+        return body["features"].get("de-banner", {}).get("isEnabled")
+
+    for edge in (edge_a, edge_b):
+        _wait(lambda e=edge: banner(e, "DE") is True, "the audience-targeted feature")
+        assert banner(edge, "FR") is False
+
+    # A widget change is visible on the next request after its snapshot version.
     r = admin.put("/projects/demo-app/widget-config", json={"settings": {"theme": "dark"}}, headers=demo)
     assert r.status_code == 200, r.text
     for edge in (edge_a, edge_b):

@@ -20,7 +20,6 @@ evaluator's lenient rules, checkpoint ordering, rule building and rule validatio
 from __future__ import annotations
 
 import functools
-import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -38,73 +37,16 @@ UPPER_OP = {"semver_gt": "jp_ver_le", "semver_ge": "jp_ver_lt", "str_gt": "str_l
 SNAPSHOT_FORMAT = 1
 
 # ---------------------------------------------------------------------------------------------
-# SemVer, as the evaluator's jp_ver_* operators read it: one leading v/V is dropped, strict
-# SemVer 2.0, or the short forms MAJOR and MAJOR.MINOR. Precedence ignores build metadata.
-
-Pre = tuple[tuple[int, int | str], ...]
-Version = tuple[int, int, int, Pre]
-_NUMERIC = re.compile(r"^(0|[1-9][0-9]*)$")
-_IDENT = re.compile(r"^[0-9A-Za-z-]+$")
+# Checkpoint values: versions are read exactly as the evaluator's jp_ver_* operators read them.
 
 
-def _num(s: str) -> int | None:
-    return int(s) if _NUMERIC.match(s) and int(s) < 2**64 else None
-
-
-def _strict(s: str) -> Version | None:
-    rest, plus, build = s.partition("+")
-    if plus and not all(_IDENT.match(b) for b in build.split(".")):
-        return None
-    core, dash, pre = rest.partition("-")
-    parts = core.split(".")
-    if len(parts) != 3:
-        return None
-    nums = [_num(p) for p in parts]
-    if any(n is None for n in nums):
-        return None
-    ids: list[tuple[int, int | str]] = []
-    if dash:
-        for ident in pre.split("."):
-            if not _IDENT.match(ident):
-                return None
-            if ident.isdigit():
-                if len(ident) > 1 and ident.startswith("0"):
-                    return None
-                ids.append((0, int(ident)))
-            else:
-                ids.append((1, ident))
-    major, minor, patch = (int(n or 0) for n in nums)
-    return (major, minor, patch, tuple(ids))
-
-
-def parse_version(text: str) -> Version | None:
-    """The version ``text`` denotes for ``jp_ver_*``, or None when those operators reject it."""
-    s = text[1:] if text[:1] in ("v", "V") else text
-    strict = _strict(s)
-    if strict is not None:
-        return strict
-    parts = s.split(".")
-    if len(parts) > 2:
-        return None
-    nums = [_num(p) for p in parts]
-    if any(n is None for n in nums):
-        return None
-    return (int(nums[0] or 0), int(nums[1] or 0) if len(nums) > 1 else 0, 0, ())
-
-
-def compare_versions(a: Version, b: Version) -> int:
-    """SemVer precedence: -1, 0 or 1."""
-    if a[:3] != b[:3]:
-        return -1 if a[:3] < b[:3] else 1
-    pa, pb = a[3], b[3]
-    if not pa or not pb:
-        return (not pa) - (not pb)
-    for x, y in zip(pa, pb, strict=False):
-        if x != y:
-            if x[0] != y[0]:
-                return -1 if x[0] < y[0] else 1
-            return -1 if x[1] < y[1] else 1  # type: ignore[operator]
-    return (len(pa) > len(pb)) - (len(pa) < len(pb))
+def valid_version(text: str) -> bool:
+    """True when ``jp_ver_*`` accepts ``text`` (one leading v/V, SemVer 2.0 or MAJOR[.MINOR])."""
+    try:
+        evaluator.semver_compare(text, text)
+    except ValueError:
+        return False
+    return True
 
 
 def family(comparator: str) -> str:
@@ -114,10 +56,7 @@ def family(comparator: str) -> str:
 def compare_values(comparator: str, a: str, b: str) -> int:
     """Order two checkpoint values of one comparator family (-1, 0, 1)."""
     if family(comparator) == "semver":
-        va, vb = parse_version(a), parse_version(b)
-        if va is None or vb is None:
-            raise ValueError("invalid version")
-        return compare_versions(va, vb)
+        return evaluator.semver_compare(a, b)
     return (a > b) - (a < b)
 
 

@@ -381,7 +381,7 @@ async def create_checkpoint(ctx: Ctx) -> Any:
     name = ctx.path("cohort_dimension_name")
     if body.name == rs.OTHERWISE:
         raise validation(f"{rs.OTHERWISE} is reserved", "name", "reserved")
-    if rs.family(body.comparator) == "semver" and rs.parse_version(body.value) is None:
+    if rs.family(body.comparator) == "semver" and not rs.valid_version(body.value):
         raise validation(
             f"{body.value!r} is not a version (MAJOR[.MINOR[.PATCH]] with optional v, prerelease, build)",
             "value",

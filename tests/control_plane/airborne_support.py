@@ -4,6 +4,7 @@ evaluator whenever that build implements JSON Logic)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,76 @@ def make_app(api: Api, organisation: str = "acme", application: str = "shop") ->
 
 
 # ---------------------------------------------------------------------------------------------
+# An independent SemVer reading, the oracle for jp_ver_*: one leading v/V is dropped, strict
+# SemVer 2.0, or the short forms MAJOR and MAJOR.MINOR. Precedence ignores build metadata.
+
+Pre = tuple[tuple[int, int | str], ...]
+Version = tuple[int, int, int, Pre]
+_NUMERIC = re.compile(r"^(0|[1-9][0-9]*)$")
+_IDENT = re.compile(r"^[0-9A-Za-z-]+$")
+
+
+def _num(s: str) -> int | None:
+    return int(s) if _NUMERIC.match(s) and int(s) < 2**64 else None
+
+
+def _strict(s: str) -> Version | None:
+    rest, plus, build = s.partition("+")
+    if plus and not all(_IDENT.match(b) for b in build.split(".")):
+        return None
+    core, dash, pre = rest.partition("-")
+    parts = core.split(".")
+    if len(parts) != 3:
+        return None
+    nums = [_num(p) for p in parts]
+    if any(n is None for n in nums):
+        return None
+    ids: list[tuple[int, int | str]] = []
+    if dash:
+        for ident in pre.split("."):
+            if not _IDENT.match(ident):
+                return None
+            if ident.isdigit():
+                if len(ident) > 1 and ident.startswith("0"):
+                    return None
+                ids.append((0, int(ident)))
+            else:
+                ids.append((1, ident))
+    major, minor, patch = (int(n or 0) for n in nums)
+    return (major, minor, patch, tuple(ids))
+
+
+def parse_version(text: str) -> Version | None:
+    """The version ``text`` denotes for ``jp_ver_*``, or None when those operators reject it."""
+    s = text[1:] if text[:1] in ("v", "V") else text
+    strict = _strict(s)
+    if strict is not None:
+        return strict
+    parts = s.split(".")
+    if len(parts) > 2:
+        return None
+    nums = [_num(p) for p in parts]
+    if any(n is None for n in nums):
+        return None
+    return (int(nums[0] or 0), int(nums[1] or 0) if len(nums) > 1 else 0, 0, ())
+
+
+def compare_versions(a: Version, b: Version) -> int:
+    """SemVer precedence: -1, 0 or 1."""
+    if a[:3] != b[:3]:
+        return -1 if a[:3] < b[:3] else 1
+    pa, pb = a[3], b[3]
+    if not pa or not pb:
+        return (not pa) - (not pb)
+    for x, y in zip(pa, pb, strict=False):
+        if x != y:
+            if x[0] != y[0]:
+                return -1 if x[0] < y[0] else 1
+            return -1 if x[1] < y[1] else 1  # type: ignore[operator]
+    return (len(pa) > len(pb)) - (len(pa) < len(pb))
+
+
+# ---------------------------------------------------------------------------------------------
 # Reference semantics of the cohort rule subset (json-logic-js plus the Airborne operators).
 
 
@@ -152,8 +223,8 @@ def reference_apply(rule: Any, data: dict[str, Any]) -> Any:
         a, b = vals
         return not (a == b or (a is None and b is None))
     if op.startswith("jp_ver_"):
-        va, vb = rs.parse_version(_js_string(vals[0])), rs.parse_version(_js_string(vals[1]))
-        return va is not None and vb is not None and _CMP[op[7:]](rs.compare_versions(va, vb))
+        va, vb = parse_version(_js_string(vals[0])), parse_version(_js_string(vals[1]))
+        return va is not None and vb is not None and _CMP[op[7:]](compare_versions(va, vb))
     if op.startswith("str_"):
         a, b = _js_string(vals[0]), _js_string(vals[1])
         return _CMP[op[4:]]((a > b) - (a < b))

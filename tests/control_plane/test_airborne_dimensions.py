@@ -9,7 +9,7 @@ import pytest
 
 import evaluator
 from control_plane import releases_snapshot as rs
-from tests.control_plane.airborne_support import App, cohort_of, make_app
+from tests.control_plane.airborne_support import App, cohort_of, compare_versions, make_app, parse_version
 from tests.control_plane.conftest import Api, assert_error
 
 D = "/organisations/applications/dimension"
@@ -349,12 +349,13 @@ def test_snapshot_dimensions_and_touch(api: Api) -> None:
 
 
 def test_semver_parsing_matches_the_evaluator_rules() -> None:
-    assert rs.parse_version("1.2.3") == (1, 2, 3, ())
-    assert rs.parse_version("v1.2") == (1, 2, 0, ())
-    assert rs.parse_version("V7") == (7, 0, 0, ())
-    assert rs.parse_version("1.0.0-rc.1+build.5") == (1, 0, 0, ((1, "rc"), (0, 1)))
+    assert parse_version("1.2.3") == (1, 2, 3, ())
+    assert parse_version("v1.2") == (1, 2, 0, ())
+    assert parse_version("V7") == (7, 0, 0, ())
+    assert parse_version("1.0.0-rc.1+build.5") == (1, 0, 0, ((1, "rc"), (0, 1)))
     for bad in ("", "01.0.0", "1.0.0-01", "1.0.0-", "1.2.3.4", "vv1", "1.x", "1.0.0+", "1..0"):
-        assert rs.parse_version(bad) is None, bad
+        assert parse_version(bad) is None, bad
+        assert not rs.valid_version(bad), bad
     ordered = [
         "1.0.0-alpha",
         "1.0.0-alpha.1",
@@ -367,11 +368,14 @@ def test_semver_parsing_matches_the_evaluator_rules() -> None:
         "1.10.0",
         "2",
     ]
-    parsed = [rs.parse_version(v) for v in ordered]
-    for a, b in itertools.pairwise(parsed):
-        assert a is not None and b is not None
-        assert rs.compare_versions(a, b) == -1 and rs.compare_versions(b, a) == 1
-    assert rs.compare_versions(rs.parse_version("1.0.0+a") or (0, 0, 0, ()), (1, 0, 0, ())) == 0
+    for x, y in itertools.pairwise(ordered):
+        a, b = parse_version(x), parse_version(y)
+        assert a is not None and b is not None and rs.valid_version(x)
+        # The oracle and the evaluator (which checkpoint ordering uses) agree.
+        assert compare_versions(a, b) == -1 and compare_versions(b, a) == 1
+        assert rs.compare_values("semver_ge", x, y) == -1 and rs.compare_values("semver_ge", y, x) == 1
+    assert compare_versions(parse_version("1.0.0+a") or (0, 0, 0, ()), (1, 0, 0, ())) == 0
+    assert rs.compare_values("semver_gt", "1.0.0+a", "1.0.0") == 0
 
 
 def test_roles_and_other_organisation(api: Api) -> None:

@@ -108,6 +108,7 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.services = services
+    app.state.publisher = publisher
     app.add_middleware(RequestIdMiddleware)
     return app
 

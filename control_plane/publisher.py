@@ -65,6 +65,25 @@ def _owned(writer: SnapshotWriter, table: bytes, project_ids: set[str]) -> set[s
     return owned
 
 
+def _drop_unchanged(writer: SnapshotWriter, table: bytes, items: dict[str, dict[str, Any] | None]) -> None:
+    """Remove entries whose stored value already equals the new one (or deletions of absent keys)."""
+    with writer.env.begin() as txn:
+        for key in list(items):
+            raw = txn.get(key.encode(), db=writer.db[table])
+            if raw is None:
+                if items[key] is None:
+                    del items[key]
+                continue
+            try:
+                stored = decode(bytes(raw))
+            except CorruptValue:
+                continue
+            if isinstance(stored, dict) and table == b"environments":
+                stored = {k: v for k, v in stored.items() if k != "version"}
+            if stored == items[key]:
+                del items[key]
+
+
 class Publisher:
     def __init__(self, data_dir: Path, store: Store, redis_url: str | None = None) -> None:
         self.writer = SnapshotWriter(data_dir)
@@ -89,6 +108,10 @@ class Publisher:
             ):
                 for stale in _owned(self.writer, table, project_ids) - items.keys():
                     items[stale] = None
+                _drop_unchanged(self.writer, table, items)
+            if change.is_empty():
+                # Nothing the edges serve changed (e.g. a restart): no new version, no recompiles.
+                return self.writer.version()
             version = self.writer.publish(change)
             if self.redis is not None:
                 self.redis.publish(version, change)

@@ -195,9 +195,15 @@ async def _run(edge: Edge) -> dict[str, float]:
         # One admin change; every subscriber should hear the new environment version.
         subs.target = max(subs.initial.values())
         changed = time.monotonic()
-        r = await asyncio.to_thread(
-            edge.admin.post, "/v1/projects/shop/features", json={"key": "sse-fanout", "name": "F"}, headers=edge.auth
-        )
+        # A feature served in this environment: creating it inactive would change nothing served.
+        feature = {
+            "key": "sse-fanout",
+            "name": "F",
+            "configurations": {
+                "prod": {"status": "active", "targeting": {"rules": [{"filter": {"type": "constant", "value": True}}]}}
+            },
+        }
+        r = await asyncio.to_thread(edge.admin.post, "/v1/projects/shop/features", json=feature, headers=edge.auth)
         assert r.status_code == 201, r.text
         deadline = changed + FANOUT_DEADLINE
         while len(subs.updated) < SUBSCRIBERS and time.monotonic() < deadline:

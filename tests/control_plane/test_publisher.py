@@ -1,0 +1,51 @@
+"""The publisher writes a new snapshot version only when something the edges serve changed."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from control_plane.app import create_app
+from control_plane.settings import Settings
+from tests.control_plane.conftest import Api
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+
+def _version(client: TestClient) -> int:
+    # py-lmdb opens one environment once per process: ask the app's own writer.
+    version: int = client.app.state.publisher.writer.version()  # type: ignore[attr-defined]
+    return version
+
+
+def test_restart_and_unserved_changes_publish_nothing(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, jwt_secret="s" * 40)
+    with TestClient(create_app(settings)) as client:
+        api = Api(client)
+        owner = api.signup()
+        api.organisation(owner, "acme")
+        h = owner.org("acme")
+        assert client.post("/v1/projects", json={"name": "Shop", "key": "shop"}, headers=h).status_code == 201
+        env = {"name": "Prod", "key": "prod", "type": "production"}
+        assert client.post("/v1/projects/shop/environments", json=env, headers=h).status_code == 201
+        served = _version(client)
+    assert served > 0
+    with TestClient(create_app(settings)) as client:
+        # A restart republishes everything, but unchanged values are not written again.
+        assert _version(client) == served
+        login = client.post("/users/login", json={"name": owner.name, "password": "correct-horse"}).json()
+        h = {"Authorization": f"Bearer {login['user_token']['access_token']}", "x-organisation": "acme"}
+        # An inactive feature changes nothing the edges serve.
+        assert client.post("/v1/projects/shop/features", json={"key": "f", "name": "F"}, headers=h).status_code == 201
+        assert _version(client) == served
+        rule = {"filter": {"type": "constant", "value": True}}
+        r = client.patch(
+            "/v1/projects/shop/features/f/configurations",
+            params={"environment": "prod"},
+            json={"status": "active", "targeting": {"rules": [rule]}},
+            headers=h,
+        )
+        assert r.status_code == 200, r.text
+        assert _version(client) == served + 1

@@ -184,6 +184,18 @@ def _member_user(w: Write, email: str) -> str:
     return str(row["id"])
 
 
+def _membership(w: Write, org_name: str, email: str) -> tuple[authz.OrgAccess, str, str]:
+    """The organisation (caller needs admin), the member's user id and current role; 404 if not a member."""
+    org = authz.org_by_name(w.db, w.principal, org_name, "admin")
+    user_id = _member_user(w, email)
+    row = w.db.execute(
+        "SELECT role FROM memberships WHERE organisation_id = ? AND user_id = ?", (org.id, user_id)
+    ).fetchone()
+    if row is None:
+        raise not_found("member")
+    return org, user_id, str(row["role"])
+
+
 def _guard_owner_change(org: authz.OrgAccess, granted: str | None, current: str | None) -> None:
     # Only owners hand out or take away ownership.
     if (granted == "owner" or current == "owner") and org.role != "owner":
@@ -234,22 +246,14 @@ async def update_member(ctx: Ctx) -> Any:
     org_name = _org_header(ctx)
 
     def change(w: Write) -> dict[str, Any]:
-        org = authz.org_by_name(w.db, w.principal, org_name, "admin")
-        user_id = _member_user(w, body.user)
-        row = w.db.execute(
-            "SELECT role FROM memberships WHERE organisation_id = ? AND user_id = ?", (org.id, user_id)
-        ).fetchone()
-        if row is None:
-            raise not_found("member")
-        _guard_owner_change(org, body.access, row["role"])
-        if row["role"] == "owner" and body.access != "owner" and _owners(w, org.id) == 1:
+        org, user_id, role = _membership(w, org_name, body.user)
+        _guard_owner_change(org, body.access, role)
+        if role == "owner" and body.access != "owner" and _owners(w, org.id) == 1:
             raise conflict("an organisation needs at least one owner")
         w.db.execute(
             "UPDATE memberships SET role = ? WHERE organisation_id = ? AND user_id = ?", (body.access, org.id, user_id)
         )
-        w.audit(
-            "member.update", f"user:{user_id}", organisation_id=org.id, details={"from": row["role"], "to": body.access}
-        )
+        w.audit("member.update", f"user:{user_id}", organisation_id=org.id, details={"from": role, "to": body.access})
         return {"success": True, "message": f"{body.user} now has {body.access} access"}
 
     return ctx.commit(change)
@@ -261,15 +265,9 @@ async def remove_member(ctx: Ctx) -> Any:
     org_name = _org_header(ctx)
 
     def change(w: Write) -> dict[str, Any]:
-        org = authz.org_by_name(w.db, w.principal, org_name, "admin")
-        user_id = _member_user(w, body.user)
-        row = w.db.execute(
-            "SELECT role FROM memberships WHERE organisation_id = ? AND user_id = ?", (org.id, user_id)
-        ).fetchone()
-        if row is None:
-            raise not_found("member")
-        _guard_owner_change(org, None, row["role"])
-        if row["role"] == "owner" and _owners(w, org.id) == 1:
+        org, user_id, role = _membership(w, org_name, body.user)
+        _guard_owner_change(org, None, role)
+        if role == "owner" and _owners(w, org.id) == 1:
             raise conflict("an organisation needs at least one owner")
         w.db.execute("DELETE FROM memberships WHERE organisation_id = ? AND user_id = ?", (org.id, user_id))
         w.db.execute(

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -251,6 +252,27 @@ def create_app(settings: EdgeSettings) -> Starlette:
         )
 
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        # Browser SDKs read /features/evaluated, post events and use OFREP cross-origin. No
+        # credentials: keys travel in the query or the Authorization header, never cookies.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-None-Match",
+                "Last-Event-ID",
+                "X-API-Key",
+                "X-Request-Id",
+                "x-dimensions",
+                "x-dimension",
+            ],
+            expose_headers=["ETag", "X-Request-Id", "Retry-After"],
+            max_age=600,
+        )
     app.state.edge = edge
     return app
 

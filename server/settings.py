@@ -28,6 +28,8 @@ class EdgeSettings:
     redis_url: str | None = None
     # Requests one worker serves at once (granian backpressure); every open SSE stream holds one.
     max_concurrency: int = 10_000
+    # Origins browsers may call the edge from (comma-separated; "*" = any, "" = no CORS headers).
+    cors_origins: str = "*"
 
 
 FIELDS: list[tuple[str, str, str, str, type]] = [
@@ -54,6 +56,13 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
         "requests each worker serves at once, open SSE streams included",
         "10000",
         int,
+    ),
+    (
+        "--cors-origins",
+        "EDGE_CORS_ORIGINS",
+        'origins browser SDKs may call from, comma-separated ("*" any, "" none)',
+        "*",
+        str,
     ),
 ]
 

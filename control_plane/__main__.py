@@ -47,6 +47,34 @@ def _demo(ns: argparse.Namespace) -> int:
     return run(Path(ns.data_dir).resolve(), ns.json)
 
 
+def _backup(ns: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from control_plane.backup import BackupError, backup
+
+    try:
+        out = backup(Path(ns.data_dir).resolve(), Path(ns.out).resolve())
+    except BackupError as e:
+        print(f"backup failed: {e}", file=sys.stderr)
+        return 1
+    print(f"backup written to {out}")
+    return 0
+
+
+def _restore(ns: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from control_plane.backup import BackupError, restore
+
+    try:
+        target = restore(Path(ns.source).resolve(), Path(ns.data_dir).resolve())
+    except BackupError as e:
+        print(f"restore failed: {e}", file=sys.stderr)
+        return 1
+    print(f"restored into {target}; start the control plane there to republish its snapshots")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     parser = argparse.ArgumentParser(prog="python -m control_plane", description="flagedge control plane")
@@ -62,6 +90,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.add_argument("--json", action="store_true", help="print one JSON object with the keys")
     demo.set_defaults(func=_demo)
+    back = sub.add_parser("backup", help="copy the store (consistent while serving) and secrets to a new directory")
+    back.add_argument(
+        "--data-dir",
+        default=os.environ.get(ENV_PREFIX + "DATA_DIR", "./data"),
+        help=f"data directory [env {ENV_PREFIX}DATA_DIR]",
+    )
+    back.add_argument("--out", required=True, help="new, empty directory for the backup")
+    back.set_defaults(func=_backup)
+    rest = sub.add_parser("restore", help="restore a backup into a new data directory (snapshots rebuild on start)")
+    rest.add_argument("--from", dest="source", required=True, help="backup directory")
+    rest.add_argument("--data-dir", required=True, help="new, empty data directory")
+    rest.set_defaults(func=_restore)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

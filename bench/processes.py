@@ -54,13 +54,18 @@ def process(
             time.sleep(0.1)
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+        # The whole process group: granian's workers outlive a main process killed with -9.
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
             try:
                 proc.wait(10)
+                if sig == signal.SIGTERM:
+                    time.sleep(0.2)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+                continue
 
 
 def bootstrap_project(admin: httpx.Client) -> tuple[dict[str, str], dict[str, str]]:

@@ -52,7 +52,7 @@ def test_parallel_writers_and_kill_9(tmp_path: Path) -> None:
             statuses = list(pool.map(write, range(WRITERS)))
         assert statuses == [200] * WRITERS
         before = admin.get("/v1/projects/shop/features/f/configurations", headers=auth).json()
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # the main process and its worker, as a crash would
         proc.wait(10)
 
     with sqlite3.connect(tmp_path / "control_plane.sqlite3") as db:

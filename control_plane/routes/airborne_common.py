@@ -152,3 +152,11 @@ def paginate(
 
 def not_in_app(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
+
+
+def next_number(db: sqlite3.Connection, table: str, column: str, project_id: str) -> int:
+    """The next per-application counter value (versions, config numbers, release sequences).
+
+    ``table`` and ``column`` are fixed names from the calling module, never request input."""
+    row = db.execute(f"SELECT COALESCE(MAX({column}), 0) FROM {table} WHERE project_id = ?", (project_id,)).fetchone()
+    return int(row[0]) + 1

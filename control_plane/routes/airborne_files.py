@@ -27,6 +27,7 @@ from control_plane.routes.airborne_common import (
     find_file,
     find_package,
     loads,
+    next_number,
     paginate,
     parse_file_key,
     parse_package_key,
@@ -383,14 +384,7 @@ async def create_package(ctx: Ctx) -> Any:
                 )
             paths[row["file_path"]] = i
             resolved.append(file_id(row["file_path"], row["version"]))
-        version = (
-            int(
-                w.db.execute(
-                    "SELECT COALESCE(MAX(version), 0) FROM ab_packages WHERE project_id = ?", (app.id,)
-                ).fetchone()[0]
-            )
-            + 1
-        )
+        version = next_number(w.db, "ab_packages", "version", app.id)
         row_id = new_id()
         w.db.execute(
             "INSERT INTO ab_packages (id, project_id, version, tag, index_file, files, created_at)"

@@ -37,6 +37,7 @@ from control_plane.routes.airborne_common import (
     find_file,
     find_package,
     loads,
+    next_number,
     paginate,
     parse_file_key,
     parse_package_key,
@@ -254,14 +255,7 @@ def _app_config(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:
 
 
 def _next(db: sqlite3.Connection, column: str, project_id: str) -> int:
-    return (
-        int(
-            db.execute(
-                f"SELECT COALESCE(MAX({column}), 0) FROM ab_releases WHERE project_id = ?", (project_id,)
-            ).fetchone()[0]
-        )
-        + 1
-    )
+    return next_number(db, "ab_releases", column, project_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,14 +273,7 @@ async def create_config(ctx: Ctx) -> Any:
 
     def change(w: Write) -> dict[str, Any]:
         app = app_access(ctx, w.db, "write")
-        number = (
-            int(
-                w.db.execute(
-                    "SELECT COALESCE(MAX(number), 0) FROM ab_configs WHERE project_id = ?", (app.id,)
-                ).fetchone()[0]
-            )
-            + 1
-        )
+        number = next_number(w.db, "ab_configs", "number", app.id)
         config_id = new_id()
         w.db.execute(
             "INSERT INTO ab_configs (id, project_id, number, config_version, boot_timeout, package_timeout, properties,"

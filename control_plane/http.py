@@ -48,10 +48,12 @@ class Services:
     store: Store
     tokens: Tokens
     # Called with the ids of projects whose snapshot data changed, inside the write transaction;
-    # raises ApiError when a snapshot does not compile (the write then rolls back).
-    validate_projects: Callable[[sqlite3.Connection, set[str]], None]
-    # Called after commit with the same ids: builds and publishes the snapshots.
-    publish_projects: Callable[[set[str]], object]
+    # raises ApiError when a snapshot does not compile (the write then rolls back). Returns the
+    # validated environment documents by environment id.
+    validate_projects: Callable[[sqlite3.Connection, set[str]], dict[str, dict[str, Any]]]
+    # Called after commit, still under the store lock, with the same ids and those documents:
+    # publishes the snapshots.
+    publish_projects: Callable[[set[str], dict[str, dict[str, Any]]], object]
     login_limiter: SlidingWindow
 
 
@@ -147,36 +149,40 @@ class Ctx:
         route = f"{self.request.method} {self.request.url.path}"
         reason = getattr(self.body, "change_reason", None) or self.request.headers.get("x-change-reason")
         store = self.services.store
-        with store.transaction() as db:
-            if idempotent and idem_key:
-                row = db.execute(
-                    "SELECT status, body FROM idempotency WHERE principal = ? AND idem_key = ? AND route = ?",
-                    (principal.id, idem_key, route),
-                ).fetchone()
-                if row is not None:
-                    replay = orjson.loads(row["body"])
-                    if isinstance(replay, dict):
-                        replay["replayed"] = True
-                    return JSON(replay, status_code=row["status"])
-            w = Write(db, principal, reason)
-            result = change(w)
-            if w.touched:
-                self.services.validate_projects(db, w.touched)
-            db.executemany(
-                "INSERT INTO audit_log (at, actor, organisation_id, project_id, action, target, change_reason, details)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                w.entries,
-            )
-            if idempotent and idem_key:
-                stored = {**result, "replayed": False} if isinstance(result, dict) else result
-                db.execute(
-                    "INSERT INTO idempotency (principal, idem_key, route, status, body, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (principal.id, idem_key, route, status, orjson.dumps(stored).decode(), now_iso()),
+        documents: dict[str, dict[str, Any]] = {}
+        # One lock from BEGIN to the LMDB write: no other commit can slip in between, so the
+        # documents validated inside the transaction are still the latest when published.
+        with store.exclusive():
+            with store.transaction() as db:
+                if idempotent and idem_key:
+                    row = db.execute(
+                        "SELECT status, body FROM idempotency WHERE principal = ? AND idem_key = ? AND route = ?",
+                        (principal.id, idem_key, route),
+                    ).fetchone()
+                    if row is not None:
+                        replay = orjson.loads(row["body"])
+                        if isinstance(replay, dict):
+                            replay["replayed"] = True
+                        return JSON(replay, status_code=row["status"])
+                w = Write(db, principal, reason)
+                result = change(w)
+                if w.touched:
+                    documents = self.services.validate_projects(db, w.touched)
+                db.executemany(
+                    "INSERT INTO audit_log (at, actor, organisation_id, project_id, action, target,"
+                    " change_reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    w.entries,
                 )
-                result = stored
-        if w.touched:
-            self.services.publish_projects(w.touched)
+                if idempotent and idem_key:
+                    stored = {**result, "replayed": False} if isinstance(result, dict) else result
+                    db.execute(
+                        "INSERT INTO idempotency (principal, idem_key, route, status, body, created_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (principal.id, idem_key, route, status, orjson.dumps(stored).decode(), now_iso()),
+                    )
+                    result = stored
+            if w.touched:
+                self.services.publish_projects(w.touched, documents)
         return JSON(result, status_code=status)
 
 
@@ -227,7 +233,7 @@ class Router:
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared[:19]) > limit:
         raise ApiError(413, f"request body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -9,10 +9,14 @@ publish lost to a crash between the SQLite commit and the LMDB write.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from control_plane.redis_publish import RedisPublisher
 from control_plane.releases_snapshot import release_snapshot
@@ -24,8 +28,11 @@ from server.snapshot_store import CorruptValue, Publish, SnapshotWriter, decode
 log = logging.getLogger("control_plane.publisher")
 
 
-def project_state(db: sqlite3.Connection, project_id: str) -> Publish:
-    """Everything the edge serves for one project, keyed as in LMDB."""
+def project_state(
+    db: sqlite3.Connection, project_id: str, documents: Mapping[str, dict[str, Any]] | None = None
+) -> Publish:
+    """Everything the edge serves for one project, keyed as in LMDB. ``documents`` are environment
+    documents already built from this same state (by validation), by environment id."""
     state = Publish()
     project = db.execute(
         "SELECT p.key, o.name AS org FROM projects p JOIN organisations o ON o.id = p.organisation_id WHERE p.id = ?",
@@ -37,7 +44,7 @@ def project_state(db: sqlite3.Connection, project_id: str) -> Publish:
         state.environments[env["id"]] = {
             "project": project_id,
             "environment": env["key"],
-            "document": build_environment_document(db, env["id"]),
+            "document": (documents or {}).get(env["id"]) or build_environment_document(db, env["id"]),
         }
         for key in db.execute(
             "SELECT key_hash, kind FROM sdk_keys WHERE environment_id = ? AND revoked_at IS NULL", (env["id"],)
@@ -50,69 +57,101 @@ def project_state(db: sqlite3.Connection, project_id: str) -> Publish:
     return state
 
 
-def _owned(writer: SnapshotWriter, table: bytes, project_ids: set[str]) -> set[str]:
-    """Keys in an LMDB table that belong to one of the projects (or cannot be read at all)."""
-    owned = set()
-    with writer.env.begin() as txn:
-        for k, v in txn.cursor(db=writer.db[table]):
-            try:
-                value: Any = decode(bytes(v))
-            except CorruptValue:
-                owned.add(bytes(k).decode())
-                continue
-            if isinstance(value, dict) and value.get("project") in project_ids:
-                owned.add(bytes(k).decode())
-    return owned
+TABLES = (b"environments", b"sdk_keys", b"releases", b"widgets")
 
 
-def _drop_unchanged(writer: SnapshotWriter, table: bytes, items: dict[str, dict[str, Any] | None]) -> None:
-    """Remove entries whose stored value already equals the new one (or deletions of absent keys)."""
-    with writer.env.begin() as txn:
-        for key in list(items):
-            raw = txn.get(key.encode(), db=writer.db[table])
-            if raw is None:
-                if items[key] is None:
+def _digest(table: bytes, value: dict[str, Any]) -> bytes:
+    """What identifies a stored value: environments are compared without their version stamp."""
+    if table == b"environments":
+        value = {k: v for k, v in value.items() if k != "version"}
+    return hashlib.blake2b(orjson.dumps(value), digest_size=16).digest()
+
+
+class _Written:
+    """What LMDB holds, per table: key → (owning project, digest of the value); ``None`` for a
+    value that cannot be read. The control plane is the only writer of its LMDB, so one scan at
+    start keeps this true, and a publish need not decode every stored snapshot to find what a
+    project owns or whether a value changed."""
+
+    def __init__(self, writer: SnapshotWriter) -> None:
+        self.tables: dict[bytes, dict[str, tuple[str | None, bytes] | None]] = {t: {} for t in TABLES}
+        with writer.env.begin() as txn:
+            for table in TABLES:
+                for k, v in txn.cursor(db=writer.db[table]):
+                    try:
+                        value: Any = decode(bytes(v))
+                    except CorruptValue:
+                        self.tables[table][bytes(k).decode()] = None
+                        continue
+                    owner = value.get("project") if isinstance(value, dict) else None
+                    entry = (owner if isinstance(owner, str) else None, _digest(table, value))
+                    self.tables[table][bytes(k).decode()] = entry
+
+    def owned(self, table: bytes, project_ids: set[str]) -> set[str]:
+        """Keys that belong to one of the projects, or cannot be read at all."""
+        return {k for k, e in self.tables[table].items() if e is None or e[0] in project_ids}
+
+    def projects(self) -> set[str]:
+        return {e[0] for t in self.tables.values() for e in t.values() if e is not None and e[0] is not None}
+
+    def drop_unchanged(self, table: bytes, items: dict[str, dict[str, Any] | None]) -> dict[str, bytes]:
+        """Remove entries equal to what is stored (or deletions of absent keys); the digests of
+        the entries left to write."""
+        stored = self.tables[table]
+        digests = {}
+        for key, value in list(items.items()):
+            if value is None:
+                if key not in stored:
                     del items[key]
                 continue
-            try:
-                stored = decode(bytes(raw))
-            except CorruptValue:
-                continue
-            if isinstance(stored, dict) and table == b"environments":
-                stored = {k: v for k, v in stored.items() if k != "version"}
-            if stored == items[key]:
+            digest = _digest(table, value)
+            entry = stored.get(key)
+            if entry is not None and entry[1] == digest:
                 del items[key]
+            else:
+                digests[key] = digest
+        return digests
+
+    def record(self, table: bytes, items: dict[str, dict[str, Any] | None], digests: dict[str, bytes]) -> None:
+        for key, value in items.items():
+            if value is None:
+                self.tables[table].pop(key, None)
+            else:
+                owner = value.get("project")
+                self.tables[table][key] = (owner if isinstance(owner, str) else None, digests[key])
 
 
 class Publisher:
     def __init__(self, data_dir: Path, store: Store, redis_url: str | None = None) -> None:
         self.writer = SnapshotWriter(data_dir)
+        self.written = _Written(self.writer)
         self.store = store
         # Other hosts follow Redis (`python -m server sync`); publishing there never blocks a write.
         self.redis = RedisPublisher(redis_url, self.writer) if redis_url else None
 
-    def publish_projects(self, project_ids: set[str]) -> int:
+    def publish_projects(self, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None = None) -> int:
         with self.store.read() as db:
             change = Publish()
             for project_id in project_ids:
-                state = project_state(db, project_id)
+                state = project_state(db, project_id, documents)
                 change.environments.update(state.environments)
                 change.sdk_keys.update(state.sdk_keys)
                 change.releases.update(state.releases)
                 change.widgets.update(state.widgets)
-            for table, items in (
-                (b"environments", change.environments),
-                (b"sdk_keys", change.sdk_keys),
-                (b"releases", change.releases),
-                (b"widgets", change.widgets),
-            ):
-                for stale in _owned(self.writer, table, project_ids) - items.keys():
+            tables = dict(
+                zip(TABLES, (change.environments, change.sdk_keys, change.releases, change.widgets), strict=True)
+            )
+            digests = {}
+            for table, items in tables.items():
+                for stale in self.written.owned(table, project_ids) - items.keys():
                     items[stale] = None
-                _drop_unchanged(self.writer, table, items)
+                digests[table] = self.written.drop_unchanged(table, items)
             if change.is_empty():
                 # Nothing the edges serve changed (e.g. a restart): no new version, no recompiles.
                 return self.writer.version()
             version = self.writer.publish(change)
+            for table, items in tables.items():
+                self.written.record(table, items, digests[table])
             if self.redis is not None:
                 self.redis.publish(version, change)
         log.info("published snapshot version %d for %d project(s)", version, len(project_ids))
@@ -121,16 +160,7 @@ class Publisher:
     def republish_all(self) -> int:
         with self.store.read() as db:
             ids = {row["id"] for row in db.execute("SELECT id FROM projects")}
-        with self.writer.env.begin() as txn:
-            for table in (b"environments", b"sdk_keys", b"releases", b"widgets"):
-                for _, v in txn.cursor(db=self.writer.db[table]):
-                    try:
-                        value = decode(bytes(v))
-                    except CorruptValue:
-                        continue
-                    if isinstance(value, dict) and isinstance(value.get("project"), str):
-                        ids.add(value["project"])
-        return self.publish_projects(ids)
+        return self.publish_projects(ids | self.written.projects())
 
     def close(self) -> None:
         if self.redis is not None:

@@ -23,7 +23,10 @@ def build_environment_document(db: sqlite3.Connection, environment_id: str) -> d
 
 def compile_environment(db: sqlite3.Connection, environment_id: str) -> evaluator.Snapshot:
     """Build and compile one environment's snapshot; ApiError 400 naming the bad node if it fails."""
-    doc = build_environment_document(db, environment_id)
+    return _compiled(build_environment_document(db, environment_id))
+
+
+def _compiled(doc: dict[str, Any]) -> evaluator.Snapshot:
     try:
         return evaluator.Snapshot(orjson.dumps(doc))
     except evaluator.RuleError as e:
@@ -34,7 +37,13 @@ def compile_environment(db: sqlite3.Connection, environment_id: str) -> evaluato
         ) from None
 
 
-def validate_projects(db: sqlite3.Connection, project_ids: set[str]) -> None:
+def validate_projects(db: sqlite3.Connection, project_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Compile every environment of the projects; their documents by environment id, so the
+    publish after the commit does not build them a second time."""
+    documents = {}
     for project_id in sorted(project_ids):
         for row in db.execute("SELECT id FROM environments WHERE project_id = ? ORDER BY created_at", (project_id,)):
-            compile_environment(db, row["id"])
+            doc = build_environment_document(db, row["id"])
+            _compiled(doc)
+            documents[row["id"]] = doc
+    return documents

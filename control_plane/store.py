@@ -56,6 +56,12 @@ class Store:
             self._conn.execute("COMMIT")
 
     @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the store lock across several steps (a commit and the publish that follows it)."""
+        with self._lock:
+            yield
+
+    @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             yield self._conn

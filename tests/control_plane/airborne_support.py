@@ -48,9 +48,9 @@ class App:
         services = self.api.client.app.state.services  # type: ignore[attr-defined]
         original = services.publish_projects
 
-        def publish(ids: set[str]) -> None:
+        def publish(ids: set[str], documents: dict[str, dict[str, Any]]) -> None:
             touched.append(set(ids))
-            original(ids)
+            original(ids, documents)
 
         services.publish_projects = publish
         return touched

@@ -149,7 +149,7 @@ def test_widget_snapshot_follows_writes(api: Api) -> None:
 def test_widget_writes_touch_the_project(api: Api) -> None:
     owner = setup(api)
     published: list[set[str]] = []
-    services(api).publish_projects = lambda ids: published.append(set(ids))
+    services(api).publish_projects = lambda ids, _documents: published.append(set(ids))
     url = WIDGET.format("app")
     project_id = api.client.put(url, json={"settings": {"a": 1}}, headers=owner.auth).json()["projectId"]
     api.client.put(url, json={"settings": {"a": 2}}, headers=owner.auth)
@@ -438,7 +438,7 @@ def test_publish_freezes_immutable_versions(api: Api) -> None:
 def test_publish_touches_project_and_replays(api: Api) -> None:
     owner = setup(api)
     published: list[set[str]] = []
-    services(api).publish_projects = lambda ids: published.append(set(ids))
+    services(api).publish_projects = lambda ids, _documents: published.append(set(ids))
     sid = segment_id(api, owner, "pro")
     assert published == []  # drafts do not change anything served
     url = f"{SEGMENTS.format('app')}/{sid}/publish"

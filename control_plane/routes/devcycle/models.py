@@ -192,7 +192,7 @@ class CreateFeature(FeatureFields, DvBody):
 
 
 class CreateFeatures(RootModel[list[FeatureFields]]):
-    root: list[FeatureFields] = Field(min_length=1, max_length=100)
+    root: list[FeatureFields] = Field(min_length=1, max_length=1000)
 
 
 class UpdateFeature(DvBody):

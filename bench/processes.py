@@ -4,6 +4,7 @@ end-to-end tests, on free loopback ports, and always stop them."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,12 +28,18 @@ def free_port() -> int:
 
 @contextmanager
 def process(
-    args: list[str], health_url: str, log: Path, env: dict[str, str] | None = None
+    args: list[str],
+    health_url: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cpu: int | None = None,
+    timeout: float = 30,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m <args>`` until ``health_url`` answers 200; kill its process group after."""
+    """Run ``python -m <args>`` (pinned to ``cpu`` if given) until ``health_url`` answers 200;
+    kill its process group after."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", *args],
+            pinned([sys.executable, "-m", *args], cpu),
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -40,7 +47,7 @@ def process(
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"{args[0]} exited with {proc.returncode}:\n{log.read_text()}")
@@ -66,6 +73,26 @@ def process(
                     time.sleep(0.2)
             except subprocess.TimeoutExpired:
                 continue
+
+
+def pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    """``cmd`` under ``taskset -c cpu`` when the machine has that core (server and load apart)."""
+    if cpu is None or cpu >= (os.cpu_count() or 1) or not shutil.which("taskset"):
+        return cmd
+    return ["taskset", "-c", str(cpu), *cmd]
+
+
+def worker_pids(main_pid: int) -> list[int]:
+    """The child processes of ``main_pid`` (granian's workers)."""
+    out = subprocess.run(["pgrep", "-P", str(main_pid)], capture_output=True, text=True).stdout
+    return sorted(int(p) for p in out.split())
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def bootstrap_project(admin: httpx.Client) -> tuple[dict[str, str], dict[str, str]]:

@@ -1,0 +1,84 @@
+"""A benchmark stack: a real control plane loaded with a dataset through its API, then a real
+edge (granian) pinned to core 0 serving it from LMDB, both on free loopback ports."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench import datasets
+from bench.processes import bootstrap_project, free_port, process, worker_pids
+
+EDGE_CPU = 0
+LOAD_CPU = 1
+
+
+@dataclass(frozen=True)
+class Stack:
+    dataset: str
+    flags: int
+    edge_url: str
+    client_key: str
+    data_dir: Path
+    edge_pid: int
+    load: datasets.Loaded
+
+    def workers(self) -> list[int]:
+        return worker_pids(self.edge_pid)
+
+
+def _wait_serving(edge: str, key: str, flags: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{edge}/features/evaluated", params={"publishableKey": key}, timeout=30)
+            if r.status_code == 200 and len(r.json()["features"]) == flags:
+                return
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as e:
+            last = repr(e)
+        time.sleep(0.2)
+    raise RuntimeError(f"edge never served {flags} flags: {last}")
+
+
+@contextmanager
+def running(dataset: str, workers: int = 1, tmp: Path | None = None) -> Iterator[Stack]:
+    """Load ``dataset`` through the control plane, then start the edge and wait until it serves
+    every flag. The edge starts after the load so it compiles the final snapshot once."""
+    with ExitStack() as stack:
+        if tmp is None:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"flagedge-bench-{dataset}-")))
+        cp = free_port()
+        cp_url = f"http://127.0.0.1:{cp}"
+        stack.enter_context(
+            process(
+                ["control_plane", "serve", "--data-dir", str(tmp), "--port", str(cp)],
+                f"{cp_url}/health",
+                tmp / "control_plane.log",
+                cpu=LOAD_CPU,
+            )
+        )
+        flags = datasets.flags_for(dataset)
+        with httpx.Client(base_url=cp_url, timeout=60) as admin:
+            auth, keys = bootstrap_project(admin)
+            loaded = datasets.load(admin, auth, "shop", "prod", flags)
+        port = free_port()
+        edge_url = f"http://127.0.0.1:{port}"
+        edge = stack.enter_context(
+            process(
+                ["server", "serve", "--data-dir", str(tmp), "--port", str(port), "--workers", str(workers)],
+                f"{edge_url}/health",
+                tmp / "edge.log",
+                cpu=EDGE_CPU,
+                timeout=120,
+            )
+        )
+        _wait_serving(edge_url, keys["client"], len(flags), timeout=300)
+        yield Stack(dataset, len(flags), edge_url, keys["client"], tmp, edge.pid, loaded)

@@ -11,7 +11,6 @@ use crate::error::{Budget, RuleError};
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 /// One config variant: its filter and its pre-serialized `,"config":{...}` member.
 #[derive(Debug, Clone)]
@@ -67,6 +66,15 @@ pub struct FlagResult {
     pub missing: Vec<String>,
 }
 
+/// The top level of a JSON snapshot with `features` left as text.
+#[derive(serde::Deserialize)]
+struct RawTop<'a> {
+    #[serde(borrow, default)]
+    features: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    devcycle: Option<Value>,
+}
+
 #[derive(Debug)]
 pub struct Snapshot {
     fields: Fields,
@@ -74,8 +82,9 @@ pub struct Snapshot {
     by_key: HashMap<Box<str>, usize>,
     needs_nested: bool,
     devcycle: Option<devcycle::Config>,
-    definitions: Value,
-    definitions_json: OnceLock<Vec<u8>>,
+    // The `features` array as JSON, kept as bytes: a `Value` tree of it would cost several times
+    // the compiled flags' memory for a body that is only ever sent as is.
+    definitions_json: Vec<u8>,
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -103,6 +112,16 @@ fn array<'v>(m: &'v Map<String, Value>, key: &str, path: &str) -> Result<&'v [Va
 
 impl Snapshot {
     pub fn from_json(bytes: &[u8]) -> Result<Self, RuleError> {
+        // Fast path: borrow the `features` text as it came, so `GET /features` can send it
+        // without a re-serialization. Anything unusual takes the general path, whose errors
+        // name the offending node.
+        if let Ok(top) = serde_json::from_slice::<RawTop<'_>>(bytes) {
+            if let Some(raw) = top.features {
+                if let Ok(Value::Array(features)) = serde_json::from_str::<Value>(raw.get()) {
+                    return Self::build(&features, top.devcycle.as_ref(), raw.get().as_bytes().to_vec());
+                }
+            }
+        }
         let v: Value = serde_json::from_slice(bytes).map_err(|e| RuleError::new("$", format!("invalid JSON: {e}")))?;
         Self::compile(v)
     }
@@ -116,6 +135,11 @@ impl Snapshot {
     pub fn compile(doc: Value) -> Result<Self, RuleError> {
         let root = doc.as_object().ok_or_else(|| RuleError::new("$", "snapshot must be an object"))?;
         let features = array(root, "features", "$")?;
+        let definitions = serde_json::to_vec(features).unwrap_or_else(|_| b"[]".to_vec());
+        Self::build(features, root.get("devcycle"), definitions)
+    }
+
+    fn build(features: &[Value], devcycle: Option<&Value>, definitions_json: Vec<u8>) -> Result<Self, RuleError> {
         let mut fields = Fields::default();
         let mut flags = Vec::with_capacity(features.len());
         let mut by_key = HashMap::with_capacity(features.len());
@@ -127,17 +151,13 @@ impl Snapshot {
             }
             flags.push(flag);
         }
-        let devcycle = match root.get("devcycle") {
+        let devcycle = match devcycle {
             None | Some(Value::Null) => None,
             Some(cfg) => Some(devcycle::Config::compile(cfg, "$.devcycle")?),
         };
         let needs_nested =
             flags.iter().any(|f| f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested));
-        let definitions = match doc {
-            Value::Object(mut m) => m.remove("features").unwrap_or(Value::Array(Vec::new())),
-            _ => Value::Array(Vec::new()),
-        };
-        Ok(Self { fields, flags, by_key, needs_nested, devcycle, definitions, definitions_json: OnceLock::new() })
+        Ok(Self { fields, flags, by_key, needs_nested, devcycle, definitions_json })
     }
 
     pub fn len(&self) -> usize {
@@ -158,7 +178,7 @@ impl Snapshot {
 
     /// The `features` array as JSON (the `GET /features` payload), serialized once.
     pub fn definitions_json(&self) -> &[u8] {
-        self.definitions_json.get_or_init(|| serde_json::to_vec(&self.definitions).unwrap_or_else(|_| b"[]".to_vec()))
+        &self.definitions_json
     }
 
     /// DevCycle bucketed config for a DevCycle-shaped user, when the snapshot carries one.
@@ -452,4 +472,44 @@ pub fn evaluate_rules(flag_key: &str, rules: &Value, context: &Value, now_ms: f6
         rule_results,
         missing: missing.0.iter().map(|id| fields.name(*id).to_string()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Snapshot;
+    use serde_json::json;
+
+    const DOC: &str = r#"{"features": [{"key": "a", "targeting": {"version": 1, "rules": [{"filter": {"type": "constant", "value": true}}]}}], "extra": 1}"#;
+
+    #[test]
+    fn definitions_from_bytes_are_the_features_text_as_sent() {
+        let s = Snapshot::from_json(DOC.as_bytes()).unwrap();
+        let sent: serde_json::Value = serde_json::from_str(DOC).unwrap();
+        let served: serde_json::Value = serde_json::from_slice(s.definitions_json()).unwrap();
+        assert_eq!(served, sent["features"]);
+        assert!(std::str::from_utf8(s.definitions_json()).unwrap().starts_with("[{\"key\": \"a\""));
+    }
+
+    #[test]
+    fn parsed_documents_and_unusual_bytes_give_the_same_definitions() {
+        let parsed = Snapshot::compile(serde_json::from_str(DOC).unwrap()).unwrap();
+        let from_bytes = Snapshot::from_json(DOC.as_bytes()).unwrap();
+        let a: serde_json::Value = serde_json::from_slice(parsed.definitions_json()).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(from_bytes.definitions_json()).unwrap();
+        assert_eq!(a, b);
+        // Duplicate top-level keys and a missing `features` take the general path.
+        let dup = Snapshot::from_json(br#"{"features": [], "features": []}"#).unwrap();
+        assert_eq!(dup.definitions_json(), b"[]");
+        assert_eq!(Snapshot::from_json(b"{}").unwrap().definitions_json(), b"[]");
+    }
+
+    #[test]
+    fn general_path_errors_still_name_the_node() {
+        let e = Snapshot::from_json(br#"{"features": {"key": "a"}}"#).unwrap_err();
+        assert_eq!(e.path, "$.features");
+        let e = Snapshot::from_json(b"[1]").unwrap_err();
+        assert_eq!(e.path, "$");
+        let e = Snapshot::from_json(json!({"features": [{"key": 1}]}).to_string().as_bytes()).unwrap_err();
+        assert!(e.path.starts_with("$.features[0]"), "{}", e.path);
+    }
 }

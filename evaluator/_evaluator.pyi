@@ -86,6 +86,12 @@ class Snapshot:
 
 def reflag_hash(value: str) -> int: ...
 def murmur3_32(data: str, seed: int = 0) -> int: ...
+def parse_query(qs: bytes) -> list[tuple[str, str]]:
+    """The pairs of a raw query string exactly as
+    ``urllib.parse.parse_qsl(qs.decode("latin-1"), keep_blank_values=True)`` gives them."""
+
+def fingerprint(data: bytes) -> str:
+    """XXH3-128 of ``data`` as 32 lowercase hex digits (not cryptographic; for ETags)."""
 def reflag_evaluate(
     flag_key: str, rules: list[JSONValue], context: Mapping[str, JSONValue], *, now_ms: float | None = None
 ) -> RulesResult: ...

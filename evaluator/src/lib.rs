@@ -11,6 +11,7 @@ pub mod error;
 pub mod hash;
 pub mod jsnum;
 pub mod jsonlogic;
+pub mod query;
 pub mod reflag;
 pub mod semver;
 pub mod snapshot;

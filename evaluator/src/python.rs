@@ -355,6 +355,18 @@ fn murmur3_32(data: &str, seed: u32) -> u32 {
     hash::murmur3_32(data.as_bytes(), seed)
 }
 
+/// The `(name, value)` pairs of a raw query string, as Starlette's `QueryParams` reads them.
+#[pyfunction]
+fn parse_query(qs: &[u8]) -> Vec<(String, String)> {
+    crate::query::parse_query(qs)
+}
+
+/// XXH3-128 of `data` as 32 hex digits (ETags of evaluated answers).
+#[pyfunction]
+fn fingerprint(data: &[u8]) -> String {
+    format!("{:032x}", hash::fingerprint(data))
+}
+
 /// `evaluateFlagRules` of `@reflag/flag-evaluation` 1.0.1.
 #[pyfunction]
 #[pyo3(signature = (flag_key, rules, context, *, now_ms = None))]
@@ -445,6 +457,8 @@ fn _evaluator(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySnapshot>()?;
     m.add_function(wrap_pyfunction!(reflag_hash, m)?)?;
     m.add_function(wrap_pyfunction!(murmur3_32, m)?)?;
+    m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_query, m)?)?;
     m.add_function(wrap_pyfunction!(reflag_evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(devcycle_bucket, m)?)?;
     m.add_function(wrap_pyfunction!(jsonlogic_apply, m)?)?;

@@ -264,11 +264,12 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
                 raw = await read_body(request, services.settings.max_body_bytes)
                 try:
                     data = orjson.loads(raw) if raw.strip() else {}
-                except orjson.JSONDecodeError:
+                except orjson.JSONDecodeError as e:
+                    # The parser's reason says what is wrong ("depth limit exceeded" for deep nesting).
                     raise ApiError(
                         400,
                         "request body is not valid JSON",
-                        details=[{"field": "body", "code": "invalid_json", "message": "not valid JSON"}],
+                        details=[{"field": "body", "code": "invalid_json", "message": str(e)}],
                     ) from None
                 ctx.body = parse_model(spec.body, data)
             result = await spec.handler(ctx)

@@ -48,7 +48,7 @@ from typing import Any, Protocol
 
 import orjson
 import redis
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -333,7 +333,8 @@ def validate_bulk(body: Any) -> list[Event]:
         if not isinstance(item, dict):
             raise Invalid(f"[{i}]", "must be a JSON object")
         kind = item.get("type")
-        if kind not in VALIDATORS:
+        # isinstance first: an unhashable type ([] or {}) would raise TypeError (a 500).
+        if not isinstance(kind, str) or kind not in VALIDATORS:
             raise Invalid(f"{prefix}type", f"must be one of {list(TYPES)}")
         events.append(validate(str(kind), item, prefix))
     return events
@@ -533,24 +534,33 @@ class RedisQueue:
 # Routes.
 
 
-async def read_body(request: Request, limit: int) -> Any:
+async def read_body(request: Request, limit: int, timeout: float = 30.0) -> Any:
+    """The JSON body, at most ``limit`` bytes, all of it within ``timeout`` seconds (a client that
+    trickles its body would otherwise hold one of the worker's concurrency slots for ever)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared[:19]) > limit:
         raise EdgeError(413, f"request body larger than {limit} bytes", field="body")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise EdgeError(413, f"request body larger than {limit} bytes", field="body")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise EdgeError(413, f"request body larger than {limit} bytes", field="body")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise EdgeError(408, f"the request body did not arrive within {timeout:g} seconds", field="body") from None
+    except ClientDisconnect:
+        raise EdgeError(400, "the client went away while sending the body", field="body") from None
     raw = b"".join(chunks)
     if not raw.strip():
         raise EdgeError(400, "a JSON body is required", field="body")
     try:
         return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise EdgeError(400, "the body is not valid JSON", field="body") from None
+    except orjson.JSONDecodeError as e:
+        # The parser's reason says what is wrong (e.g. "depth limit exceeded" for deep nesting).
+        raise EdgeError(400, f"the body is not valid JSON: {e}", field="body") from None
 
 
 def _idempotency_key(request: Request) -> str | None:
@@ -577,7 +587,7 @@ def events_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list
             view = edge.state.view
             key = sdk_key(view, request)
             header_key = _idempotency_key(request)
-            body = await read_body(request, edge.settings.max_body_bytes)
+            body = await read_body(request, edge.settings.max_body_bytes, edge.settings.body_timeout)
             try:
                 events = validate_bulk(body) if kind is None else [validate(kind, body)]
             except Invalid as e:

@@ -19,11 +19,12 @@ are limited to booleans, numbers and strings).
 Errors keep OFREP's bodies, never the project envelope: ``{"key", "errorCode", "errorDetails"}``
 for evaluation failures (400 PARSE_ERROR / INVALID_CONTEXT / TARGETING_KEY_MISSING / GENERAL,
 404 FLAG_NOT_FOUND), ``{"errorCode", "errorDetails"}`` for a failed bulk request and for the
-rest, with errorCode GENERAL (401, 403, 405, 413, 429 with integer ``Retry-After``, 5xx).
+rest, with errorCode GENERAL (401, 403, 405, 408, 413, 429 with integer ``Retry-After``, 5xx).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -312,22 +313,25 @@ def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape
     return flags
 
 
-async def read_context(request: Request, limit: int, key: str | None = None) -> dict[str, Any]:
-    """The ``context`` of the request body, read to at most ``limit`` bytes.
+async def read_context(request: Request, limit: int, key: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    """The ``context`` of the request body, read to at most ``limit`` bytes within ``timeout`` seconds.
 
     An empty body is an empty context; malformed JSON or a body that is not an object is a
     PARSE_ERROR, a ``context`` that is not an object an INVALID_CONTEXT."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise OfrepError(413, f"request body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise OfrepError(413, f"request body larger than {limit} bytes")
-            chunks.append(chunk)
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise OfrepError(413, f"request body larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise OfrepError(408, f"the request body did not arrive within {timeout:g} seconds") from None
     except ClientDisconnect:
         raise OfrepError(400, "the client went away while sending the body", code=PARSE_ERROR, key=key) from None
     body = b"".join(chunks)
@@ -389,7 +393,7 @@ def event_streams(request: Request, key: SdkKey, version: int) -> list[dict[str,
 def _event_id(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise OfrepError(400, f"{name} must be a non-negative integer")
     return int(raw)
 
@@ -431,7 +435,8 @@ def ofrep_routes(edge: Edge, guard: Callable[[Endpoint], Endpoint]) -> list[Rout
         sdk = sdk_key(view, request, allow_query=False)
         env = edge.environment(view, sdk.environment)
         limiter.check(sdk.key_hash)
-        context = reflag_context(await read_context(request, edge.settings.max_body_bytes, key), key)
+        body_timeout = edge.settings.body_timeout
+        context = reflag_context(await read_context(request, edge.settings.max_body_bytes, key, body_timeout), key)
         body = orjson.dumps(
             {**evaluate_one(env, key, context), "eventStreams": event_streams(request, sdk, env.version)}
         )
@@ -444,7 +449,9 @@ def ofrep_routes(edge: Edge, guard: Callable[[Endpoint], Endpoint]) -> list[Rout
         sdk = sdk_key(view, request, allow_query=False)
         env = edge.environment(view, sdk.environment)
         limiter.check(sdk.key_hash)
-        context = reflag_context(await read_context(request, edge.settings.max_body_bytes))
+        context = reflag_context(
+            await read_context(request, edge.settings.max_body_bytes, timeout=edge.settings.body_timeout)
+        )
         body = {
             "flags": evaluate_all(env, context, shapes.get(env)),
             "metadata": {"flagStateVersion": env.version},

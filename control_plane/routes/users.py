@@ -71,8 +71,12 @@ async def create_user(ctx: Ctx) -> Any:
     user_id = new_id()
     store = ctx.services.store
     with store.transaction() as db:
+        # Login takes a name or an email: a new name must not be someone's email, nor the reverse
+        # (or one login would match two accounts).
+        email = body.email.lower()
         taken = db.execute(
-            "SELECT 1 FROM users WHERE name = ? OR email = ?", (body.name, body.email.lower())
+            "SELECT 1 FROM users WHERE name = ? OR email = ? OR email = ? OR lower(name) = ?",
+            (body.name, email, body.name.lower(), email),
         ).fetchone()
         if taken:
             raise conflict("a user with this name or email already exists")
@@ -99,10 +103,12 @@ async def create_user(ctx: Ctx) -> Any:
 async def login(ctx: Ctx) -> Any:
     body: Login = ctx.body
     client = ctx.request.client.host if ctx.request.client else "unknown"
-    ctx.services.login_limiter.check(f"name:{body.name.lower()}", f"client:{client}")
     row = ctx.services.store.one(
         "SELECT id, email, password_hash FROM users WHERE name = ? OR email = ?", (body.name, body.name.lower())
     )
+    # Count attempts per account (not per spelling: name and email are one account) and per client.
+    account = f"user:{row['id']}" if row else f"name:{body.name.lower()}"
+    ctx.services.login_limiter.check(account, f"client:{client}")
     if not verify_password(row["password_hash"] if row else None, body.password) or row is None:
         raise unauthorized("invalid name or password")
     with ctx.services.store.read() as db:

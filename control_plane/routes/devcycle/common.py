@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+import evaluator
 from control_plane import authz
 from control_plane.errors import ApiError, not_found, validation
 from control_plane.http import Ctx, Write
@@ -367,7 +368,22 @@ class FilterChecker:
             }
         if kind == "negation" and isinstance(node.get("filter"), dict):
             return {**node, "filter": self.check(node["filter"], f"{path}.filter", depth + 1)}
+        if kind == "jsonLogic":
+            _trial_evaluation(node.get("rule"), f"{path}.rule")
         return node
+
+
+def _trial_evaluation(rule: Any, path: str) -> None:
+    """Refuse a JSON Logic rule that exhausts the evaluator's budget on an empty context (a bomb
+    such as a ``map`` of ``map`` over big literal arrays): every SDK request whose context lacks
+    what the rule reads would spend the whole budget on it, and then not match. Other errors are
+    the snapshot compile's to report, with its path."""
+    try:
+        evaluator.jsonlogic_apply(rule, {})
+    except evaluator.BudgetExceededError as e:
+        raise validation(f"rule exceeds the evaluation budget ({e})", path, "too_expensive") from None
+    except (evaluator.EvaluatorError, ValueError, TypeError):
+        pass
 
 
 def audience_resolver(db: sqlite3.Connection, project_id: str) -> Callable[[str], str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -68,10 +69,12 @@ class RequestIdMiddleware:
 
 def create_app(settings: Settings) -> Starlette:
     store = Store(settings.db_path)
-    publisher = Publisher(settings.data_dir, store, settings.redis_url)
+    publisher = Publisher(settings.data_dir, store, settings.redis_url, settings.lmdb_map_size)
     # Repairs a publish lost between a SQLite commit and the LMDB write (crash), and gives a new
-    # install its first version, so edges become ready.
-    publisher.republish_all()
+    # install its first version, so edges become ready. If LMDB refuses it (map full), the admin
+    # API still starts and /ready reports the failure (the publisher logged it).
+    with contextlib.suppress(ApiError):
+        publisher.republish_all()
     services = Services(
         settings=settings,
         store=store,
@@ -88,13 +91,19 @@ def create_app(settings: Settings) -> Starlette:
     async def health(request: Request) -> Response:
         return JSON({"status": "ok"})
 
+    async def ready(request: Request) -> Response:
+        """503 while the latest snapshot publish failed: changes are saved but edges do not get them."""
+        publish = publisher.status()
+        return JSON({"ready": publish["ok"], "publish": publish}, status_code=200 if publish["ok"] else 503)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = {404: "no such route", 405: "method not allowed"}.get(status, "request failed")
         return error_response(request, ApiError(status, message))
 
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {HTTPException: http_error}
-    routes = [Route("/openapi.json", openapi_json), Route("/health", health), *starlette_routes(ROUTERS, services)]
+    routes = [Route("/openapi.json", openapi_json), Route("/health", health), Route("/ready", ready)]
+    routes += starlette_routes(ROUTERS, services)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -125,5 +134,6 @@ def app_from_env() -> Starlette:
         jwt_secret=load_jwt_secret(data_dir, os.environ.get(ENV_PREFIX + "JWT_SECRET")),
         access_token_ttl=int(os.environ.get(ENV_PREFIX + "ACCESS_TOKEN_TTL", "3600")),
         max_body_bytes=int(os.environ.get(ENV_PREFIX + "MAX_BODY_BYTES", str(1 << 20))),
+        lmdb_map_size=int(os.environ.get(ENV_PREFIX + "LMDB_MAP_SIZE", str(1 << 30))),
     )
     return create_app(settings)

@@ -5,6 +5,12 @@ store lock (so publishes happen in commit order and never from a stale read), di
 what LMDB holds for those projects, and writes the difference in one LMDB transaction under a
 new global version. On start the control plane republishes everything, which also repairs a
 publish lost to a crash between the SQLite commit and the LMDB write.
+
+A publish that LMDB refuses (the map is full, the disk fails) happens after the SQLite commit,
+so the change is saved but not served: the write answers 503 ``publish_failed`` saying so, the
+error is logged, the control plane's ``/ready`` answers 503 naming the failure, edges keep
+serving the last published version, and the projects left behind are published with the next
+publish that succeeds (or on restart, e.g. with a larger ``--lmdb-map-size``).
 """
 
 from __future__ import annotations
@@ -13,17 +19,20 @@ import hashlib
 import logging
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import orjson
 
+from control_plane.errors import ApiError
 from control_plane.redis_publish import RedisPublisher
 from control_plane.releases_snapshot import release_snapshot
 from control_plane.snapshots import build_environment_document
-from control_plane.store import Store
+from control_plane.store import Store, now_iso
 from control_plane.widget_snapshot import widget_snapshot
-from server.snapshot_store import CorruptValue, Publish, SnapshotWriter, decode
+from server.snapshot_store import DEFAULT_MAP_SIZE, CorruptValue, Publish, SnapshotWriter, decode
 
 log = logging.getLogger("control_plane.publisher")
 
@@ -121,15 +130,30 @@ class _Written:
                 self.tables[table][key] = (owner if isinstance(owner, str) else None, digests[key])
 
 
+@dataclass
+class PublishFailure:
+    """Why the latest publish failed, since when, and the projects still waiting to be published."""
+
+    error: str
+    code: str
+    since: str = field(default_factory=now_iso)
+    projects: set[str] = field(default_factory=set)
+
+
 class Publisher:
-    def __init__(self, data_dir: Path, store: Store, redis_url: str | None = None) -> None:
-        self.writer = SnapshotWriter(data_dir)
+    def __init__(
+        self, data_dir: Path, store: Store, redis_url: str | None = None, map_size: int = DEFAULT_MAP_SIZE
+    ) -> None:
+        self.writer = SnapshotWriter(data_dir, map_size)
+        self.failure: PublishFailure | None = None
         self.written = _Written(self.writer)
         self.store = store
         # Other hosts follow Redis (`python -m server sync`); publishing there never blocks a write.
         self.redis = RedisPublisher(redis_url, self.writer) if redis_url else None
 
     def publish_projects(self, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None = None) -> int:
+        if self.failure is not None:
+            project_ids = project_ids | self.failure.projects  # what an earlier failed publish left behind
         with self.store.read() as db:
             change = Publish()
             for project_id in project_ids:
@@ -148,14 +172,64 @@ class Publisher:
                 digests[table] = self.written.drop_unchanged(table, items)
             if change.is_empty():
                 # Nothing the edges serve changed (e.g. a restart): no new version, no recompiles.
+                self._recovered(self.writer.version())
                 return self.writer.version()
-            version = self.writer.publish(change)
+            try:
+                version = self.writer.publish(change)
+            except lmdb.Error as e:
+                raise self._failed(project_ids, e) from e
             for table, items in tables.items():
                 self.written.record(table, items, digests[table])
             if self.redis is not None:
                 self.redis.publish(version, change)
         log.info("published snapshot version %d for %d project(s)", version, len(project_ids))
+        self._recovered(version)
         return version
+
+    def _failed(self, project_ids: set[str], e: lmdb.Error) -> ApiError:
+        if isinstance(e, lmdb.MapFullError):
+            code, reason = "lmdb_map_full", "the LMDB snapshot store is full (raise --lmdb-map-size)"
+        else:
+            code, reason = "lmdb_error", f"LMDB refused the write: {type(e).__name__}: {e}"
+        if self.failure is None:
+            self.failure = PublishFailure(reason, code)
+        self.failure.error, self.failure.code = reason, code
+        self.failure.projects |= project_ids
+        serving = self.writer.version()
+        log.error(
+            "PUBLISH FAILED for %d project(s): %s. The change is saved in SQLite; edges keep serving version %d "
+            "until a publish succeeds (the next change, or a restart).",
+            len(self.failure.projects),
+            reason,
+            serving,
+        )
+        return ApiError(
+            503,
+            f"the change is saved but could not be published: {reason}; edges keep serving version {serving}",
+            code="publish_failed",
+            details=[{"field": "snapshot", "code": code, "message": reason}],
+        )
+
+    def _recovered(self, version: int) -> None:
+        if self.failure is not None:
+            log.warning(
+                "publishing works again (failing since %s); version %d includes every saved change",
+                self.failure.since,
+                version,
+            )
+            self.failure = None
+
+    def status(self) -> dict[str, Any]:
+        """For the control plane's ``/ready``."""
+        out: dict[str, Any] = {"ok": self.failure is None, "version": self.writer.version()}
+        if self.failure is not None:
+            out.update(
+                error=self.failure.error,
+                code=self.failure.code,
+                since=self.failure.since,
+                pendingProjects=len(self.failure.projects),
+            )
+        return out
 
     def republish_all(self) -> int:
         with self.store.read() as db:

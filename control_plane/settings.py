@@ -22,6 +22,8 @@ class Settings:
     refresh_token_ttl: int = 30 * 24 * 3600
     max_body_bytes: int = 1 << 20
     login_attempts_per_minute: int = 10
+    # Largest size of the LMDB snapshot store; a publish that does not fit fails loudly.
+    lmdb_map_size: int = 1 << 30
 
     @property
     def db_path(self) -> Path:
@@ -47,6 +49,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     env_arg(parser, "--jwt-secret", "JWT_SECRET", "HS256 signing secret (default: generated once into the data dir)")
     env_arg(parser, "--access-token-ttl", "ACCESS_TOKEN_TTL", "access token lifetime in seconds", "3600", int)
     env_arg(parser, "--max-body-bytes", "MAX_BODY_BYTES", "largest accepted request body in bytes", str(1 << 20), int)
+    env_arg(
+        parser, "--lmdb-map-size", "LMDB_MAP_SIZE", "largest size of the LMDB snapshot store, bytes", str(1 << 30), int
+    )
 
 
 def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
@@ -74,4 +79,5 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         jwt_secret=load_jwt_secret(data_dir, ns.jwt_secret),
         access_token_ttl=int(ns.access_token_ttl),
         max_body_bytes=int(ns.max_body_bytes),
+        lmdb_map_size=int(ns.lmdb_map_size),
     )

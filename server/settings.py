@@ -21,6 +21,8 @@ class EdgeSettings:
     max_query_bytes: int = 64 * 1024
     max_context_params: int = 1000
     max_body_bytes: int = 1 << 20
+    # Seconds a client may take to send its whole request body (slow-body clients get 408).
+    body_timeout: float = 30.0
     # OFREP evaluations per second per SDK key in each worker; 0 turns the limit off.
     ofrep_rate_limit: float = 0.0
     # SDK events go to the Redis stream ``flagedge:events`` when set, else (and while Redis is
@@ -28,6 +30,9 @@ class EdgeSettings:
     redis_url: str | None = None
     # Requests one worker serves at once (granian backpressure); every open SSE stream holds one.
     max_concurrency: int = 10_000
+    # Load shedding: answer 503 + Retry-After once a worker's event loop runs this many seconds
+    # behind (its backlog of queued requests); 0 turns it off. See server/overload.py.
+    shed_queue_delay: float = 0.1
     # Origins browsers may call the edge from (comma-separated; "*" = any, "" = no CORS headers).
     cors_origins: str = "*"
 
@@ -42,6 +47,7 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
     ("--max-query-bytes", "EDGE_MAX_QUERY_BYTES", "largest accepted query string", str(64 * 1024), int),
     ("--max-context-params", "EDGE_MAX_CONTEXT_PARAMS", "most context.* parameters per request", "1000", int),
     ("--max-body-bytes", "EDGE_MAX_BODY_BYTES", "largest accepted request body", str(1 << 20), int),
+    ("--body-timeout", "EDGE_BODY_TIMEOUT", "seconds a client may take to send a request body", "30", float),
     (
         "--ofrep-rate-limit",
         "EDGE_OFREP_RATE_LIMIT",
@@ -56,6 +62,13 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
         "requests each worker serves at once, open SSE streams included",
         "10000",
         int,
+    ),
+    (
+        "--shed-queue-delay",
+        "EDGE_SHED_QUEUE_DELAY",
+        "seconds of queueing after which a worker answers 503 + Retry-After instead, 0 = never shed",
+        "0.1",
+        float,
     ),
     (
         "--cors-origins",

@@ -141,18 +141,27 @@ class SnapshotWriter:
 class SnapshotReader:
     """Read-only access for edge workers; open it after the fork (in the app lifespan)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.env = open_env(data_dir, readonly=True)
+    def __init__(self, data_dir: Path, map_size: int = DEFAULT_MAP_SIZE) -> None:
+        self.env = open_env(data_dir, readonly=True, map_size=map_size)
         self.db = {name: self.env.open_db(name, create=False) for name in TABLES}
 
+    def _begin(self) -> lmdb.Transaction[bytes]:
+        try:
+            return self.env.begin()
+        except lmdb.MapResizedError:
+            # The writer's map (--lmdb-map-size) and the data grew past this reader's map: adopt
+            # the new size (LMDB's documented answer to MDB_MAP_RESIZED) instead of failing forever.
+            self.env.set_mapsize(0)
+            return self.env.begin()
+
     def version(self) -> int:
-        with self.env.begin() as txn:
+        with self._begin() as txn:
             raw = txn.get(VERSION_KEY, db=self.db[b"meta"])
         return int.from_bytes(raw, "big") if raw else 0
 
     def read_all(self) -> tuple[int, dict[bytes, dict[str, bytes]]]:
         """The version and every raw value of every table, from one consistent read transaction."""
-        with self.env.begin(buffers=False) as txn:
+        with self._begin() as txn:
             raw = txn.get(VERSION_KEY, db=self.db[b"meta"])
             version = int.from_bytes(raw, "big") if raw else 0
             tables = {

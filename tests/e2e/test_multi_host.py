@@ -1,7 +1,7 @@
 """Two hosts on one machine: the control plane and edge A share data dir A; host B runs
 ``sync`` (following a real redis-server) and edge B on data dir B. Admin changes reach both
-edges; kill -9 of sync, of Redis and of an edge worker never stops the edges from answering, and
-everything catches up when the process returns."""
+edges, on every route, and both keep answering while the control plane is dead. kill -9 of
+sync, of Redis and of an edge worker, during traffic, are in ``tests/reliability``."""
 
 from __future__ import annotations
 
@@ -118,42 +118,6 @@ def _enabled(edge: httpx.Client, client_key: str, flag: str, plan: str) -> bool 
         return None
     f = r.json()["features"].get(flag)
     return None if f is None else bool(f["isEnabled"])
-
-
-def test_changes_reach_both_hosts_and_survive_faults(hosts: Any) -> None:
-    h, admin, auth, edge_a, edge_b, key = hosts
-    _flag(admin, auth, "f1", "pro")
-    for edge in (edge_a, edge_b):
-        _wait(lambda e=edge: _enabled(e, key, "f1", "pro") is True, "f1 on both hosts")
-
-    # kill -9 sync: host B keeps serving its last good snapshot; changes meanwhile arrive later.
-    h.kill_sync()
-    _flag(admin, auth, "f2", "pro")
-    _wait(lambda: _enabled(edge_a, key, "f2", "pro") is True, "f2 on host A")
-    assert _enabled(edge_b, key, "f1", "pro") is True and _enabled(edge_b, key, "f2", "pro") is None
-    h.start_sync()
-    _wait(lambda: _enabled(edge_b, key, "f2", "pro") is True, "f2 on host B after sync restarts")
-
-    # kill -9 Redis: both edges keep answering; versions published while it is down catch up.
-    h.redis.kill()
-    _flag(admin, auth, "f3", "pro")
-    _wait(lambda: _enabled(edge_a, key, "f3", "pro") is True, "f3 on host A with Redis down")
-    assert _enabled(edge_b, key, "f1", "pro") is True
-    h.redis.start()
-    _wait(lambda: _enabled(edge_b, key, "f3", "pro") is True, "f3 on host B after Redis returns", timeout=30)
-
-    # kill -9 of one edge worker: the other worker answers, and granian respawns the killed one.
-    ready = edge_b.get("/ready").json()
-    assert ready["ready"] is True
-    workers = subprocess.run(["pgrep", "-f", f"server serve --data-dir {h.b}"], capture_output=True, text=True)
-    pids = [int(p) for p in workers.stdout.split()]
-    assert pids, "edge B processes not found"
-    children = subprocess.run(["pgrep", "-P", str(min(pids))], capture_output=True, text=True).stdout.split()
-    if children:
-        os.kill(int(children[0]), signal.SIGKILL)
-    answers = [_enabled(edge_b, key, "f1", "pro") for _ in range(50)]
-    assert answers.count(True) >= 45, answers
-    _wait(lambda: _enabled(edge_b, key, "f1", "pro") is True, "edge B answering after a worker kill")
 
 
 def test_edges_serve_while_the_control_plane_is_dead(hosts: Any) -> None:

@@ -111,7 +111,9 @@ def stack(data_dir: Path) -> Iterator[Stack]:
     control = create_control_plane(Settings(data_dir=data_dir, jwt_secret="test-secret-" + "x" * 32))
     publisher: Publisher = control.state.services.publish_projects.__self__
     with TestClient(control) as cp:
-        edge_app = create_edge(EdgeSettings(data_dir=data_dir, poll_interval=3600))
+        # No load shedding: get_many() runs thousands of requests back to back in one coroutine,
+        # which starves the shedder's heartbeat exactly as a real backlog would.
+        edge_app = create_edge(EdgeSettings(data_dir=data_dir, poll_interval=3600, shed_queue_delay=0))
         edge_app.state.edge.state.reader = SharedReader(publisher.writer)
         with TestClient(edge_app) as edge:
             s = Stack(Api(cp), edge, data_dir)

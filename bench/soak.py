@@ -1,0 +1,333 @@
+"""Soak and overload runs against a real edge serving W2 (DESIGN.md §6, issue 6).
+
+``python -m bench.soak [--minutes 10] [--overload]`` loads W2 (350 flags) through the control
+plane, starts the edge pinned to core 0 and drives it with wrk pinned to core 1, one unique
+context per request:
+
+* **peak**: closed-loop wrk at 64 connections, the edge's measured throughput;
+* **soak**: ``--minutes`` at 50 % of that peak (a fixed rate: wrk's ``delay()`` spaces each
+  connection's requests), reported window by window: requests, statuses, p50/p99 and every
+  worker's RSS. It passes with zero errors, RSS flat (growth after the first window within
+  noise) and p99 flat (no upward trend);
+* **overload** (``--overload``): first an offered load of twice the peak (open-ish: 1,024
+  connections spaced by ``delay()``), then far more connections than the edge can serve
+  (closed-loop 2,048); the edge must answer the excess with a fast ``503`` + ``Retry-After``
+  (:mod:`server.overload`) and not queue, then serve everything again at 50 % load.
+
+The suite ``tests/reliability/test_soak_overload.py`` runs a shortened version of the same
+functions on every ``./dev test``. Prints a JSON report; ``--out FILE`` also writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from bench.datasets import evaluated_script
+from bench.processes import pinned, rss_mb, worker_pids
+from bench.stack import LOAD_CPU, Stack, running
+from bench.wrk import ensure_wrk
+
+MARK = "SOAK_JSON "
+
+# Appended to a request script: counts every status (and 503s without Retry-After) per thread,
+# optionally paces the requests to a fixed rate, and prints one JSON line at the end.
+_HOOKS = r"""
+local _threads = {}
+local _setup = setup
+function setup(thread)
+  if _setup then _setup(thread) end
+  table.insert(_threads, thread)
+end
+
+statuses = {}
+no_retry_after = 0
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+  if status == 503 or status == 429 then
+    if headers["Retry-After"] == nil and headers["retry-after"] == nil then
+      no_retry_after = no_retry_after + 1
+    end
+  end
+end
+
+-- Open-loop pacing: each thread hands out send times INTERVAL ms apart to whichever of
+-- its connections is free (a slot missed because every connection was busy is skipped).
+local _interval = %INTERVAL_MS%
+if _interval > 0 then
+  local ffi = require("ffi")
+  ffi.cdef[[
+    typedef struct { long tv_sec; long tv_nsec; } soak_timespec;
+    int clock_gettime(int clk, soak_timespec *tp);
+  ]]
+  local ts = ffi.new("soak_timespec")
+  local next_slot = 0
+  function delay()
+    ffi.C.clock_gettime(1, ts)
+    local now = tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+    if next_slot < now then next_slot = now end
+    local wait = next_slot - now
+    next_slot = next_slot + _interval
+    return math.floor(wait + 0.5)
+  end
+end
+
+function done(summary, latency, requests)
+  local parts = {}
+  local missing = 0
+  local merged = {}
+  for _, t in ipairs(_threads) do
+    local s = t:get("statuses") or {}
+    for k, v in pairs(s) do merged[k] = (merged[k] or 0) + v end
+    missing = missing + (t:get("no_retry_after") or 0)
+  end
+  for k, v in pairs(merged) do table.insert(parts, string.format('"%d":%d', k, v)) end
+  local e = summary.errors
+  io.write(string.format(
+    '%s{"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,' ..
+    '"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"no_retry_after":%d,"statuses":{%s}}\n',
+    "%MARK%", summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, missing,
+    table.concat(parts, ",")))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    """One wrk run: what the edge answered and how fast."""
+
+    connections: int
+    seconds: float
+    requests: int
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    # HTTP status → count.
+    statuses: dict[int, int]
+    # Connect/read/write errors and requests that got no answer within wrk's --timeout.
+    socket_errors: int
+    timeouts: int
+    # 503/429 answers without a Retry-After header.
+    no_retry_after: int
+
+    def count(self, *codes: int) -> int:
+        return sum(self.statuses.get(c, 0) for c in codes)
+
+    @property
+    def ok(self) -> int:
+        return self.count(200, 304)
+
+    @property
+    def failed(self) -> int:
+        """Everything but 200/304: other statuses, socket errors, timeouts."""
+        return self.requests - self.ok + self.socket_errors
+
+    @property
+    def shed_share(self) -> float:
+        return self.count(503) / self.requests if self.requests else 0.0
+
+    def line(self) -> str:
+        return (
+            f"c={self.connections} {self.rps:.0f} req/s p50 {self.p50_ms:.1f} ms p99 {self.p99_ms:.1f} ms "
+            f"max {self.max_ms:.0f} ms statuses {self.statuses} socket errors {self.socket_errors} "
+            f"timeouts {self.timeouts} ({100 * self.shed_share:.1f} % 503)"
+        )
+
+
+def wrk(
+    url: str,
+    script: str,
+    connections: int,
+    seconds: float,
+    *,
+    rate: float = 0,
+    timeout_s: float = 10,
+    threads: int = 2,
+    cpu: int | None = LOAD_CPU,
+) -> Load:
+    """Run wrk with ``script`` (its ``request()`` builds each request) plus the status hooks.
+
+    ``rate`` > 0 offers that many requests per second whatever the answers' latency (as long as
+    a connection is free); 0 is closed-loop, every connection sending as fast as it is answered.
+    """
+    threads = min(threads, connections)
+    interval = f"{threads * 1000 / rate:.4f}" if rate > 0 else "0"
+    body = script + "\n" + _HOOKS.replace("%INTERVAL_MS%", interval).replace("%MARK%", MARK)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(body)
+        path = Path(f.name)
+    try:
+        cmd = [ensure_wrk(), "-t", str(threads), "-c", str(connections)]
+        cmd += ["-d", f"{max(1, round(seconds))}s", "--timeout", f"{max(1, round(timeout_s))}s", "-s", str(path), url]
+        out = subprocess.run(pinned(cmd, cpu), capture_output=True, text=True, timeout=seconds + 120)
+    finally:
+        path.unlink(missing_ok=True)
+    line = next((x for x in out.stdout.splitlines() if x.startswith(MARK)), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
+    raw = json.loads(line.removeprefix(MARK))
+    duration = raw["duration_us"] / 1e6
+    return Load(
+        connections=connections,
+        seconds=round(duration, 2),
+        requests=raw["requests"],
+        rps=round(raw["requests"] / duration, 1) if duration else 0.0,
+        p50_ms=raw["p50_us"] / 1000,
+        p90_ms=raw["p90_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
+        statuses={int(k): v for k, v in raw["statuses"].items()},
+        socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
+        timeouts=raw["timeout"],
+        no_retry_after=raw["no_retry_after"],
+    )
+
+
+def peak(url: str, script: str, seconds: float = 5, connections: int = 64) -> Load:
+    """Closed-loop throughput (after a 1 s warm-up)."""
+    wrk(url, script, connections, 1)
+    return wrk(url, script, connections, seconds)
+
+
+@dataclass(frozen=True)
+class Window:
+    index: int
+    load: Load
+    # RSS of every edge worker (MB) at the end of the window.
+    rss_mb: list[float]
+
+
+@dataclass
+class SoakReport:
+    rate: float
+    connections: int
+    windows: list[Window] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(w.load.failed for w in self.windows)
+
+    @property
+    def requests(self) -> int:
+        return sum(w.load.requests for w in self.windows)
+
+    def rss_growth_mb(self) -> float:
+        """Largest growth of any worker's RSS from the first window to the last."""
+        first, last = self.windows[0].rss_mb, self.windows[-1].rss_mb
+        return max(b - a for a, b in zip(first, last, strict=True))
+
+    def p99_trend(self) -> float:
+        """Median p99 of the last third of the windows over that of the first third (1 = flat)."""
+        third = max(1, len(self.windows) // 3)
+        early = median(w.load.p99_ms for w in self.windows[:third])
+        late = median(w.load.p99_ms for w in self.windows[-third:])
+        return late / early if early else 1.0
+
+
+def worker_rss(edge_pid: int) -> list[float]:
+    return [rss_mb(p) for p in worker_pids(edge_pid)]
+
+
+def soak(
+    url: str, script: str, edge_pid: int, rate: float, seconds: float, window_s: float, connections: int = 64
+) -> SoakReport:
+    """``seconds`` of load at ``rate`` req/s, in windows of ``window_s``; RSS sampled after each."""
+    report = SoakReport(rate=rate, connections=connections)
+    windows = max(2, round(seconds / window_s))
+    for i in range(windows):
+        load = wrk(url, script, connections, window_s, rate=rate)
+        report.windows.append(Window(i, load, worker_rss(edge_pid)))
+        print(f"soak window {i + 1}/{windows}: {load.line()} rss {report.windows[-1].rss_mb}", flush=True)
+    return report
+
+
+@dataclass(frozen=True)
+class OverloadReport:
+    peak_rps: float
+    # Twice the peak rate offered over 1,024 connections (open-loop pacing).
+    double_rate: Load
+    # Closed-loop, far more connections than the edge can serve: 1,024 and 2,048.
+    closed_1024: Load
+    flood: Load
+    # Back at 50 % of the peak afterwards.
+    recovery: Load
+
+
+def overload(url: str, script: str, peak_rps: float, seconds: float, flood_connections: int = 2048) -> OverloadReport:
+    double = wrk(url, script, 1024, seconds, rate=2 * peak_rps)
+    print(f"2x peak offered: {double.line()}", flush=True)
+    closed = wrk(url, script, 1024, seconds)
+    print(f"closed-loop: {closed.line()}", flush=True)
+    flood = wrk(url, script, flood_connections, seconds)
+    print(f"closed-loop: {flood.line()}", flush=True)
+    time.sleep(1)
+    recovery = wrk(url, script, 64, seconds, rate=peak_rps / 2)
+    print(f"recovery at 50 %: {recovery.line()}", flush=True)
+    return OverloadReport(peak_rps, double, closed, flood, recovery)
+
+
+def stack_script(stack: Stack) -> str:
+    return evaluated_script(stack.client_key, "w2")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10, help="soak length (default 10)")
+    parser.add_argument("--window", type=float, default=30, help="seconds per reported window (default 30)")
+    parser.add_argument("--overload", action="store_true", help="also run the overload and recovery phases")
+    parser.add_argument("--overload-seconds", type=float, default=15, help="seconds per overload phase")
+    parser.add_argument("--workers", type=int, default=1, help="edge workers (default 1, on core 0)")
+    parser.add_argument(
+        "--shed-queue-delay",
+        type=float,
+        help="the edge's --shed-queue-delay (0 = no load shedding, to compare); default: the edge's own",
+    )
+    parser.add_argument("--out", type=Path, help="also write the JSON report here")
+    ns = parser.parse_args(argv)
+    if ns.shed_queue_delay is not None:
+        os.environ["FLAGEDGE_EDGE_SHED_QUEUE_DELAY"] = str(ns.shed_queue_delay)
+    with running("w2", workers=ns.workers) as stack:
+        script = stack_script(stack)
+        top = peak(stack.edge_url, script)
+        print(f"peak: {top.line()}", flush=True)
+        report: dict[str, Any] = {"peak": asdict(top)}
+        ok = True
+        if ns.minutes > 0:
+            s = soak(stack.edge_url, script, stack.edge_pid, top.rps / 2, ns.minutes * 60, ns.window)
+            report["soak"] = {
+                "rate": s.rate,
+                "requests": s.requests,
+                "errors": s.errors,
+                "rss_growth_mb": round(s.rss_growth_mb(), 1),
+                "p99_trend": round(s.p99_trend(), 2),
+                "windows": [asdict(w) for w in s.windows],
+            }
+            ok = ok and s.errors == 0 and s.rss_growth_mb() < 16 and s.p99_trend() < 2
+        if ns.overload:
+            o = overload(stack.edge_url, script, top.rps, ns.overload_seconds)
+            report["overload"] = asdict(o)
+            ok = ok and o.flood.socket_errors == 0 and o.recovery.failed == 0
+            ok = ok and set(o.flood.statuses) <= {200, 503} and o.flood.no_retry_after == 0
+            ok = ok and (ns.shed_queue_delay == 0 or o.flood.count(503) > 0)
+    text = json.dumps(report, indent=2, default=str)
+    print(text)
+    if ns.out is not None:
+        ns.out.write_text(text)
+    print("PASS" if ok else "FAIL", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

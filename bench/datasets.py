@@ -175,13 +175,13 @@ def load(admin: httpx.Client, auth: dict[str, str], project: str, env: str, flag
     return Loaded(flags=len(flags), seconds=round(time.perf_counter() - started, 2), requests=requests)
 
 
-# Per-request unique context, built inside wrk: user ids count up per thread, the other
-# attributes vary like the criterion workloads' contexts (plans, countries, versions, dates).
-_CONTEXT_LUA = r"""
+# Per-request unique contexts, built inside wrk: user ids count up from a per-thread base (set
+# by setup() as a global of each thread's Lua state), the other attributes vary like the
+# criterion workloads' contexts (plans, countries, versions, dates).
+_LUA_PROLOGUE = r"""
 local plans = {"free", "starter", "pro", "enterprise"}
 local countries = {"DE", "US", "FR", "GB", "JP", "BR"}
 local counter = 0
-local base = 0
 local prefix = %PREFIX%
 
 function setup(thread)
@@ -193,7 +193,9 @@ function init(args)
   base = base or 0
   math.randomseed(base + 7)
 end
+"""
 
+_W2_REQUEST = r"""
 function request()
   counter = counter + 1
   local i = base + counter
@@ -210,20 +212,10 @@ function request()
 end
 """
 
-_W1_LUA = r"""
-local plans = {"free", "starter", "pro", "enterprise"}
-local counter = 0
-local base = 0
-local prefix = %PREFIX%
-
-function setup(thread)
-  _G.thread_no = (_G.thread_no or 0) + 1
-  thread:set("base", _G.thread_no * 100000000)
-end
-
+_W1_REQUEST = r"""
 function request()
   counter = counter + 1
-  local i = (base or 0) + counter
+  local i = base + counter
   return wrk.format("GET", string.format("%s&context.user.id=u-%d&context.company.plan=%s",
     prefix, i, plans[i % 4 + 1]))
 end
@@ -236,5 +228,5 @@ def evaluated_script(sdk_key: str, dataset: str) -> str:
     W1 sends its 2 attributes; every other dataset sends the 10-attribute W2 context.
     """
     prefix = lua_string(f"/features/evaluated?publishableKey={sdk_key}")
-    template = _W1_LUA if dataset == "w1" else _CONTEXT_LUA
-    return template.replace("%PREFIX%", prefix)
+    request = _W1_REQUEST if dataset == "w1" else _W2_REQUEST
+    return _LUA_PROLOGUE.replace("%PREFIX%", prefix) + request

@@ -49,9 +49,12 @@ def _wait_serving(edge: str, key: str, flags: int, timeout: float) -> None:
 
 
 @contextmanager
-def running(dataset: str, workers: int = 1, tmp: Path | None = None) -> Iterator[Stack]:
-    """Load ``dataset`` through the control plane, then start the edge and wait until it serves
-    every flag. The edge starts after the load so it compiles the final snapshot once."""
+def running(
+    dataset: str, workers: int = 1, tmp: Path | None = None, edge_env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """Load ``dataset`` through the control plane, then start the edge (with ``edge_env`` added
+    to its environment) and wait until it serves every flag. The edge starts after the load so
+    it compiles the final snapshot once."""
     with ExitStack() as stack:
         if tmp is None:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"flagedge-bench-{dataset}-")))
@@ -76,6 +79,7 @@ def running(dataset: str, workers: int = 1, tmp: Path | None = None) -> Iterator
                 ["server", "serve", "--data-dir", str(tmp), "--port", str(port), "--workers", str(workers)],
                 f"{edge_url}/health",
                 tmp / "edge.log",
+                env=edge_env,
                 cpu=EDGE_CPU,
                 timeout=120,
             )

@@ -212,4 +212,4 @@ def test_openapi_lists_every_route(api: Api) -> None:
         if m != "HEAD"
     }
     documented = {(path, method.upper()) for path, item in doc["paths"].items() for method in item}
-    assert documented == served - {("/openapi.json", "GET"), ("/health", "GET")}
+    assert documented == served - {("/openapi.json", "GET"), ("/health", "GET"), ("/ready", "GET")}

@@ -92,6 +92,7 @@ def parse_query(qs: bytes) -> list[tuple[str, str]]:
 
 def fingerprint(data: bytes) -> str:
     """XXH3-128 of ``data`` as 32 lowercase hex digits (not cryptographic; for ETags)."""
+
 def reflag_evaluate(
     flag_key: str, rules: list[JSONValue], context: Mapping[str, JSONValue], *, now_ms: float | None = None
 ) -> RulesResult: ...

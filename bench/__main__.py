@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "cpu_model": _cpu_model(),
             "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-            "wrk": Path(wrk.ensure_wrk()).name + " 4.x",
+            "wrk": wrk.version(),
             "plan": plan.__dict__,
         },
         "errors": {},

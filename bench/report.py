@@ -107,7 +107,7 @@ def markdown(results: dict[str, Any], plots: list[Path]) -> str:
         f"# Performance report — {meta['date']}",
         "",
         f"`{meta['command']}` on {meta['cpus']} cores ({meta['cpu_model']}), load average "
-        f"{meta['loadavg_start']} at the start; edge pinned to core 0, load generator (wrk {meta['wrk']}) to "
+        f"{meta['loadavg_start']} at the start; edge pinned to core 0, load generator (`{meta['wrk']}`) to "
         f"core 1, loopback. {meta['seconds']:.0f} s in all.",
         "",
         "## Targets (DESIGN.md §6)",

@@ -68,6 +68,12 @@ def ensure_wrk() -> str:
     raise RuntimeError("wrk is not installed and apt-get could not install it")
 
 
+def version() -> str:
+    """wrk's own version line, e.g. ``wrk debian/4.1.0-3+b2 [epoll]``."""
+    out = subprocess.run([ensure_wrk(), "-v"], capture_output=True, text=True)
+    return (out.stdout or out.stderr).splitlines()[0].split(" Copyright")[0].strip()
+
+
 def run(
     url: str,
     script: str,

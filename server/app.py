@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-import evaluator
 from server.auth import sdk_key
 from server.errors import EdgeError, error_response, request_id
+from server.etags import etag_of, not_modified
 from server.events import events_routes
 from server.hot_path import HotPath
 from server.ofrep import ofrep_routes
@@ -42,20 +42,10 @@ def json_response(
     )
 
 
-def etag_of(body: bytes) -> str:
-    # XXH3-128: a tenth of a SHA-2 pass over a 30 kB answer, and ETags need no secrecy.
-    return '"' + evaluator.fingerprint(body) + '"'
-
-
-def not_modified(request: Request, etag: str) -> bool:
-    sent = request.headers.get("if-none-match")
-    return sent is not None and etag in {t.strip().removeprefix("W/") for t in sent.split(",")}
-
-
 def cached_json(request: Request, body: bytes, cache_control: str = "no-cache") -> Response:
     etag = etag_of(body)
     headers = {"ETag": etag, "Cache-Control": cache_control}
-    if not_modified(request, etag):
+    if not_modified(request.headers.get("if-none-match"), etag, wildcard=False):
         return Response(status_code=304, headers={**headers, "X-Request-Id": request_id(request)})
     return json_response(body, request, headers=headers)
 
@@ -112,7 +102,7 @@ class Edge:
             (b"cache-control", b"no-cache"),
             (b"x-request-id", request_id(request).encode()),
         ]
-        if not_modified(request, etag):
+        if not_modified(request.headers.get("if-none-match"), etag, wildcard=False):
             return 304, headers, b""
         return 200, [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *headers], body
 

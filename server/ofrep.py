@@ -25,7 +25,6 @@ rest, with errorCode GENERAL (401, 403, 405, 408, 413, 429 with integer ``Retry-
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -42,6 +41,7 @@ from starlette.routing import Route
 import evaluator
 from server.auth import PUBLISHABLE, bearer, sdk_key
 from server.errors import EdgeError, request_id
+from server.etags import etag_of, not_modified
 from server.state import Environment, SdkKey
 
 if TYPE_CHECKING:
@@ -349,25 +349,13 @@ async def read_context(request: Request, limit: int, key: str | None = None, tim
     return context
 
 
-def etag_of(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-
-
-def not_modified(request: Request, etag: str) -> bool:
-    sent = request.headers.get("if-none-match")
-    if sent is None:
-        return False
-    tags = {t.strip().removeprefix("W/") for t in sent.split(",")}
-    return etag in tags or "*" in tags
-
-
 def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(body, status_code=status, media_type=JSON_TYPE, headers=headers)
 
 
 def _cached(request: Request, body: bytes) -> Response:
     etag = etag_of(body)
-    if not_modified(request, etag):
+    if not_modified(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})
     return _json(body, headers={"ETag": etag})
 

@@ -31,7 +31,6 @@ Response (the seed's shape, nothing else): ``{"version": <config version name>, 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,6 +45,7 @@ from starlette.routing import Route
 
 import evaluator
 from server.errors import EdgeError, request_id
+from server.etags import etag_of, not_modified
 from server.state import EdgeState, View
 
 log = logging.getLogger("server.release")
@@ -187,10 +187,6 @@ def in_experiment(experiment_id: str, traffic: int, identifier: str | None) -> b
 class Served:
     body: bytes
     etag: str
-
-
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
 def _vars(rule: Any, out: set[Any]) -> None:
@@ -340,7 +336,7 @@ def serve_body(content: Mapping[str, Any]) -> Served:
         "resources": [_file(f) for f in content.get("resources") or []],
     }
     body = orjson.dumps(doc)
-    return Served(body, _etag(body))
+    return Served(body, etag_of(body))
 
 
 def _conditions(dimensions: Any) -> tuple[tuple[str, str], ...]:
@@ -469,13 +465,6 @@ class ReleaseCache:
 # Route.
 
 
-def _not_modified(sent: str | None, etag: str) -> bool:
-    if sent is None:
-        return False
-    tags = {t.strip().removeprefix("W/") for t in sent.split(",")}
-    return "*" in tags or etag in tags
-
-
 def release_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
     cache = ReleaseCache()
 
@@ -505,7 +494,7 @@ def release_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> lis
             "Vary": VARY,
             "X-Request-Id": request_id(request),
         }
-        if _not_modified(request.headers.get("if-none-match"), served.etag):
+        if not_modified(request.headers.get("if-none-match"), served.etag):
             return Response(status_code=304, headers=headers)
         return Response(served.body, media_type="application/json", headers=headers)
 

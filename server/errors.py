@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 CODES = {
@@ -52,3 +53,26 @@ def error_response(request: Request, err: EdgeError) -> Response:
         media_type="application/json",
         headers={**err.headers, "X-Request-Id": rid},
     )
+
+
+async def read_limited(request: Request, limit: int, timeout: float) -> bytes:
+    """The raw body, at most ``limit`` bytes, all of it within ``timeout`` seconds (a client that
+    trickles its body would otherwise hold one of the worker's concurrency slots for ever).
+    EdgeError 413, 408, or 400 when the client goes away mid-body."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
+        raise EdgeError(413, f"request body larger than {limit} bytes", field="body")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise EdgeError(413, f"request body larger than {limit} bytes", field="body")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise EdgeError(408, f"the request body did not arrive within {timeout:g} seconds", field="body") from None
+    except ClientDisconnect:
+        raise EdgeError(400, "the client went away while sending the body", field="body") from None
+    return b"".join(chunks)

@@ -48,12 +48,12 @@ from typing import Any, Protocol
 
 import orjson
 import redis
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from server.auth import sdk_key
-from server.errors import EdgeError, request_id
+from server.errors import EdgeError, read_limited, request_id
 from server.redis_protocol import client as redis_client
 from server.redis_protocol import redact
 from server.settings import EdgeSettings
@@ -535,25 +535,8 @@ class RedisQueue:
 
 
 async def read_body(request: Request, limit: int, timeout: float = 30.0) -> Any:
-    """The JSON body, at most ``limit`` bytes, all of it within ``timeout`` seconds (a client that
-    trickles its body would otherwise hold one of the worker's concurrency slots for ever)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared[:19]) > limit:
-        raise EdgeError(413, f"request body larger than {limit} bytes", field="body")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise EdgeError(413, f"request body larger than {limit} bytes", field="body")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise EdgeError(408, f"the request body did not arrive within {timeout:g} seconds", field="body") from None
-    except ClientDisconnect:
-        raise EdgeError(400, "the client went away while sending the body", field="body") from None
-    raw = b"".join(chunks)
+    """The JSON body, at most ``limit`` bytes, all of it within ``timeout`` seconds."""
+    raw = await read_limited(request, limit, timeout)
     if not raw.strip():
         raise EdgeError(400, "a JSON body is required", field="body")
     try:

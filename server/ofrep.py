@@ -24,7 +24,6 @@ rest, with errorCode GENERAL (401, 403, 405, 408, 413, 429 with integer ``Retry-
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import time
@@ -34,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 import evaluator
 from server.auth import PUBLISHABLE, bearer, sdk_key
-from server.errors import EdgeError, request_id
+from server.errors import EdgeError, read_limited, request_id
 from server.etags import etag_of, not_modified
 from server.state import Environment, SdkKey
 
@@ -318,23 +317,12 @@ async def read_context(request: Request, limit: int, key: str | None = None, tim
 
     An empty body is an empty context; malformed JSON or a body that is not an object is a
     PARSE_ERROR, a ``context`` that is not an object an INVALID_CONTEXT."""
-    declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
-        raise OfrepError(413, f"request body larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise OfrepError(413, f"request body larger than {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise OfrepError(408, f"the request body did not arrive within {timeout:g} seconds") from None
-    except ClientDisconnect:
-        raise OfrepError(400, "the client went away while sending the body", code=PARSE_ERROR, key=key) from None
-    body = b"".join(chunks)
+        body = await read_limited(request, limit, timeout)
+    except EdgeError as e:
+        if e.status == 400:  # the client went away mid-body
+            raise OfrepError(400, e.message, code=PARSE_ERROR, key=key) from None
+        raise OfrepError(e.status, e.message) from None
     if not body.strip():
         return {}
     try:

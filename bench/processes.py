@@ -75,11 +75,14 @@ def process(
                 continue
 
 
+def can_pin(cpu: int | None) -> bool:
+    """Whether ``cpu`` exists here and taskset can pin to it."""
+    return cpu is not None and cpu < (os.cpu_count() or 1) and shutil.which("taskset") is not None
+
+
 def pinned(cmd: list[str], cpu: int | None) -> list[str]:
     """``cmd`` under ``taskset -c cpu`` when the machine has that core (server and load apart)."""
-    if cpu is None or cpu >= (os.cpu_count() or 1) or not shutil.which("taskset"):
-        return cmd
-    return ["taskset", "-c", str(cpu), *cmd]
+    return ["taskset", "-c", str(cpu), *cmd] if can_pin(cpu) else cmd
 
 
 def worker_pids(main_pid: int) -> list[int]:

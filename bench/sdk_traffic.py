@@ -48,7 +48,7 @@ from typing import Any
 
 import httpx
 
-from bench.processes import REPO, free_port, pinned, process
+from bench.processes import REPO, can_pin, free_port, pinned, process
 from bench.stack import EDGE_CPU, LOAD_CPU
 
 LOCUSTFILE = REPO / "bench" / "locustfile.py"
@@ -281,7 +281,7 @@ def run(
             "duration_s": duration_s,
             "edge_workers": workers,
             "wait_scale": wait_scale,
-            "pinned": {"edge": EDGE_CPU, "locust": LOAD_CPU} if pinned(["x"], LOAD_CPU) != ["x"] else None,
+            "pinned": {"edge": EDGE_CPU, "locust": LOAD_CPU} if can_pin(LOAD_CPU) else None,
             "locust_wall_s": round(elapsed, 1),
             "locust_exit_code": locust.returncode,
         },

@@ -22,7 +22,8 @@ import evaluator
 from bench import throughput
 from bench.processes import rss_mb
 from bench.stack import Stack, running
-from server.snapshot_store import SnapshotReader, decode
+from contract.framing import decode
+from contract.store import SnapshotReader
 
 
 def compile_ms(stack: Stack) -> tuple[float, int]:
@@ -32,7 +33,7 @@ def compile_ms(stack: Stack) -> tuple[float, int]:
         _, tables = reader.read_all()
     finally:
         reader.close()
-    raw = max(tables[b"environments"].values(), key=len)
+    raw = max(tables["environments"].values(), key=len)
     runs = 1 if len(raw) > 5_000_000 else 5
     times = []
     for _ in range(runs):

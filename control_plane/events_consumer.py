@@ -1,6 +1,6 @@
 """Moves SDK events from the edge's spool files (``<data-dir>/events``) into the SQLite ``events`` table.
 
-The spool format is described in ``server/events.py``. For every ``spool-*.jsonl`` file the
+The spool and stream formats are the intake contract (``contract/intake.py``). For every ``spool-*.jsonl`` file the
 consumer reads complete lines from the byte offset it stored for that file (keyed by the id in the
 file's header line, so a rotated file keeps its offset), and in one transaction inserts the events
 with ``INSERT OR IGNORE`` on their id and advances the offset. A crash between the two can only
@@ -12,7 +12,7 @@ newline yet) waits for the next round; a line that is not a valid event is logge
 Only one consumer runs at a time per data directory (``events/.consumer.lock``).
 
 With a Redis URL, :class:`RedisConsumer` also reads the stream ``flagedge:events`` that edges add to
-(``server/events.py``) as consumer group ``control-plane`` (created with MKSTREAM, from the start
+(``contract/intake.py``) as consumer group ``control-plane`` (created with MKSTREAM, from the start
 of the stream, if missing). Each batch from XREADGROUP is inserted in one transaction with the same
 ``INSERT OR IGNORE``, and XACKed (and XDELed: the stream is a queue, not a log) only after that
 commit. A crash between commit and ack leaves the entries pending: on start the consumer claims
@@ -24,7 +24,6 @@ the group created again; while Redis is down the consumer retries with backoff.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
 import os
@@ -39,16 +38,24 @@ from typing import IO, Any
 import orjson
 import redis
 
+from contract.intake import (
+    EVENTS_STREAM,
+    ROTATED_SUFFIX,
+    SPOOL_GLOB,
+    STREAM_RECORD_FIELD,
+    NotARecord,
+    read_record,
+    spool_dir,
+    spool_file_id,
+)
+from contract.redis_protocol import client as redis_client
+from contract.redis_protocol import redact
 from control_plane.store import Store, now_iso
-from server.events import EVENTS_STREAM, ROTATED_SUFFIX, spool_dir
-from server.redis_protocol import client as redis_client
-from server.redis_protocol import redact
 
 log = logging.getLogger("control_plane.events")
 
 LOCK_NAME = ".consumer.lock"
 BATCH_BYTES = 1 << 20
-MAX_ID_CHARS = 200
 
 GROUP = "control-plane"
 REDIS_BATCH = 500
@@ -71,44 +78,35 @@ def _read_lines(f: IO[bytes], offset: int, batch_bytes: int) -> bytes:
 
 
 def _row(line: bytes) -> tuple[Any, ...] | None:
-    """The ``events`` row of one spool line, or None for a header, blank or invalid line."""
+    """The ``events`` row of one spool line or stream record, or None for a header, blank or invalid line."""
     if not line.strip():
         return None
     try:
-        record = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        log.warning("skipping a spool line that is not JSON (%d bytes)", len(line))
+        record = read_record(line)
+    except NotARecord as e:
+        log.warning("skipping a spool line or stream entry: %s", e)
         return None
-    if not isinstance(record, dict) or "spool" in record:
+    if record is None:  # a spool file's header
         return None
-    event_id, kind, env, event = record.get("id"), record.get("type"), record.get("environment"), record.get("event")
-    if not (
-        isinstance(event_id, str)
-        and 0 < len(event_id) <= MAX_ID_CHARS
-        and isinstance(kind, str)
-        and isinstance(env, str)
-        and isinstance(event, dict)
-    ):
-        log.warning("skipping a spool line that is not an event")
-        return None
+    event = record["event"]
 
     def text(value: Any) -> str | None:
         return value if isinstance(value, str) else None
 
     name = event.get("key") or event.get("event") or event.get("featureId")
     return (
-        event_id,
-        env,
-        text(record.get("project")),
-        kind,
-        text(record.get("keyKind")),
+        record["id"],
+        record["environment"],
+        record["project"],
+        record["type"],
+        record["keyKind"],
         text(event.get("userId")),
         text(event.get("companyId")),
         text(name),
-        text(record.get("dedupId")),
+        record["dedupId"],
         orjson.dumps(event).decode(),
         text(event.get("timestamp")),
-        text(record.get("receivedAt")) or now_iso(),
+        record["receivedAt"] or now_iso(),
         now_iso(),
     )
 
@@ -180,11 +178,7 @@ def _consume_file(path: Path, store: Store, batch_bytes: int) -> int:
         header_line = f.readline()
         if not header_line.endswith(b"\n"):
             return 0  # empty, or the writer is still writing the header
-        file_id = f"{path.name}@{os.fstat(f.fileno()).st_ino}"
-        with contextlib.suppress(orjson.JSONDecodeError):
-            header = orjson.loads(header_line)
-            if isinstance(header, dict) and isinstance(header.get("spool"), str):
-                file_id = header["spool"]
+        file_id = spool_file_id(header_line) or f"{path.name}@{os.fstat(f.fileno()).st_ino}"
         row = store.one("SELECT byte_offset FROM event_spool_offsets WHERE file_id = ?", (file_id,))
         spool = _File(path, f, file_id, int(row["byte_offset"]) if row else len(header_line))
         inserted = spool.drain(store, batch_bytes)
@@ -208,7 +202,7 @@ def consume_spool(data_dir: Path, store: Store, *, batch_bytes: int = BATCH_BYTE
         except BlockingIOError:
             return 0  # another consumer is at it
         inserted = 0
-        for path in sorted(directory.glob("spool-*.jsonl")):
+        for path in sorted(directory.glob(SPOOL_GLOB)):
             inserted += _consume_file(path, store, batch_bytes)
         if inserted:
             log.info("stored %d SDK events from the spool", inserted)
@@ -323,7 +317,7 @@ class RedisConsumer(threading.Thread):
             ids.append(entry_id)
             if not fields:
                 continue  # deleted or trimmed from the stream while pending: nothing left to store
-            record = fields.get(b"record")
+            record = fields.get(STREAM_RECORD_FIELD.encode())
             row = _row(record) if isinstance(record, bytes) else None
             if row is None:
                 log.warning("skipping stream entry %s: not an event record", entry_id.decode(errors="replace"))

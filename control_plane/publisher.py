@@ -26,23 +26,24 @@ from typing import Any
 import lmdb
 import orjson
 
+from contract.framing import CorruptValue, decode
+from contract.store import DEFAULT_MAP_SIZE, TABLES, ChangeSet, Items, SnapshotWriter, unstamped
 from control_plane.errors import ApiError
 from control_plane.redis_publish import RedisPublisher
 from control_plane.releases_snapshot import release_snapshot
 from control_plane.snapshots import build_environment_document
 from control_plane.store import Store, now_iso
 from control_plane.widget_snapshot import widget_snapshot
-from server.snapshot_store import DEFAULT_MAP_SIZE, CorruptValue, Publish, SnapshotWriter, decode
 
 log = logging.getLogger("control_plane.publisher")
 
 
 def project_state(
     db: sqlite3.Connection, project_id: str, documents: Mapping[str, dict[str, Any]] | None = None
-) -> Publish:
+) -> ChangeSet:
     """Everything the edge serves for one project, keyed as in LMDB. ``documents`` are environment
     documents already built from this same state (by validation), by environment id."""
-    state = Publish()
+    state = ChangeSet()
     project = db.execute(
         "SELECT p.key, o.name AS org FROM projects p JOIN organisations o ON o.id = p.organisation_id WHERE p.id = ?",
         (project_id,),
@@ -66,14 +67,9 @@ def project_state(
     return state
 
 
-TABLES = (b"environments", b"sdk_keys", b"releases", b"widgets")
-
-
-def _digest(table: bytes, value: dict[str, Any]) -> bytes:
-    """What identifies a stored value: environments are compared without their version stamp."""
-    if table == b"environments":
-        value = {k: v for k, v in value.items() if k != "version"}
-    return hashlib.blake2b(orjson.dumps(value), digest_size=16).digest()
+def _digest(table: str, value: dict[str, Any]) -> bytes:
+    """What identifies a stored value's content (without its version stamp)."""
+    return hashlib.blake2b(orjson.dumps(unstamped(table, value)), digest_size=16).digest()
 
 
 class _Written:
@@ -83,27 +79,26 @@ class _Written:
     project owns or whether a value changed."""
 
     def __init__(self, writer: SnapshotWriter) -> None:
-        self.tables: dict[bytes, dict[str, tuple[str | None, bytes] | None]] = {t: {} for t in TABLES}
-        with writer.env.begin() as txn:
-            for table in TABLES:
-                for k, v in txn.cursor(db=writer.db[table]):
-                    try:
-                        value: Any = decode(bytes(v))
-                    except CorruptValue:
-                        self.tables[table][bytes(k).decode()] = None
-                        continue
-                    owner = value.get("project") if isinstance(value, dict) else None
-                    entry = (owner if isinstance(owner, str) else None, _digest(table, value))
-                    self.tables[table][bytes(k).decode()] = entry
+        self.tables: dict[str, dict[str, tuple[str | None, bytes] | None]] = {t: {} for t in TABLES}
+        _, raw_tables = writer.read_all()
+        for table, values in raw_tables.items():
+            for key, raw in values.items():
+                try:
+                    value: Any = decode(raw)
+                except CorruptValue:
+                    self.tables[table][key] = None
+                    continue
+                owner = value.get("project") if isinstance(value, dict) else None
+                self.tables[table][key] = (owner if isinstance(owner, str) else None, _digest(table, value))
 
-    def owned(self, table: bytes, project_ids: set[str]) -> set[str]:
+    def owned(self, table: str, project_ids: set[str]) -> set[str]:
         """Keys that belong to one of the projects, or cannot be read at all."""
         return {k for k, e in self.tables[table].items() if e is None or e[0] in project_ids}
 
     def projects(self) -> set[str]:
         return {e[0] for t in self.tables.values() for e in t.values() if e is not None and e[0] is not None}
 
-    def drop_unchanged(self, table: bytes, items: dict[str, dict[str, Any] | None]) -> dict[str, bytes]:
+    def drop_unchanged(self, table: str, items: Items) -> dict[str, bytes]:
         """Remove entries equal to what is stored (or deletions of absent keys); the digests of
         the entries left to write."""
         stored = self.tables[table]
@@ -121,7 +116,7 @@ class _Written:
                 digests[key] = digest
         return digests
 
-    def record(self, table: bytes, items: dict[str, dict[str, Any] | None], digests: dict[str, bytes]) -> None:
+    def record(self, table: str, items: Items, digests: dict[str, bytes]) -> None:
         for key, value in items.items():
             if value is None:
                 self.tables[table].pop(key, None)
@@ -155,18 +150,11 @@ class Publisher:
         if self.failure is not None:
             project_ids = project_ids | self.failure.projects  # what an earlier failed publish left behind
         with self.store.read() as db:
-            change = Publish()
+            change = ChangeSet()
             for project_id in project_ids:
-                state = project_state(db, project_id, documents)
-                change.environments.update(state.environments)
-                change.sdk_keys.update(state.sdk_keys)
-                change.releases.update(state.releases)
-                change.widgets.update(state.widgets)
-            tables = dict(
-                zip(TABLES, (change.environments, change.sdk_keys, change.releases, change.widgets), strict=True)
-            )
+                change.update(project_state(db, project_id, documents))
             digests = {}
-            for table, items in tables.items():
+            for table, items in change.tables():
                 for stale in self.written.owned(table, project_ids) - items.keys():
                     items[stale] = None
                 digests[table] = self.written.drop_unchanged(table, items)
@@ -178,7 +166,7 @@ class Publisher:
                 version = self.writer.publish(change)
             except lmdb.Error as e:
                 raise self._failed(project_ids, e) from e
-            for table, items in tables.items():
+            for table, items in change.tables():
                 self.written.record(table, items, digests[table])
             if self.redis is not None:
                 self.redis.publish(version, change)

@@ -2,7 +2,7 @@
 
 ``RedisPublisher.publish(version, change)`` is called right after the LMDB write and never blocks on
 Redis: it encodes the change set and queues it. A background thread stores each change set with its
-version bump and announcement in one Lua script (see ``server.redis_protocol``), in version order,
+version bump and announcement in one Lua script (see ``contract.redis_protocol``), in version order,
 and keeps ``flagedge:full`` (the complete state, read from LMDB) no more than ``full_interval``
 seconds behind. While Redis is down the queue grows (bounded; on overflow it is dropped, since the
 full state covers it) and the thread retries with backoff; when Redis is back it pushes the queue
@@ -24,7 +24,8 @@ from typing import Any
 import lmdb
 import redis
 
-from server.redis_protocol import (
+from contract.framing import CorruptValue, decode
+from contract.redis_protocol import (
     CHANGE_SCRIPT,
     DEFAULT_PREFIX,
     FULL_SCRIPT,
@@ -33,10 +34,9 @@ from server.redis_protocol import (
     client,
     encode_change,
     encode_full,
-    read_raw_state,
     redact,
 )
-from server.snapshot_store import CorruptValue, Publish, SnapshotWriter, decode
+from contract.store import ChangeSet, SnapshotWriter
 
 log = logging.getLogger("control_plane.redis_publish")
 
@@ -45,7 +45,7 @@ FullStateSource = Callable[[], tuple[int, FullTables]]
 
 def full_state_from(writer: SnapshotWriter) -> tuple[int, FullTables]:
     """The complete decoded state of the writer's LMDB at one version (unreadable values left out)."""
-    version, raw_tables = read_raw_state(writer)
+    version, raw_tables = writer.read_all()
     tables: FullTables = {}
     for table, values in raw_tables.items():
         decoded: dict[str, dict[str, Any]] = {}
@@ -124,7 +124,7 @@ class RedisPublisher:
 
     # -- API -------------------------------------------------------------------------------------
 
-    def publish(self, version: int, change: Publish) -> None:
+    def publish(self, version: int, change: ChangeSet) -> None:
         """Queue the change set that produced ``version`` in LMDB. Never blocks on Redis.
 
         Call it after the LMDB write, in version order (inside the publisher's lock).

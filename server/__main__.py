@@ -16,7 +16,7 @@ def _serve(ns: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
-    from server.snapshot_store import snapshot_dir
+    from contract.store import snapshot_dir
 
     settings.to_environ(ns)
     s = settings.from_environ()

@@ -10,20 +10,15 @@ Event ids: ``client_dedup_id`` in the event (or the ``Idempotency-Key`` header; 
 item gets ``{key}:{index}``) makes the id deterministic per environment, so a retried request is
 stored once; otherwise the id is a random UUID.
 
-Spool files (``<data-dir>/events/``, one writer per process):
-
-* ``spool-<pid>.jsonl`` is the active file, opened in append mode and held with an exclusive
-  ``flock`` for the life of the process (the consumer takes the lock to tell a dead writer's file
-  from a live one). Its first line is a header ``{"spool": "<uuid>", ...}`` naming the file, so
-  the consumer's byte offsets survive the rename below. Every other line is one event:
-  ``{"id", "type", "environment", "project", "keyKind", "receivedAt", "dedupId", "event"}``.
-* When the active file passes ``max_bytes`` it is renamed ``spool-<pid>-<ns>.rotated.jsonl`` (never
-  written again) and a new active file is started.
+Each accepted event becomes an intake record (``contract/intake.py`` defines the record, the
+spool files and the stream). Spool files (``<data-dir>/events/``, one writer per process): the
+active file is opened in append mode and held with an exclusive ``flock`` for the life of the
+process (the consumer takes the lock to tell a dead writer's file from a live one); when it passes
+``max_bytes`` it is renamed to a rotated name (never written again) and a new one is started.
 
 With a Redis URL (``--redis-url`` / ``FLAGEDGE_REDIS_URL``) each accepted event is instead added to
-the stream ``flagedge:events`` (``XADD ... MAXLEN ~ 1000000``) as the fields ``id`` (the event id)
-and ``record`` (the same JSON object as a spool line). The request is acknowledged once Redis has
-answered. Redis never fails or stalls an SDK call: the attempt has short socket timeouts and an
+the stream ``flagedge:events`` (``XADD ... MAXLEN ~ 1000000``). The request is acknowledged once
+Redis has answered. Redis never fails or stalls an SDK call: the attempt has short socket timeouts and an
 overall ~200 ms deadline, and on any failure that request's events go to the spool as above (the
 edge then skips Redis for a second before trying again). Events that reach both (a slow Redis that
 answered after the deadline) are stored once: the control plane de-duplicates by event id.
@@ -34,12 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,22 +45,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contract import intake
+from contract.intake import EVENTS_STREAM, STREAM_MAXLEN, event_id, spool_dir
+from contract.redis_protocol import client as redis_client
+from contract.redis_protocol import redact
 from server.auth import sdk_key
 from server.errors import EdgeError, read_limited, request_id
-from server.redis_protocol import client as redis_client
-from server.redis_protocol import redact
 from server.settings import EdgeSettings
 from server.state import EdgeState
 
 log = logging.getLogger("server.events")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-EVENTS_DIR = "events"
-ROTATED_SUFFIX = ".rotated.jsonl"
 DEFAULT_SPOOL_BYTES = 64 << 20
 
-EVENTS_STREAM = "flagedge:events"
-STREAM_MAXLEN = 1_000_000
 REDIS_SOCKET_TIMEOUT = 0.1  # connect, and each read of a reply
 REDIS_DEADLINE = 0.2  # the whole attempt, after which the request spools instead
 REDIS_RETRY_AFTER = 1.0  # after a failure, go straight to the spool for this long
@@ -88,10 +79,6 @@ TYPES = (FLAG_EVENT, "user", "company", "event", "feedback", "prompt-event")
 class EdgeLike(Protocol):
     state: EdgeState
     settings: EdgeSettings
-
-
-def spool_dir(data_dir: Path) -> Path:
-    return data_dir / EVENTS_DIR
 
 
 def now_iso() -> str:
@@ -340,12 +327,6 @@ def validate_bulk(body: Any) -> list[Event]:
     return events
 
 
-def event_id(environment: str, dedup: str | None) -> str:
-    if dedup is None:
-        return uuid.uuid4().hex
-    return "d" + hashlib.sha256(f"{environment}\n{dedup}".encode()).hexdigest()[:31]
-
-
 # ---------------------------------------------------------------------------------------------
 # The spool.
 
@@ -378,7 +359,7 @@ class Spool:
 
     @property
     def path(self) -> Path:
-        return self.directory / f"spool-{os.getpid()}.jsonl"
+        return self.directory / intake.active_spool_name(os.getpid())
 
     def _open(self) -> int:
         """This process's active file, locked, with a header line; reopened after a fork or unlink."""
@@ -403,8 +384,7 @@ class Spool:
             os.close(fd)  # the consumer removed a dead writer's file between open and lock
         size = os.fstat(fd).st_size
         if size == 0:
-            header = {"spool": uuid.uuid4().hex, "pid": os.getpid(), "createdAt": now_iso()}
-            _write_all(fd, orjson.dumps(header) + b"\n")
+            _write_all(fd, intake.spool_header(os.getpid(), now_iso()))
             os.fsync(fd)
             _fsync_dir(self.directory)
         else:
@@ -417,7 +397,7 @@ class Spool:
 
     def _rotate(self) -> None:
         assert self._fd is not None
-        target = self.directory / f"spool-{os.getpid()}-{time.time_ns()}{ROTATED_SUFFIX}"
+        target = self.directory / intake.rotated_spool_name(os.getpid(), time.time_ns())
         os.rename(self.path, target)
         _fsync_dir(self.directory)
         os.close(self._fd)
@@ -497,7 +477,12 @@ class RedisQueue:
         """XADD each ``(event id, record JSON)`` in one round trip; raises on any Redis failure."""
         pipe = self._redis().pipeline(transaction=False)
         for record_id, record in records:
-            pipe.xadd(self.stream, {"id": record_id, "record": record}, maxlen=self.maxlen, approximate=True)
+            pipe.xadd(
+                self.stream,
+                {intake.STREAM_ID_FIELD: record_id, intake.STREAM_RECORD_FIELD: record},
+                maxlen=self.maxlen,
+                approximate=True,
+            )
         pipe.execute()
 
     async def queue(self, records: list[tuple[str, bytes]]) -> bool:
@@ -583,17 +568,17 @@ def events_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list
                 if dedup is None and header_key is not None:
                     dedup = header_key if kind is not None else f"{header_key}:{i}"
                 record_id = event_id(key.environment, dedup)
-                record = {
-                    "id": record_id,
-                    "type": event.type,
-                    "environment": key.environment,
-                    "project": env.project if env is not None else None,
-                    "keyKind": key.kind,
-                    "receivedAt": received,
-                    "dedupId": dedup,
-                    "event": event.fields,
-                }
-                records.append((record_id, orjson.dumps(record)))
+                record = intake.record(
+                    record_id=record_id,
+                    kind=event.type,
+                    environment=key.environment,
+                    project=env.project if env is not None else None,
+                    key_kind=key.kind,
+                    received_at=received,
+                    dedup_id=dedup,
+                    event=event.fields,
+                )
+                records.append((record_id, record))
             if stream is not None and await stream.queue(records):
                 return _accepted(request)
             try:

@@ -26,7 +26,8 @@ import lmdb
 import orjson
 
 import evaluator
-from server.snapshot_store import CorruptValue, SnapshotReader, decode
+from contract.framing import CorruptValue, decode
+from contract.store import RawTables, SnapshotReader
 
 log = logging.getLogger("server.state")
 
@@ -73,11 +74,11 @@ def _definitions_body(env: evaluator.Snapshot, version: int) -> bytes:
     )
 
 
-def build_view(previous: View, version: int, tables: dict[bytes, dict[str, bytes]]) -> View:
+def build_view(previous: View, version: int, tables: RawTables) -> View:
     """The next view from raw LMDB tables, reusing compiled snapshots that did not change."""
     problems: dict[str, str] = {}
     environments: dict[str, Environment] = {}
-    for env_id, raw in tables.get(b"environments", {}).items():
+    for env_id, raw in tables.get("environments", {}).items():
         old = previous.environments.get(env_id)
         try:
             value = decode(raw)
@@ -100,7 +101,7 @@ def build_view(previous: View, version: int, tables: dict[bytes, dict[str, bytes
                 environments[env_id] = old
             log.error("environment %s: keeping the last good snapshot: %s", env_id, e)
     keys: dict[str, SdkKey] = {}
-    for digest, raw in tables.get(b"sdk_keys", {}).items():
+    for digest, raw in tables.get("sdk_keys", {}).items():
         try:
             value = decode(raw)
             keys[digest] = SdkKey(str(value["environment"]), str(value["kind"]), digest)
@@ -108,8 +109,8 @@ def build_view(previous: View, version: int, tables: dict[bytes, dict[str, bytes
             problems[f"sdk_keys/{digest[:8]}"] = str(e)
             if digest in previous.keys:
                 keys[digest] = previous.keys[digest]
-    releases = _decoded(tables.get(b"releases", {}), previous.releases, problems, "releases")
-    widgets = _decoded(tables.get(b"widgets", {}), previous.widgets, problems, "widgets")
+    releases = _decoded(tables.get("releases", {}), previous.releases, problems, "releases")
+    widgets = _decoded(tables.get("widgets", {}), previous.widgets, problems, "widgets")
     return View(version, environments, keys, releases, widgets, problems)
 
 

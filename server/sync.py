@@ -24,30 +24,14 @@ from typing import Any
 
 import redis
 
-from server.redis_protocol import (
-    DEFAULT_PREFIX,
-    TABLES,
-    FullTables,
-    RedisKeys,
-    client,
-    decode_change,
-    decode_full,
-    read_raw_state,
-    redact,
-)
-from server.snapshot_store import CorruptValue, Publish, SnapshotWriter, decode, snapshot_dir
+from contract.framing import CorruptValue, decode
+from contract.redis_protocol import DEFAULT_PREFIX, FullTables, RedisKeys, client, decode_change, decode_full, redact
+from contract.store import ChangeSet, SnapshotWriter, snapshot_dir, unstamped
 
 log = logging.getLogger("server.sync")
 
 #: Called after each applied version with ("change" | "full").
 ApplyHook = Callable[[int, str], None]
-
-
-def _same(table: str, local: Any, remote: dict[str, Any]) -> bool:
-    if table == "environments" and isinstance(local, dict):
-        # Environment values are stamped with the version that last wrote them.
-        return {k: v for k, v in local.items() if k != "version"} == {k: v for k, v in remote.items() if k != "version"}
-    return bool(local == remote)
 
 
 def _as_bytes(value: bytes | str | None) -> bytes | None:
@@ -215,7 +199,7 @@ class Sync:
                 local = full
                 target = max(target, full)
 
-    def _decode_change(self, version: int, raw: bytes | None) -> Publish | None:
+    def _decode_change(self, version: int, raw: bytes | None) -> ChangeSet | None:
         if raw is None:
             return None
         try:
@@ -240,27 +224,26 @@ class Sync:
             return None
         change = self._diff(tables)
         self.writer.publish(change, version=version)
-        changed = sum(len(getattr(change, t)) for t in TABLES)
-        log.info("applied the full state at version %d (%d key(s) changed)", version, changed)
+        log.info("applied the full state at version %d (%d key(s) changed)", version, change.size())
         self._applied(version, "full")
         return version
 
-    def _diff(self, tables: FullTables) -> Publish:
+    def _diff(self, tables: FullTables) -> ChangeSet:
         """The change that turns the local state into ``tables`` (unchanged values are left alone)."""
-        _, local_tables = read_raw_state(self.writer)
-        change = Publish()
-        for table in TABLES:
+        _, local_tables = self.writer.read_all()
+        change = ChangeSet()
+        for table, out in change.tables():
             remote = tables.get(table, {})
-            local = local_tables.get(table, {})
-            out: dict[str, dict[str, Any] | None] = getattr(change, table)
+            local = local_tables[table]
             for key, value in remote.items():
                 raw = local.get(key)
                 if raw is not None:
                     try:
-                        if _same(table, decode(raw), value):
-                            continue
+                        stored = decode(raw)
                     except CorruptValue:
-                        pass
+                        stored = None
+                    if isinstance(stored, dict) and unstamped(table, stored) == unstamped(table, value):
+                        continue
                 out[key] = value
             for key in local.keys() - remote.keys():
                 out[key] = None

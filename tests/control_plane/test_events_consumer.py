@@ -13,9 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
+from contract.intake import ROTATED_SUFFIX, event_id
 from control_plane.events_consumer import LOCK_NAME, consume_spool, start_consumer_thread
 from control_plane.store import Store
-from server.events import ROTATED_SUFFIX, Spool, event_id
+from server.events import Spool
 
 
 @pytest.fixture

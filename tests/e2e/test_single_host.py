@@ -155,7 +155,7 @@ def test_ready_and_metrics(system: System) -> None:
 
 def test_data_dir_layout(tmp_path: Path) -> None:
     # The snapshots live beside the SQLite store in one data dir (DESIGN.md section 1).
-    from server.snapshot_store import snapshot_dir
+    from contract.store import snapshot_dir
 
     assert snapshot_dir(tmp_path) == tmp_path / "snapshots"
 

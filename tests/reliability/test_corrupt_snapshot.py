@@ -40,13 +40,14 @@ from tests.reliability.support import (
 CORRUPT = r"""
 import os, struct, sys, zlib
 from pathlib import Path
-from server.snapshot_store import TABLES, decode, encode, open_env
+from contract.framing import decode, encode
+from contract.store import META, TABLES, open_env
 
 data, env_id, how = sys.argv[1:4]
 env = open_env(Path(data), readonly=False)
-dbs = {name: env.open_db(name) for name in TABLES}
+dbs = {name: env.open_db(name.encode()) for name in (META, *TABLES)}
 with env.begin(write=True) as txn:
-    raw = bytes(txn.get(env_id.encode(), db=dbs[b"environments"]))
+    raw = bytes(txn.get(env_id.encode(), db=dbs["environments"]))
     value = decode(raw)
     if how == "garbage":
         bad = os.urandom(len(raw))
@@ -70,8 +71,8 @@ with env.begin(write=True) as txn:
         bad = encode({**value, "version": value["version"] + 1, "document": {"features": [{"key": 7}]}})
     else:
         raise SystemExit(f"unknown damage {how}")
-    txn.put(env_id.encode(), bad, db=dbs[b"environments"])
-    meta = dbs[b"meta"]
+    txn.put(env_id.encode(), bad, db=dbs["environments"])
+    meta = dbs[META]
     version = int.from_bytes(txn.get(b"version", db=meta), "big")
     txn.put(b"version", (version + 1).to_bytes(8, "big"), db=meta)
 env.close()

@@ -14,16 +14,16 @@ import sys
 from pathlib import Path
 
 from bench.processes import REPO
-from server.snapshot_store import SnapshotReader
+from contract.store import SnapshotReader
 
 GROW = r"""
 import sys
 from pathlib import Path
-from server.snapshot_store import Publish, SnapshotWriter
+from contract.store import ChangeSet, SnapshotWriter
 
 writer = SnapshotWriter(Path(sys.argv[1]), map_size=int(sys.argv[2]))
 for i in range(int(sys.argv[3])):
-    writer.publish(Publish(widgets={f"w{i}": {"blob": "x" * 200_000}}))
+    writer.publish(ChangeSet(widgets={f"w{i}": {"blob": "x" * 200_000}}))
 print(writer.version())
 writer.close()
 """
@@ -50,6 +50,6 @@ def test_reader_adopts_a_map_that_grew_past_its_own(tmp_path: Path) -> None:
         assert _grow(tmp_path, 64 << 20, 40) == 41
         assert reader.version() == 41
         version, tables = reader.read_all()
-        assert version == 41 and len(tables[b"widgets"]) == 40
+        assert version == 41 and len(tables["widgets"]) == 40
     finally:
         reader.close()

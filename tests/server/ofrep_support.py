@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from server.snapshot_store import Publish, SnapshotReader, SnapshotWriter
+from contract.store import ChangeSet, SnapshotWriter
 
 PROJECT = "proj-ofrep"
 ENV_ID = "env-ofrep-production"
@@ -94,14 +94,14 @@ def sdk_keys() -> dict[str, dict[str, Any] | None]:
     }
 
 
-def initial_publish(features: list[dict[str, Any]] | None = None) -> Publish:
+def initial_publish(features: list[dict[str, Any]] | None = None) -> ChangeSet:
     environment = {"project": PROJECT, "environment": "production", "document": document(features)}
-    return Publish(environments={ENV_ID: environment}, sdk_keys=sdk_keys())
+    return ChangeSet(environments={ENV_ID: environment}, sdk_keys=sdk_keys())
 
 
-def features_publish(features: list[dict[str, Any]]) -> Publish:
+def features_publish(features: list[dict[str, Any]]) -> ChangeSet:
     """A publish that replaces the environment's flags (its version moves)."""
-    return Publish(
+    return ChangeSet(
         environments={ENV_ID: {"project": PROJECT, "environment": "production", "document": document(features)}}
     )
 
@@ -113,14 +113,3 @@ def prepare_store(data_dir: Path, features: list[dict[str, Any]] | None = None) 
         return writer.publish(initial_publish(features))
     finally:
         writer.close()
-
-
-class SharedReader(SnapshotReader):
-    """A reader over a writer's open environment: py-lmdb opens one environment once per process."""
-
-    def __init__(self, writer: SnapshotWriter) -> None:
-        self.env = writer.env
-        self.db = writer.db
-
-    def close(self) -> None:
-        pass

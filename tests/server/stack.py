@@ -20,6 +20,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from contract.store import SnapshotReader
 from control_plane.app import create_app as create_control_plane
 from control_plane.publisher import Publisher
 from control_plane.settings import Settings
@@ -27,19 +28,7 @@ from control_plane.store import Store
 from server.app import Edge
 from server.app import create_app as create_edge
 from server.settings import EdgeSettings
-from server.snapshot_store import SnapshotReader, SnapshotWriter
 from tests.control_plane.conftest import Api
-
-
-class SharedReader(SnapshotReader):
-    """A reader over the writer's already open environment; closing it leaves that open."""
-
-    def __init__(self, writer: SnapshotWriter) -> None:
-        self.env = writer.env
-        self.db = writer.db
-
-    def close(self) -> None:
-        pass
 
 
 class Stack:
@@ -114,7 +103,7 @@ def stack(data_dir: Path) -> Iterator[Stack]:
         # No load shedding: get_many() runs thousands of requests back to back in one coroutine,
         # which starves the shedder's heartbeat exactly as a real backlog would.
         edge_app = create_edge(EdgeSettings(data_dir=data_dir, poll_interval=3600, shed_queue_delay=0))
-        edge_app.state.edge.state.reader = SharedReader(publisher.writer)
+        edge_app.state.edge.state.reader = SnapshotReader.over(publisher.writer)
         with TestClient(edge_app) as edge:
             s = Stack(Api(cp), edge, data_dir)
             s.sync()

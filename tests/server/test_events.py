@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
+from contract.intake import ROTATED_SUFFIX
 from control_plane.events_consumer import consume_spool
-from server.events import ROTATED_SUFFIX, Spool
+from server.events import Spool
 from tests.control_plane.conftest import assert_error
 from tests.control_plane.devcycle_support import Project, project
 from tests.server.stack import Stack, stack

@@ -24,6 +24,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from contract.intake import EVENTS_STREAM
+from contract.store import SnapshotReader
 from control_plane.app import create_app as create_control_plane
 from control_plane.events_consumer import GROUP, RedisConsumer, consume_spool
 from control_plane.publisher import Publisher
@@ -31,11 +33,11 @@ from control_plane.settings import Settings
 from control_plane.store import Store
 from server import settings as edge_settings
 from server.app import create_app as create_edge
-from server.events import EVENTS_STREAM, RedisQueue
+from server.events import RedisQueue
 from server.settings import EdgeSettings
 from tests.control_plane.conftest import Api
 from tests.control_plane.devcycle_support import Project, project
-from tests.server.stack import SharedReader, Stack
+from tests.server.stack import Stack
 from tests.sync.conftest import RedisServer, free_port
 
 USER = {"userId": "u1", "attributes": {"plan": "pro"}}
@@ -62,7 +64,7 @@ def redis_stack(data_dir: Path, *, edge_redis: str | None, control_redis: str | 
     publisher: Publisher = control.state.services.publish_projects.__self__
     with TestClient(control) as cp:
         edge_app = create_edge(EdgeSettings(data_dir=data_dir, poll_interval=3600, redis_url=edge_redis))
-        edge_app.state.edge.state.reader = SharedReader(publisher.writer)
+        edge_app.state.edge.state.reader = SnapshotReader.over(publisher.writer)
         with TestClient(edge_app) as edge:
             s = Stack(Api(cp), edge, data_dir)
             s.sync()

@@ -18,10 +18,10 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 import evaluator
+from contract.store import ChangeSet, SnapshotReader, SnapshotWriter
 from server.app import Edge, create_app
 from server.ofrep import OfrepError, RateLimiter, evaluate_all, evaluate_one, flag_shapes, reflag_context
 from server.settings import EdgeSettings
-from server.snapshot_store import Publish, SnapshotWriter
 from server.state import Environment
 from tests.server.ofrep_support import (
     CLIENT_KEY,
@@ -29,7 +29,6 @@ from tests.server.ofrep_support import (
     MOBILE_KEY,
     ORPHAN_KEY,
     SERVER_KEY,
-    SharedReader,
     features_publish,
     flag,
     initial_publish,
@@ -75,7 +74,7 @@ class Harness:
     def bulk(self, context: Any = None, **kw: Any) -> httpx.Response:
         return self.post(BULK, {} if context is None else {"context": context}, **kw)
 
-    def publish(self, change: Publish) -> int:
+    def publish(self, change: ChangeSet) -> int:
         """Publish and make the edge load the new version now."""
         version = self.writer.publish(change)
         edge: Edge = self.client.app.state.edge  # type: ignore[attr-defined]
@@ -92,7 +91,7 @@ def running_edge(data_dir: Path, **settings: Any) -> Iterator[Harness]:
     try:
         writer.publish(initial_publish())
         app = create_app(EdgeSettings(data_dir=data_dir, poll_interval=3600, **settings))
-        app.state.edge.state.reader = SharedReader(writer)
+        app.state.edge.state.reader = SnapshotReader.over(writer)
         with TestClient(app) as client:
             yield Harness(client, writer)
     finally:
@@ -367,7 +366,7 @@ def test_keys_in_the_query_string_are_not_accepted(edge: Harness, key: str) -> N
 
 def test_revoked_key_is_403(edge: Harness) -> None:
     assert edge.flag("new-checkout").status_code == 200
-    edge.publish(Publish(sdk_keys={key_hash(SERVER_KEY): None}))
+    edge.publish(ChangeSet(sdk_keys={key_hash(SERVER_KEY): None}))
     r = edge.flag("new-checkout")
     assert r.status_code == 403
     assert r.json()["errorCode"] == "GENERAL"
@@ -616,7 +615,7 @@ def test_stream_ends_when_the_key_is_revoked(edge: Harness) -> None:
     with edge.client.stream("GET", f"{STREAM}?publishableKey={CLIENT_KEY}") as r:
         lines = r.iter_lines()
         assert next(lines) == "retry: 2000"
-        edge.publish(Publish(sdk_keys={key_hash(CLIENT_KEY): None}))
+        edge.publish(ChangeSet(sdk_keys={key_hash(CLIENT_KEY): None}))
         assert list(lines) == [""]
 
 

@@ -26,7 +26,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
-from server.snapshot_store import SnapshotWriter
+from contract.store import SnapshotWriter
 from tests.server.ofrep_support import CLIENT_KEY, FEATURES, SERVER_KEY, features_publish, flag, prepare_store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
+from contract.framing import decode
+from contract.redis_protocol import RedisKeys, encode_change, encode_full, redact
+from contract.store import ChangeSet, SnapshotReader, SnapshotWriter
 from control_plane.redis_publish import RedisPublisher
-from server.redis_protocol import RedisKeys, encode_change, encode_full, read_raw_state, redact
-from server.snapshot_store import Publish, SnapshotReader, SnapshotWriter, decode
 from server.sync import Sync, run_sync
 from tests.sync.conftest import RedisServer
 
@@ -21,9 +22,9 @@ KEYS = RedisKeys()
 Tables = dict[str, dict[str, Any]]
 
 
-def change_for(i: int) -> Publish:
+def change_for(i: int) -> ChangeSet:
     """Version i's change: environment documents, SDK keys added and removed, releases, widgets."""
-    c = Publish()
+    c = ChangeSet()
     c.environments[f"env-{i % 3}"] = {
         "project": "p1",
         "environment": f"e{i % 3}",
@@ -42,7 +43,7 @@ def change_for(i: int) -> Publish:
 
 
 def state(writer: SnapshotWriter) -> tuple[int, Tables]:
-    version, raw = read_raw_state(writer)
+    version, raw = writer.read_all()
     return version, {table: {k: decode(v) for k, v in values.items()} for table, values in raw.items()}
 
 
@@ -61,7 +62,7 @@ class ControlPlane:
         self.redis = RedisPublisher(url, self.writer, **options)
         self.publish_seconds: list[float] = []
 
-    def publish(self, change: Publish) -> int:
+    def publish(self, change: ChangeSet) -> int:
         version = self.writer.publish(change)
         started = time.perf_counter()
         self.redis.publish(version, change)  # the part an admin write waits for on top of LMDB
@@ -299,7 +300,7 @@ def test_sync_never_goes_backwards(redis_server: RedisServer, dirs: tuple[Path, 
             sync.wait_for(5)
             before = sync.state()
             # An older version announced, with a valid change set and an older full state.
-            older = Publish(widgets={"old": {"project": "p1", "projectKey": "old"}})
+            older = ChangeSet(widgets={"old": {"project": "p1", "projectKey": "old"}})
             r.set(KEYS.change(3), encode_change(3, older))
             r.hset(KEYS.full, mapping={"version": 2, "data": encode_full(2, {"widgets": {"old": {"project": "p1"}}})})
             r.set(KEYS.version, 3)
@@ -312,8 +313,8 @@ def test_sync_never_goes_backwards(redis_server: RedisServer, dirs: tuple[Path, 
     # A host whose LMDB is ahead of Redis keeps its version.
     r.flushall()
     r.set(KEYS.version, 2)
-    r.set(KEYS.change(1), encode_change(1, Publish()))
-    r.set(KEYS.change(2), encode_change(2, Publish()))
+    r.set(KEYS.change(1), encode_change(1, ChangeSet()))
+    r.set(KEYS.change(2), encode_change(2, ChangeSet()))
     with SyncThread(dirs[1], redis_server.url) as sync:
         assert_steady(sync, 5)
         assert sync.applied == []
@@ -345,8 +346,8 @@ def test_corrupt_values_from_redis_are_rejected(
     cp.publish_many(1, 3)
     assert cp.redis.flush(full=True)
     cp.close()  # nothing rewrites Redis behind the test's back from here on
-    evil = Publish(widgets={"evil": {"project": "p1", "projectKey": "evil"}})
-    good = Publish(widgets={"good": {"project": "p1", "projectKey": "good"}})
+    evil = ChangeSet(widgets={"evil": {"project": "p1", "projectKey": "evil"}})
+    good = ChangeSet(widgets={"good": {"project": "p1", "projectKey": "good"}})
     flipped = encode_change(4, evil).replace(b'"evil"', b'"evix"')  # payload changed, checksum not
     with SyncThread(dirs[1], redis_server.url) as sync:
         sync.wait_for(3)

@@ -26,11 +26,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from server.snapshot_store import CorruptValue, Publish, SnapshotWriter, decode, encode
+from contract.framing import CorruptValue, decode, encode
+from contract.store import TABLES, ChangeSet, Items
 
 DEFAULT_PREFIX = "flagedge"
-#: Tables of a change set / full state, as in LMDB (``meta`` travels as the version).
-TABLES = ("environments", "sdk_keys", "releases", "widgets")
 
 # KEYS: version, index, change. ARGV: N, blob, ttl seconds, versions to keep, change key prefix, channel.
 CHANGE_SCRIPT = """
@@ -96,11 +95,11 @@ class RedisKeys:
         return f"{self.change_prefix}{version}"
 
 
-def encode_change(version: int, change: Publish) -> bytes:
-    return encode({"version": version, **{table: getattr(change, table) for table in TABLES}})
+def encode_change(version: int, change: ChangeSet) -> bytes:
+    return encode({"version": version, **dict(change.tables())})
 
 
-def _check_table(payload: Mapping[str, Any], table: str, *, allow_delete: bool) -> dict[str, dict[str, Any] | None]:
+def _check_table(payload: Mapping[str, Any], table: str, *, allow_delete: bool) -> Items:
     items = payload.get(table, {})
     if not isinstance(items, dict):
         raise CorruptValue(f"{table} is not an object")
@@ -119,13 +118,13 @@ def _payload_version(payload: Any) -> int:
     return version
 
 
-def decode_change(raw: bytes, expected_version: int) -> Publish:
+def decode_change(raw: bytes, expected_version: int) -> ChangeSet:
     """The change set stored for ``expected_version``; CorruptValue if it is damaged or misfiled."""
     payload = decode(raw)
     version = _payload_version(payload)
     if version != expected_version:
         raise CorruptValue(f"change set holds version {version}, expected {expected_version}")
-    return Publish(**{table: _check_table(payload, table, allow_delete=True) for table in TABLES})
+    return ChangeSet(**{table: _check_table(payload, table, allow_delete=True) for table in TABLES})
 
 
 FullTables = dict[str, dict[str, dict[str, Any]]]
@@ -151,19 +150,6 @@ def decode_full(version_field: bytes | None, raw: bytes | None) -> tuple[int, Fu
     for table in TABLES:
         items = _check_table(payload, table, allow_delete=False)
         tables[table] = {key: value for key, value in items.items() if value is not None}
-    return version, tables
-
-
-def read_raw_state(writer: SnapshotWriter) -> tuple[int, dict[str, dict[str, bytes]]]:
-    """The version and every raw value of every table, from one read transaction of the writer's env."""
-    meta = writer.db[b"meta"]
-    with writer.env.begin(buffers=False) as txn:
-        raw_version = txn.get(b"version", db=meta)
-        version = int.from_bytes(raw_version, "big") if raw_version else 0
-        tables = {
-            table: {bytes(k).decode(): bytes(v) for k, v in txn.cursor(db=writer.db[table.encode()])}
-            for table in TABLES
-        }
     return version, tables
 
 

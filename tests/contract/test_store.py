@@ -1,0 +1,104 @@
+"""contract.store: the LMDB layout, atomic versioned change sets and the version-stamp rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contract.framing import CorruptValue, decode, encode
+from contract.store import (
+    META,
+    TABLES,
+    ChangeSet,
+    SnapshotReader,
+    SnapshotWriter,
+    iter_decoded,
+    open_env,
+    stamped,
+    unstamped,
+)
+
+
+def test_tables_are_the_change_set_fields_in_order() -> None:
+    assert TABLES == ("environments", "sdk_keys", "releases", "widgets")
+    change = ChangeSet(widgets={"w": {"a": 1}})
+    assert [name for name, _ in change.tables()] == list(TABLES)
+    assert change.table("widgets") == {"w": {"a": 1}}
+    with pytest.raises(KeyError):
+        change.table(META)
+
+
+def test_update_size_and_emptiness() -> None:
+    change = ChangeSet()
+    assert change.is_empty() and change.size() == 0
+    change.update(ChangeSet(environments={"e": {"d": 1}}, sdk_keys={"k": None}))
+    change.update(ChangeSet(environments={"e2": {"d": 2}}))
+    assert not change.is_empty()
+    assert change.size() == 3
+
+
+def test_only_environments_are_stamped() -> None:
+    assert stamped("environments", {"document": 1}, 7) == {"document": 1, "version": 7}
+    assert stamped("widgets", {"version": 3}, 7) == {"version": 3}
+    assert unstamped("environments", {"document": 1, "version": 7}) == {"document": 1}
+    assert unstamped("widgets", {"version": 3}) == {"version": 3}
+
+
+def test_publish_is_atomic_versioned_and_never_goes_back(tmp_path: Path) -> None:
+    writer = SnapshotWriter(tmp_path)
+    try:
+        assert writer.version() == 0
+        v1 = writer.publish(ChangeSet(environments={"e": {"document": {}}}, widgets={"w": {"version": 9}}))
+        assert v1 == 1
+        v5 = writer.publish(ChangeSet(sdk_keys={"h": {"environment": "e", "kind": "client"}}), version=5)
+        assert v5 == 5
+        with pytest.raises(ValueError, match="not newer"):
+            writer.publish(ChangeSet(widgets={"w": None}), version=5)
+        version, tables = writer.read_all()
+        assert version == 5
+        assert set(tables) == set(TABLES)
+        assert decode(tables["environments"]["e"]) == {"document": {}, "version": 1}
+        assert decode(tables["widgets"]["w"]) == {"version": 9}  # not stamped
+        writer.publish(ChangeSet(widgets={"w": None}))
+        assert writer.read_all()[1]["widgets"] == {}
+    finally:
+        writer.close()
+
+
+def test_reader_sees_what_the_writer_published(tmp_path: Path) -> None:
+    writer = SnapshotWriter(tmp_path)
+    writer.publish(ChangeSet(releases={"org/app": {"live": []}}))
+    writer.close()
+    reader = SnapshotReader(tmp_path)
+    try:
+        version, tables = reader.read_all()
+        assert version == 1 == reader.version()
+        assert decode(tables["releases"]["org/app"]) == {"live": []}
+    finally:
+        reader.close()
+
+
+def test_reader_over_a_writer_leaves_it_open(tmp_path: Path) -> None:
+    writer = SnapshotWriter(tmp_path)
+    try:
+        reader = SnapshotReader.over(writer)
+        writer.publish(ChangeSet(widgets={"w": {}}))
+        assert reader.version() == 1
+        reader.close()
+        assert writer.publish(ChangeSet(widgets={"w": None})) == 2
+    finally:
+        writer.close()
+
+
+def test_a_reader_does_not_create_the_store(tmp_path: Path) -> None:
+    with pytest.raises(Exception):  # noqa: B017 - py-lmdb raises lmdb.Error subclasses by errno
+        SnapshotReader(tmp_path / "missing")
+
+
+def test_iter_decoded_reports_damaged_values(tmp_path: Path) -> None:
+    env = open_env(tmp_path, readonly=False)
+    env.close()
+    decoded = dict(iter_decoded({"good": encode({"a": 1}), "bad": b"\x01\x00"}))
+    assert decoded["good"] == {"a": 1}
+    assert isinstance(decoded["bad"], CorruptValue)

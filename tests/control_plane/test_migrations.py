@@ -156,8 +156,16 @@ def test_a_restored_previous_release_backup_migrates_at_start(tmp_path: Path) ->
 
 
 def test_concurrent_starts_apply_each_migration_once(tmp_path: Path) -> None:
-    # ADD COLUMN fails if run twice, so a double application would fail a start.
-    path, schema = tmp_path / "cp.sqlite3", schema_dir(tmp_path, {"0006_feature_owner.sql": ADD_COLUMN})
+    # A new release started by several processes at once. ADD COLUMN fails if run twice; the slow
+    # read before it holds each start inside its transaction long enough that, without the write
+    # lock taken at BEGIN, several would see 0006 missing and collide.
+    path = tmp_path / "cp.sqlite3"
+    Store(path).close()
+    slow_read = (
+        "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)"
+        " SELECT x FROM c);\n"
+    )
+    schema = schema_dir(tmp_path, {"0006_feature_owner.sql": slow_read + ADD_COLUMN})
     barrier, errors = threading.Barrier(4), []
 
     def start() -> None:

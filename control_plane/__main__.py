@@ -15,6 +15,8 @@ def _serve(ns: argparse.Namespace) -> int:
     from granian.constants import Interfaces
 
     settings = from_namespace(ns)
+    if not _schema_ready(str(settings.db_path)):
+        return 1
     # Workers build their app from the environment (granian imports the factory after fork).
     os.environ[ENV_PREFIX + "DATA_DIR"] = str(settings.data_dir)
     os.environ[ENV_PREFIX + "JWT_SECRET"] = settings.jwt_secret
@@ -38,6 +40,21 @@ def _serve(ns: argparse.Namespace) -> int:
         log_access=False,
     ).serve()
     return 0
+
+
+def _schema_ready(db_path: str) -> bool:
+    """Bring the store to this release's schema before any worker starts; a database this release
+    cannot run on (an edited migration, a newer release's database) stops the start here, with one
+    clear message instead of a failing worker."""
+    from control_plane.migrations import MigrationError
+    from control_plane.store import Store
+
+    try:
+        Store(db_path).close()
+    except MigrationError as e:
+        print(f"control plane cannot start on {db_path}: {e}", file=sys.stderr)
+        return False
+    return True
 
 
 def _demo(ns: argparse.Namespace) -> int:

@@ -1,5 +1,9 @@
 """The SQLite source of truth: one connection, WAL with ``synchronous=FULL``, serialized writes.
 
+Opening the store brings its schema to this release's: the numbered migrations in
+``control_plane/schema/`` that it lacks are applied (``control_plane/migrations.py``), and a database
+this release cannot run on raises ``MigrationError``.
+
 ``synchronous=FULL`` fsyncs the WAL on every commit, so an acknowledged write survives kill -9
 and power loss; the control plane's write rate is far below what that costs.
 """
@@ -12,9 +16,11 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
+
+from control_plane import migrations
 
 
 def now_iso() -> str:
@@ -26,22 +32,24 @@ def new_id() -> str:
 
 
 class Store:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, schema: Traversable | Path | None = None) -> None:
+        """``schema``: the migrations directory, ``control_plane/schema/`` unless a test gives another."""
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
             self._conn.execute(f"PRAGMA {pragma}")
-        self._migrate()
+        try:
+            self._migrate(schema)
+        except BaseException:
+            self._conn.close()
+            raise
 
-    def _migrate(self) -> None:
-        files = sorted(
-            (f for f in resources.files("control_plane.schema").iterdir() if f.name.endswith(".sql")),
-            key=lambda f: f.name,
-        )
+    def _migrate(self, schema: Traversable | Path | None) -> None:
+        dialect = migrations.SQLITE
+        wanted = migrations.shipped(dialect.name) if schema is None else migrations.load(schema, dialect.name)
         with self._lock:
-            for f in files:
-                self._conn.executescript(f.read_text())
+            migrations.migrate(self._conn, dialect, wanted)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -1,5 +1,8 @@
 -- Core tables: people, organisations, projects (= Airborne applications), environments, keys,
--- audit, idempotency. Each resource module adds its own numbered file beside this one.
+-- audit, idempotency.
+-- 0001-0005 are the baseline: the schema of the last release before numbered migrations, all
+-- IF NOT EXISTS so that a database made by that release is adopted. Never edit a shipped
+-- migration: a schema change is the next numbered file (control_plane/migrations.py).
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,

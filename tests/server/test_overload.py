@@ -100,3 +100,14 @@ def test_the_app_sheds_with_cors_headers_and_can_turn_it_off(tmp_path: Path, mon
         assert client.get("/health").status_code == 200
     with TestClient(create_app(EdgeSettings(data_dir=tmp_path, shed_queue_delay=0))) as client:
         assert client.get("/features/evaluated").status_code == 401  # evaluated as usual: no key
+
+
+def test_a_shed_ofrep_request_gets_the_ofrep_error_body() -> None:
+    shedder = LoadShedder(_ok, max_delay=0.1, exempt=NEVER_SHED, shape_for=shape_for)
+    _overloaded(shedder)
+    start, body = _call(shedder, "/ofrep/v1/evaluate/flags/new-checkout")
+    assert start["status"] == 503 and dict(start["headers"])[b"retry-after"] == b"1"
+    assert orjson.loads(body["body"]) == {
+        "errorCode": "GENERAL",
+        "errorDetails": "the edge is overloaded; retry after the delay in Retry-After",
+    }

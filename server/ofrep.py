@@ -24,10 +24,9 @@ rest, with errorCode GENERAL (401, 403, 405, 408, 413, 429 with integer ``Retry-
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -44,9 +43,6 @@ from server.service import Edge
 from server.state import Environment, SdkKey
 from server.streams import sse_response, version_stream
 
-log = logging.getLogger("server.ofrep")
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 JSON_TYPE = "application/json"
 
 PARSE_ERROR = "PARSE_ERROR"

@@ -1,24 +1,18 @@
-"""The control plane's one error type and its envelope (DESIGN.md section 5b)."""
+"""The control plane's one error type, answered in the shape of the API it belongs to (DESIGN.md
+section 5b). Codes and body builders are shared with the edge (:mod:`contract.errors`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-CODES_BY_STATUS = {
-    400: "validation_failed",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    429: "rate_limited",
-    500: "internal",
-}
+from contract import errors as shapes
+
+Shape = Literal["envelope", "airborne", "devcycle"]
 
 
 class ApiError(Exception):
-    """An error answered with ``{"error": {code, message, details, request_id}}``."""
+    """An error answered with ``{"error": {code, message, details, request_id}}`` (or the shape of
+    the route's API, :func:`body`)."""
 
     def __init__(
         self,
@@ -31,15 +25,22 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code or CODES_BY_STATUS.get(status, "internal")
+        self.code = code or shapes.code_for(status)
         self.message = message
         self.details = details or []
         self.headers = headers or {}
 
     def envelope(self, request_id: str) -> dict[str, Any]:
-        return {
-            "error": {"code": self.code, "message": self.message, "details": self.details, "request_id": request_id}
-        }
+        return shapes.envelope(self.code, self.message, self.details, request_id)
+
+
+def body(err: ApiError, request_id: str, shape: Shape = "envelope") -> dict[str, Any]:
+    """The error body of ``err`` in the given API shape."""
+    if shape == "airborne":
+        return shapes.airborne(err.code, err.message, err.details, request_id)
+    if shape == "devcycle":
+        return shapes.devcycle(err.status, err.message, err.details, request_id)
+    return shapes.envelope(err.code, err.message, err.details, request_id)
 
 
 def validation(message: str, field: str = "", code: str = "invalid", reason: str | None = None) -> ApiError:

@@ -23,7 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from control_plane.authz import Principal, authenticate
-from control_plane.errors import ApiError
+from control_plane.errors import ApiError, Shape
+from control_plane.errors import body as error_body
 from control_plane.ratelimit import SlidingWindow
 from control_plane.security import Tokens
 from control_plane.settings import Settings
@@ -65,9 +66,9 @@ def request_id(request: Request) -> str:
     return sent if _REQUEST_ID.match(sent) else secrets.token_hex(12)
 
 
-def error_response(request: Request, err: ApiError) -> JSON:
+def error_response(request: Request, err: ApiError, shape: Shape = "envelope") -> JSON:
     rid = request_id(request)
-    return JSON(err.envelope(rid), status_code=err.status, headers={**err.headers, "X-Request-Id": rid})
+    return JSON(error_body(err, rid, shape), status_code=err.status, headers={**err.headers, "X-Request-Id": rid})
 
 
 def _pydantic_details(e: ValidationError, prefix: str = "") -> list[dict[str, str]]:
@@ -202,6 +203,8 @@ class RouteSpec:
     status: int
     headers: tuple[str, ...]
     responses: tuple[int, ...]
+    # The shape its errors are answered in (DESIGN.md section 5b).
+    shape: Shape = "envelope"
 
 
 class Router:
@@ -221,10 +224,13 @@ class Router:
         status: int = 200,
         headers: tuple[str, ...] = (),
         responses: tuple[int, ...] = (),
+        shape: Shape = "envelope",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.specs.append(
-                RouteSpec(method, path, handler, summary, self.tag, body, query, auth, status, headers, responses)
+                RouteSpec(
+                    method, path, handler, summary, self.tag, body, query, auth, status, headers, responses, shape
+                )
             )
             return handler
 
@@ -277,10 +283,10 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
                 return result
             return JSON(result, status_code=spec.status)
         except ApiError as err:
-            return error_response(request, err)
+            return error_response(request, err, spec.shape)
         except Exception:
             log.exception("unhandled error in %s %s", spec.method, spec.path)
-            return error_response(request, ApiError(500, "internal error"))
+            return error_response(request, ApiError(500, "internal error"), spec.shape)
 
     return run
 

@@ -43,7 +43,6 @@ import orjson
 import redis
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from contract import intake
 from contract.intake import EVENTS_STREAM, STREAM_MAXLEN, event_id, spool_dir
@@ -546,11 +545,18 @@ def _accepted(request: Request) -> Response:
     return Response(b'{"success":true}', media_type="application/json", headers={"X-Request-Id": request_id(request)})
 
 
-def events_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
-    spool = Spool(spool_dir(edge.settings.data_dir))
-    stream = RedisQueue(edge.settings.redis_url) if edge.settings.redis_url else None
+class EventIntake:
+    """The event routes of one worker: one spool (and Redis queue) shared by every event kind."""
 
-    def handler(kind: str | None) -> Endpoint:
+    def __init__(self, edge: EdgeLike) -> None:
+        self.edge = edge
+        self.spool = Spool(spool_dir(edge.settings.data_dir))
+        self.stream = RedisQueue(edge.settings.redis_url) if edge.settings.redis_url else None
+
+    def endpoint(self, kind: str | None) -> Endpoint:
+        """The handler of one event kind (``None``: ``/bulk``, a list of events of any kind)."""
+        edge, spool, stream = self.edge, self.spool, self.stream
+
         async def receive(request: Request) -> Response:
             view = edge.state.view
             key = sdk_key(view, request)
@@ -589,12 +595,3 @@ def events_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list
             return _accepted(request)
 
         return receive
-
-    return [
-        Route("/features/events", guard(handler(FLAG_EVENT)), methods=["POST"]),
-        Route("/user", guard(handler("user")), methods=["POST"]),
-        Route("/company", guard(handler("company")), methods=["POST"]),
-        Route("/event", guard(handler("event")), methods=["POST"]),
-        Route("/feedback", guard(handler("feedback")), methods=["POST"]),
-        Route("/bulk", guard(handler(None)), methods=["POST"]),
-    ]

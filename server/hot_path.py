@@ -2,30 +2,27 @@
 without Starlette's router, route wrappers, exception middleware and Response objects.
 
 They are nearly all of an edge's traffic, and on them that machinery cost more per request than
-evaluating the flags. The checks and the answer are the same code as the routes'
-(:meth:`server.app.Edge.evaluated_parts`); only the dispatch is shorter. It sits inside the CORS
-and load-shedding middleware, so those still apply; anything else passes through untouched.
+evaluating the flags. Which paths, and the answer parts, come from the route table
+(``server.routes``: the routes declared ``hot``); the routed path (HEAD) answers from the same
+parts function, so the checks and the answer are the same code; only the dispatch is shorter.
+It sits inside the CORS and load-shedding middleware, so those still apply; anything else
+passes through untouched. Errors are answered in the route's shape (``server.errors.render``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import evaluator
-from server.errors import EdgeError, error_response
-
-if TYPE_CHECKING:
-    from server.app import Edge
+from server.errors import EdgeError, Shape, request_id, send_error
+from server.service import Edge, Parts
 
 log = logging.getLogger("server")
-
-# Path → enabled_only.
-ROUTES = {"/features/evaluated": False, "/features/enabled": True}
 
 
 class SdkRequest(Request):
@@ -41,29 +38,37 @@ class SdkRequest(Request):
 
 
 class HotPath:
-    def __init__(self, app: ASGIApp, edge: Edge) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        edge: Edge,
+        routes: Mapping[str, Callable[[Request], Awaitable[Parts]]],
+        shapes: Mapping[str, Shape],
+    ) -> None:
         self.app = app
         self.edge = edge
+        self.routes = dict(routes)
+        self.shapes = dict(shapes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        enabled_only = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
-        if enabled_only is None or scope["method"] != "GET":
+        parts = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if parts is None or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
         edge = self.edge
         request = SdkRequest(scope, receive)
         edge.requests += 1
         try:
-            status, headers, body = await edge.evaluated_parts(request, enabled_only)
+            status, headers, body = await parts(request)
         except EdgeError as err:
             if err.status >= 500:
                 edge.errors += 1
-            await error_response(request, err)(scope, receive, send)
+            await send_error(send, err, request_id(request), self.shapes[scope["path"]])
             return
         except Exception:
             edge.errors += 1
             log.exception("unhandled error on %s", scope["path"])
-            await error_response(request, EdgeError(500, "internal error"))(scope, receive, send)
+            await send_error(send, EdgeError(500, "internal error"), request_id(request), self.shapes[scope["path"]])
             return
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -24,47 +24,39 @@ rest, with errorCode GENERAL (401, 403, 405, 408, 413, 429 with integer ``Retry-
 
 from __future__ import annotations
 
-import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import Response
 
 import evaluator
 from server.auth import PUBLISHABLE, bearer, sdk_key
-from server.errors import EdgeError, read_limited, request_id
+from server.errors import GENERAL, EdgeError, read_limited
 from server.etags import etag_of, not_modified
+from server.service import Edge
 from server.state import Environment, SdkKey
+from server.streams import sse_response, version_stream
 
-if TYPE_CHECKING:
-    from server.app import Edge
-
-log = logging.getLogger("server.ofrep")
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 JSON_TYPE = "application/json"
 
 PARSE_ERROR = "PARSE_ERROR"
 TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
 INVALID_CONTEXT = "INVALID_CONTEXT"
 FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
-GENERAL = "GENERAL"
 
 # The context field OFREP's targetingKey stands for, and the flags that cannot be evaluated
 # without it report missing.
 TARGETING_FIELD = "user.id"
-SSE_HEARTBEAT = 15.0
 SSE_INACTIVITY_DELAY = 120
 MAX_RATE_BUCKETS = 100_000
 # Every method reaches the handlers, so that a wrong one gets an OFREP 405 body.
-ANY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 CONFIGURATION: dict[str, Any] = {
     "name": "flagedge",
@@ -81,37 +73,16 @@ CONFIGURATION: dict[str, Any] = {
 CONFIGURATION_BODY = orjson.dumps(CONFIGURATION)
 
 
-class OfrepError(Exception):
-    """An OFREP error answer: ``{"key"?, "errorCode", "errorDetails"}`` (GENERAL unless more is known)."""
-
-    def __init__(
-        self,
-        status: int,
-        details: str,
-        *,
-        code: str = GENERAL,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(details)
-        self.status = status
-        self.details = details
-        self.code = code
-        self.key = key
-        self.headers = headers or {}
-
-    @classmethod
-    def from_edge(cls, err: EdgeError) -> OfrepError:
-        """The OFREP answer for an error of the shared edge code (auth, snapshot not loaded)."""
-        return cls(err.status, err.message, headers=err.headers)
-
-    def response(self) -> Response:
-        body: dict[str, str] = {}
-        if self.key is not None:
-            body["key"] = self.key
-        body["errorCode"] = self.code
-        body["errorDetails"] = self.details
-        return Response(orjson.dumps(body), status_code=self.status, media_type=JSON_TYPE, headers=self.headers)
+def ofrep_error(
+    status: int,
+    details: str,
+    *,
+    code: str = GENERAL,
+    key: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> EdgeError:
+    """An edge error answered as ``{"key"?, "errorCode", "errorDetails"}`` (GENERAL unless more is known)."""
+    return EdgeError(status, details, headers=headers, ofrep_code=code, flag_key=key)
 
 
 class RateLimiter:
@@ -137,7 +108,7 @@ class RateLimiter:
             return
         self._buckets[key] = (tokens, now)
         retry = max(1, math.ceil((1.0 - tokens) / self.rate))
-        raise OfrepError(429, "rate limit reached for this SDK key", headers={"Retry-After": str(retry)})
+        raise ofrep_error(429, "rate limit reached for this SDK key", headers={"Retry-After": str(retry)})
 
 
 @dataclass(frozen=True)
@@ -213,9 +184,9 @@ def reflag_context(context: dict[str, Any], key: str | None = None) -> Context:
         return Context(context, user_id is not None)
     targeting_key = context["targetingKey"]
     if not isinstance(targeting_key, str):
-        raise OfrepError(400, "targetingKey must be a string", code=INVALID_CONTEXT, key=key)
+        raise ofrep_error(400, "targetingKey must be a string", code=INVALID_CONTEXT, key=key)
     if user is not None and not isinstance(user, dict):
-        raise OfrepError(400, "user must be an object to carry targetingKey as user.id", code=INVALID_CONTEXT, key=key)
+        raise ofrep_error(400, "user must be an object to carry targetingKey as user.id", code=INVALID_CONTEXT, key=key)
     if not targeting_key or user_id is not None:
         return Context(context, bool(targeting_key) or user_id is not None)
     return Context({**context, "user": {**(user or {}), "id": targeting_key}}, True)
@@ -253,17 +224,17 @@ def _targeting_key_missing(key: str) -> dict[str, str]:
 
 
 def evaluate_one(env: Environment, key: str, context: Context) -> dict[str, Any]:
-    """One flag's OFREP success body; OfrepError 404 for an unknown flag, 400 for a bad context."""
+    """One flag's OFREP success body; EdgeError 404 for an unknown flag, 400 for a bad context."""
     try:
         result = env.snapshot.evaluate_flag(key, context.reflag)
     except evaluator.EvaluatorError as e:
-        raise OfrepError(400, f"evaluation failed: {e}", code=GENERAL, key=key) from None
+        raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL, key=key) from None
     except (ValueError, TypeError) as e:
-        raise OfrepError(400, f"context cannot be evaluated: {e}", code=INVALID_CONTEXT, key=key) from None
+        raise ofrep_error(400, f"context cannot be evaluated: {e}", code=INVALID_CONTEXT, key=key) from None
     if result is None:
-        raise OfrepError(404, f"flag {key!r} not found", code=FLAG_NOT_FOUND, key=key)
+        raise ofrep_error(404, f"flag {key!r} not found", code=FLAG_NOT_FOUND, key=key)
     if _needs_targeting_key(result["value"], result["missingContextFields"], context):
-        raise OfrepError(400, _targeting_key_missing(key)["errorDetails"], code=TARGETING_KEY_MISSING, key=key)
+        raise ofrep_error(400, _targeting_key_missing(key)["errorDetails"], code=TARGETING_KEY_MISSING, key=key)
     config = dict(result["config"]) if result["config"] is not None else None
     return _success(
         key, result["value"], result["reason"], result["variant"], result["targetingVersion"], config, env.version
@@ -279,9 +250,9 @@ def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape
     try:
         raw: dict[str, dict[str, Any]] = orjson.loads(env.snapshot.evaluate_all(context.reflag, debug=True))
     except evaluator.EvaluatorError as e:
-        raise OfrepError(400, f"evaluation failed: {e}", code=GENERAL) from None
+        raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL) from None
     except (ValueError, TypeError) as e:
-        raise OfrepError(400, f"context cannot be evaluated: {e}", code=INVALID_CONTEXT) from None
+        raise ofrep_error(400, f"context cannot be evaluated: {e}", code=INVALID_CONTEXT) from None
     flags: list[dict[str, Any]] = []
     for key, r in raw.items():
         shape = shapes.get(key)
@@ -292,8 +263,8 @@ def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape
             # Not expected; the single-flag path is the reference.
             try:
                 flags.append(evaluate_one(env, key, context))
-            except OfrepError as err:
-                flags.append({"key": key, "errorCode": err.code, "errorDetails": err.details})
+            except EdgeError as err:
+                flags.append({"key": key, **err.ofrep_body()})
             continue
         if _needs_targeting_key(value, r.get("missingContextFields", []), context):
             flags.append(_targeting_key_missing(key))
@@ -321,19 +292,19 @@ async def read_context(request: Request, limit: int, key: str | None = None, tim
         body = await read_limited(request, limit, timeout)
     except EdgeError as e:
         if e.status == 400:  # the client went away mid-body
-            raise OfrepError(400, e.message, code=PARSE_ERROR, key=key) from None
-        raise OfrepError(e.status, e.message) from None
+            raise ofrep_error(400, e.message, code=PARSE_ERROR, key=key) from None
+        raise
     if not body.strip():
         return {}
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        raise OfrepError(400, f"request body is not valid JSON: {e}", code=PARSE_ERROR, key=key) from None
+        raise ofrep_error(400, f"request body is not valid JSON: {e}", code=PARSE_ERROR, key=key) from None
     if not isinstance(document, dict):
-        raise OfrepError(400, 'request body must be a JSON object: {"context": {...}}', code=PARSE_ERROR, key=key)
+        raise ofrep_error(400, 'request body must be a JSON object: {"context": {...}}', code=PARSE_ERROR, key=key)
     context = document.get("context", {})
     if not isinstance(context, dict):
-        raise OfrepError(400, "context must be a JSON object", code=INVALID_CONTEXT, key=key)
+        raise ofrep_error(400, "context must be a JSON object", code=INVALID_CONTEXT, key=key)
     return context
 
 
@@ -350,7 +321,7 @@ def _cached(request: Request, body: bytes) -> Response:
 
 def _allow(request: Request, method: str) -> None:
     if request.method != method:
-        raise OfrepError(405, f"method not allowed; use {method}", headers={"Allow": method})
+        raise ofrep_error(405, f"method not allowed; use {method}", headers={"Allow": method})
 
 
 def event_streams(request: Request, key: SdkKey, version: int) -> list[dict[str, Any]]:
@@ -370,7 +341,7 @@ def _event_id(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise OfrepError(400, f"{name} must be a non-negative integer")
+        raise ofrep_error(400, f"{name} must be a non-negative integer")
     return int(raw)
 
 
@@ -379,38 +350,26 @@ def _refetch_event(version: int) -> bytes:
     return f"id: {version}\nevent: message\ndata: ".encode() + data + b"\n\n"
 
 
-def ofrep_routes(edge: Edge, guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
-    limiter = RateLimiter(edge.settings.ofrep_rate_limit)
-    shapes = ShapeCache()
+class OfrepApi:
+    """The OFREP handlers of one edge worker (their rate limiter and flag shape cache with them).
 
-    def ofrep(handler: Endpoint) -> Endpoint:
-        """Answer every error in OFREP's shape, and tag every answer with its request id."""
+    Every method reaches the handlers (``ANY_METHOD`` in the route table), so that a wrong one
+    gets an OFREP 405 body; errors are raised as EdgeError and answered in OFREP's shape by the
+    route guard."""
 
-        async def run(request: Request) -> Response:
-            rid = request_id(request)
-            try:
-                response = await handler(request)
-            except OfrepError as err:
-                response = err.response()
-            except EdgeError as err:
-                response = OfrepError.from_edge(err).response()
-            except Exception:
-                log.exception("unhandled error on %s", request.url.path)
-                response = OfrepError(500, "internal error").response()
-            if response.status_code >= 500:
-                edge.errors += 1
-            response.headers["X-Request-Id"] = rid
-            return response
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self.limiter = RateLimiter(edge.settings.ofrep_rate_limit)
+        self.shapes = ShapeCache()
 
-        return guard(run)
-
-    async def evaluate_flag(request: Request) -> Response:
+    async def evaluate_flag(self, request: Request) -> Response:
         _allow(request, "POST")
+        edge = self.edge
         key: str = request.path_params["key"]
         view = edge.state.view
         sdk = sdk_key(view, request, allow_query=False)
         env = edge.environment(view, sdk.environment)
-        limiter.check(sdk.key_hash)
+        self.limiter.check(sdk.key_hash)
         body_timeout = edge.settings.body_timeout
         context = reflag_context(await read_context(request, edge.settings.max_body_bytes, key, body_timeout), key)
         body = orjson.dumps(
@@ -419,72 +378,41 @@ def ofrep_routes(edge: Edge, guard: Callable[[Endpoint], Endpoint]) -> list[Rout
         # An ETag like every snapshot-dependent answer of the edge; the spec has no 304 here.
         return _json(body, headers={"ETag": etag_of(body)})
 
-    async def evaluate_flags(request: Request) -> Response:
+    async def evaluate_flags(self, request: Request) -> Response:
         _allow(request, "POST")
+        edge = self.edge
         view = edge.state.view
         sdk = sdk_key(view, request, allow_query=False)
         env = edge.environment(view, sdk.environment)
-        limiter.check(sdk.key_hash)
+        self.limiter.check(sdk.key_hash)
         context = reflag_context(
             await read_context(request, edge.settings.max_body_bytes, timeout=edge.settings.body_timeout)
         )
         body = {
-            "flags": evaluate_all(env, context, shapes.get(env)),
+            "flags": evaluate_all(env, context, self.shapes.get(env)),
             "metadata": {"flagStateVersion": env.version},
             "eventStreams": event_streams(request, sdk, env.version),
         }
         return _cached(request, orjson.dumps(body))
 
-    async def configuration(request: Request) -> Response:
+    async def configuration(self, request: Request) -> Response:
         _allow(request, "GET")
-        sdk_key(edge.state.view, request, allow_query=False)
+        sdk_key(self.edge.state.view, request, allow_query=False)
         return _cached(request, CONFIGURATION_BODY)
 
-    async def stream(request: Request) -> Response:
+    async def stream(self, request: Request) -> Response:
         """SSE: a ``refetchEvaluation`` event each time the key's environment gets a new version.
 
         The client's last seen version is ``Last-Event-ID`` (on reconnect) or ``since`` (from
         ``eventStreams``); when the environment is already past it the first event comes at
-        once. The stream ends when the key is revoked or the environment goes away."""
+        once. The stream ends when the key is revoked or the environment goes away
+        (:func:`server.streams.version_stream`)."""
         _allow(request, "GET")
+        edge = self.edge
         view = edge.state.view
         sdk = sdk_key(view, request)
-        env_id = sdk.environment
         seen = _event_id(request.headers.get("last-event-id"), "Last-Event-ID")
         if seen is None:
             seen = _event_id(request.query_params.get("since"), "since")
-        edge.environment(view, env_id)
-
-        async def events() -> AsyncIterator[bytes]:
-            nonlocal seen
-            yield b"retry: 2000\n\n"
-            while True:
-                now = edge.state.view
-                current = now.environments.get(env_id)
-                if current is None or now.keys.get(sdk.key_hash) is None:
-                    return
-                if seen is None:
-                    seen = current.version
-                if current.version != seen:
-                    seen = current.version
-                    yield _refetch_event(seen)
-                    continue
-                # No request.is_disconnected() here: under granian its cancelled receive() can make
-                # Starlette's own disconnect listener end the response mid-stream. Starlette ends
-                # this generator when the client goes away (at the latest on the next heartbeat).
-                before = now.version
-                after = await edge.state.wait_change(before, SSE_HEARTBEAT)
-                if after.version == before:
-                    yield b": keep-alive\n\n"
-
-        return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        )
-
-    g = ofrep
-    return [
-        Route("/ofrep/v1/evaluate/flags/{key:path}", g(evaluate_flag), methods=ANY_METHOD),
-        Route("/ofrep/v1/evaluate/flags", g(evaluate_flags), methods=ANY_METHOD),
-        Route("/ofrep/v1/configuration", g(configuration), methods=ANY_METHOD),
-        Route("/ofrep/v1/stream", g(stream), methods=ANY_METHOD),
-    ]
+        edge.environment(view, sdk.environment)
+        return sse_response(version_stream(edge.state, sdk, seen, _refetch_event))

@@ -17,9 +17,12 @@ served again: the wait a request sees stays near ``max_delay`` instead of growin
 number of clients, and the edge answers everything again as soon as the load drops. The check
 is one clock read per request.
 
-``/health``, ``/ready`` and ``/metrics`` are never shed: an orchestrator must not restart or
-take out of rotation a worker that is merely busy. Nor are SSE subscriptions
-(``/features/stream``): each is one long-lived connection, bounded by ``--max-concurrency``.
+Which paths are never shed is the route table's word (``server.routes.NEVER_SHED``, given as
+``exempt``): ``/health``, ``/ready`` and ``/metrics`` (an orchestrator must not restart or take
+out of rotation a worker that is merely busy) and the SSE subscriptions (``/features/stream``,
+``/ofrep/v1/stream``: each is one long-lived connection, bounded by ``--max-concurrency``;
+refusing them in a reconnect storm only makes every SDK come back again). The 503 is answered in
+the error shape of the route the path belongs to (``shape_for``; OFREP's body on OFREP paths).
 """
 
 from __future__ import annotations
@@ -27,20 +30,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.errors import EdgeError
+from server.errors import ENVELOPE, EdgeError, Shape, request_id, send_error
 
 log = logging.getLogger("server.overload")
 
-# Never shed: probes, and SSE subscriptions (each is one long-lived connection, bounded by
-# --max-concurrency; refusing them in a reconnect storm only makes every SDK come back again).
-EXEMPT = frozenset({"/health", "/ready", "/metrics", "/features/stream"})
 RETRY_AFTER = "1"
 # Requests started since the last heartbeat that make a backlog a burst rather than a stall.
 BURST = 16
@@ -55,21 +54,23 @@ class Stats:
 stats = Stats()
 
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            sent: str = value.decode("latin-1")
-            if 0 < len(sent) <= 128 and sent.isascii() and all(c.isalnum() or c in "._:-" for c in sent):
-                return sent
-            break
-    return secrets.token_hex(12)
+def _envelope(path: str) -> Shape:
+    return ENVELOPE
 
 
 class LoadShedder:
     """ASGI middleware shedding requests that queued longer than ``max_delay`` seconds."""
 
-    def __init__(self, app: ASGIApp, *, max_delay: float, exempt: Iterable[str] = EXEMPT) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_delay: float,
+        exempt: Iterable[str] = (),
+        shape_for: Callable[[str], Shape] = _envelope,
+    ) -> None:
         self.app = app
+        self.shape_for = shape_for
         self.max_delay = max_delay
         # The heartbeat must beat well within the allowed delay to measure it.
         self.interval = min(0.01, max_delay / 4)
@@ -130,20 +131,9 @@ class LoadShedder:
         if self._shedding_since is None:
             self._shedding_since = time.monotonic()
             log.warning("worker overloaded (requests queue for over %.0f ms): answering 503", self.max_delay * 1000)
-        rid = _request_id(scope)
-        err = EdgeError(503, "the edge is overloaded; retry after the delay in Retry-After")
-        body = orjson.dumps(err.body(rid))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", RETRY_AFTER.encode()),
-                    (b"cache-control", b"no-store"),
-                    (b"x-request-id", rid.encode()),
-                ],
-            }
+        err = EdgeError(
+            503,
+            "the edge is overloaded; retry after the delay in Retry-After",
+            headers={"Retry-After": RETRY_AFTER, "Cache-Control": "no-store"},
         )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, err, request_id(Request(scope)), self.shape_for(scope["path"]))

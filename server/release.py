@@ -41,7 +41,6 @@ from urllib.parse import unquote
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 import evaluator
 from server.errors import EdgeError, request_id
@@ -465,7 +464,8 @@ class ReleaseCache:
 # Route.
 
 
-def release_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> list[Route]:
+def release_endpoint(edge: EdgeLike) -> Endpoint:
+    """``GET /release/{organisation}/{application}`` over this worker's compiled release cache."""
     cache = ReleaseCache()
 
     async def serve(request: Request) -> Response:
@@ -498,4 +498,4 @@ def release_routes(edge: EdgeLike, guard: Callable[[Endpoint], Endpoint]) -> lis
             return Response(status_code=304, headers=headers)
         return Response(served.body, media_type="application/json", headers=headers)
 
-    return [Route("/release/{organisation}/{application}", guard(serve), methods=["GET"])]
+    return serve

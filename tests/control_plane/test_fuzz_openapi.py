@@ -38,8 +38,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from contract.errors import code_for
 from control_plane.app import ROUTERS, VERSION, create_app
-from control_plane.errors import CODES_BY_STATUS
 from control_plane.openapi import document
 from control_plane.ratelimit import SlidingWindow
 from control_plane.settings import Settings
@@ -207,7 +207,7 @@ def assert_no_failure(response: Any, label: str) -> None:
     assert set(body) == {"error"}, f"{label}: {body}"
     err = body["error"]
     assert set(err) == {"code", "message", "details", "request_id"}, f"{label}: {err}"
-    assert err["code"] == CODES_BY_STATUS.get(status), f"{label}: {status} with code {err['code']}"
+    assert err["code"] == code_for(status), f"{label}: {status} with code {err['code']}"
     assert isinstance(err["message"], str) and err["message"], f"{label}: {err}"
     assert isinstance(err["details"], list), f"{label}: {err}"
     for d in err["details"]:

@@ -12,6 +12,10 @@ worker is polled until it refuses the key (bounded: 10 s; measured: tens of ms),
 every request on every connection, and on fresh connections, is refused: a worker never serves
 a revoked key again.
 
+A change stream (``/features/stream``, ``/ofrep/v1/stream``) opened with a key ends once that
+key is revoked, on both hosts, within the same bound: a revoked key must not keep hearing about
+every publish (the Reflag stream used to stay open until the client left).
+
 Also covered: revocation on one single-worker edge in
 ``tests/e2e/test_single_host.py::test_invalidated_key_fails_on_the_next_request``; an OFREP event
 stream ending when its key is revoked in ``tests/server/test_ofrep.py``.
@@ -20,14 +24,20 @@ stream ending when its key is revoked in ``tests/server/test_ofrep.py``.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import httpx
+import pytest
 
 from tests.security.conftest import World
 from tests.security.rawhttp import KeepAlive, socket_owner, wait_until
 
 PROPAGATION_BOUND = 10.0
+# A stream still open this long after the revocation answered never ends by itself (the edge
+# sends a keep-alive every 15 s and would go on).
+STREAM_END_BOUND = 5.0
 
 
 @dataclass
@@ -156,3 +166,46 @@ def test_rotated_then_invalidated_key_fails_everywhere_and_the_new_one_works(wor
     finally:
         for p in probes:
             p.conn.close()
+
+
+def _rest(lines: Iterator[str], what: str) -> None:
+    """Read a stream until the edge ends it; fail if it is still open after the bound."""
+    try:
+        for _ in lines:
+            pass
+    except httpx.ReadTimeout:
+        pytest.fail(f"{what} still open {STREAM_END_BOUND:g} s after its key was revoked")
+
+
+def test_change_streams_end_when_their_key_is_revoked(world: World) -> None:
+    keys = world.environment("shop", "stream-revoke")
+    client = keys["client"]
+    for edge in (world.edge, world.edge_b):
+        wait_until(
+            lambda e=edge: e.get("/features/evaluated", params={"publishableKey": client}).status_code == 200,
+            "the new environment on both hosts",
+        )
+    timeout = httpx.Timeout(20, read=STREAM_END_BOUND)
+    with ExitStack() as stack:
+        streams: list[tuple[str, Iterator[str]]] = []
+        for host, port in (("A", world.edge_port), ("B", world.edge_b_port)):
+            http = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout))
+            for path in ("/features/stream", "/ofrep/v1/stream"):
+                r = stack.enter_context(http.stream("GET", path, params={"publishableKey": client}))
+                assert r.status_code == 200, (host, path)
+                lines = r.iter_lines()
+                assert next(lines) == "retry: 2000"
+                if path == "/features/stream":  # the current version comes at once
+                    event = [next(lines) for _ in range(5)]
+                    assert event[2] == "event: flagStateVersion", event
+                streams.append((f"{path} on host {host}", lines))
+        r = world.admin.put(
+            f"/v1/projects/shop/environments/stream-revoke/keys/{client}/invalidate", headers=world.auth
+        )
+        assert r.status_code == 200, r.text
+        started = time.monotonic()
+        for what, lines in streams:
+            _rest(lines, what)
+        took = time.monotonic() - started
+        print(f"streams ended {took * 1000:.0f} ms after the revocation")
+        assert took < PROPAGATION_BOUND

@@ -25,8 +25,8 @@ from control_plane.app import create_app as create_control_plane
 from control_plane.publisher import Publisher
 from control_plane.settings import Settings
 from control_plane.store import Store
-from server.app import Edge
 from server.app import create_app as create_edge
+from server.service import Edge
 from server.settings import EdgeSettings
 from tests.control_plane.conftest import Api
 

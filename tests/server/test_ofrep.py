@@ -19,8 +19,10 @@ with warnings.catch_warnings():
 
 import evaluator
 from contract.store import ChangeSet, SnapshotReader, SnapshotWriter
-from server.app import Edge, create_app
-from server.ofrep import OfrepError, RateLimiter, evaluate_all, evaluate_one, flag_shapes, reflag_context
+from server.app import create_app
+from server.errors import OFREP, EdgeError, render
+from server.ofrep import RateLimiter, evaluate_all, evaluate_one, flag_shapes, reflag_context
+from server.service import Edge
 from server.settings import EdgeSettings
 from server.state import Environment
 from tests.server.ofrep_support import (
@@ -321,17 +323,17 @@ class FailingSnapshot:
 def test_evaluator_failure_is_400_general() -> None:
     env = Environment("env", "production", "proj", 1, cast(evaluator.Snapshot, FailingSnapshot()), b"")
     context = reflag_context({"targetingKey": "u1"})
-    with pytest.raises(OfrepError) as single:
+    with pytest.raises(EdgeError) as single:
         evaluate_one(env, "any", context)
-    assert (single.value.status, single.value.code, single.value.key) == (400, "GENERAL", "any")
-    assert orjson.loads(single.value.response().body) == {
+    assert (single.value.status, single.value.ofrep_code, single.value.flag_key) == (400, "GENERAL", "any")
+    assert orjson.loads(render(single.value, "rid", OFREP)[2]) == {
         "key": "any",
         "errorCode": "GENERAL",
         "errorDetails": "evaluation failed: internal evaluator error",
     }
-    with pytest.raises(OfrepError) as bulk:
+    with pytest.raises(EdgeError) as bulk:
         evaluate_all(env, context, {})
-    assert (bulk.value.status, bulk.value.code, bulk.value.key) == (400, "GENERAL", None)
+    assert (bulk.value.status, bulk.value.ofrep_code, bulk.value.flag_key) == (400, "GENERAL", None)
 
 
 # --- auth, availability, limits --------------------------------------------------------------
@@ -398,7 +400,7 @@ def test_rate_limiter_refills_and_rounds_retry_after_up() -> None:
     limiter = RateLimiter(2.0, clock=lambda: now[0])
     limiter.check("k")
     limiter.check("k")
-    with pytest.raises(OfrepError) as err:
+    with pytest.raises(EdgeError) as err:
         limiter.check("k")
     assert (err.value.status, err.value.headers) == (429, {"Retry-After": "1"})
     limiter.check("other")
@@ -406,7 +408,7 @@ def test_rate_limiter_refills_and_rounds_retry_after_up() -> None:
     limiter.check("k")
     slow = RateLimiter(0.1, clock=lambda: now[0])
     slow.check("k")
-    with pytest.raises(OfrepError) as err:
+    with pytest.raises(EdgeError) as err:
         slow.check("k")
     assert err.value.headers == {"Retry-After": "10"}
     RateLimiter(0.0).check("k")  # 0 turns the limit off

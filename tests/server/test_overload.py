@@ -15,6 +15,7 @@ import pytest
 
 from server.app import create_app
 from server.overload import BURST, LoadShedder
+from server.routes import NEVER_SHED, shape_for
 from server.settings import EdgeSettings
 
 with warnings.catch_warnings():
@@ -49,7 +50,7 @@ def _overloaded(shedder: LoadShedder) -> None:
 
 
 def test_shed_answer_is_a_fast_503_with_retry_after_and_the_envelope() -> None:
-    shedder = LoadShedder(_ok, max_delay=0.1)
+    shedder = LoadShedder(_ok, max_delay=0.1, exempt=NEVER_SHED, shape_for=shape_for)
     _overloaded(shedder)
     sent = _call(shedder, "/features/evaluated", [(b"x-request-id", b"req-1")])
     start, body = sent
@@ -61,15 +62,15 @@ def test_shed_answer_is_a_fast_503_with_retry_after_and_the_envelope() -> None:
     assert error["code"] == "unavailable" and error["request_id"] == "req-1" and "overloaded" in error["message"]
 
 
-@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics", "/features/stream"])
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics", "/features/stream", "/ofrep/v1/stream"])
 def test_probes_and_sse_subscriptions_are_never_shed(path: str) -> None:
-    shedder = LoadShedder(_ok, max_delay=0.1)
+    shedder = LoadShedder(_ok, max_delay=0.1, exempt=NEVER_SHED, shape_for=shape_for)
     _overloaded(shedder)
     assert _call(shedder, path)[0]["status"] == 200
 
 
 def test_not_shed_when_the_heartbeat_is_on_time_or_after_a_one_off_stall() -> None:
-    shedder = LoadShedder(_ok, max_delay=0.1)
+    shedder = LoadShedder(_ok, max_delay=0.1, exempt=NEVER_SHED, shape_for=shape_for)
     shedder._task = object()  # type: ignore[assignment]
     shedder._beat = time.monotonic()
     assert _call(shedder, "/features/evaluated")[0]["status"] == 200
@@ -80,7 +81,7 @@ def test_not_shed_when_the_heartbeat_is_on_time_or_after_a_one_off_stall() -> No
 
 
 def test_a_burst_is_shed_once_the_loop_has_worked_through_it_for_the_whole_delay() -> None:
-    shedder = LoadShedder(_ok, max_delay=0.1)
+    shedder = LoadShedder(_ok, max_delay=0.1, exempt=NEVER_SHED, shape_for=shape_for)
     shedder._task = object()  # type: ignore[assignment]
     shedder._beat = time.monotonic() - 1
     shedder.last_lag = 0.0
@@ -99,3 +100,14 @@ def test_the_app_sheds_with_cors_headers_and_can_turn_it_off(tmp_path: Path, mon
         assert client.get("/health").status_code == 200
     with TestClient(create_app(EdgeSettings(data_dir=tmp_path, shed_queue_delay=0))) as client:
         assert client.get("/features/evaluated").status_code == 401  # evaluated as usual: no key
+
+
+def test_a_shed_ofrep_request_gets_the_ofrep_error_body() -> None:
+    shedder = LoadShedder(_ok, max_delay=0.1, exempt=NEVER_SHED, shape_for=shape_for)
+    _overloaded(shedder)
+    start, body = _call(shedder, "/ofrep/v1/evaluate/flags/new-checkout")
+    assert start["status"] == 503 and dict(start["headers"])[b"retry-after"] == b"1"
+    assert orjson.loads(body["body"]) == {
+        "errorCode": "GENERAL",
+        "errorDetails": "the edge is overloaded; retry after the delay in Retry-After",
+    }

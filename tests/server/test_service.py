@@ -1,0 +1,170 @@
+"""The edge's main routes in process (server/service.py through the real app): ``/features/evaluated``
+and ``/features/enabled`` on GET (the hot path) and HEAD (the routed path), the Reflag change
+stream. The process-level counterparts are ``tests/e2e/test_single_host.py`` and the security
+suite; these run in a fraction of a second on an LMDB store in a temporary directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from starlette.types import Message, Scope
+
+from contract.store import ChangeSet
+from tests.server.ofrep_support import CLIENT_KEY, FEATURES, ORPHAN_KEY, SERVER_KEY, features_publish, key_hash
+from tests.server.test_ofrep import Harness, running_edge
+
+RID = {"X-Request-Id": "req-test-1"}
+ROUTES = ("/features/evaluated", "/features/enabled")
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Iterator[Harness]:
+    with running_edge(tmp_path, wait_for_version_max=0.05) as harness:
+        yield harness
+
+
+def routed(edge: Harness, method: str, path: str, query: str = "", headers: dict[str, str] | None = None) -> Any:
+    """``method path?query`` through the Starlette router only (no hot path in front of it):
+    status, headers and body."""
+    app = edge.client.app.router  # type: ignore[attr-defined]
+    messages: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        messages.append(message)
+
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver")] + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+        "app": edge.client.app,
+    }
+
+    async def run() -> None:
+        await app(scope, receive, send)
+
+    portal = edge.client.portal
+    assert portal is not None
+    portal.call(run)
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
+
+
+def test_evaluated_body_shape(edge: Harness) -> None:
+    r = edge.client.get(f"/features/evaluated?publishableKey={CLIENT_KEY}&context.company.plan=pro", headers=RID)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["cache-control"] == "no-cache" and r.headers["x-request-id"] == "req-test-1"
+    body = r.json()
+    assert set(body) == {"success", "features", "flagStateVersion"}
+    assert body["success"] is True and body["flagStateVersion"] == 1
+    assert list(body["features"]) == [f["key"] for f in FEATURES]
+    assert body["features"]["pro-dashboard"]["isEnabled"] is True
+    assert body["features"]["legacy-banner"]["isEnabled"] is False
+    enabled = edge.client.get(f"/features/enabled?publishableKey={CLIENT_KEY}&context.company.plan=pro").json()
+    assert set(enabled["features"]) == {k for k, f in body["features"].items() if f["isEnabled"]}
+
+
+def test_debug_adds_the_rule_results(edge: Harness) -> None:
+    plain = edge.client.get(f"/features/evaluated?publishableKey={CLIENT_KEY}").json()["features"]
+    debug = edge.client.get(f"/features/evaluated?publishableKey={CLIENT_KEY}&debug=true").json()["features"]
+    assert "ruleEvaluationResults" not in plain["pro-dashboard"]
+    assert "ruleEvaluationResults" in debug["pro-dashboard"]
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_etag_and_304(edge: Harness, path: str) -> None:
+    url = f"{path}?publishableKey={CLIENT_KEY}"
+    first = edge.client.get(url)
+    etag = first.headers["etag"]
+    again = edge.client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    # A new version of the flags is a new answer.
+    edge.publish(features_publish(FEATURES[:3]))
+    assert edge.client.get(url, headers={"If-None-Match": etag}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_key_errors_and_bad_wait_for_version(edge: Harness, path: str) -> None:
+    missing = edge.client.get(path, headers=RID)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.json() == {
+        "error": {
+            "code": "unauthorized",
+            "message": "an SDK key is required",
+            "details": [],
+            "request_id": "req-test-1",
+        }
+    }
+    assert edge.client.get(f"{path}?publishableKey=nope").status_code == 403
+    assert edge.client.get(f"{path}?publishableKey={SERVER_KEY}").status_code == 403  # never a secret in the query
+    orphan = edge.client.get(path, headers={"Authorization": f"Bearer {ORPHAN_KEY}"})
+    assert orphan.status_code == 503 and orphan.headers["retry-after"] == "1"
+    bad = edge.client.get(f"{path}?publishableKey={CLIENT_KEY}&waitForVersion=%C2%B2", headers=RID)
+    assert bad.status_code == 400
+    assert bad.json()["error"]["details"] == [
+        {
+            "field": "waitForVersion",
+            "code": "validation_failed",
+            "message": "waitForVersion must be a non-negative integer",
+        }
+    ]
+    # A version that never comes: the current answer after --wait-for-version-max.
+    assert edge.client.get(f"{path}?publishableKey={CLIENT_KEY}&waitForVersion=99").status_code == 200
+
+
+@pytest.mark.parametrize("path", ROUTES)
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"publishableKey={CLIENT_KEY}&context.user.id=u-vip&context.company.plan=pro",
+        f"publishableKey={CLIENT_KEY}&debug=1",
+        "",
+        "publishableKey=nope",
+        f"publishableKey={CLIENT_KEY}&waitForVersion=x",
+    ],
+)
+def test_hot_path_and_routed_path_answer_identically(edge: Harness, path: str, query: str) -> None:
+    """GET is answered by the hot path, HEAD (and a GET that reached the router) by the route:
+    the same status, headers and body."""
+    hot = edge.client.get(f"{path}?{query}", headers=RID)
+    status, headers, body = routed(edge, "GET", path, query, RID)
+    assert (hot.status_code, hot.content) == (status, body)
+    # (CORS, around both, adds Vary: Origin.)
+    assert {k: v for k, v in hot.headers.items() if k != "vary"} == headers
+    head = edge.client.head(f"{path}?{query}", headers=RID)
+    assert head.status_code == status and head.content == b""
+    assert {k: v for k, v in head.headers.items() if k != "vary"} == headers
+
+
+def test_reflag_stream_sends_versions_and_ends_when_its_key_is_revoked(edge: Harness) -> None:
+    with edge.client.stream("GET", f"/features/stream?publishableKey={CLIENT_KEY}") as r:
+        lines = r.iter_lines()
+        assert [next(lines) for _ in range(6)] == [
+            "retry: 2000",
+            "",
+            "id: 1",
+            "event: flagStateVersion",
+            'data: {"flagStateVersion":1}',
+            "",
+        ]
+        version = edge.publish(features_publish(FEATURES[:2]))
+        assert [next(lines) for _ in range(3)][2] == "data: " + orjson.dumps({"flagStateVersion": version}).decode()
+        edge.publish(ChangeSet(sdk_keys={key_hash(CLIENT_KEY): None}))
+        assert [line for line in lines if line] == []

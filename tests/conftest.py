@@ -1,13 +1,16 @@
-"""Shared fixtures: where the conformance vectors live."""
+"""Shared fixtures: where the conformance vectors live, and a real redis-server."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.redis_server import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,3 +31,14 @@ def load_vectors(name: str) -> Any:
 @pytest.fixture(scope="session")
 def vectors() -> Path:
     return vectors_dir()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server for one test (killed after it)."""
+    server = RedisServer(tmp_path / "redis", free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()

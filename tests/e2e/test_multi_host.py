@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from bench.processes import REPO, bootstrap_project, free_port, process
-from tests.sync.conftest import RedisServer
+from tests.support.redis_server import RedisServer
 
 
 def _wait(predicate: Any, what: str, timeout: float = 15.0) -> None:
@@ -53,7 +53,7 @@ class Hosts:
 
 @pytest.fixture
 def hosts(tmp_path: Path) -> Iterator[tuple[Hosts, httpx.Client, dict[str, str], httpx.Client, httpx.Client, str]]:
-    from tests.sync.conftest import free_port as redis_port
+    from tests.support.redis_server import free_port as redis_port
 
     redis = RedisServer(tmp_path / "redis", redis_port())
     redis.start()

@@ -42,7 +42,7 @@ from tests.reliability.support import (
     traffic,
     wait_until,
 )
-from tests.sync.conftest import RedisServer
+from tests.support.redis_server import RedisServer
 
 CLOCKS = ["-2d", "+3d", "-5d"]  # the control plane's clock, one per (re)start
 HOST_B = "+1d"

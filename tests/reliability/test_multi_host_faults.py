@@ -31,7 +31,7 @@ from tests.reliability.support import (
     traffic,
     wait_until,
 )
-from tests.sync.conftest import RedisServer
+from tests.support.redis_server import RedisServer
 
 
 @dataclass

@@ -30,7 +30,7 @@ import pytest
 from bench.processes import REPO, bootstrap_project, free_port, process
 from control_plane.demo import seed
 from tests.security.rawhttp import children, wait_until
-from tests.sync.conftest import RedisServer
+from tests.support.redis_server import RedisServer
 
 PASSWORD = "correct-horse"  # bootstrap_project's password for ``ops``
 BODY_TIMEOUT = 2.0
@@ -135,7 +135,7 @@ def _seed_flags(world: World) -> None:
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from tests.sync.conftest import free_port as redis_port
+    from tests.support.redis_server import free_port as redis_port
 
     tmp = tmp_path_factory.mktemp("security")
     a, b = tmp / "a", tmp / "b"

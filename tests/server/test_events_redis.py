@@ -38,7 +38,7 @@ from server.settings import EdgeSettings
 from tests.control_plane.conftest import Api
 from tests.control_plane.devcycle_support import Project, project
 from tests.server.stack import Stack
-from tests.sync.conftest import RedisServer, free_port
+from tests.support.redis_server import RedisServer, free_port
 
 USER = {"userId": "u1", "attributes": {"plan": "pro"}}
 

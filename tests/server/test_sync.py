@@ -16,7 +16,7 @@ from contract.redis_protocol import RedisKeys, encode_change, encode_full, redac
 from contract.store import ChangeSet, SnapshotReader, SnapshotWriter
 from control_plane.redis_publish import RedisPublisher
 from server.sync import Sync, run_sync
-from tests.sync.conftest import RedisServer
+from tests.support.redis_server import RedisServer
 
 KEYS = RedisKeys()
 Tables = dict[str, dict[str, Any]]

@@ -1,8 +1,9 @@
-"""A real ``redis-server`` per test, on a free loopback port, with no persistence.
+"""A real ``redis-server`` on a free loopback port, with no persistence.
 
-``redis_server`` is started before the test and killed after it; ``kill()`` (SIGKILL, like a
-crash) and ``start()`` again on the same port let a test take Redis away mid-stream. A Redis
-restarted this way comes back empty, as a Redis without persistence does.
+The ``redis_server`` fixture (``tests/conftest.py``) starts one before a test and kills it
+after; ``kill()`` (SIGKILL, like a crash) and ``start()`` again on the same port let a test take
+Redis away mid-stream. A Redis restarted this way comes back empty, as a Redis without
+persistence does.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -88,13 +88,3 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(10)
             self.proc = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()

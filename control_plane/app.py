@@ -30,8 +30,8 @@ from control_plane.store import Store
 
 log = logging.getLogger("control_plane")
 VERSION = "0.1.0"
-ROUTERS: list[Router] = [users.router, organisations.router, api_keys.router, releaseo.router]
-ROUTERS += airborne.routers + devcycle.routers
+ROUTERS: list[Router] = [users.router, organisations.router, api_keys.router]
+ROUTERS += releaseo.routers + airborne.routers + devcycle.routers
 
 
 class RequestIdMiddleware:

@@ -1,7 +1,9 @@
 """The JSON shape of each DevCycle resource in responses (field names as DevCycle spells them).
 
-One function per resource, shared by the route modules: variation and variable writes answer
-with the whole feature, and environment and SDK key writes with the environment.
+One ``*_view`` per resource; an SDK key is shown inside its environment and a feature's
+configurations inside the feature. They sit below the route modules because writes answer with
+a parent resource: variation and variable writes with the whole feature, SDK key writes with
+the environment.
 """
 
 from __future__ import annotations
@@ -149,6 +151,8 @@ def configuration_view(feature: sqlite3.Row, env: sqlite3.Row, row: sqlite3.Row 
 def feature_configurations(
     db: sqlite3.Connection, feature: sqlite3.Row, env_id: str | None = None
 ) -> list[dict[str, Any]]:
+    """The feature's configuration in every environment of its project (or only ``env_id``), in
+    environment creation order; an environment without a row shows the inactive default."""
     envs = db.execute(
         "SELECT * FROM environments WHERE project_id = ?"
         + (" AND id = ?" if env_id else "")

@@ -23,25 +23,15 @@ from control_plane.http import JSON, Router, Services, error_response, request_i
 from control_plane.openapi import document
 from control_plane.publisher import Publisher
 from control_plane.ratelimit import SlidingWindow
-from control_plane.routes import (
-    airborne_dimensions,
-    airborne_files,
-    airborne_releases,
-    api_keys,
-    devcycle,
-    organisations,
-    releaseo,
-    users,
-)
+from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, users
 from control_plane.security import Tokens
 from control_plane.settings import ENV_PREFIX, Settings, load_jwt_secret
 from control_plane.store import Store
 
 log = logging.getLogger("control_plane")
 VERSION = "0.1.0"
-ROUTERS: list[Router] = [users.router, organisations.router, api_keys.router, releaseo.router]
-ROUTERS += [airborne_files.router, airborne_dimensions.router, airborne_releases.router]
-ROUTERS += devcycle.routers
+ROUTERS: list[Router] = [users.router, organisations.router, api_keys.router]
+ROUTERS += releaseo.routers + airborne.routers + devcycle.routers
 
 
 class RequestIdMiddleware:

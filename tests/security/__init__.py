@@ -17,7 +17,7 @@ Auth
     * cross-organisation existence (same status, body and timing) ........... test_cross_org.py
       (every write route x role x scope: tests/control_plane/test_authorization_matrix.py)
     * JWT wrong algorithm / expired / tampered; API-key scopes, revocation .. test_admin_auth.py
-      (in process: tests/control_plane/test_users.py)
+      (in process: tests/control_plane/routes/test_users.py)
     * login brute force, user enumeration by timing ......................... test_login.py
     * secrets never in logs, never stored in plaintext ...................... test_secrets_in_logs.py
 

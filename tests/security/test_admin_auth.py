@@ -8,9 +8,9 @@
   works only in its organisation, and a revoked key fails on the very next request.
 
 Also covered (in process): alg none / wrong key / expired / tampered / no email in
-``tests/control_plane/test_users.py::test_bad_tokens_are_rejected``; every route x every role and
+``tests/control_plane/routes/test_users.py::test_bad_tokens_are_rejected``; every route x every role and
 API-key scope in ``tests/control_plane/test_authorization_matrix.py``; API keys cannot mint API
-keys in ``tests/control_plane/test_organisations.py``.
+keys in ``tests/control_plane/routes/test_api_keys.py``.
 """
 
 from __future__ import annotations

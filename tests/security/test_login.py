@@ -13,7 +13,7 @@ Found and fixed here: attempts were counted per spelling of the login (``name:ad
 ``name:ada@ex.com`` were two budgets for one account), so alternating name and email doubled a
 guesser's rate; and a sign-up could take another user's email as its *name*, making one login
 match two accounts. Also covered: the in-process limit in
-``tests/control_plane/test_users.py::test_login_brute_force_is_rate_limited``.
+``tests/control_plane/routes/test_users.py::test_login_brute_force_is_rate_limited``.
 """
 
 from __future__ import annotations

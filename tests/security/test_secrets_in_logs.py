@@ -19,7 +19,7 @@ import httpx
 
 from tests.security.conftest import World
 
-PREFIX_LENGTH = 20  # control_plane/routes/devcycle/projects.py: shown in lists and the audit log
+PREFIX_LENGTH = 20  # control_plane/routes/devcycle/sdk_keys.py: shown in lists and the audit log
 API_PREFIX_LENGTH = 10  # control_plane/routes/api_keys.py
 
 

@@ -1,4 +1,5 @@
-"""Shared pieces of the DevCycle management API: list queries, look-ups, JSON bounds, filters."""
+"""Shared pieces of the DevCycle management API: list queries, look-ups, JSON bounds, settings
+merges, feature bookkeeping, filters. Nothing here declares a route."""
 
 from __future__ import annotations
 
@@ -15,15 +16,17 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 import evaluator
 from control_plane import authz
 from control_plane.errors import ApiError, not_found, validation
+from control_plane.features_snapshot import config_filters
 from control_plane.http import Ctx, Write
 from control_plane.models import Body
+from control_plane.store import now_iso
 
+ORG = ("x-organisation",)  # the header every DevCycle route takes
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 MAX_JSON_DEPTH = 64
 MAX_JSON_NODES = 20_000
 MAX_LIST = 1000
 MAX_STRING = 10_000
-
 SortBy = Literal["createdAt", "updatedAt", "name", "key", "createdBy", "propertyKey"]
 SORT_COLUMNS = {
     "createdAt": "created_at",
@@ -101,6 +104,14 @@ def iso_date(value: str, field: str) -> str:
         raise validation("not an ISO 8601 date-time", field, "invalid_date") from None
     # strftime does not zero-pad years before 1000 ("1-01-01"), which fromisoformat then rejects.
     return f"{parsed.year:04d}-{parsed.strftime('%m-%dT%H:%M:%S')}.{parsed.microsecond // 1000:03d}Z"
+
+
+def merge_settings(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` merged into ``base``, nested objects key by key (PATCH of project/environment settings)."""
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = merge_settings(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,6 +203,35 @@ def environment(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.
 def key_taken(db: sqlite3.Connection, table: str, scope_column: str, scope: str, key: str, exclude: str = "") -> bool:
     sql = f"SELECT 1 FROM {table} WHERE {scope_column} = ? AND key = ? AND id != ?"
     return db.execute(sql, (scope, key, exclude)).fetchone() is not None
+
+
+def feature(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
+    return row_by_id_or_key(db, "features", "project_id", project_id, ident, "feature")
+
+
+def variation_id_of(db: sqlite3.Connection, feature_id: str, ident: str) -> str | None:
+    row = db.execute(
+        "SELECT id FROM variations WHERE feature_id = ? AND (id = ? OR key = ?) ORDER BY id = ? DESC LIMIT 1",
+        (feature_id, ident, ident, ident),
+    ).fetchone()
+    return str(row["id"]) if row else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature bookkeeping
+
+
+def bump_feature(w: Write, feature_id: str) -> None:
+    """What the feature serves changed: every configuration's targetingVersion goes up by one."""
+    w.db.execute(
+        "UPDATE feature_configurations SET targeting_version = targeting_version + 1, updated_at = ? "
+        "WHERE feature_id = ?",
+        (now_iso(), feature_id),
+    )
+
+
+def touch_feature(w: Write, feature_id: str) -> None:
+    w.db.execute("UPDATE features SET updated_at = ? WHERE id = ?", (now_iso(), feature_id))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,6 +424,21 @@ def _trial_evaluation(rule: Any, path: str) -> None:
         raise validation(f"rule exceeds the evaluation budget ({e})", path, "too_expensive") from None
     except (evaluator.EvaluatorError, ValueError, TypeError):
         pass
+
+
+def project_filter_trees(db: sqlite3.Connection, project_id: str) -> list[Any]:
+    """Every filter tree of the project: audiences and configurations."""
+    trees = [
+        loads(r["filters"], {}) for r in db.execute("SELECT filters FROM audiences WHERE project_id = ?", (project_id,))
+    ]
+    rows = db.execute(
+        "SELECT c.targets, c.reflag FROM feature_configurations c JOIN features f ON f.id = c.feature_id "
+        "WHERE f.project_id = ?",
+        (project_id,),
+    )
+    for r in rows:
+        trees += config_filters(loads(r["targets"], []), loads(r["reflag"]))
+    return trees
 
 
 def audience_resolver(db: sqlite3.Connection, project_id: str) -> Callable[[str], str | None]:

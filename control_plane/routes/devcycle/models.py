@@ -1,4 +1,5 @@
-"""Request bodies and queries of the DevCycle feature routes (field names as DevCycle spells them)."""
+"""Request bodies and queries of the DevCycle management API (field names as DevCycle spells them),
+one section per resource; the route modules import them from here."""
 
 from __future__ import annotations
 
@@ -12,9 +13,137 @@ from control_plane.routes.devcycle.common import ID_PATTERN, DvBody, Json, JsonO
 FeatureType = Literal["release", "experiment", "permission", "ops"]
 FeatureStatusName = Literal["active", "complete", "archived"]
 VariableType = Literal["String", "Boolean", "Number", "JSON"]
+COLOR = r"^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{4}|[0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$"
+EnvType = Literal["development", "staging", "production", "disaster_recovery"]
+PropertyType = Literal["String", "Boolean", "Number"]
 MAX_VARIATIONS = 100
 MAX_VARIABLES = 100
 MAX_TARGETS = 100
+
+
+# ---------------------------------------------------------------------------------------------
+# Projects
+
+
+class Enabled(Strict):
+    enabled: bool | None = None
+
+
+class OptInColors(Strict):
+    primary: str | None = Field(default=None, max_length=50)
+    secondary: str | None = Field(default=None, max_length=50)
+
+
+class OptIn(Strict):
+    enabled: bool | None = None
+    title: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=1000)
+    imageURL: str | None = Field(default=None, max_length=2000)
+    colors: OptInColors | None = None
+    poweredByAlignment: str | None = Field(default=None, max_length=20)
+
+
+class SdkTypeVisibility(Strict):
+    enabledInFeatureSettings: bool | None = None
+
+
+class LifeCycle(Strict):
+    disableCodeRefChecks: bool | None = None
+
+
+class Obfuscation(Strict):
+    enabled: bool | None = None
+    required: bool | None = None
+
+
+class Dynatrace(Strict):
+    enabled: bool | None = None
+    environmentMap: dict[str, str] | None = Field(default=None, max_length=100)
+
+
+class ApprovalWorkflow(Strict):
+    enabled: bool | None = None
+    allowPublisherBypass: bool | None = None
+    defaultReviewers: Tags | None = None
+
+
+class StalenessEmail(Strict):
+    enabled: bool | None = None
+    frequency: Literal["weekly", "biweekly", "monthly"] | None = None
+    users: Tags | None = None
+
+
+class Staleness(Strict):
+    enabled: bool | None = None
+    released: Enabled | None = None
+    unmodifiedLong: Enabled | None = None
+    unmodifiedShort: Enabled | None = None
+    unused: Enabled | None = None
+    email: StalenessEmail | None = None
+
+
+class ProjectSettings(Strict):
+    edgeDB: Enabled | None = None
+    optIn: OptIn | None = None
+    sdkTypeVisibility: SdkTypeVisibility | None = None
+    lifeCycle: LifeCycle | None = None
+    obfuscation: Obfuscation | None = None
+    disablePassthroughRollouts: bool | None = None
+    dynatrace: Dynatrace | None = None
+    featureApprovalWorkflow: ApprovalWorkflow | None = None
+    staleness: Staleness | None = None
+
+
+class CreateProject(DvBody):
+    name: str = Field(min_length=1, max_length=100)
+    key: str = Field(min_length=1, max_length=100, pattern=KEY_PATTERN)
+    description: str = Field(default="", max_length=1000)
+    color: str | None = Field(default=None, max_length=9, pattern=COLOR)
+    settings: ProjectSettings | None = None
+
+
+class UpdateProject(DvBody):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    key: str | None = Field(default=None, min_length=1, max_length=100, pattern=KEY_PATTERN)
+    description: str | None = Field(default=None, max_length=1000)
+    color: str | None = Field(default=None, max_length=9, pattern=COLOR)
+    settings: ProjectSettings | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Environments and SDK keys
+
+
+class EnvironmentSettings(Strict):
+    appIconURI: str | None = Field(default=None, max_length=2000)
+
+
+class CreateEnvironment(DvBody):
+    name: str = Field(min_length=1, max_length=100)
+    key: str = Field(min_length=1, max_length=100, pattern=KEY_PATTERN)
+    description: str = Field(default="", max_length=1000)
+    color: str | None = Field(default=None, max_length=9, pattern=COLOR)
+    type: EnvType
+    settings: EnvironmentSettings | None = None
+
+
+class UpdateEnvironment(DvBody):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    key: str | None = Field(default=None, min_length=1, max_length=100, pattern=KEY_PATTERN)
+    description: str | None = Field(default=None, max_length=1000)
+    color: str | None = Field(default=None, max_length=9, pattern=COLOR)
+    type: EnvType | None = None
+    settings: EnvironmentSettings | None = None
+
+
+class GenerateKeys(DvBody):
+    client: bool = False
+    server: bool = False
+    mobile: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Features, variations, variables, configurations
 
 
 class ValidationSchema(Strict):
@@ -236,3 +365,64 @@ class EnvironmentQuery(BaseModel):
 
 class DeleteFeatureQuery(BaseModel):
     deleteVariables: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# Audiences and custom properties
+
+
+class CreateAudience(DvBody):
+    name: str = Field(min_length=1, max_length=100)
+    key: str = Field(min_length=1, max_length=100, pattern=KEY_PATTERN)
+    description: str = Field(default="", max_length=1000)
+    filters: JsonObject
+    tags: Tags | None = None
+
+
+class UpdateAudience(DvBody):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    key: str | None = Field(default=None, min_length=1, max_length=100, pattern=KEY_PATTERN)
+    description: str | None = Field(default=None, max_length=1000)
+    filters: JsonObject | None = None
+    tags: Tags | None = None
+
+
+class AudienceListQuery(ListQuery):
+    includeUsage: bool = False
+
+
+class AllowedValue(Strict):
+    label: str = Field(max_length=200)
+    value: Json = None
+
+
+class EnumSchema(Strict):
+    allowedValues: list[AllowedValue] = Field(default_factory=list, max_length=1000)
+    allowAdditionalValues: bool | None = None
+
+
+class PropertySchema(Strict):
+    schemaType: Literal["enum"] | None = None
+    required: bool | None = None
+    enumSchema: EnumSchema | None = None
+
+
+class CreateCustomProperty(DvBody):
+    name: str = Field(min_length=1, max_length=100)
+    key: str = Field(min_length=1, max_length=100, pattern=KEY_PATTERN)
+    type: PropertyType
+    propertyKey: str = Field(min_length=1, max_length=200)
+    schema_: PropertySchema | None = Field(default=None, alias="schema")
+
+
+class UpdateCustomProperty(DvBody):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    key: str | None = Field(default=None, min_length=1, max_length=100, pattern=KEY_PATTERN)
+    type: PropertyType | None = None
+    propertyKey: str | None = Field(default=None, min_length=1, max_length=200)
+    schema_: PropertySchema | None = Field(default=None, alias="schema")
+
+
+class PropertyListQuery(ListQuery):
+    type: PropertyType | None = None
+    includeUsage: bool = False

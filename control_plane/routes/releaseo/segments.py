@@ -1,14 +1,9 @@
-"""Releaseo dashboard APIs: the widget config behind ``/sdk/config`` and saved segments.
+"""Releaseo saved segments (``/projects/{projectId}/segments``...).
 
-Widget config: one JSON settings object per project plus a public Releaseo project key
-(``rp_...``) that the widget sends from the browser. Every widget write bumps the widget's version
-and touches the project, so the snapshot pipeline republishes what :mod:`control_plane.widget_snapshot`
-returns and the edge's ``/sdk/config`` cache for the project and its key is refreshed.
-
-Segments: a reusable Reflag filter tree, validated by compiling it with the evaluator. A segment
-is edited as a draft; publishing freezes an immutable numbered snapshot of the draft, so whatever
+A segment is a reusable Reflag filter tree, validated by compiling it with the evaluator. It is
+edited as a draft; publishing freezes an immutable numbered snapshot of the draft, so whatever
 stores a published version keeps seeing the same definition (seed 000, "saved segment targeting
-stores a snapshot").
+stores a snapshot"). Lists page with an opaque cursor.
 """
 
 from __future__ import annotations
@@ -16,107 +11,24 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import secrets
 import sqlite3
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, Field
 
 import evaluator
-from control_plane import authz
 from control_plane.errors import ApiError, conflict, not_found, validation
 from control_plane.http import Ctx, Router, Write
-from control_plane.models import Body
+from control_plane.routes.releaseo.common import ORG, encode_bounded, project_access
+from control_plane.routes.releaseo.models import CreateSegment, ListQuery, PublishSegment, RemoveBody, UpdateSegment
 from control_plane.store import new_id, now_iso
 
 router = Router("releaseo")
-ORG = ("x-organisation",)
 
-MAX_SETTINGS_BYTES = 64 * 1024
-MAX_SETTINGS_DEPTH = 32
 MAX_DEFINITION_BYTES = 64 * 1024
 MAX_DEFINITION_DEPTH = 64
-PROJECT_KEY_PREFIX = "rp_"
 _FILTER_PATH = "$.features[0].targeting.rules[0].filter"
 _CURSOR = re.compile(r"^seg:([0-9]{1,19})$")
-
-
-# ---------------------------------------------------------------------------------------------
-# Request models
-
-
-class WidgetConfigBody(Body):
-    settings: dict[str, Any] = Field(
-        description="Widget settings served by /sdk/config (a JSON object, at most 64 KiB)"
-    )
-    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class RemoveBody(Body):
-    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class CreateSegment(Body):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
-    definition: dict[str, Any] = Field(description="Reflag filter tree (group/negation/context/constant/rollout)")
-    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class UpdateSegment(Body):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
-    definition: dict[str, Any] | None = Field(default=None, description="Reflag filter tree")
-    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class PublishSegment(Body):
-    client_dedup_id: str | None = Field(default=None, min_length=1, max_length=200)
-
-
-class ListQuery(BaseModel):
-    limit: int = Field(default=50, ge=1, le=100)
-    cursor: str | None = Field(default=None, max_length=200, description="Opaque next_cursor of the previous page")
-
-
-# ---------------------------------------------------------------------------------------------
-# Validation helpers
-
-
-def _check_tree(value: Any, field: str, max_depth: int) -> None:
-    """Object keys are strings and nesting stays within ``max_depth`` (iterative: no recursion limit)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: list[Any] = []
-            for key, child in node.items():
-                if not isinstance(key, str):
-                    raise validation(f"{field} object keys must be strings", field, "invalid_key")
-                children.append(child)
-        elif isinstance(node, list):
-            children = list(node)
-        else:
-            continue
-        if depth > max_depth:
-            raise validation(f"{field} is nested deeper than {max_depth} levels", field, "too_deep")
-        stack.extend((child, depth + 1) for child in children)
-
-
-def _encode(value: dict[str, Any], field: str, max_bytes: int, max_depth: int) -> bytes:
-    _check_tree(value, field, max_depth)
-    try:
-        encoded = orjson.dumps(value)
-    except orjson.JSONEncodeError as e:
-        raise validation(f"{field} is not encodable as JSON", field, "invalid_json", str(e)) from None
-    if len(encoded) > max_bytes:
-        raise ApiError(
-            413,
-            f"{field} larger than {max_bytes} bytes",
-            details=[{"field": field, "code": "too_large", "message": f"at most {max_bytes} bytes when encoded"}],
-        )
-    return encoded
 
 
 def definition_field(path: str) -> str:
@@ -126,7 +38,7 @@ def definition_field(path: str) -> str:
 
 def compile_definition(definition: dict[str, Any]) -> str:
     """The definition as stored JSON, after the evaluator compiled it; 400 naming the bad node."""
-    encoded = _encode(definition, "definition", MAX_DEFINITION_BYTES, MAX_DEFINITION_DEPTH)
+    encoded = encode_bounded(definition, "definition", MAX_DEFINITION_BYTES, MAX_DEFINITION_DEPTH)
     doc = b'{"features":[{"key":"segment","targeting":{"version":1,"rules":[{"filter":' + encoded + b"}]}}]}"
     try:
         evaluator.Snapshot(doc)
@@ -140,139 +52,6 @@ def compile_definition(definition: dict[str, Any]) -> str:
         raise validation(f"definition does not compile: {e}", "definition", "invalid_rule") from None
     return encoded.decode()
 
-
-def _project(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.ProjectAccess:
-    return authz.project_by_key(db, ctx.principal, ctx.path("projectId"), needed, ctx.header("x-organisation"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Widget config
-
-
-def new_project_key() -> str:
-    """A public Releaseo project key: ``rp_`` and 32 URL-safe random characters (192 bits)."""
-    return PROJECT_KEY_PREFIX + secrets.token_urlsafe(24)
-
-
-def _widget_row(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute(
-        "SELECT * FROM releaseo_widgets WHERE project_id = ?", (project_id,)
-    ).fetchone()
-    return row
-
-
-def _widget_view(project: authz.ProjectAccess, row: sqlite3.Row) -> dict[str, Any]:
-    return {
-        "projectId": project.id,
-        "project": project.key,
-        "projectKey": row["project_key"],
-        "settings": orjson.loads(row["settings"]),
-        "version": row["version"],
-        "createdAt": row["created_at"],
-        "updatedAt": row["updated_at"],
-    }
-
-
-@router.route(
-    "GET", "/projects/{projectId}/widget-config", summary="Get the project's Releaseo widget config", headers=ORG
-)
-async def get_widget_config(ctx: Ctx) -> Any:
-    with ctx.services.store.read() as db:
-        project = _project(db, ctx, "read")
-        row = _widget_row(db, project.id)
-    if row is None or row["settings"] is None:
-        raise not_found("widget config")
-    return _widget_view(project, row)
-
-
-@router.route(
-    "PUT",
-    "/projects/{projectId}/widget-config",
-    summary="Create (201) or replace (200) the widget config; the first create issues the project key",
-    body=WidgetConfigBody,
-    headers=ORG,
-    status=201,
-    responses=(200, 413),
-)
-async def put_widget_config(ctx: Ctx) -> Any:
-    body: WidgetConfigBody = ctx.body
-    settings = _encode(body.settings, "settings", MAX_SETTINGS_BYTES, MAX_SETTINGS_DEPTH).decode()
-    # No await between this read and the commit: within a worker the status matches what commit does.
-    with ctx.services.store.read() as db:
-        existing = _widget_row(db, _project(db, ctx, "write").id)
-    creating = existing is None or existing["settings"] is None
-
-    def change(w: Write) -> dict[str, Any]:
-        project = _project(w.db, ctx, "write")
-        row = _widget_row(w.db, project.id)
-        now = now_iso()
-        if row is None:
-            action = "widget.create"
-            w.db.execute(
-                "INSERT INTO releaseo_widgets (project_id, project_key, settings, version, created_at, updated_at)"
-                " VALUES (?, ?, ?, 1, ?, ?)",
-                (project.id, new_project_key(), settings, now, now),
-            )
-        elif row["settings"] is None:
-            action = "widget.create"
-            w.db.execute(
-                "UPDATE releaseo_widgets SET settings = ?, version = version + 1, created_at = ?, updated_at = ?"
-                " WHERE project_id = ?",
-                (settings, now, now, project.id),
-            )
-        else:
-            action = "widget.update"
-            w.db.execute(
-                "UPDATE releaseo_widgets SET settings = ?, version = version + 1, updated_at = ? WHERE project_id = ?",
-                (settings, now, project.id),
-            )
-        row = _widget_row(w.db, project.id)
-        assert row is not None
-        w.touch(project.id)
-        w.audit(
-            action,
-            f"widget:{project.key}",
-            organisation_id=project.organisation_id,
-            project_id=project.id,
-            details={"projectKey": row["project_key"], "version": row["version"]},
-        )
-        return _widget_view(project, row)
-
-    return ctx.commit(change, status=201 if creating else 200)
-
-
-@router.route(
-    "DELETE",
-    "/projects/{projectId}/widget-config",
-    summary="Remove the widget config (admin); the project key is kept for a later re-create",
-    body=RemoveBody,
-    headers=ORG,
-)
-async def delete_widget_config(ctx: Ctx) -> Any:
-    def change(w: Write) -> dict[str, Any]:
-        project = _project(w.db, ctx, "admin")
-        row = _widget_row(w.db, project.id)
-        if row is None or row["settings"] is None:
-            raise not_found("widget config")
-        w.db.execute(
-            "UPDATE releaseo_widgets SET settings = NULL, version = version + 1, updated_at = ? WHERE project_id = ?",
-            (now_iso(), project.id),
-        )
-        w.touch(project.id)
-        w.audit(
-            "widget.remove",
-            f"widget:{project.key}",
-            organisation_id=project.organisation_id,
-            project_id=project.id,
-            details={"projectKey": row["project_key"], "version": row["version"] + 1},
-        )
-        return {"projectId": project.id, "project": project.key, "projectKey": row["project_key"], "deleted": True}
-
-    return ctx.commit(change)
-
-
-# ---------------------------------------------------------------------------------------------
-# Segments
 
 _SEGMENT_SQL = (
     "SELECT s.*, v.version AS pub_version, v.name AS pub_name, v.description AS pub_description,"
@@ -356,7 +135,7 @@ async def create_segment(ctx: Ctx) -> Any:
     definition = compile_definition(body.definition)
 
     def change(w: Write) -> dict[str, Any]:
-        project = _project(w.db, ctx, "write")
+        project = project_access(w.db, ctx, "write")
         _name_taken(w.db, project.id, body.name)
         segment_id, now = new_id(), now_iso()
         w.db.execute(
@@ -387,7 +166,7 @@ async def list_segments(ctx: Ctx) -> Any:
     query: ListQuery = ctx.query
     before = decode_cursor(query.cursor) if query.cursor else None
     with ctx.services.store.read() as db:
-        project = _project(db, ctx, "read")
+        project = project_access(db, ctx, "read")
         rows = db.execute(
             _SEGMENT_SQL
             + "WHERE s.project_id = ?"
@@ -408,7 +187,7 @@ async def list_segments(ctx: Ctx) -> Any:
 )
 async def get_segment(ctx: Ctx) -> Any:
     with ctx.services.store.read() as db:
-        project = _project(db, ctx, "read")
+        project = project_access(db, ctx, "read")
         return _segment_view(_segment(db, project.id, ctx.path("id")))
 
 
@@ -432,7 +211,7 @@ async def update_segment(ctx: Ctx) -> Any:
     segment_id = ctx.path("id")
 
     def change(w: Write) -> dict[str, Any]:
-        project = _project(w.db, ctx, "write")
+        project = project_access(w.db, ctx, "write")
         row = _segment(w.db, project.id, segment_id)
         name = body.name if body.name is not None else row["name"]
         if name != row["name"]:
@@ -465,7 +244,7 @@ async def delete_segment(ctx: Ctx) -> Any:
     segment_id = ctx.path("id")
 
     def change(w: Write) -> dict[str, Any]:
-        project = _project(w.db, ctx, "admin")
+        project = project_access(w.db, ctx, "admin")
         row = _segment(w.db, project.id, segment_id)
         w.db.execute("DELETE FROM releaseo_segments WHERE id = ?", (segment_id,))
         w.touch(project.id)
@@ -492,7 +271,7 @@ async def publish_segment(ctx: Ctx) -> Any:
     segment_id = ctx.path("id")
 
     def change(w: Write) -> dict[str, Any]:
-        project = _project(w.db, ctx, "write")
+        project = project_access(w.db, ctx, "write")
         row = _segment(w.db, project.id, segment_id)
         version = (row["pub_version"] or 0) + 1
         w.db.execute(

@@ -1,4 +1,5 @@
-"""Airborne files and packages: contract, version/tag resolution, bulk, roles, isolation."""
+"""Contract tests of the Airborne file routes; the role and other-organisation checks and the
+OpenAPI check also cover the package routes."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ from typing import Any
 
 from tests.control_plane.airborne_support import make_app
 from tests.control_plane.conftest import Api, assert_error
+from tests.control_plane.routes.airborne.support import fields
 
 FILE_KEYS = {"id", "file_path", "url", "version", "tag", "size", "checksum", "metadata", "status", "created_at"}
+
+
 SHA = "AB" * 32
 
 
-def _fields(r: Any) -> list[str]:
-    return [d["field"] for d in r.json()["error"]["details"]]
+def _without_request_id(r: Any) -> dict[str, Any]:
+    err = dict(r.json()["error"])
+    err.pop("request_id")
+    return err
 
 
 def test_create_file_contract(api: Api) -> None:
@@ -61,7 +67,7 @@ def test_create_file_validation(api: Api) -> None:
     for payload, _ in cases:
         assert_error(api.client.post("/file", json=payload, headers=app.h), 400, "validation_failed")
     r = api.client.post("/file", json={k: v for k, v in good.items() if k != "url"}, headers=app.h)
-    assert _fields(r) == ["url"]
+    assert fields(r) == ["url"]
 
 
 def test_versions_count_per_path_and_tags_are_unique(api: Api) -> None:
@@ -95,7 +101,7 @@ def test_get_file_by_version_tag_and_bare_path(api: Api) -> None:
     assert_error(get("missing.png@version:1"), 404, "not_found")
     bad = get("assets/logo.png@version:x")
     assert_error(bad, 400, "validation_failed")
-    assert _fields(bad) == ["query.file_key"]
+    assert fields(bad) == ["query.file_key"]
     assert_error(api.client.get("/file", headers=app.h), 400, "validation_failed")
 
 
@@ -168,7 +174,7 @@ def test_bulk_create_and_skip_duplicates(api: Api) -> None:
     strict = [{"file_path": "c.js", "url": "https://cdn.example.com/c.js", "tag": "latest"}, files[0]]
     fail = api.client.post("/file/bulk", json={"files": strict, "skip_duplicates": False}, headers=app.h)
     assert_error(fail, 409, "conflict")
-    assert _fields(fail) == ["files[1]"]
+    assert fields(fail) == ["files[1]"]
     missing_c = api.client.get("/file", params={"file_key": "c.js"}, headers=app.h)
     assert_error(missing_c, 404, "not_found")  # the whole bulk rolled back
     assert_error(api.client.post("/file/bulk", json={"files": files}, headers=app.h), 400, "validation_failed")
@@ -180,62 +186,7 @@ def test_bulk_create_and_skip_duplicates(api: Api) -> None:
     bad_item = api.client.post(
         "/file/bulk", json={"files": [{"file_path": "d.js", "tag": "x"}], "skip_duplicates": True}, headers=app.h
     )
-    assert _fields(bad_item) == ["files.0.url"]
-
-
-def test_packages(api: Api) -> None:
-    app = make_app(api)
-    app.file("index.jsa")
-    app.file("a.js")
-    app.file("b.js", tag="v1", url="https://cdn.example.com/b1.js")
-    app.file("b.js", tag="v2", url="https://cdn.example.com/b2.js")
-    p1 = app.package("index.jsa@tag:latest", ["a.js@version:1", "b.js@tag:v1"], tag="stable")
-    assert p1 == {
-        "index": "index.jsa@version:1",
-        "tag": "stable",
-        "version": 1,
-        "files": ["a.js@version:1", "b.js@version:1"],
-        "created_at": p1["created_at"],
-    }
-    p2 = app.package("index.jsa", ["a.js", "b.js@tag:v2"], tag="stable")
-    assert p2["version"] == 2 and p2["files"] == ["a.js@version:1", "b.js@version:2"]
-    p3 = app.package("index.jsa", [], tag="beta")
-    assert p3["version"] == 3 and p3["files"] == []
-
-    def get(key: str) -> Any:
-        return api.client.get("/packages", params={"package_key": key}, headers=app.h)
-
-    assert get("version:1").json() == p1
-    assert get("tag:stable").json() == p2  # the newest package with the tag
-    assert get("tag:beta").json()["version"] == 3
-    assert_error(get("version:9"), 404, "not_found")
-    assert_error(get("tag:nope"), 404, "not_found")
-    assert_error(get("latest"), 400, "validation_failed")
-    assert_error(api.client.get("/packages", headers=app.h), 400, "validation_failed")
-
-    def create(payload: dict[str, Any]) -> Any:
-        return api.client.post("/packages", json=payload, headers=app.h)
-
-    missing = create({"index": "index.jsa", "tag": "x", "files": ["a.js", "zzz.js@version:1"]})
-    assert_error(missing, 400, "validation_failed")
-    assert _fields(missing) == ["files[1]"]
-    dup = create({"index": "index.jsa", "tag": "x", "files": ["b.js@tag:v1", "b.js@tag:v2"]})
-    assert _fields(dup) == ["files[1]"]
-    idx = create({"index": "index.jsa", "tag": "x", "files": ["index.jsa"]})
-    assert _fields(idx) == ["files[0]"]
-    assert _fields(create({"index": "nope.jsa", "tag": "x", "files": []})) == ["index"]
-    assert_error(create({"index": "index.jsa", "files": []}), 400, "validation_failed")
-
-    listed = api.client.get("/packages/list", headers=app.h).json()
-    assert listed["total_items"] == 3 and listed["total_pages"] == 1
-    assert [p["version"] for p in listed["data"]] == [3, 2, 1]
-    paged = api.client.get("/packages/list", params={"pages": 2, "count": 2}, headers=app.h).json()
-    assert [p["version"] for p in paged["data"]] == [1] and paged["total_pages"] == 2
-    everything = api.client.get("/packages/list", params={"all": "true", "count": 1}, headers=app.h).json()
-    assert len(everything["data"]) == 3
-    searched = api.client.get("/packages/list", params={"search": "INDEX"}, headers=app.h).json()
-    assert searched["total_items"] == 3
-    assert api.client.get("/packages/list", params={"search": "nothing"}, headers=app.h).json()["data"] == []
+    assert fields(bad_item) == ["files.0.url"]
 
 
 def test_roles_read_cannot_write(api: Api) -> None:
@@ -267,12 +218,6 @@ def test_roles_read_cannot_write(api: Api) -> None:
     with_key = {"X-API-Key": key, "x-organisation": app.organisation, "x-application": app.application}
     assert api.client.get("/file/list", headers=with_key).status_code == 200
     assert_error(api.client.post("/file", json={**payload, "file_path": "c.js"}, headers=with_key), 403, "forbidden")
-
-
-def _without_request_id(r: Any) -> dict[str, Any]:
-    err = dict(r.json()["error"])
-    err.pop("request_id")
-    return err
 
 
 def test_other_organisation_gets_404_like_a_missing_application(api: Api) -> None:

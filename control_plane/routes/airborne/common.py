@@ -1,4 +1,5 @@
-"""Pieces the Airborne route modules share: the application context, keys, pagination, JSON columns."""
+"""Pieces the Airborne route modules share: the application context, file and package keys,
+pagination, JSON columns, per-application counters. Nothing here declares a route."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Airborne releases and configs: contract, package splits, ramp rules, conclude/discard, snapshot, roles."""
+"""Contract tests of the Airborne release routes: creation, ramp/conclude/discard state machine,
+lists, the snapshot order, roles and idempotency."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from typing import Any
 
 from tests.control_plane.airborne_support import App, make_app
 from tests.control_plane.conftest import Api, assert_error
+from tests.control_plane.routes.airborne.support import CONFIG, D, fields, ok, release_app
 
-CONFIG = "/organisations/applications/config/create"
-D = "/organisations/applications/dimension"
 RELEASE_KEYS = {"id", "created_at", "config", "package", "resources", "dimensions", "experiment"}
+
+
 EXPERIMENT_KEYS = {
     "experiment_id",
     "package_version",
@@ -23,67 +25,13 @@ EXPERIMENT_KEYS = {
 }
 
 
-def _fields(r: Any) -> list[str]:
-    return [d["field"] for d in r.json()["error"]["details"]]
-
-
-def _setup(api: Api) -> App:
-    app = make_app(api)
-    app.file("index.jsa", url="https://cdn.example.com/index.jsa", size=10, checksum="a" * 64)
-    app.file("main.js")
-    app.file("vendor.js")
-    app.file("fonts/a.ttf")
-    app.file("img/hero.png")
-    app.package("index.jsa", ["main.js", "vendor.js", "fonts/a.ttf"], tag="v1")
-    app.dimension("platform", {"type": "string", "enum": ["android", "ios"]})
-    app.dimension("app_version")
-    app.dimension("versions", dimension_type="cohort", depends_on="app_version")
-    r = api.client.post(
-        f"{D}/versions/cohort/checkpoint",
-        json={"name": "modern", "value": "2.0.0", "comparator": "semver_ge"},
-        headers=app.h,
-    )
-    assert r.status_code == 200
-    return app
-
-
 def _release(app: App, **payload: Any) -> Any:
     return app.api.client.post("/releases", json=payload, headers=app.h)
 
 
-def _ok(r: Any) -> dict[str, Any]:
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def test_config_create(api: Api) -> None:
-    app = _setup(api)
-    r = api.client.post(
-        CONFIG,
-        json={
-            "config": {"version": "1.0.0", "boot_timeout": 3000},
-            "properties": {"theme": "dark"},
-            "tenant_info": {"tenant": "t1"},
-        },
-        headers=app.h,
-    )
-    body = _ok(r)
-    assert body["success"] is True and isinstance(body["config_id"], str)
-    assert body["version"] == 1 and body["config_version"] == "1.0.0"
-    assert _ok(api.client.post(CONFIG, json={"config": {"version": "1.1.0"}}, headers=app.h))["version"] == 2
-    assert _fields(api.client.post(CONFIG, json={"config": {}}, headers=app.h)) == ["config.version"]
-    assert _fields(api.client.post(CONFIG, json={}, headers=app.h)) == ["config"]
-    assert_error(
-        api.client.post(CONFIG, json={"config": {"version": "1", "boot_timeout": -1}}, headers=app.h),
-        400,
-        "validation_failed",
-    )
-
-
 def test_first_release_goes_live_with_defaults(api: Api) -> None:
-    app = _setup(api)
-    body = _ok(_release(app))
+    app = release_app(api)
+    body = ok(_release(app))
     assert set(body) == RELEASE_KEYS and set(body["experiment"]) == EXPERIMENT_KEYS
     rid = body["id"]
     assert body["config"] == {
@@ -117,8 +65,8 @@ def test_first_release_goes_live_with_defaults(api: Api) -> None:
 
 
 def test_release_with_config_package_split_resources_and_dimensions(api: Api) -> None:
-    app = _setup(api)
-    _ok(
+    app = release_app(api)
+    ok(
         api.client.post(
             CONFIG,
             json={
@@ -128,8 +76,8 @@ def test_release_with_config_package_split_resources_and_dimensions(api: Api) ->
             headers=app.h,
         )
     )
-    _ok(_release(app))
-    body = _ok(
+    ok(_release(app))
+    body = ok(
         _release(
             app,
             package_id="version:1",
@@ -154,12 +102,12 @@ def test_release_with_config_package_split_resources_and_dimensions(api: Api) ->
     exp = body["experiment"]
     assert (exp["status"], exp["traffic_percentage"], exp["chosen_variant"]) == ("CREATED", 0, None)
     assert exp["config_version"] == "2.0.0"
-    only_important = _ok(_release(app, package={"important": ["main.js"]}, dimensions={"platform": "ios"}))
+    only_important = ok(_release(app, package={"important": ["main.js"]}, dimensions={"platform": "ios"}))
     assert [f["file_path"] for f in only_important["package"]["lazy"]] == ["vendor.js", "fonts/a.ttf"]
 
 
 def test_release_validation_errors(api: Api) -> None:
-    app = _setup(api)
+    app = release_app(api)
     cases: list[tuple[dict[str, Any], str]] = [
         ({"package_id": "version:7"}, "package_id"),
         ({"package_id": "nonsense"}, "package_id"),
@@ -179,7 +127,7 @@ def test_release_validation_errors(api: Api) -> None:
     for payload, field in cases:
         r = _release(app, **payload)
         assert_error(r, 400, "validation_failed")
-        assert _fields(r) == [field], (payload, r.json())
+        assert fields(r) == [field], (payload, r.json())
     assert_error(_release(app, dimensions={"platform": {"nested": 1}}), 400, "validation_failed")
     assert_error(_release(app, config={"boot_timeout": "soon"}), 400, "validation_failed")
     assert_error(_release(app, unknown=1), 400, "validation_failed")
@@ -187,18 +135,18 @@ def test_release_validation_errors(api: Api) -> None:
 
     empty = make_app(api, "initech", "app")
     r = api.client.post("/releases", json={}, headers=empty.h)
-    assert _fields(r) == ["package_id"]
+    assert fields(r) == ["package_id"]
 
 
 def test_ramp_rules(api: Api) -> None:
-    app = _setup(api)
-    _ok(_release(app))
-    rid = _ok(_release(app, dimensions={"platform": "ios"}))["id"]
+    app = release_app(api)
+    ok(_release(app))
+    rid = ok(_release(app, dimensions={"platform": "ios"}))["id"]
 
     def ramp(pct: Any, release_id: str = rid) -> Any:
         return api.client.post(f"/releases/{release_id}/ramp", json={"traffic_percentage": pct}, headers=app.h)
 
-    zero = _ok(ramp(0))
+    zero = ok(ramp(0))
     assert zero == {
         "success": True,
         "message": "Release experiment ramped to 0% traffic",
@@ -207,18 +155,18 @@ def test_ramp_rules(api: Api) -> None:
     }
     detail = api.client.get(f"/releases/{rid}", headers=app.h).json()
     assert detail["status"] == "CREATED"  # 0% keeps it CREATED
-    assert _ok(ramp(20))["traffic_percentage"] == 20
+    assert ok(ramp(20))["traffic_percentage"] == 20
     detail = api.client.get(f"/releases/{rid}", headers=app.h).json()
     assert (detail["status"], detail["traffic_percentage"]) == ("INPROGRESS", 20)
-    assert _ok(ramp(20))["traffic_percentage"] == 20
+    assert ok(ramp(20))["traffic_percentage"] == 20
     down = ramp(10)
     assert_error(down, 400, "validation_failed")
-    assert _fields(down) == ["traffic_percentage"]
+    assert fields(down) == ["traffic_percentage"]
     assert_error(ramp(101), 400, "validation_failed")
     assert_error(ramp(-1), 400, "validation_failed")
     assert_error(ramp("x"), 400, "validation_failed")
     assert_error(api.client.post(f"/releases/{rid}/ramp", json={}, headers=app.h), 400, "validation_failed")
-    assert _ok(ramp(100))["traffic_percentage"] == 100
+    assert ok(ramp(100))["traffic_percentage"] == 100
     assert_error(ramp(100, "nope"), 404, "not_found")
     snap = app.snapshot()
     (exp,) = snap["experiments"]
@@ -230,19 +178,19 @@ def test_ramp_rules(api: Api) -> None:
 
 
 def test_conclude_and_discard_state_machine(api: Api) -> None:
-    app = _setup(api)
-    first = _ok(_release(app))["id"]
+    app = release_app(api)
+    first = ok(_release(app))["id"]
     assert_error(
         api.client.post(f"/releases/{first}/ramp", json={"traffic_percentage": 50}, headers=app.h), 409, "conflict"
     )
     assert_error(api.client.post(f"/releases/{first}/discard", json={}, headers=app.h), 409, "conflict")
 
-    second = _ok(_release(app))["id"]
+    second = ok(_release(app))["id"]
     assert_error(_release(app), 409, "conflict")  # one open release per dimension context
-    assert _ok(_release(app, dimensions={"platform": "android"}))["experiment"]["status"] == "CREATED"
+    assert ok(_release(app, dimensions={"platform": "android"}))["experiment"]["status"] == "CREATED"
     bad = api.client.post(f"/releases/{second}/conclude", json={"chosen_variant": "nope"}, headers=app.h)
     assert_error(bad, 400, "validation_failed")
-    assert _fields(bad) == ["chosen_variant"]
+    assert fields(bad) == ["chosen_variant"]
     assert_error(api.client.post(f"/releases/{second}/conclude", json={}, headers=app.h), 400, "validation_failed")
     api.client.post(f"/releases/{second}/ramp", json={"traffic_percentage": 30}, headers=app.h)
     in_progress = api.client.post(f"/releases/{second}/discard", json={}, headers=app.h)
@@ -253,7 +201,7 @@ def test_conclude_and_discard_state_machine(api: Api) -> None:
         json={"chosen_variant": f"{second}-experimental", "change_reason": "metrics look good"},
         headers=app.h,
     )
-    assert _ok(done) == {
+    assert ok(done) == {
         "success": True,
         "message": f"Release experiment concluded with variant {second}-experimental",
         "experiment_id": second,
@@ -271,8 +219,8 @@ def test_conclude_and_discard_state_machine(api: Api) -> None:
     live = app.snapshot()["live"]
     assert [r["id"] for r in live] == [second]  # the newest concluded release serves the empty context
 
-    third = _ok(_release(app))["id"]
-    discarded = _ok(api.client.post(f"/releases/{third}/discard", json={"change_reason": "wrong build"}, headers=app.h))
+    third = ok(_release(app))["id"]
+    discarded = ok(api.client.post(f"/releases/{third}/discard", json={"change_reason": "wrong build"}, headers=app.h))
     assert discarded == {"success": True, "message": "Release experiment discarded", "experiment_id": third}
     assert api.client.get(f"/releases/{third}", headers=app.h).json()["status"] == "DISCARDED"
     assert_error(
@@ -282,17 +230,17 @@ def test_conclude_and_discard_state_machine(api: Api) -> None:
     )
     assert_error(api.client.post(f"/releases/{third}/discard", json={}, headers=app.h), 409, "conflict")
 
-    fourth = _ok(_release(app))["id"]  # the context is free again
-    _ok(api.client.post(f"/releases/{fourth}/conclude", json={"chosen_variant": "control"}, headers=app.h))
+    fourth = ok(_release(app))["id"]  # the context is free again
+    ok(api.client.post(f"/releases/{fourth}/conclude", json={"chosen_variant": "control"}, headers=app.h))
     detail = api.client.get(f"/releases/{fourth}", headers=app.h).json()
     assert detail["status"] == "CONCLUDED" and detail["experiment"]["chosen_variant"] == f"{fourth}-control"
     assert [r["id"] for r in app.snapshot()["live"]] == [second]  # control kept the previous release
 
 
 def test_get_and_list_releases(api: Api) -> None:
-    app = _setup(api)
-    first = _ok(_release(app, resources=["img/hero.png"]))
-    second = _ok(_release(app, dimensions={"platform": "ios"}))
+    app = release_app(api)
+    first = ok(_release(app, resources=["img/hero.png"]))
+    second = ok(_release(app, dimensions={"platform": "ios"}))
     detail = api.client.get(f"/releases/{first['id']}", headers=app.h).json()
     assert {k: detail[k] for k in RELEASE_KEYS} == first
     assert detail["experiment_id"] == first["id"] and detail["org_id"] == "acme" and detail["app_id"] == "shop"
@@ -314,16 +262,16 @@ def test_get_and_list_releases(api: Api) -> None:
     assert [r["id"] for r in paged["data"]] == [first["id"]] and paged["total_pages"] == 2
     assert len(api.client.get("/releases/list", params={"all": "true", "count": 1}, headers=app.h).json()["data"]) == 2
     bad = api.client.get("/releases/list", params={"status": "LIVE"}, headers=app.h)
-    assert _fields(bad) == ["query.status"]
+    assert fields(bad) == ["query.status"]
 
 
 def test_snapshot_orders_live_releases_by_specificity(api: Api) -> None:
-    app = _setup(api)
-    base = _ok(_release(app))["id"]
-    ios = _ok(_release(app, dimensions={"platform": "ios"}))["id"]
-    both = _ok(_release(app, dimensions={"platform": "ios", "versions": "modern"}))["id"]
+    app = release_app(api)
+    base = ok(_release(app))["id"]
+    ios = ok(_release(app, dimensions={"platform": "ios"}))["id"]
+    both = ok(_release(app, dimensions={"platform": "ios", "versions": "modern"}))["id"]
     for rid in (ios, both):
-        _ok(api.client.post(f"/releases/{rid}/conclude", json={"chosen_variant": "experimental"}, headers=app.h))
+        ok(api.client.post(f"/releases/{rid}/conclude", json={"chosen_variant": "experimental"}, headers=app.h))
     snap = app.snapshot()
     assert [(r["id"], r["weight"]) for r in snap["live"]] == [(both, 2 + 8), (ios, 2), (base, 0)]
     assert snap["live"][0]["config"]["version"] == "v1"
@@ -333,22 +281,22 @@ def test_snapshot_orders_live_releases_by_specificity(api: Api) -> None:
 
 
 def test_release_writes_touch_the_project(api: Api) -> None:
-    app = _setup(api)
+    app = release_app(api)
     touched = app.record_touches()
-    _ok(_release(app))
-    rid = _ok(_release(app, dimensions={"platform": "ios"}))["id"]
+    ok(_release(app))
+    rid = ok(_release(app, dimensions={"platform": "ios"}))["id"]
     api.client.post(f"/releases/{rid}/ramp", json={"traffic_percentage": 5}, headers=app.h)
     api.client.post(f"/releases/{rid}/conclude", json={"chosen_variant": "control"}, headers=app.h)
-    rid2 = _ok(_release(app, dimensions={"platform": "ios"}))["id"]
+    rid2 = ok(_release(app, dimensions={"platform": "ios"}))["id"]
     api.client.post(f"/releases/{rid2}/discard", json={}, headers=app.h)
     api.client.get("/releases/list", headers=app.h)
     assert touched == [{app.project_id()}] * 6
 
 
 def test_roles_and_other_organisation(api: Api) -> None:
-    app = _setup(api)
-    rid = _ok(_release(app))["id"]
-    open_id = _ok(_release(app, dimensions={"platform": "ios"}))["id"]
+    app = release_app(api)
+    rid = ok(_release(app))["id"]
+    open_id = ok(_release(app, dimensions={"platform": "ios"}))["id"]
     reader = api.signup()
     api.member(app.owner, app.organisation, reader, "read")
     writes: list[tuple[str, dict[str, Any]]] = [
@@ -377,7 +325,7 @@ def test_roles_and_other_organisation(api: Api) -> None:
 
 
 def test_idempotent_release_creation(api: Api) -> None:
-    app = _setup(api)
+    app = release_app(api)
     h = {**app.h, "Idempotency-Key": "release-1"}
     first = api.client.post("/releases", json={}, headers=h)
     again = api.client.post("/releases", json={}, headers=h)

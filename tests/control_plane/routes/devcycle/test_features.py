@@ -1,4 +1,5 @@
-"""Contract tests of the DevCycle features, variations, variables and feature status routes (seed 002)."""
+"""Contract tests of the DevCycle feature routes: create (one or several), list, get, update,
+delete and status (seed 002)."""
 
 from __future__ import annotations
 
@@ -8,47 +9,9 @@ from typing import Any
 import pytest
 
 from tests.control_plane.conftest import Api, assert_error
-from tests.control_plane.devcycle_support import BOOL_FEATURE, Project, fields, member, project, target
+from tests.control_plane.devcycle_support import BOOL_FEATURE, fields, member, project, target
+from tests.control_plane.routes.devcycle.support import FEATURE_FIELDS, VARIABLE_FIELDS, setup
 
-FEATURE_FIELDS = {
-    "_id",
-    "_project",
-    "source",
-    "status",
-    "type",
-    "name",
-    "key",
-    "description",
-    "_createdBy",
-    "createdAt",
-    "updatedAt",
-    "variations",
-    "controlVariation",
-    "staticVariation",
-    "variables",
-    "tags",
-    "readonly",
-    "settings",
-    "sdkVisibility",
-    "configurations",
-    "summary",
-}
-VARIABLE_FIELDS = {
-    "_id",
-    "_project",
-    "_feature",
-    "name",
-    "description",
-    "key",
-    "type",
-    "status",
-    "source",
-    "_createdBy",
-    "createdAt",
-    "updatedAt",
-    "persistent",
-    "tags",
-}
 FULL_FEATURE: dict[str, Any] = {
     "key": "new-dash",
     "name": "New Dashboard",
@@ -89,16 +52,6 @@ FULL_FEATURE: dict[str, Any] = {
     "sdkVisibility": {"mobile": False, "client": True, "server": True},
     "summary": {"maintainers": ["a@example.com"], "links": [{"url": "https://x", "title": "spec"}], "markdown": "#"},
 }
-
-
-def setup(api: Api) -> Project:
-    p = project(api)
-    p.environment("production", "production")
-    return p
-
-
-# ---------------------------------------------------------------------------------------------
-# Create
 
 
 def test_create_feature_shape(api: Api) -> None:
@@ -223,10 +176,6 @@ def test_create_multiple_features(api: Api) -> None:
     assert_error(p.post("/features/multiple", {"key": "x", "name": "X"}), 400, "validation_failed")
 
 
-# ---------------------------------------------------------------------------------------------
-# List, get
-
-
 def test_list_features_filters_pagination_sort(api: Api) -> None:
     p = setup(api)
     for key, kind in [("bravo", "release"), ("alpha", "ops"), ("charlie", "ops"), ("delta", "experiment")]:
@@ -290,10 +239,6 @@ def test_feature_roles(api: Api) -> None:
         p.url + "/features", json={"key": "k", "name": "K"}, headers={"Authorization": f"Bearer {read_key}"}
     )
     assert_error(r, 403, "forbidden")
-
-
-# ---------------------------------------------------------------------------------------------
-# Update, delete
 
 
 def test_update_feature_fields_and_variations(api: Api) -> None:
@@ -396,10 +341,6 @@ def test_delete_feature(api: Api) -> None:
     assert_error(p.delete("/features/x", deleteVariables="maybe"), 400, "validation_failed")
 
 
-# ---------------------------------------------------------------------------------------------
-# Status
-
-
 def test_feature_status(api: Api) -> None:
     p = setup(api)
     p.feature()
@@ -433,144 +374,3 @@ def test_feature_status(api: Api) -> None:
     assert p.snapshot() == []
     r = p.patch("/features/new-dash/status", {"status": "active"})
     assert p.by_key()["new-dash"]["config"]["variants"][0]["key"] == "off"
-
-
-# ---------------------------------------------------------------------------------------------
-# Variations
-
-
-def test_variation_routes(api: Api) -> None:
-    p = setup(api)
-    p.feature()
-    r = p.post(
-        "/features/new-dash/variations", {"key": "maybe", "name": "Maybe", "variables": {"show-new-dashboard": True}}
-    )
-    assert r.status_code == 201, r.text
-    assert set(r.json()) == FEATURE_FIELDS
-    assert [v["key"] for v in r.json()["variations"]] == ["on", "off", "maybe"]
-    assert_error(p.post("/features/new-dash/variations", {"key": "maybe", "name": "again"}), 409, "conflict")
-    r = p.post("/features/new-dash/variations", {"key": "bad", "name": "B", "variables": {"show-new-dashboard": "y"}})
-    assert_error(r, 400, "validation_failed")
-    assert fields(r) == ["variables.show-new-dashboard"]
-    r = p.post("/features/new-dash/variations", {"key": "bad", "name": "B", "variables": {"ghost": 1}})
-    assert fields(r) == ["variables.ghost"]
-    assert_error(p.post("/features/new-dash/variations", {"key": "bad"}), 400, "validation_failed")
-    listed = p.get("/features/new-dash/variations").json()
-    assert [v["key"] for v in listed] == ["on", "off", "maybe"]
-    maybe = p.get("/features/new-dash/variations/maybe").json()
-    assert maybe == listed[2] and set(maybe) == {"_id", "key", "name", "variables"}
-    assert p.get(f"/features/new-dash/variations/{maybe['_id']}").json() == maybe
-    assert_error(p.get("/features/new-dash/variations/none"), 404, "not_found")
-    assert_error(p.get("/features/none/variations"), 404, "not_found")
-    r = p.patch(
-        "/features/new-dash/variations/maybe",
-        {"name": "Perhaps", "key": "perhaps", "variables": {"show-new-dashboard": False}},
-    )
-    assert r.status_code == 200, r.text
-    assert set(r.json()) == FEATURE_FIELDS
-    assert r.json()["variations"][2] == {
-        "_id": maybe["_id"],
-        "key": "perhaps",
-        "name": "Perhaps",
-        "variables": {"show-new-dashboard": False},
-    }
-    assert_error(p.patch("/features/new-dash/variations/perhaps", {"key": "on"}), 409, "conflict")
-    assert_error(
-        p.patch("/features/new-dash/variations/perhaps", {"variables": {"show-new-dashboard": 1}}),
-        400,
-        "validation_failed",
-    )
-    assert p.delete("/features/new-dash/variations/perhaps").status_code == 204
-    assert_error(p.get("/features/new-dash/variations/perhaps"), 404, "not_found")
-
-
-# ---------------------------------------------------------------------------------------------
-# Variables
-
-
-def test_variable_routes(api: Api) -> None:
-    p = setup(api)
-    f = p.feature()
-    r = p.post(
-        "/variables",
-        {
-            "key": "banner-text",
-            "type": "String",
-            "name": "Banner",
-            "_feature": "new-dash",
-            "description": "text",
-            "tags": ["ui"],
-            "persistent": True,
-        },
-    )
-    assert r.status_code == 201, r.text
-    v = r.json()
-    assert set(v) == VARIABLE_FIELDS
-    assert v["_feature"] == f["_id"] and v["type"] == "String" and v["status"] == "active" and v["persistent"] is True
-    assert_error(p.post("/variables", {"key": "banner-text", "type": "String"}), 409, "conflict")
-    r = p.post("/variables", {"key": "x", "type": "String", "_feature": "ghost"})
-    assert_error(r, 400, "validation_failed")
-    assert fields(r) == ["_feature"]
-    assert_error(p.post("/variables", {"key": "x", "type": "Text"}), 400, "validation_failed")
-    assert_error(p.post("/variables", {"key": "x"}), 400, "validation_failed")
-    p.post("/variables", {"key": "free-number", "type": "Number"})
-
-    def keys(**q: Any) -> list[str]:
-        return [x["key"] for x in p.get("/variables", **q).json()]
-
-    assert keys(sortBy="key", sortOrder="asc") == ["banner-text", "free-number", "show-new-dashboard"]
-    assert keys(feature="new-dash", sortBy="key", sortOrder="asc") == ["banner-text", "show-new-dashboard"]
-    assert keys(feature=f["_id"], type="Boolean") == ["show-new-dashboard"]
-    assert keys(type="Number") == ["free-number"]
-    assert keys(search="banner") == ["banner-text"]
-    assert keys(perPage=1, page=2, sortBy="key", sortOrder="asc") == ["free-number"]
-    assert p.get("/variables/banner-text").json() == v
-    assert p.get(f"/variables/{v['_id']}").json() == v
-    assert_error(p.get("/variables/ghost"), 404, "not_found")
-    # The new variable can now take values in the feature's variations.
-    r = p.patch("/features/new-dash/variations/on", {"variables": {"show-new-dashboard": True, "banner-text": "Hi"}})
-    assert r.status_code == 200, r.text
-    p.configure("new-dash", "development", {"status": "active", "targets": [target()]})
-    assert p.by_key()["new-dash"]["config"]["variants"][0]["payload"] == {
-        "show-new-dashboard": True,
-        "banner-text": "Hi",
-    }
-    # Renaming a variable renames its values.
-    r = p.patch("/variables/banner-text", {"key": "banner", "description": "new"})
-    assert r.status_code == 200 and r.json()["key"] == "banner"
-    assert p.get("/features/new-dash/variations/on").json()["variables"] == {"show-new-dashboard": True, "banner": "Hi"}
-    assert_error(p.patch("/variables/banner", {"key": "free-number"}), 409, "conflict")
-    # A type the values contradict is rejected.
-    r = p.patch("/variables/banner", {"type": "Number"})
-    assert_error(r, 400, "validation_failed")
-    assert fields(r) == ["type"]
-    # Archived variables are not served.
-    r = p.patch("/variables/banner/status", {"status": "archived"})
-    assert r.status_code == 200 and r.json()["status"] == "archived"
-    assert p.by_key()["new-dash"]["config"]["variants"][0]["payload"] == {"show-new-dashboard": True}
-    assert keys(status="archived") == ["banner"]
-    assert_error(p.patch("/variables/banner/status", {"status": "deleted"}), 400, "validation_failed")
-    p.patch("/variables/banner/status", {"status": "active"})
-    # Deleting a variable removes its values.
-    assert p.delete("/variables/banner").status_code == 204
-    assert p.get("/features/new-dash/variations/on").json()["variables"] == {"show-new-dashboard": True}
-    assert_error(p.get("/variables/banner"), 404, "not_found")
-
-
-def test_variable_changes_bump_targeting_version(api: Api) -> None:
-    p = setup(api)
-    p.feature()
-    p.configure("new-dash", "development", {"status": "active", "targets": [target()]})
-
-    def version() -> int:
-        return int(p.by_key()["new-dash"]["targeting"]["version"])
-
-    assert version() == 1
-    p.patch("/variables/show-new-dashboard", {"description": "only a description"})
-    assert version() == 1
-    p.patch("/features/new-dash/variations/on", {"variables": {"show-new-dashboard": False}})
-    assert version() == 2
-    p.patch("/variables/show-new-dashboard/status", {"status": "archived"})
-    assert version() == 3
-    p.patch("/features/new-dash", {"key": "renamed"})
-    assert p.by_key()["renamed"]["targeting"]["version"] == 4

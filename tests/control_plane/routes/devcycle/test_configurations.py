@@ -40,10 +40,6 @@ def iso(delta: timedelta) -> str:
     return (datetime.now(UTC) + delta).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading
-
-
 def test_list_configurations(api: Api) -> None:
     p = setup(api)
     r = p.get("/features/new-dash/configurations")
@@ -60,10 +56,6 @@ def test_list_configurations(api: Api) -> None:
     assert same == one
     assert_error(p.get("/features/new-dash/configurations", environment="qa"), 404, "not_found")
     assert_error(p.get("/features/ghost/configurations"), 404, "not_found")
-
-
-# ---------------------------------------------------------------------------------------------
-# DevCycle targets
 
 
 def test_update_configuration_with_targets(api: Api) -> None:

@@ -1,4 +1,4 @@
-"""Airborne releases and application configs.
+"""Airborne releases (``/releases``...).
 
 A release pins a package version (its index and files split into ``important`` and ``lazy``),
 extra ``resources``, a config (the application's latest config with the release's overrides) and
@@ -15,23 +15,16 @@ One release per dimension context can be open (CREATED or INPROGRESS) at a time.
 from __future__ import annotations
 
 import sqlite3
-from typing import Annotated, Any
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
 from control_plane import releases_snapshot as rs
 from control_plane.authz import ProjectAccess
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import Ctx, Router, Write
-from control_plane.models import Body
-from control_plane.routes.airborne_common import (
+from control_plane.routes.airborne.common import (
     APP,
-    MAX_FILE_KEY,
-    NAME_PATTERN,
-    PageQuery,
     app_access,
     canonical,
-    check_json_value,
     dumps,
     file_id,
     find_file,
@@ -42,90 +35,25 @@ from control_plane.routes.airborne_common import (
     parse_file_key,
     parse_package_key,
 )
-from control_plane.routes.airborne_dimensions import check_dimension_value
-from control_plane.routes.airborne_files import served_file
+from control_plane.routes.airborne.configs import latest_config
+from control_plane.routes.airborne.dimensions import check_dimension_value
+from control_plane.routes.airborne.files import served_file
+from control_plane.routes.airborne.models import (
+    DEFAULT_TIMEOUT_MS,
+    AirborneConclude,
+    AirborneCreateRelease,
+    AirborneDiscard,
+    AirborneRamp,
+    AirborneReleaseConfig,
+    AirborneReleasePackage,
+    ReleaseListQuery,
+)
 from control_plane.store import new_id, now_iso
 
 router = Router("airborne-releases")
-MAX_PROPERTIES_BYTES = 65_536
-DEFAULT_TIMEOUT_MS = 4000
+
 STATUSES = ("CREATED", "INPROGRESS", "CONCLUDED", "DISCARDED")
 OPEN = ("CREATED", "INPROGRESS")
-FileKeyStr = Annotated[str, Field(min_length=1, max_length=MAX_FILE_KEY)]
-DimensionKey = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
-DimensionValue = Annotated[str, Field(max_length=256)] | bool | int | float
-Timeout = Annotated[int, Field(ge=0, le=3_600_000)]
-
-
-def _bounded(v: dict[str, Any] | None) -> dict[str, Any] | None:
-    if v is not None:
-        check_json_value(v, MAX_PROPERTIES_BYTES)
-    return v
-
-
-class AirborneAppConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
-
-    version: str = Field(min_length=1, max_length=64, description="Config version name")
-    boot_timeout: Timeout = Field(default=DEFAULT_TIMEOUT_MS, description="Milliseconds")
-    package_timeout: Timeout = Field(default=DEFAULT_TIMEOUT_MS, description="Milliseconds")
-
-
-class AirborneCreateConfig(Body):
-    config: AirborneAppConfig
-    tenant_info: dict[str, Any] | None = None
-    properties: dict[str, Any] | None = None
-
-    _check = field_validator("tenant_info", "properties")(_bounded)
-
-
-class AirborneReleaseConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
-
-    boot_timeout: Timeout | None = None
-    package_timeout: Timeout | None = None
-    properties: dict[str, Any] | None = Field(default=None, description="Merged over the application config's")
-
-    _check = field_validator("properties")(_bounded)
-
-
-class AirborneReleasePackage(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=10_000)
-
-    properties: dict[str, Any] | None = None
-    important: list[FileKeyStr] | None = Field(default=None, max_length=1000)
-    lazy: list[FileKeyStr] | None = Field(default=None, max_length=1000)
-
-    _check = field_validator("properties")(_bounded)
-
-
-class AirborneCreateRelease(Body):
-    config: AirborneReleaseConfig | None = None
-    package_id: str | None = Field(
-        default=None, min_length=1, max_length=200, description="version:N or tag:T (default: the newest package)"
-    )
-    package: AirborneReleasePackage | None = None
-    dimensions: dict[DimensionKey, DimensionValue] | None = Field(default=None, max_length=32)
-    resources: list[FileKeyStr] | None = Field(default=None, max_length=1000)
-
-
-class AirborneRamp(Body):
-    traffic_percentage: int = Field(ge=0, le=100, description="Percent of traffic on the experimental variant")
-
-
-class AirborneConclude(Body):
-    chosen_variant: str = Field(min_length=1, max_length=200, description="Variant id (or control/experimental)")
-
-
-class AirborneDiscard(Body):
-    pass
-
-
-class ReleaseListQuery(PageQuery):
-    status: str | None = Field(default=None, max_length=20, description="CREATED, INPROGRESS, CONCLUDED or DISCARDED")
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 def _release(db: sqlite3.Connection, project_id: str, release_id: str) -> sqlite3.Row:
@@ -247,59 +175,8 @@ def _split_package(
     return chosen.get("important", rest), rest if "important" in chosen else []
 
 
-def _app_config(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute(
-        "SELECT * FROM ab_configs WHERE project_id = ? ORDER BY number DESC LIMIT 1", (project_id,)
-    ).fetchone()
-    return row
-
-
 def _next(db: sqlite3.Connection, column: str, project_id: str) -> int:
     return next_number(db, "ab_releases", column, project_id)
-
-
-# ---------------------------------------------------------------------------------------------
-
-
-@router.route(
-    "POST",
-    "/organisations/applications/config/create",
-    summary="Create the application's config",
-    body=AirborneCreateConfig,
-    headers=APP,
-)
-async def create_config(ctx: Ctx) -> Any:
-    body: AirborneCreateConfig = ctx.body
-
-    def change(w: Write) -> dict[str, Any]:
-        app = app_access(ctx, w.db, "write")
-        number = next_number(w.db, "ab_configs", "number", app.id)
-        config_id = new_id()
-        w.db.execute(
-            "INSERT INTO ab_configs (id, project_id, number, config_version, boot_timeout, package_timeout, properties,"
-            " tenant_info, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                config_id,
-                app.id,
-                number,
-                body.config.version,
-                body.config.boot_timeout,
-                body.config.package_timeout,
-                dumps(body.properties or {}),
-                dumps(body.tenant_info or {}),
-                now_iso(),
-            ),
-        )
-        w.audit(
-            "config.create",
-            f"config:{config_id}",
-            organisation_id=app.organisation_id,
-            project_id=app.id,
-            details={"version": body.config.version, "number": number},
-        )
-        return {"success": True, "config_id": config_id, "version": number, "config_version": body.config.version}
-
-    return ctx.commit(change)
 
 
 @router.route(
@@ -354,7 +231,7 @@ async def create_release(ctx: Ctx) -> Any:
         if open_row is not None:
             raise conflict(f"release {open_row['id']} is still open for these dimensions; conclude or discard it first")
 
-        base = _app_config(db, app.id)
+        base = latest_config(db, app.id)
         overrides = body.config or AirborneReleaseConfig()
         config = {
             "version": base["config_version"] if base else f"v{pkg['version']}",

@@ -1,0 +1,109 @@
+"""DevCycle SDK keys of an environment (``.../environments/{environment}/keys``).
+
+Keys are shown once, in the response that creates them (environment creation and
+``POST .../keys``); the store keeps only their SHA-256 and a short prefix for display. Rotation
+adds keys (old ones keep working); invalidation takes the full key or its displayed prefix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from control_plane.errors import ApiError, conflict, not_found
+from control_plane.http import Ctx, Router, Write
+from control_plane.routes.devcycle.common import ORG, environment, write_project
+from control_plane.routes.devcycle.models import GenerateKeys
+from control_plane.routes.devcycle.views import environment_view
+from control_plane.security import key_hash, new_sdk_key
+from control_plane.store import now_iso
+
+router = Router("devcycle-projects")
+
+KINDS = ("client", "server", "mobile")
+PREFIX_LENGTH = 20
+
+
+def add_keys(w: Write, environment_id: str, env_type: str, kinds: tuple[str, ...]) -> dict[str, str]:
+    """One new key per kind for the environment, by hash: the plaintext is shown once, then only its prefix."""
+    created: dict[str, str] = {}
+    now = now_iso()
+    for kind in kinds:
+        secret = new_sdk_key(kind, env_type)
+        digest = key_hash(secret)
+        w.db.execute(
+            "INSERT INTO sdk_keys (key_hash, environment_id, kind, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
+            (digest, environment_id, kind, secret[:PREFIX_LENGTH], now),
+        )
+        created[digest] = secret
+    return created
+
+
+@router.route(
+    "POST",
+    "/v1/projects/{project}/environments/{environment}/keys",
+    summary="Generate new SDK keys (rotation: existing keys keep working); new keys are returned once",
+    body=GenerateKeys,
+    headers=ORG,
+)
+async def generate_keys(ctx: Ctx) -> Any:
+    body: GenerateKeys = ctx.body
+    kinds = tuple(k for k in KINDS if getattr(body, k))
+    if not kinds:
+        raise ApiError(
+            400,
+            "choose at least one of client, server, mobile",
+            details=[{"field": "client", "code": "required", "message": "no SDK key type selected"}],
+        )
+
+    def change(w: Write) -> dict[str, Any]:
+        access = write_project(w, ctx, "admin")
+        row = environment(w.db, access.id, ctx.path("environment"))
+        created = add_keys(w, row["id"], row["type"], kinds)
+        w.audit(
+            "sdk_key.create",
+            f"environment:{row['key']}",
+            organisation_id=access.organisation_id,
+            project_id=access.id,
+            details={"kinds": list(kinds), "prefixes": [s[:PREFIX_LENGTH] for s in created.values()]},
+        )
+        w.touch(access.id)
+        return environment_view(w.db, row, created)
+
+    return ctx.commit(change, idempotent=False)
+
+
+@router.route(
+    "PUT",
+    "/v1/projects/{project}/environments/{environment}/keys/{key}/invalidate",
+    summary="Invalidate an SDK key (the full key or its displayed prefix) immediately",
+    headers=ORG,
+)
+async def invalidate_key(ctx: Ctx) -> Any:
+    sent = ctx.path("key")
+
+    def change(w: Write) -> dict[str, Any]:
+        access = write_project(w, ctx, "admin")
+        row = environment(w.db, access.id, ctx.path("environment"))
+        matches = w.db.execute(
+            "SELECT key_hash, prefix, kind FROM sdk_keys WHERE environment_id = ? AND (key_hash = ? OR prefix = ?)",
+            (row["id"], key_hash(sent), sent),
+        ).fetchall()
+        if not matches:
+            raise not_found("SDK key")
+        if len(matches) > 1:
+            raise conflict("several SDK keys share this prefix; send the full key")
+        w.db.execute(
+            "UPDATE sdk_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE key_hash = ?",
+            (now_iso(), matches[0]["key_hash"]),
+        )
+        w.audit(
+            "sdk_key.invalidate",
+            f"environment:{row['key']}",
+            organisation_id=access.organisation_id,
+            project_id=access.id,
+            details={"kind": matches[0]["kind"], "prefix": matches[0]["prefix"]},
+        )
+        w.touch(access.id)
+        return environment_view(w.db, row)
+
+    return ctx.commit(change)

@@ -1,0 +1,205 @@
+"""The JSON shape of each DevCycle resource in responses (field names as DevCycle spells them).
+
+One ``*_view`` per resource; an SDK key is shown inside its environment and a feature's
+configurations inside the feature. They sit below the route modules because writes answer with
+a parent resource: variation and variable writes with the whole feature, SDK key writes with
+the environment.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from control_plane.routes.devcycle.common import loads
+
+
+def project_view(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "_id": row["id"],
+        "_organization": row["organisation_id"],
+        "_createdBy": row["dv_created_by"] or "",
+        "name": row["name"],
+        "key": row["key"],
+        "description": row["description"],
+        "color": row["dv_color"] or "",
+        "settings": loads(row["settings"], {}),
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "readonly": False,
+    }
+
+
+def key_view(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "prefix": row["prefix"],
+        "createdAt": row["created_at"],
+        "compromised": row["revoked_at"] is not None,
+        "invalidatedAt": row["revoked_at"],
+    }
+
+
+def environment_view(
+    db: sqlite3.Connection, row: sqlite3.Row, new_keys: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The DevCycle environment; ``new_keys`` (hash -> plaintext) are shown in full, once."""
+    keys: dict[str, list[dict[str, Any]]] = {"mobile": [], "client": [], "server": []}
+    for k in db.execute(
+        "SELECT * FROM sdk_keys WHERE environment_id = ? ORDER BY created_at, rowid", (row["id"],)
+    ).fetchall():
+        view = key_view(k)
+        if new_keys and k["key_hash"] in new_keys:
+            view = {"key": new_keys[k["key_hash"]], **view}
+        keys[k["kind"]].append(view)
+    meta = db.execute("SELECT created_by FROM dv_environment_meta WHERE environment_id = ?", (row["id"],)).fetchone()
+    return {
+        "_id": row["id"],
+        "_project": row["project_id"],
+        "name": row["name"],
+        "key": row["key"],
+        "description": row["description"],
+        "color": row["color"],
+        "type": row["type"],
+        "_createdBy": meta["created_by"] if meta else "",
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "sdkKeys": keys,
+        "settings": loads(row["settings"], {}),
+        "readonly": False,
+    }
+
+
+def feature_view(db: sqlite3.Connection, feature_id: str) -> dict[str, Any]:
+    f = db.execute("SELECT * FROM features WHERE id = ?", (feature_id,)).fetchone()
+    variations = db.execute("SELECT * FROM variations WHERE feature_id = ? ORDER BY position", (feature_id,)).fetchall()
+    keys = {v["id"]: v["key"] for v in variations}
+    variables = db.execute(
+        "SELECT * FROM variables WHERE feature_id = ? ORDER BY created_at, rowid", (feature_id,)
+    ).fetchall()
+    return {
+        "_id": f["id"],
+        "_project": f["project_id"],
+        "source": "api",
+        "status": f["status"],
+        "type": f["type"],
+        "name": f["name"],
+        "key": f["key"],
+        "description": f["description"],
+        "_createdBy": f["created_by"],
+        "createdAt": f["created_at"],
+        "updatedAt": f["updated_at"],
+        "variations": [variation_view(v) for v in variations],
+        "controlVariation": keys.get(f["control_variation"]),
+        "staticVariation": keys.get(f["static_variation"]),
+        "variables": [variable_view(v) for v in variables],
+        "tags": loads(f["tags"], []),
+        "readonly": False,
+        "settings": loads(f["settings"], {}),
+        "sdkVisibility": {"mobile": True, "client": True, "server": True, **loads(f["sdk_visibility"], {})},
+        "configurations": feature_configurations(db, f),
+        "summary": loads(f["summary"], {}),
+    }
+
+
+def variation_view(row: sqlite3.Row) -> dict[str, Any]:
+    return {"_id": row["id"], "key": row["key"], "name": row["name"], "variables": loads(row["variables"], {})}
+
+
+def variable_view(row: sqlite3.Row) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "_id": row["id"],
+        "_project": row["project_id"],
+        "_feature": row["feature_id"],
+        "name": row["name"] or row["key"],
+        "description": row["description"],
+        "key": row["key"],
+        "type": row["type"],
+        "status": row["status"],
+        "source": "api",
+        "_createdBy": row["created_by"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "persistent": bool(row["persistent"]),
+        "tags": loads(row["tags"], []),
+    }
+    if row["validation_schema"]:
+        view["validationSchema"] = loads(row["validation_schema"])
+    return view
+
+
+def configuration_view(feature: sqlite3.Row, env: sqlite3.Row, row: sqlite3.Row | None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "_feature": feature["id"],
+        "_environment": env["id"],
+        "_createdBy": row["created_by"] if row else "",
+        "status": row["status"] if row else "inactive",
+        "startedAt": row["started_at"] if row else None,
+        "updatedAt": row["updated_at"] if row else feature["created_at"],
+        "targets": loads(row["targets"], []) if row else [],
+        "targetingVersion": row["targeting_version"] if row else 0,
+        "readonly": False,
+        "hasStaticConfig": feature["status"] == "complete",
+    }
+    reflag = loads(row["reflag"]) if row else None
+    if reflag is not None:
+        view["targeting"] = {"version": view["targetingVersion"], **reflag["targeting"]}
+        if "config" in reflag:
+            view["config"] = {"version": view["targetingVersion"], **reflag["config"]}
+    return view
+
+
+def feature_configurations(
+    db: sqlite3.Connection, feature: sqlite3.Row, env_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The feature's configuration in every environment of its project (or only ``env_id``), in
+    environment creation order; an environment without a row shows the inactive default."""
+    envs = db.execute(
+        "SELECT * FROM environments WHERE project_id = ?"
+        + (" AND id = ?" if env_id else "")
+        + " ORDER BY created_at, rowid",
+        (feature["project_id"], env_id) if env_id else (feature["project_id"],),
+    ).fetchall()
+    rows = {
+        r["environment_id"]: r
+        for r in db.execute("SELECT * FROM feature_configurations WHERE feature_id = ?", (feature["id"],))
+    }
+    return [configuration_view(feature, e, rows.get(e["id"])) for e in envs]
+
+
+def audience_view(row: sqlite3.Row, used: set[str] | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "name": row["name"],
+        "key": row["key"],
+        "description": row["description"],
+        "_id": row["id"],
+        "_project": row["project_id"],
+        "filters": loads(row["filters"], {}),
+        "source": "api",
+        "_createdBy": row["created_by"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "tags": loads(row["tags"], []),
+        "readonly": False,
+    }
+    if used is not None:
+        view["hasUsage"] = row["id"] in used
+    return view
+
+
+def property_view(row: sqlite3.Row, used: set[str] | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "name": row["name"],
+        "key": row["key"],
+        "_id": row["id"],
+        "_project": row["project_id"],
+        "_createdBy": row["created_by"],
+        "propertyKey": row["property_key"],
+        "type": row["type"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+    if row["schema"]:
+        view["schema"] = loads(row["schema"])
+    if used is not None:
+        view["hasUsage"] = row["property_key"] in used
+    return view

@@ -12,11 +12,25 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """Where the measured processes come from: a checkout and the Python that runs it (with its
+    extension built). Another checkout (``python -m bench.ab``) runs as a baseline from its own
+    directory, so its packages, not this one's, are imported."""
+
+    root: Path
+    python: Path
+
+
+THIS = Checkout(REPO, Path(sys.executable))
 
 
 def free_port() -> int:
@@ -34,13 +48,14 @@ def process(
     env: dict[str, str] | None = None,
     cpu: int | None = None,
     timeout: float = 30,
+    checkout: Checkout = THIS,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m <args>`` (pinned to ``cpu`` if given) until ``health_url`` answers 200;
-    kill its process group after."""
+    """Run ``python -m <args>`` of ``checkout`` (pinned to ``cpu`` if given) until ``health_url``
+    answers 200; kill its process group after."""
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            pinned([sys.executable, "-m", *args], cpu),
-            cwd=REPO,
+            pinned([str(checkout.python), "-m", *args], cpu),
+            cwd=checkout.root,
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},

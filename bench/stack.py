@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from bench import datasets
-from bench.processes import bootstrap_project, free_port, process, worker_pids
+from bench.processes import THIS, Checkout, bootstrap_project, free_port, process, worker_pids
 
 EDGE_CPU = 0
 LOAD_CPU = 1
@@ -50,7 +50,11 @@ def _wait_serving(edge: str, key: str, flags: int, timeout: float) -> None:
 
 @contextmanager
 def running(
-    dataset: str, workers: int = 1, tmp: Path | None = None, edge_env: dict[str, str] | None = None
+    dataset: str,
+    workers: int = 1,
+    tmp: Path | None = None,
+    edge_env: dict[str, str] | None = None,
+    checkout: Checkout = THIS,
 ) -> Iterator[Stack]:
     """Load ``dataset`` through the control plane, then start the edge (with ``edge_env`` added
     to its environment) and wait until it serves every flag. The edge starts after the load so
@@ -66,6 +70,7 @@ def running(
                 f"{cp_url}/health",
                 tmp / "control_plane.log",
                 cpu=LOAD_CPU,
+                checkout=checkout,
             )
         )
         flags = datasets.flags_for(dataset)
@@ -82,6 +87,7 @@ def running(
                 env=edge_env,
                 cpu=EDGE_CPU,
                 timeout=120,
+                checkout=checkout,
             )
         )
         _wait_serving(edge_url, keys["client"], len(flags), timeout=300)

@@ -17,7 +17,22 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
+
+def find_repo() -> Path:
+    """The flagedge checkout the suite measures: the nearest directory holding ``pyproject.toml``
+    and ``evaluator/Cargo.toml``, looking up from this file and then from the working directory.
+
+    The suite runs the checkout's cargo benchmarks and writes into its ``bench/``, so it needs a
+    checkout (``python -m bench`` from the repository root); bench is not part of the wheel.
+    """
+    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for directory in (start, *start.parents):
+            if (directory / "pyproject.toml").is_file() and (directory / "evaluator" / "Cargo.toml").is_file():
+                return directory
+    raise SystemExit("python -m bench runs from a flagedge checkout: cd to the repository root first")
+
+
+REPO = find_repo()
 
 
 @dataclass(frozen=True)

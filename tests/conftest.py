@@ -16,9 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def vectors_dir() -> Path:
-    """``$VECTORS_DIR``, else ``shared/vectors`` beside the repository; missing vectors fail."""
+    """``$VECTORS_DIR``, else the repository's ``tests/vectors``; missing vectors fail."""
     configured = os.environ.get("VECTORS_DIR")
-    path = Path(configured) if configured else REPO.parent / "shared" / "vectors"
+    path = Path(configured) if configured else REPO / "tests" / "vectors"
     if not path.is_dir():
         raise RuntimeError(f"conformance vectors not found at {path}")
     return path

@@ -1,16 +1,11 @@
-//! DevCycle conformance: `shared/vectors/devcycle-example.json` (one config, 10 users, the
+//! DevCycle conformance: `tests/vectors/devcycle-example.json` (one config, 10 users, the
 //! reference assignments of @devcycle/bucketing 1.38.7 at a frozen clock).
 
+mod common;
+
+use common::vectors_dir;
 use evaluator::devcycle;
 use serde_json::{Map, Value};
-use std::path::PathBuf;
-
-fn vectors_dir() -> PathBuf {
-    match std::env::var_os("VECTORS_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")),
-    }
-}
 
 fn load() -> Value {
     let path = vectors_dir().join("devcycle-example.json");

@@ -1,18 +1,13 @@
 //! Conformance vectors for JSON Logic (jsonlogic.com suite) and flagd's `fractional` and
 //! `sem_ver`, plus a property test that arbitrary rules and data never panic.
 
-use std::path::PathBuf;
+mod common;
 
 use evaluator::jsonlogic;
 use proptest::prelude::*;
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    match std::env::var_os("VECTORS_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")),
-    }
-}
+use common::vectors_dir;
 
 fn load(name: &str) -> Vec<Value> {
     let path = vectors_dir().join(name);

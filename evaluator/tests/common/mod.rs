@@ -4,11 +4,11 @@
 use serde_json::Value;
 use std::path::PathBuf;
 
-/// `$VECTORS_DIR`, else `shared/vectors` beside the repository. Missing vectors fail the test.
+/// `$VECTORS_DIR`, else the repository's `tests/vectors`. Missing vectors fail the test.
 pub fn vectors_dir() -> PathBuf {
     let dir = std::env::var_os("VECTORS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")));
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors")));
     assert!(dir.is_dir(), "conformance vectors not found at {}", dir.display());
     dir
 }

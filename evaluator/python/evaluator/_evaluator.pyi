@@ -1,11 +1,30 @@
 """Type stubs of the Rust extension module ``evaluator._evaluator``."""
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypedDict, final
+from typing import Any, Literal, Self, TypedDict, final
+
+# Checked against the built module by `python -m mypy.stubtest evaluator._evaluator` (./dev lint,
+# ./dev test). The names with a leading underscore exist only for typing (stubtest skips them).
+
+__all__ = [
+    "BudgetExceededError",
+    "EvaluatorError",
+    "RuleError",
+    "Snapshot",
+    "__version__",
+    "devcycle_bucket",
+    "fingerprint",
+    "jsonlogic_apply",
+    "murmur3_32",
+    "parse_query",
+    "reflag_evaluate",
+    "reflag_hash",
+    "semver_compare",
+]
 
 __version__: str
 
-JSONValue = Any
+_JSONValue = Any
 
 class EvaluatorError(ValueError):
     """Base class of evaluator errors."""
@@ -21,42 +40,42 @@ class RuleError(EvaluatorError):
 class BudgetExceededError(EvaluatorError):
     """Evaluation exceeded its step or size budget (for example a JSON Logic bomb)."""
 
-class ConfigResult(TypedDict):
+class _ConfigResult(TypedDict):
     key: str
-    payload: JSONValue
+    payload: _JSONValue
 
-class FlagResult(TypedDict):
+class _FlagResult(TypedDict):
     key: str
     value: bool
     variant: str
     reason: Literal["STATIC", "TARGETING_MATCH", "SPLIT", "DEFAULT", "DISABLED"]
     targetingVersion: int | None
-    config: ConfigResult | None
+    config: _ConfigResult | None
     ruleEvaluationResults: list[bool]
     missingContextFields: list[str]
 
-class RulesResult(TypedDict):
-    value: JSONValue | None
+class _RulesResult(TypedDict):
+    value: _JSONValue | None
     flagKey: str
     context: dict[str, str]
     ruleEvaluationResults: list[bool]
     reason: str
     missingContextFields: list[str]
 
-FlatContext = Mapping[str, str] | Iterable[tuple[str, str]]
+_FlatContext = Mapping[str, str] | Iterable[tuple[str, str]]
 
 @final
 class Snapshot:
     """One environment's flags, compiled once and evaluated many times."""
 
-    def __init__(self, data: bytes, format: Literal["json", "msgpack"] = "json") -> None: ...
+    def __new__(cls, data: bytes, format: Literal["json", "msgpack"] = "json") -> Self: ...
     def __len__(self) -> int: ...
-    def __contains__(self, key: str) -> bool: ...
+    def __contains__(self, key: str, /) -> bool: ...
     def flag_keys(self) -> list[str]: ...
     def definitions_json(self) -> bytes: ...
     def evaluate_all(
         self,
-        context: Mapping[str, JSONValue] | None = None,
+        context: Mapping[str, _JSONValue] | None = None,
         *,
         enabled_only: bool = False,
         debug: bool = False,
@@ -64,7 +83,7 @@ class Snapshot:
     ) -> bytes: ...
     def evaluate_all_flat(
         self,
-        pairs: FlatContext,
+        pairs: _FlatContext,
         *,
         enabled_only: bool = False,
         debug: bool = False,
@@ -72,17 +91,19 @@ class Snapshot:
     ) -> bytes: ...
     def evaluate_batch(
         self,
-        contexts: Iterable[Mapping[str, JSONValue]],
+        contexts: Iterable[Mapping[str, _JSONValue]],
         *,
         enabled_only: bool = False,
         debug: bool = False,
         now_ms: float | None = None,
     ) -> list[bytes]: ...
     def evaluate_flag(
-        self, key: str, context: Mapping[str, JSONValue] | None = None, *, now_ms: float | None = None
-    ) -> FlagResult | None: ...
-    def evaluate_flag_flat(self, key: str, pairs: FlatContext, *, now_ms: float | None = None) -> FlagResult | None: ...
-    def devcycle_bucket(self, user: Mapping[str, JSONValue], now_ms: int) -> dict[str, JSONValue] | None: ...
+        self, key: str, context: Mapping[str, _JSONValue] | None = None, *, now_ms: float | None = None
+    ) -> _FlagResult | None: ...
+    def evaluate_flag_flat(
+        self, key: str, pairs: _FlatContext, *, now_ms: float | None = None
+    ) -> _FlagResult | None: ...
+    def devcycle_bucket(self, user: Mapping[str, _JSONValue], now_ms: int) -> dict[str, _JSONValue] | None: ...
 
 def reflag_hash(value: str) -> int: ...
 def murmur3_32(data: str, seed: int = 0) -> int: ...
@@ -94,10 +115,10 @@ def fingerprint(data: bytes) -> str:
     """XXH3-128 of ``data`` as 32 lowercase hex digits (not cryptographic; for ETags)."""
 
 def reflag_evaluate(
-    flag_key: str, rules: list[JSONValue], context: Mapping[str, JSONValue], *, now_ms: float | None = None
-) -> RulesResult: ...
+    flag_key: str, rules: list[_JSONValue], context: Mapping[str, _JSONValue], *, now_ms: float | None = None
+) -> _RulesResult: ...
 def devcycle_bucket(
-    config: Mapping[str, JSONValue], user: Mapping[str, JSONValue], now_ms: int
-) -> dict[str, JSONValue]: ...
-def jsonlogic_apply(rule: JSONValue, data: JSONValue = None) -> JSONValue: ...
+    config: Mapping[str, _JSONValue], user: Mapping[str, _JSONValue], now_ms: int
+) -> dict[str, _JSONValue]: ...
+def jsonlogic_apply(rule: _JSONValue, data: _JSONValue = None) -> _JSONValue: ...
 def semver_compare(a: str, b: str) -> int: ...

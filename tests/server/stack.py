@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from starlette.types import Message, Scope
-
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
@@ -29,6 +27,7 @@ from server.app import create_app as create_edge
 from server.service import Edge
 from server.settings import EdgeSettings
 from tests.control_plane.conftest import Api
+from tests.support.asgi import call
 
 
 class Stack:
@@ -52,32 +51,7 @@ class Stack:
         app = self.edge.app
 
         async def one(query: str) -> tuple[int, bytes]:
-            messages: list[Message] = []
-
-            async def receive() -> Message:
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            async def send(message: Message) -> None:
-                messages.append(message)
-
-            scope: Scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": path,
-                "raw_path": path.encode(),
-                "query_string": query.encode(),
-                "root_path": "",
-                "headers": [(b"host", b"edge")]
-                + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-                "client": ("127.0.0.1", 1),
-                "server": ("edge", 80),
-            }
-            await app(scope, receive, send)
-            status = next(m["status"] for m in messages if m["type"] == "http.response.start")
-            body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+            status, _, body = await call(app, "GET", path, query, headers)
             return status, body
 
         async def run() -> list[tuple[int, bytes]]:

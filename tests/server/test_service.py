@@ -11,11 +11,11 @@ from typing import Any
 
 import orjson
 import pytest
-from starlette.types import Message, Scope
 
 from contract.store import ChangeSet
 from tests.server.ofrep_support import CLIENT_KEY, FEATURES, ORPHAN_KEY, SERVER_KEY, features_publish, key_hash
 from tests.server.test_ofrep import Harness, running_edge
+from tests.support.asgi import Answer, call
 
 RID = {"X-Request-Id": "req-test-1"}
 ROUTES = ("/features/evaluated", "/features/enabled")
@@ -30,40 +30,14 @@ def edge(tmp_path: Path) -> Iterator[Harness]:
 def routed(edge: Harness, method: str, path: str, query: str = "", headers: dict[str, str] | None = None) -> Any:
     """``method path?query`` through the Starlette router only (no hot path in front of it):
     status, headers and body."""
-    app = edge.client.app.router  # type: ignore[attr-defined]
-    messages: list[Message] = []
+    router = edge.client.app.router  # type: ignore[attr-defined]
 
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        messages.append(message)
-
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": query.encode(),
-        "root_path": "",
-        "headers": [(b"host", b"testserver")] + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("testserver", 80),
-        "app": edge.client.app,
-    }
-
-    async def run() -> None:
-        await app(scope, receive, send)
+    async def run() -> Answer:
+        return await call(router, method, path, query, headers, host="testserver")
 
     portal = edge.client.portal
     assert portal is not None
-    portal.call(run)
-    start = next(m for m in messages if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body
+    return portal.call(run)
 
 
 def test_evaluated_body_shape(edge: Harness) -> None:

@@ -14,7 +14,15 @@ def _serve(ns: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
+    from contract.lifecycle import DataDirLocked, check_free, mark_master
+
     settings = from_namespace(ns)
+    try:
+        # Refuse here, with one clear message, rather than in a forked worker.
+        check_free(settings.data_dir)
+    except DataDirLocked as e:
+        print(f"control plane cannot start: {e}", file=sys.stderr)
+        return 1
     if not _schema_ready(str(settings.db_path)):
         return 1
     # Workers build their app from the environment (granian imports the factory after fork).
@@ -29,6 +37,7 @@ def _serve(ns: argparse.Namespace) -> int:
         "control plane listening on http://%s:%d (data %s)", settings.host, settings.port, settings.data_dir
     )
     print(f"control plane listening on http://{settings.host}:{settings.port} data={settings.data_dir}", flush=True)
+    mark_master()  # the worker dies with this process
     # One worker: SQLite has one writer, and the login limiter lives in process.
     Granian(
         "control_plane.app:app_from_env",

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contract.lifecycle import die_with_master
 from control_plane import snapshots
 from control_plane.errors import ApiError
 from control_plane.events_consumer import start_consumer_thread
@@ -115,6 +116,8 @@ def create_app(settings: Settings) -> Starlette:
 def app_from_env() -> Starlette:
     """Factory for granian workers: settings come from the ``FLAGEDGE_`` environment."""
     from pathlib import Path
+
+    die_with_master()
 
     data_dir = Path(os.environ.get(ENV_PREFIX + "DATA_DIR", "./data")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ def _serve(ns: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
+    from contract.lifecycle import mark_master
     from contract.store import snapshot_dir
 
     settings.to_environ(ns)
@@ -29,6 +30,7 @@ def _serve(ns: argparse.Namespace) -> int:
         f"edge listening on http://{s.host}:{s.port} workers={s.workers} snapshots={snapshot_dir(s.data_dir)}",
         flush=True,
     )
+    mark_master()  # workers die with this process
     Granian(
         "server.app:app_from_env",
         factory=True,

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contract.lifecycle import die_with_master
 from server.errors import EdgeError, Shape, error_response, request_id
 from server.hot_path import HotPath
 from server.overload import LoadShedder
@@ -98,4 +99,6 @@ def create_app(settings: EdgeSettings) -> Starlette:
 
 
 def app_from_env() -> Starlette:
+    """Factory for granian workers (called in the worker, after the fork)."""
+    die_with_master()
     return create_app(from_environ())

@@ -17,6 +17,7 @@ a subscriber that hears ``N`` finds ``flagedge:change:{N}`` (unless it has alrea
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -151,6 +152,17 @@ def decode_full(version_field: bytes | None, raw: bytes | None) -> tuple[int, Fu
         items = _check_table(payload, table, allow_delete=False)
         tables[table] = {key: value for key, value in items.items() if value is not None}
     return version, tables
+
+
+def high_water(conn: redis.Redis, keys: RedisKeys) -> int:
+    """The newest version Redis has announced or holds a full state of (0: none): hosts that
+    follow it may hold any version up to this one, so a publisher must continue above it."""
+    announced, full = conn.get(keys.version), conn.hget(keys.full, "version")
+    out = 0
+    for raw in (announced, full):
+        with contextlib.suppress(TypeError, ValueError):
+            out = max(out, int(raw or 0))
+    return out
 
 
 def redact(url: str) -> str:

@@ -140,6 +140,14 @@ class _Store:
         self.env.close()
 
 
+class StoreChanged(Exception):
+    """The store is not at the version a writer based its change on: someone else wrote it."""
+
+    def __init__(self, current: int, base: int) -> None:
+        super().__init__(f"the store is at version {current}, not at {base} as expected")
+        self.current, self.base = current, base
+
+
 class SnapshotWriter(_Store):
     """The single writer of a data dir's store."""
 
@@ -147,15 +155,20 @@ class SnapshotWriter(_Store):
         self.env = open_env(data_dir, readonly=False, map_size=map_size)
         self._open_tables(create=True)
 
-    def publish(self, change: ChangeSet, version: int | None = None) -> int:
+    def publish(self, change: ChangeSet, version: int | None = None, *, base: int | None = None) -> int:
         """Write ``change`` in one transaction under a new version and return it.
 
-        ``version`` (used by ``sync``) must be newer than the stored one; a version that would
-        go backwards is refused with ValueError and nothing is written.
+        ``version`` (used by ``sync``, and by a control plane continuing above versions other
+        hosts have seen) must be newer than the stored one; a version that would go backwards is
+        refused with ValueError and nothing is written. ``base``: the version ``change`` was
+        computed against; if the store holds another one (another writer), StoreChanged is
+        raised inside the write transaction and nothing is written.
         """
         with self.env.begin(write=True) as txn:
             raw = txn.get(VERSION_KEY, db=self._meta)
             current = int.from_bytes(raw, "big") if raw else 0
+            if base is not None and current != base:
+                raise StoreChanged(current, base)
             new = current + 1 if version is None else version
             if new <= current:
                 raise ValueError(f"version {new} is not newer than {current}")

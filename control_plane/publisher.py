@@ -11,6 +11,18 @@ so the change is saved but not served: the write answers 503 ``publish_failed`` 
 error is logged, the control plane's ``/ready`` answers 503 naming the failure, edges keep
 serving the last published version, and the projects left behind are published with the next
 publish that succeeds (or on restart, e.g. with a larger ``--lmdb-map-size``).
+
+One publisher per data dir: the publisher holds the data dir's lock
+(:class:`contract.lifecycle.DataDirLock`) for its whole life; a second one refuses to start. It
+still diffs against what LMDB holds, not against its memory alone: its index of LMDB carries the
+version it describes, is re-read when LMDB is at another version, and the write transaction
+refuses a change computed against another version (then the publish is recomputed).
+
+Versions never go backwards anywhere: before it publishes, the publisher knows the newest version
+other hosts may hold that its LMDB does not (a restored data dir's floor, and what Redis announces,
+read on start and whenever Redis answers with a newer one). Its next publish goes above that
+version and reaches Redis as a full state only (followers hold states this LMDB never had, so a
+change set against it would leave them wrong). Until that publish, ``/ready`` answers 503 saying so.
 """
 
 from __future__ import annotations
@@ -25,9 +37,12 @@ from typing import Any
 
 import lmdb
 import orjson
+import redis
 
 from contract.framing import CorruptValue, decode
-from contract.store import DEFAULT_MAP_SIZE, TABLES, ChangeSet, Items, SnapshotWriter, unstamped
+from contract.lifecycle import DataDirLock
+from contract.store import DEFAULT_MAP_SIZE, TABLES, ChangeSet, Items, SnapshotWriter, StoreChanged, unstamped
+from control_plane.backup import version_floor
 from control_plane.errors import ApiError
 from control_plane.redis_publish import RedisPublisher
 from control_plane.releases_snapshot import release_snapshot
@@ -73,14 +88,15 @@ def _digest(table: str, value: dict[str, Any]) -> bytes:
 
 
 class _Written:
-    """What LMDB holds, per table: key → (owning project, digest of the value); ``None`` for a
-    value that cannot be read. The control plane is the only writer of its LMDB, so one scan at
-    start keeps this true, and a publish need not decode every stored snapshot to find what a
-    project owns or whether a value changed."""
+    """What LMDB holds at ``version``, per table: key → (owning project, digest of the value);
+    ``None`` for a value that cannot be read. The publisher is the only writer of its LMDB (the
+    data dir lock), so one scan at start normally stays true and a publish need not decode every
+    stored snapshot to find what a project owns or whether a value changed; the version lets the
+    publisher notice when it is not (then it scans again)."""
 
     def __init__(self, writer: SnapshotWriter) -> None:
         self.tables: dict[str, dict[str, tuple[str | None, bytes] | None]] = {t: {} for t in TABLES}
-        _, raw_tables = writer.read_all()
+        self.version, raw_tables = writer.read_all()  # the version this index describes
         for table, values in raw_tables.items():
             for key, raw in values.items():
                 try:
@@ -116,7 +132,13 @@ class _Written:
                 digests[key] = digest
         return digests
 
-    def record(self, table: str, items: Items, digests: dict[str, bytes]) -> None:
+    def record(self, version: int, change: ChangeSet, digests: dict[str, dict[str, bytes]]) -> None:
+        """``change`` was written as ``version``."""
+        for table, items in change.tables():
+            self._record(table, items, digests[table])
+        self.version = version
+
+    def _record(self, table: str, items: Items, digests: dict[str, bytes]) -> None:
         for key, value in items.items():
             if value is None:
                 self.tables[table].pop(key, None)
@@ -139,37 +161,89 @@ class Publisher:
     def __init__(
         self, data_dir: Path, store: Store, redis_url: str | None = None, map_size: int = DEFAULT_MAP_SIZE
     ) -> None:
-        self.writer = SnapshotWriter(data_dir, map_size)
+        # Held until close() (or the process dies): no other process publishes this data dir.
+        self.lock = DataDirLock(data_dir)
+        try:
+            self.writer = SnapshotWriter(data_dir, map_size)
+        except BaseException:
+            self.lock.release()
+            raise
         self.failure: PublishFailure | None = None
         self.written = _Written(self.writer)
         self.store = store
+        # The newest version other hosts may hold that this LMDB does not descend from.
+        self.floor = version_floor(data_dir)
         # Other hosts follow Redis (`python -m server sync`); publishing there never blocks a write.
         self.redis = RedisPublisher(redis_url, self.writer) if redis_url else None
+        if self.redis is not None:
+            try:
+                self.floor = max(self.floor, self.redis.high_water())
+            except (redis.RedisError, OSError) as e:
+                # Not fatal: Redis answers every later push with its version, and a newer one
+                # raises the floor then (and /ready fails until a publish goes above it).
+                log.warning("could not read the version Redis announces (%s); checking again on each push", e)
+
+    def _behind(self) -> int:
+        """The version to publish above, if other hosts may hold versions this LMDB does not (else 0)."""
+        ahead = self.redis.ahead() if self.redis is not None else 0
+        self.floor = max(self.floor, ahead)
+        return self.floor if self.floor > self.writer.version() else 0
+
+    def _diff(
+        self, db: sqlite3.Connection, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None
+    ) -> tuple[ChangeSet, dict[str, dict[str, bytes]]]:
+        """The change that makes LMDB (as the index knows it) hold the projects' current state."""
+        change = ChangeSet()
+        for project_id in project_ids:
+            change.update(project_state(db, project_id, documents))
+        digests = {}
+        for table, items in change.tables():
+            for stale in self.written.owned(table, project_ids) - items.keys():
+                items[stale] = None
+            digests[table] = self.written.drop_unchanged(table, items)
+        return change, digests
 
     def publish_projects(self, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None = None) -> int:
         if self.failure is not None:
             project_ids = project_ids | self.failure.projects  # what an earlier failed publish left behind
         with self.store.read() as db:
-            change = ChangeSet()
-            for project_id in project_ids:
-                change.update(project_state(db, project_id, documents))
-            digests = {}
-            for table, items in change.tables():
-                for stale in self.written.owned(table, project_ids) - items.keys():
-                    items[stale] = None
-                digests[table] = self.written.drop_unchanged(table, items)
-            if change.is_empty():
-                # Nothing the edges serve changed (e.g. a restart): no new version, no recompiles.
-                self._recovered(self.writer.version())
-                return self.writer.version()
-            try:
-                version = self.writer.publish(change)
-            except lmdb.Error as e:
-                raise self._failed(project_ids, e) from e
-            for table, items in change.tables():
-                self.written.record(table, items, digests[table])
+            for _ in range(3):
+                if self.written.version != self.writer.version():
+                    # Someone else wrote this LMDB (the lock makes that an operator's doing, e.g. a
+                    # copied data dir): diff against what it holds now, not against memory.
+                    log.warning(
+                        "LMDB is at version %d, not %d as last published by this process; re-reading it",
+                        self.writer.version(),
+                        self.written.version,
+                    )
+                    self.written = _Written(self.writer)
+                change, digests = self._diff(db, project_ids, documents)
+                behind = self._behind()
+                if change.is_empty() and not behind:
+                    # Nothing the edges serve changed (e.g. a restart): no new version, no recompiles.
+                    self._recovered(self.writer.version())
+                    return self.writer.version()
+                try:
+                    version = self.writer.publish(
+                        change, version=behind + 1 if behind else None, base=self.written.version
+                    )
+                except StoreChanged:
+                    continue
+                except lmdb.Error as e:
+                    raise self._failed(project_ids, e) from e
+                break
+            else:
+                raise self._failed(project_ids, lmdb.Error("LMDB kept changing under this publisher"))
+            self.written.record(version, change, digests)
+            if behind:
+                log.warning(
+                    "published version %d above version %d, the newest other hosts may hold (restored or "
+                    "replaced data dir); followers get it as a full state",
+                    version,
+                    behind,
+                )
             if self.redis is not None:
-                self.redis.publish(version, change)
+                self.redis.publish(version, change, full_only=bool(behind))
         log.info("published snapshot version %d for %d project(s)", version, len(project_ids))
         self._recovered(version)
         return version
@@ -209,7 +283,17 @@ class Publisher:
 
     def status(self) -> dict[str, Any]:
         """For the control plane's ``/ready``."""
-        out: dict[str, Any] = {"ok": self.failure is None, "version": self.writer.version()}
+        version = self.writer.version()
+        out: dict[str, Any] = {"ok": self.failure is None, "version": version}
+        ahead = self.redis.ahead() if self.redis is not None else 0
+        if self.failure is None and max(ahead, self.floor) > version:
+            newest = max(ahead, self.floor)
+            out.update(
+                ok=False,
+                code="versions_behind",
+                error=f"other hosts may hold version {newest}, newer than this control plane's {version}: "
+                "they ignore its versions until it publishes above (the next change does)",
+            )
         if self.failure is not None:
             out.update(
                 error=self.failure.error,
@@ -228,3 +312,4 @@ class Publisher:
         if self.redis is not None:
             self.redis.close()
         self.writer.close()
+        self.lock.release()

@@ -34,6 +34,7 @@ from contract.redis_protocol import (
     client,
     encode_change,
     encode_full,
+    high_water,
     redact,
 )
 from contract.store import ChangeSet, SnapshotWriter
@@ -117,18 +118,28 @@ class RedisPublisher:
         self._close_deadline = float("inf")
         self._down_since: float | None = None
         self._overflowing = False
-        self._ahead_warned = 0
+        self._ahead = 0  # newest version Redis announced above this publisher's
         self._deferred = False  # the last full-state write waited for a change set in flight
         self._thread = threading.Thread(target=self._run, name="redis-publisher", daemon=True)
         self._thread.start()
 
     # -- API -------------------------------------------------------------------------------------
 
-    def publish(self, version: int, change: ChangeSet) -> None:
+    def publish(self, version: int, change: ChangeSet, *, full_only: bool = False) -> None:
         """Queue the change set that produced ``version`` in LMDB. Never blocks on Redis.
 
         Call it after the LMDB write, in version order (inside the publisher's lock).
+        ``full_only``: ``change`` was computed against a state other hosts may not hold (a
+        restored data dir continuing above Redis's versions), so no change set is stored for
+        ``version``; followers find the gap and apply the full state, written next, instead.
         """
+        if full_only:
+            with self._cond:
+                if not self._closing:
+                    self._enqueued = max(self._enqueued, version)
+                    self._need_full = True
+                    self._cond.notify_all()
+            return
         blob = encode_change(version, change)
         with self._cond:
             if self._closing:
@@ -150,6 +161,15 @@ class RedisPublisher:
             self._pending_bytes += len(blob)
             self._enqueued = max(self._enqueued, version)
             self._cond.notify_all()
+
+    def high_water(self) -> int:
+        """Read now (blocking, may raise redis errors) the newest version Redis has seen."""
+        return high_water(self._redis, self._keys)
+
+    def ahead(self) -> int:
+        """The version Redis announced above everything this publisher sent (0: none)."""
+        with self._cond:
+            return self._ahead if self._ahead > max(self._enqueued, self._full_version) else 0
 
     def resync(self) -> None:
         """Rewrite the full state in Redis as soon as possible (e.g. after an operator flushed Redis)."""
@@ -181,6 +201,7 @@ class RedisPublisher:
                 "published_version": self._enqueued,
                 "redis_version": self._pushed,
                 "full_version": self._full_version,
+                "redis_ahead": self._ahead if self._ahead > max(self._enqueued, self._full_version) else 0,
             }
 
     def close(self, timeout: float = 2.0) -> None:
@@ -330,8 +351,8 @@ class RedisPublisher:
 
     def _warn_if_ahead(self, announced: int) -> None:
         mine = max(self._enqueued, self._full_version)
-        if announced > mine and announced > self._ahead_warned:
-            self._ahead_warned = announced
+        if announced > mine and announced > self._ahead:
+            self._ahead = announced  # the Publisher continues above it with its next publish
             log.warning(
                 "Redis announces version %d, newer than this control plane's %d: sync hosts ignore versions up "
                 "to %d (was the data directory replaced?)",

@@ -49,3 +49,26 @@ def test_restart_and_unserved_changes_publish_nothing(tmp_path: Path) -> None:
         )
         assert r.status_code == 200, r.text
         assert _version(client) == served + 1
+
+
+def test_publish_diffs_against_what_lmdb_holds_not_its_memory(tmp_path: Path) -> None:
+    """A value written behind the publisher's back (another writer) is seen by the next publish:
+    a key the project no longer has is deleted, not kept because the publisher never wrote it."""
+    from contract.store import ChangeSet
+
+    settings = Settings(data_dir=tmp_path, jwt_secret="s" * 40)
+    with TestClient(create_app(settings)) as client:
+        api = Api(client)
+        owner = api.signup()
+        api.organisation(owner, "acme")
+        h = owner.org("acme")
+        project = client.post("/v1/projects", json={"name": "Shop", "key": "shop"}, headers=h).json()
+        env = {"name": "Prod", "key": "prod", "type": "production"}
+        assert client.post("/v1/projects/shop/environments", json=env, headers=h).status_code == 201
+        publisher = client.app.state.publisher  # type: ignore[attr-defined]
+        stray = {"environment": "gone", "kind": "server", "project": project["_id"]}
+        publisher.writer.publish(ChangeSet(sdk_keys={"f" * 64: stray}))
+        assert client.post("/v1/projects/shop/features", json={"key": "f", "name": "F"}, headers=h).status_code == 201
+        publisher.publish_projects({project["_id"]})
+        _, tables = publisher.writer.read_all()
+        assert "f" * 64 not in tables["sdk_keys"]

@@ -137,9 +137,16 @@ class PublishFailure:
 
 class Publisher:
     def __init__(
-        self, data_dir: Path, store: Store, redis_url: str | None = None, map_size: int = DEFAULT_MAP_SIZE
+        self,
+        data_dir: Path,
+        store: Store,
+        redis_url: str | None = None,
+        map_size: int = DEFAULT_MAP_SIZE,
+        *,
+        version_floor: int = 0,
     ) -> None:
-        self.writer = SnapshotWriter(data_dir, map_size)
+        # version_floor: a rebuilt store publishes above the damaged one (snapshot_recovery).
+        self.writer = SnapshotWriter(data_dir, map_size, version_floor=version_floor)
         self.failure: PublishFailure | None = None
         self.written = _Written(self.writer)
         self.store = store

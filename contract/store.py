@@ -13,10 +13,21 @@ Layout, one LMDB environment in ``<data-dir>/snapshots``:
 Every value is framed by :mod:`contract.framing`; one write transaction carries a whole
 :class:`ChangeSet`, so readers see all of it or none of it, under one new version. Versions only
 go up: a change under a version that is not newer than the stored one is refused.
+
+A damaged file is refused, not read: LMDB maps ``data.mdb`` into memory, and touching a mapped
+page past the end of a truncated file is a SIGBUS that kills the process. Before every
+transaction (and before opening), :func:`inspect_data_file` reads the two meta pages with plain
+``pread`` (never through the map) and raises :class:`StoreDamaged` when the file is shorter than
+the last committed page, when its meta pages are not LMDB's, or when the file at the path is no
+longer the one this process opened (:class:`StoreReplaced`: moved aside and rebuilt). A race
+remains: a file cut between that check and the end of the transaction still faults; the check
+narrows the window to one transaction (``read_all`` copies everything out of the map at once).
 """
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -91,6 +102,81 @@ def snapshot_dir(data_dir: Path) -> Path:
     return data_dir / "snapshots"
 
 
+def data_file(data_dir: Path) -> Path:
+    return snapshot_dir(data_dir) / "data.mdb"
+
+
+class StoreDamaged(lmdb.Error):
+    """``data.mdb`` cannot be read safely (truncated, not an LMDB file, missing). Deriving from
+    :class:`lmdb.Error` lets every caller that already survives LMDB's own errors survive it."""
+
+
+class StoreReplaced(StoreDamaged):
+    """The file at the store's path is not the one this process opened: reopen the store."""
+
+
+# LMDB's meta page (64-bit builds): a 16-byte page header, then mm_magic, mm_version,
+# mm_address, mm_mapsize, the free DB's MDB_db (its md_pad holds the page size), the main DB's
+# MDB_db, mm_last_pg, mm_txnid. Pages 0 and 1 hold one meta each; the one with the higher
+# txnid is current.
+_MAGIC = 0xBEEFC0DE
+_META = struct.Struct("<IIQQ4x")  # magic, version, address, mapsize, free DB md_pad (skipped)
+_PSIZE_AT, _LAST_PG_AT, _TXNID_AT, _META_END = 40, 136, 144, 152
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """What the meta pages of ``data.mdb`` say, read without mapping the file."""
+
+    inode: int
+    size: int
+    page_size: int
+    last_page: int
+    txnid: int
+
+    @property
+    def needed(self) -> int:
+        """Bytes the last committed transaction needs: every page up to ``last_page``."""
+        return (self.last_page + 1) * self.page_size
+
+
+def data_file_meta(data_dir: Path) -> DataFile:
+    """What the meta pages of ``data_dir``'s ``data.mdb`` say, whether or not the file is long
+    enough for them; :class:`StoreDamaged` if it is missing or its meta pages are not LMDB's."""
+    path = data_file(data_dir)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise StoreDamaged(f"{path} is missing") from None
+    try:
+        st = os.fstat(fd)
+        first = os.pread(fd, _META_END, 0)
+        if len(first) < _META_END or _META.unpack_from(first, 16)[0] != _MAGIC:
+            raise StoreDamaged(f"{path} ({st.st_size} bytes) does not start with an LMDB meta page")
+        (page_size,) = struct.unpack_from("<I", first, _PSIZE_AT)
+        second = os.pread(fd, _META_END, page_size) if page_size >= _META_END else b""
+    finally:
+        os.close(fd)
+    metas = [m for m in (first, second) if len(m) == _META_END and _META.unpack_from(m, 16)[0] == _MAGIC]
+    if len(metas) < 2:
+        raise StoreDamaged(f"{path} ({st.st_size} bytes) lacks LMDB's second meta page")
+    current = max(metas, key=lambda m: struct.unpack_from("<Q", m, _TXNID_AT)[0])
+    (last_page,) = struct.unpack_from("<Q", current, _LAST_PG_AT)
+    (txnid,) = struct.unpack_from("<Q", current, _TXNID_AT)
+    return DataFile(st.st_ino, st.st_size, page_size, last_page, txnid)
+
+
+def inspect_data_file(data_dir: Path) -> DataFile:
+    """The meta of ``data_dir``'s ``data.mdb``; :class:`StoreDamaged` if reading it through LMDB's
+    map could fault (it is shorter than its last committed page) or it is not an LMDB file."""
+    meta = data_file_meta(data_dir)
+    if meta.size < meta.needed:
+        raise StoreDamaged(
+            f"{data_file(data_dir)} is truncated: {meta.size} bytes, its last committed transaction needs {meta.needed}"
+        )
+    return meta
+
+
 def open_env(data_dir: Path, *, readonly: bool, map_size: int = DEFAULT_MAP_SIZE) -> lmdb.Environment:
     path = snapshot_dir(data_dir)
     if not readonly:
@@ -113,14 +199,38 @@ class _Store:
     """What the writer and the readers share: the environment, its tables, consistent reads."""
 
     env: lmdb.Environment
+    data_dir: Path
+    _inode: int
     _db: dict[str, Any]
     _meta: Any
+
+    def _open_env(self, data_dir: Path, *, readonly: bool, map_size: int) -> None:
+        self.data_dir = data_dir
+        before = inspect_data_file(data_dir).inode if readonly or data_file(data_dir).exists() else None
+        self.env = open_env(data_dir, readonly=readonly, map_size=map_size)
+        try:
+            # Checked again after the open (py-lmdb does not expose the descriptor): a file
+            # swapped in between is caught here, one swapped later by check().
+            self._inode = inspect_data_file(data_dir).inode
+            if before is not None and before != self._inode:
+                raise StoreReplaced(f"{data_file(data_dir)} was replaced while it was being opened")
+        except BaseException:
+            self.env.close()
+            raise
+
+    def check(self) -> DataFile:
+        """Raise :class:`StoreDamaged` unless the open file can be read safely now."""
+        meta = inspect_data_file(self.data_dir)
+        if meta.inode != self._inode:
+            raise StoreReplaced(f"{data_file(self.data_dir)} was replaced since this process opened it")
+        return meta
 
     def _open_tables(self, *, create: bool) -> None:
         self._meta = self.env.open_db(META.encode(), create=create)
         self._db = {name: self.env.open_db(name.encode(), create=create) for name in TABLES}
 
     def _begin(self) -> lmdb.Transaction[bytes]:
+        self.check()
         return self.env.begin()
 
     def version(self) -> int:
@@ -152,7 +262,7 @@ class SnapshotWriter(_Store):
     """The single writer of a data dir's store."""
 
     def __init__(self, data_dir: Path, map_size: int = DEFAULT_MAP_SIZE) -> None:
-        self.env = open_env(data_dir, readonly=False, map_size=map_size)
+        self._open_env(data_dir, readonly=False, map_size=map_size)
         self._open_tables(create=True)
 
     def publish(self, change: ChangeSet, version: int | None = None, *, base: int | None = None) -> int:
@@ -164,6 +274,7 @@ class SnapshotWriter(_Store):
         computed against; if the store holds another one (another writer), StoreChanged is
         raised inside the write transaction and nothing is written.
         """
+        self.check()
         with self.env.begin(write=True) as txn:
             raw = txn.get(VERSION_KEY, db=self._meta)
             current = int.from_bytes(raw, "big") if raw else 0
@@ -187,8 +298,12 @@ class SnapshotReader(_Store):
     """Read-only access for edge workers; open it after the fork (in the app lifespan)."""
 
     def __init__(self, data_dir: Path, map_size: int = DEFAULT_MAP_SIZE) -> None:
-        self.env = open_env(data_dir, readonly=True, map_size=map_size)
-        self._open_tables(create=False)
+        self._open_env(data_dir, readonly=True, map_size=map_size)
+        try:
+            self._open_tables(create=False)
+        except BaseException:
+            self.env.close()
+            raise
         self._owns_env = True
 
     @classmethod
@@ -197,6 +312,7 @@ class SnapshotReader(_Store):
         (py-lmdb opens an environment once per process); closing it leaves the writer's open."""
         reader = cls.__new__(cls)
         reader.env = writer.env
+        reader.data_dir, reader._inode = writer.data_dir, writer._inode
         reader._open_tables(create=False)
         reader._owns_env = False
         return reader
@@ -206,6 +322,7 @@ class SnapshotReader(_Store):
             self.env.close()
 
     def _begin(self) -> lmdb.Transaction[bytes]:
+        self.check()
         try:
             return self.env.begin()
         except lmdb.MapResizedError:

@@ -27,6 +27,7 @@ from control_plane.ratelimit import SlidingWindow
 from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, users
 from control_plane.security import Tokens
 from control_plane.settings import ENV_PREFIX, Settings, load_jwt_secret
+from control_plane.snapshot_recovery import recover_damaged_store
 from control_plane.store import Store
 
 log = logging.getLogger("control_plane")
@@ -60,7 +61,9 @@ class RequestIdMiddleware:
 
 def create_app(settings: Settings) -> Starlette:
     store = Store(settings.db_path)
-    publisher = Publisher(settings.data_dir, store, settings.redis_url, settings.lmdb_map_size)
+    # A damaged LMDB file is moved aside and rebuilt by the republish below (it is derived data).
+    floor = recover_damaged_store(settings.data_dir)
+    publisher = Publisher(settings.data_dir, store, settings.redis_url, settings.lmdb_map_size, floor=floor)
     # Repairs a publish lost between a SQLite commit and the LMDB write (crash), and gives a new
     # install its first version, so edges become ready. If LMDB refuses it (map full), the admin
     # API still starts and /ready reports the failure (the publisher logged it).

@@ -159,8 +159,17 @@ class PublishFailure:
 
 class Publisher:
     def __init__(
-        self, data_dir: Path, store: Store, redis_url: str | None = None, map_size: int = DEFAULT_MAP_SIZE
+        self,
+        data_dir: Path,
+        store: Store,
+        redis_url: str | None = None,
+        map_size: int = DEFAULT_MAP_SIZE,
+        *,
+        floor: int = 0,
     ) -> None:
+        """``floor``: a version other hosts may hold that this data dir's LMDB does not (a store
+        rebuilt after damage, :mod:`control_plane.snapshot_recovery`); a restore's floor and
+        Redis's announced version are read here too. The first publish goes above all of them."""
         # Held until close() (or the process dies): no other process publishes this data dir.
         self.lock = DataDirLock(data_dir)
         try:
@@ -172,7 +181,7 @@ class Publisher:
         self.written = _Written(self.writer)
         self.store = store
         # The newest version other hosts may hold that this LMDB does not descend from.
-        self.floor = version_floor(data_dir)
+        self.floor = max(floor, version_floor(data_dir))
         # Other hosts follow Redis (`python -m server sync`); publishing there never blocks a write.
         self.redis = RedisPublisher(redis_url, self.writer) if redis_url else None
         if self.redis is not None:

@@ -21,7 +21,8 @@ def bearer(request: Request) -> str | None:
 
 def sdk_key(view: View, request: Request, *, secret_only: bool = False, allow_query: bool = True) -> SdkKey:
     """The environment key of a request: 401 without a key, 403 for an unknown, revoked or
-    wrongly used one. A secret key is never accepted from the query string."""
+    wrongly used one, 503 while no snapshot is loaded. A secret key is never accepted from the
+    query string."""
     token = bearer(request) or request.headers.get("x-api-key")
     from_query = request.query_params.get("publishableKey")
     if token is None and from_query is None:
@@ -34,6 +35,9 @@ def sdk_key(view: View, request: Request, *, secret_only: bool = False, allow_qu
             raise EdgeError(403, "secret keys are only accepted in the Authorization header")
         if not allow_query:
             raise EdgeError(403, "this endpoint takes its key in the Authorization header")
+    if key is None and view.version == 0:
+        # Nothing loaded yet (a worker started on a store it cannot read): the key may be valid.
+        raise EdgeError(503, "no snapshot is loaded yet", headers={"Retry-After": "1"})
     if key is None:
         raise EdgeError(403, "unknown or revoked SDK key")
     if secret_only and key.kind != SECRET:

@@ -162,7 +162,10 @@ class Edge:
 
     async def ready(self, request: Request) -> Response:
         view = self.state.view
-        not_ready = sorted(view.problems)
+        problems = dict(view.problems)
+        if self.state.store_problem is not None:
+            problems["store"] = self.state.store_problem
+        not_ready = sorted(problems)
         ok = self.state.loaded and view.version > 0
         body = orjson.dumps(
             {
@@ -170,7 +173,7 @@ class Edge:
                 "version": view.version,
                 "environments": len(view.environments),
                 "notReady": not_ready,
-                "problems": view.problems,
+                "problems": problems,
             }
         )
         return json_response(body, request, status=200 if ok and not not_ready else 503)
@@ -184,6 +187,8 @@ class Edge:
             f"flagedge_environments {len(view.environments)}",
             "# TYPE flagedge_environments_not_ready gauge",
             f"flagedge_environments_not_ready {len(view.problems)}",
+            "# TYPE flagedge_snapshot_store_unreadable gauge",
+            f"flagedge_snapshot_store_unreadable {int(self.state.store_problem is not None)}",
             "# TYPE flagedge_requests_total counter",
             f"flagedge_requests_total {self.requests}",
             "# TYPE flagedge_errors_total counter",

@@ -6,6 +6,13 @@ thread, off the event loop), and replaces the whole :class:`View` with one assig
 request reads ``state.view`` once and uses only that object, so it never mixes two versions.
 An environment whose value is corrupt or does not compile keeps its last good snapshot and is
 reported not ready; everything else moves on.
+
+A store that cannot be read at all (a damaged or missing file, LMDB reporting a corrupt page,
+a store at a version older than the one served) never stops the worker: it keeps the view it
+has, ``store_problem`` says why (``/ready`` answers 503 and names it), the problem is logged
+once while it lasts, and the store is reopened on the next poll (a damaged file is moved aside
+and rebuilt by the control plane). A worker that starts on such a store starts anyway, not
+ready, and keeps polling. The view's version never goes backwards.
 """
 
 from __future__ import annotations
@@ -155,26 +162,61 @@ class EdgeState:
         self.view = View()
         self.loaded = False
         self.reader: SnapshotReader | None = None
+        # Why the store cannot be read now (None when it can): reported by /ready.
+        self.store_problem: str | None = None
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
-    def _open(self) -> SnapshotReader | None:
-        try:
-            return SnapshotReader(self.data_dir)
-        except lmdb.Error:
-            return None
+    def _close_reader(self) -> None:
+        if self.reader is not None:
+            with contextlib.suppress(lmdb.Error):
+                self.reader.close()
+            self.reader = None
+
+    def _problem(self, problem: str | None, *, exc_info: bool = False) -> None:
+        """Record the store's state; log only when it changes (the poll repeats every 20 ms)."""
+        if problem == self.store_problem:
+            return
+        if problem is None:
+            log.warning("snapshot store readable again; serving version %d", self.view.version)
+        else:
+            log.error(
+                "snapshot store unreadable, serving version %d until it is repaired: %s",
+                self.view.version,
+                problem,
+                exc_info=exc_info,
+            )
+        self.store_problem = problem
 
     async def refresh(self) -> bool:
-        """Load a newer store version if there is one; True when the view changed."""
+        """Load a newer store version if there is one; True when the view changed. Never raises
+        for a store that cannot be read: the current view stays and ``store_problem`` says why."""
+        try:
+            return await self._refresh()
+        except lmdb.Error as e:
+            # Reopen on the next poll: a file moved aside and rebuilt is a new file, and an
+            # environment over a damaged one may hold state LMDB no longer trusts.
+            self._close_reader()
+            self._problem(f"{type(e).__name__}: {e}")
+            return False
+
+    async def _refresh(self) -> bool:
         if self.reader is None:
-            self.reader = self._open()
-            if self.reader is None:
-                return False
+            if not (self.data_dir / "snapshots").exists() and not self.loaded:
+                return False  # not published yet: not a problem, just not ready
+            self.reader = SnapshotReader(self.data_dir)
         reader = self.reader
         version = reader.version()
         if self.loaded and version == self.view.version:
+            self._problem(None)
+            return False
+        if self.loaded and version < self.view.version:
+            # A store rebuilt from scratch before its first publish, or restored from an old
+            # copy: serving it would take versions backwards.
+            self._problem(f"the store is at version {version}, older than the served {self.view.version}")
             return False
         stored_version, tables = reader.read_all()
+        self._problem(None)
         previous = self.view
         view = await asyncio.to_thread(build_view, previous, stored_version, tables)
         compiled = any(env is not previous.environments.get(i) for i, env in view.environments.items())
@@ -187,23 +229,29 @@ class EdgeState:
             self._changed.notify_all()
         return True
 
+    async def _refresh_or_report(self) -> None:
+        """:meth:`refresh`, with any other failure reported like an unreadable store (once)."""
+        try:
+            await self.refresh()
+        except Exception as e:
+            self._problem(f"refresh failed: {type(e).__name__}: {e}", exc_info=True)
+
     async def _poll(self) -> None:
         while True:
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("snapshot refresh failed; serving version %d", self.view.version)
+            await self._refresh_or_report()
             await asyncio.sleep(self.poll_interval)
 
     async def start(self) -> None:
-        await self.refresh()
+        """Load what the store has and start polling. Never fails: a worker whose store cannot
+        be read starts not ready (failing here would make granian respawn it in a loop, and
+        give up on the whole server)."""
+        await self._refresh_or_report()
         self._task = asyncio.create_task(self._poll())
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-        if self.reader is not None:
-            self.reader.close()
+        self._close_reader()
 
     async def wait_for(self, version: int, timeout: float) -> View:
         """The current view once its version is ≥ ``version``, or after ``timeout`` seconds."""

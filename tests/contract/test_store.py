@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,11 @@ from contract.store import (
     ChangeSet,
     SnapshotReader,
     SnapshotWriter,
+    StoreDamaged,
+    StoreReplaced,
+    data_file,
+    data_file_meta,
+    inspect_data_file,
     iter_decoded,
     open_env,
     stamped,
@@ -102,3 +109,45 @@ def test_iter_decoded_reports_damaged_values(tmp_path: Path) -> None:
     decoded = dict(iter_decoded({"good": encode({"a": 1}), "bad": b"\x01\x00"}))
     assert decoded["good"] == {"a": 1}
     assert isinstance(decoded["bad"], CorruptValue)
+
+
+def _grown(data: Path, publishes: int = 20) -> None:
+    writer = SnapshotWriter(data)
+    for i in range(publishes):
+        writer.publish(ChangeSet(widgets={f"w{i}": {"blob": "x" * 5000}}))
+    writer.close()
+
+
+def test_a_truncated_file_is_refused_before_lmdb_maps_it(tmp_path: Path) -> None:
+    _grown(tmp_path)
+    meta = inspect_data_file(tmp_path)
+    assert meta.size >= meta.needed and meta.page_size == 4096 and meta.txnid >= 20
+    os.truncate(data_file(tmp_path), meta.needed - meta.page_size)
+    with pytest.raises(StoreDamaged, match="truncated"):
+        SnapshotReader(tmp_path)
+    with pytest.raises(StoreDamaged, match="truncated"):
+        SnapshotWriter(tmp_path)
+    # The meta pages still say how far the store got (a floor for a rebuilt store's versions).
+    assert data_file_meta(tmp_path).txnid == meta.txnid
+    os.truncate(data_file(tmp_path), 100)
+    with pytest.raises(StoreDamaged, match="meta page"):
+        data_file_meta(tmp_path)
+
+
+def test_an_open_reader_refuses_a_file_cut_or_replaced_under_it(tmp_path: Path) -> None:
+    _grown(tmp_path)
+    reader = SnapshotReader(tmp_path)
+    try:
+        assert reader.version() == 20
+        saved = tmp_path / "saved.mdb"
+        shutil.copy(data_file(tmp_path), saved)
+        os.truncate(data_file(tmp_path), 8192)
+        with pytest.raises(StoreDamaged, match="truncated"):
+            reader.version()  # not a SIGBUS
+        with pytest.raises(StoreDamaged, match="truncated"):
+            reader.read_all()
+        os.replace(saved, data_file(tmp_path))  # a new file (inode) at the path
+        with pytest.raises(StoreReplaced):
+            reader.version()
+    finally:
+        reader.close()

@@ -17,17 +17,17 @@ import ctypes.util
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lmdb
 import orjson
 
 import evaluator
 from contract.framing import CorruptValue, decode
-from contract.store import RawTables, SnapshotReader
+from contract.store import RawTables, SnapshotReader, snapshot_dir
 
 log = logging.getLogger("server.state")
 
@@ -59,6 +59,12 @@ class View:
     widgets: dict[str, Any] = field(default_factory=dict)
     # Environment id (or table/key) → why its latest value could not be used.
     problems: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def loaded(self) -> bool:
+        """A published snapshot has been read (versions start at 1). Before that, a key or name
+        this view lacks may well be valid: the edge answers 503, never "unknown" (``server.auth``)."""
+        return self.version > 0
 
     def sdk_key(self, secret: str) -> SdkKey | None:
         digest = hashlib.sha256(secret.encode()).hexdigest()
@@ -146,6 +152,16 @@ def release_freed_memory() -> None:
         _TRIM(0)
 
 
+@dataclass
+class RefreshFailure:
+    """Why the latest refreshes of the store failed (not a damaged value: the store itself
+    could not be opened or read), since when (wall clock) and how many in a row."""
+
+    error: str
+    since: float = field(default_factory=time.time)
+    failures: int = 0
+
+
 class EdgeState:
     """Owned by one worker: opened in the app lifespan (after the fork)."""
 
@@ -155,14 +171,17 @@ class EdgeState:
         self.view = View()
         self.loaded = False
         self.reader: SnapshotReader | None = None
+        # Set while refreshes fail; /ready names it while the last good view is still served.
+        self.failure: RefreshFailure | None = None
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
     def _open(self) -> SnapshotReader | None:
-        try:
-            return SnapshotReader(self.data_dir)
-        except lmdb.Error:
+        """The store's reader; None while there is no store yet (a fresh host before the first
+        publish or sync: not a failure). A store that exists but cannot be opened raises."""
+        if not (snapshot_dir(self.data_dir) / "data.mdb").exists():
             return None
+        return SnapshotReader(self.data_dir)
 
     async def refresh(self) -> bool:
         """Load a newer store version if there is one; True when the view changed."""
@@ -187,16 +206,33 @@ class EdgeState:
             self._changed.notify_all()
         return True
 
+    async def poll_once(self) -> None:
+        """One refresh; a failure is recorded for /ready (and a success clears it) instead of
+        ending the worker: the last good view keeps being served, and the next poll retries."""
+        try:
+            await self.refresh()
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            # Logged when it starts or changes, not on every poll (50 a second by default).
+            if self.failure is None or self.failure.error != error:
+                log.exception("snapshot refresh failed; serving version %d", self.view.version)
+            if self.failure is None:
+                self.failure = RefreshFailure(error)
+            self.failure.error = error
+            self.failure.failures += 1
+            return
+        if self.failure is not None:
+            log.warning("snapshot refresh works again after %d failure(s)", self.failure.failures)
+            self.failure = None
+
     async def _poll(self) -> None:
         while True:
-            try:
-                await self.refresh()
-            except Exception:
-                log.exception("snapshot refresh failed; serving version %d", self.view.version)
+            await self.poll_once()
             await asyncio.sleep(self.poll_interval)
 
     async def start(self) -> None:
-        await self.refresh()
+        # A store that cannot be read at start must not stop the worker: it answers 503 until it can.
+        await self.poll_once()
         self._task = asyncio.create_task(self._poll())
 
     async def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -86,9 +87,21 @@ def create_app(settings: Settings) -> Starlette:
         return JSON({"status": "ok"})
 
     async def ready(request: Request) -> Response:
-        """503 while the latest snapshot publish failed: changes are saved but edges do not get them."""
+        """503 while the latest snapshot publish failed (changes are saved but edges do not get
+        them) or while the disk refuses writes (``storage``, present only then; each call probes
+        the disk, so readiness comes back by itself when space returns)."""
         publish = publisher.status()
-        return JSON({"ready": publish["ok"], "publish": publish}, status_code=200 if publish["ok"] else 503)
+        failure = await asyncio.to_thread(store.probe)
+        body: dict[str, Any] = {"ready": publish["ok"] and failure is None, "publish": publish}
+        if failure is not None:
+            body["storage"] = {
+                "ok": False,
+                "code": failure.code,
+                "error": failure.reason,
+                "since": failure.since,
+                "failures": failure.failures,
+            }
+        return JSON(body, status_code=200 if body["ready"] else 503)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

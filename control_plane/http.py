@@ -28,7 +28,7 @@ from control_plane.errors import body as error_body
 from control_plane.ratelimit import SlidingWindow
 from control_plane.security import Tokens
 from control_plane.settings import Settings
-from control_plane.store import Store, now_iso
+from control_plane.store import StorageFailure, Store, now_iso
 
 log = logging.getLogger("control_plane")
 
@@ -69,6 +69,21 @@ def request_id(request: Request) -> str:
 def error_response(request: Request, err: ApiError, shape: Shape = "envelope") -> JSON:
     rid = request_id(request)
     return JSON(error_body(err, rid, shape), status_code=err.status, headers={**err.headers, "X-Request-Id": rid})
+
+
+# Seconds a client should wait before retrying a write the disk could not take.
+STORAGE_RETRY_AFTER = "5"
+
+
+def storage_unavailable(failure: StorageFailure) -> ApiError:
+    """503 for a write (or read) the disk could not take: nothing was saved, retry later."""
+    return ApiError(
+        503,
+        f"the change was not saved: {failure.reason}; retry later",
+        code="storage_unavailable",
+        details=[{"field": "storage", "code": failure.code, "message": failure.reason}],
+        headers={"Retry-After": STORAGE_RETRY_AFTER},
+    )
 
 
 def _pydantic_details(e: ValidationError, prefix: str = "") -> list[dict[str, str]]:
@@ -284,6 +299,13 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
             return JSON(result, status_code=spec.status)
         except ApiError as err:
             return error_response(request, err, spec.shape)
+        except (sqlite3.Error, OSError) as e:
+            # A full or failing disk is the store's state, not this request's bug: 503, not 500.
+            failure = services.store.note_failure(e)
+            if failure is None:
+                log.exception("unhandled error in %s %s", spec.method, spec.path)
+                return error_response(request, ApiError(500, "internal error"), spec.shape)
+            return error_response(request, storage_unavailable(failure), spec.shape)
         except Exception:
             log.exception("unhandled error in %s %s", spec.method, spec.path)
             return error_response(request, ApiError(500, "internal error"), spec.shape)

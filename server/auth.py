@@ -1,4 +1,5 @@
-"""SDK key checks of the edge (DESIGN.md section 4 rules)."""
+"""SDK key checks of the edge (DESIGN.md section 4 rules), and the one answer to a key or name
+the worker's view does not hold (:func:`unknown`): "unknown" only once a snapshot is loaded."""
 
 from __future__ import annotations
 
@@ -11,6 +12,26 @@ SECRET = "server"
 PUBLISHABLE = ("client", "mobile")
 
 
+# Seconds an SDK should wait before retrying while this worker has no snapshot (it polls the
+# store far more often; a publish is picked up within the poll interval).
+NOT_LOADED_RETRY_AFTER = "1"
+
+
+def not_loaded(message: str = "this environment's snapshot is not loaded yet") -> EdgeError:
+    """503 + Retry-After: the answer depends on a snapshot this worker has not loaded."""
+    return EdgeError(503, message, headers={"Retry-After": NOT_LOADED_RETRY_AFTER})
+
+
+def unknown(view: View, status: int, message: str) -> EdgeError:
+    """The answer to a key or name ``view`` does not hold: ``status`` (403 unknown or revoked
+    key, 404 no such widget or application) once a snapshot is loaded. Before that (a fresh host
+    before the first publish or sync, a store that cannot be read) it may well be valid, and an
+    SDK told "revoked" may give up for good: 503 + Retry-After (DESIGN.md section 4)."""
+    if not view.loaded:
+        return not_loaded("no snapshot is loaded yet on this edge worker")
+    return EdgeError(status, message)
+
+
 def bearer(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if not header:
@@ -21,8 +42,8 @@ def bearer(request: Request) -> str | None:
 
 def sdk_key(view: View, request: Request, *, secret_only: bool = False, allow_query: bool = True) -> SdkKey:
     """The environment key of a request: 401 without a key, 403 for an unknown, revoked or
-    wrongly used one, 503 while no snapshot is loaded. A secret key is never accepted from the
-    query string."""
+    wrongly used one (503 while no snapshot is loaded: :func:`unknown`). A secret key is never
+    accepted from the query string."""
     token = bearer(request) or request.headers.get("x-api-key")
     from_query = request.query_params.get("publishableKey")
     if token is None and from_query is None:
@@ -35,11 +56,8 @@ def sdk_key(view: View, request: Request, *, secret_only: bool = False, allow_qu
             raise EdgeError(403, "secret keys are only accepted in the Authorization header")
         if not allow_query:
             raise EdgeError(403, "this endpoint takes its key in the Authorization header")
-    if key is None and view.version == 0:
-        # Nothing loaded yet (a worker started on a store it cannot read): the key may be valid.
-        raise EdgeError(503, "no snapshot is loaded yet", headers={"Retry-After": "1"})
     if key is None:
-        raise EdgeError(403, "unknown or revoked SDK key")
+        raise unknown(view, 403, "unknown or revoked SDK key")
     if secret_only and key.kind != SECRET:
         raise EdgeError(403, "this endpoint needs a secret (server) key")
     return key

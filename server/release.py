@@ -43,6 +43,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import evaluator
+from server.auth import unknown
 from server.errors import EdgeError, request_id
 from server.etags import etag_of, not_modified
 from server.state import EdgeState, View
@@ -470,14 +471,12 @@ def release_endpoint(edge: EdgeLike) -> Endpoint:
 
     async def serve(request: Request) -> Response:
         view = await edge.view_for(request)
-        if not edge.state.loaded:
-            raise EdgeError(503, "the release snapshot is not loaded yet", headers={"Retry-After": "1"})
         organisation = request.path_params["organisation"]
         application = request.path_params["application"]
         key = f"{organisation}/{application}"
         value = view.releases.get(key)
         if value is None:
-            raise EdgeError(404, f"no application {key}")
+            raise unknown(view, 404, f"no application {key}")
         sent = request_context(request)
         toss = request.query_params.get("toss") or None
         if toss is not None and len(toss) > MAX_TOSS_CHARS:

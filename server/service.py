@@ -17,7 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.auth import sdk_key
+from server.auth import not_loaded, sdk_key, unknown
 from server.errors import EdgeError, request_id
 from server.etags import etag_of, not_modified
 from server.overload import stats as overload_stats
@@ -71,7 +71,7 @@ class Edge:
     def environment(self, view: View, env_id: str) -> Environment:
         env = view.environments.get(env_id)
         if env is None:
-            raise EdgeError(503, "this environment's snapshot is not loaded yet", headers={"Retry-After": "1"})
+            raise not_loaded()
         return env
 
     def context_pairs(self, request: Request) -> list[tuple[str, str]]:
@@ -144,7 +144,7 @@ class Edge:
             raise EdgeError(401, "a project key is required (?key=)", field="key")
         widget = view.widgets.get(project_key)
         if widget is None:
-            raise EdgeError(404, "no widget config for this project key")
+            raise unknown(view, 404, "no widget config for this project key")
         body = orjson.dumps(
             {
                 "projectKey": project_key,
@@ -162,11 +162,15 @@ class Edge:
 
     async def ready(self, request: Request) -> Response:
         view = self.state.view
-        problems = dict(view.problems)
-        if self.state.store_problem is not None:
-            problems["store"] = self.state.store_problem
+        problems = view.problems
+        failure = self.state.failure
+        if failure is not None:
+            # The store itself cannot be read (not one damaged value): named as "store" while the
+            # last good view, if any, keeps being served; cleared by the next refresh that works.
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(failure.since))
+            problems = {**problems, "store": f"{failure.error} ({failure.failures} refreshes failed since {since})"}
         not_ready = sorted(problems)
-        ok = self.state.loaded and view.version > 0
+        ok = view.loaded
         body = orjson.dumps(
             {
                 "ready": ok and not not_ready,
@@ -188,7 +192,7 @@ class Edge:
             "# TYPE flagedge_environments_not_ready gauge",
             f"flagedge_environments_not_ready {len(view.problems)}",
             "# TYPE flagedge_snapshot_store_unreadable gauge",
-            f"flagedge_snapshot_store_unreadable {int(self.state.store_problem is not None)}",
+            f"flagedge_snapshot_store_unreadable {int(self.state.failure is not None)}",
             "# TYPE flagedge_requests_total counter",
             f"flagedge_requests_total {self.requests}",
             "# TYPE flagedge_errors_total counter",

@@ -24,6 +24,7 @@ import ctypes.util
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ import orjson
 
 import evaluator
 from contract.framing import CorruptValue, decode
-from contract.store import RawTables, SnapshotReader
+from contract.store import RawTables, SnapshotReader, snapshot_dir
 
 log = logging.getLogger("server.state")
 
@@ -66,6 +67,12 @@ class View:
     widgets: dict[str, Any] = field(default_factory=dict)
     # Environment id (or table/key) → why its latest value could not be used.
     problems: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def loaded(self) -> bool:
+        """A published snapshot has been read (versions start at 1). Before that, a key or name
+        this view lacks may well be valid: the edge answers 503, never "unknown" (``server.auth``)."""
+        return self.version > 0
 
     def sdk_key(self, secret: str) -> SdkKey | None:
         digest = hashlib.sha256(secret.encode()).hexdigest()
@@ -153,6 +160,16 @@ def release_freed_memory() -> None:
         _TRIM(0)
 
 
+@dataclass
+class RefreshFailure:
+    """Why the latest refreshes of the store failed (not a damaged value: the store itself
+    could not be opened or read), since when (wall clock) and how many in a row."""
+
+    error: str
+    since: float = field(default_factory=time.time)
+    failures: int = 0
+
+
 class EdgeState:
     """Owned by one worker: opened in the app lifespan (after the fork)."""
 
@@ -162,8 +179,9 @@ class EdgeState:
         self.view = View()
         self.loaded = False
         self.reader: SnapshotReader | None = None
-        # Why the store cannot be read now (None when it can): reported by /ready.
-        self.store_problem: str | None = None
+        # Set while the store cannot be read (None when it can): /ready names it while the last
+        # good view keeps being served; cleared by the next refresh that works.
+        self.failure: RefreshFailure | None = None
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
@@ -175,22 +193,30 @@ class EdgeState:
 
     def _problem(self, problem: str | None, *, exc_info: bool = False) -> None:
         """Record the store's state; log only when it changes (the poll repeats every 20 ms)."""
-        if problem == self.store_problem:
-            return
         if problem is None:
-            log.warning("snapshot store readable again; serving version %d", self.view.version)
-        else:
+            if self.failure is not None:
+                log.warning(
+                    "snapshot store readable again after %d failed refresh(es); serving version %d",
+                    self.failure.failures,
+                    self.view.version,
+                )
+                self.failure = None
+            return
+        if self.failure is None or self.failure.error != problem:
             log.error(
                 "snapshot store unreadable, serving version %d until it is repaired: %s",
                 self.view.version,
                 problem,
                 exc_info=exc_info,
             )
-        self.store_problem = problem
+        if self.failure is None:
+            self.failure = RefreshFailure(problem)
+        self.failure.error = problem
+        self.failure.failures += 1
 
     async def refresh(self) -> bool:
         """Load a newer store version if there is one; True when the view changed. Never raises
-        for a store that cannot be read: the current view stays and ``store_problem`` says why."""
+        for a store that cannot be read: the current view stays and ``failure`` says why."""
         try:
             return await self._refresh()
         except lmdb.Error as e:
@@ -202,8 +228,8 @@ class EdgeState:
 
     async def _refresh(self) -> bool:
         if self.reader is None:
-            if not (self.data_dir / "snapshots").exists() and not self.loaded:
-                return False  # not published yet: not a problem, just not ready
+            if not (snapshot_dir(self.data_dir) / "data.mdb").exists() and not self.loaded:
+                return False  # not published yet (a fresh host): not a failure, just not ready
             self.reader = SnapshotReader(self.data_dir)
         reader = self.reader
         version = reader.version()
@@ -229,8 +255,9 @@ class EdgeState:
             self._changed.notify_all()
         return True
 
-    async def _refresh_or_report(self) -> None:
-        """:meth:`refresh`, with any other failure reported like an unreadable store (once)."""
+    async def poll_once(self) -> None:
+        """One refresh, with any failure recorded for /ready (once in the log) instead of ending
+        the worker: the last good view keeps being served, and the next poll retries."""
         try:
             await self.refresh()
         except Exception as e:
@@ -238,14 +265,14 @@ class EdgeState:
 
     async def _poll(self) -> None:
         while True:
-            await self._refresh_or_report()
+            await self.poll_once()
             await asyncio.sleep(self.poll_interval)
 
     async def start(self) -> None:
         """Load what the store has and start polling. Never fails: a worker whose store cannot
         be read starts not ready (failing here would make granian respawn it in a loop, and
         give up on the whole server)."""
-        await self._refresh_or_report()
+        await self.poll_once()
         self._task = asyncio.create_task(self._poll())
 
     async def stop(self) -> None:

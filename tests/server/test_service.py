@@ -142,3 +142,42 @@ def test_reflag_stream_sends_versions_and_ends_when_its_key_is_revoked(edge: Har
         assert [next(lines) for _ in range(3)][2] == "data: " + orjson.dumps({"flagStateVersion": version}).decode()
         edge.publish(ChangeSet(sdk_keys={key_hash(CLIENT_KEY): None}))
         assert [line for line in lines if line] == []
+
+
+class FailingReader:
+    """A store reader whose reads fail as a dead disk's would (the version moved, the data
+    cannot be read)."""
+
+    def version(self) -> int:
+        return 10**6
+
+    def read_all(self) -> Any:
+        raise OSError(5, "Input/output error")
+
+    def close(self) -> None:
+        pass
+
+
+def test_failing_refreshes_make_the_edge_not_ready_while_it_serves_the_last_good_view(edge: Harness) -> None:
+    state = edge.client.app.state.edge.state  # type: ignore[attr-defined]
+    portal = edge.client.portal
+    assert portal is not None
+    served = edge.client.get(f"/features/evaluated?publishableKey={CLIENT_KEY}")
+    assert served.status_code == 200 and edge.client.get("/ready").status_code == 200
+    healthy = state.reader
+    state.reader = FailingReader()
+    portal.call(state.poll_once)
+    portal.call(state.poll_once)
+    r = edge.client.get("/ready")
+    assert r.status_code == 503, r.text
+    assert r.json()["notReady"] == ["store"]
+    assert "OSError" in r.json()["problems"]["store"] and "2 refreshes failed" in r.json()["problems"]["store"]
+    # Still serving the last good view, byte for byte.
+    again = edge.client.get(f"/features/evaluated?publishableKey={CLIENT_KEY}")
+    assert (again.status_code, again.content) == (200, served.content)
+    # Recovers by itself on the next refresh that works.
+    state.reader = healthy
+    edge.writer.publish(features_publish(FEATURES))
+    portal.call(state.poll_once)
+    r = edge.client.get("/ready")
+    assert r.status_code == 200 and r.json()["notReady"] == [], r.text

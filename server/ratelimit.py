@@ -15,7 +15,8 @@ Contract:
   known only once its body is read); the bucket may go into debt down to ``-burst``, which later
   checks wait out.
 * Memory is bounded: at most ``max_keys`` buckets per limiter; the least recently used go first
-  (a forgotten bucket is a full one, which an idle bucket soon is anyway).
+  (a forgotten bucket is a full one, which an idle bucket soon is anyway; a refused
+  request counts as a use).
 * Each worker process has its own limiters, so ``N`` workers let through up to ``N * rate``.
   Not thread-safe: checks run on the worker's event loop.
 """
@@ -81,6 +82,10 @@ class RateLimiter:
         """Seconds until ``key``'s bucket holds a token (0 when it does now)."""
         if not self.enabled:
             return 0.0
+        if key in self._buckets:
+            # A refused key is in use too: were it evicted first, a client that keeps knocking
+            # while refused would get a full bucket back from a spray of other keys.
+            self._buckets.move_to_end(key)
         tokens = self._tokens(key, self.clock())
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 

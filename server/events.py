@@ -16,6 +16,13 @@ active file is opened in append mode and held with an exclusive ``flock`` for th
 process (the consumer takes the lock to tell a dead writer's file from a live one); when it passes
 ``max_bytes`` it is renamed to a rotated name (never written again) and a new one is started.
 
+Intake cannot fill the disk (:class:`EventIntake`): requests are rate-limited per client address
+and per SDK key (429 + ``Retry-After``, ``--intake-rate-per-address`` / ``--intake-rate-per-key``),
+and the spool is bounded (:class:`SpoolBudget`): past ``--intake-max-spool-bytes`` in all spool
+files, or with less than ``--intake-min-free-bytes`` free on its disk, new events are refused
+with 503 + ``Retry-After``; acknowledged events are never dropped. Every refusal is counted in
+``flagedge_intake_refused_total{reason=...}`` and logged at most once per reason per 10 s.
+
 With a Redis URL (``--redis-url`` / ``FLAGEDGE_REDIS_URL``) each accepted event is instead added to
 the stream ``flagedge:events`` (``XADD ... MAXLEN ~ 1000000``). The request is acknowledged once
 Redis has answered. Redis never fails or stalls an SDK call: the attempt has short socket timeouts and an
@@ -29,7 +36,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import fnmatch
 import logging
+import math
 import os
 import threading
 import time
@@ -50,17 +59,31 @@ from contract.redis_protocol import client as redis_client
 from contract.redis_protocol import redact
 from server.auth import sdk_key
 from server.errors import EdgeError, read_limited, request_id
+from server.ratelimit import RateLimited, RateLimiter, check_all
 from server.settings import EdgeSettings
-from server.state import EdgeState
+from server.state import EdgeState, SdkKey
 
 log = logging.getLogger("server.events")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 DEFAULT_SPOOL_BYTES = 64 << 20
+MIN_ROTATE_BYTES = 64 << 10
 
 REDIS_SOCKET_TIMEOUT = 0.1  # connect, and each read of a reply
 REDIS_DEADLINE = 0.2  # the whole attempt, after which the request spools instead
 REDIS_RETRY_AFTER = 1.0  # after a failure, go straight to the spool for this long
+
+# Rate limits (server/ratelimit.py): a bucket holds this many seconds of its rate, and a request
+# costs one token plus one per BODY_BYTES_PER_TOKEN of its body.
+INTAKE_BURST_SECONDS = 2.0
+BODY_BYTES_PER_TOKEN = 64 << 10
+
+# Why a request was refused (``flagedge_intake_refused_total{reason=...}``) and, for a full spool
+# or disk, the Retry-After: the consumer empties the spool within seconds, low disk takes longer.
+RATE_LIMITED_KEY = "rate_limited_key"
+RATE_LIMITED_ADDRESS = "rate_limited_address"
+SPOOL_ERROR = "spool_error"
+REFUSAL_LOG_INTERVAL = 10.0
 
 MAX_BULK_ITEMS = 1000
 MAX_ID_CHARS = 256
@@ -78,6 +101,7 @@ TYPES = (FLAG_EVENT, "user", "company", "event", "feedback", "prompt-event")
 class EdgeLike(Protocol):
     state: EdgeState
     settings: EdgeSettings
+    metric_sources: list[Callable[[], list[str]]]
 
 
 def now_iso() -> str:
@@ -345,12 +369,77 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class Spool:
-    """Appends batches of event lines to this process's spool file, fsynced before returning."""
+SPOOL_FULL = "spool_full"
+DISK_LOW = "disk_low"
+REFUSALS = (RATE_LIMITED_KEY, RATE_LIMITED_ADDRESS, SPOOL_FULL, DISK_LOW, SPOOL_ERROR)
+RETRY_AFTER = {SPOOL_FULL: "5", DISK_LOW: "30"}
 
-    def __init__(self, directory: Path, max_bytes: int = DEFAULT_SPOOL_BYTES) -> None:
+
+class SpoolRefused(Exception):
+    """The spool takes no more events now: ``reason`` is :data:`SPOOL_FULL` or :data:`DISK_LOW`."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SpoolBudget:
+    """What the spool may take of the disk: at most ``max_bytes`` in all its files together (every
+    worker's, consumed or not: what is on disk), and never the last ``min_free_bytes`` of the
+    file system (that space is for the control plane's SQLite and LMDB on the same disk, so admin
+    writes keep working while intake is under pressure). 0 turns either bound off.
+
+    :meth:`admit` measures the directory on every call (a scandir and a statvfs: microseconds,
+    next to the fsync every append makes). Within one worker the bound is exact (appends are
+    serialized); workers appending at the same instant may together pass it by one request each.
+    """
+
+    max_bytes: int
+    min_free_bytes: int
+
+    def usage(self, directory: Path) -> tuple[int, int]:
+        """Bytes of every spool file in ``directory`` and free bytes of its file system."""
+        used = 0
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if fnmatch.fnmatchcase(entry.name, intake.SPOOL_GLOB):
+                        with contextlib.suppress(FileNotFoundError):  # consumed meanwhile
+                            used += entry.stat().st_size
+        except FileNotFoundError:
+            pass
+        st = os.statvfs(directory if directory.is_dir() else directory.parent)
+        return used, st.f_bavail * st.f_frsize
+
+    def admit(self, directory: Path, size: int) -> None:
+        """Return if ``size`` more bytes may be spooled now, else raise :class:`SpoolRefused`."""
+        used, free = self.usage(directory)
+        if self.min_free_bytes > 0 and free - size < self.min_free_bytes:
+            raise SpoolRefused(DISK_LOW, f"{free} bytes free on the spool's disk, {self.min_free_bytes} are kept")
+        if self.max_bytes > 0 and used + size > self.max_bytes:
+            raise SpoolRefused(SPOOL_FULL, f"the spool holds {used} of its {self.max_bytes} bytes")
+
+
+def rotate_bytes(max_spool_bytes: int, workers: int) -> int:
+    """The size at which a worker rotates its spool file. The consumer removes rotated files once
+    stored but not a live writer's active file, whose consumed bytes stay on disk until rotation:
+    all workers' active files together stay under a quarter of the spool's bound."""
+    if max_spool_bytes <= 0:
+        return DEFAULT_SPOOL_BYTES
+    return max(MIN_ROTATE_BYTES, min(DEFAULT_SPOOL_BYTES, max_spool_bytes // (4 * max(1, workers))))
+
+
+class Spool:
+    """Appends batches of event lines to this process's spool file, fsynced before returning;
+    with a ``budget``, a batch it does not admit raises :class:`SpoolRefused` and writes nothing."""
+
+    def __init__(
+        self, directory: Path, max_bytes: int = DEFAULT_SPOOL_BYTES, budget: SpoolBudget | None = None
+    ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.budget = budget
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
@@ -407,6 +496,8 @@ class Spool:
         if not data:
             return
         with self._lock:
+            if self.budget is not None:
+                self.budget.admit(self.directory, len(data))
             fd = self._open()
             try:
                 _write_all(fd, data)
@@ -518,13 +609,13 @@ class RedisQueue:
 # Routes.
 
 
-async def read_body(request: Request, limit: int, timeout: float = 30.0) -> Any:
-    """The JSON body, at most ``limit`` bytes, all of it within ``timeout`` seconds."""
+async def read_body(request: Request, limit: int, timeout: float = 30.0) -> tuple[Any, int]:
+    """The JSON body and its size in bytes, at most ``limit`` bytes, all of it within ``timeout`` seconds."""
     raw = await read_limited(request, limit, timeout)
     if not raw.strip():
         raise EdgeError(400, "a JSON body is required", field="body")
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw), len(raw)
     except orjson.JSONDecodeError as e:
         # The parser's reason says what is wrong (e.g. "depth limit exceeded" for deep nesting).
         raise EdgeError(400, f"the body is not valid JSON: {e}", field="body") from None
@@ -546,22 +637,102 @@ def _accepted(request: Request) -> Response:
 
 
 class EventIntake:
-    """The event routes of one worker: one spool (and Redis queue) shared by every event kind."""
+    """The event routes of one worker: one spool (and Redis queue) shared by every event kind, the
+    intake's rate limits and the counts of what it refused (``/metrics``).
+
+    A request is checked, in this order, against: its SDK key (401/403), the rate limits per
+    client address and per SDK key (429 + ``Retry-After``, before the body is read; a body then
+    costs one more token per :data:`BODY_BYTES_PER_TOKEN`, so large bodies slow a client down
+    sooner), validation (400), and, when it is spooled, the spool's budget (503 + ``Retry-After``:
+    the edge refuses new events rather than ever deleting acknowledged ones)."""
 
     def __init__(self, edge: EdgeLike) -> None:
+        settings = edge.settings
         self.edge = edge
-        self.spool = Spool(spool_dir(edge.settings.data_dir))
-        self.stream = RedisQueue(edge.settings.redis_url) if edge.settings.redis_url else None
+        self.budget = SpoolBudget(settings.intake_max_spool_bytes, settings.intake_min_free_bytes)
+        self.spool = Spool(
+            spool_dir(settings.data_dir),
+            rotate_bytes(settings.intake_max_spool_bytes, settings.workers),
+            self.budget,
+        )
+        self.stream = RedisQueue(settings.redis_url) if settings.redis_url else None
+        burst = INTAKE_BURST_SECONDS
+        self.per_key = RateLimiter(settings.intake_rate_per_key, settings.intake_rate_per_key * burst, name="SDK key")
+        self.per_address = RateLimiter(
+            settings.intake_rate_per_address, settings.intake_rate_per_address * burst, name="client address"
+        )
+        self.refused = dict.fromkeys(REFUSALS, 0)
+        self.accepted = 0
+        # Reason → (when it was last logged, refusals not logged since): one line per reason per
+        # REFUSAL_LOG_INTERVAL, however hard intake is pushed.
+        self._logged: dict[str, tuple[float, int]] = {}
+        edge.metric_sources.append(self.metric_lines)
+
+    def refuse(self, reason: str, detail: str, level: int = logging.WARNING) -> None:
+        """Count a refused request and log it, at most once per reason per interval."""
+        self.refused[reason] += 1
+        now = time.monotonic()
+        last, quiet = self._logged.get(reason, (-math.inf, 0))
+        if now - last < REFUSAL_LOG_INTERVAL:
+            self._logged[reason] = (last, quiet + 1)
+            return
+        self._logged[reason] = (now, 0)
+        more = f" ({quiet} more refused since the last report)" if quiet else ""
+        log.log(level, "refusing SDK events (%s): %s%s", reason, detail, more)
+
+    def metric_lines(self) -> list[str]:
+        try:
+            spooled, _ = self.budget.usage(self.spool.directory)
+        except OSError:
+            spooled = 0
+        lines = ["# TYPE flagedge_intake_refused_total counter"]
+        lines += [f'flagedge_intake_refused_total{{reason="{r}"}} {n}' for r, n in self.refused.items()]
+        lines += [
+            "# TYPE flagedge_intake_events_total counter",
+            f"flagedge_intake_events_total {self.accepted}",
+            "# TYPE flagedge_intake_spool_bytes gauge",
+            f"flagedge_intake_spool_bytes {spooled}",
+        ]
+        return lines
+
+    def limit(self, request: Request, key: SdkKey) -> tuple[tuple[RateLimiter, str], ...]:
+        """Take a token per client address and per SDK key (429 if either is out); the buckets."""
+        address = request.client.host if request.client is not None else ""
+        limits = ((self.per_address, address), (self.per_key, key.key_hash))
+        try:
+            check_all(*limits)
+        except RateLimited as e:
+            by_address = e.limiter is self.per_address
+            reason = RATE_LIMITED_ADDRESS if by_address else RATE_LIMITED_KEY
+            self.refuse(reason, f"client {address}" if by_address else f"an SDK key of environment {key.environment}")
+            raise
+        return limits
+
+    async def spool_records(self, records: list[tuple[str, bytes]]) -> None:
+        try:
+            await asyncio.to_thread(self.spool.append, [data + b"\n" for _, data in records])
+        except SpoolRefused as e:
+            self.refuse(e.reason, str(e))
+            retry = RETRY_AFTER[e.reason]
+            raise EdgeError(
+                503, f"events are not taken now ({e.reason}); retry later", headers={"Retry-After": retry}
+            ) from None
+        except OSError as e:
+            self.refuse(SPOOL_ERROR, f"could not spool {len(records)} events: {e}", logging.ERROR)
+            raise EdgeError(503, "events could not be queued; retry later", headers={"Retry-After": "5"}) from None
 
     def endpoint(self, kind: str | None) -> Endpoint:
         """The handler of one event kind (``None``: ``/bulk``, a list of events of any kind)."""
-        edge, spool, stream = self.edge, self.spool, self.stream
+        edge, stream = self.edge, self.stream
 
         async def receive(request: Request) -> Response:
             view = edge.state.view
             key = sdk_key(view, request)
+            limits = self.limit(request, key)
             header_key = _idempotency_key(request)
-            body = await read_body(request, edge.settings.max_body_bytes, edge.settings.body_timeout)
+            body, size = await read_body(request, edge.settings.max_body_bytes, edge.settings.body_timeout)
+            for limiter, bucket in limits:
+                limiter.charge(bucket, size // BODY_BYTES_PER_TOKEN)
             try:
                 events = validate_bulk(body) if kind is None else [validate(kind, body)]
             except Invalid as e:
@@ -585,13 +756,9 @@ class EventIntake:
                     event=event.fields,
                 )
                 records.append((record_id, record))
-            if stream is not None and await stream.queue(records):
-                return _accepted(request)
-            try:
-                await asyncio.to_thread(spool.append, [data + b"\n" for _, data in records])
-            except OSError as e:
-                log.error("could not spool %d events: %s", len(records), e)
-                raise EdgeError(503, "events could not be queued; retry later", headers={"Retry-After": "5"}) from None
+            if stream is None or not await stream.queue(records):
+                await self.spool_records(records)
+            self.accepted += len(records)
             return _accepted(request)
 
         return receive

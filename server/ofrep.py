@@ -24,9 +24,6 @@ rest, with errorCode GENERAL (401, 403, 405, 408, 413, 429 with integer ``Retry-
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -39,6 +36,7 @@ import evaluator
 from server.auth import PUBLISHABLE, bearer, sdk_key
 from server.errors import GENERAL, EdgeError, read_limited
 from server.etags import etag_of, not_modified
+from server.ratelimit import RateLimiter
 from server.service import Edge
 from server.state import Environment, SdkKey
 from server.streams import sse_response, version_stream
@@ -54,7 +52,6 @@ FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
 # without it report missing.
 TARGETING_FIELD = "user.id"
 SSE_INACTIVITY_DELAY = 120
-MAX_RATE_BUCKETS = 100_000
 # Every method reaches the handlers, so that a wrong one gets an OFREP 405 body.
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
@@ -83,32 +80,6 @@ def ofrep_error(
 ) -> EdgeError:
     """An edge error answered as ``{"key"?, "errorCode", "errorDetails"}`` (GENERAL unless more is known)."""
     return EdgeError(status, details, headers=headers, ofrep_code=code, flag_key=key)
-
-
-class RateLimiter:
-    """A token bucket per SDK key: ``rate`` requests per second, bursts of ``max(1, rate)``."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.burst = max(1.0, rate)
-        self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def check(self, key: str) -> None:
-        """Take one token for ``key``, or raise a 429 with the whole seconds until the next one."""
-        if self.rate <= 0:
-            return
-        now = self.clock()
-        if len(self._buckets) > MAX_RATE_BUCKETS:
-            self._buckets.clear()
-        tokens, last = self._buckets.get(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens >= 1.0:
-            self._buckets[key] = (tokens - 1.0, now)
-            return
-        self._buckets[key] = (tokens, now)
-        retry = max(1, math.ceil((1.0 - tokens) / self.rate))
-        raise ofrep_error(429, "rate limit reached for this SDK key", headers={"Retry-After": str(retry)})
 
 
 @dataclass(frozen=True)
@@ -351,7 +322,8 @@ def _refetch_event(version: int) -> bytes:
 
 
 class OfrepApi:
-    """The OFREP handlers of one edge worker (their rate limiter and flag shape cache with them).
+    """The OFREP handlers of one edge worker (their rate limiter per SDK key and flag shape cache
+    with them; a refused evaluation is answered in OFREP's body, errorCode GENERAL).
 
     Every method reaches the handlers (``ANY_METHOD`` in the route table), so that a wrong one
     gets an OFREP 405 body; errors are raised as EdgeError and answered in OFREP's shape by the

@@ -12,6 +12,7 @@ The state is the immutable view swap of :class:`server.state.EdgeState`: each ha
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import orjson
 from starlette.requests import Request
@@ -65,6 +66,8 @@ class Edge:
         self.started = time.time()
         self.requests = 0
         self.errors = 0
+        # More /metrics lines, from the per-API state built on this service (the event intake).
+        self.metric_sources: list[Callable[[], list[str]]] = []
 
     # --- checks shared by every route -------------------------------------------------------
 
@@ -202,4 +205,6 @@ class Edge:
             "# TYPE flagedge_uptime_seconds gauge",
             f"flagedge_uptime_seconds {time.time() - self.started:.0f}",
         ]
+        for source in self.metric_sources:
+            lines += source()
         return Response("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")

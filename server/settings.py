@@ -25,6 +25,17 @@ class EdgeSettings:
     body_timeout: float = 30.0
     # OFREP evaluations per second per SDK key in each worker; 0 turns the limit off.
     ofrep_rate_limit: float = 0.0
+    # SDK event requests per second per SDK key, and per client address, in each worker (bursts of
+    # INTAKE_BURST_SECONDS times that; a large body costs more, see server/events.py); 0 = off.
+    # Generous for real SDKs: a browser sends a few requests a second at most, an office behind
+    # one NAT address a few dozen.
+    intake_rate_per_key: float = 1000.0
+    intake_rate_per_address: float = 100.0
+    # The spool's bound on disk (every worker's files together) and the free space intake leaves
+    # to the rest of the disk (the control plane's SQLite and LMDB); past either, event requests
+    # are refused with 503 + Retry-After, never by dropping acknowledged events.
+    intake_max_spool_bytes: int = 4 << 30
+    intake_min_free_bytes: int = 1 << 30
     # SDK events go to the Redis stream ``flagedge:events`` when set, else (and while Redis is
     # unreachable) to the local spool.
     redis_url: str | None = None
@@ -54,6 +65,34 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
         "OFREP evaluations per second per SDK key and worker, 0 = off",
         "0",
         float,
+    ),
+    (
+        "--intake-rate-per-key",
+        "EDGE_INTAKE_RATE_PER_KEY",
+        "SDK event requests per second per SDK key and worker, 0 = off",
+        "1000",
+        float,
+    ),
+    (
+        "--intake-rate-per-address",
+        "EDGE_INTAKE_RATE_PER_ADDRESS",
+        "SDK event requests per second per client address and worker, 0 = off",
+        "100",
+        float,
+    ),
+    (
+        "--intake-max-spool-bytes",
+        "EDGE_INTAKE_MAX_SPOOL_BYTES",
+        "most bytes the event spool may hold on disk; past it events are refused (503)",
+        str(4 << 30),
+        int,
+    ),
+    (
+        "--intake-min-free-bytes",
+        "EDGE_INTAKE_MIN_FREE_BYTES",
+        "free disk space events never eat into; below it events are refused (503)",
+        str(1 << 30),
+        int,
     ),
     ("--redis-url", "REDIS_URL", "Redis for SDK event intake (optional; else the local spool)", "", str),
     (

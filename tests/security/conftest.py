@@ -36,7 +36,9 @@ PASSWORD = "correct-horse"  # bootstrap_project's password for ``ops``
 BODY_TIMEOUT = 2.0
 # Load shedding (503 once a worker's loop lags) is another suite's subject; on this shared, noisy
 # machine it would turn "never a 5xx" assertions into flakes, so these edges never shed.
-EDGE_ENV = {"FLAGEDGE_EDGE_SHED_QUEUE_DELAY": "0"}
+# Likewise the intake's rate limit per client address (every test here comes from 127.0.0.1 and
+# the fuzzers post events back to back): tests/reliability/test_intake_flood.py is its suite.
+EDGE_ENV = {"FLAGEDGE_EDGE_SHED_QUEUE_DELAY": "0", "FLAGEDGE_EDGE_INTAKE_RATE_PER_ADDRESS": "0"}
 
 
 def edge_args(data_dir: Path, port: int, workers: int = 2) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,19 @@ import pytest
 
 from contract.intake import ROTATED_SUFFIX
 from control_plane.events_consumer import consume_spool
-from server.events import Spool
+from server.events import (
+    DISK_LOW,
+    RATE_LIMITED_ADDRESS,
+    RATE_LIMITED_KEY,
+    REFUSALS,
+    SPOOL_FULL,
+    EventIntake,
+    Spool,
+    SpoolBudget,
+    SpoolRefused,
+    rotate_bytes,
+)
+from server.ratelimit import RateLimiter
 from tests.control_plane.conftest import assert_error
 from tests.control_plane.devcycle_support import Project, project
 from tests.server.stack import Stack, stack
@@ -321,3 +334,100 @@ def test_events_reach_the_control_plane(s: Stack, p: Project) -> None:
     ]
     assert {r["environment_id"] for r in rows} == {p.env_id("development")}
     assert orjson.loads(rows[1]["payload"])["score"] == 4
+
+
+# --- intake cannot fill the disk --------------------------------------------------------------
+
+
+def _intake(s: Stack) -> EventIntake:
+    """The edge's event intake (it registered its metrics with the service)."""
+    source = s.edge_app.metric_sources[0]
+    intake = getattr(source, "__self__", None)
+    assert isinstance(intake, EventIntake)
+    return intake
+
+
+def _refused(s: Stack) -> dict[str, int]:
+    text = s.edge.get("/metrics").text
+    return {m[1]: int(m[2]) for m in re.finditer(r'flagedge_intake_refused_total\{reason="(\w+)"\} (\d+)', text)}
+
+
+def test_spool_budget_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    directory = tmp_path / "events"
+    spool = Spool(directory, budget=SpoolBudget(max_bytes=1000, min_free_bytes=0))
+    spool.append([b"x" * 500 + b"\n"])
+    before = spool.path.read_bytes()
+    with pytest.raises(SpoolRefused) as err:
+        spool.append([b"y" * 500 + b"\n"])  # header + 501 + 501 > 1000
+    assert err.value.reason == SPOOL_FULL and spool.path.read_bytes() == before  # nothing written
+    # Every worker's files count, consumed or not, rotated or not; other files do not.
+    (directory / "spool-999-1.rotated.jsonl").write_bytes(b"z" * 450)
+    (directory / ".consumer.lock").write_bytes(b"l" * 10_000)
+    used, free = spool.budget.usage(directory) if spool.budget else (0, 0)
+    assert used == len(before) + 450 and free > 0
+    with pytest.raises(SpoolRefused):
+        spool.append([b"\n"])
+    (directory / "spool-999-1.rotated.jsonl").unlink()  # the consumer stored and removed it
+    spool.append([b"w" * 100 + b"\n"])
+    spool.close()
+
+    low = Spool(tmp_path / "low", budget=SpoolBudget(max_bytes=0, min_free_bytes=1 << 62))
+    with pytest.raises(SpoolRefused) as err:
+        low.append([b"x\n"])
+    assert err.value.reason == DISK_LOW
+
+
+def test_rotation_keeps_consumed_bytes_under_the_bound() -> None:
+    assert rotate_bytes(4 << 30, 1) == 64 << 20  # the default, for a large bound
+    assert rotate_bytes(64 << 20, 4) == 4 << 20  # all active files together: a quarter of the bound
+    assert rotate_bytes(1 << 20, 64) == 64 << 10  # never below 64 KiB
+    assert rotate_bytes(0, 4) == 64 << 20  # no bound
+
+
+def test_full_spool_is_503_with_retry_after_and_counted(s: Stack, p: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = _keys(p).client
+    assert _post(s, "/user", USER, key).status_code == 200
+    monkeypatch.setattr(SpoolBudget, "usage", lambda self, directory: (self.max_bytes, 1 << 40))
+    r = _post(s, "/bulk", [{"type": "user", "userId": "u"}], key)
+    assert_error(r, 503, "unavailable")
+    assert r.headers["retry-after"] == "5"
+    monkeypatch.setattr(SpoolBudget, "usage", lambda self, directory: (0, self.min_free_bytes))
+    r = _post(s, "/user", USER, key)
+    assert_error(r, 503, "unavailable")
+    assert r.headers["retry-after"] == "30"
+    assert len(_spooled(s)) == 1
+    refused = _refused(s)
+    assert refused == {**dict.fromkeys(REFUSALS, 0), SPOOL_FULL: 1, DISK_LOW: 1}
+    assert "flagedge_intake_events_total 1" in s.edge.get("/metrics").text
+
+
+def test_rate_limits_per_address_and_per_key(s: Stack, p: Project) -> None:
+    intake = _intake(s)
+    # Slow refills: nothing comes back while the test runs.
+    intake.per_address = RateLimiter(0.01, burst=3, name="client address")
+    intake.per_key = RateLimiter(0.01, burst=5, name="SDK key")
+    keys = _keys(p)
+    statuses = [_post(s, "/event", VALID["/event"], keys.client).status_code for _ in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
+    r = _post(s, "/event", VALID["/event"], keys.mobile)  # the address's limit, whatever the key
+    assert_error(r, 429, "rate_limited")
+    assert r.headers["retry-after"].isdigit() and int(r.headers["retry-after"]) >= 1
+    assert "client address" in r.json()["error"]["message"]
+    # Another client with the same key gets the key's remaining burst (two), then the key's limit.
+    intake.per_address = RateLimiter(0.01, burst=100, name="client address")
+    statuses = [_post(s, "/event", VALID["/event"], keys.client).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert "SDK key" in _post(s, "/event", VALID["/event"], keys.client).json()["error"]["message"]
+    assert _post(s, "/event", VALID["/event"], keys.mobile).status_code == 200  # another key
+    refused = _refused(s)
+    assert (refused[RATE_LIMITED_ADDRESS], refused[RATE_LIMITED_KEY]) == (3, 2)
+    assert len(_spooled(s)) == 6
+
+
+def test_a_large_body_costs_more_tokens(s: Stack, p: Project) -> None:
+    intake = _intake(s)
+    intake.per_address = RateLimiter(0.01, burst=20, name="client address")
+    key = _keys(p).client
+    big = [{"type": "user", "userId": str(i), "attributes": {"x": "y" * 60_000}} for i in range(8)]  # ~480 KB
+    # Each costs 1 + 7 tokens of 20 (small events would pass 20 times); the third goes into debt.
+    assert [_post(s, "/bulk", big, key).status_code for _ in range(4)] == [200, 200, 200, 429]

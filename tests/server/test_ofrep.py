@@ -21,7 +21,7 @@ import evaluator
 from contract.store import ChangeSet, SnapshotReader, SnapshotWriter
 from server.app import create_app
 from server.errors import OFREP, EdgeError, render
-from server.ofrep import RateLimiter, evaluate_all, evaluate_one, flag_shapes, reflag_context
+from server.ofrep import evaluate_all, evaluate_one, flag_shapes, reflag_context
 from server.service import Edge
 from server.settings import EdgeSettings
 from server.state import Environment
@@ -393,25 +393,6 @@ def test_rate_limit_is_429_with_integer_retry_after(tmp_path: Path) -> None:
         assert edge.bulk().status_code == 429
         # Each key has its own budget.
         assert edge.bulk(key=CLIENT_KEY).status_code == 200
-
-
-def test_rate_limiter_refills_and_rounds_retry_after_up() -> None:
-    now = [100.0]
-    limiter = RateLimiter(2.0, clock=lambda: now[0])
-    limiter.check("k")
-    limiter.check("k")
-    with pytest.raises(EdgeError) as err:
-        limiter.check("k")
-    assert (err.value.status, err.value.headers) == (429, {"Retry-After": "1"})
-    limiter.check("other")
-    now[0] += 0.5
-    limiter.check("k")
-    slow = RateLimiter(0.1, clock=lambda: now[0])
-    slow.check("k")
-    with pytest.raises(EdgeError) as err:
-        slow.check("k")
-    assert err.value.headers == {"Retry-After": "10"}
-    RateLimiter(0.0).check("k")  # 0 turns the limit off
 
 
 def test_body_over_the_limit_is_413(tmp_path: Path) -> None:

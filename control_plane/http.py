@@ -25,7 +25,7 @@ from starlette.routing import Route
 from control_plane.authz import Principal, authenticate
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
-from control_plane.ratelimit import SlidingWindow
+from control_plane.ratelimit import LoginGuard
 from control_plane.security import Tokens
 from control_plane.settings import Settings
 from control_plane.store import Store, now_iso
@@ -55,7 +55,7 @@ class Services:
     # Called after commit, still under the store lock, with the same ids and those documents:
     # publishes the snapshots.
     publish_projects: Callable[[set[str], dict[str, dict[str, Any]]], object]
-    login_limiter: SlidingWindow
+    login_guard: LoginGuard
 
 
 def request_id(request: Request) -> str:

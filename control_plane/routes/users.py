@@ -106,11 +106,14 @@ async def login(ctx: Ctx) -> Any:
     row = ctx.services.store.one(
         "SELECT id, email, password_hash FROM users WHERE name = ? OR email = ?", (body.name, body.name.lower())
     )
-    # Count attempts per account (not per spelling: name and email are one account) and per client.
+    # One account, whichever spelling (name or email) the attempt used.
     account = f"user:{row['id']}" if row else f"name:{body.name.lower()}"
-    ctx.services.login_limiter.check(account, f"client:{client}")
+    guard = ctx.services.login_guard
+    guard.check(account, client)
     if not verify_password(row["password_hash"] if row else None, body.password) or row is None:
+        guard.failed(account, client)
         raise unauthorized("invalid name or password")
+    guard.succeeded(account, client)
     with ctx.services.store.read() as db:
         return _login_response(ctx, db, row["id"], row["email"])
 

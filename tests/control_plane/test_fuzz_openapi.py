@@ -41,7 +41,7 @@ with warnings.catch_warnings():
 from contract.errors import code_for
 from control_plane.app import ROUTERS, VERSION, create_app
 from control_plane.openapi import document
-from control_plane.ratelimit import SlidingWindow
+from control_plane.ratelimit import LoginGuard
 from control_plane.settings import Settings
 from tests.control_plane.conftest import Api, User, assert_error
 
@@ -589,7 +589,7 @@ def test_valid_bodies_are_accepted(world: World) -> None:
     discarding needs a release that the earlier ramp did not start)."""
     shared = world.seed()
     services = world.client.app.state.services  # type: ignore[attr-defined]
-    services.login_limiter = SlidingWindow(services.settings.login_attempts_per_minute)  # earlier fuzzing
+    services.login_guard = LoginGuard(services.settings.login_attempts_per_minute)  # earlier fuzzing
     for (method, path), body in VALID.items():
         seed = world.seed() if path.endswith("/discard") else shared
         url = _PARAM.sub(lambda m, seed=seed: seed.path[m.group(1)], path)  # type: ignore[misc]

@@ -22,6 +22,7 @@ def _serve(ns: argparse.Namespace) -> int:
     os.environ[ENV_PREFIX + "JWT_SECRET"] = settings.jwt_secret
     os.environ[ENV_PREFIX + "ACCESS_TOKEN_TTL"] = str(settings.access_token_ttl)
     os.environ[ENV_PREFIX + "MAX_BODY_BYTES"] = str(settings.max_body_bytes)
+    os.environ[ENV_PREFIX + "BODY_TIMEOUT"] = str(settings.body_timeout)
     os.environ[ENV_PREFIX + "LMDB_MAP_SIZE"] = str(settings.lmdb_map_size)
     if settings.redis_url:
         os.environ[ENV_PREFIX + "REDIS_URL"] = settings.redis_url

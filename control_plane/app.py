@@ -124,6 +124,7 @@ def app_from_env() -> Starlette:
         jwt_secret=load_jwt_secret(data_dir, os.environ.get(ENV_PREFIX + "JWT_SECRET")),
         access_token_ttl=int(os.environ.get(ENV_PREFIX + "ACCESS_TOKEN_TTL", "3600")),
         max_body_bytes=int(os.environ.get(ENV_PREFIX + "MAX_BODY_BYTES", str(1 << 20))),
+        body_timeout=float(os.environ.get(ENV_PREFIX + "BODY_TIMEOUT", "30")),
         lmdb_map_size=int(os.environ.get(ENV_PREFIX + "LMDB_MAP_SIZE", str(1 << 30))),
     )
     return create_app(settings)

@@ -39,6 +39,10 @@ def _serve(ns: argparse.Namespace) -> int:
         port=settings.port,
         workers=1,
         log_access=False,
+        # A worker that dies (OOM kill, crash) is started again; without this granian's master
+        # stops serving altogether. A worker dying again within seconds of its restart still
+        # ends the master (granian's crash-loop guard), so a broken start is not retried for ever.
+        respawn_failed_workers=True,
     ).serve()
     return 0
 

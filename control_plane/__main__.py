@@ -30,6 +30,7 @@ def _serve(ns: argparse.Namespace) -> int:
     os.environ[ENV_PREFIX + "JWT_SECRET"] = settings.jwt_secret
     os.environ[ENV_PREFIX + "ACCESS_TOKEN_TTL"] = str(settings.access_token_ttl)
     os.environ[ENV_PREFIX + "MAX_BODY_BYTES"] = str(settings.max_body_bytes)
+    os.environ[ENV_PREFIX + "BODY_TIMEOUT"] = str(settings.body_timeout)
     os.environ[ENV_PREFIX + "LMDB_MAP_SIZE"] = str(settings.lmdb_map_size)
     if settings.redis_url:
         os.environ[ENV_PREFIX + "REDIS_URL"] = settings.redis_url
@@ -47,6 +48,10 @@ def _serve(ns: argparse.Namespace) -> int:
         port=settings.port,
         workers=1,
         log_access=False,
+        # A worker that dies (OOM kill, crash) is started again; without this granian's master
+        # stops serving altogether. A worker dying again within seconds of its restart still
+        # ends the master (granian's crash-loop guard), so a broken start is not retried for ever.
+        respawn_failed_workers=True,
     ).serve()
     return 0
 

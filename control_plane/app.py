@@ -24,7 +24,7 @@ from control_plane.events_consumer import start_consumer_thread
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
 from control_plane.openapi import document
 from control_plane.publisher import Publisher
-from control_plane.ratelimit import SlidingWindow
+from control_plane.ratelimit import LoginGuard
 from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, users
 from control_plane.security import Tokens
 from control_plane.settings import ENV_PREFIX, Settings, load_jwt_secret
@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> Starlette:
         tokens=Tokens(settings.jwt_secret, settings.access_token_ttl, settings.refresh_token_ttl),
         validate_projects=snapshots.validate_projects,
         publish_projects=publisher.publish_projects,
-        login_limiter=SlidingWindow(settings.login_attempts_per_minute),
+        login_guard=LoginGuard(settings.login_attempts_per_minute),
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 
@@ -143,6 +143,7 @@ def app_from_env() -> Starlette:
         jwt_secret=load_jwt_secret(data_dir, os.environ.get(ENV_PREFIX + "JWT_SECRET")),
         access_token_ttl=int(os.environ.get(ENV_PREFIX + "ACCESS_TOKEN_TTL", "3600")),
         max_body_bytes=int(os.environ.get(ENV_PREFIX + "MAX_BODY_BYTES", str(1 << 20))),
+        body_timeout=float(os.environ.get(ENV_PREFIX + "BODY_TIMEOUT", "30")),
         lmdb_map_size=int(os.environ.get(ENV_PREFIX + "LMDB_MAP_SIZE", str(1 << 30))),
     )
     return create_app(settings)

@@ -27,6 +27,8 @@ class Principal:
     api_key_id: str | None = None
     api_key_org: str | None = None
     scope: str | None = None
+    # Set for JWTs: the login session the token belongs to (logout revokes it).
+    session_id: str | None = None
 
     @property
     def id(self) -> str:
@@ -71,10 +73,15 @@ def authenticate(store: Store, tokens: Tokens, authorization: str | None, x_api_
     claims = tokens.decode(token, "access")
     if claims is None:
         raise unauthorized("invalid or expired token")
-    user = store.one("SELECT id, email FROM users WHERE id = ?", (claims["sub"],))
+    # The token's session must still be live: logout and password changes revoke it.
+    user = store.one(
+        "SELECT u.id, u.email FROM users u JOIN sessions s ON s.user_id = u.id"
+        " WHERE u.id = ? AND s.id = ? AND s.revoked_at IS NULL",
+        (claims["sub"], claims["sid"]),
+    )
     if user is None or user["email"] != claims["email"]:
         raise unauthorized("invalid or expired token")
-    return Principal(user["id"], user["email"])
+    return Principal(user["id"], user["email"], session_id=claims["sid"])
 
 
 def require(role: str | None, needed: str) -> None:

@@ -8,6 +8,7 @@ idempotency key, appends the audit entries and validates the snapshots of touche
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -18,14 +19,14 @@ from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from control_plane.authz import Principal, authenticate
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
-from control_plane.ratelimit import SlidingWindow
+from control_plane.ratelimit import LoginGuard
 from control_plane.security import Tokens
 from control_plane.settings import Settings
 from control_plane.store import StorageFailure, Store, now_iso
@@ -55,7 +56,7 @@ class Services:
     # Called after commit, still under the store lock, with the same ids and those documents:
     # publishes the snapshots.
     publish_projects: Callable[[set[str], dict[str, dict[str, Any]]], object]
-    login_limiter: SlidingWindow
+    login_guard: LoginGuard
 
 
 def request_id(request: Request) -> str:
@@ -252,17 +253,27 @@ class Router:
         return register
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The raw body, at most ``limit`` bytes (else 413), all of it within ``timeout`` seconds
+    (else 408). A client that goes away mid-body is logged as one line, not as an error with a
+    traceback: it is the client's doing and happens all the time (timeouts, closed tabs)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared[:19]) > limit:
         raise ApiError(413, f"request body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"request body larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"request body larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ApiError(408, f"the request body did not arrive within {timeout:g} seconds") from None
+    except ClientDisconnect:
+        log.info("client went away while sending the body of %s %s", request.method, request.url.path)
+        raise ApiError(400, "the client went away while sending the body") from None
     return b"".join(chunks)
 
 
@@ -282,7 +293,7 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
             if spec.query is not None:
                 ctx.query = parse_model(spec.query, dict(request.query_params), "query.")
             if spec.body is not None:
-                raw = await read_body(request, services.settings.max_body_bytes)
+                raw = await read_body(request, services.settings.max_body_bytes, services.settings.body_timeout)
                 try:
                     data = orjson.loads(raw) if raw.strip() else {}
                 except orjson.JSONDecodeError as e:

@@ -77,27 +77,37 @@ class Tokens:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
 
-    def _encode(self, user_id: str, email: str, typ: str, ttl: int) -> str:
+    def _encode(self, user_id: str, email: str, session_id: str, typ: str, ttl: int) -> str:
         now = int(time.time())
-        claims = {"sub": user_id, "email": email, "typ": typ, "iat": now, "exp": now + ttl, "jti": secrets.token_hex(8)}
+        claims = {
+            "sub": user_id,
+            "email": email,
+            "sid": session_id,
+            "typ": typ,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": secrets.token_hex(8),
+        }
         return jwt.encode(claims, self._secret, algorithm=self.ALGORITHM)
 
-    def issue(self, user_id: str, email: str) -> TokenPair:
+    def issue(self, user_id: str, email: str, session_id: str) -> TokenPair:
+        """Both tokens of one login session (``sid``): revoking the session refuses both."""
         return TokenPair(
-            access_token=self._encode(user_id, email, "access", self.access_ttl),
+            access_token=self._encode(user_id, email, session_id, "access", self.access_ttl),
             expires_in=self.access_ttl,
-            refresh_token=self._encode(user_id, email, "refresh", self.refresh_ttl),
+            refresh_token=self._encode(user_id, email, session_id, "refresh", self.refresh_ttl),
             refresh_expires_in=self.refresh_ttl,
         )
 
     def decode(self, token: str, typ: str) -> dict[str, Any] | None:
-        """The claims of a valid, unexpired token of type ``typ`` with an email, else ``None``."""
+        """The claims of a valid, unexpired token of type ``typ`` with an email and a session,
+        else ``None`` (tokens from before sessions existed carry no ``sid`` and are refused)."""
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, self._secret, algorithms=[self.ALGORITHM], options={"require": ["exp", "sub", "typ"]}
+                token, self._secret, algorithms=[self.ALGORITHM], options={"require": ["exp", "sub", "typ", "sid"]}
             )
         except jwt.PyJWTError:
             return None
-        if claims.get("typ") != typ or not claims.get("email"):
+        if claims.get("typ") != typ or not claims.get("email") or not isinstance(claims.get("sid"), str):
             return None
         return claims

@@ -21,6 +21,9 @@ class Settings:
     access_token_ttl: int = 3600
     refresh_token_ttl: int = 30 * 24 * 3600
     max_body_bytes: int = 1 << 20
+    # Seconds a client may take to send its whole request body (else 408): a client trickling a
+    # body would otherwise hold a request of the one worker open for ever.
+    body_timeout: float = 30.0
     login_attempts_per_minute: int = 10
     # Largest size of the LMDB snapshot store; a publish that does not fit fails loudly.
     lmdb_map_size: int = 1 << 30
@@ -49,6 +52,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     env_arg(parser, "--jwt-secret", "JWT_SECRET", "HS256 signing secret (default: generated once into the data dir)")
     env_arg(parser, "--access-token-ttl", "ACCESS_TOKEN_TTL", "access token lifetime in seconds", "3600", int)
     env_arg(parser, "--max-body-bytes", "MAX_BODY_BYTES", "largest accepted request body in bytes", str(1 << 20), int)
+    env_arg(parser, "--body-timeout", "BODY_TIMEOUT", "seconds a client may take to send a request body", "30", float)
     env_arg(
         parser, "--lmdb-map-size", "LMDB_MAP_SIZE", "largest size of the LMDB snapshot store, bytes", str(1 << 30), int
     )
@@ -79,5 +83,6 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         jwt_secret=load_jwt_secret(data_dir, ns.jwt_secret),
         access_token_ttl=int(ns.access_token_ttl),
         max_body_bytes=int(ns.max_body_bytes),
+        body_timeout=float(ns.body_timeout),
         lmdb_map_size=int(ns.lmdb_map_size),
     )

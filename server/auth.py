@@ -40,14 +40,18 @@ def bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def sdk_key(view: View, request: Request, *, secret_only: bool = False, allow_query: bool = True) -> SdkKey:
+def sdk_key(
+    view: View, request: Request, *, secret_only: bool = False, allow_query: bool = True, bearer_only: bool = False
+) -> SdkKey:
     """The environment key of a request: 401 without a key, 403 for an unknown, revoked or
     wrongly used one (503 while no snapshot is loaded: :func:`unknown`). A secret key is never
-    accepted from the query string."""
-    token = bearer(request) or request.headers.get("x-api-key")
+    accepted from the query string; with ``bearer_only`` only ``Authorization: Bearer`` is read
+    (``X-API-Key`` counts as no key: 401)."""
+    token = bearer(request) if bearer_only else bearer(request) or request.headers.get("x-api-key")
     from_query = request.query_params.get("publishableKey")
     if token is None and from_query is None:
-        raise EdgeError(401, "an SDK key is required", headers={"WWW-Authenticate": "Bearer"})
+        required = "an SDK key is required in Authorization: Bearer" if bearer_only else "an SDK key is required"
+        raise EdgeError(401, required, headers={"WWW-Authenticate": "Bearer"})
     if token is not None:
         key = view.sdk_key(token)
     else:

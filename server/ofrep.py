@@ -295,16 +295,19 @@ def _allow(request: Request, method: str) -> None:
         raise ofrep_error(405, f"method not allowed; use {method}", headers={"Allow": method})
 
 
-def event_streams(request: Request, key: SdkKey, version: int) -> list[dict[str, Any]]:
+def event_streams(request: Request, key: SdkKey, version: int, public_url: str) -> list[dict[str, Any]]:
     """``eventStreams`` (ADR-0008): this edge's change stream for the key's environment.
 
-    The URL is absolute (providers open it as is). A publishable key rides in it, as browsers'
-    EventSource cannot send headers; a secret key never does (it is sent as a header)."""
+    The URL is absolute from the configured ``public_url``, else relative to the edge: never built
+    from the request's Host header, which would let whoever sends the request (or poisons a cache
+    in front of the edge) point other clients' streams at their own server. A publishable key
+    rides in it, as browsers' EventSource cannot send headers; a secret key never does (it is sent
+    as a header)."""
     params = {"since": str(version)}
     token = bearer(request) or request.headers.get("x-api-key")
     if key.kind in PUBLISHABLE and token:
         params["publishableKey"] = token
-    url = f"{request.base_url}ofrep/v1/stream?{urlencode(params)}"
+    url = f"{public_url.rstrip('/')}/ofrep/v1/stream?{urlencode(params)}"
     return [{"type": "sse", "url": url, "inactivityDelaySec": SSE_INACTIVITY_DELAY}]
 
 
@@ -345,7 +348,10 @@ class OfrepApi:
         body_timeout = edge.settings.body_timeout
         context = reflag_context(await read_context(request, edge.settings.max_body_bytes, key, body_timeout), key)
         body = orjson.dumps(
-            {**evaluate_one(env, key, context), "eventStreams": event_streams(request, sdk, env.version)}
+            {
+                **evaluate_one(env, key, context),
+                "eventStreams": event_streams(request, sdk, env.version, edge.settings.public_url),
+            }
         )
         # An ETag like every snapshot-dependent answer of the edge; the spec has no 304 here.
         return _json(body, headers={"ETag": etag_of(body)})
@@ -363,7 +369,7 @@ class OfrepApi:
         body = {
             "flags": evaluate_all(env, context, self.shapes.get(env)),
             "metadata": {"flagStateVersion": env.version},
-            "eventStreams": event_streams(request, sdk, env.version),
+            "eventStreams": event_streams(request, sdk, env.version, edge.settings.public_url),
         }
         return _cached(request, orjson.dumps(body))
 

@@ -98,7 +98,8 @@ class Edge:
 
     async def features(self, request: Request) -> Response:
         view = await self.view_for(request)
-        key = sdk_key(view, request, secret_only=True, allow_query=False)
+        # The full flag definitions: a secret key, from the Authorization header only (§4).
+        key = sdk_key(view, request, secret_only=True, allow_query=False, bearer_only=True)
         env = self.environment(view, key.environment)
         return cached_json(request, env.definitions)
 

@@ -46,6 +46,10 @@ class EdgeSettings:
     shed_queue_delay: float = 0.1
     # Origins browsers may call the edge from (comma-separated; "*" = any, "" = no CORS headers).
     cors_origins: str = "*"
+    # Where clients reach this edge (``https://flags.example.com``), for the URLs it hands out
+    # (OFREP ``eventStreams``). Never taken from the request's Host header, which the client
+    # chooses; when unset, those URLs are relative to the edge.
+    public_url: str = ""
 
 
 FIELDS: list[tuple[str, str, str, str, type]] = [
@@ -114,6 +118,13 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
         "EDGE_CORS_ORIGINS",
         'origins browser SDKs may call from, comma-separated ("*" any, "" none)',
         "*",
+        str,
+    ),
+    (
+        "--public-url",
+        "PUBLIC_URL",
+        "URL clients reach this edge at, for the stream URLs it announces (default: relative URLs)",
+        "",
         str,
     ),
 ]

@@ -41,7 +41,7 @@ with warnings.catch_warnings():
 from contract.errors import code_for
 from control_plane.app import ROUTERS, VERSION, create_app
 from control_plane.openapi import document
-from control_plane.ratelimit import SlidingWindow
+from control_plane.ratelimit import LoginGuard
 from control_plane.settings import Settings
 from tests.control_plane.conftest import Api, User, assert_error
 
@@ -49,7 +49,9 @@ SCALE = float(os.environ.get("FUZZ_EXAMPLES", "1"))
 SCHEMATHESIS_EXAMPLES = max(1, int(10 * SCALE))
 RANDOM_BODY_EXAMPLES = max(1, int(20 * SCALE))
 # Valid examples of these hash or verify a password (argon2, tens of ms each): fewer of them.
-SLOW = {("POST", "/users/create"), ("POST", "/users/login")}
+SLOW = {("POST", "/users/create"), ("POST", "/users/login"), ("POST", "/users/password")}
+# These end the caller's sessions: they run as a throwaway user, never as the owner the rest use.
+SESSION_ENDING = {("POST", "/users/logout"), ("POST", "/users/password")}
 BASE_URL = "http://testserver"
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
@@ -90,6 +92,12 @@ class World:
         r = self.client.request(method, path, **kwargs)
         assert r.status_code in (200, 201, 204), r.text
         return r.json() if r.status_code != 204 else None
+
+    def headers(self, seed: Seed, method: str, path: str) -> dict[str, str]:
+        """The seed's headers, as a new user for the routes that end the caller's sessions."""
+        if (method, path) in SESSION_ENDING:
+            return {**seed.headers, **self.api.signup().auth}
+        return seed.headers
 
     def shared_seed(self) -> Seed:
         """One seeded organisation for the operations that change nothing."""
@@ -248,11 +256,12 @@ def test_schemathesis_operation(world: World, schema: Any, method: str, path: st
     fixed = {n: seed.path[n] for n in names}
     spec = SPECS[(method, path)]
     negatable = spec.body is not None or spec.query is not None
-    strategies = [operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed, headers=seed.headers)]
+    headers = world.headers(seed, method, path)
+    strategies = [operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed, headers=headers)]
     if negatable:
-        strategies.append(operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=fixed, headers=seed.headers))
+        strategies.append(operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=fixed, headers=headers))
     if names:
-        strategies.append(operation.as_strategy(GenerationMode.POSITIVE, headers=seed.headers))
+        strategies.append(operation.as_strategy(GenerationMode.POSITIVE, headers=headers))
     label = f"{method} {path}"
 
     @fuzz_settings(max(1, SCHEMATHESIS_EXAMPLES // (3 if (method, path) in SLOW else 1)) * len(strategies))
@@ -489,6 +498,7 @@ VALID: dict[tuple[str, str], Any] = {
     },
     ("POST", "/users/login"): lambda: {"name": "fuzz-owner", "password": "correct-horse"},
     ("POST", "/users/token/refresh"): lambda: {"refresh_token": _REFRESH[0]},
+    ("POST", "/users/password"): lambda: {"current_password": "correct-horse", "new_password": "correct-horse"},
     ("POST", "/users/oauth/login"): lambda: {"code": "c", "state": "s"},
     ("POST", "/users/oauth/signup"): lambda: {"code": "c"},
     ("POST", "/organisations/create"): lambda: {"name": _u("o")},
@@ -589,12 +599,12 @@ def test_valid_bodies_are_accepted(world: World) -> None:
     discarding needs a release that the earlier ramp did not start)."""
     shared = world.seed()
     services = world.client.app.state.services  # type: ignore[attr-defined]
-    services.login_limiter = SlidingWindow(services.settings.login_attempts_per_minute)  # earlier fuzzing
+    services.login_guard = LoginGuard(services.settings.login_attempts_per_minute)  # earlier fuzzing
     for (method, path), body in VALID.items():
         seed = world.seed() if path.endswith("/discard") else shared
         url = _PARAM.sub(lambda m, seed=seed: seed.path[m.group(1)], path)  # type: ignore[misc]
         params = {"environment": "development"} if path.endswith("/configurations") else {}
-        r = world.client.request(method, url, headers=seed.headers, params=params, json=body())
+        r = world.client.request(method, url, headers=world.headers(seed, method, path), params=params, json=body())
         if "/oauth/" in path:  # OAuth is not offered: a valid request gets the 400 that says so
             assert_error(r, 400, "validation_failed")
             assert r.json()["error"]["details"][0]["field"] == "provider"
@@ -623,7 +633,7 @@ def test_random_json_bodies(world: World, schema: Any, method: str, path: str) -
     params = {"environment": "development"} if path.endswith("/configurations") else {}
     label = f"{method} {path}"
 
-    headers = {**seed.headers, "content-type": "application/json"}
+    headers = {**world.headers(seed, method, path), "content-type": "application/json"}
 
     def send(raw: bytes) -> None:
         response = world.client.request(method, url, headers=headers, params=params, content=raw)

@@ -27,6 +27,8 @@ from control_plane.store import Store
 
 PREVIOUS_RELEASE_DB = Path(__file__).parent / "fixtures" / "previous_release.sqlite3"
 BASELINE = ["0001_core", "0002_devcycle", "0003_airborne", "0004_releaseo", "0005_events"]
+# Every migration this release ships; the tests add theirs after it.
+SHIPPED = [*BASELINE, "0006_sessions"]
 ADD_COLUMN = "ALTER TABLE features ADD COLUMN owner TEXT NOT NULL DEFAULT 'nobody';\n"
 
 
@@ -71,7 +73,7 @@ def test_fresh_database_gets_every_migration_recorded(tmp_path: Path) -> None:
     path = tmp_path / "cp.sqlite3"
     Store(path).close()
     assert recorded(path) == [(m.version, m.name, m.checksum) for m in shipped("sqlite")]
-    assert [name for _, name, _ in recorded(path)] == BASELINE
+    assert [name for _, name, _ in recorded(path)] == SHIPPED
     assert "feature_configurations" in {name for name, _ in schema_of(path)}
 
 
@@ -98,12 +100,14 @@ def test_previous_release_database_is_adopted_with_its_data(tmp_path: Path) -> N
         tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     Store(path).close()
-    assert [name for _, name, _ in recorded(path)] == BASELINE
-    # Adoption changed nothing but the record: the same tables and indexes as a fresh store, same rows.
+    assert [name for _, name, _ in recorded(path)] == SHIPPED
+    # Adoption changed nothing but the record and what later migrations add (0006: sessions): the
+    # same tables and indexes as a fresh store, same rows.
     fresh = tmp_path / "fresh.sqlite3"
     Store(fresh).close()
     assert schema_of(path) == schema_of(fresh)
-    assert [row for row in schema_of(path) if row[0] != "schema_migrations"] == before
+    added = {"schema_migrations", "sessions", "sessions_user"}
+    assert [row for row in schema_of(path) if row[0] not in added] == before
     with sqlite3.connect(path) as db:
         assert {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in counts} == counts
     # This release's API serves the previous release's data.
@@ -123,9 +127,9 @@ def test_previous_release_database_is_adopted_with_its_data(tmp_path: Path) -> N
 
 def test_a_new_migration_reaches_a_previous_release_database(tmp_path: Path) -> None:
     path = previous_release_copy(tmp_path)
-    extra = {"0006_feature_owner.sql": ADD_COLUMN + "CREATE INDEX features_owner ON features(owner);\n"}
+    extra = {"0007_feature_owner.sql": ADD_COLUMN + "CREATE INDEX features_owner ON features(owner);\n"}
     Store(path, schema=schema_dir(tmp_path, extra)).close()
-    assert [name for _, name, _ in recorded(path)] == [*BASELINE, "0006_feature_owner"]
+    assert [name for _, name, _ in recorded(path)] == [*SHIPPED, "0007_feature_owner"]
     assert "owner" in columns(path, "features")
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT key, owner FROM features").fetchall() == [("checkout", "nobody")]
@@ -136,10 +140,10 @@ def test_a_new_migration_reaches_a_migrated_database_alone(tmp_path: Path) -> No
     Store(path).close()
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        applied = migrate(conn, SQLITE, load(schema_dir(tmp_path, {"0006_feature_owner.sql": ADD_COLUMN}), "sqlite"))
+        applied = migrate(conn, SQLITE, load(schema_dir(tmp_path, {"0007_feature_owner.sql": ADD_COLUMN}), "sqlite"))
     finally:
         conn.close()
-    assert [m.name for m in applied] == ["0006_feature_owner"]
+    assert [m.name for m in applied] == ["0007_feature_owner"]
 
 
 def test_a_restored_previous_release_backup_migrates_at_start(tmp_path: Path) -> None:
@@ -149,7 +153,7 @@ def test_a_restored_previous_release_backup_migrates_at_start(tmp_path: Path) ->
     restored = restore(backup(old_data, tmp_path / "backup"), tmp_path / "restored")
     store = Store(restored / "control_plane.sqlite3")
     try:
-        assert [row["name"] for row in store.all("SELECT name FROM schema_migrations")] == BASELINE
+        assert [row["name"] for row in store.all("SELECT name FROM schema_migrations")] == SHIPPED
         assert store.one("SELECT name FROM users")["name"] == "ops"  # type: ignore[index]
     finally:
         store.close()
@@ -158,14 +162,14 @@ def test_a_restored_previous_release_backup_migrates_at_start(tmp_path: Path) ->
 def test_concurrent_starts_apply_each_migration_once(tmp_path: Path) -> None:
     # A new release started by several processes at once. ADD COLUMN fails if run twice; the slow
     # read before it holds each start inside its transaction long enough that, without the write
-    # lock taken at BEGIN, several would see 0006 missing and collide.
+    # lock taken at BEGIN, several would see 0007 missing and collide.
     path = tmp_path / "cp.sqlite3"
     Store(path).close()
     slow_read = (
         "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)"
         " SELECT x FROM c);\n"
     )
-    schema = schema_dir(tmp_path, {"0006_feature_owner.sql": slow_read + ADD_COLUMN})
+    schema = schema_dir(tmp_path, {"0007_feature_owner.sql": slow_read + ADD_COLUMN})
     barrier, errors = threading.Barrier(4), []
 
     def start() -> None:
@@ -181,7 +185,7 @@ def test_concurrent_starts_apply_each_migration_once(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert [name for _, name, _ in recorded(path)] == [*BASELINE, "0006_feature_owner"]
+    assert [name for _, name, _ in recorded(path)] == [*SHIPPED, "0007_feature_owner"]
 
 
 # --- refusals ----------------------------------------------------------------------------------
@@ -206,8 +210,8 @@ def test_a_renamed_migration_is_refused(tmp_path: Path) -> None:
 
 def test_a_newer_release_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "cp.sqlite3"
-    Store(path, schema=schema_dir(tmp_path, {"0006_feature_owner.sql": ADD_COLUMN})).close()
-    with pytest.raises(MigrationError, match="0006_feature_owner applied, which this release does not know"):
+    Store(path, schema=schema_dir(tmp_path, {"0007_feature_owner.sql": ADD_COLUMN})).close()
+    with pytest.raises(MigrationError, match="0007_feature_owner applied, which this release does not know"):
         Store(path)
     # `serve` stops before starting workers, with the reason.
     assert _schema_ready(str(path)) is False
@@ -218,7 +222,7 @@ def test_a_missing_migration_below_an_applied_one_is_refused(tmp_path: Path) -> 
     Store(path).close()
     with sqlite3.connect(path) as db:
         db.execute("DELETE FROM schema_migrations WHERE version = 3")
-    with pytest.raises(MigrationError, match=r"0003_airborne\.sql is not applied but the later 0005_events\.sql is"):
+    with pytest.raises(MigrationError, match=r"0003_airborne\.sql is not applied but the later 0006_sessions\.sql is"):
         Store(path)
 
 
@@ -230,23 +234,23 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path) -> None:
         + "UPDATE features SET owner = 'someone';\n"
         + "INSERT INTO no_such_table VALUES (1);\n"
     )
-    with pytest.raises(MigrationError, match=r"0006_feature_owner\.sql failed: no such table: no_such_table"):
-        Store(path, schema=schema_dir(tmp_path, {"0006_feature_owner.sql": failing}))
-    # The baseline committed (one transaction each); nothing of 0006 did.
-    assert [name for _, name, _ in recorded(path)] == BASELINE
+    with pytest.raises(MigrationError, match=r"0007_feature_owner\.sql failed: no such table: no_such_table"):
+        Store(path, schema=schema_dir(tmp_path, {"0007_feature_owner.sql": failing}))
+    # The baseline committed (one transaction each); nothing of 0007 did.
+    assert [name for _, name, _ in recorded(path)] == SHIPPED
     assert "owner" not in columns(path, "features")
     assert "half_done" not in {name for name, _ in schema_of(path)}
     # Fixed, it applies.
-    Store(path, schema=schema_dir(tmp_path, {"0006_feature_owner.sql": ADD_COLUMN}, name="fixed")).close()
+    Store(path, schema=schema_dir(tmp_path, {"0007_feature_owner.sql": ADD_COLUMN}, name="fixed")).close()
     assert "owner" in columns(path, "features")
 
 
 def test_a_migration_may_not_commit_on_its_own(tmp_path: Path) -> None:
     path = tmp_path / "cp.sqlite3"
     sneaky = "CREATE TABLE early (x INTEGER);\nCOMMIT;\n"
-    with pytest.raises(MigrationError, match=r"0006_sneaky\.sql ended the transaction"):
-        Store(path, schema=schema_dir(tmp_path, {"0006_sneaky.sql": sneaky}))
-    assert [name for _, name, _ in recorded(path)] == BASELINE
+    with pytest.raises(MigrationError, match=r"0007_sneaky\.sql ended the transaction"):
+        Store(path, schema=schema_dir(tmp_path, {"0007_sneaky.sql": sneaky}))
+    assert [name for _, name, _ in recorded(path)] == SHIPPED
 
 
 # --- SQLite: table rebuilds and foreign keys ------------------------------------------------------
@@ -266,7 +270,7 @@ INSERT INTO organisations_new SELECT id, name, created_by, created_at FROM organ
 DROP TABLE organisations;
 ALTER TABLE organisations_new RENAME TO organisations;
 """
-    store = Store(path, schema=schema_dir(tmp_path, {"0006_organisation_name_length.sql": rebuild}))
+    store = Store(path, schema=schema_dir(tmp_path, {"0007_organisation_name_length.sql": rebuild}))
     try:
         assert store.one("PRAGMA foreign_keys")[0] == 1  # type: ignore[index]
         assert store.one("SELECT count(*) FROM projects JOIN organisations o ON o.id = organisation_id")[0] == 1  # type: ignore[index]
@@ -276,8 +280,8 @@ ALTER TABLE organisations_new RENAME TO organisations;
 
 def test_a_migration_leaving_dangling_references_is_refused(tmp_path: Path) -> None:
     path = previous_release_copy(tmp_path)
-    with pytest.raises(MigrationError, match=r"0006_drop_users\.sql leaves \d+ row\(s\) referencing missing rows"):
-        Store(path, schema=schema_dir(tmp_path, {"0006_drop_users.sql": "DELETE FROM users;\n"}))
+    with pytest.raises(MigrationError, match=r"0007_drop_users\.sql leaves \d+ row\(s\) referencing missing rows"):
+        Store(path, schema=schema_dir(tmp_path, {"0007_drop_users.sql": "DELETE FROM users;\n"}))
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 1
 
@@ -305,7 +309,7 @@ CREATE TRIGGER notes_stamp AFTER INSERT ON notes BEGIN
     UPDATE notes SET stamped = 'yes;really' WHERE rowid = new.rowid;
 END;
 """
-    store = Store(tmp_path / "cp.sqlite3", schema=schema_dir(tmp_path, {"0006_notes.sql": trigger}))
+    store = Store(tmp_path / "cp.sqlite3", schema=schema_dir(tmp_path, {"0007_notes.sql": trigger}))
     try:
         with store.transaction() as db:
             db.execute("INSERT INTO notes (body) VALUES ('x')")

@@ -1,6 +1,8 @@
 """SDK key classes cannot be mixed, on the real edge and control plane (DESIGN.md §4 rules).
 
 * a publishable key (client or mobile) never reads ``GET /features`` (403, header or query);
+* ``GET /features`` takes the secret key from ``Authorization: Bearer`` only (401 from
+  ``X-API-Key``);
 * a secret (server) key is refused from the query string on every route that takes a key
   there (403), even when a publishable key rides beside it;
 * admin credentials (API keys ``fe_*`` of every scope, JWTs) are not SDK keys (403 on the edge);
@@ -40,10 +42,21 @@ def test_publishable_keys_never_read_features(world: World, kind: str) -> None:
     edge = world.edge
     r = edge.get("/features", headers={"Authorization": f"Bearer {key}"})
     assert _status(r, False) == 403 and "secret" in r.json()["error"]["message"]
-    assert _status(edge.get("/features", headers={"X-API-Key": key}), False) == 403
+    assert _status(edge.get("/features", headers={"X-API-Key": key}), False) == 401
     assert _status(edge.get("/features", params={"publishableKey": key}), False) == 403
     # ... while the secret key does, from the header.
     assert edge.get("/features", headers={"Authorization": f"Bearer {world.keys['server']}"}).status_code == 200
+
+
+def test_features_takes_the_secret_key_from_bearer_only(world: World) -> None:
+    """Issue 11 item 7c: ``X-API-Key`` was accepted too."""
+    secret = world.keys["server"]
+    for edge in (world.edge, world.edge_b):
+        r = edge.get("/features", headers={"X-API-Key": secret})
+        assert _status(r, False) == 401, r.text
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert "Authorization" in r.json()["error"]["message"]
+        assert edge.get("/features", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
 
 
 def test_secret_key_is_never_accepted_in_the_url(world: World) -> None:
@@ -85,7 +98,9 @@ def test_admin_credentials_are_not_sdk_keys(world: World) -> None:
     for token in credentials:
         for headers in ({"Authorization": f"Bearer {token}"}, {"X-API-Key": token}):
             for path in ("/features", "/features/evaluated"):
-                assert _status(edge.get(path, headers=headers), False) == 403
+                # /features reads no X-API-Key at all: 401, as without a key.
+                refused = 401 if path == "/features" and "X-API-Key" in headers else 403
+                assert _status(edge.get(path, headers=headers), False) == refused
             r = edge.post("/ofrep/v1/evaluate/flags", headers=headers, json={"context": {}})
             assert _status(r, True) == 403
             assert _status(edge.post("/event", headers=headers, json={"event": "e", "userId": "u"}), False) == 403

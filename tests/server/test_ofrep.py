@@ -107,8 +107,9 @@ def edge(tmp_path: Path) -> Iterator[Harness]:
 
 
 def stream_url(version: int, key: str | None = None) -> str:
+    """Relative to the edge: no ``--public-url`` is configured in these tests."""
     query = f"?since={version}" + (f"&publishableKey={key}" if key else "")
-    return f"http://testserver{STREAM}{query}"
+    return f"{STREAM}{query}"
 
 
 def success(key: str, value: bool, reason: str, variant: str, **metadata: Any) -> dict[str, Any]:
@@ -444,6 +445,20 @@ def test_bulk_lists_every_flag_in_snapshot_order(edge: Harness) -> None:
 
 def test_a_secret_key_never_rides_in_the_stream_url(edge: Harness) -> None:
     assert edge.bulk().json()["eventStreams"][0]["url"] == stream_url(1)
+
+
+def test_the_host_header_never_makes_the_stream_url(edge: Harness) -> None:
+    """Issue 11 item 7b: the URL was built from the request's base URL, so ``Host: evil`` sent
+    (or cached in front of the edge) pointed streams at the sender's server."""
+    hostile = {"Host": "evil.example", "X-Forwarded-Host": "evil.example"}
+    for r in (edge.bulk(headers=hostile), edge.flag("vip-lounge", {"targetingKey": "u"}, headers=hostile)):
+        assert r.json()["eventStreams"][0]["url"] == stream_url(1), r.text
+
+
+def test_the_configured_public_url_makes_absolute_stream_urls(tmp_path: Path) -> None:
+    with running_edge(tmp_path, public_url="https://flags.example.com/") as edge:
+        url = edge.bulk(headers={"Host": "evil.example"}).json()["eventStreams"][0]["url"]
+    assert url == "https://flags.example.com" + stream_url(1)
 
 
 def test_bulk_failure_entries_for_flags_that_need_a_targeting_key(edge: Harness) -> None:

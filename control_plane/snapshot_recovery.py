@@ -69,9 +69,9 @@ def check_store(data_dir: Path) -> tuple[int, str | None]:
 
 def _check_in_child(data_dir: Path) -> tuple[int, str | None]:
     """:func:`check_store` in a child process: a read that faults kills the child only."""
-    out = subprocess.run(
-        [sys.executable, "-m", __name__, str(data_dir)], capture_output=True, text=True, timeout=120, check=False
-    )
+    # No timeout: LMDB readers take no locks that could block, so the child ends; and a timed
+    # wait breaks under a skewed clock (libfaketime makes subprocess's sleep fail with EINVAL).
+    out = subprocess.run([sys.executable, "-m", __name__, str(data_dir)], capture_output=True, text=True, check=False)
     lines = out.stdout.splitlines()
     version = int(lines[0]) if lines and lines[0].isdigit() else 0
     if out.returncode == _READABLE:

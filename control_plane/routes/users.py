@@ -194,8 +194,14 @@ def _session_of(ctx: Ctx) -> str:
 @router.route("POST", "/users/logout", summary="End the caller's login session", status=204, responses=(401, 403))
 async def logout(ctx: Ctx) -> Any:
     session_id = _session_of(ctx)
+    user_id = ctx.principal.user_id
     with ctx.services.store.transaction() as db:
         _revoke(db, "logout", session_id=session_id)
+        # Every write leaves an audit entry; ending a session is one (who signed out, when).
+        db.execute(
+            "INSERT INTO audit_log (at, actor, action, target, change_reason) VALUES (?, ?, 'user.logout', ?, NULL)",
+            (now_iso(), f"user:{user_id}", f"user:{user_id}"),
+        )
     return Response(status_code=204)
 
 

@@ -302,6 +302,10 @@ class Entry:
     keys_forbidden: bool = False
     fresh_org: bool = False
     foreign: tuple[str, ...] = ()
+    # The route ends the caller's own session (logout, password change): a signed-in caller is a
+    # throwaway user, since the world's users keep their tokens for every other case (the route
+    # needs no role, so which user calls it does not change what is checked).
+    ends_session: bool = False
 
 
 def _ensure_spare(sc: Scene, member: bool) -> None:
@@ -467,6 +471,22 @@ FILE = {"file_path": "main.js", "url": "https://cdn.example.com/main.js", "tag":
 TARGET_ALL = {"audience": {"filters": ALL_FILTER}, "distribution": [{"_variation": "on", "percentage": 1}]}
 
 MATRIX: dict[tuple[str, str], Entry] = {
+    # -- the caller's own sessions --------------------------------------------------------------------
+    ("POST", "/users/logout"): Entry(
+        None, lambda sc: Req("POST", "/users/logout", {}), 204, keys_forbidden=True, ends_session=True
+    ),
+    ("POST", "/users/password"): Entry(
+        None,
+        lambda sc: Req(
+            "POST",
+            "/users/password",
+            {},
+            body={"current_password": "correct-horse", "new_password": "correct-horse-2"},
+        ),
+        200,
+        keys_forbidden=True,
+        ends_session=True,
+    ),
     # -- organisations, members, API keys -----------------------------------------------------------
     ("POST", "/organisations/create"): Entry(
         None, lambda sc: Req("POST", "/organisations/create", {}, body={"name": uid("neworg")}), 200, True
@@ -801,7 +821,10 @@ def test_write_route_authorization(world: World, route: tuple[str, str], caller:
         own_org = world.fresh_org(world.globex) if entry.fresh_org else "globex"
         own = entry.build(Scene(world, own_org, world.globex))
         req = own.with_slots(**{k: req.slots[k] for k in entry.foreign})
-    auth = world.auth(caller, org)  # (may create the key first)
+    if entry.ends_session and (caller in USER_ROLES or caller == "globex"):
+        auth = world.api.signup(uid("session-")).auth
+    else:
+        auth = world.auth(caller, org)  # (may create the key first)
     before = world.audit_count()
     r = req.send(client, auth)
     if caller == FOREIGN:

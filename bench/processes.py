@@ -1,5 +1,6 @@
-"""Start the real processes (``python -m control_plane serve``, ``python -m server serve``) for
-end-to-end tests, on free loopback ports, and always stop them."""
+"""Start the real processes (``python -m control_plane serve``, ``python -m server serve``,
+``python -m server sync``) for benchmarks and end-to-end tests, on free loopback ports, and always
+stop them; the admin calls they share (bootstrap a project, create and toggle flags)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -105,6 +107,32 @@ def process(
                 continue
 
 
+class Background:
+    """A long-running ``python -m ...`` process (``sync``) that is killed and restarted at will."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
+        self.args, self.log, self.env = args, log, env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", *self.args],
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(self.env or {})},
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
 def can_pin(cpu: int | None) -> bool:
     """Whether ``cpu`` exists here and taskset can pin to it."""
     return cpu is not None and cpu < (os.cpu_count() or 1) and shutil.which("taskset") is not None
@@ -150,3 +178,32 @@ def bootstrap_project(admin: httpx.Client) -> tuple[dict[str, str], dict[str, st
     )
     assert env.status_code == 201, env.text
     return auth, {kind: items[0]["key"] for kind, items in env.json()["sdkKeys"].items()}
+
+
+def on_rule(enabled: bool = True) -> dict[str, Any]:
+    """A flag configuration whose one rule is the constant ``enabled``, for every context."""
+    return {"status": "active", "targeting": {"rules": [{"filter": {"type": "constant", "value": enabled}}]}}
+
+
+def create_flags(
+    admin: httpx.Client, auth: dict[str, str], keys: list[str], env: str = "prod", timeout: float = 30
+) -> httpx.Response:
+    """Create ``keys`` in ONE commit (``/features/multiple``), each enabled for everyone in ``env``."""
+    body = [{"key": k, "name": k, "configurations": {env: on_rule()}} for k in keys]
+    return admin.post("/v1/projects/shop/features/multiple", json=body, headers=auth, timeout=timeout)
+
+
+def patch_flag(admin: httpx.Client, auth: dict[str, str], key: str, enabled: bool, env: str = "prod") -> httpx.Response:
+    """Turn ``key`` on or off for everyone in ``env`` (one admin write); the answer as it came."""
+    return admin.patch(
+        f"/v1/projects/shop/features/{key}/configurations",
+        params={"environment": env},
+        json=on_rule(enabled),
+        headers=auth,
+    )
+
+
+def set_flag(admin: httpx.Client, auth: dict[str, str], key: str, enabled: bool, env: str = "prod") -> None:
+    """:func:`patch_flag`, which must be acknowledged (200)."""
+    r = patch_flag(admin, auth, key, enabled, env)
+    assert r.status_code == 200, r.text

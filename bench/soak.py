@@ -14,8 +14,20 @@ context per request:
   (closed-loop 2,048); the edge must answer the excess with a fast ``503`` + ``Retry-After``
   (:mod:`server.overload`) and not queue, then serve everything again at 50 % load.
 
+* **faults** (``--faults [--fault-interval 120]``, :mod:`bench.soak_faults`): two hosts (control
+  plane + edge A; ``sync`` + edge B, through a real redis-server), wrk at 50 % of edge A's peak
+  on A and a lighter load on B, keep-alive version checkers on both edges, an admin write every
+  1.5 s, and in rotation every interval a kill -9 of an edge worker (A, then B), of ``sync`` and
+  of Redis. Passes with 0 acknowledged writes lost (both edges serve every flag's last
+  acknowledged state after the faults), 0 versions going backwards on any connection, every
+  fault recovered, no failed request away from a fault, and every process's RSS slope after
+  the warm-up within ``--rss-tolerance`` MB/min. The 30-minute run of issue 11 is
+  ``python -m bench.soak --faults --minutes 30``.
+
 The suite ``tests/reliability/test_soak_overload.py`` runs a shortened version of the same
-functions on every ``./dev test``. Prints a JSON report; ``--out FILE`` also writes it.
+functions on every ``./dev test`` (``tests/reliability/test_soak_faults.py`` the faults mode).
+Prints a JSON report (and, for ``--faults``, a short summary on stderr); ``--out FILE`` also
+writes it.
 """
 
 from __future__ import annotations
@@ -288,7 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=30, help="seconds per reported window (default 30)")
     parser.add_argument("--overload", action="store_true", help="also run the overload and recovery phases")
     parser.add_argument("--overload-seconds", type=float, default=15, help="seconds per overload phase")
-    parser.add_argument("--workers", type=int, default=1, help="edge workers (default 1, on core 0)")
+    parser.add_argument("--workers", type=int, help="edge workers (default 1, on core 0; 2 per edge with --faults)")
+    faults = parser.add_argument_group("faults mode")
+    faults.add_argument("--faults", action="store_true", help="two hosts, writes and kill -9 faults (issue 11)")
+    faults.add_argument("--fault-interval", type=float, default=120, help="seconds between faults (default 120)")
+    faults.add_argument(
+        "--warmup", type=float, default=5, help="minutes of RSS warm-up excluded from the slopes (default 5)"
+    )
+    faults.add_argument("--rss-tolerance", type=float, default=0.5, help="largest flat RSS slope, MB/min (default 0.5)")
     parser.add_argument(
         "--shed-queue-delay",
         type=float,
@@ -298,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     if ns.shed_queue_delay is not None:
         os.environ["FLAGEDGE_EDGE_SHED_QUEUE_DELAY"] = str(ns.shed_queue_delay)
-    with running("w2", workers=ns.workers) as stack:
+    if ns.faults:
+        return _faults_main(ns)
+    with running("w2", workers=ns.workers or 1) as stack:
         script = stack_script(stack)
         top = peak(stack.edge_url, script)
         print(f"peak: {top.line()}", flush=True)
@@ -327,6 +348,29 @@ def main(argv: list[str] | None = None) -> int:
         ns.out.write_text(text)
     print("PASS" if ok else "FAIL", file=sys.stderr)
     return 0 if ok else 1
+
+
+def _faults_main(ns: argparse.Namespace) -> int:
+    # Imported here: bench.soak_faults builds on this module's wrk() and peak().
+    from bench.soak_faults import FaultsConfig, run
+
+    config = FaultsConfig(
+        seconds=ns.minutes * 60,
+        window_s=ns.window,
+        fault_interval=ns.fault_interval,
+        # Two workers per edge, so that killing one leaves the other serving.
+        workers=ns.workers or 2,
+        warmup_s=ns.warmup * 60,
+        rss_tolerance=ns.rss_tolerance,
+    )
+    top, faults = run(config)
+    text = json.dumps({"peak": asdict(top), "faults": faults.as_dict()}, indent=2, default=str)
+    print(text)
+    if ns.out is not None:
+        ns.out.write_text(text)
+    print(faults.summary(), file=sys.stderr)
+    print("PASS" if faults.ok else "FAIL", file=sys.stderr)
+    return 0 if faults.ok else 1
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ class Stack:
         return worker_pids(self.edge_pid)
 
 
-def _wait_serving(edge: str, key: str, flags: int, timeout: float) -> None:
+def wait_serving(edge: str, key: str, flags: int, timeout: float) -> None:
+    """Wait until ``edge`` answers ``/features/evaluated`` for ``key`` with all ``flags`` flags."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -90,5 +91,5 @@ def running(
                 checkout=checkout,
             )
         )
-        _wait_serving(edge_url, keys["client"], len(flags), timeout=300)
+        wait_serving(edge_url, keys["client"], len(flags), timeout=300)
         yield Stack(dataset, len(flags), edge_url, keys["client"], tmp, edge.pid, loaded)

@@ -13,9 +13,7 @@ import glob
 import http.client
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +26,12 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import orjson
 
-from bench.processes import REPO, process
+# Re-exported (``as``): the reliability tests import every helper from here.
+from bench.processes import Background as Background
+from bench.processes import create_flags as create_flags
+from bench.processes import on_rule as on_rule
+from bench.processes import process
+from bench.processes import set_flag as set_flag
 
 
 def wait_until(predicate: Callable[[], object], what: str, timeout: float = 20.0, interval: float = 0.05) -> None:
@@ -64,32 +67,6 @@ def edge(data: Path, port: int, *extra: str, env: dict[str, str] | None = None, 
     )
 
 
-class Background:
-    """A long-running ``python -m ...`` process (``sync``) that a test kills and restarts."""
-
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.args, self.log, self.env = args, log, env
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", *self.args],
-                cwd=REPO,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(self.env or {})},
-                start_new_session=True,
-            )
-
-    def kill(self) -> None:
-        """SIGKILL to the whole process group, as a crash would."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-
 def children(pid: int) -> set[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return {int(p) for p in out.split()}
@@ -103,28 +80,6 @@ def login(admin: httpx.Client) -> dict[str, str]:
     r = admin.post("/users/login", json={"name": "ops", "password": "correct-horse"})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['user_token']['access_token']}", "x-organisation": "acme"}
-
-
-def on_rule(enabled: bool = True) -> dict[str, Any]:
-    return {"status": "active", "targeting": {"rules": [{"filter": {"type": "constant", "value": enabled}}]}}
-
-
-def create_flags(
-    admin: httpx.Client, auth: dict[str, str], keys: list[str], env: str = "prod", timeout: float = 30
-) -> httpx.Response:
-    """Create ``keys`` in ONE commit (``/features/multiple``), each enabled for everyone in ``env``."""
-    body = [{"key": k, "name": k, "configurations": {env: on_rule()}} for k in keys]
-    return admin.post("/v1/projects/shop/features/multiple", json=body, headers=auth, timeout=timeout)
-
-
-def set_flag(admin: httpx.Client, auth: dict[str, str], key: str, enabled: bool, env: str = "prod") -> None:
-    r = admin.patch(
-        f"/v1/projects/shop/features/{key}/configurations",
-        params={"environment": env},
-        json=on_rule(enabled),
-        headers=auth,
-    )
-    assert r.status_code == 200, r.text
 
 
 # -- traffic --------------------------------------------------------------------------------------

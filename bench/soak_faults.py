@@ -51,6 +51,7 @@ import httpx
 import orjson
 
 from bench import datasets
+from bench.paced_wrk import Load, peak, wrk
 from bench.processes import (
     Background,
     bootstrap_project,
@@ -62,7 +63,6 @@ from bench.processes import (
     worker_pids,
 )
 from bench.redis_server import RedisServer
-from bench.soak import Load, peak, wrk
 from bench.stack import EDGE_CPU, LOAD_CPU, wait_serving
 
 # Rotation of the faults; "edge-worker-*" kills one granian worker of that host's edge.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import soak
+from bench import paced_wrk, soak
 from bench.stack import running
 
 SOAK_SECONDS = 25
@@ -39,7 +39,7 @@ RSS_GROWTH_MB = 16
 def test_short_soak_then_overload(tmp_path: Path) -> None:
     with running("w2", tmp=tmp_path) as stack:
         script = soak.stack_script(stack)
-        top = soak.peak(stack.edge_url, script, seconds=4)
+        top = paced_wrk.peak(stack.edge_url, script, seconds=4)
         print(f"peak: {top.line()}")
         assert top.rps > 200, top.line()
 
@@ -55,10 +55,10 @@ def test_short_soak_then_overload(tmp_path: Path) -> None:
         assert late[0] <= 3 * early[-1] + 10, (early, late)
 
         queued_all_ms = 1000 * FLOOD / top.rps  # what every request would wait if all were queued
-        double = soak.wrk(stack.edge_url, script, 1024, BURST, rate=2 * top.rps)
+        double = paced_wrk.wrk(stack.edge_url, script, 1024, BURST, rate=2 * top.rps)
         print(f"2x peak offered: {double.line()}")
         with ThreadPoolExecutor(1) as pool:
-            running_flood = pool.submit(soak.wrk, stack.edge_url, script, FLOOD, BURST)
+            running_flood = pool.submit(paced_wrk.wrk, stack.edge_url, script, FLOOD, BURST)
             time.sleep(2)
             probes = []
             while not running_flood.done():
@@ -68,7 +68,7 @@ def test_short_soak_then_overload(tmp_path: Path) -> None:
             flood = running_flood.result()
         print(f"flood: {flood.line()}; /health and /ready during it: {probes}")
         time.sleep(1)
-        recovery = soak.wrk(stack.edge_url, script, 64, BURST, rate=top.rps / 2)
+        recovery = paced_wrk.wrk(stack.edge_url, script, 64, BURST, rate=top.rps / 2)
         print(f"recovery at 50 %: {recovery.line()}")
 
     for load in (double, flood):

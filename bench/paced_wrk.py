@@ -8,15 +8,10 @@ parsed into a :class:`Load`; :func:`peak` is a closed-loop run that measures the
 
 from __future__ import annotations
 
-import json
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
-from bench.processes import pinned
+from bench import wrk as wrk_tool
 from bench.stack import LOAD_CPU
-from bench.wrk import ensure_wrk
 
 MARK = "SOAK_JSON "
 
@@ -146,19 +141,7 @@ def wrk(
     threads = min(threads, connections)
     interval = f"{threads * 1000 / rate:.4f}" if rate > 0 else "0"
     body = script + "\n" + _HOOKS.replace("%INTERVAL_MS%", interval).replace("%MARK%", MARK)
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(body)
-        path = Path(f.name)
-    try:
-        cmd = [ensure_wrk(), "-t", str(threads), "-c", str(connections)]
-        cmd += ["-d", f"{max(1, round(seconds))}s", "--timeout", f"{max(1, round(timeout_s))}s", "-s", str(path), url]
-        out = subprocess.run(pinned(cmd, cpu), capture_output=True, text=True, timeout=seconds + 120)
-    finally:
-        path.unlink(missing_ok=True)
-    line = next((x for x in out.stdout.splitlines() if x.startswith(MARK)), None)
-    if out.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
-    raw = json.loads(line.removeprefix(MARK))
+    raw = wrk_tool.invoke(url, body, MARK, connections, seconds, threads, cpu, timeout_s)
     duration = raw["duration_us"] / 1e6
     return Load(
         connections=connections,

@@ -74,26 +74,24 @@ def version() -> str:
     return (out.stdout or out.stderr).splitlines()[0].split(" Copyright")[0].strip()
 
 
-def run(
+def invoke(
     url: str,
     script: str,
+    mark: str,
     connections: int,
     duration_s: float,
-    threads: int = 1,
-    cpu: int | None = 1,
-    timeout_s: float = 5.0,
-) -> WrkResult:
-    """Run wrk against ``url`` with the Lua ``script`` (its ``request()`` builds each request)."""
+    threads: int,
+    cpu: int | None,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Run wrk with the complete Lua ``script`` and parse the JSON line it prints after ``mark``
+    (its ``done()`` hook's summary); RuntimeError if wrk fails or prints none."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script + "\n" + _DONE_HOOK)
+        f.write(script)
         path = Path(f.name)
     try:
-        cmd = [
-            ensure_wrk(),
-            "-t",
-            str(min(threads, connections)),
-            "-c",
-            str(connections),
+        cmd = [ensure_wrk(), "-t", str(min(threads, connections)), "-c", str(connections)]
+        cmd += [
             "-d",
             f"{max(1, round(duration_s))}s",
             "--timeout",
@@ -105,10 +103,24 @@ def run(
         out = subprocess.run(pinned(cmd, cpu), capture_output=True, text=True, timeout=duration_s + 60)
     finally:
         path.unlink(missing_ok=True)
-    line = next((x for x in out.stdout.splitlines() if x.startswith(RESULT_MARK)), None)
+    line = next((x for x in out.stdout.splitlines() if x.startswith(mark)), None)
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout}\n{out.stderr}")
-    raw = json.loads(line.removeprefix(RESULT_MARK))
+    raw: dict[str, Any] = json.loads(line.removeprefix(mark))
+    return raw
+
+
+def run(
+    url: str,
+    script: str,
+    connections: int,
+    duration_s: float,
+    threads: int = 1,
+    cpu: int | None = 1,
+    timeout_s: float = 5.0,
+) -> WrkResult:
+    """Run wrk against ``url`` with the Lua ``script`` (its ``request()`` builds each request)."""
+    raw = invoke(url, script + "\n" + _DONE_HOOK, RESULT_MARK, connections, duration_s, threads, cpu, timeout_s)
     seconds = raw["duration_us"] / 1e6
     socket_errors = raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
     return WrkResult(

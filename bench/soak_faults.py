@@ -98,6 +98,10 @@ class FaultsConfig:
     rss_every: float = 5.0
     checker_connections: int = 3
     checker_pause: float = 0.05
+    # The control plane's --redis-retention-bytes. This soak writes a W2-sized environment
+    # (about 100 kB per change set) every 1.5 s, far above real admin traffic; a small bound
+    # lets Redis reach its plateau within the minutes between two Redis kills.
+    redis_retention_bytes: int = 2 << 20
 
 
 # -- the two hosts ---------------------------------------------------------------------------------
@@ -139,7 +143,7 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
 
 
 @contextmanager
-def two_hosts(tmp: Path, workers: int) -> Iterator[Hosts]:
+def two_hosts(tmp: Path, workers: int, redis_retention_bytes: int) -> Iterator[Hosts]:
     """Redis, sync for host B, the control plane loaded with W2 (+ the write flags), then both edges."""
     with ExitStack() as stack:
         redis = RedisServer(tmp / "redis", free_port())
@@ -155,7 +159,18 @@ def two_hosts(tmp: Path, workers: int) -> Iterator[Hosts]:
         admin_url = f"http://127.0.0.1:{cp}"
         cp_proc = stack.enter_context(
             process(
-                ["control_plane", "serve", "--data-dir", str(a), "--port", str(cp), "--redis-url", redis.url],
+                [
+                    "control_plane",
+                    "serve",
+                    "--data-dir",
+                    str(a),
+                    "--port",
+                    str(cp),
+                    "--redis-url",
+                    redis.url,
+                    "--redis-retention-bytes",
+                    str(redis_retention_bytes),
+                ],
                 f"{admin_url}/health",
                 tmp / "control_plane.log",
                 cpu=LOAD_CPU,
@@ -787,7 +802,7 @@ def run(config: FaultsConfig, tmp: Path | None = None) -> tuple[Load, FaultsRepo
     with ExitStack() as stack:
         if tmp is None:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="flagedge-soak-faults-")))
-        hosts = stack.enter_context(two_hosts(tmp, config.workers))
+        hosts = stack.enter_context(two_hosts(tmp, config.workers, config.redis_retention_bytes))
         script = datasets.evaluated_script(hosts.key, "w2")
         top = peak(hosts.edge_a, script, seconds=config.peak_seconds)
         print(f"peak (edge A): {top.line()}", flush=True)

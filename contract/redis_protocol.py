@@ -32,16 +32,28 @@ from contract.store import TABLES, ChangeSet, Items
 
 DEFAULT_PREFIX = "flagedge"
 
-# KEYS: version, index, change. ARGV: N, blob, ttl seconds, versions to keep, change key prefix, channel.
+# KEYS: version, index, change, sizes. ARGV: N, blob, ttl seconds, versions to keep, change key
+# prefix, channel, bytes to keep. Trims the oldest change sets (expired, or over either bound; the
+# newest always stays) and announces N if it is newer. Returns the announced version.
 CHANGE_SCRIPT = """
 local n = tonumber(ARGV[1])
 redis.call('SET', KEYS[3], ARGV[2], 'EX', tonumber(ARGV[3]))
 redis.call('ZADD', KEYS[2], n, ARGV[1])
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
-if excess > 0 then
-  local old = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
-  for _, v in ipairs(old) do redis.call('DEL', ARGV[5] .. v) end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+-- A retried push of the same version replaces its size in the ledger instead of adding it twice.
+local previous = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+redis.call('HSET', KEYS[4], ARGV[1], string.len(ARGV[2]))
+local total = redis.call('HINCRBY', KEYS[4], 'total', string.len(ARGV[2]) - previous)
+local max_versions = tonumber(ARGV[4])
+local max_bytes = tonumber(ARGV[7])
+while redis.call('ZCARD', KEYS[2]) > 1 do
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  local expired = redis.call('EXISTS', ARGV[5] .. oldest) == 0
+  if not (expired or total > max_bytes or redis.call('ZCARD', KEYS[2]) > max_versions) then break end
+  redis.call('DEL', ARGV[5] .. oldest)
+  redis.call('ZREM', KEYS[2], oldest)
+  local size = tonumber(redis.call('HGET', KEYS[4], oldest) or '0')
+  redis.call('HDEL', KEYS[4], oldest)
+  total = redis.call('HINCRBY', KEYS[4], 'total', -size)
 end
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
 if n > cur then
@@ -83,6 +95,11 @@ class RedisKeys:
     @property
     def index(self) -> str:
         return f"{self.prefix}:changes"
+
+    @property
+    def sizes(self) -> str:
+        """Hash of change-set sizes by version, and their ``total``: the byte bound's ledger."""
+        return f"{self.prefix}:change-sizes"
 
     @property
     def channel(self) -> str:

@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 
-from control_plane.settings import ENV_PREFIX, add_server_arguments, from_namespace
+from control_plane.settings import ENV_PREFIX, add_server_arguments, from_namespace, to_env
 
 
 def _serve(ns: argparse.Namespace) -> int:
@@ -26,14 +26,7 @@ def _serve(ns: argparse.Namespace) -> int:
     if not _schema_ready(str(settings.db_path)):
         return 1
     # Workers build their app from the environment (granian imports the factory after fork).
-    os.environ[ENV_PREFIX + "DATA_DIR"] = str(settings.data_dir)
-    os.environ[ENV_PREFIX + "JWT_SECRET"] = settings.jwt_secret
-    os.environ[ENV_PREFIX + "ACCESS_TOKEN_TTL"] = str(settings.access_token_ttl)
-    os.environ[ENV_PREFIX + "MAX_BODY_BYTES"] = str(settings.max_body_bytes)
-    os.environ[ENV_PREFIX + "BODY_TIMEOUT"] = str(settings.body_timeout)
-    os.environ[ENV_PREFIX + "LMDB_MAP_SIZE"] = str(settings.lmdb_map_size)
-    if settings.redis_url:
-        os.environ[ENV_PREFIX + "REDIS_URL"] = settings.redis_url
+    os.environ.update(to_env(settings))
     logging.getLogger("control_plane").info(
         "control plane listening on http://%s:%d (data %s)", settings.host, settings.port, settings.data_dir
     )

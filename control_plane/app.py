@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,9 +24,10 @@ from control_plane.http import JSON, Router, Services, error_response, request_i
 from control_plane.openapi import document
 from control_plane.publisher import Publisher
 from control_plane.ratelimit import LoginGuard
+from control_plane.redis_publish import RedisRetention
 from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, users
 from control_plane.security import Tokens
-from control_plane.settings import ENV_PREFIX, Settings, load_jwt_secret
+from control_plane.settings import Settings, from_env
 from control_plane.snapshot_recovery import recover_damaged_store
 from control_plane.store import Store
 
@@ -64,7 +64,18 @@ def create_app(settings: Settings) -> Starlette:
     store = Store(settings.db_path)
     # A damaged LMDB file is moved aside and rebuilt by the republish below (it is derived data).
     floor = recover_damaged_store(settings.data_dir)
-    publisher = Publisher(settings.data_dir, store, settings.redis_url, settings.lmdb_map_size, floor=floor)
+    publisher = Publisher(
+        settings.data_dir,
+        store,
+        settings.redis_url,
+        settings.lmdb_map_size,
+        floor=floor,
+        redis_retention=RedisRetention(
+            versions=settings.redis_retention_versions,
+            seconds=settings.redis_retention_seconds,
+            bytes=settings.redis_retention_bytes,
+        ),
+    )
     # Repairs a publish lost between a SQLite commit and the LMDB write (crash), and gives a new
     # install its first version, so edges become ready. If LMDB refuses it (map full), the admin
     # API still starts and /ready reports the failure (the publisher logged it).
@@ -131,19 +142,5 @@ def create_app(settings: Settings) -> Starlette:
 
 def app_from_env() -> Starlette:
     """Factory for granian workers: settings come from the ``FLAGEDGE_`` environment."""
-    from pathlib import Path
-
     die_with_master()
-
-    data_dir = Path(os.environ.get(ENV_PREFIX + "DATA_DIR", "./data")).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings = Settings(
-        data_dir=data_dir,
-        redis_url=os.environ.get(ENV_PREFIX + "REDIS_URL") or None,
-        jwt_secret=load_jwt_secret(data_dir, os.environ.get(ENV_PREFIX + "JWT_SECRET")),
-        access_token_ttl=int(os.environ.get(ENV_PREFIX + "ACCESS_TOKEN_TTL", "3600")),
-        max_body_bytes=int(os.environ.get(ENV_PREFIX + "MAX_BODY_BYTES", str(1 << 20))),
-        body_timeout=float(os.environ.get(ENV_PREFIX + "BODY_TIMEOUT", "30")),
-        lmdb_map_size=int(os.environ.get(ENV_PREFIX + "LMDB_MAP_SIZE", str(1 << 30))),
-    )
-    return create_app(settings)
+    return create_app(from_env())

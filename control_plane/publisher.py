@@ -44,7 +44,7 @@ from contract.lifecycle import DataDirLock
 from contract.store import DEFAULT_MAP_SIZE, TABLES, ChangeSet, Items, SnapshotWriter, StoreChanged, unstamped
 from control_plane.backup import version_floor
 from control_plane.errors import ApiError
-from control_plane.redis_publish import RedisPublisher
+from control_plane.redis_publish import DEFAULT_RETENTION, RedisPublisher, RedisRetention
 from control_plane.releases_snapshot import release_snapshot
 from control_plane.snapshots import build_environment_document
 from control_plane.store import Store, now_iso
@@ -166,6 +166,7 @@ class Publisher:
         map_size: int = DEFAULT_MAP_SIZE,
         *,
         floor: int = 0,
+        redis_retention: RedisRetention = DEFAULT_RETENTION,
     ) -> None:
         """``floor``: a version other hosts may hold that this data dir's LMDB does not (a store
         rebuilt after damage, :mod:`control_plane.snapshot_recovery`); a restore's floor and
@@ -183,7 +184,7 @@ class Publisher:
         # The newest version other hosts may hold that this LMDB does not descend from.
         self.floor = max(floor, version_floor(data_dir))
         # Other hosts follow Redis (`python -m server sync`); publishing there never blocks a write.
-        self.redis = RedisPublisher(redis_url, self.writer) if redis_url else None
+        self.redis = RedisPublisher(redis_url, self.writer, retention=redis_retention) if redis_url else None
         if self.redis is not None:
             try:
                 self.floor = max(self.floor, self.redis.high_water())

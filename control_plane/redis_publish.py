@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lmdb
@@ -62,6 +63,21 @@ def full_state_from(writer: SnapshotWriter) -> tuple[int, FullTables]:
     return version, tables
 
 
+@dataclass(frozen=True)
+class RedisRetention:
+    """How many change sets Redis keeps for hosts catching up (the oldest go first).
+
+    A host that misses a change set reads the full state instead, so these bound Redis's
+    memory, not correctness. The newest change set is always kept."""
+
+    versions: int = 1000
+    seconds: int = 3600
+    bytes: int = 64 << 20
+
+
+DEFAULT_RETENTION = RedisRetention()
+
+
 class RedisPublisher:
     """Background, ordered, retrying distribution of snapshot versions to Redis."""
 
@@ -72,8 +88,7 @@ class RedisPublisher:
         *,
         full_state: FullStateSource | None = None,
         prefix: str = DEFAULT_PREFIX,
-        retention_versions: int = 10_000,
-        retention_seconds: int = 24 * 3600,
+        retention: RedisRetention = DEFAULT_RETENTION,
         full_interval: float = 5.0,
         max_pending: int = 10_000,
         max_pending_bytes: int = 256 << 20,
@@ -91,8 +106,7 @@ class RedisPublisher:
             raise ValueError("RedisPublisher needs the SnapshotWriter or a full_state source")
         self._url = url
         self._keys = RedisKeys(prefix)
-        self._retention_versions = max(1, retention_versions)
-        self._retention_seconds = max(1, retention_seconds)
+        self._retention = retention
         self._full_interval = full_interval
         self._max_pending = max(1, max_pending)
         self._max_pending_bytes = max(1, max_pending_bytes)
@@ -294,14 +308,15 @@ class RedisPublisher:
         pipe = self._redis.pipeline(transaction=False)
         for version, blob in batch:
             self._change_script(
-                keys=[keys.version, keys.index, keys.change(version)],
+                keys=[keys.version, keys.index, keys.change(version), keys.sizes],
                 args=[
                     version,
                     blob,
-                    self._retention_seconds,
-                    self._retention_versions,
+                    max(1, self._retention.seconds),
+                    max(1, self._retention.versions),
                     keys.change_prefix,
                     keys.channel,
+                    max(0, self._retention.bytes),
                 ],
                 client=pipe,
             )

@@ -27,6 +27,12 @@ class Settings:
     login_attempts_per_minute: int = 10
     # Largest size of the LMDB snapshot store; a publish that does not fit fails loudly.
     lmdb_map_size: int = 1 << 30
+    # Change sets kept in Redis for hosts catching up; the oldest go first when any bound is
+    # reached. A host that misses one reads the full state instead, so these bound Redis's
+    # memory, not correctness. Each change set carries whole environment documents.
+    redis_retention_versions: int = 1000
+    redis_retention_seconds: int = 3600
+    redis_retention_bytes: int = 64 << 20
 
     @property
     def db_path(self) -> Path:
@@ -55,6 +61,30 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     env_arg(parser, "--body-timeout", "BODY_TIMEOUT", "seconds a client may take to send a request body", "30", float)
     env_arg(
         parser, "--lmdb-map-size", "LMDB_MAP_SIZE", "largest size of the LMDB snapshot store, bytes", str(1 << 30), int
+    )
+    env_arg(
+        parser,
+        "--redis-retention-versions",
+        "REDIS_RETENTION_VERSIONS",
+        "change sets kept in Redis for catching-up hosts, at most",
+        "1000",
+        int,
+    )
+    env_arg(
+        parser,
+        "--redis-retention-seconds",
+        "REDIS_RETENTION_SECONDS",
+        "seconds a change set is kept in Redis, at most",
+        "3600",
+        int,
+    )
+    env_arg(
+        parser,
+        "--redis-retention-bytes",
+        "REDIS_RETENTION_BYTES",
+        "bytes of change sets kept in Redis, at most (the newest is always kept)",
+        str(64 << 20),
+        int,
     )
 
 
@@ -85,4 +115,40 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         max_body_bytes=int(ns.max_body_bytes),
         body_timeout=float(ns.body_timeout),
         lmdb_map_size=int(ns.lmdb_map_size),
+        redis_retention_versions=int(ns.redis_retention_versions),
+        redis_retention_seconds=int(ns.redis_retention_seconds),
+        redis_retention_bytes=int(ns.redis_retention_bytes),
     )
+
+
+def server_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    add_server_arguments(parser)
+    return parser
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The ``FLAGEDGE_`` variables that make :func:`from_env` return ``settings`` again.
+
+    granian's workers build their app after the fork from the environment; going through the
+    same flags (whose defaults are the variables) keeps one list of settings."""
+    env = {
+        "DATA_DIR": str(settings.data_dir),
+        "HOST": settings.host,
+        "PORT": str(settings.port),
+        "JWT_SECRET": settings.jwt_secret,
+        "ACCESS_TOKEN_TTL": str(settings.access_token_ttl),
+        "MAX_BODY_BYTES": str(settings.max_body_bytes),
+        "BODY_TIMEOUT": str(settings.body_timeout),
+        "LMDB_MAP_SIZE": str(settings.lmdb_map_size),
+        "REDIS_RETENTION_VERSIONS": str(settings.redis_retention_versions),
+        "REDIS_RETENTION_SECONDS": str(settings.redis_retention_seconds),
+        "REDIS_RETENTION_BYTES": str(settings.redis_retention_bytes),
+    }
+    if settings.redis_url:
+        env["REDIS_URL"] = settings.redis_url
+    return {ENV_PREFIX + name: value for name, value in env.items()}
+
+
+def from_env() -> Settings:
+    return from_namespace(server_parser().parse_args([]))

@@ -14,7 +14,7 @@ import pytest
 from contract.framing import decode
 from contract.redis_protocol import RedisKeys, encode_change, encode_full, redact
 from contract.store import ChangeSet, SnapshotReader, SnapshotWriter
-from control_plane.redis_publish import RedisPublisher
+from control_plane.redis_publish import RedisPublisher, RedisRetention
 from server.sync import Sync, run_sync
 from tests.support.redis_server import RedisServer
 
@@ -157,14 +157,58 @@ def test_live_change_reaches_the_second_host_quickly(redis_server: RedisServer, 
         cp.close()
 
 
+def retained_versions(r: Any) -> list[int]:
+    return sorted(int(k.rsplit(b":", 1)[1]) for k in r.scan_iter(match=KEYS.change_prefix + "*"))
+
+
+def test_change_sets_in_redis_stay_within_the_byte_bound(redis_server: RedisServer, dirs: tuple[Path, Path]) -> None:
+    """Redis's memory plateaus: change sets beyond the byte bound go, oldest first, and the
+    ledger of sizes matches what is kept (also when a push of one version is retried)."""
+    r = redis_server.client()
+    blob = len(encode_change(1, change_for(1)))
+    cp = ControlPlane(dirs[0], redis_server.url, retention=RedisRetention(versions=1000, bytes=blob * 4))
+    try:
+        cp.publish_many(1, 40)
+        assert cp.redis.flush(full=True)
+        kept = retained_versions(r)
+        assert 3 <= len(kept) <= 5 and kept[-1] == 40, kept
+        sizes = {k: int(v) for k, v in r.hgetall(KEYS.sizes).items()}
+        total = sizes.pop(b"total")
+        assert sorted(int(k) for k in sizes) == kept
+        assert total == sum(sizes.values()) == sum(r.strlen(KEYS.change(v)) for v in kept)
+        assert total <= blob * 4 + blob // 2
+        assert r.zcard(KEYS.index) == len(kept)
+
+        # A host that starts now still converges: full state, then changes.
+        with SyncThread(dirs[1], redis_server.url) as sync:
+            sync.wait_for(40)
+            cp.publish_many(41, 42)
+            sync.wait_for(42)
+            assert unstamped(sync.state()[1]) == unstamped(state(cp.writer)[1])
+    finally:
+        cp.close()
+
+
+def test_the_newest_change_set_is_kept_even_over_the_byte_bound(
+    redis_server: RedisServer, dirs: tuple[Path, Path]
+) -> None:
+    r = redis_server.client()
+    cp = ControlPlane(dirs[0], redis_server.url, retention=RedisRetention(bytes=1))
+    try:
+        cp.publish_many(1, 3)
+        assert cp.redis.flush(full=True)
+        assert retained_versions(r) == [3]
+    finally:
+        cp.close()
+
+
 def test_missing_change_falls_back_to_the_full_state(redis_server: RedisServer, dirs: tuple[Path, Path]) -> None:
     r = redis_server.client()
-    cp = ControlPlane(dirs[0], redis_server.url, retention_versions=5)
+    cp = ControlPlane(dirs[0], redis_server.url, retention=RedisRetention(versions=5))
     try:
         cp.publish_many(1, 12)
         assert cp.redis.flush(full=True)
-        retained = sorted(int(k.rsplit(b":", 1)[1]) for k in r.scan_iter(match=KEYS.change_prefix + "*"))
-        assert retained == [8, 9, 10, 11, 12]
+        assert retained_versions(r) == [8, 9, 10, 11, 12]
         assert r.hget(KEYS.full, "version") == b"12"
 
         # A new host: change set 1 is gone, so it starts from the full state, then follows changes.

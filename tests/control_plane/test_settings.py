@@ -1,0 +1,45 @@
+"""Control-plane settings: flags, their environment twins, and the trip to granian's workers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from control_plane.settings import ENV_PREFIX, Settings, from_env, from_namespace, server_parser, to_env
+
+
+def test_every_flag_has_an_env_twin_named_in_its_help() -> None:
+    for action in server_parser()._actions:
+        if action.option_strings:
+            env = ENV_PREFIX + action.option_strings[0].removeprefix("--").replace("-", "_").upper()
+            assert action.help is not None and env in action.help, action.option_strings
+
+
+def test_workers_rebuild_exactly_the_masters_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    argv = [
+        "--data-dir", str(tmp_path), "--port", "9123", "--redis-url", "redis://127.0.0.1:1/0",
+        "--jwt-secret", "j" * 40, "--redis-retention-versions", "7", "--redis-retention-seconds", "60",
+        "--redis-retention-bytes", "4096", "--body-timeout", "2.5",
+    ]  # fmt: skip
+    master = from_namespace(server_parser().parse_args(argv))
+    for name in list(os.environ):
+        if name.startswith(ENV_PREFIX):
+            monkeypatch.delenv(name)
+    for name, value in to_env(master).items():
+        monkeypatch.setenv(name, value)
+    worker = from_env()
+    assert worker == master
+    assert (worker.redis_retention_versions, worker.redis_retention_seconds, worker.redis_retention_bytes) == (
+        7,
+        60,
+        4096,
+    )
+
+
+def test_redis_retention_defaults_bound_memory() -> None:
+    defaults = Settings(data_dir=Path("."))
+    assert defaults.redis_retention_versions == 1000
+    assert defaults.redis_retention_seconds == 3600
+    assert defaults.redis_retention_bytes == 64 << 20

@@ -2,8 +2,8 @@
 
 * **One publisher per data dir.** :class:`DataDirLock` is an exclusive ``flock`` on
   ``<data-dir>/publisher.lock``, held for the whole life of the process that publishes the data
-  dir's snapshots (the control plane's worker). A second process that wants it waits a few
-  seconds (a predecessor killed a moment ago may still be exiting), then gets
+  dir's snapshots (the control plane's worker, or ``python -m server sync`` on an edge host). A
+  second process that wants it waits a few seconds (a predecessor killed a moment ago may still be exiting), then gets
   :class:`DataDirLocked`, whose message names the holder's pid; it must refuse to start. The
   kernel drops the lock with the process that holds it, SIGKILL included, so a restart after a
   crash never finds a stale lock. The master of ``serve`` only *checks* the lock (see
@@ -61,9 +61,9 @@ class DataDirLock:
                     holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
                     os.close(fd)
                     raise DataDirLocked(
-                        f"data dir {data_dir} is already published by another running control plane "
-                        f"(pid {holder}, lock {self.path}); stop it first: two publishers on one data dir "
-                        "overwrite each other's snapshots"
+                        f"data dir {data_dir} is already published by another running process "
+                        f"(pid {holder}, lock {self.path}: a control plane or a sync); stop it first: two "
+                        "publishers on one data dir overwrite each other's snapshots"
                     ) from None
                 time.sleep(0.05)
         # The holder's pid, for the message a refused start prints (the lock itself is the flock).

@@ -48,9 +48,14 @@ def _serve(ns: argparse.Namespace) -> int:
 def _sync(ns: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from contract.lifecycle import DataDirLocked
     from server.sync import run_sync
 
-    run_sync(Path(ns.data_dir).resolve(), ns.redis_url)
+    try:
+        run_sync(Path(ns.data_dir).resolve(), ns.redis_url)
+    except DataDirLocked as e:
+        print(f"sync cannot start: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

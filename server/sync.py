@@ -25,6 +25,7 @@ from typing import Any
 import redis
 
 from contract.framing import CorruptValue, decode
+from contract.lifecycle import DataDirLock
 from contract.redis_protocol import DEFAULT_PREFIX, FullTables, RedisKeys, client, decode_change, decode_full, redact
 from contract.store import ChangeSet, SnapshotWriter, snapshot_dir, unstamped
 
@@ -66,7 +67,15 @@ class Sync:
         self.connect_timeout = connect_timeout
         self.on_apply = on_apply
         client(redis_url, name="flagedge-sync", socket_timeout=1, connect_timeout=1).close()  # bad URL: fail now
-        self.writer = SnapshotWriter(data_dir)
+        # The only writer of this LMDB: a second sync (or a control plane) on the same data dir
+        # would interleave versions from two pictures of it.
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = DataDirLock(data_dir)
+        try:
+            self.writer = SnapshotWriter(data_dir)
+        except BaseException:
+            self.lock.release()
+            raise
         self._problem: str | None = None
         self._down = False
 
@@ -75,6 +84,7 @@ class Sync:
 
     def close(self) -> None:
         self.writer.close()
+        self.lock.release()
 
     # -- main loop -------------------------------------------------------------------------------
 

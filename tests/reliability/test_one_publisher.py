@@ -23,6 +23,7 @@ import httpx
 
 from bench.processes import REPO, bootstrap_project, free_port
 from tests.reliability.support import children, control_plane, create_flags, edge, ready, wait_until
+from tests.support.redis_server import RedisServer
 
 
 def _alive(pid: int) -> bool:
@@ -92,7 +93,7 @@ def test_second_control_plane_on_a_data_dir_is_refused(tmp_path: Path) -> None:
             assert second.poll() not in (None, 0), (
                 f"a second control plane serves on the same data dir:\n{log.read_text()}"
             )
-            assert "already published by another running control plane" in log.read_text(), log.read_text()
+            assert "already published by another running process" in log.read_text(), log.read_text()
             # The first one was never disturbed.
             assert ready(f"http://127.0.0.1:{cp}")[0] == 200
             other.close()
@@ -127,3 +128,44 @@ def test_killed_master_takes_its_workers_along(tmp_path: Path) -> None:
     cp2 = free_port()
     with control_plane(data, cp2, log="cp-restarted.log"):
         assert ready(f"http://127.0.0.1:{cp2}")[0] == 200
+
+
+def test_second_sync_on_an_edge_data_dir_is_refused(tmp_path: Path, redis_server: RedisServer) -> None:
+    """``python -m server sync`` is an LMDB writer too: a second one on the same data dir (a
+    restart beside a stuck predecessor, a second unit by mistake) refuses to start, and a
+    control plane pointed at that data dir does too."""
+    data = tmp_path / "edge"
+    data.mkdir()
+    redis = redis_server
+    first = subprocess.Popen(
+        [sys.executable, "-m", "server", "sync", "--data-dir", str(data), "--redis-url", redis.url],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: (data / "publisher.lock").exists(), "the first sync to take the lock")
+        time.sleep(0.5)
+        second = subprocess.run(
+            [sys.executable, "-m", "server", "sync", "--data-dir", str(data), "--redis-url", redis.url],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1, second.stderr
+        assert "sync cannot start" in second.stderr and "already published" in second.stderr, second.stderr
+        assert str(first.pid) in second.stderr
+        cp = subprocess.run(
+            [sys.executable, "-m", "control_plane", "serve", "--data-dir", str(data), "--port", str(free_port())],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cp.returncode != 0 and "already published" in cp.stderr, cp.stderr
+        assert first.poll() is None, "the first sync was disturbed"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)

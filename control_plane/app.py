@@ -32,6 +32,8 @@ from control_plane.snapshot_recovery import recover_damaged_store
 from control_plane.store import Store
 
 log = logging.getLogger("control_plane")
+# How often the control plane checks whether Redis announced a version above its own.
+CATCH_UP_INTERVAL = 2.0
 VERSION = "0.1.0"
 ROUTERS: list[Router] = [users.router, organisations.router, api_keys.router]
 ROUTERS += releaseo.routers + airborne.routers + devcycle.routers
@@ -128,7 +130,12 @@ def create_app(settings: Settings) -> Starlette:
         # SDK events that edges spooled into this data dir flow into the store (at-least-once,
         # de-duplicated by event id).
         consumer = start_consumer_thread(settings.data_dir, store, redis_url=settings.redis_url)
+        catching_up = asyncio.create_task(_catch_up(publisher)) if settings.redis_url else None
         yield
+        if catching_up is not None:
+            catching_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await catching_up
         consumer.stop()
         publisher.close()
         store.close()
@@ -138,6 +145,18 @@ def create_app(settings: Settings) -> Starlette:
     app.state.publisher = publisher
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+async def _catch_up(publisher: Publisher, interval: float = CATCH_UP_INTERVAL) -> None:
+    """Go above a Redis high-water mark learned after start without waiting for a write."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            publisher.catch_up()  # on the event loop, like every publish of this single worker
+        except ApiError:
+            pass  # a failed publish is logged and reported by /ready; tried again next round
+        except Exception:
+            log.exception("catching up with the version other hosts hold failed; trying again")
 
 
 def app_from_env() -> Starlette:

@@ -313,6 +313,17 @@ class Publisher:
             )
         return out
 
+    def catch_up(self) -> int | None:
+        """Publish above the newest version other hosts may hold, if it is newer than this LMDB's.
+
+        On start the publisher goes above every high-water mark it can read; one it learns later
+        (Redis unreachable at start, answering once it is back) would otherwise keep ``/ready``
+        503 and other hosts on their old snapshot until the next admin write. Returns the
+        version published, or None when nothing was behind."""
+        if self.failure is not None or not self._behind():
+            return None
+        return self.publish_projects(set())
+
     def republish_all(self) -> int:
         with self.store.read() as db:
             ids = {row["id"] for row in db.execute("SELECT id FROM projects")}

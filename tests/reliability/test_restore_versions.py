@@ -16,12 +16,15 @@ than one it had served before, across the whole run.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bench.processes import REPO, bootstrap_project, free_port
 from tests.reliability.support import (
@@ -45,7 +48,11 @@ def _cli(*args: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_restored_control_plane_reaches_other_hosts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("redis_at_start", ["reachable", "unreachable"])
+def test_restored_control_plane_reaches_other_hosts(tmp_path: Path, redis_at_start: str) -> None:
+    """``unreachable``: Redis is stopped (SIGSTOP) while the restored control plane starts, so it
+    cannot read the high-water mark then; once Redis answers, it must go above it by itself
+    (it used to stay 503 ``versions_behind``, with B on the old snapshot, until the next write)."""
     redis = RedisServer(tmp_path / "redis", free_port())
     redis.start()
     a, b, restored, backup = tmp_path / "a", tmp_path / "b", tmp_path / "restored", tmp_path / "backup"
@@ -77,11 +84,19 @@ def test_restored_control_plane_reaches_other_hosts(tmp_path: Path) -> None:
             # Host A's control plane is gone (its disk, say); B keeps serving. Restore elsewhere.
             _cli("restore", "--from", str(backup), "--data-dir", str(restored))
             cp2 = free_port()
+            assert redis.proc is not None
+            if redis_at_start == "unreachable":
+                os.kill(redis.proc.pid, signal.SIGSTOP)
             with control_plane(restored, cp2, "--redis-url", redis.url, log="cp-restored.log"):
                 url_cp = f"http://127.0.0.1:{cp2}"
-                status, body = ready(url_cp)
-                assert status == 200, body
-                assert body["publish"]["version"] > high, f"restored control plane at {body}, B had {high}"
+                if redis_at_start == "unreachable":
+                    os.kill(redis.proc.pid, signal.SIGCONT)
+
+                def above_b() -> bool:
+                    status, body = ready(url_cp)
+                    return status == 200 and body["publish"]["version"] > high
+
+                wait_until(above_b, "the restored control plane ready above B's version, with no write", timeout=20)
                 admin = httpx.Client(base_url=url_cp, timeout=30)
                 r = admin.put(f"/v1/projects/shop/environments/prod/keys/{keys['client']}/invalidate", headers=auth)
                 assert r.status_code == 200, r.text
@@ -93,6 +108,8 @@ def test_restored_control_plane_reaches_other_hosts(tmp_path: Path) -> None:
                 admin.close()
             answers = load.stop()
     finally:
+        if redis.proc is not None:
+            os.kill(redis.proc.pid, signal.SIGCONT)
         sync.kill()
         redis.kill()
     assert_versions_never_go_back(answers, "edge B")

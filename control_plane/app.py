@@ -17,6 +17,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.lifecycle import die_with_master
+from contract.store_recovery import recover_damaged_store
 from control_plane import snapshots
 from control_plane.errors import ApiError
 from control_plane.events_consumer import start_consumer_thread
@@ -28,7 +29,6 @@ from control_plane.redis_publish import RedisRetention
 from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, users
 from control_plane.security import Tokens
 from control_plane.settings import Settings, from_env
-from control_plane.snapshot_recovery import recover_damaged_store
 from control_plane.store import Store
 
 log = logging.getLogger("control_plane")

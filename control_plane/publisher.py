@@ -169,7 +169,7 @@ class Publisher:
         redis_retention: RedisRetention = DEFAULT_RETENTION,
     ) -> None:
         """``floor``: a version other hosts may hold that this data dir's LMDB does not (a store
-        rebuilt after damage, :mod:`control_plane.snapshot_recovery`); a restore's floor and
+        rebuilt after damage, :mod:`contract.store_recovery`); a restore's floor and
         Redis's announced version are read here too. The first publish goes above all of them."""
         # Held until close() (or the process dies): no other process publishes this data dir.
         self.lock = DataDirLock(data_dir)

@@ -28,6 +28,7 @@ from contract.framing import CorruptValue, decode
 from contract.lifecycle import DataDirLock
 from contract.redis_protocol import DEFAULT_PREFIX, FullTables, RedisKeys, client, decode_change, decode_full, redact
 from contract.store import ChangeSet, SnapshotWriter, snapshot_dir, unstamped
+from contract.store_recovery import recover_damaged_store
 
 log = logging.getLogger("server.sync")
 
@@ -72,6 +73,9 @@ class Sync:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.lock = DataDirLock(data_dir)
         try:
+            # A damaged store (truncated, unreadable pages) is moved aside; Redis's full state
+            # rebuilds it. Edges keep serving their last good snapshot until then.
+            recover_damaged_store(data_dir)
             self.writer = SnapshotWriter(data_dir)
         except BaseException:
             self.lock.release()

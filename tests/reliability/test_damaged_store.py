@@ -38,6 +38,7 @@ import pytest
 
 from bench.processes import REPO, bootstrap_project, free_port
 from tests.reliability.support import (
+    Background,
     Traffic,
     children,
     control_plane,
@@ -47,6 +48,7 @@ from tests.reliability.support import (
     traffic,
     wait_until,
 )
+from tests.support.redis_server import RedisServer
 
 # Runs in its own process (py-lmdb opens an environment once per process): bump the store
 # version in one write transaction, then, in the file, mark the root page of the environments
@@ -194,3 +196,47 @@ def test_damaged_store_file_during_traffic(tmp_path: Path, how: str) -> None:
         f"{len(refused)} answered 503 by the respawned worker before the rebuild, "
         f"served v{good.version} throughout the damage, v{fresh.version} after the rebuild"
     )
+
+
+@pytest.mark.parametrize("how", ["truncated", "unreadable-page"])
+def test_sync_rebuilds_a_damaged_store_from_redis(tmp_path: Path, how: str, redis_server: RedisServer) -> None:
+    """Host B's store is fed from Redis: ``python -m server sync`` started on a damaged file
+    moves it aside and rebuilds it from Redis's full state; B's edge, which kept serving its last
+    good snapshot meanwhile, adopts the rebuild and is ready again, at no older version."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    cp, eb = free_port(), free_port()
+    sync_args = ["server", "sync", "--data-dir", str(b), "--redis-url", redis_server.url]
+    with ExitStack() as stack:
+        stack.enter_context(control_plane(a, cp, "--redis-url", redis_server.url))
+        admin = httpx.Client(base_url=f"http://127.0.0.1:{cp}", timeout=30)
+        auth, keys = bootstrap_project(admin)
+        assert create_flags(admin, auth, ["alpha"]).status_code == 201
+        sync = Background(sync_args, tmp_path / "sync.log")
+        sync.start()
+        stack.callback(sync.kill)
+        wait_until(lambda: (b / "snapshots").exists(), "sync to create host B's store")
+        stack.enter_context(edge(b, eb, "--workers", "1"))
+        url = f"http://127.0.0.1:{eb}"
+        load = Traffic(url, keys["client"], threads=2)
+        stack.enter_context(traffic(load))
+        good = load.wait_for(lambda x: x.ok and "alpha" in x.enabled, "alpha served on B")
+        sync.kill()
+        _damage(b, how)
+        wait_until(lambda: ready(url)[0] == 503, "B's /ready to report the damaged store", timeout=10)
+
+        sync = Background(sync_args, tmp_path / "sync-restarted.log")
+        sync.start()
+        stack.callback(sync.kill)
+        wait_until(lambda: len(list(b.glob("snapshots.damaged-*"))) == 1, "sync to move the damaged store aside")
+        wait_until(lambda: ready(url)[0] == 200, "B ready again on the rebuilt store", timeout=30)
+        assert create_flags(admin, auth, ["beta"]).status_code == 201
+        fresh = load.wait_for(lambda x: x.ok and "beta" in x.enabled, "beta served on B after the rebuild")
+        answers = load.stop()
+        admin.close()
+    assert good.version is not None and fresh.version is not None and fresh.version > good.version
+    after = [x for x in answers if x.started >= good.started]
+    assert all(x.ok for x in after), [str(x) for x in after if not x.ok][:5]
+    assert all(x.version is not None and x.version >= good.version for x in after)
+    assert "SNAPSHOT STORE DAMAGED" in (tmp_path / "sync-restarted.log").read_text()

@@ -1,4 +1,4 @@
-"""control_plane.snapshot_recovery: a damaged store is moved aside with a version floor; a
+"""contract.store_recovery: a damaged store is moved aside with a version floor; a
 readable one, or none, is left alone."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from contract.store import ChangeSet, SnapshotWriter, data_file, snapshot_dir
+from contract.store_recovery import recover_damaged_store
 from control_plane.publisher import Publisher
-from control_plane.snapshot_recovery import recover_damaged_store
 from control_plane.store import Store
 
 

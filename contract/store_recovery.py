@@ -1,9 +1,10 @@
-"""Rebuilding a damaged LMDB snapshot store at control-plane start.
+"""Rebuilding a damaged LMDB snapshot store when its writer starts.
 
-LMDB is derived data: SQLite (or PostgreSQL) is the source of truth and the publisher
-republishes everything on start. So when the store cannot be read, the control plane moves it
-aside (``snapshots.damaged-<UTC timestamp>``, kept for inspection), logs that loudly, and lets
-the publisher rebuild it. Contracts:
+LMDB is derived data. On the control plane's host, SQLite (or PostgreSQL) is the source of truth
+and the publisher republishes everything on start; on an edge host fed from Redis, ``python -m
+server sync`` applies Redis's full state to an empty store. So when the store cannot be read, its
+writer (the control plane or sync) moves it aside (``snapshots.damaged-<UTC timestamp>``, kept
+for inspection), logs that loudly, and rebuilds it. Contracts:
 
 * Only damage moves a store aside: a file that is truncated or not LMDB's
   (:class:`contract.store.StoreDamaged`), LMDB reporting corrupt or missing pages, or the read
@@ -34,7 +35,7 @@ import lmdb
 
 from contract.store import SnapshotReader, StoreDamaged, data_file, data_file_meta, snapshot_dir
 
-log = logging.getLogger("control_plane.snapshot_recovery")
+log = logging.getLogger("contract.store_recovery")
 
 #: LMDB errors that mean the file's content is wrong (not that it is busy or misconfigured).
 DAMAGE_ERRORS: tuple[type[lmdb.Error], ...] = (
@@ -100,8 +101,8 @@ def recover_damaged_store(data_dir: Path) -> int:
     aside = snapshot_dir(data_dir).with_name(f"snapshots.damaged-{stamp}-{os.getpid()}")
     os.rename(snapshot_dir(data_dir), aside)
     log.error(
-        "SNAPSHOT STORE DAMAGED (%s): moved %s aside to %s; rebuilding it from the database, "
-        "with versions above %d. Edges keep serving what they have until the rebuild is published.",
+        "SNAPSHOT STORE DAMAGED (%s): moved %s aside to %s; rebuilding it from the source of truth, "
+        "with versions above %d. Edges keep serving what they have until the rebuild is written.",
         why,
         snapshot_dir(data_dir),
         aside,

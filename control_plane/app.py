@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contract.client_address import ClientAddress
 from contract.lifecycle import die_with_master
 from contract.store_recovery import recover_damaged_store
 from control_plane import snapshots
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> Starlette:
         validate_projects=snapshots.validate_projects,
         publish_projects=publisher.publish_projects,
         login_guard=LoginGuard(settings.login_attempts_per_minute),
+        client_address=ClientAddress(settings.trusted_proxies),
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 

@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from contract.client_address import ClientAddress
 from control_plane.authz import Principal, authenticate
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
@@ -57,6 +58,7 @@ class Services:
     # publishes the snapshots.
     publish_projects: Callable[[set[str], dict[str, dict[str, Any]]], object]
     login_guard: LoginGuard
+    client_address: ClientAddress
 
 
 def request_id(request: Request) -> str:
@@ -155,6 +157,11 @@ class Ctx:
 
     def path(self, name: str) -> str:
         return str(self.request.path_params[name])
+
+    def client_address(self) -> str:
+        """The client's address, through the trusted proxies (``--trusted-proxies``)."""
+        peer = self.request.client.host if self.request.client else None
+        return self.services.client_address(peer, self.request.headers.get("x-forwarded-for")) or "unknown"
 
     def header(self, name: str) -> str | None:
         return self.request.headers.get(name)

@@ -8,6 +8,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract.client_address import parse_networks
+
 ENV_PREFIX = "FLAGEDGE_"
 
 
@@ -33,6 +35,9 @@ class Settings:
     redis_retention_versions: int = 1000
     redis_retention_seconds: int = 3600
     redis_retention_bytes: int = 64 << 20
+    # Reverse proxies whose X-Forwarded-For names the client, for login limits (addresses or
+    # CIDRs, comma-separated; "" = the peer is the client). See contract/client_address.py.
+    trusted_proxies: str = ""
 
     @property
     def db_path(self) -> Path:
@@ -86,6 +91,19 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         str(64 << 20),
         int,
     )
+    env_arg(
+        parser,
+        "--trusted-proxies",
+        "TRUSTED_PROXIES",
+        "reverse proxies (addresses/CIDRs, comma-separated) whose X-Forwarded-For names the client",
+        "",
+    )
+
+
+def parse_trusted(spec: str) -> str:
+    """``spec`` if every entry is an address or CIDR (argparse turns the ValueError into a usage error)."""
+    parse_networks(spec)
+    return spec
 
 
 def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
@@ -118,6 +136,7 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         redis_retention_versions=int(ns.redis_retention_versions),
         redis_retention_seconds=int(ns.redis_retention_seconds),
         redis_retention_bytes=int(ns.redis_retention_bytes),
+        trusted_proxies=parse_trusted(ns.trusted_proxies or ""),
     )
 
 
@@ -144,6 +163,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         "REDIS_RETENTION_VERSIONS": str(settings.redis_retention_versions),
         "REDIS_RETENTION_SECONDS": str(settings.redis_retention_seconds),
         "REDIS_RETENTION_BYTES": str(settings.redis_retention_bytes),
+        "TRUSTED_PROXIES": settings.trusted_proxies,
     }
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url

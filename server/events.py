@@ -54,6 +54,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from contract import intake
+from contract.client_address import ClientAddress
 from contract.intake import EVENTS_STREAM, STREAM_MAXLEN, event_id, spool_dir
 from contract.redis_protocol import client as redis_client
 from contract.redis_protocol import redact
@@ -661,6 +662,7 @@ class EventIntake:
         self.per_address = RateLimiter(
             settings.intake_rate_per_address, settings.intake_rate_per_address * burst, name="client address"
         )
+        self.client_address = ClientAddress(settings.trusted_proxies)
         self.refused = dict.fromkeys(REFUSALS, 0)
         self.accepted = 0
         # Reason → (when it was last logged, refusals not logged since): one line per reason per
@@ -697,7 +699,9 @@ class EventIntake:
 
     def limit(self, request: Request, key: SdkKey) -> tuple[tuple[RateLimiter, str], ...]:
         """Take a token per client address and per SDK key (429 if either is out); the buckets."""
-        address = request.client.host if request.client is not None else ""
+        address = self.client_address(
+            request.client.host if request.client else None, request.headers.get("x-forwarded-for")
+        )
         limits = ((self.per_address, address), (self.per_key, key.key_hash))
         try:
             check_all(*limits)

@@ -50,6 +50,9 @@ class EdgeSettings:
     # (OFREP ``eventStreams``). Never taken from the request's Host header, which the client
     # chooses; when unset, those URLs are relative to the edge.
     public_url: str = ""
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or CIDRs, comma-separated;
+    # "" = the peer is the client). See contract/client_address.py.
+    trusted_proxies: str = ""
 
 
 FIELDS: list[tuple[str, str, str, str, type]] = [
@@ -124,6 +127,13 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
         "--public-url",
         "PUBLIC_URL",
         "URL clients reach this edge at, for the stream URLs it announces (default: relative URLs)",
+        "",
+        str,
+    ),
+    (
+        "--trusted-proxies",
+        "TRUSTED_PROXIES",
+        "reverse proxies (addresses/CIDRs, comma-separated) whose X-Forwarded-For names the client",
         "",
         str,
     ),

@@ -130,7 +130,7 @@ async def create_user(ctx: Ctx) -> Any:
 )
 async def login(ctx: Ctx) -> Any:
     body: Login = ctx.body
-    client = ctx.request.client.host if ctx.request.client else "unknown"
+    client = ctx.client_address()
     row = ctx.services.store.one(
         "SELECT id, email, password_hash FROM users WHERE name = ? OR email = ?", (body.name, body.name.lower())
     )
@@ -216,7 +216,7 @@ async def change_password(ctx: Ctx) -> Any:
     body: ChangePassword = ctx.body
     _session_of(ctx)
     user_id = ctx.principal.user_id
-    client = ctx.request.client.host if ctx.request.client else "unknown"
+    client = ctx.client_address()
     account = f"user:{user_id}"
     guard = ctx.services.login_guard
     # The current password is a login: the same limits keep a stolen token from guessing it.

@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup", type=float, default=5, help="minutes of RSS warm-up excluded from the slopes (default 5)"
     )
     faults.add_argument("--rss-tolerance", type=float, default=0.5, help="largest flat RSS slope, MB/min (default 0.5)")
+    faults.add_argument(
+        "--work-dir", type=Path, help="keep the processes' data dirs and logs here (default: a temporary dir)"
+    )
     parser.add_argument(
         "--shed-queue-delay",
         type=float,
@@ -198,7 +201,9 @@ def _faults_main(ns: argparse.Namespace) -> int:
         warmup_s=ns.warmup * 60,
         rss_tolerance=ns.rss_tolerance,
     )
-    top, faults = run(config)
+    if ns.work_dir is not None:
+        ns.work_dir.mkdir(parents=True, exist_ok=True)
+    top, faults = run(config, ns.work_dir)
     text = json.dumps({"peak": asdict(top), "faults": faults.as_dict()}, indent=2, default=str)
     print(text)
     if ns.out is not None:

@@ -200,6 +200,17 @@ class Fields:
         self.out[name] = value
         return value
 
+    def number(self, name: str, *, low: float, high: float) -> float | None:
+        """A JSON number (integer or fraction) within ``low``..``high``; kept as sent (4 stays 4)."""
+        value = self.body.get(name)
+        if value is None:
+            return None
+        # (orjson refuses NaN and infinities in a body; the range check would refuse them too.)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise self.fail(name, f"must be a number from {low:g} to {high:g}")
+        self.out[name] = value
+        return value
+
     def boolean_list(self, name: str) -> None:
         value = self.body.get(name)
         if value is None:
@@ -281,7 +292,8 @@ def _feedback(f: Fields) -> None:
     f.text("key", required=False)
     f.identifier("userId", required=True)
     f.identifier("companyId", required=False)
-    score = f.integer("score", low=1, high=5)
+    # The Reflag API documents score as "Number (1-5)": 4.5 is a valid score.
+    score = f.number("score", low=1, high=5)
     comment = f.body.get("comment")
     if comment is not None and not isinstance(comment, str):
         raise f.fail("comment", "must be a string")
@@ -290,7 +302,7 @@ def _feedback(f: Fields) -> None:
     else:
         comment = None
     if score is None and comment is None:
-        raise f.fail("score", "a score (1-5) or a non-empty comment is required")
+        raise f.fail("score", "a score (a number from 1 to 5) or a non-empty comment is required")
     for name in ("question", "promptedQuestion"):
         f.text(name, required=False, limit=MAX_TEXT_CHARS)
     for name in ("promptId", "feedbackId", "source"):

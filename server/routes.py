@@ -34,10 +34,17 @@ from server.service import Edge, Parts
 Endpoint = Callable[[Request], Awaitable[Response]]
 PartsEndpoint = Callable[[Request], Awaitable[Parts]]
 
-# Headers any browser client sends: keys, JSON bodies, revalidation, SSE resumption, tracing.
+# The request headers browser SDKs send that need a CORS preflight (Accept, and Content-Type of
+# a form, need none), read from the packages' sources:
+# - every client: keys, JSON bodies, revalidation, tracing;
+# - @reflag/browser-sdk 1.6.1: Authorization, Content-Type and ``reflag-sdk-version`` on every
+#   POST (``bucket-sdk-version`` before the rename); GETs and EventSource (``/sse/client``) carry
+#   the key and version in the query, and EventSource adds Last-Event-ID when it reconnects;
+# - @openfeature/ofrep-web-provider 0.4.3 (ofrep-core 2.3.0): Content-Type (with a charset),
+#   If-None-Match, and the key as Authorization or X-API-Key;
+# - @devcycle/js-client-sdk 1.47.10: Authorization and Content-Type only (no DevCycle route
+#   is served here yet; its EdgeDB PATCH would also need the method allowed in server.app).
 COMMON_HEADERS = ("Authorization", "Content-Type", "If-None-Match", "X-Request-Id")
-# The Reflag browser SDK's version header (``reflag-sdk-version``; ``bucket-sdk-version`` before
-# the rename); it also sends the version as a query parameter on GETs.
 REFLAG_HEADERS = ("reflag-sdk-version", "bucket-sdk-version")
 
 
@@ -106,6 +113,9 @@ ROUTES: tuple[Api, ...] = (
     hot_api("/features/evaluated", lambda h: partial(h.edge.evaluated_parts, False), REFLAG_HEADERS),
     hot_api("/features/enabled", lambda h: partial(h.edge.evaluated_parts, True), REFLAG_HEADERS),
     Api("/features/stream", lambda h: h.edge.stream, shed=False, cors_headers=REFLAG_READ),
+    # The Reflag SDKs' push: the node SDK (fetch, secret key) and the browser SDK (EventSource).
+    Api("/sse/server", lambda h: h.edge.sse_server, shed=False, cors_headers=REFLAG_READ),
+    Api("/sse/client", lambda h: h.edge.sse_client, shed=False, cors_headers=REFLAG_READ),
     Api("/features/events", _event(FLAG_EVENT), ("POST",), cors_headers=EVENT_HEADERS),
     Api("/user", _event("user"), ("POST",), cors_headers=EVENT_HEADERS),
     Api("/company", _event("company"), ("POST",), cors_headers=EVENT_HEADERS),

@@ -57,6 +57,23 @@ def flag_state_event(version: int) -> bytes:
     )
 
 
+def flags_updated_event(version: int) -> bytes:
+    """A Reflag SDK push message (``/sse/server``, ``/sse/client``): a default ``message`` event
+    (no ``event:`` line) whose data is ``{"name":"flags-updated","data":{"flagStateVersion":N}}``.
+    The node SDK (``flag-updates-sse.js``) acts on nothing else; the browser SDK's pubsub handler
+    reads the same message and refreshes with ``waitForVersion=N``."""
+    data = orjson.dumps({"name": "flags-updated", "data": {"flagStateVersion": version}})
+    return f"id: {version}\ndata: ".encode() + data + b"\n\n"
+
+
+def last_event_id(request: Request) -> int:
+    """The version a reconnecting EventSource last saw (``Last-Event-ID``); -1 without one, so
+    that the current version is sent at once: a client that connects just after its first fetch
+    then cannot miss a change made in between (the SDKs skip a version they already have)."""
+    last = request.headers.get("last-event-id", "")
+    return int(last) if last.isascii() and last.isdigit() and len(last) < 19 else -1
+
+
 class Edge:
     """One worker's service: settings, snapshot state and request counters."""
 
@@ -125,14 +142,32 @@ class Edge:
         return 200, [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)), *headers], body
 
     async def stream(self, request: Request) -> Response:
-        """Server-sent events: ``{"flagStateVersion": N}`` whenever this environment changes; the
-        first event at once (unless ``Last-Event-ID`` names the current version)."""
+        """Our own server-sent events (``/features/stream``): ``event: flagStateVersion`` with
+        ``{"flagStateVersion": N}`` whenever this environment changes; the first event at once
+        (unless ``Last-Event-ID`` names the current version)."""
+        return self._version_events(request, flag_state_event)
+
+    async def sse_server(self, request: Request) -> Response:
+        """``/sse/server``: the node SDK's push mode (its default). The SDK sends its secret key
+        as ``Authorization: Bearer`` (as for ``GET /features``, whose refresh this stream
+        triggers), never in the query."""
+        return self._version_events(request, flags_updated_event, secret_only=True, allow_query=False, bearer_only=True)
+
+    async def sse_client(self, request: Request) -> Response:
+        """``/sse/client``: the browser SDK's pubsub (live flag updates, and the channel its
+        auto-feedback listens on). EventSource sends no headers: the publishable key comes as
+        ``?publishableKey=``. The SDK also sends ``context`` (JSON of user/company/other) for
+        per-user feedback prompts; the edge has no prompts to send, so it only announces flag
+        versions, which are per environment, and ignores ``context``."""
+        return self._version_events(request, flags_updated_event)
+
+    def _version_events(self, request: Request, format_event: Callable[[int], bytes], **key_rules: bool) -> Response:
+        """A stream of ``format_event`` for the environment of the request's key, checked by
+        ``key_rules`` (:func:`server.auth.sdk_key`'s)."""
         view = self.state.view
-        key = sdk_key(view, request)
+        key = sdk_key(view, request, **key_rules)
         self.environment(view, key.environment)
-        last = request.headers.get("last-event-id", "")
-        seen = int(last) if last.isascii() and last.isdigit() and len(last) < 19 else -1
-        events = version_stream(self.state, key, seen, flag_state_event)
+        events = version_stream(self.state, key, last_event_id(request), format_event)
         return sse_response(events, {"X-Request-Id": request_id(request)})
 
     # --- Releaseo widget --------------------------------------------------------------------

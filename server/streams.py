@@ -1,8 +1,9 @@
 """The one server-sent-events loop of the edge: a client is told each new version of its key's
 environment, in the protocol of the route it listens on.
 
-``/features/stream`` (Reflag) and ``/ofrep/v1/stream`` (OFREP) differ only in how an event is
-written (``format_event``) and in the version a new client starts from; the loop is this one.
+``/features/stream`` (ours), ``/sse/server`` and ``/sse/client`` (the Reflag SDKs' push) and
+``/ofrep/v1/stream`` (OFREP) differ only in how an event is written (``format_event``), in how
+the key is checked and in the version a new client starts from; the loop is this one.
 It yields ``retry``, then an event whenever the environment's version differs from the last one
 sent, and a comment every ``heartbeat`` seconds without a change (so proxies and clients see a
 live connection, and Starlette notices a client that went away). It ends when the environment

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import httpx
 import pytest
 
 from bench.processes import bootstrap_project, free_port, process
+from tests.e2e.sdk_support import npm_fixture
 
 SDK_DIR = Path(__file__).parent / "reflag_sdk"
 FIELDS = ["user.id", "user.email", "user.plan", "company.id", "company.seats", "company.createdAt", "other.beta"]
@@ -91,13 +91,7 @@ def flatten(context: dict[str, Any]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def sdk_ready() -> Path:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    assert node and npm, "node and npm are required for this end-to-end test"
-    if not (SDK_DIR / "node_modules" / "@reflag" / "node-sdk").exists():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=SDK_DIR, check=True, timeout=300, capture_output=True
-        )
-    return SDK_DIR
+    return npm_fixture(SDK_DIR, "@reflag/node-sdk")
 
 
 @pytest.fixture(scope="module")

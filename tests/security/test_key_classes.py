@@ -23,7 +23,7 @@ from tests.security.conftest import World
 from tests.security.rawhttp import request
 
 GET_ROUTES = ["/features/evaluated", "/features/enabled", "/features"]
-STREAMS = ["/features/stream", "/ofrep/v1/stream"]
+STREAMS = ["/features/stream", "/sse/client", "/sse/server", "/ofrep/v1/stream"]
 EVENT_ROUTES = ["/features/events", "/user", "/company", "/event", "/feedback", "/bulk"]
 OFREP_POST = ["/ofrep/v1/evaluate/flags", "/ofrep/v1/evaluate/flags/plan"]
 

@@ -12,9 +12,9 @@ worker is polled until it refuses the key (bounded: 10 s; measured: tens of ms),
 every request on every connection, and on fresh connections, is refused: a worker never serves
 a revoked key again.
 
-A change stream (``/features/stream``, ``/ofrep/v1/stream``) opened with a key ends once that
-key is revoked, on both hosts, within the same bound: a revoked key must not keep hearing about
-every publish (the Reflag stream used to stay open until the client left).
+A change stream (``/features/stream``, ``/sse/client``, ``/sse/server``, ``/ofrep/v1/stream``)
+opened with a key ends once that key is revoked, on both hosts, within the same bound: a revoked
+key must not keep hearing about every publish (the Reflag stream used to stay open until the client left).
 
 Also covered: revocation on one single-worker edge in
 ``tests/e2e/test_single_host.py::test_invalidated_key_fails_on_the_next_request``; an OFREP event
@@ -179,30 +179,39 @@ def _rest(lines: Iterator[str], what: str) -> None:
 
 def test_change_streams_end_when_their_key_is_revoked(world: World) -> None:
     keys = world.environment("shop", "stream-revoke")
-    client = keys["client"]
+    client, secret = keys["client"], keys["server"]
     for edge in (world.edge, world.edge_b):
         wait_until(
             lambda e=edge: e.get("/features/evaluated", params={"publishableKey": client}).status_code == 200,
             "the new environment on both hosts",
         )
+    query, bearer = {"publishableKey": client}, {"Authorization": f"Bearer {secret}"}
+    # Path, the key in the query or a header, the first line of an event sent at once (None: none).
+    opened: list[tuple[str, dict[str, str], dict[str, str], str | None]] = [
+        ("/features/stream", query, {}, "id: "),
+        ("/ofrep/v1/stream", query, {}, None),
+        ("/sse/client", query, {}, "id: "),
+        ("/sse/server", {}, bearer, "id: "),
+    ]
     timeout = httpx.Timeout(20, read=STREAM_END_BOUND)
     with ExitStack() as stack:
         streams: list[tuple[str, Iterator[str]]] = []
         for host, port in (("A", world.edge_port), ("B", world.edge_b_port)):
             http = stack.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout))
-            for path in ("/features/stream", "/ofrep/v1/stream"):
-                r = stack.enter_context(http.stream("GET", path, params={"publishableKey": client}))
+            for path, params, headers, first in opened:
+                r = stack.enter_context(http.stream("GET", path, params=params, headers=headers))
                 assert r.status_code == 200, (host, path)
                 lines = r.iter_lines()
                 assert next(lines) == "retry: 2000"
-                if path == "/features/stream":  # the current version comes at once
-                    event = [next(lines) for _ in range(5)]
-                    assert event[2] == "event: flagStateVersion", event
+                if first is not None:  # the current version comes at once
+                    event = [next(lines) for _ in range(2)]
+                    assert event[1].startswith(first), event
                 streams.append((f"{path} on host {host}", lines))
-        r = world.admin.put(
-            f"/v1/projects/shop/environments/stream-revoke/keys/{client}/invalidate", headers=world.auth
-        )
-        assert r.status_code == 200, r.text
+        for key in (client, secret):
+            r = world.admin.put(
+                f"/v1/projects/shop/environments/stream-revoke/keys/{key}/invalidate", headers=world.auth
+            )
+            assert r.status_code == 200, r.text
         started = time.monotonic()
         for what, lines in streams:
             _rest(lines, what)

@@ -192,7 +192,8 @@ BAD: list[tuple[str, Any, str]] = [
     ("/feedback", {"key": "f", "userId": "u", "comment": "   "}, "score"),
     ("/feedback", {"key": "f", "userId": "u", "score": 0}, "score"),
     ("/feedback", {"key": "f", "userId": "u", "score": 6}, "score"),
-    ("/feedback", {"key": "f", "userId": "u", "score": 3.5}, "score"),
+    ("/feedback", {"key": "f", "userId": "u", "score": 0.99}, "score"),
+    ("/feedback", {"key": "f", "userId": "u", "score": 5.01}, "score"),
     ("/feedback", {"key": "f", "userId": "u", "score": "4"}, "score"),
     ("/feedback", {"key": "f", "userId": "u", "score": True}, "score"),
     ("/feedback", {"key": "f", "userId": "u", "comment": 5}, "comment"),
@@ -236,6 +237,7 @@ def test_feedback_needs_score_or_comment(s: Stack, p: Project) -> None:
     key = _keys(p).client
     for body in (
         {"key": "f", "userId": "u", "score": 5},
+        {"key": "f", "userId": "u", "score": 4.5},  # the Reflag API's score is a Number from 1 to 5
         {"key": "f", "userId": "u", "comment": "works"},
         {"featureId": "feat", "userId": "u", "score": 1.0, "comment": ""},  # an empty comment is no comment
         {"key": "f", "userId": "u", "score": 2, "question": "How?", "promptId": "p", "source": "widget"},
@@ -243,6 +245,7 @@ def test_feedback_needs_score_or_comment(s: Stack, p: Project) -> None:
         assert _post(s, "/feedback", body, key).status_code == 200, body
     assert [e["event"] for e in _spooled(s)] == [
         {"key": "f", "userId": "u", "score": 5},
+        {"key": "f", "userId": "u", "score": 4.5},
         {"key": "f", "userId": "u", "comment": "works"},
         {"featureId": "feat", "userId": "u", "score": 1},
         {"key": "f", "userId": "u", "score": 2, "question": "How?", "promptId": "p", "source": "widget"},

@@ -62,7 +62,9 @@ def test_shed_answer_is_a_fast_503_with_retry_after_and_the_envelope() -> None:
     assert error["code"] == "unavailable" and error["request_id"] == "req-1" and "overloaded" in error["message"]
 
 
-@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics", "/features/stream", "/ofrep/v1/stream"])
+@pytest.mark.parametrize(
+    "path", ["/health", "/ready", "/metrics", "/features/stream", "/sse/server", "/sse/client", "/ofrep/v1/stream"]
+)
 def test_probes_and_sse_subscriptions_are_never_shed(path: str) -> None:
     shedder = LoadShedder(_ok, max_delay=0.1, exempt=NEVER_SHED, shape_for=shape_for)
     _overloaded(shedder)

@@ -7,6 +7,8 @@ import ast
 import warnings
 from pathlib import Path
 
+import pytest
+
 from server.app import create_app
 from server.errors import ENVELOPE, OFREP
 from server.routes import CORS_ALLOW_HEADERS, HOT_SHAPES, NEVER_SHED, ROUTES, shape_for
@@ -17,10 +19,12 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
+REFLAG_POSTS = ("/features/events", "/user", "/company", "/event", "/feedback", "/bulk")
 
 
-def test_never_shed_are_the_probes_and_both_streams() -> None:
-    assert {"/health", "/ready", "/metrics", "/features/stream", "/ofrep/v1/stream"} == NEVER_SHED
+def test_never_shed_are_the_probes_and_the_streams() -> None:
+    streams = {"/features/stream", "/sse/server", "/sse/client", "/ofrep/v1/stream"}
+    assert {"/health", "/ready", "/metrics", *streams} == NEVER_SHED
 
 
 def test_the_hot_path_serves_the_polling_routes() -> None:
@@ -48,17 +52,38 @@ def test_the_app_has_exactly_the_routes_of_the_table(tmp_path: Path) -> None:
     assert [r.path for r in app.routes] == [api.path for api in ROUTES]  # type: ignore[attr-defined]
 
 
-def test_cors_preflight_allows_the_reflag_sdk_version_header(tmp_path: Path) -> None:
+# What each browser SDK sends that needs a preflight (read from the packages' sources; the route
+# table's comment names the versions). The real @reflag/browser-sdk runs in Chromium in
+# tests/e2e/test_reflag_browser_sdk.py.
+SDK_PREFLIGHTS = [
+    # @reflag/browser-sdk: events, user, company, feedback and the bulk queue.
+    *(("POST", path, "authorization,content-type,reflag-sdk-version") for path in REFLAG_POSTS),
+    # @openfeature/ofrep-web-provider: bulk evaluation with revalidation, key as either header.
+    ("POST", "/ofrep/v1/evaluate/flags", "authorization,content-type,if-none-match"),
+    ("POST", "/ofrep/v1/evaluate/flags", "content-type,if-none-match,x-api-key"),
+    ("POST", "/ofrep/v1/evaluate/flags/some-flag", "authorization,content-type"),
+    # EventSource reconnecting to the push streams.
+    *(("GET", path, "last-event-id") for path in ("/sse/client", "/features/stream", "/ofrep/v1/stream")),
+    # @devcycle/js-client-sdk: Authorization and Content-Type, nothing else.
+    ("POST", "/features/events", "authorization,content-type"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers"), SDK_PREFLIGHTS)
+def test_cors_preflights_of_the_sdk_routes_succeed(tmp_path: Path, method: str, path: str, headers: str) -> None:
     with TestClient(create_app(EdgeSettings(data_dir=tmp_path))) as client:
         pre = client.options(
-            "/features/events",
+            path,
             headers={
                 "Origin": "https://app.example",
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type,reflag-sdk-version",
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": headers,
             },
         )
-        assert pre.status_code == 200
+        assert pre.status_code == 200, pre.text
+        allowed = {h.strip().lower() for h in pre.headers["access-control-allow-headers"].split(",")}
+        assert set(headers.split(",")) <= allowed
+        assert method in pre.headers["access-control-allow-methods"]
 
 
 def test_404_and_405_speak_the_shape_of_the_path(tmp_path: Path) -> None:

@@ -144,6 +144,57 @@ def test_reflag_stream_sends_versions_and_ends_when_its_key_is_revoked(edge: Har
         assert [line for line in lines if line] == []
 
 
+def flags_updated(version: int) -> list[str]:
+    """The lines of one Reflag SDK push message: a default ``message`` event (no ``event:``)."""
+    data = orjson.dumps({"name": "flags-updated", "data": {"flagStateVersion": version}}).decode()
+    return [f"id: {version}", f"data: {data}", ""]
+
+
+@pytest.mark.parametrize(
+    ("path", "auth"),
+    [
+        ("/sse/server", {"headers": {"Authorization": f"Bearer {SERVER_KEY}"}}),
+        ("/sse/client", {"params": {"publishableKey": CLIENT_KEY, "context": '{"user":{"id":"u1"}}'}}),
+    ],
+)
+def test_reflag_sdk_push_speaks_flags_updated_and_ends_when_its_key_is_revoked(
+    edge: Harness, path: str, auth: dict[str, Any]
+) -> None:
+    with edge.client.stream("GET", path, **auth) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        # The current version at once (the SDKs skip a version they have), then each change.
+        assert [next(lines) for _ in range(5)] == ["retry: 2000", "", *flags_updated(1)]
+        version = edge.publish(features_publish(FEATURES[:2]))
+        assert [next(lines) for _ in range(3)] == flags_updated(version)
+        revoked = SERVER_KEY if path == "/sse/server" else CLIENT_KEY
+        edge.publish(ChangeSet(sdk_keys={key_hash(revoked): None}))
+        assert [line for line in lines if line] == []
+
+
+def test_reflag_sdk_push_resumes_after_the_last_event_id(edge: Harness) -> None:
+    with edge.client.stream(
+        "GET", "/sse/client", params={"publishableKey": CLIENT_KEY}, headers={"Last-Event-ID": "1"}
+    ) as r:
+        lines = r.iter_lines()
+        assert [next(lines) for _ in range(2)] == ["retry: 2000", ""]
+        version = edge.publish(features_publish(FEATURES[:1]))
+        assert [next(lines) for _ in range(3)] == flags_updated(version)
+
+
+def test_server_push_takes_a_secret_key_in_the_header_only(edge: Harness) -> None:
+    def status(**kwargs: Any) -> tuple[int, str]:
+        r = edge.client.get("/sse/server", **kwargs)
+        return r.status_code, r.json()["error"]["code"]
+
+    assert status() == (401, "unauthorized")
+    assert status(headers={"Authorization": f"Bearer {CLIENT_KEY}"}) == (403, "forbidden")
+    assert status(params={"publishableKey": CLIENT_KEY}) == (403, "forbidden")
+    assert status(params={"publishableKey": SERVER_KEY}) == (403, "forbidden")
+    assert status(headers={"Authorization": f"Bearer {ORPHAN_KEY}"})[0] == 503  # its snapshot is not loaded
+    assert edge.client.get("/sse/client", params={"publishableKey": "pub-nope"}).status_code == 403
+
+
 class FailingReader:
     """A store reader whose reads fail as a dead disk's would (the version moved, the data
     cannot be read)."""

@@ -23,9 +23,9 @@ from control_plane.events_consumer import start_consumer_thread
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
 from control_plane.openapi import document
 from control_plane.publisher import Publisher
-from control_plane.ratelimit import LoginGuard
+from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.redis_publish import RedisRetention
-from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, users
+from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, sytwm, users
 from control_plane.security import Tokens
 from control_plane.settings import Settings, from_env
 from control_plane.snapshot_recovery import recover_damaged_store
@@ -34,7 +34,7 @@ from control_plane.store import Store
 log = logging.getLogger("control_plane")
 VERSION = "0.1.0"
 ROUTERS: list[Router] = [users.router, organisations.router, api_keys.router]
-ROUTERS += releaseo.routers + airborne.routers + devcycle.routers
+ROUTERS += releaseo.routers + airborne.routers + devcycle.routers + sytwm.routers
 
 
 class RequestIdMiddleware:
@@ -88,6 +88,12 @@ def create_app(settings: Settings) -> Starlette:
         validate_projects=snapshots.validate_projects,
         publish_projects=publisher.publish_projects,
         login_guard=LoginGuard(settings.login_attempts_per_minute),
+        key_limits=KeyLimits(
+            settings.api_v1_rate_per_key,
+            settings.api_v1_burst_per_key,
+            settings.api_v1_rate_per_address,
+            settings.api_v1_burst_per_address,
+        ),
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 

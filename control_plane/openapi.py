@@ -104,6 +104,11 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
                 }
             if spec.auth:
                 op["security"] = [{"bearer": []}, {"apiKey": []}]
+            if spec.keys is not None:
+                # Only these API keys open the route (no JWT): the authorization matrix over the
+                # admin API skips it; the key API's scope matrix covers it.
+                op["x-key-api"] = spec.keys.api
+                op["x-key-scopes"] = list(spec.keys.scopes)
             paths.setdefault(_PARAM.sub(lambda m: "{" + m.group(1) + "}", spec.path), {})[spec.method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -37,7 +37,7 @@ class Site:
         return {**self.owner.auth, "x-organisation": self.org}
 
     def key(self, scope: str) -> str:
-        return create_key(self.api, self.owner, self.org, scope)["key"]
+        return str(create_key(self.api, self.owner, self.org, scope)["key"])
 
     def feedback(self, body: dict[str, Any], key: str | None = None) -> Any:
         return self.api.client.post("/api/v1/feedback", json=body, headers=bearer(key or self.submit))
@@ -81,10 +81,18 @@ def site(api: Api, org: str | None = None) -> Site:
     h = {**owner.auth, "x-organisation": org}
     assert create_post(api, h, "default", title="Quick feedback").status_code == 201
     publish(api, h, "default")
-    return Site(api, owner, org, create_key(api, owner, org, "submit")["key"], create_key(api, owner, org, "read")["key"])
+    return Site(
+        api, owner, org, create_key(api, owner, org, "submit")["key"], create_key(api, owner, org, "read")["key"]
+    )
 
 
 def answer(tried: Any = True, **more: Any) -> dict[str, Any]:
     """A valid feedback body for the ``default`` post (``tried`` and any other step answers)."""
     answers = [{"step_id": "tried", "answer": tried}, *({"step_id": k, "answer": v} for k, v in more.items())]
-    return {"post_slug": "default", "answers": answers, "is_public": True, "public_text": "ok", "submitter_label": "anon"}
+    return {
+        "post_slug": "default",
+        "answers": answers,
+        "is_public": True,
+        "public_text": "ok",
+        "submitter_label": "anon",
+    }

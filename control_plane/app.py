@@ -20,6 +20,7 @@ from contract.lifecycle import die_with_master
 from control_plane import snapshots
 from control_plane.errors import ApiError
 from control_plane.events_consumer import start_consumer_thread
+from control_plane.group_commit import GroupCommits
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
 from control_plane.openapi import document
 from control_plane.publisher import Publisher
@@ -94,6 +95,7 @@ def create_app(settings: Settings) -> Starlette:
             settings.api_v1_rate_per_address,
             settings.api_v1_burst_per_address,
         ),
+        group_commits=GroupCommits(store),
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 
@@ -136,6 +138,7 @@ def create_app(settings: Settings) -> Starlette:
         consumer = start_consumer_thread(settings.data_dir, store, redis_url=settings.redis_url)
         yield
         consumer.stop()
+        await services.group_commits.close()
         publisher.close()
         store.close()
 

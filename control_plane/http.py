@@ -26,6 +26,7 @@ from starlette.routing import Route
 from control_plane.authz import KeyAccess, Principal, admit, authenticate
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
+from control_plane.group_commit import GroupCommits
 from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.security import Tokens
 from control_plane.settings import Settings
@@ -59,6 +60,8 @@ class Services:
     login_guard: LoginGuard
     # Rate limits of the key-authenticated API routes (RouteSpec.keys).
     key_limits: KeyLimits
+    # Batched durable inserts for high-volume intake (telemetry).
+    group_commits: GroupCommits
 
 
 def request_id(request: Request) -> str:

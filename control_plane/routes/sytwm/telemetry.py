@@ -4,7 +4,9 @@
 the key API's rate limits (per key, per key and client address) apply before the body is read.
 
 An event is acknowledged (201 with its integer id) once it is committed to the store; nothing
-else is written for it (no audit entry, no idempotency record: an event is not a change).
+else is written for it (no audit entry, no idempotency record: an event is not a change). Events
+are committed in groups (:mod:`control_plane.group_commit`): concurrent requests share a commit
+and its fsync.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ CURSOR = "telemetry"
 MAX_BODY = 16 << 10
 MAX_PAYLOAD = 4 << 10
 _COLUMNS = ("event_type", "post_slug", "step_id", "session_id", "path", "referrer")
+_INSERT = (
+    "INSERT INTO sytwm_telemetry (organisation_id, api_key_id, event_type, post_slug, step_id, session_id,"
+    " path, referrer, payload, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @api.route(
@@ -42,20 +48,8 @@ async def record_telemetry(ctx: Ctx) -> Any:
         payload = orjson.dumps(body.payload).decode()
         if len(payload) > MAX_PAYLOAD:
             raise too_large("payload", MAX_PAYLOAD)
-    with ctx.services.store.transaction() as db:
-        cursor = db.execute(
-            "INSERT INTO sytwm_telemetry (organisation_id, api_key_id, event_type, post_slug, step_id, session_id,"
-            " path, referrer, payload, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key_org(ctx),
-                ctx.principal.api_key_id,
-                *(getattr(body, c) for c in _COLUMNS),
-                payload,
-                now_iso(),
-            ),
-        )
-        event_id = cursor.lastrowid
-    return {"id": event_id}
+    row = (key_org(ctx), ctx.principal.api_key_id, *(getattr(body, c) for c in _COLUMNS), payload, now_iso())
+    return {"id": await ctx.services.group_commits.writer(_INSERT).insert(row)}
 
 
 @api.route(

@@ -81,6 +81,8 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
             errors = {400, *(c for c in spec.responses if c >= 400)}
             if spec.auth:
                 errors |= {401, 403, 404}
+            if spec.keys is not None:
+                errors |= {429}  # the key API's rate limits
             responses: dict[str, Any] = {
                 str(code): {"description": _DESCRIPTIONS.get(code, "OK"), "content": {"application/json": {}}}
                 for code in sorted(successes)

@@ -47,7 +47,7 @@ def _replay(db: sqlite3.Connection, key_id: str, dedup: str) -> dict[str, Any] |
     status=201,
     keys=SUBMIT,
     max_body=MAX_BODY,
-    responses=(413, 429),
+    responses=(413,),
 )
 async def submit_feedback(ctx: Ctx) -> Any:
     body: FeedbackBody = ctx.body
@@ -123,7 +123,6 @@ def _item(row: sqlite3.Row, labels: dict[str, str]) -> dict[str, Any]:
     summary="Feedback, newest first (pass next_cursor as cursor for the next page; null at the end)",
     query=FeedbackPage,
     keys=READ,
-    responses=(429,),
 )
 async def list_feedback(ctx: Ctx) -> Any:
     query: FeedbackPage = ctx.query

@@ -96,7 +96,7 @@ class NewVersion(Body):
 
 
 class Publish(Body):
-    version: int | None = Field(default=None, ge=1, description="the latest version if left out")
+    version: int | None = Field(default=None, ge=1, le=2**31, description="the latest version if left out")
 
 
 class Reason(Body):

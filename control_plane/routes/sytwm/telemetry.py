@@ -39,7 +39,7 @@ _INSERT = (
     status=201,
     keys=SUBMIT,
     max_body=MAX_BODY,
-    responses=(413, 429),
+    responses=(413,),
 )
 async def record_telemetry(ctx: Ctx) -> Any:
     body: TelemetryBody = ctx.body
@@ -58,7 +58,6 @@ async def record_telemetry(ctx: Ctx) -> Any:
     summary="The most recent telemetry events (pass next_cursor as cursor for older ones; null at the end)",
     query=TelemetryPage,
     keys=READ,
-    responses=(429,),
 )
 async def list_telemetry(ctx: Ctx) -> Any:
     query: TelemetryPage = ctx.query

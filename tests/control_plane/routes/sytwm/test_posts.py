@@ -69,6 +69,8 @@ def test_slug_conflict_and_missing_posts(api: Api) -> None:
     s = site(api)
     c = api.client
     assert_error(create_post(api, s.h, "default"), 409, "conflict")
+    huge = c.post("/admin/posts/default/publish", json={"version": 2**70}, headers=s.h)  # found by fuzzing: was a 500
+    assert assert_error(huge, 400, "validation_failed")["error"]["details"][0]["field"] == "version"
     for path in ("/admin/posts/nope", "/admin/posts/nope/publish", "/admin/posts/nope/versions"):
         method = "GET" if path == "/admin/posts/nope" else "POST"
         body = {"definition": TEXT_ONLY} if path.endswith("versions") else {}

@@ -194,6 +194,27 @@ def markdown(results: dict[str, Any], plots: list[Path]) -> str:
                 for name, r in sdk["routes"].items()
             ],
         )
+    intake = results.get("telemetry_intake")
+    if isinstance(intake, dict) and "results" in intake:
+        out += [
+            "",
+            f"## Telemetry intake ({intake['route']}; /health of the same process: {intake['health_rps']} req/s)",
+            "",
+        ]
+        out += _table(
+            ["connections", "req/s", "p50 ms", "p99 ms", "errors", "stored"],
+            [
+                [
+                    str(r["connections"]),
+                    f"{r['rps']:.1f}",
+                    f"{r['p50_ms']:g}",
+                    f"{r['p99_ms']:g}",
+                    str(r["errors"]),
+                    str(r["stored"]),
+                ]
+                for r in intake["results"]
+            ],
+        )
     errors = results.get("errors") or {}
     if errors:
         out += ["", "## Phases that failed", ""] + [f"- {k}: {v}" for k, v in errors.items()]

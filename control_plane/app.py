@@ -22,12 +22,13 @@ from contract.store_recovery import recover_damaged_store
 from control_plane import snapshots
 from control_plane.errors import ApiError
 from control_plane.events_consumer import start_consumer_thread
+from control_plane.group_commit import GroupCommits
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
 from control_plane.openapi import document
 from control_plane.publisher import Publisher
-from control_plane.ratelimit import LoginGuard
+from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.redis_publish import RedisRetention
-from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, users
+from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, sytwm, users
 from control_plane.security import Tokens
 from control_plane.settings import Settings, from_env
 from control_plane.store import Store
@@ -37,7 +38,7 @@ log = logging.getLogger("control_plane")
 CATCH_UP_INTERVAL = 2.0
 VERSION = "0.1.0"
 ROUTERS: list[Router] = [users.router, organisations.router, api_keys.router]
-ROUTERS += releaseo.routers + airborne.routers + devcycle.routers
+ROUTERS += releaseo.routers + airborne.routers + devcycle.routers + sytwm.routers
 
 
 class RequestIdMiddleware:
@@ -92,6 +93,13 @@ def create_app(settings: Settings) -> Starlette:
         publish_projects=publisher.publish_projects,
         login_guard=LoginGuard(settings.login_attempts_per_minute),
         client_address=ClientAddress(settings.trusted_proxies),
+        key_limits=KeyLimits(
+            settings.api_v1_rate_per_key,
+            settings.api_v1_burst_per_key,
+            settings.api_v1_rate_per_address,
+            settings.api_v1_burst_per_address,
+        ),
+        group_commits=GroupCommits(store),
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 
@@ -139,6 +147,7 @@ def create_app(settings: Settings) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await catching_up
         consumer.stop()
+        await services.group_commits.close()
         publisher.close()
         store.close()
 

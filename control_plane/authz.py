@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from control_plane.errors import ApiError, forbidden, not_found, unauthorized
-from control_plane.security import Tokens, key_hash, same
+from control_plane.security import ADMIN_API, Tokens, key_hash, looks_like_api_key, same
 from control_plane.store import Store, now_iso
 
 ROLES = ("read", "write", "admin", "owner")
@@ -27,6 +27,9 @@ class Principal:
     api_key_id: str | None = None
     api_key_org: str | None = None
     scope: str | None = None
+    # The one API the key opens (security.API_KEY_PREFIX): "admin" for fe_ keys, "sytwm" for the
+    # /api/v1 keys. None for a JWT, which opens the admin API only.
+    api: str | None = None
     # Set for JWTs: the login session the token belongs to (logout revokes it).
     session_id: str | None = None
 
@@ -37,7 +40,7 @@ class Principal:
     def effective_role(self, organisation_id: str, member_role: str) -> str | None:
         if self.api_key_id is None:
             return member_role
-        if organisation_id != self.api_key_org:
+        if organisation_id != self.api_key_org or self.api != ADMIN_API:
             return None
         ceiling = SCOPE_CEILING.get(self.scope or "")
         if ceiling is None:
@@ -59,17 +62,8 @@ def authenticate(store: Store, tokens: Tokens, authorization: str | None, x_api_
     token = bearer_token(authorization) or (x_api_key.strip() if x_api_key else None)
     if not token:
         raise unauthorized()
-    if token.startswith("fe_"):
-        row = store.one(
-            "SELECT k.id, k.key_hash, k.scope, k.organisation_id, u.id AS user_id, u.email FROM api_keys k "
-            "JOIN users u ON u.id = k.user_id WHERE k.key_hash = ? AND k.revoked_at IS NULL",
-            (key_hash(token),),
-        )
-        if row is None or not same(row["key_hash"], key_hash(token)):
-            raise unauthorized("invalid or revoked API key")
-        with store.transaction() as db:
-            db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now_iso(), row["id"]))
-        return Principal(row["user_id"], row["email"], row["id"], row["organisation_id"], row["scope"])
+    if looks_like_api_key(token):
+        return _api_key(store, token)
     claims = tokens.decode(token, "access")
     if claims is None:
         raise unauthorized("invalid or expired token")
@@ -82,6 +76,47 @@ def authenticate(store: Store, tokens: Tokens, authorization: str | None, x_api_
     if user is None or user["email"] != claims["email"]:
         raise unauthorized("invalid or expired token")
     return Principal(user["id"], user["email"], session_id=claims["sid"])
+
+
+def _api_key(store: Store, token: str) -> Principal:
+    """The live key ``token`` is, looked up by its hash on every request (revocation is immediate)."""
+    hashed = key_hash(token)
+    row = store.one(
+        "SELECT k.id, k.key_hash, k.scope, k.api, k.organisation_id, k.last_used_at, u.id AS user_id, u.email"
+        " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        (hashed,),
+    )
+    if row is None or not same(row["key_hash"], hashed):
+        raise unauthorized("invalid or revoked API key")
+    now = now_iso()
+    # At most one write a minute per key: a key that takes telemetry at a high rate would otherwise
+    # cost a committed (fsynced) transaction per request just to say when it was last used.
+    if row["last_used_at"] is None or row["last_used_at"][:16] != now[:16]:
+        with store.transaction() as db:
+            db.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, row["id"]))
+    return Principal(row["user_id"], row["email"], row["id"], row["organisation_id"], row["scope"], row["api"])
+
+
+@dataclass(frozen=True)
+class KeyAccess:
+    """A route of an API that only its own API keys open (no JWT, no key of another API): the API
+    (``security.API_KEY_PREFIX``) and the key scopes that pass."""
+
+    api: str
+    scopes: tuple[str, ...]
+
+
+def admit(principal: Principal, keys: KeyAccess | None) -> None:
+    """403 unless the caller's credential opens the route: admin routes (``keys`` None) take JWTs
+    and admin-API keys; a ``keys`` route takes that API's keys of the listed scopes."""
+    if keys is None:
+        if principal.api not in (None, ADMIN_API):
+            raise forbidden(f"a {principal.api} API key does not open the admin API")
+        return
+    if principal.api != keys.api:
+        raise forbidden(f"this route takes a {keys.api} API key")
+    if principal.scope not in keys.scopes:
+        raise forbidden(f"this route takes a {' or '.join(keys.scopes)} key, not a {principal.scope} key")
 
 
 def require(role: str | None, needed: str) -> None:

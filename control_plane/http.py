@@ -24,10 +24,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from contract.client_address import ClientAddress
-from control_plane.authz import Principal, authenticate
+from control_plane.authz import KeyAccess, Principal, admit, authenticate
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
-from control_plane.ratelimit import LoginGuard
+from control_plane.group_commit import GroupCommits
+from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.security import Tokens
 from control_plane.settings import Settings
 from control_plane.store import StorageFailure, Store, now_iso
@@ -59,6 +60,10 @@ class Services:
     publish_projects: Callable[[set[str], dict[str, dict[str, Any]]], object]
     login_guard: LoginGuard
     client_address: ClientAddress
+    # Rate limits of the key-authenticated API routes (RouteSpec.keys).
+    key_limits: KeyLimits
+    # Batched durable inserts for high-volume intake (telemetry).
+    group_commits: GroupCommits
 
 
 def request_id(request: Request) -> str:
@@ -228,6 +233,10 @@ class RouteSpec:
     responses: tuple[int, ...]
     # The shape its errors are answered in (DESIGN.md section 5b).
     shape: Shape = "envelope"
+    # Set for a route of a key-authenticated API (/api/v1): only those keys pass, rate-limited.
+    keys: KeyAccess | None = None
+    # A bound below the server's --max-body-bytes for this route's body.
+    max_body: int | None = None
 
 
 class Router:
@@ -248,11 +257,26 @@ class Router:
         headers: tuple[str, ...] = (),
         responses: tuple[int, ...] = (),
         shape: Shape = "envelope",
+        keys: KeyAccess | None = None,
+        max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.specs.append(
                 RouteSpec(
-                    method, path, handler, summary, self.tag, body, query, auth, status, headers, responses, shape
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    self.tag,
+                    body,
+                    query,
+                    auth,
+                    status,
+                    headers,
+                    responses,
+                    shape,
+                    keys,
+                    max_body,
                 )
             )
             return handler
@@ -296,11 +320,17 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
         try:
             ctx = Ctx(request, services)
             if spec.auth:
-                _ = ctx.principal
+                admit(ctx.principal, spec.keys)
+                if spec.keys is not None:
+                    # Before the body is read: a refused client costs no parsing.
+                    services.key_limits.check(ctx.principal.api_key_id or "", ctx.client_address())
             if spec.query is not None:
                 ctx.query = parse_model(spec.query, dict(request.query_params), "query.")
             if spec.body is not None:
-                raw = await read_body(request, services.settings.max_body_bytes, services.settings.body_timeout)
+                limit = services.settings.max_body_bytes
+                if spec.max_body is not None:
+                    limit = min(limit, spec.max_body)
+                raw = await read_body(request, limit, services.settings.body_timeout)
                 try:
                     data = orjson.loads(raw) if raw.strip() else {}
                 except orjson.JSONDecodeError as e:

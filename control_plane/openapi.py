@@ -81,6 +81,8 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
             errors = {400, *(c for c in spec.responses if c >= 400)}
             if spec.auth:
                 errors |= {401, 403, 404}
+            if spec.keys is not None:
+                errors |= {429}  # the key API's rate limits
             responses: dict[str, Any] = {
                 str(code): {"description": _DESCRIPTIONS.get(code, "OK"), "content": {"application/json": {}}}
                 for code in sorted(successes)
@@ -104,6 +106,11 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
                 }
             if spec.auth:
                 op["security"] = [{"bearer": []}, {"apiKey": []}]
+            if spec.keys is not None:
+                # Only these API keys open the route (no JWT): the authorization matrix over the
+                # admin API skips it; the key API's scope matrix covers it.
+                op["x-key-api"] = spec.keys.api
+                op["x-key-scopes"] = list(spec.keys.scopes)
             paths.setdefault(_PARAM.sub(lambda m: "{" + m.group(1) + "}", spec.path), {})[spec.method.lower()] = op
     return {
         "openapi": "3.1.0",

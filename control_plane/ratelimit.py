@@ -1,4 +1,5 @@
-"""Login brute-force protection that nobody can turn into a lock-out (DESIGN.md section 5b).
+"""The control plane's rate limits: login brute-force protection that nobody can turn into a
+lock-out (DESIGN.md section 5b), and the limits of the key-authenticated API (:class:`KeyLimits`).
 
 Guesses are slowed where they come from, never where they are aimed: a shared budget per account
 would let anyone lock its owner out by guessing wrong ten times. So:
@@ -25,15 +26,36 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from contract.ratelimit import Exhausted, TokenBuckets, take_all
 from control_plane.errors import ApiError
 
 _MAX_TRACKED = 100_000
 
 
-def too_many(retry_after: float) -> ApiError:
+def too_many(retry_after: float, message: str = "too many attempts, retry later") -> ApiError:
     """429 with an integer ``Retry-After`` of at least one second."""
     seconds = max(1, math.ceil(retry_after))
-    return ApiError(429, "too many attempts, retry later", headers={"Retry-After": str(seconds)})
+    return ApiError(429, message, headers={"Retry-After": str(seconds)})
+
+
+class KeyLimits:
+    """Token buckets (:mod:`contract.ratelimit`) for the routes of a key-authenticated API: one
+    per API key, and one per API key *and* client address. Neither is ever shared across keys: a
+    noisy site cannot use up another site's budget, and one address hammering a key that is
+    public (a submit key ships in web pages) is refused before the key's own budget runs out for
+    every other visitor, since a refused request takes no token from any bucket (all or nothing).
+    A rate of 0 turns that limit off. One control-plane worker holds all of them."""
+
+    def __init__(self, per_key: float, per_key_burst: float, per_address: float, per_address_burst: float) -> None:
+        self.per_key = TokenBuckets(per_key, per_key_burst, name="API key")
+        self.per_address = TokenBuckets(per_address, per_address_burst, name="API key from this client address")
+
+    def check(self, key_id: str, address: str) -> None:
+        """Take a token from both buckets, or 429 with ``Retry-After``."""
+        try:
+            take_all((self.per_key, key_id), (self.per_address, f"{key_id} {address}"))
+        except Exhausted as e:
+            raise too_many(e.retry_after, str(e)) from None
 
 
 class SlidingWindow:

@@ -17,7 +17,19 @@ _hasher = PasswordHasher()
 # A real hash to verify against when the user does not exist, so both paths cost the same.
 _DUMMY_HASH = _hasher.hash("no-such-user-" + secrets.token_hex(8))
 
-API_KEY_PREFIX = {"read": "fe_rk_", "write": "fe_wk_", "submit": "fe_sk_", "admin": "fe_ak_"}
+# An API key opens exactly one API, named by its prefix: ``fe_`` keys the admin API (up to their
+# scope), ``sytwm_`` keys the shareyourthoughtswith.me API at /api/v1 (README, "API keys").
+ADMIN_API = "admin"
+SYTWM_API = "sytwm"
+API_KEY_PREFIX = {
+    (ADMIN_API, "read"): "fe_rk_",
+    (ADMIN_API, "write"): "fe_wk_",
+    (ADMIN_API, "submit"): "fe_sk_",
+    (ADMIN_API, "admin"): "fe_ak_",
+    (SYTWM_API, "submit"): "sytwm_sk_",
+    (SYTWM_API, "read"): "sytwm_rk_",
+}
+_KEY_STARTS = ("fe_", "sytwm_")
 SDK_KEY_PREFIX = {"client": "client-", "server": "server-", "mobile": "mobile-"}
 
 
@@ -41,8 +53,21 @@ def same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def new_api_key(scope: str) -> str:
-    return API_KEY_PREFIX[scope] + secrets.token_urlsafe(32)
+def new_api_key(scope: str, api: str = ADMIN_API) -> str:
+    """A new secret of the given API and scope (its prefix says both); KeyError for a pair that
+    does not exist."""
+    return API_KEY_PREFIX[(api, scope)] + secrets.token_urlsafe(32)
+
+
+def key_display_prefix(secret: str) -> str:
+    """What lists show of a key: its kind prefix and four characters of the secret."""
+    kind = next(p for p in API_KEY_PREFIX.values() if secret.startswith(p))
+    return secret[: len(kind) + 4]
+
+
+def looks_like_api_key(token: str) -> bool:
+    """Whether a credential is meant as an API key (else it is taken for a JWT)."""
+    return token.startswith(_KEY_STARTS)
 
 
 def new_sdk_key(kind: str, environment_type: str) -> str:

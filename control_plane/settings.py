@@ -38,6 +38,12 @@ class Settings:
     # Reverse proxies whose X-Forwarded-For names the client, for login limits (addresses or
     # CIDRs, comma-separated; "" = the peer is the client). See contract/client_address.py.
     trusted_proxies: str = ""
+    # Token-bucket limits of /api/v1 (requests per second, and the burst a bucket holds): per API
+    # key, and per API key and client address (never shared across keys). 0 turns one off.
+    api_v1_rate_per_key: float = 100.0
+    api_v1_burst_per_key: float = 200.0
+    api_v1_rate_per_address: float = 10.0
+    api_v1_burst_per_address: float = 20.0
 
     @property
     def db_path(self) -> Path:
@@ -98,12 +104,28 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "reverse proxies (addresses/CIDRs, comma-separated) whose X-Forwarded-For names the client",
         "",
     )
+    for flag, env, help_text, default in _API_V1_LIMITS:
+        env_arg(parser, flag, env, help_text, default, float)
 
 
 def parse_trusted(spec: str) -> str:
     """``spec`` if every entry is an address or CIDR (argparse turns the ValueError into a usage error)."""
     parse_networks(spec)
     return spec
+
+
+# The /api/v1 rate-limit flags: (flag, environment twin, help, default).
+_API_V1_LIMITS = (
+    ("--api-v1-rate-per-key", "API_V1_RATE_PER_KEY", "/api/v1 requests per second per API key (0: no limit)", "100"),
+    ("--api-v1-burst-per-key", "API_V1_BURST_PER_KEY", "/api/v1 burst per API key, requests", "200"),
+    (
+        "--api-v1-rate-per-address",
+        "API_V1_RATE_PER_ADDRESS",
+        "/api/v1 requests per second per API key and client address (0: no limit)",
+        "10",
+    ),
+    ("--api-v1-burst-per-address", "API_V1_BURST_PER_ADDRESS", "/api/v1 burst per API key and client address", "20"),
+)
 
 
 def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
@@ -137,6 +159,10 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         redis_retention_seconds=int(ns.redis_retention_seconds),
         redis_retention_bytes=int(ns.redis_retention_bytes),
         trusted_proxies=parse_trusted(ns.trusted_proxies or ""),
+        api_v1_rate_per_key=float(ns.api_v1_rate_per_key),
+        api_v1_burst_per_key=float(ns.api_v1_burst_per_key),
+        api_v1_rate_per_address=float(ns.api_v1_rate_per_address),
+        api_v1_burst_per_address=float(ns.api_v1_burst_per_address),
     )
 
 
@@ -164,6 +190,10 @@ def to_env(settings: Settings) -> dict[str, str]:
         "REDIS_RETENTION_SECONDS": str(settings.redis_retention_seconds),
         "REDIS_RETENTION_BYTES": str(settings.redis_retention_bytes),
         "TRUSTED_PROXIES": settings.trusted_proxies,
+        "API_V1_RATE_PER_KEY": str(settings.api_v1_rate_per_key),
+        "API_V1_BURST_PER_KEY": str(settings.api_v1_burst_per_key),
+        "API_V1_RATE_PER_ADDRESS": str(settings.api_v1_rate_per_address),
+        "API_V1_BURST_PER_ADDRESS": str(settings.api_v1_burst_per_address),
     }
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url

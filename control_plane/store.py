@@ -80,16 +80,24 @@ class Store:
         """``schema``: the migrations directory, ``control_plane/schema/`` unless a test gives another."""
         self.path = Path(path)
         self.failure: StorageFailure | None = None
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._conn.row_factory = sqlite3.Row
+        self._conn = self.connect()
         self._lock = threading.RLock()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
-            self._conn.execute(f"PRAGMA {pragma}")
         try:
             self._migrate(schema)
         except BaseException:
             self._conn.close()
             raise
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection to the database, set up as the store's own (WAL, ``synchronous=FULL``,
+        foreign keys, explicit transactions). The store serializes its own connection; one made
+        here is the caller's to serialize (a group-commit writer has its own, so that its fsyncs
+        do not hold the store's lock: WAL readers on the store's connection go on meanwhile)."""
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
+            conn.execute(f"PRAGMA {pragma}")
+        return conn
 
     def _migrate(self, schema: Traversable | Path | None) -> None:
         dialect = migrations.SQLITE

@@ -1,114 +1,35 @@
-"""Token-bucket rate limits of the edge: the one limiter OFREP evaluations and SDK event intake use.
-
-Contract:
-
-* A :class:`RateLimiter` keeps one bucket per key (an SDK key's hash, a client address): ``rate``
-  tokens per second up to ``burst`` (``max(1, rate)`` unless given). A key seen for the first time
-  starts with a full bucket. ``rate <= 0`` turns the limiter off (every check passes, nothing is
-  kept).
-* :func:`check_all` takes one token from each of several buckets, all or nothing: when any of them
-  is empty nothing is taken and :class:`RateLimited` (an ``EdgeError`` 429, code ``rate_limited``)
-  says, in ``Retry-After``, the whole seconds (at least 1, rounded up) until every one of them has
-  a token. All or nothing is what keeps one client from locking out another: a noisy address that
-  is refused does not also drain the bucket of the SDK key it shares with everyone else.
-* :meth:`RateLimiter.charge` takes more tokens from a bucket after the fact (a request's cost
-  known only once its body is read); the bucket may go into debt down to ``-burst``, which later
-  checks wait out.
-* Memory is bounded: at most ``max_keys`` buckets per limiter; the least recently used go first
-  (a forgotten bucket is a full one, which an idle bucket soon is anyway; a refused
-  request counts as a use).
-* Each worker process has its own limiters, so ``N`` workers let through up to ``N * rate``.
-  Not thread-safe: checks run on the worker's event loop.
-"""
+"""The edge's rate limits: the shared token buckets (:mod:`contract.ratelimit`, where the contract
+is described) answering 429 as an :class:`~server.errors.EdgeError`. OFREP evaluations and the SDK
+event intake use them."""
 
 from __future__ import annotations
 
-import math
-import time
-from collections import OrderedDict
-from collections.abc import Callable
-
+from contract.ratelimit import Exhausted, TokenBuckets, take_all
 from server.errors import EdgeError
 
-MAX_KEYS = 100_000
+__all__ = ["RateLimited", "RateLimiter", "check_all"]
 
 
 class RateLimited(EdgeError):
     """A 429 with an integer ``Retry-After``; ``limiter`` is the one that refused."""
 
-    def __init__(self, limiter: RateLimiter, retry_after: int) -> None:
+    def __init__(self, limiter: TokenBuckets, retry_after: int) -> None:
         super().__init__(429, f"rate limit reached for this {limiter.name}", headers={"Retry-After": str(retry_after)})
         self.limiter = limiter
         self.retry_after = retry_after
 
 
-class RateLimiter:
-    """Token buckets per key; ``name`` says what a key is (``SDK key``, ``client address``)."""
-
-    def __init__(
-        self,
-        rate: float,
-        burst: float | None = None,
-        *,
-        name: str = "SDK key",
-        max_keys: int = MAX_KEYS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.rate = rate
-        self.burst = max(1.0, rate if burst is None else burst)
-        self.name = name
-        self.max_keys = max_keys
-        self.clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    @property
-    def enabled(self) -> bool:
-        return self.rate > 0
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def _tokens(self, key: str, now: float) -> float:
-        tokens, last = self._buckets.get(key, (self.burst, now))
-        return min(self.burst, tokens + (now - last) * self.rate)
-
-    def _set(self, key: str, tokens: float, now: float) -> None:
-        self._buckets[key] = (tokens, now)
-        self._buckets.move_to_end(key)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-
-    def wait(self, key: str) -> float:
-        """Seconds until ``key``'s bucket holds a token (0 when it does now)."""
-        if not self.enabled:
-            return 0.0
-        if key in self._buckets:
-            # A refused key is in use too: were it evicted first, a client that keeps knocking
-            # while refused would get a full bucket back from a spray of other keys.
-            self._buckets.move_to_end(key)
-        tokens = self._tokens(key, self.clock())
-        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
-
-    def charge(self, key: str, tokens: float) -> None:
-        """Take ``tokens`` more from ``key``'s bucket, into debt (at most ``burst`` of it) if need be."""
-        if not self.enabled or tokens <= 0:
-            return
-        now = self.clock()
-        self._set(key, max(-self.burst, self._tokens(key, now) - tokens), now)
+class RateLimiter(TokenBuckets):
+    """Token buckets per key whose :meth:`check` raises :class:`RateLimited`."""
 
     def check(self, key: str) -> None:
         """Take one token for ``key``, or raise :class:`RateLimited`."""
         check_all((self, key))
 
 
-def check_all(*limits: tuple[RateLimiter, str]) -> None:
-    """One token from each ``(limiter, key)``, all or nothing (see the module docstring)."""
-    worst: tuple[float, RateLimiter] | None = None
-    for limiter, key in limits:
-        wait = limiter.wait(key)
-        if wait > 0 and (worst is None or wait > worst[0]):
-            worst = (wait, limiter)
-    if worst is not None:
-        raise RateLimited(worst[1], max(1, math.ceil(worst[0])))
-    for limiter, key in limits:
-        limiter.charge(key, 1.0)
+def check_all(*limits: tuple[TokenBuckets, str]) -> None:
+    """One token from each ``(limiter, key)``, all or nothing, or :class:`RateLimited`."""
+    try:
+        take_all(*limits)
+    except Exhausted as e:
+        raise RateLimited(e.limiter, e.retry_after) from None

@@ -1,4 +1,6 @@
-"""Scoped API keys for automation: shown once, stored as SHA-256, revocable."""
+"""Scoped API keys for automation of the admin API (``fe_…``): shown once, stored as SHA-256,
+revocable. The keys of the /api/v1 API (``sytwm_…``) live in the same table and are managed at
+``/admin/api-keys`` (``control_plane.routes.sytwm.keys``); these routes neither list nor revoke them."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from control_plane import authz
 from control_plane.errors import forbidden, not_found
 from control_plane.http import Ctx, Router, Write
 from control_plane.models import Body
-from control_plane.security import key_hash, new_api_key
+from control_plane.security import ADMIN_API, key_display_prefix, key_hash, new_api_key
 from control_plane.store import new_id, now_iso
 
 router = Router("api-keys")
@@ -53,7 +55,16 @@ async def create_api_key(ctx: Ctx) -> Any:
         w.db.execute(
             "INSERT INTO api_keys (id, key_hash, prefix, name, scope, organisation_id, user_id, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (key_id, key_hash(secret), secret[:10], body.name, body.scope, org.id, w.principal.user_id, now_iso()),
+            (
+                key_id,
+                key_hash(secret),
+                key_display_prefix(secret),
+                body.name,
+                body.scope,
+                org.id,
+                w.principal.user_id,
+                now_iso(),
+            ),
         )
         w.audit("api_key.create", f"api_key:{key_id}", organisation_id=org.id, details={"scope": body.scope})
         row = w.db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
@@ -68,7 +79,9 @@ async def list_api_keys(ctx: Ctx) -> Any:
     org_name = ctx.path("organisation_name")
     with ctx.services.store.read() as db:
         org = authz.org_by_name(db, ctx.principal, org_name, "admin")
-        rows = db.execute("SELECT * FROM api_keys WHERE organisation_id = ? ORDER BY created_at", (org.id,)).fetchall()
+        rows = db.execute(
+            "SELECT * FROM api_keys WHERE organisation_id = ? AND api = ? ORDER BY created_at", (org.id, ADMIN_API)
+        ).fetchall()
     return [_view(r) for r in rows]
 
 
@@ -78,7 +91,9 @@ async def revoke_api_key(ctx: Ctx) -> Any:
 
     def change(w: Write) -> dict[str, Any]:
         org = authz.org_by_name(w.db, w.principal, org_name, "admin")
-        row = w.db.execute("SELECT * FROM api_keys WHERE id = ? AND organisation_id = ?", (key_id, org.id)).fetchone()
+        row = w.db.execute(
+            "SELECT * FROM api_keys WHERE id = ? AND organisation_id = ? AND api = ?", (key_id, org.id, ADMIN_API)
+        ).fetchone()
         if row is None:
             raise not_found("API key")
         w.db.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", (now_iso(), key_id))

@@ -15,6 +15,9 @@ caller the exact outcome is asserted:
   same as for ids that exist nowhere.
 
 The route list comes from the served OpenAPI document: a write route without a matrix entry fails.
+Routes of the key API (``x-key-scopes`` in the document: /api/v1, opened by its own keys only) are
+not admin routes; tests/control_plane/routes/sytwm/test_scopes.py is their matrix. Its keys are
+callers here too: a ``sytwm_`` key of acme opens no admin route (403 on every one).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ ROLE_OF: dict[str, str | None] = {
     "key:submit": None,
     "key:admin": "owner",
 }
-CALLERS = (*USER_ROLES, *(f"key:{s}" for s in KEY_SCOPES), "key:revoked", "globex", "anonymous")
+SYTWM_CALLERS = ("sytwm:submit", "sytwm:read")
+CALLERS = (*USER_ROLES, *(f"key:{s}" for s in KEY_SCOPES), *SYTWM_CALLERS, "key:revoked", "globex", "anonymous")
 OWN = "globex:own"
 FOREIGN = "globex:foreign-ids"
 _ids = itertools.count(1)
@@ -64,12 +68,12 @@ def uid(prefix: str) -> str:
 
 
 def write_routes(openapi: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(METHOD, path)`` of every authenticated write operation in an OpenAPI document."""
+    """``(METHOD, path)`` of every authenticated write operation of the admin API in an OpenAPI document."""
     return sorted(
         (method.upper(), path)
         for path, item in openapi["paths"].items()
         for method, op in item.items()
-        if method in WRITE_METHODS and op.get("security")
+        if method in WRITE_METHODS and op.get("security") and "x-key-scopes" not in op
     )
 
 
@@ -146,6 +150,15 @@ class World:
             self._keys[(org, scope)] = self.api.api_key(self.owner, org, scope)
         return self._keys[(org, scope)]
 
+    def sytwm_key(self, org: str, scope: str) -> str:
+        """A /api/v1 key of ``org`` (issued at /admin/api-keys by acme's owner)."""
+        if (org, f"sytwm:{scope}") not in self._keys:
+            h = {**self.owner.auth, "x-organisation": org}
+            r = self.client.post("/admin/api-keys", json={"name": uid("sk"), "scope": scope}, headers=h)
+            assert r.status_code == 201, r.text
+            self._keys[(org, f"sytwm:{scope}")] = r.json()["key"]
+        return self._keys[(org, f"sytwm:{scope}")]
+
     def auth(self, caller: str, org: str) -> dict[str, str]:
         if caller in USER_ROLES:
             return self.users[caller].auth
@@ -153,6 +166,8 @@ class World:
             return {"Authorization": f"Bearer {self.revoked}"}
         if caller.startswith("key:"):
             return {"Authorization": f"Bearer {self.key(org, caller[4:])}"}
+        if caller in SYTWM_CALLERS:
+            return {"Authorization": f"Bearer {self.sytwm_key(org, caller.removeprefix('sytwm:'))}"}
         if caller in ("globex", OWN, FOREIGN):
             return self.globex.auth
         assert caller == "anonymous", caller
@@ -463,6 +478,45 @@ def _cohort(path: str, method: str, body: dict[str, Any], groups: tuple[str, ...
     return build
 
 
+def _sytwm_post(sc: Scene, publish: bool = False) -> str:
+    """A post of the scene's organisation (published if asked); its slug, unique everywhere."""
+    slug = uid("post")
+    body = {"slug": slug, "title": "Quick", "definition": SYTWM_DEFINITION}
+    sc.call("POST", "/admin/posts", body, **{"x-organisation": sc.org})
+    if publish:
+        sc.call("POST", f"/admin/posts/{slug}/publish", {}, **{"x-organisation": sc.org})
+    return slug
+
+
+def _sytwm(method: str, path: str, body: Any = None, **slots: str) -> Req:
+    return Req(method, path, slots, {"x-organisation": "{org}"}, body=body)
+
+
+def _sytwm_post_action(path: str, body: Any = None, publish: bool = False) -> Callable[[Scene], Req]:
+    def build(sc: Scene) -> Req:
+        return _sytwm("POST", "/admin/posts/{slug}" + path, body, org=sc.org, slug=_sytwm_post(sc, publish))
+
+    return build
+
+
+def _sytwm_key_req(sc: Scene) -> Req:
+    created = sc.call("POST", "/admin/api-keys", {"name": uid("k"), "scope": "read"}, **{"x-organisation": sc.org})
+    return _sytwm("DELETE", "/admin/api-keys/{key_id}", org=sc.org, key_id=created["id"])
+
+
+def _sytwm_feedback(action: str) -> Callable[[Scene], Req]:
+    def build(sc: Scene) -> Req:
+        slug = _sytwm_post(sc, publish=True)
+        key = sc.call("POST", "/admin/api-keys", {"name": uid("k"), "scope": "submit"}, **{"x-organisation": sc.org})
+        body = {"post_slug": slug, "answers": [{"step_id": "tried", "answer": True}]}
+        r = sc.world.client.post("/api/v1/feedback", json=body, headers={"Authorization": f"Bearer {key['key']}"})
+        assert r.status_code == 201, r.text
+        return _sytwm("POST", "/admin/feedback/{feedback_id}/" + action, {}, org=sc.org, feedback_id=r.json()["id"])
+
+    return build
+
+
+SYTWM_DEFINITION = {"steps": [{"id": "tried", "label": "Did you try it?", "kind": "yes_no"}]}
 D = "/organisations/applications/dimension"
 CHECKPOINT = {"name": "modern", "value": "2.0.0", "comparator": "semver_ge"}
 GROUP = {"name": "beta", "members": ["1.2.3"]}
@@ -536,6 +590,37 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("DELETE", "/organisations/{organisation_name}/api-keys/{key_id}"): Entry(
         "admin", _api_key_req, 200, foreign=("key_id",)
+    ),
+    # -- shareyourthoughtswith.me dashboard (JWT only: every API key gets 403) ---------------------------
+    ("POST", "/admin/api-keys"): Entry(
+        "admin",
+        lambda sc: _sytwm("POST", "/admin/api-keys", {"name": "site", "scope": "submit"}, org=sc.org),
+        201,
+        keys_forbidden=True,
+    ),
+    ("DELETE", "/admin/api-keys/{key_id}"): Entry("admin", _sytwm_key_req, 200, True, foreign=("key_id",)),
+    ("POST", "/admin/posts"): Entry(
+        "write",
+        lambda sc: _sytwm(
+            "POST", "/admin/posts", {"slug": uid("p"), "title": "T", "definition": SYTWM_DEFINITION}, org=sc.org
+        ),
+        201,
+        keys_forbidden=True,
+    ),
+    ("POST", "/admin/posts/{slug}/versions"): Entry(
+        "write", _sytwm_post_action("/versions", {"definition": SYTWM_DEFINITION}), 201, True, foreign=("slug",)
+    ),
+    ("POST", "/admin/posts/{slug}/publish"): Entry(
+        "write", _sytwm_post_action("/publish", {}), 200, True, foreign=("slug",)
+    ),
+    ("POST", "/admin/posts/{slug}/unpublish"): Entry(
+        "write", _sytwm_post_action("/unpublish", {}, publish=True), 200, True, foreign=("slug",)
+    ),
+    ("POST", "/admin/feedback/{feedback_id}/hide"): Entry(
+        "write", _sytwm_feedback("hide"), 200, True, foreign=("feedback_id",)
+    ),
+    ("POST", "/admin/feedback/{feedback_id}/unhide"): Entry(
+        "write", _sytwm_feedback("unhide"), 200, True, foreign=("feedback_id",)
     ),
     # -- Releaseo -------------------------------------------------------------------------------------
     ("PUT", "/projects/{projectId}/widget-config"): Entry(
@@ -771,6 +856,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def expected_status(entry: Entry, caller: str) -> int:
     if caller in ("anonymous", "key:revoked"):
         return 401
+    if caller in SYTWM_CALLERS:
+        return 403  # the key API's keys open no admin route
     if caller.startswith("key:") and entry.keys_forbidden:
         return 403
     if entry.needed is None:

@@ -72,6 +72,8 @@ class Seed:
     org: str
     path: dict[str, str]
     headers: dict[str, str]
+    # The /api/v1 keys of the organisation by scope: key-API routes are fuzzed with the key they take.
+    keys: dict[str, str]
 
 
 class World:
@@ -94,9 +96,13 @@ class World:
         return r.json() if r.status_code != 204 else None
 
     def headers(self, seed: Seed, method: str, path: str) -> dict[str, str]:
-        """The seed's headers, as a new user for the routes that end the caller's sessions."""
+        """The seed's headers, as a new user for the routes that end the caller's sessions, and
+        with the organisation's /api/v1 key for the routes of the key API."""
         if (method, path) in SESSION_ENDING:
             return {**seed.headers, **self.api.signup().auth}
+        keys = SPECS[(method, path)].keys
+        if keys is not None:
+            return {"Authorization": f"Bearer {seed.keys[keys.scopes[0]]}"}
         return seed.headers
 
     def shared_seed(self) -> Seed:
@@ -169,6 +175,16 @@ class World:
         self.call("POST", "/releases", {}, h)
         release = self.call("POST", "/releases", {}, h)
         key = self.call("POST", f"/organisations/{org}/api-keys", {"name": "fz", "scope": "read"})
+        steps = [{"id": "fz", "label": "Fz", "kind": "yes_no"}, {"id": "fzt", "label": "T", "kind": "text"}]
+        self.call("POST", "/admin/posts", {"slug": "fz", "title": "Fz", "definition": {"steps": steps}}, h)
+        self.call("POST", "/admin/posts/fz/publish", {}, h)
+        sytwm = {s: self.call("POST", "/admin/api-keys", {"name": s, "scope": s}, h)["key"] for s in ("submit", "read")}
+        feedback = self.client.post(
+            "/api/v1/feedback",
+            json={"post_slug": "fz", "answers": [{"step_id": "fz", "answer": True}]},
+            headers={"Authorization": f"Bearer {sytwm['submit']}"},
+        )
+        assert feedback.status_code == 201, feedback.text
         path = {
             "organisation_name": org,
             "project": "fz",
@@ -182,14 +198,20 @@ class World:
             "cohort_dimension_name": "fzc",
             "file_key": "fz.js@version:1",
             "key_id": key["id"],
+            "slug": "fz",
+            "feedback_id": feedback.json()["id"],
         }
-        return Seed(org, path, {**self.owner.auth, **h})
+        return Seed(org, path, {**self.owner.auth, **h}, sytwm)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
-    app = create_app(Settings(data_dir=data_dir, jwt_secret="fuzz-secret-" + "x" * 32))
+    # The /api/v1 rate limits off: fuzzing sends more per second than a client would.
+    settings = Settings(
+        data_dir=data_dir, jwt_secret="fuzz-secret-" + "x" * 32, api_v1_rate_per_key=0, api_v1_rate_per_address=0
+    )
+    app = create_app(settings)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield World(Api(client))
 
@@ -591,6 +613,22 @@ VALID: dict[tuple[str, str], Any] = {
         "propertyKey": k,
     },
     ("PATCH", "/v1/projects/{project}/customProperties/{key}"): lambda: {"name": "P"},
+    # shareyourthoughtswith.me, in an order that keeps the seeded post published until the end.
+    ("POST", "/admin/api-keys"): lambda: {"name": "k", "scope": "submit"},
+    ("POST", "/admin/posts"): lambda: {
+        "slug": _u("p"),
+        "title": "T",
+        "definition": {"steps": [{"id": "a", "label": "A", "kind": "rating", "min": 0, "max": 10}]},
+    },
+    ("POST", "/admin/posts/{slug}/versions"): lambda: {
+        "definition": {"steps": [{"id": "fz", "label": "Fz?", "kind": "yes_no"}]}
+    },
+    ("POST", "/admin/posts/{slug}/publish"): lambda: {},
+    ("POST", "/api/v1/feedback"): lambda: {"post_slug": "fz", "answers": [{"step_id": "fz", "answer": "no"}]},
+    ("POST", "/api/v1/telemetry"): lambda: {"event_type": "page_hit", "payload": {"a": [1, 2]}},
+    ("POST", "/admin/feedback/{feedback_id}/hide"): lambda: {"change_reason": "spam"},
+    ("POST", "/admin/feedback/{feedback_id}/unhide"): lambda: {},
+    ("POST", "/admin/posts/{slug}/unpublish"): lambda: {},
 }
 
 

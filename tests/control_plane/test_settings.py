@@ -21,7 +21,8 @@ def test_workers_rebuild_exactly_the_masters_settings(tmp_path: Path, monkeypatc
     argv = [
         "--data-dir", str(tmp_path), "--port", "9123", "--redis-url", "redis://127.0.0.1:1/0",
         "--jwt-secret", "j" * 40, "--redis-retention-versions", "7", "--redis-retention-seconds", "60",
-        "--redis-retention-bytes", "4096", "--body-timeout", "2.5",
+        "--redis-retention-bytes", "4096", "--body-timeout", "2.5", "--api-v1-rate-per-key", "7.5",
+        "--api-v1-burst-per-key", "15", "--api-v1-rate-per-address", "0", "--api-v1-burst-per-address", "3",
     ]  # fmt: skip
     master = from_namespace(server_parser().parse_args(argv))
     for name in list(os.environ):
@@ -36,6 +37,8 @@ def test_workers_rebuild_exactly_the_masters_settings(tmp_path: Path, monkeypatc
         60,
         4096,
     )
+    assert (worker.api_v1_rate_per_key, worker.api_v1_burst_per_key, worker.api_v1_rate_per_address) == (7.5, 15, 0)
+    assert worker.api_v1_burst_per_address == 3
 
 
 def test_redis_retention_defaults_bound_memory() -> None:

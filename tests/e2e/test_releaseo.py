@@ -106,7 +106,8 @@ def public_request(rel: Releaseo, request_id: str) -> dict[str, Any]:
     return found
 
 
-def vote(rel: Releaseo, request_id: str, user: str, voted: bool = True, **headers: str) -> httpx.Response:
+def vote(rel: Releaseo, request_id: str, user: str, voted: bool = True, key: str | None = None) -> httpx.Response:
+    headers = {"Idempotency-Key": key} if key else {}
     return rel.sdk(
         "POST", f"/sdk/feature-requests/{request_id}/vote", json={"userId": user, "voted": voted}, headers=headers
     )
@@ -141,7 +142,7 @@ def test_submission_is_hidden_until_approved_then_listed_with_votes_and_comments
 
     # Votes: one per user (a repeat or a retry counts once), taken back with voted=false.
     for user, key in (("u-1", "v1"), ("u-1", "v1"), ("u-1", "v1-again"), ("u-2", "v2")):
-        assert vote(rel, request_id, user, **{"Idempotency-Key": key}).status_code == 202
+        assert vote(rel, request_id, user, key=key).status_code == 202
     eventually(lambda: public_request(rel, request_id)["voteCount"], lambda n: n == 2)
     assert vote(rel, request_id, "u-1", voted=False).json() == {
         "success": True,
@@ -355,7 +356,7 @@ def test_edge_serves_the_board_with_the_control_plane_stopped(rel: Releaseo) -> 
             assert r.status_code == 200 and r.content == answer.content
             assert rel.sdk("GET", path, headers={"If-None-Match": answer.headers["etag"]}).status_code == 304
         # Writes are taken (durable in the intake) while nothing can apply them.
-        assert vote(rel, target, "offline-user", **{"Idempotency-Key": "offline-1"}).status_code == 202
+        assert vote(rel, target, "offline-user", key="offline-1").status_code == 202
         time.sleep(0.5)
         assert public_request(rel, target)["voteCount"] == 0
     finally:

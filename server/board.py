@@ -23,6 +23,9 @@ import evaluator
 from contract.store import audience_key
 
 Pairs = list[tuple[str, str]]
+#: ``GET /sdk/feature-requests`` without parameters: sort, categoryId, status, limit, offset.
+DEFAULT_LIMIT = 50
+DEFAULT_PAGE = ("top", None, None, DEFAULT_LIMIT, 0)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,15 @@ class Board:
     audiences: evaluator.Snapshot | None
     # The roadmap snapshot of a reader no targeted item is shown to (the common, anonymous case).
     public_snapshot: bytes
+    # The feature-request list a widget opens on (DEFAULT_PAGE), built once per version.
+    first_page: bytes
+
+    def request_page(self, sort: str, category: str | None, status: str | None, limit: int, offset: int) -> bytes:
+        """A page of approved requests: ``top`` (most votes first, newest first among equals) or
+        ``new``, optionally of one category or status."""
+        if (sort, category, status, limit, offset) == DEFAULT_PAGE:
+            return self.first_page
+        return _request_page(self.requests, self.version, sort, category, status, limit, offset)
 
     def enabled(self, user_id: str | None, pairs: Pairs) -> frozenset[str]:
         """Audience keys enabled for this user (none for an anonymous reader)."""
@@ -72,6 +84,28 @@ class Board:
         if not enabled:
             return self.public_snapshot
         return _snapshot_body(self.version, self.visible_roadmap(enabled), self.visible_changelog(enabled))
+
+
+def _request_page(
+    requests: Iterable[dict[str, Any]],
+    version: int,
+    sort: str,
+    category: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> bytes:
+    items = [
+        r
+        for r in requests  # newest first, as published
+        if (category is None or r.get("categoryId") == category) and (status is None or r.get("status") == status)
+    ]
+    if sort == "top":
+        items.sort(key=lambda r: -int(r.get("voteCount", 0)))  # stable: newest first among equals
+    more = offset + limit < len(items)
+    page = items[offset : offset + limit]
+    next_cursor = f"o{offset + limit}" if more else None
+    return orjson.dumps({"items": page, "total": len(items), "nextCursor": next_cursor, "version": version})
 
 
 def _shown(item: dict[str, Any], kind: str, enabled: frozenset[str]) -> bool:
@@ -119,5 +153,6 @@ def build_board(key: str, value: dict[str, Any]) -> tuple[Board, str | None]:
         changelog=changelog,
         audiences=audiences,
         public_snapshot=_snapshot_body(version, public, (e for e in changelog if e.get("audience") != "targeted")),
+        first_page=_request_page(requests, version, *DEFAULT_PAGE),
     )
     return board, problem

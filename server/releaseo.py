@@ -40,7 +40,7 @@ from starlette.responses import Response
 
 from contract import intake
 from server.auth import unknown
-from server.board import Board, Pairs
+from server.board import DEFAULT_LIMIT, Board, Pairs
 from server.errors import EdgeError, request_id
 from server.events import (
     BODY_BYTES_PER_TOKEN,
@@ -63,7 +63,6 @@ MAX_NAME = 100
 MAX_PROPERTIES_BYTES = 16 * 1024
 MAX_PROPERTIES = 200
 MAX_EVENTS = 100
-DEFAULT_PAGE = 50
 MAX_PAGE = 100
 # A person clicks a vote a few times a second at most; bursts cover a page of widgets loading.
 USER_BURST = 10.0
@@ -171,7 +170,7 @@ def _flat_context(request: Request) -> tuple[str | None, Pairs]:
 
 def _page(request: Request) -> tuple[int, int]:
     """``limit`` (1..100) and the offset in ``cursor`` (an opaque string this API returned)."""
-    raw = request.query_params.get("limit", str(DEFAULT_PAGE))
+    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 3) or not 1 <= int(raw) <= MAX_PAGE:
         raise _fail("limit", f"must be an integer from 1 to {MAX_PAGE}")
     cursor = request.query_params.get("cursor")
@@ -233,19 +232,8 @@ class ReleaseoApi:
         sort = request.query_params.get("sort", "top")
         if sort not in SORTS:
             raise _fail("sort", f"must be one of {list(SORTS)}")
-        items = list(board.requests)  # newest first, as published
-        category = request.query_params.get("categoryId")
-        if category is not None:
-            items = [r for r in items if r.get("categoryId") == category]
-        status = request.query_params.get("status")
-        if status is not None:
-            items = [r for r in items if r.get("status") == status]
-        if sort == "top":
-            items.sort(key=lambda r: -int(r.get("voteCount", 0)))  # stable: newest first among equals
-        page = items[offset : offset + limit]
-        more = offset + limit < len(items)
-        body = {"items": page, "total": len(items), "nextCursor": f"o{offset + limit}" if more else None}
-        return cached_json(request, orjson.dumps({**body, "version": board.version}))
+        category, status = request.query_params.get("categoryId"), request.query_params.get("status")
+        return cached_json(request, board.request_page(sort, category, status, limit, offset))
 
     def _public_request(self, board: Board, request: Request) -> dict[str, Any]:
         found = board.request_index.get(request.path_params["id"])

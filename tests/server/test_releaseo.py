@@ -5,6 +5,7 @@ is ``tests/e2e/test_releaseo.py``."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,17 @@ def test_listing_pages_filters_and_sorts_only_approved_feature_requests(rel: tup
     assert seen == list(reversed(made)) and not set(hidden) & set(seen)
     in_category = s.edge.get("/sdk/feature-requests", params={"key": key, "categoryId": category["id"]}).json()
     assert {i["id"] for i in in_category["items"]} == {made[1], made[3], made[5]}
+    # Default order: most votes first, newest first among equals (votes applied by the consumer).
+    for user in ("u1", "u2"):
+        r = s.edge.post(f"/sdk/feature-requests/{made[2]}/vote", params={"key": key}, json={"userId": user})
+        assert r.status_code == 202, r.text
+    deadline = time.monotonic() + 15
+    while s.edge.get("/sdk/feature-requests", params={"key": key}).json()["items"][0]["id"] != made[2]:
+        assert time.monotonic() < deadline, "the votes were never applied"
+        time.sleep(0.1)
+        s.sync()
+    top = s.edge.get("/sdk/feature-requests", params={"key": key}).json()["items"]
+    assert [i["id"] for i in top] == [made[2], *(i for i in reversed(made) if i != made[2])]
     # Moderation takes one off the board at the next publish.
     admin(s, owner, "PATCH", f"/projects/app/feature-requests/{made[0]}", {"reviewStatus": "rejected"}, 200)
     s.sync()

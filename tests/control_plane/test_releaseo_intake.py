@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from contract import intake
-from control_plane.events_consumer import consume_spool
+from control_plane.events_consumer import RedisConsumer, consume_spool
 from control_plane.store import Store, new_id
-from server.events import Spool
+from server.events import RedisQueue, Spool
+from tests.support.redis_server import RedisServer
 
 
 @dataclass
@@ -26,9 +27,14 @@ class World:
     published: list[set[str]]
 
     def write(self, kind: str, event: dict[str, Any], *, at: str, dedup: str | None = None, project: str = "") -> None:
+        self.spool.append([self.record(kind, event, at=at, dedup=dedup, project=project)[1] + b"\n"])
+
+    def record(
+        self, kind: str, event: dict[str, Any], *, at: str, dedup: str | None = None, project: str = ""
+    ) -> tuple[str, bytes]:
         scope = intake.releaseo_scope(project or self.project)
         rid = intake.event_id(scope, None if dedup is None else f"{kind}\n{dedup}")
-        line = intake.record(
+        return rid, intake.record(
             record_id=rid,
             kind=kind,
             environment=scope,
@@ -38,7 +44,6 @@ class World:
             dedup_id=dedup,
             event=event,
         )
-        self.spool.append([line + b"\n"])
 
     def consume(self) -> int:
         return consume_spool(self.data_dir, self.store, publish=self.published.append)
@@ -141,3 +146,22 @@ def test_submissions_start_pending_and_identify_merges_properties(world: World) 
     assert user["properties"] == '{"plan":"pro","seats":3}'
     assert (user["identify_count"], user["event_count"]) == (2, 1)
     assert world.published == []  # nothing public changed
+
+
+def test_records_from_the_redis_stream_are_applied_once_and_published(world: World, redis_server: RedisServer) -> None:
+    request_id = world.request()
+    vote = world.record(
+        intake.RELEASEO_VOTE, {"requestId": request_id, "userId": "u1", "voted": True}, at="t1", dedup="k"
+    )
+    queue = RedisQueue(redis_server.url)
+    queue.add([vote, vote])  # the same record twice: an edge retry after a slow Redis answer
+    world.write(intake.RELEASEO_VOTE, {"requestId": request_id, "userId": "u1", "voted": True}, at="t1", dedup="k")
+    consumer = RedisConsumer(world.store, redis_server.url, block=0.1, publish=world.published.append)
+    try:
+        assert consumer.poll() == 1
+    finally:
+        consumer.stop()
+        queue.close()
+    assert world.consume() == 0  # the spooled copy of the same record: already stored
+    assert world.one("SELECT vote_count FROM releaseo_feature_requests") == 1
+    assert world.published == [{"p1"}]

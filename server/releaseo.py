@@ -159,15 +159,6 @@ def minted_id(scope: str, kind: str, dedup: str | None) -> str:
     return hashlib.sha256(f"{scope}\n{kind}\n{dedup}".encode()).hexdigest()[:24]
 
 
-def _flat_context(request: Request) -> tuple[str | None, Pairs]:
-    """The reader's ``userId`` and flattened ``context.*`` query parameters (``context.user.plan``)."""
-    user = request.query_params.get("userId") or request.headers.get("x-user-id")
-    if user is not None and (len(user) > MAX_USER_ID or not user.isprintable()):
-        raise _fail("userId", f"must be 1 to {MAX_USER_ID} printable characters")
-    pairs = [(k[8:], v) for k, v in request.query_params.multi_items() if k.startswith("context.")]
-    return user or None, pairs
-
-
 def _page(request: Request) -> tuple[int, int]:
     """``limit`` (1..100) and the offset in ``cursor`` (an opaque string this API returned)."""
     raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
@@ -219,6 +210,14 @@ class ReleaseoApi:
 
     # --- reads --------------------------------------------------------------------------------
 
+    def reader(self, request: Request) -> tuple[str | None, Pairs]:
+        """The reader's ``userId`` and flattened ``context.*`` query parameters (``context.user.plan``),
+        bounded as on the flag routes."""
+        user = request.query_params.get("userId") or request.headers.get("x-user-id")
+        if user is not None and (len(user) > MAX_USER_ID or not user.isprintable()):
+            raise _fail("userId", f"must be 1 to {MAX_USER_ID} printable characters")
+        return user or None, self.edge.context_pairs(request)
+
     async def categories(self, request: Request) -> Response:
         board = self.board(request)
         return cached_json(request, orjson.dumps({"items": board.categories, "version": board.version}))
@@ -251,12 +250,12 @@ class ReleaseoApi:
 
     async def roadmap_snapshot(self, request: Request) -> Response:
         board = self.board(request)
-        user, pairs = _flat_context(request)
+        user, pairs = self.reader(request)
         return cached_json(request, board.snapshot_body(board.enabled(user, pairs)))
 
     async def roadmap_item(self, request: Request) -> Response:
         board = self.board(request)
-        user, pairs = _flat_context(request)
+        user, pairs = self.reader(request)
         item = board.roadmap_item(request.path_params["id"], board.enabled(user, pairs))
         if item is None:
             raise EdgeError(404, "no such roadmap item")

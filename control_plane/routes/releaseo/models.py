@@ -130,7 +130,7 @@ class UpdateRoadmapItem(Body):
 
 
 class OrderRoadmap(Body):
-    """The roadmap's item ids in their new order (every item of the project, once)."""
+    """Roadmap item ids to put first, in this order (each once); the others keep their order after them."""
 
     ids: list[str] = Field(min_length=1, max_length=10_000)
 

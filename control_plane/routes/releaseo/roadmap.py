@@ -4,7 +4,9 @@
 ``visibility``: ``public`` (everyone), ``internal_only`` (never published: the edge does not hold
 it), ``audience_targeted`` (published with its audience, shown only to identified users the
 audience matches; the audience is a saved segment's snapshot or a custom condition,
-``audience.py``). Items are ordered by ``position`` (``PUT .../roadmap/order`` renumbers them all).
+``audience.py``). Items are ordered by ``position``: ``PUT .../roadmap/order`` puts the ids it is
+given first, in that order (all of them: a full reorder; one: move it to the top), the others
+after them as they were, and renumbers every item.
 
 Roles: reading ``read``; creating, editing, ordering and deleting ``write``.
 """
@@ -140,7 +142,7 @@ async def create_roadmap_item(ctx: Ctx) -> Any:
 @router.route(
     "PUT",
     BASE + "/order",
-    summary="Order the roadmap: every item id of the project, once, in the new order",
+    summary="Order the roadmap: the ids given come first, in that order; the others follow as they were",
     body=OrderRoadmap,
     headers=ORG,
 )
@@ -149,15 +151,20 @@ async def order_roadmap(ctx: Ctx) -> Any:
 
     def change(w: Write) -> dict[str, Any]:
         project = project_access(w.db, ctx, "write")
-        ids = {
-            r["id"] for r in w.db.execute("SELECT id FROM releaseo_roadmap_items WHERE project_id = ?", (project.id,))
-        }
-        if len(set(body.ids)) != len(body.ids) or set(body.ids) != ids:
-            raise validation("ids must name every roadmap item of the project exactly once", "ids", "not_a_permutation")
+        current = [
+            r["id"]
+            for r in w.db.execute(
+                "SELECT id FROM releaseo_roadmap_items WHERE project_id = ? ORDER BY position, seq", (project.id,)
+            )
+        ]
+        moved = set(body.ids)
+        if moved - set(current) or len(moved) != len(body.ids):
+            raise validation("ids must name roadmap items of the project, each once", "ids", "invalid_ids")
+        order = [*body.ids, *(i for i in current if i not in moved)]
         now = now_iso()
         w.db.executemany(
             "UPDATE releaseo_roadmap_items SET position = ?, updated_at = ? WHERE id = ?",
-            [(i, now, item_id) for i, item_id in enumerate(body.ids)],
+            [(i, now, item_id) for i, item_id in enumerate(order)],
         )
         w.touch(project.id)
         w.audit(
@@ -165,7 +172,7 @@ async def order_roadmap(ctx: Ctx) -> Any:
             f"roadmap:{project.key}",
             organisation_id=project.organisation_id,
             project_id=project.id,
-            details={"items": len(body.ids)},
+            details={"moved": len(body.ids), "items": len(order)},
         )
         rows = w.db.execute(_SELECT + "WHERE i.project_id = ? ORDER BY i.position, i.seq", (project.id,)).fetchall()
         return {"items": [_view(r) for r in rows]}

@@ -61,17 +61,20 @@ def _requests(db: sqlite3.Connection, project_id: str) -> tuple[list[dict[str, A
             (project_id,),
         )
     ]
-    comments: dict[str, Any] = {}
-    for request in requests:
-        rows = db.execute(
-            "SELECT id, author_name, body, created_at FROM releaseo_comments WHERE request_id = ?"
-            " ORDER BY seq DESC LIMIT ?",
-            (request["id"], MAX_PUBLIC_COMMENTS),
-        ).fetchall()
-        comments[request["id"]] = [
+    # One query for every public thread's newest comments (not one per request: a publish of a
+    # busy board would otherwise cost a query per request).
+    comments: dict[str, Any] = {r["id"]: [] for r in requests}
+    for c in db.execute(
+        "SELECT * FROM (SELECT c.id, c.request_id, c.author_name, c.body, c.created_at, c.seq,"
+        " ROW_NUMBER() OVER (PARTITION BY c.request_id ORDER BY c.seq DESC) AS newest"
+        " FROM releaseo_comments c JOIN releaseo_feature_requests r ON r.id = c.request_id"
+        " WHERE r.project_id = ? AND r.kind = 'feature_request' AND r.review_status = 'approved')"
+        " WHERE newest <= ? ORDER BY seq",
+        (project_id, MAX_PUBLIC_COMMENTS),
+    ):
+        comments[c["request_id"]].append(
             {"id": c["id"], "authorName": c["author_name"], "body": c["body"], "createdAt": c["created_at"]}
-            for c in reversed(rows)
-        ]
+        )
     return requests, comments
 
 

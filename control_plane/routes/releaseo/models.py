@@ -61,7 +61,7 @@ class Audience(Body):
 
     mode: Literal["all", "segment", "condition"]
     segmentId: str | None = Field(default=None, min_length=1, max_length=100)
-    segmentVersion: int | None = Field(default=None, ge=1)
+    segmentVersion: int | None = Field(default=None, ge=1, le=2**31 - 1)
     filter: dict[str, Any] | None = Field(default=None, description="Reflag filter tree (mode condition)")
 
 

@@ -215,6 +215,23 @@ def markdown(results: dict[str, Any], plots: list[Path]) -> str:
                 for r in intake["results"]
             ],
         )
+    board = results.get("releaseo")
+    if isinstance(board, dict) and "routes" in board:
+        out += ["", "## Releaseo public reads (W1-sized board, control plane stopped, wrk)", ""]
+        out += _table(
+            ["route", "req/s", "p50 ms", "p99 ms", "errors", "vs ceiling"],
+            [
+                [
+                    name,
+                    f"{r['rps']:.0f}",
+                    f"{r['p50_ms']:.2f}",
+                    f"{r['p99_ms']:.2f}",
+                    str(r["errors"]),
+                    str(r.get("vs_ceiling", "")),
+                ]
+                for name, r in board["routes"].items()
+            ],
+        )
     errors = results.get("errors") or {}
     if errors:
         out += ["", "## Phases that failed", ""] + [f"- {k}: {v}" for k, v in errors.items()]

@@ -36,6 +36,25 @@ STREAM_RECORD_FIELD = "record"
 
 MAX_ID_CHARS = 200
 
+# Releaseo's public writes (``server/releaseo.py`` validates them at the edge; the control plane's
+# consumer stores each record once and applies it, ``control_plane/releaseo_intake.py``). The
+# record's ``environment`` is :func:`releaseo_scope` of the project and ``event`` holds:
+#: ``{"userId", "properties", "timestamp"?}``: an end user and their identified properties.
+RELEASEO_IDENTIFY = "releaseo.identify"
+#: ``{"id", "userId", "title", "description", "categoryId"?, "authorName"?}``: a submission (pending).
+RELEASEO_SUBMIT = "releaseo.feature-request"
+#: ``{"id", "requestId", "userId", "body", "authorName"?}``: a comment on an approved request.
+RELEASEO_COMMENT = "releaseo.comment"
+#: ``{"requestId", "userId", "voted"}``: the user's vote is now ``voted`` (set, not toggled).
+RELEASEO_VOTE = "releaseo.vote"
+#: ``{"itemId", "userId", "following"}``: the user follows a roadmap item now, or no longer.
+RELEASEO_FOLLOW = "releaseo.follow"
+#: ``{"userId", "event", "properties"?, "timestamp"?}``: a custom product event (``POST /e``).
+RELEASEO_EVENT = "releaseo.event"
+RELEASEO_TYPES = frozenset(
+    {RELEASEO_IDENTIFY, RELEASEO_SUBMIT, RELEASEO_COMMENT, RELEASEO_VOTE, RELEASEO_FOLLOW, RELEASEO_EVENT}
+)
+
 
 class IntakeRecord(TypedDict):
     id: str
@@ -74,6 +93,11 @@ def spool_file_id(header_line: bytes) -> str | None:
     if isinstance(header, dict) and isinstance(header.get("spool"), str):
         return str(header["spool"])
     return None
+
+
+def releaseo_scope(project_id: str) -> str:
+    """The ``environment`` of a Releaseo record: its project (ids and dedup keys are per project)."""
+    return f"releaseo:{project_id}"
 
 
 def event_id(environment: str, dedup: str | None) -> str:

@@ -9,6 +9,11 @@ Layout, one LMDB environment in ``<data-dir>/snapshots``:
 * ``sdk_keys``: SHA-256 hex of an SDK key → ``{"environment", "kind", "project"}``.
 * ``releases``: ``"{organisation}/{application}"`` → release data.
 * ``widgets``: Releaseo project key → widget config.
+* ``boards``: Releaseo project key → the project's public board: categories, approved feature
+  requests with their comments, roadmap items and changelog entries that are not internal, and
+  the evaluator document of their audiences (:data:`BOARD_FIELDS`; built by
+  ``control_plane/board_snapshot.py``, served by ``server/releaseo.py``); stamped like
+  environments, so an edge recompiles only the boards whose stamp moved.
 
 Every value is framed by :mod:`contract.framing`; one write transaction carries a whole
 :class:`ChangeSet`, so readers see all of it or none of it, under one new version. Versions only
@@ -59,6 +64,7 @@ class ChangeSet:
     sdk_keys: Items = field(default_factory=dict)
     releases: Items = field(default_factory=dict)
     widgets: Items = field(default_factory=dict)
+    boards: Items = field(default_factory=dict)
 
     def tables(self) -> Iterator[tuple[str, Items]]:
         for name in TABLES:
@@ -84,7 +90,18 @@ class ChangeSet:
 #: The data tables (``meta`` holds only the version).
 TABLES: tuple[str, ...] = tuple(f.name for f in fields(ChangeSet))
 #: Tables whose values carry the version that last wrote them.
-STAMPED_TABLES = frozenset({"environments"})
+STAMPED_TABLES = frozenset({"environments", "boards"})
+
+#: The fields of a ``boards`` value (besides ``project`` and the stamped ``version``). Audience
+#: keys in ``audiences`` (an evaluator document, ``{"features": [...]}``) are
+#: ``roadmap:<item id>`` and ``changelog:<entry id>``: an item or entry whose ``audience`` is
+#: ``"targeted"`` is shown to a user only when the evaluator enables its key for them.
+BOARD_FIELDS = ("projectKey", "categories", "requests", "comments", "roadmap", "changelog", "audiences")
+
+
+def audience_key(kind: str, item_id: str) -> str:
+    """The key of an item's audience in a board's ``audiences`` document."""
+    return f"{kind}:{item_id}"
 
 
 def stamped(table: str, value: dict[str, Any], version: int) -> dict[str, Any]:

@@ -139,7 +139,10 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # SDK events that edges spooled into this data dir flow into the store (at-least-once,
         # de-duplicated by event id).
-        consumer = start_consumer_thread(settings.data_dir, store, redis_url=settings.redis_url)
+        # Releaseo's public writes among them that change a project's public board republish it.
+        consumer = start_consumer_thread(
+            settings.data_dir, store, redis_url=settings.redis_url, publish=publisher.publish_projects
+        )
         catching_up = asyncio.create_task(_catch_up(publisher)) if settings.redis_url else None
         yield
         if catching_up is not None:

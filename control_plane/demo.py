@@ -169,6 +169,7 @@ def seed(client: TestClient | httpx.Client) -> dict[str, Any]:
         ),
         "widget",
     )
+    _board(client, org)
     app_headers = {**org, "x-application": APP}
     for path in ("index.js", "vendor.js"):
         _ok(
@@ -194,6 +195,27 @@ def seed(client: TestClient | httpx.Client) -> dict[str, Any]:
     }
 
 
+def _board(client: TestClient | httpx.Client, org: dict[str, str]) -> None:
+    """Releaseo's public board: a category, two approved requests, a public and a targeted roadmap
+    item (``user.plan = pro``) and a published changelog entry."""
+    base = f"/projects/{APP}"
+    category = _ok(
+        client.post(f"{base}/feature-request-categories", json={"name": "Integrations"}, headers=org), "category"
+    )
+    for title in ("Slack notifications", "Export to CSV"):
+        body = {"title": title, "categoryId": category["id"]}
+        _ok(client.post(f"{base}/feature-requests", json=body, headers=org), f"feature request {title}")
+    pro = {"type": "context", "field": "user.plan", "operator": "IS", "values": ["pro"]}
+    items: list[dict[str, Any]] = [
+        {"title": "Public API", "status": "in_progress"},
+        {"title": "Pro analytics", "visibility": "audience_targeted", "audience": {"mode": "condition", "filter": pro}},
+    ]
+    for item in items:
+        _ok(client.post(f"{base}/roadmap", json=item, headers=org), f"roadmap item {item['title']}")
+    entry = {"title": "Dark mode is here", "body": "Switch it on in settings.", "status": "published"}
+    _ok(client.post(f"{base}/changelog", json=entry, headers=org), "changelog entry")
+
+
 def run(data_dir: Path, as_json: bool) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +237,8 @@ def run(data_dir: Path, as_json: bool) -> int:
         print(json.dumps(info))
         return 0
     print(f"organisation {info['organisation']}, application/project {info['project']}")
-    print(f"Releaseo project key (GET /sdk/config?key=...): {info['releaseoProjectKey']}")
+    key = info["releaseoProjectKey"]
+    print(f"Releaseo project key (GET /sdk/config, /sdk/feature-requests, /sdk/roadmap/snapshot ?key=...): {key}")
     for env, kinds in info["environments"].items():
         for kind, keys in kinds.items():
             print(f"  {env:12} {kind:7} {keys}")

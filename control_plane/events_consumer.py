@@ -20,6 +20,11 @@ pending entries that sat idle longer than ``claim_idle`` (XAUTOCLAIM, from consu
 repeated while running) and re-reads its own pending entries (its name is stable per host), so
 they are delivered again and ignored as duplicates. A Redis that restarted empty (no group) gets
 the group created again; while Redis is down the consumer retries with backoff.
+
+Releaseo's public writes (``releaseo.*`` records) are also applied, in the transaction that stores
+them and only when newly stored (:mod:`control_plane.releaseo_intake`), so each is applied once.
+When that changes a project's public board, ``publish`` is called with the project ids after the
+commit, still under the store lock (as an admin write publishes), once per batch.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,9 +45,11 @@ import redis
 
 from contract.intake import (
     EVENTS_STREAM,
+    RELEASEO_TYPES,
     ROTATED_SUFFIX,
     SPOOL_GLOB,
     STREAM_RECORD_FIELD,
+    IntakeRecord,
     NotARecord,
     read_record,
     spool_dir,
@@ -50,7 +57,11 @@ from contract.intake import (
 )
 from contract.redis_protocol import client as redis_client
 from contract.redis_protocol import redact
+from control_plane import releaseo_intake
 from control_plane.store import Store, now_iso
+
+#: Called with the projects whose public snapshot changed, after the commit, under the store lock.
+Publish = Callable[[set[str]], object]
 
 log = logging.getLogger("control_plane.events")
 
@@ -77,17 +88,19 @@ def _read_lines(f: IO[bytes], offset: int, batch_bytes: int) -> bytes:
     return data[: end + 1] if end >= 0 else b""
 
 
-def _row(line: bytes) -> tuple[Any, ...] | None:
-    """The ``events`` row of one spool line or stream record, or None for a header, blank or invalid line."""
+def _record(line: bytes) -> IntakeRecord | None:
+    """The record of one spool line or stream entry, or None for a header, blank or invalid line."""
     if not line.strip():
         return None
     try:
-        record = read_record(line)
+        return read_record(line)  # None for a spool file's header
     except NotARecord as e:
         log.warning("skipping a spool line or stream entry: %s", e)
         return None
-    if record is None:  # a spool file's header
-        return None
+
+
+def _row(record: IntakeRecord) -> tuple[Any, ...]:
+    """The ``events`` row of one record."""
     event = record["event"]
 
     def text(value: Any) -> str | None:
@@ -122,30 +135,50 @@ SAVE_OFFSET = (
 )
 
 
-def _store_lines(db: sqlite3.Connection, chunk: bytes) -> int:
+def _store(db: sqlite3.Connection, records: Iterable[IntakeRecord]) -> tuple[int, set[str]]:
+    """Store each record once; apply Releaseo records newly stored. The number newly stored and
+    the projects whose public board changed."""
     inserted = 0
-    for line in chunk.split(b"\n"):
-        row = _row(line)
-        if row is not None:
-            inserted += db.execute(INSERT, row).rowcount
-    return inserted
+    touched: set[str] = set()
+    for record in records:
+        new = db.execute(INSERT, _row(record)).rowcount
+        inserted += new
+        if new and record["type"] in RELEASEO_TYPES:
+            project = releaseo_intake.apply(db, record)
+            if project is not None:
+                touched.add(project)
+    return inserted, touched
+
+
+def _publish(publish: Publish | None, touched: set[str]) -> None:
+    if publish is not None and touched:
+        try:
+            publish(touched)
+        except Exception:
+            # The change is committed; the publisher remembers what it could not publish and
+            # includes it in its next publish.
+            log.exception("publishing the boards of %d project(s) failed", len(touched))
 
 
 class _File:
     def __init__(self, path: Path, f: IO[bytes], file_id: str, offset: int) -> None:
         self.path, self.f, self.file_id, self.offset = path, f, file_id, offset
 
-    def drain(self, store: Store, batch_bytes: int) -> int:
+    def drain(self, store: Store, batch_bytes: int, publish: Publish | None = None) -> int:
         """Store every complete line after the offset, one transaction per batch."""
         inserted = 0
         while True:
             chunk = _read_lines(self.f, self.offset, batch_bytes)
             if not chunk:
                 return inserted
-            with store.transaction() as db:
-                inserted += _store_lines(db, chunk)
-                self.offset += len(chunk)
-                db.execute(SAVE_OFFSET, (self.file_id, self.path.name, self.offset, now_iso()))
+            records = [r for r in map(_record, chunk.split(b"\n")) if r is not None]
+            with store.exclusive():
+                with store.transaction() as db:
+                    stored, touched = _store(db, records)
+                    inserted += stored
+                    self.offset += len(chunk)
+                    db.execute(SAVE_OFFSET, (self.file_id, self.path.name, self.offset, now_iso()))
+                _publish(publish, touched)
 
     def remove(self, store: Store) -> None:
         tail = os.fstat(self.f.fileno()).st_size - self.offset
@@ -169,7 +202,7 @@ def _writer_gone(path: Path, f: IO[bytes]) -> bool:
         return False
 
 
-def _consume_file(path: Path, store: Store, batch_bytes: int) -> int:
+def _consume_file(path: Path, store: Store, batch_bytes: int, publish: Publish | None) -> int:
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below, after the lock decision
     except FileNotFoundError:
@@ -181,16 +214,18 @@ def _consume_file(path: Path, store: Store, batch_bytes: int) -> int:
         file_id = spool_file_id(header_line) or f"{path.name}@{os.fstat(f.fileno()).st_ino}"
         row = store.one("SELECT byte_offset FROM event_spool_offsets WHERE file_id = ?", (file_id,))
         spool = _File(path, f, file_id, int(row["byte_offset"]) if row else len(header_line))
-        inserted = spool.drain(store, batch_bytes)
+        inserted = spool.drain(store, batch_bytes, publish)
         if path.name.endswith(ROTATED_SUFFIX):
             spool.remove(store)
         elif _writer_gone(path, f):
-            inserted += spool.drain(store, batch_bytes)  # lines written after the first pass
+            inserted += spool.drain(store, batch_bytes, publish)  # lines written after the first pass
             spool.remove(store)
         return inserted
 
 
-def consume_spool(data_dir: Path, store: Store, *, batch_bytes: int = BATCH_BYTES) -> int:
+def consume_spool(
+    data_dir: Path, store: Store, *, batch_bytes: int = BATCH_BYTES, publish: Publish | None = None
+) -> int:
     """One pass over the spool files; the number of events newly stored (duplicates not counted)."""
     directory = spool_dir(data_dir)
     if not directory.is_dir():
@@ -203,7 +238,7 @@ def consume_spool(data_dir: Path, store: Store, *, batch_bytes: int = BATCH_BYTE
             return 0  # another consumer is at it
         inserted = 0
         for path in sorted(directory.glob(SPOOL_GLOB)):
-            inserted += _consume_file(path, store, batch_bytes)
+            inserted += _consume_file(path, store, batch_bytes, publish)
         if inserted:
             log.info("stored %d SDK events from the spool", inserted)
         return inserted
@@ -229,9 +264,11 @@ class RedisConsumer(threading.Thread):
         block: float = REDIS_BLOCK,
         claim_idle: float = CLAIM_IDLE,
         delete_acked: bool = True,
+        publish: Publish | None = None,
     ) -> None:
         super().__init__(name="events-redis-consumer", daemon=True)
         self.store = store
+        self.publish = publish
         self.url = redis_url
         self.stream = stream
         self.group = group
@@ -309,7 +346,7 @@ class RedisConsumer(threading.Thread):
         """Store a batch in one transaction, then acknowledge it; the number newly stored."""
         if not entries:
             return 0
-        rows = []
+        records = []
         ids = []
         for entry_id, fields in entries:
             if entry_id is None:
@@ -317,17 +354,18 @@ class RedisConsumer(threading.Thread):
             ids.append(entry_id)
             if not fields:
                 continue  # deleted or trimmed from the stream while pending: nothing left to store
-            record = fields.get(STREAM_RECORD_FIELD.encode())
-            row = _row(record) if isinstance(record, bytes) else None
-            if row is None:
+            raw = fields.get(STREAM_RECORD_FIELD.encode())
+            record = _record(raw) if isinstance(raw, bytes) else None
+            if record is None:
                 log.warning("skipping stream entry %s: not an event record", entry_id.decode(errors="replace"))
             else:
-                rows.append(row)
+                records.append(record)
         stored = 0
-        if rows:
-            with self.store.transaction() as db:
-                for row in rows:
-                    stored += db.execute(INSERT, row).rowcount
+        if records:
+            with self.store.exclusive():
+                with self.store.transaction() as db:
+                    stored, touched = _store(db, records)
+                _publish(self.publish, touched)
         if ids:
             self.acknowledge(ids)
         self.stored += stored
@@ -391,12 +429,20 @@ class ConsumerThread(threading.Thread):
     """Runs :func:`consume_spool` every ``interval`` seconds until :meth:`stop`; with a Redis URL also
     a :class:`RedisConsumer`, started and stopped with it."""
 
-    def __init__(self, data_dir: Path, store: Store, interval: float = 1.0, redis_url: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        store: Store,
+        interval: float = 1.0,
+        redis_url: str | None = None,
+        publish: Publish | None = None,
+    ) -> None:
         super().__init__(name="events-consumer", daemon=True)
         self.data_dir = data_dir
         self.store = store
         self.interval = interval
-        self.redis = RedisConsumer(store, redis_url) if redis_url else None
+        self.publish = publish
+        self.redis = RedisConsumer(store, redis_url, publish=publish) if redis_url else None
         self._halt = threading.Event()
 
     def start(self) -> None:
@@ -407,7 +453,7 @@ class ConsumerThread(threading.Thread):
     def run(self) -> None:
         while not self._halt.is_set():
             try:
-                consume_spool(self.data_dir, self.store)
+                consume_spool(self.data_dir, self.store, publish=self.publish)
             except Exception:
                 log.exception("consuming the event spool failed; retrying in %.1fs", self.interval)
             self._halt.wait(self.interval)
@@ -422,9 +468,13 @@ class ConsumerThread(threading.Thread):
 
 
 def start_consumer_thread(
-    data_dir: Path, store: Store, interval: float = 1.0, redis_url: str | None = None
+    data_dir: Path,
+    store: Store,
+    interval: float = 1.0,
+    redis_url: str | None = None,
+    publish: Publish | None = None,
 ) -> ConsumerThread:
     """The spool consumer and, given ``redis_url``, the Redis stream consumer, both running."""
-    thread = ConsumerThread(data_dir, store, interval, redis_url)
+    thread = ConsumerThread(data_dir, store, interval, redis_url, publish)
     thread.start()
     return thread

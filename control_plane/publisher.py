@@ -43,6 +43,7 @@ from contract.framing import CorruptValue, decode
 from contract.lifecycle import DataDirLock
 from contract.store import DEFAULT_MAP_SIZE, TABLES, ChangeSet, Items, SnapshotWriter, StoreChanged, unstamped
 from control_plane.backup import version_floor
+from control_plane.board_snapshot import board_snapshot
 from control_plane.errors import ApiError
 from control_plane.redis_publish import DEFAULT_RETENTION, RedisPublisher, RedisRetention
 from control_plane.releases_snapshot import release_snapshot
@@ -79,6 +80,9 @@ def project_state(
     widget = widget_snapshot(db, project_id)
     if widget is not None:
         state.widgets[widget["projectKey"]] = {"project": project_id, **widget}
+    board = board_snapshot(db, project_id)
+    if board is not None:
+        state.boards[board["projectKey"]] = {"project": project_id, **board}
     return state
 
 

@@ -737,9 +737,16 @@ class EventIntake:
             self.refuse(SPOOL_ERROR, f"could not spool {len(records)} events: {e}", logging.ERROR)
             raise EdgeError(503, "events could not be queued; retry later", headers={"Retry-After": "5"}) from None
 
+    async def enqueue(self, records: list[tuple[str, bytes]]) -> None:
+        """Make ``(record id, record JSON)`` durable: on the Redis stream, else in the spool (503 +
+        ``Retry-After`` when neither takes them). Every public write of the edge goes through here."""
+        if self.stream is None or not await self.stream.queue(records):
+            await self.spool_records(records)
+        self.accepted += len(records)
+
     def endpoint(self, kind: str | None) -> Endpoint:
         """The handler of one event kind (``None``: ``/bulk``, a list of events of any kind)."""
-        edge, stream = self.edge, self.stream
+        edge = self.edge
 
         async def receive(request: Request) -> Response:
             view = edge.state.view
@@ -772,9 +779,7 @@ class EventIntake:
                     event=event.fields,
                 )
                 records.append((record_id, record))
-            if stream is None or not await stream.queue(records):
-                await self.spool_records(records)
-            self.accepted += len(records)
+            await self.enqueue(records)
             return _accepted(request)
 
         return receive

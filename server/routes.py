@@ -29,6 +29,7 @@ from server.errors import ENVELOPE, OFREP, Shape
 from server.events import FLAG_EVENT, EventIntake
 from server.ofrep import ANY_METHOD, OfrepApi
 from server.release import release_endpoint
+from server.releaseo import ReleaseoApi
 from server.service import Edge, Parts
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -56,10 +57,12 @@ class Handlers:
     ofrep: OfrepApi
     release: Endpoint
     events: EventIntake
+    releaseo: ReleaseoApi
 
     @classmethod
     def build(cls, edge: Edge) -> Handlers:
-        return cls(edge, OfrepApi(edge), release_endpoint(edge), EventIntake(edge))
+        events = EventIntake(edge)
+        return cls(edge, OfrepApi(edge), release_endpoint(edge), events, ReleaseoApi(edge, events))
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,13 @@ REFLAG_READ = (*REFLAG_HEADERS, "Last-Event-ID")
 OFREP_HEADERS = ("X-API-Key",)
 OFREP_STREAM = ("Last-Event-ID",)
 EVENT_HEADERS = (*REFLAG_HEADERS, "Idempotency-Key")
+# The Releaseo widget: its project key, retried writes, the reader's user id.
+RELEASEO_HEADERS = ("x-project-key", "Idempotency-Key", "x-user-id")
+
+
+def _releaseo(path: str, handler: Callable[[ReleaseoApi], Endpoint], methods: tuple[str, ...] = ("GET",)) -> Api:
+    return Api(path, lambda h: handler(h.releaseo), methods, cors_headers=RELEASEO_HEADERS)
+
 
 ROUTES: tuple[Api, ...] = (
     # Reflag.
@@ -122,8 +132,17 @@ ROUTES: tuple[Api, ...] = (
     Api("/event", _event("event"), ("POST",), cors_headers=EVENT_HEADERS),
     Api("/feedback", _event("feedback"), ("POST",), cors_headers=EVENT_HEADERS),
     Api("/bulk", _event(None), ("POST",), cors_headers=EVENT_HEADERS),
-    # Releaseo widget.
-    Api("/sdk/config", lambda h: h.edge.sdk_config, cors_headers=("x-project-key",)),
+    # Releaseo: the widget config, the public board and roadmap, identify and product events.
+    Api("/sdk/config", lambda h: h.edge.sdk_config, cors_headers=RELEASEO_HEADERS),
+    _releaseo("/sdk/identify", lambda r: r.identify, ("POST",)),
+    _releaseo("/sdk/feature-requests/categories", lambda r: r.categories),
+    _releaseo("/sdk/feature-requests", lambda r: r.feature_requests, ("GET", "POST")),
+    _releaseo("/sdk/feature-requests/{id}/comments", lambda r: r.comments, ("GET", "POST")),
+    _releaseo("/sdk/feature-requests/{id}/vote", lambda r: r.vote, ("POST",)),
+    _releaseo("/sdk/roadmap/snapshot", lambda r: r.roadmap_snapshot),
+    _releaseo("/sdk/roadmap/{id}", lambda r: r.roadmap_item),
+    _releaseo("/sdk/roadmap/{id}/follow", lambda r: r.follow, ("POST",)),
+    _releaseo("/e", lambda r: r.product_events, ("POST",)),
     # OpenFeature remote evaluation.
     _ofrep("/ofrep/v1/evaluate/flags/{key:path}", lambda h: h.ofrep.evaluate_flag),
     _ofrep("/ofrep/v1/evaluate/flags", lambda h: h.ofrep.evaluate_flags),

@@ -192,7 +192,9 @@ class Edge:
                 "updatedAt": widget.get("updatedAt"),
             }
         )
-        return cached_json(request, body, cache_control="public, max-age=30, stale-while-revalidate=60")
+        # no-cache: browsers and CDNs may keep the answer but revalidate it on every load (304
+        # while the ETag matches), so a changed or removed widget is seen on the next load.
+        return cached_json(request, body)
 
     # --- probes -----------------------------------------------------------------------------
 

@@ -31,6 +31,12 @@ class EdgeSettings:
     # one NAT address a few dozen.
     intake_rate_per_key: float = 1000.0
     intake_rate_per_address: float = 100.0
+    # Releaseo's public writes (identify, submissions, comments, votes, follows, product events)
+    # per second per project key, and per end user of a project, in each worker (bursts of
+    # INTAKE_BURST_SECONDS times that, at least RELEASEO_USER_BURST per user); 0 = off. A
+    # project key is shared by every browser of a product, an end user is one person.
+    releaseo_rate_per_key: float = 500.0
+    releaseo_rate_per_user: float = 2.0
     # The spool's bound on disk (every worker's files together) and the free space intake leaves
     # to the rest of the disk (the control plane's SQLite and LMDB); past either, event requests
     # are refused with 503 + Retry-After, never by dropping acknowledged events.
@@ -85,6 +91,20 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
         "EDGE_INTAKE_RATE_PER_ADDRESS",
         "SDK event requests per second per client address and worker, 0 = off",
         "100",
+        float,
+    ),
+    (
+        "--releaseo-rate-per-key",
+        "EDGE_RELEASEO_RATE_PER_KEY",
+        "Releaseo public writes per second per project key and worker, 0 = off",
+        "500",
+        float,
+    ),
+    (
+        "--releaseo-rate-per-user",
+        "EDGE_RELEASEO_RATE_PER_USER",
+        "Releaseo public writes per second per end user and worker, 0 = off",
+        "2",
         float,
     ),
     (

@@ -36,6 +36,7 @@ import orjson
 import evaluator
 from contract.framing import CorruptValue, decode
 from contract.store import RawTables, SnapshotReader, snapshot_dir
+from server.board import Board, build_board
 
 log = logging.getLogger("server.state")
 
@@ -65,6 +66,8 @@ class View:
     keys: dict[str, SdkKey] = field(default_factory=dict)
     releases: dict[str, Any] = field(default_factory=dict)
     widgets: dict[str, Any] = field(default_factory=dict)
+    # Releaseo project key → its public board (``server.board``).
+    boards: dict[str, Board] = field(default_factory=dict)
     # Environment id (or table/key) → why its latest value could not be used.
     problems: dict[str, str] = field(default_factory=dict)
 
@@ -125,7 +128,31 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
                 keys[digest] = previous.keys[digest]
     releases = _decoded(tables.get("releases", {}), previous.releases, problems, "releases")
     widgets = _decoded(tables.get("widgets", {}), previous.widgets, problems, "widgets")
-    return View(version, environments, keys, releases, widgets, problems)
+    boards = _boards(tables.get("boards", {}), previous.boards, problems)
+    return View(version, environments, keys, releases, widgets, boards, problems)
+
+
+def _boards(raw: dict[str, bytes], previous: dict[str, Board], problems: dict[str, str]) -> dict[str, Board]:
+    """Boards by project key, reusing the compiled ones whose stamp did not move; a value that
+    cannot be read keeps its last good board (and is reported), as environments do."""
+    out: dict[str, Board] = {}
+    for key, value in raw.items():
+        old = previous.get(key)
+        try:
+            decoded = decode(value)
+            if old is not None and old.version == int(decoded["version"]):
+                out[key] = old
+                continue
+            board, problem = build_board(key, decoded)
+            out[key] = board
+            if problem is not None:
+                problems[f"boards/{key}"] = problem
+        except (CorruptValue, KeyError, TypeError, ValueError) as e:
+            problems[f"boards/{key}"] = f"{type(e).__name__}: {e}"
+            if old is not None:
+                out[key] = old
+            log.error("board %s: keeping the last good one: %s", key, e)
+    return out
 
 
 def _decoded(raw: dict[str, bytes], previous: dict[str, Any], problems: dict[str, str], table: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from contract.store import (
 
 
 def test_tables_are_the_change_set_fields_in_order() -> None:
-    assert TABLES == ("environments", "sdk_keys", "releases", "widgets")
+    assert TABLES == ("environments", "sdk_keys", "releases", "widgets", "boards")
     change = ChangeSet(widgets={"w": {"a": 1}})
     assert [name for name, _ in change.tables()] == list(TABLES)
     assert change.table("widgets") == {"w": {"a": 1}}
@@ -45,8 +45,10 @@ def test_update_size_and_emptiness() -> None:
     assert change.size() == 3
 
 
-def test_only_environments_are_stamped() -> None:
+def test_only_environments_and_boards_are_stamped() -> None:
     assert stamped("environments", {"document": 1}, 7) == {"document": 1, "version": 7}
+    assert stamped("boards", {"requests": []}, 7) == {"requests": [], "version": 7}
+    assert unstamped("boards", {"requests": [], "version": 7}) == {"requests": []}
     assert stamped("widgets", {"version": 3}, 7) == {"version": 3}
     assert unstamped("environments", {"document": 1, "version": 7}) == {"document": 1}
     assert unstamped("widgets", {"version": 3}) == {"version": 3}

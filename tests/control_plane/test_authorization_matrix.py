@@ -443,6 +443,53 @@ def _segment(method: str, path: str, body: Any = None) -> Callable[[Scene], Req]
     return build
 
 
+def _project_child(collection: str, body: dict[str, Any], slot: str) -> Callable[[Scene], tuple[dict[str, str], str]]:
+    """Makes a fresh project and one ``collection`` resource in it: the slots and its id."""
+
+    def make(sc: Scene) -> tuple[dict[str, str], str]:
+        s = sc.devcycle_project()
+        created: dict[str, Any] = sc.call("POST", f"/projects/{s['project']}/{collection}", body)
+        return s, str(created["id"])
+
+    return make
+
+
+_make_category = _project_child("feature-request-categories", {"name": "Integrations"}, "category")
+_make_request = _project_child("feature-requests", {"title": "Dark mode"}, "request")
+_make_item = _project_child("roadmap", {"title": "Public API"}, "item")
+_make_entry = _project_child("changelog", {"title": "New look"}, "entry")
+
+
+def _board_child(
+    make: Callable[[Scene], tuple[dict[str, str], str]], collection: str, slot: str, method: str, body: Any = None
+) -> Callable[[Scene], Req]:
+    def build(sc: Scene) -> Req:
+        s, resource_id = make(sc)
+        return sc.rel(method, f"/{collection}/{{{slot}}}", body, **s, **{slot: resource_id})
+
+    return build
+
+
+def _comment_delete(sc: Scene) -> Req:
+    """A comment arrives through the edge's intake; the case writes its row as the consumer would."""
+    s, request_id = _make_request(sc)
+    comment_id = uid("comment")
+    store = sc.world.client.app.state.services.store  # type: ignore[attr-defined]
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO releaseo_comments (id, request_id, user_id, body, source, created_at)"
+            " VALUES (?, ?, 'u-1', 'hi', 'sdk', '2026-01-01T00:00:00.000Z')",
+            (comment_id, request_id),
+        )
+    path = "/feature-requests/{request}/comments/{comment}"
+    return sc.rel("DELETE", path, {}, **s, request=request_id, comment=comment_id)
+
+
+def _roadmap_order(sc: Scene) -> Req:
+    s, item_id = _make_item(sc)
+    return sc.rel("PUT", "/roadmap/order", {"ids": [item_id]}, **s)
+
+
 def _widget_delete(sc: Scene) -> Req:
     s = sc.devcycle_project()
     sc.call("PUT", f"/projects/{s['project']}/widget-config", {"settings": {"theme": "dark"}})
@@ -644,6 +691,60 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("POST", "/projects/{projectId}/segments/{id}/publish"): Entry(
         "write", _segment("POST", "/publish", {}), 200, foreign=("segment",)
+    ),
+    ("POST", "/projects/{projectId}/feature-request-categories"): Entry(
+        "write",
+        lambda sc: sc.rel("POST", "/feature-request-categories", {"name": uid("cat")}, **sc.devcycle_project()),
+        201,
+    ),
+    ("PATCH", "/projects/{projectId}/feature-request-categories/{id}"): Entry(
+        "write",
+        _board_child(_make_category, "feature-request-categories", "category", "PATCH", {"position": 2}),
+        200,
+        foreign=("category",),
+    ),
+    ("DELETE", "/projects/{projectId}/feature-request-categories/{id}"): Entry(
+        "admin",
+        _board_child(_make_category, "feature-request-categories", "category", "DELETE", {}),
+        200,
+        foreign=("category",),
+    ),
+    ("POST", "/projects/{projectId}/feature-requests"): Entry(
+        "write", lambda sc: sc.rel("POST", "/feature-requests", {"title": "Export"}, **sc.devcycle_project()), 201
+    ),
+    ("PATCH", "/projects/{projectId}/feature-requests/{id}"): Entry(
+        "write",
+        _board_child(_make_request, "feature-requests", "request", "PATCH", {"reviewStatus": "rejected"}),
+        200,
+        foreign=("request",),
+    ),
+    ("DELETE", "/projects/{projectId}/feature-requests/{id}"): Entry(
+        "write", _board_child(_make_request, "feature-requests", "request", "DELETE", {}), 200, foreign=("request",)
+    ),
+    ("DELETE", "/projects/{projectId}/feature-requests/{id}/comments/{commentId}"): Entry(
+        "write", _comment_delete, 200, foreign=("request", "comment")
+    ),
+    ("POST", "/projects/{projectId}/roadmap"): Entry(
+        "write", lambda sc: sc.rel("POST", "/roadmap", {"title": "Public API"}, **sc.devcycle_project()), 201
+    ),
+    ("PUT", "/projects/{projectId}/roadmap/order"): Entry("write", _roadmap_order, 200),
+    ("PATCH", "/projects/{projectId}/roadmap/{id}"): Entry(
+        "write", _board_child(_make_item, "roadmap", "item", "PATCH", {"status": "done"}), 200, foreign=("item",)
+    ),
+    ("DELETE", "/projects/{projectId}/roadmap/{id}"): Entry(
+        "write", _board_child(_make_item, "roadmap", "item", "DELETE", {}), 200, foreign=("item",)
+    ),
+    ("POST", "/projects/{projectId}/changelog"): Entry(
+        "write", lambda sc: sc.rel("POST", "/changelog", {"title": "New look"}, **sc.devcycle_project()), 201
+    ),
+    ("PATCH", "/projects/{projectId}/changelog/{id}"): Entry(
+        "write",
+        _board_child(_make_entry, "changelog", "entry", "PATCH", {"status": "published"}),
+        200,
+        foreign=("entry",),
+    ),
+    ("DELETE", "/projects/{projectId}/changelog/{id}"): Entry(
+        "write", _board_child(_make_entry, "changelog", "entry", "DELETE", {}), 200, foreign=("entry",)
     ),
     # -- Airborne files and packages ------------------------------------------------------------------
     ("POST", "/file"): Entry("write", lambda sc: sc.ab("POST", "/file", FILE, **sc.app()), 200),

@@ -8,6 +8,8 @@
   dates before year 1000 were stored as ``999-01-01...`` (strftime does not zero-pad), which the
   snapshot build could not parse again. Now a 400, and ``0999-01-01T00:00:00.000Z``.
 * The widget-config PUT documented its 200 (replace) as an error envelope.
+* A Releaseo audience's ``segmentVersion`` beyond SQLite's 64-bit integers raised
+  ``OverflowError`` in the look-up: now a 400 (at most 2**31 - 1).
 """
 
 from __future__ import annotations
@@ -114,3 +116,13 @@ def test_openapi_documents_every_success_status_as_a_success(api: Api) -> None:
                     assert schema is None, (method, path, status)
                 else:
                     assert schema == {"$ref": "#/components/schemas/ErrorEnvelope"}, (method, path, status)
+
+
+def test_segment_version_beyond_sqlite_integers_is_a_400(api: Api) -> None:
+    owner = api.signup()
+    api.organisation(owner, "acme")
+    api.application(owner, "acme", "app")
+    audience = {"mode": "segment", "segmentId": "s", "segmentVersion": 2**64 - 1}
+    r = api.client.post("/projects/app/changelog", json={"title": "T", "audience": audience}, headers=owner.auth)
+    assert_error(r, 400, "validation_failed")
+    assert _fields(r) == ["audience.segmentVersion"]

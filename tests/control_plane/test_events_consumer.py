@@ -206,7 +206,7 @@ def test_consumer_thread_survives_errors(tmp_path: Path, store: Store, monkeypat
 
     calls: list[Any] = []
 
-    def failing(data_dir: Path, st: Store) -> int:
+    def failing(data_dir: Path, st: Store, **_: Any) -> int:
         calls.append(data_dir)
         raise RuntimeError("boom")
 

@@ -20,8 +20,8 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,18 @@ class Seed:
     headers: dict[str, str]
     # The /api/v1 keys of the organisation by scope: key-API routes are fuzzed with the key they take.
     keys: dict[str, str]
+    # ``{id}`` by the collection before it in the path (Releaseo's resources); else path["id"].
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def value(self, path: str, name: str) -> str:
+        """The seeded value of path parameter ``name`` in ``path``."""
+        if name == "id":
+            before = path.split("/{id}")[0].rsplit("/", 1)[-1]
+            return self.ids.get(before, self.path["id"])
+        return self.path[name]
+
+    def url(self, path: str) -> str:
+        return _PARAM.sub(lambda m: self.value(path, m.group(1)), path)
 
 
 class World:
@@ -154,6 +166,23 @@ class World:
             },
             h,
         )
+        board = "/projects/fz"
+        ids = {
+            "segments": segment["id"],
+            "feature-request-categories": self.call("POST", f"{board}/feature-request-categories", {"name": "fz"}, h)[
+                "id"
+            ],
+            "feature-requests": self.call("POST", f"{board}/feature-requests", {"title": "fz"}, h)["id"],
+            "roadmap": self.call("POST", f"{board}/roadmap", {"title": "fz"}, h)["id"],
+            "changelog": self.call("POST", f"{board}/changelog", {"title": "fz"}, h)["id"],
+        }
+        comment = f"fz-comment-{org}"  # comments arrive through the edge: written as the consumer would
+        with self.client.app.state.services.store.transaction() as db:  # type: ignore[attr-defined]
+            db.execute(
+                "INSERT INTO releaseo_comments (id, request_id, body, source, created_at)"
+                " VALUES (?, ?, 'fz', 'sdk', 'x')",
+                (comment, ids["feature-requests"]),
+            )
         for file_path in ("fz.js", "index.js"):
             self.call(
                 "POST",
@@ -200,8 +229,12 @@ class World:
             "key_id": key["id"],
             "slug": "fz",
             "feedback_id": feedback.json()["id"],
+            # Releaseo: a segment version, a comment and an SDK user that exist nowhere (404s).
+            "version": "1",
+            "commentId": comment,
+            "userId": "fz",
         }
-        return Seed(org, path, {**self.owner.auth, **h}, sytwm)
+        return Seed(org, path, {**self.owner.auth, **h}, sytwm, ids)
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +308,7 @@ def test_schemathesis_operation(world: World, schema: Any, method: str, path: st
     seed = world.seed() if method in WRITE_METHODS else world.shared_seed()
     operation = schema[path][method]
     names = _PARAM.findall(path)
-    fixed = {n: seed.path[n] for n in names}
+    fixed = {n: seed.value(path, n) for n in names}
     spec = SPECS[(method, path)]
     negatable = spec.body is not None or spec.query is not None
     headers = world.headers(seed, method, path)
@@ -463,7 +496,7 @@ def body_strategy(operation: Any, seed: Seed, model: type[BaseModel] | None) -> 
     paths = schema_paths(model)
     if not paths:
         return whole
-    fixed = {n: seed.path[n] for n in _PARAM.findall(operation.path)}
+    fixed = {n: seed.value(operation.path, n) for n in _PARAM.findall(operation.path)}
     bases = operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed, headers=seed.headers).map(
         lambda case: case.body if isinstance(case.body, dict | list) else {}
     )
@@ -632,24 +665,60 @@ VALID: dict[tuple[str, str], Any] = {
 }
 
 
+# Bodies that name the seed's own resources; run after VALID's, in this order (deletes last).
+_B = "/projects/{projectId}"
+SEEDED: dict[tuple[str, str], Callable[[Seed], Any]] = {
+    ("POST", f"{_B}/feature-request-categories"): lambda seed: {"name": _u("c")},
+    ("PATCH", f"{_B}/feature-request-categories/{{id}}"): lambda seed: {"position": 3},
+    ("POST", f"{_B}/feature-requests"): lambda seed: {
+        "title": "T",
+        "categoryId": seed.ids["feature-request-categories"],
+    },
+    ("PATCH", f"{_B}/feature-requests/{{id}}"): lambda seed: {"reviewStatus": "approved", "status": "planned"},
+    ("DELETE", f"{_B}/feature-requests/{{id}}/comments/{{commentId}}"): lambda seed: {},
+    ("DELETE", f"{_B}/feature-requests/{{id}}"): lambda seed: {},
+    ("POST", f"{_B}/roadmap"): lambda seed: {"title": "T", "visibility": "internal_only"},
+    ("PUT", f"{_B}/roadmap/order"): lambda seed: {"ids": [seed.ids["roadmap"]]},
+    ("PATCH", f"{_B}/roadmap/{{id}}"): lambda seed: {
+        "visibility": "audience_targeted",
+        "audience": {"mode": "condition", "filter": {"type": "constant", "value": True}},
+    },
+    ("DELETE", f"{_B}/roadmap/{{id}}"): lambda seed: {},
+    ("POST", f"{_B}/changelog"): lambda seed: {"title": "T", "status": "published"},
+    ("PATCH", f"{_B}/changelog/{{id}}"): lambda seed: {
+        "audience": {"mode": "segment", "segmentId": seed.ids["segments"]}
+    },
+    ("DELETE", f"{_B}/changelog/{{id}}"): lambda seed: {},
+    ("DELETE", f"{_B}/feature-request-categories/{{id}}"): lambda seed: {},
+}
+
+
+def valid_body(method: str, path: str, seed: Seed) -> Any:
+    """A body the route accepts for ``seed`` (an empty object where none is listed)."""
+    if (method, path) in SEEDED:
+        return SEEDED[(method, path)](seed)
+    return VALID.get((method, path), dict)()
+
+
 def test_valid_bodies_are_accepted(world: World) -> None:
     """The sweep's bases are real requests: each one succeeds (in one seeded organisation, in order;
     discarding needs a release that the earlier ramp did not start)."""
     shared = world.seed()
     services = world.client.app.state.services  # type: ignore[attr-defined]
     services.login_guard = LoginGuard(services.settings.login_attempts_per_minute)  # earlier fuzzing
-    for (method, path), body in VALID.items():
+    for method, path in [*VALID, *SEEDED]:
         seed = world.seed() if path.endswith("/discard") else shared
-        url = _PARAM.sub(lambda m, seed=seed: seed.path[m.group(1)], path)  # type: ignore[misc]
+        url = seed.url(path)
         params = {"environment": "development"} if path.endswith("/configurations") else {}
-        r = world.client.request(method, url, headers=world.headers(seed, method, path), params=params, json=body())
+        body = valid_body(method, path, seed)
+        r = world.client.request(method, url, headers=world.headers(seed, method, path), params=params, json=body)
         if "/oauth/" in path:  # OAuth is not offered: a valid request gets the 400 that says so
             assert_error(r, 400, "validation_failed")
             assert r.json()["error"]["details"][0]["field"] == "provider"
             continue
         assert r.status_code in (200, 201, 204), f"{method} {path}: {r.text}"
     with_body = {op for op in WRITES if SPECS[op].body is not None}
-    assert set(VALID) == with_body
+    assert set(VALID) | set(SEEDED) == with_body
 
 
 def test_schema_paths_reach_nested_fields() -> None:
@@ -667,7 +736,7 @@ def test_schema_paths_reach_nested_fields() -> None:
 def test_random_json_bodies(world: World, schema: Any, method: str, path: str) -> None:
     seed = world.seed()
     spec = SPECS[(method, path)]
-    url = _PARAM.sub(lambda m: seed.path[m.group(1)], path)
+    url = seed.url(path)
     params = {"environment": "development"} if path.endswith("/configurations") else {}
     label = f"{method} {path}"
 
@@ -678,10 +747,9 @@ def test_random_json_bodies(world: World, schema: Any, method: str, path: str) -
         assert_no_failure(response, f"{label} {raw[:2000]!r}")
 
     # Every field path gets each of the values that are known to break naive code ...
-    valid = VALID.get((method, path), dict)
     for field_path in schema_paths(spec.body):
         for fragment in SWEEP:
-            send(mutated(valid(), field_path, fragment))
+            send(mutated(valid_body(method, path, seed), field_path, fragment))
 
     # ... and then hypothesis explores.
     @fuzz_settings(RANDOM_BODY_EXAMPLES)

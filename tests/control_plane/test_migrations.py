@@ -28,7 +28,9 @@ from control_plane.store import Store
 PREVIOUS_RELEASE_DB = Path(__file__).parent / "fixtures" / "previous_release.sqlite3"
 BASELINE = ["0001_core", "0002_devcycle", "0003_airborne", "0004_releaseo", "0005_events"]
 # Every migration this release ships; the tests add theirs after it.
-SHIPPED = [*BASELINE, "0006_sessions", "0007_sytwm"]
+SHIPPED = [*BASELINE, "0006_sessions", "0007_sytwm", "0008_releaseo_board"]
+# The version a test's own extra migration takes: the one after the shipped ones.
+NEXT = f"{len(SHIPPED) + 1:04d}"
 ADD_COLUMN = "ALTER TABLE features ADD COLUMN owner TEXT NOT NULL DEFAULT 'nobody';\n"
 
 
@@ -102,14 +104,16 @@ def test_previous_release_database_is_adopted_with_its_data(tmp_path: Path) -> N
     Store(path).close()
     assert [name for _, name, _ in recorded(path)] == SHIPPED
     # Adoption changed nothing but the record and what later migrations add (0006: sessions; 0007:
-    # the api column of api_keys and the sytwm tables): the same tables and indexes as a fresh
-    # store, same rows.
+    # the api column of api_keys and the sytwm tables; Releaseo's board, and segment versions
+    # rebuilt to outlive their segment): the same tables and indexes as a fresh store, same rows.
     fresh = tmp_path / "fresh.sqlite3"
     Store(fresh).close()
     assert schema_of(path) == schema_of(fresh)
     added = {"schema_migrations", "sessions", "sessions_user", "api_keys", "api_keys_organisation"}
+    added |= {"releaseo_segment_versions"}
     added |= {name for name, _ in schema_of(fresh) if name.startswith("sytwm_")}
-    assert [row for row in schema_of(path) if row[0] not in added] == [row for row in before if row[0] not in added]
+    added |= {name for name, _ in schema_of(fresh) if name.startswith("releaseo_") and (name, _) not in before}
+    assert [row for row in schema_of(path) if row[0] not in added] == [r for r in before if r[0] not in added]
     assert "api TEXT NOT NULL DEFAULT 'admin'" in dict(schema_of(path))["api_keys"]
     with sqlite3.connect(path) as db:
         assert {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in counts} == counts
@@ -130,9 +134,9 @@ def test_previous_release_database_is_adopted_with_its_data(tmp_path: Path) -> N
 
 def test_a_new_migration_reaches_a_previous_release_database(tmp_path: Path) -> None:
     path = previous_release_copy(tmp_path)
-    extra = {"0008_feature_owner.sql": ADD_COLUMN + "CREATE INDEX features_owner ON features(owner);\n"}
+    extra = {f"{NEXT}_feature_owner.sql": ADD_COLUMN + "CREATE INDEX features_owner ON features(owner);\n"}
     Store(path, schema=schema_dir(tmp_path, extra)).close()
-    assert [name for _, name, _ in recorded(path)] == [*SHIPPED, "0008_feature_owner"]
+    assert [name for _, name, _ in recorded(path)] == [*SHIPPED, f"{NEXT}_feature_owner"]
     assert "owner" in columns(path, "features")
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT key, owner FROM features").fetchall() == [("checkout", "nobody")]
@@ -143,10 +147,10 @@ def test_a_new_migration_reaches_a_migrated_database_alone(tmp_path: Path) -> No
     Store(path).close()
     conn = sqlite3.connect(path, isolation_level=None)
     try:
-        applied = migrate(conn, SQLITE, load(schema_dir(tmp_path, {"0008_feature_owner.sql": ADD_COLUMN}), "sqlite"))
+        applied = migrate(conn, SQLITE, load(schema_dir(tmp_path, {f"{NEXT}_feature_owner.sql": ADD_COLUMN}), "sqlite"))
     finally:
         conn.close()
-    assert [m.name for m in applied] == ["0008_feature_owner"]
+    assert [m.name for m in applied] == [f"{NEXT}_feature_owner"]
 
 
 def test_a_restored_previous_release_backup_migrates_at_start(tmp_path: Path) -> None:
@@ -165,14 +169,14 @@ def test_a_restored_previous_release_backup_migrates_at_start(tmp_path: Path) ->
 def test_concurrent_starts_apply_each_migration_once(tmp_path: Path) -> None:
     # A new release started by several processes at once. ADD COLUMN fails if run twice; the slow
     # read before it holds each start inside its transaction long enough that, without the write
-    # lock taken at BEGIN, several would see 0007 missing and collide.
+    # lock taken at BEGIN, several would see the next migration missing and collide.
     path = tmp_path / "cp.sqlite3"
     Store(path).close()
     slow_read = (
         "SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)"
         " SELECT x FROM c);\n"
     )
-    schema = schema_dir(tmp_path, {"0008_feature_owner.sql": slow_read + ADD_COLUMN})
+    schema = schema_dir(tmp_path, {f"{NEXT}_feature_owner.sql": slow_read + ADD_COLUMN})
     barrier, errors = threading.Barrier(4), []
 
     def start() -> None:
@@ -188,7 +192,7 @@ def test_concurrent_starts_apply_each_migration_once(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert [name for _, name, _ in recorded(path)] == [*SHIPPED, "0008_feature_owner"]
+    assert [name for _, name, _ in recorded(path)] == [*SHIPPED, f"{NEXT}_feature_owner"]
 
 
 # --- refusals ----------------------------------------------------------------------------------
@@ -213,8 +217,8 @@ def test_a_renamed_migration_is_refused(tmp_path: Path) -> None:
 
 def test_a_newer_release_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "cp.sqlite3"
-    Store(path, schema=schema_dir(tmp_path, {"0008_feature_owner.sql": ADD_COLUMN})).close()
-    with pytest.raises(MigrationError, match="0008_feature_owner applied, which this release does not know"):
+    Store(path, schema=schema_dir(tmp_path, {f"{NEXT}_feature_owner.sql": ADD_COLUMN})).close()
+    with pytest.raises(MigrationError, match=f"{NEXT}_feature_owner applied, which this release does not know"):
         Store(path)
     # `serve` stops before starting workers, with the reason.
     assert _schema_ready(str(path)) is False
@@ -225,7 +229,7 @@ def test_a_missing_migration_below_an_applied_one_is_refused(tmp_path: Path) -> 
     Store(path).close()
     with sqlite3.connect(path) as db:
         db.execute("DELETE FROM schema_migrations WHERE version = 3")
-    with pytest.raises(MigrationError, match=r"0003_airborne\.sql is not applied but the later 0007_sytwm\.sql is"):
+    with pytest.raises(MigrationError, match=rf"0003_airborne\.sql is not applied but the later {SHIPPED[-1]}\.sql is"):
         Store(path)
 
 
@@ -237,22 +241,22 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path) -> None:
         + "UPDATE features SET owner = 'someone';\n"
         + "INSERT INTO no_such_table VALUES (1);\n"
     )
-    with pytest.raises(MigrationError, match=r"0008_feature_owner\.sql failed: no such table: no_such_table"):
-        Store(path, schema=schema_dir(tmp_path, {"0008_feature_owner.sql": failing}))
-    # The baseline committed (one transaction each); nothing of 0007 did.
+    with pytest.raises(MigrationError, match=rf"{NEXT}_feature_owner\.sql failed: no such table: no_such_table"):
+        Store(path, schema=schema_dir(tmp_path, {f"{NEXT}_feature_owner.sql": failing}))
+    # The baseline committed (one transaction each); nothing of the failed migration did.
     assert [name for _, name, _ in recorded(path)] == SHIPPED
     assert "owner" not in columns(path, "features")
     assert "half_done" not in {name for name, _ in schema_of(path)}
     # Fixed, it applies.
-    Store(path, schema=schema_dir(tmp_path, {"0008_feature_owner.sql": ADD_COLUMN}, name="fixed")).close()
+    Store(path, schema=schema_dir(tmp_path, {f"{NEXT}_feature_owner.sql": ADD_COLUMN}, name="fixed")).close()
     assert "owner" in columns(path, "features")
 
 
 def test_a_migration_may_not_commit_on_its_own(tmp_path: Path) -> None:
     path = tmp_path / "cp.sqlite3"
     sneaky = "CREATE TABLE early (x INTEGER);\nCOMMIT;\n"
-    with pytest.raises(MigrationError, match=r"0008_sneaky\.sql ended the transaction"):
-        Store(path, schema=schema_dir(tmp_path, {"0008_sneaky.sql": sneaky}))
+    with pytest.raises(MigrationError, match=rf"{NEXT}_sneaky\.sql ended the transaction"):
+        Store(path, schema=schema_dir(tmp_path, {f"{NEXT}_sneaky.sql": sneaky}))
     assert [name for _, name, _ in recorded(path)] == SHIPPED
 
 
@@ -273,7 +277,7 @@ INSERT INTO organisations_new SELECT id, name, created_by, created_at FROM organ
 DROP TABLE organisations;
 ALTER TABLE organisations_new RENAME TO organisations;
 """
-    store = Store(path, schema=schema_dir(tmp_path, {"0008_organisation_name_length.sql": rebuild}))
+    store = Store(path, schema=schema_dir(tmp_path, {f"{NEXT}_organisation_name_length.sql": rebuild}))
     try:
         assert store.one("PRAGMA foreign_keys")[0] == 1  # type: ignore[index]
         assert store.one("SELECT count(*) FROM projects JOIN organisations o ON o.id = organisation_id")[0] == 1  # type: ignore[index]
@@ -283,8 +287,8 @@ ALTER TABLE organisations_new RENAME TO organisations;
 
 def test_a_migration_leaving_dangling_references_is_refused(tmp_path: Path) -> None:
     path = previous_release_copy(tmp_path)
-    with pytest.raises(MigrationError, match=r"0008_drop_users\.sql leaves \d+ row\(s\) referencing missing rows"):
-        Store(path, schema=schema_dir(tmp_path, {"0008_drop_users.sql": "DELETE FROM users;\n"}))
+    with pytest.raises(MigrationError, match=rf"{NEXT}_drop_users\.sql leaves \d+ row\(s\) referencing missing rows"):
+        Store(path, schema=schema_dir(tmp_path, {f"{NEXT}_drop_users.sql": "DELETE FROM users;\n"}))
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 1
 
@@ -312,7 +316,7 @@ CREATE TRIGGER notes_stamp AFTER INSERT ON notes BEGIN
     UPDATE notes SET stamped = 'yes;really' WHERE rowid = new.rowid;
 END;
 """
-    store = Store(tmp_path / "cp.sqlite3", schema=schema_dir(tmp_path, {"0008_notes.sql": trigger}))
+    store = Store(tmp_path / "cp.sqlite3", schema=schema_dir(tmp_path, {f"{NEXT}_notes.sql": trigger}))
     try:
         with store.transaction() as db:
             db.execute("INSERT INTO notes (body) VALUES ('x')")

@@ -176,11 +176,20 @@ def test_demo_project_is_served_by_every_route_on_both_hosts(hosts: Any) -> None
         # Releaseo widget config, with ETag and 304.
         config = edge.get("/sdk/config", params={"key": info["releaseoProjectKey"]})
         assert config.status_code == 200 and config.json()["settings"]["theme"] == "light"
-        assert "max-age" in config.headers["cache-control"]
+        assert config.headers["cache-control"] == "no-cache"  # revalidated on every load (seed 000)
         again = edge.get(
             "/sdk/config", params={"key": info["releaseoProjectKey"]}, headers={"If-None-Match": config.headers["etag"]}
         )
         assert again.status_code == 304
+        # Releaseo's board and roadmap (the `boards` table, through Redis and sync on host B).
+        key = {"key": info["releaseoProjectKey"]}
+        board = edge.get("/sdk/feature-requests", params=key).json()
+        assert sorted(i["title"] for i in board["items"]) == ["Export to CSV", "Slack notifications"]
+        roadmap = edge.get("/sdk/roadmap/snapshot", params=key).json()
+        assert [i["title"] for i in roadmap["items"]] == ["Public API"]
+        assert [e["title"] for e in roadmap["changelog"]] == ["Dark mode is here"]
+        pro = edge.get("/sdk/roadmap/snapshot", params={**key, "userId": "u1", "context.user.plan": "pro"}).json()
+        assert [i["title"] for i in pro["items"]] == ["Public API", "Pro analytics"]
         # Airborne release.
         release = edge.get("/release/demo/demo-app", headers={"x-dimensions": "platform=android"})
         assert release.json()["package"]["index"], release.text

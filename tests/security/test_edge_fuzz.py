@@ -92,6 +92,12 @@ NAMES = [
     "projectKey",
     "toss",
     "since",
+    "userId",
+    "limit",
+    "cursor",
+    "sort",
+    "categoryId",
+    "status",
 ]
 GET_PATHS = [
     "/features/evaluated",
@@ -264,7 +270,14 @@ VALID: dict[str, Any] = {
     "/feedback": {"key": "plan", "userId": "u1", "score": 3},
     "/bulk": [{"type": "user", "userId": "u1"}, {"type": "event", "event": "e", "userId": "u1"}],
     "/ofrep/v1/evaluate/flags": {"context": {"targetingKey": "u1", "company": {"plan": "pro"}}},
+    "/sdk/identify": {"userId": "u1", "properties": {"plan": "pro"}},
+    "/sdk/feature-requests": {"userId": "u1", "title": "Dark mode", "description": "please"},
+    "/sdk/roadmap/none/follow": {"userId": "u1", "following": True, "context": {"user": {"plan": "pro"}}},
+    "/e": {"userId": "u1", "event": "opened", "properties": {"a": 1}},
 }
+# Releaseo's public routes, authorised by the demo's project key in the query.
+RELEASEO_POST = ["/sdk/identify", "/sdk/feature-requests", "/sdk/roadmap/none/follow", "/e"]
+RELEASEO_GET = ["/sdk/feature-requests", "/sdk/feature-requests/categories", "/sdk/roadmap/snapshot", "/sdk/roadmap/x"]
 
 json_values = st.recursive(
     st.one_of(
@@ -297,6 +310,15 @@ FIELDS = [
     "targetingVersion",
     "type",
     "targetingKey",
+    "title",
+    "description",
+    "properties",
+    "traits",
+    "categoryId",
+    "authorName",
+    "voted",
+    "following",
+    "body",
 ]
 
 
@@ -361,6 +383,36 @@ def test_bodies(world: World, workers: list[int], route: str) -> None:
                 headers.append((b"Idempotency-Key", idempotency))
             r = request(world.edge_port, b"POST", route.encode(), headers, body)
             assert_sane(r, ofrep=ofrep, what=body[:200])
+
+        run()
+
+
+@pytest.mark.parametrize("route", RELEASEO_POST)
+def test_releaseo_bodies(world: World, workers: list[int], route: str) -> None:
+    target = route.encode() + b"?key=" + world.demo["releaseoProjectKey"].encode()
+    with workers_unharmed(world, workers):
+
+        @settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
+        @given(body=_body(route), idempotency=st.one_of(st.none(), header_bytes))
+        def run(body: bytes, idempotency: bytes | None) -> None:
+            headers = [(b"Content-Type", b"application/json")]
+            if idempotency is not None:
+                headers.append((b"Idempotency-Key", idempotency))
+            r = request(world.edge_port, b"POST", target, headers, body)
+            assert_sane(r, what=body[:200])
+
+        run()
+
+
+def test_releaseo_query_strings(world: World, workers: list[int]) -> None:
+    key = b"key=" + world.demo["releaseoProjectKey"].encode()
+    with workers_unharmed(world, workers):
+
+        @FUZZ
+        @given(path=st.sampled_from(RELEASEO_GET), query=_query(world), keyed=st.booleans())
+        def run(path: str, query: bytes, keyed: bool) -> None:
+            r = request(world.edge_port, b"GET", path.encode() + b"?" + (key + b"&" if keyed else b"") + query)
+            assert_sane(r, what=query[:200])
 
         run()
 

@@ -1,9 +1,12 @@
-"""Pieces the Releaseo route modules share: the project of the ``{projectId}`` path parameter
-and bounded JSON encoding. Nothing here declares a route.
+"""Pieces the Releaseo route modules share: the project of the ``{projectId}`` path parameter,
+bounded JSON encoding, and opaque list cursors. Nothing here declares a route.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import sqlite3
 from typing import Any
 
@@ -55,3 +58,27 @@ def encode_bounded(value: dict[str, Any], field: str, max_bytes: int, max_depth:
 def project_access(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.ProjectAccess:
     """The ``{projectId}`` path parameter (key or id), through the caller's memberships, at ``needed``."""
     return authz.project_by_key(db, ctx.principal, ctx.path("projectId"), needed, ctx.header("x-organisation"))
+
+
+_CURSOR = re.compile(r"^([a-z]{1,8}):([0-9]{1,19})$")
+
+
+def encode_cursor(kind: str, seq: int) -> str:
+    """An opaque cursor: the row sequence number a page ended at, tagged with the list's kind."""
+    return base64.urlsafe_b64encode(f"{kind}:{seq}".encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(kind: str, cursor: str) -> int:
+    """The sequence number of a cursor :func:`encode_cursor` made for ``kind``; 400 otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raw = ""
+    match = _CURSOR.match(raw)
+    if match is None or match.group(1) != kind:
+        raise validation("cursor is not one this API returned", "query.cursor", "invalid_cursor")
+    return int(match.group(2))
+
+
+def json_field(value: str | None) -> Any:
+    return orjson.loads(value) if value else None

@@ -3,14 +3,14 @@
 A segment is a reusable Reflag filter tree, validated by compiling it with the evaluator. It is
 edited as a draft; publishing freezes an immutable numbered snapshot of the draft, so whatever
 stores a published version keeps seeing the same definition (seed 000, "saved segment targeting
-stores a snapshot"). Lists page with an opaque cursor.
+stores a snapshot"): changelog entries and targeted roadmap items copy the version they target
+(``audience.py``). Every published version stays readable (``/versions``), also after the
+segment is deleted (the versions are kept; what targeted them must stay explainable). Publishing
+a draft equal to the latest version mints no new version. Lists page with an opaque cursor.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import sqlite3
 from typing import Any
 
@@ -19,6 +19,7 @@ import orjson
 import evaluator
 from control_plane.errors import ApiError, conflict, not_found, validation
 from control_plane.http import Ctx, Router, Write
+from control_plane.routes.releaseo import common
 from control_plane.routes.releaseo.common import ORG, encode_bounded, project_access
 from control_plane.routes.releaseo.models import CreateSegment, ListQuery, PublishSegment, RemoveBody, UpdateSegment
 from control_plane.store import new_id, now_iso
@@ -28,7 +29,6 @@ router = Router("releaseo")
 MAX_DEFINITION_BYTES = 64 * 1024
 MAX_DEFINITION_DEPTH = 64
 _FILTER_PATH = "$.features[0].targeting.rules[0].filter"
-_CURSOR = re.compile(r"^seg:([0-9]{1,19})$")
 
 
 def definition_field(path: str) -> str:
@@ -107,18 +107,11 @@ def _name_taken(db: sqlite3.Connection, project_id: str, name: str, except_id: s
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seg:{seq}".encode()).rstrip(b"=").decode()
+    return common.encode_cursor("seg", seq)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raw = ""
-    match = _CURSOR.match(raw)
-    if match is None:
-        raise validation("cursor is not one this API returned", "query.cursor", "invalid_cursor")
-    return int(match.group(1))
+    return common.decode_cursor("seg", cursor)
 
 
 @router.route(
@@ -236,7 +229,7 @@ async def update_segment(ctx: Ctx) -> Any:
 @router.route(
     "DELETE",
     "/projects/{projectId}/segments/{id}",
-    summary="Delete a segment and its published versions (admin)",
+    summary="Delete a segment's draft (admin); its published versions stay readable",
     body=RemoveBody,
     headers=ORG,
 )
@@ -263,7 +256,7 @@ async def delete_segment(ctx: Ctx) -> Any:
 @router.route(
     "POST",
     "/projects/{projectId}/segments/{id}/publish",
-    summary="Publish the draft as a new immutable version (version = previous + 1)",
+    summary="Publish the draft as a new immutable version (previous + 1); an unchanged draft mints none",
     body=PublishSegment,
     headers=ORG,
 )
@@ -273,12 +266,25 @@ async def publish_segment(ctx: Ctx) -> Any:
     def change(w: Write) -> dict[str, Any]:
         project = project_access(w.db, ctx, "write")
         row = _segment(w.db, project.id, segment_id)
+        current = _segment_view(row)
+        if not current["hasUnpublishedChanges"]:
+            # The draft is the latest version already: a repeated publish is not a new version.
+            return {**current, "unchanged": True}
         version = (row["pub_version"] or 0) + 1
         w.db.execute(
             "INSERT INTO releaseo_segment_versions"
-            " (segment_id, version, name, description, definition, published_at, published_by)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (segment_id, version, row["name"], row["description"], row["definition"], now_iso(), w.principal.id),
+            " (project_id, segment_id, version, name, description, definition, published_at, published_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                project.id,
+                segment_id,
+                version,
+                row["name"],
+                row["description"],
+                row["definition"],
+                now_iso(),
+                w.principal.id,
+            ),
         )
         w.touch(project.id)
         w.audit(
@@ -288,6 +294,60 @@ async def publish_segment(ctx: Ctx) -> Any:
             project_id=project.id,
             details={"version": version},
         )
-        return _segment_view(_segment(w.db, project.id, segment_id))
+        return {**_segment_view(_segment(w.db, project.id, segment_id)), "unchanged": False}
 
     return ctx.commit(change)
+
+
+def _version_view(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "segmentId": row["segment_id"],
+        "version": row["version"],
+        "name": row["name"],
+        "description": row["description"],
+        "definition": orjson.loads(row["definition"]),
+        "publishedAt": row["published_at"],
+        "publishedBy": row["published_by"],
+    }
+
+
+@router.route(
+    "GET",
+    "/projects/{projectId}/segments/{id}/versions",
+    summary="Every published version of a segment, newest first (also after the segment was deleted)",
+    headers=ORG,
+)
+async def list_segment_versions(ctx: Ctx) -> Any:
+    with ctx.services.store.read() as db:
+        project = project_access(db, ctx, "read")
+        rows = db.execute(
+            "SELECT * FROM releaseo_segment_versions WHERE project_id = ? AND segment_id = ? ORDER BY version DESC",
+            (project.id, ctx.path("id")),
+        ).fetchall()
+        exists = db.execute(
+            "SELECT 1 FROM releaseo_segments WHERE id = ? AND project_id = ?", (ctx.path("id"), project.id)
+        ).fetchone()
+    if not rows and not exists:
+        raise not_found("segment")
+    return {"items": [_version_view(r) for r in rows], "segmentDeleted": exists is None}
+
+
+@router.route(
+    "GET",
+    "/projects/{projectId}/segments/{id}/versions/{version}",
+    summary="One published version of a segment (also after the segment was deleted)",
+    headers=ORG,
+)
+async def get_segment_version(ctx: Ctx) -> Any:
+    raw = ctx.path("version")
+    if not (raw.isascii() and raw.isdigit() and len(raw) < 10):
+        raise validation("version must be a positive integer", "version", "invalid")
+    with ctx.services.store.read() as db:
+        project = project_access(db, ctx, "read")
+        row = db.execute(
+            "SELECT * FROM releaseo_segment_versions WHERE project_id = ? AND segment_id = ? AND version = ?",
+            (project.id, ctx.path("id"), int(raw)),
+        ).fetchone()
+    if row is None:
+        raise not_found("segment version")
+    return _version_view(row)

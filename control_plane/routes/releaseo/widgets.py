@@ -34,6 +34,21 @@ def new_project_key() -> str:
     return PROJECT_KEY_PREFIX + secrets.token_urlsafe(24)
 
 
+def ensure_project_key(db: sqlite3.Connection, project_id: str) -> str:
+    """The project's public Releaseo key, issued now if it has none: the board, roadmap and
+    identify routes need it even before a widget config exists (a row without settings)."""
+    row = _widget_row(db, project_id)
+    if row is not None:
+        return str(row["project_key"])
+    key, now = new_project_key(), now_iso()
+    db.execute(
+        "INSERT INTO releaseo_widgets (project_id, project_key, settings, version, created_at, updated_at)"
+        " VALUES (?, ?, NULL, 0, ?, ?)",
+        (project_id, key, now, now),
+    )
+    return key
+
+
 def _widget_row(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = db.execute(
         "SELECT * FROM releaseo_widgets WHERE project_id = ?", (project_id,)

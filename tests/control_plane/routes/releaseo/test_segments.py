@@ -61,6 +61,7 @@ def test_segment_crud_contract(api: Api) -> None:
     r = api.client.post(f"{url}/publish", headers=owner.auth)
     assert r.status_code == 200, r.text
     published = r.json()
+    assert published.pop("unchanged") is False
     assert published["published"]["version"] == 1
     assert published["published"]["definition"] == BETA and published["published"]["name"] == "Pro"
     assert published["published"]["publishedAt"].endswith("Z")
@@ -74,7 +75,8 @@ def test_segment_crud_contract(api: Api) -> None:
     assert r.status_code == 200 and r.json() == {"id": seg["id"], "deleted": True}
     assert_error(api.client.get(url, headers=owner.auth), 404, "not_found")
     with services(api).store.read() as db:
-        assert db.execute("SELECT COUNT(*) FROM releaseo_segment_versions").fetchone()[0] == 0
+        # The published version outlives its segment (what targeted it stays explainable).
+        assert db.execute("SELECT COUNT(*) FROM releaseo_segment_versions").fetchone()[0] == 1
         actions = [r["action"] for r in db.execute("SELECT action FROM audit_log WHERE action LIKE 'segment.%'")]
     assert actions == ["segment.create", "segment.update", "segment.update", "segment.publish", "segment.delete"]
 
@@ -238,7 +240,10 @@ def test_publish_touches_project_and_replays(api: Api) -> None:
     assert again.json()["replayed"] is True
     assert again.json()["published"]["version"] == first.json()["published"]["version"] == 1
     assert len(published) == 1
-    assert api.client.post(url, headers=owner.auth).json()["published"]["version"] == 2
+    # The draft is unchanged: no new version (and nothing to publish).
+    unchanged = api.client.post(url, headers=owner.auth).json()
+    assert unchanged["published"]["version"] == 1 and unchanged["unchanged"] is True
+    assert len(published) == 1
 
 
 def test_cursor_pagination_over_several_pages(api: Api) -> None:

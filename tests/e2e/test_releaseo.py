@@ -203,13 +203,15 @@ def test_roadmap_visibility_internal_never_targeted_only_for_matching_users(rel:
         201,
     )
     assert targeted["audience"]["mode"] == "condition"
-    eventually(lambda: [i["id"] for i in _snapshot(rel)["items"]], lambda ids: public["id"] in ids)
 
     def ids(**params: str) -> set[str]:
         return {i["id"] for i in _snapshot(rel, **params)["items"]}
 
-    assert ids() >= {public["id"]} and not ids() & {internal["id"], targeted["id"]}
+    # The edge follows each write within its poll interval: wait for the last one.
     pro = {"userId": "p-1", "context.user.plan": "pro"}
+    eventually(lambda: ids(**pro), lambda seen: targeted["id"] in seen)
+
+    assert ids() >= {public["id"]} and not ids() & {internal["id"], targeted["id"]}
     assert targeted["id"] in ids(**pro) and internal["id"] not in ids(**pro)
     assert targeted["id"] not in ids(userId="f-1", **{"context.user.plan": "free"})
     # Identified users only: the matching context without a user id shows nothing targeted.
@@ -263,7 +265,9 @@ def test_changelog_segment_audience_keeps_its_snapshot(rel: Releaseo) -> None:
         params = {"userId": f"user-{plan}", "context.user.plan": plan} if plan else {}
         return {e["id"] for e in _snapshot(rel, **params)["changelog"]}
 
-    eventually(lambda: seen(None), lambda s: everyone["id"] in s)
+    # The edge follows each write within its poll interval: wait for the last one.
+    eventually(lambda: seen("enterprise"), lambda s: condition["id"] in s)
+    assert everyone["id"] in seen(None) and everyone["id"] in seen("pro")
     assert entry["id"] in seen("pro") and entry["id"] not in seen("enterprise") and entry["id"] not in seen(None)
     assert condition["id"] in seen("enterprise") and condition["id"] not in seen("pro")
     assert draft["id"] not in seen("pro") | seen("enterprise") | seen(None)

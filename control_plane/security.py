@@ -13,12 +13,13 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from contract import sdk_keys
+
 _hasher = PasswordHasher()
 # A real hash to verify against when the user does not exist, so both paths cost the same.
 _DUMMY_HASH = _hasher.hash("no-such-user-" + secrets.token_hex(8))
 
 API_KEY_PREFIX = {"read": "fe_rk_", "write": "fe_wk_", "submit": "fe_sk_", "admin": "fe_ak_"}
-SDK_KEY_PREFIX = {"client": "client-", "server": "server-", "mobile": "mobile-"}
 
 
 def hash_password(password: str) -> str:
@@ -47,7 +48,7 @@ def new_api_key(scope: str) -> str:
 
 def new_sdk_key(kind: str, environment_type: str) -> str:
     """``client-…`` (publishable), ``server-…`` (secret) or ``mobile-…``; all longer than 22 chars."""
-    return f"{SDK_KEY_PREFIX[kind]}{environment_type[:4]}-{secrets.token_urlsafe(24)}"
+    return f"{sdk_keys.PREFIX[kind]}{environment_type[:4]}-{secrets.token_urlsafe(24)}"
 
 
 @dataclass(frozen=True)

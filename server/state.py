@@ -36,6 +36,7 @@ import orjson
 import evaluator
 from contract.framing import CorruptValue, decode
 from contract.store import RawTables, SnapshotReader, snapshot_dir
+from server.devcycle.document import DevCycleDocument, devcycle_document
 
 log = logging.getLogger("server.state")
 
@@ -49,6 +50,8 @@ class Environment:
     snapshot: evaluator.Snapshot
     # `GET /features` body, built once per version.
     definitions: bytes
+    # The environment's DevCycle config as the DevCycle routes serve it (None without one).
+    devcycle: DevCycleDocument | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,8 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
             if old is not None and old.version == stamped:
                 environments[env_id] = old
                 continue
-            snapshot = evaluator.Snapshot(orjson.dumps(value["document"]))
+            document = value["document"]
+            snapshot = evaluator.Snapshot(orjson.dumps(document))
             environments[env_id] = Environment(
                 env_id,
                 str(value.get("environment", "")),
@@ -108,6 +112,7 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
                 stamped,
                 snapshot,
                 _definitions_body(snapshot, stamped),
+                devcycle_document(document.get("devcycle")),
             )
         except (CorruptValue, evaluator.RuleError, KeyError, TypeError, ValueError) as e:
             problems[env_id] = f"{type(e).__name__}: {e}"

@@ -11,6 +11,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -338,6 +339,32 @@ impl PySnapshot {
                 return Err(PyTypeError::new_err("user must be a dict"));
             }
             self.inner.devcycle_bucket(&user, now_ms).map(|v| to_py(py, &design_shape(v))).transpose()
+        })
+    }
+
+    /// The answer bytes of a DevCycle route for one user (`devcycle::answer`): `part` is
+    /// `config`, `variables`, `features`, `variable` (with `key`), `ofrep` or `ofrep_flag` (with
+    /// `key`); features whose `_id` is in `hidden` are left out (`sdkVisibility`). `None`
+    /// without a `devcycle` section, or for a variable the user is not served.
+    #[pyo3(signature = (user, now_ms, part = "config", key = None, hidden = None))]
+    fn devcycle_json<'py>(
+        &self,
+        py: Python<'py>,
+        user: &Bound<'py, PyAny>,
+        now_ms: i64,
+        part: &str,
+        key: Option<&str>,
+        hidden: Option<HashSet<String>>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        guard(|| {
+            let part = devcycle::Part::parse(part, key).map_err(PyValueError::new_err)?;
+            let user = to_value(user)?;
+            if !user.is_object() {
+                return Err(PyTypeError::new_err("user must be a dict"));
+            }
+            let hidden = hidden.unwrap_or_default();
+            let out = self.inner.devcycle_bucket(&user, now_ms).and_then(|b| devcycle::write_part(b, part, &hidden));
+            Ok(out.map(|bytes| PyBytes::new(py, &bytes)))
         })
     }
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contract.sdk_keys import KINDS
 from control_plane.errors import ApiError, conflict, not_found
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.devcycle.common import ORG, environment, write_project
@@ -19,7 +20,6 @@ from control_plane.store import now_iso
 
 router = Router("devcycle-projects")
 
-KINDS = ("client", "server", "mobile")
 PREFIX_LENGTH = 20
 
 

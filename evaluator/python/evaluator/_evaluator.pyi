@@ -1,6 +1,7 @@
 """Type stubs of the Rust extension module ``evaluator._evaluator``."""
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Literal, Self, TypedDict, final
 
 # Checked against the built module by `python -m mypy.stubtest evaluator._evaluator` (./dev lint,
@@ -104,6 +105,17 @@ class Snapshot:
         self, key: str, pairs: _FlatContext, *, now_ms: float | None = None
     ) -> _FlagResult | None: ...
     def devcycle_bucket(self, user: Mapping[str, _JSONValue], now_ms: int) -> dict[str, _JSONValue] | None: ...
+    def devcycle_json(
+        self,
+        user: Mapping[str, _JSONValue],
+        now_ms: int,
+        part: Literal["config", "variables", "features", "variable", "ofrep", "ofrep_flag"] = "config",
+        key: str | None = None,
+        hidden: AbstractSet[str] | None = None,
+    ) -> bytes | None:
+        """A DevCycle route's answer bytes for one user, without the features whose ``_id`` is in
+        ``hidden``; None without a ``devcycle`` section or for a variable (``part``
+        ``variable``/``ofrep_flag`` with ``key``) the user is not served."""
 
 def reflag_hash(value: str) -> int: ...
 def murmur3_32(data: str, seed: int = 0) -> int: ...

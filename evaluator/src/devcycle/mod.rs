@@ -21,6 +21,7 @@
 //! follow the JSON types of the first filter value and of the user's value (the reference
 //! ignores `dataKeyType`).
 
+mod answer;
 mod filter;
 mod path;
 mod rollout;
@@ -29,6 +30,7 @@ mod version;
 #[cfg(test)]
 mod tests;
 
+pub use answer::{write as write_part, Part};
 pub use filter::UserFilter;
 pub use version::version_compare;
 

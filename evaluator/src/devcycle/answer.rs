@@ -1,0 +1,216 @@
+//! The answer bytes of the routes that serve a DevCycle bucketed config: DevCycle's own SDK
+//! routes (the whole config, its `variables` or `features`, one variable) and OFREP over
+//! DevCycle variables (every variable, or one), written from one [`Config::bucket`] result.
+//!
+//! OFREP flags are keyed by variable key, as DevCycle's OpenFeature providers resolve them:
+//! `value` is the variable's typed value, `reason` the bucketing's `eval.reason`
+//! (`TARGETING_MATCH` or `SPLIT`, already OpenFeature reasons), `variant` the key of the
+//! variation that serves it (its `_id` when the variation has no key), and `metadata` what the
+//! providers put in `flagMetadata` (`evalReasonDetails`, `evalReasonTargetId`) plus the feature
+//! key and the variable type.
+//!
+//! Features hidden from the asking SDK's kind (DevCycle's `sdkVisibility`) are left out with
+//! their variables, as if the user were not served them.
+//!
+//! [`Config::bucket`]: super::Config::bucket
+
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+
+/// Which part of a bucketed config to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part<'a> {
+    /// `{project, environment, features, featureVariationMap, variableVariationMap, variables}`.
+    Config,
+    /// The `variables` object (the bucketing API's `POST /v1/variables`).
+    Variables,
+    /// The `features` object (`POST /v1/features`).
+    Features,
+    /// One variable object (`POST /v1/variables/{key}`).
+    Variable(&'a str),
+    /// OFREP bulk `flags`: an array of success objects, one per variable served.
+    Ofrep,
+    /// One OFREP success object.
+    OfrepFlag(&'a str),
+}
+
+impl<'a> Part<'a> {
+    /// `name` is `config`, `variables`, `features`, `variable`, `ofrep` or `ofrep_flag`; the
+    /// last two singular parts need `key`.
+    pub fn parse(name: &str, key: Option<&'a str>) -> Result<Self, String> {
+        match (name, key) {
+            ("config", None) => Ok(Part::Config),
+            ("variables", None) => Ok(Part::Variables),
+            ("features", None) => Ok(Part::Features),
+            ("ofrep", None) => Ok(Part::Ofrep),
+            ("variable", Some(k)) => Ok(Part::Variable(k)),
+            ("ofrep_flag", Some(k)) => Ok(Part::OfrepFlag(k)),
+            ("variable" | "ofrep_flag", None) => Err(format!("part {name:?} needs a key")),
+            ("config" | "variables" | "features" | "ofrep", Some(_)) => Err(format!("part {name:?} takes no key")),
+            _ => Err(format!("unknown part {name:?}")),
+        }
+    }
+}
+
+/// `part` of the bucketed config `bucketed` as JSON, without the features whose `_id` is in
+/// `hidden`; `None` when `part` names a variable the config does not serve.
+pub fn write(mut bucketed: Value, part: Part<'_>, hidden: &HashSet<String>) -> Option<Vec<u8>> {
+    if !hidden.is_empty() {
+        hide(&mut bucketed, hidden);
+    }
+    let value = match part {
+        Part::Config => bucketed,
+        Part::Variables => bucketed.get_mut("variables").map(Value::take).unwrap_or_default(),
+        Part::Features => bucketed.get_mut("features").map(Value::take).unwrap_or_default(),
+        Part::Variable(key) => bucketed.get_mut("variables").and_then(|v| v.get_mut(key)).map(Value::take)?,
+        Part::Ofrep => {
+            let features = variations_by_feature(&bucketed);
+            let flags = object(&bucketed, "variables")
+                .map(|vars| vars.iter().map(|(key, v)| ofrep_flag(key, v, &features)).collect())
+                .unwrap_or_default();
+            Value::Array(flags)
+        }
+        Part::OfrepFlag(key) => {
+            let variable = object(&bucketed, "variables").and_then(|vars| vars.get(key))?;
+            ofrep_flag(key, variable, &variations_by_feature(&bucketed))
+        }
+    };
+    // Serializing a serde_json::Value cannot fail (string keys only).
+    serde_json::to_vec(&value).ok()
+}
+
+/// Remove the hidden features, their variables and their `featureVariationMap` entries.
+fn hide(bucketed: &mut Value, hidden: &HashSet<String>) {
+    let is_hidden = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).is_some_and(|id| hidden.contains(id));
+    if let Some(Value::Object(features)) = bucketed.get_mut("features") {
+        features.retain(|_, f| !is_hidden(f, "_id"));
+    }
+    if let Some(Value::Object(variables)) = bucketed.get_mut("variables") {
+        variables.retain(|_, v| !is_hidden(v, "_feature"));
+    }
+    if let Some(Value::Object(map)) = bucketed.get_mut("featureVariationMap") {
+        map.retain(|id, _| !hidden.contains(id));
+    }
+}
+
+fn object<'v>(v: &'v Value, key: &str) -> Option<&'v Map<String, Value>> {
+    v.get(key).and_then(Value::as_object)
+}
+
+/// Feature `_id` → (feature key, the variant name of its bucketed variation).
+fn variations_by_feature(bucketed: &Value) -> HashMap<&str, (&str, &str)> {
+    let mut out = HashMap::new();
+    for (key, feature) in object(bucketed, "features").into_iter().flatten() {
+        let id = feature.get("_id").and_then(Value::as_str).unwrap_or_default();
+        let variant = feature
+            .get("variationKey")
+            .and_then(Value::as_str)
+            .or_else(|| feature.get("_variation").and_then(Value::as_str))
+            .unwrap_or_default();
+        out.insert(id, (key.as_str(), variant));
+    }
+    out
+}
+
+fn ofrep_flag(key: &str, variable: &Value, features: &HashMap<&str, (&str, &str)>) -> Value {
+    let eval = variable.get("eval");
+    let text = |v: Option<&Value>, name: &str| v.and_then(|e| e.get(name)).and_then(Value::as_str).map(str::to_owned);
+    let feature_id = variable.get("_feature").and_then(Value::as_str).unwrap_or_default();
+    let (feature_key, variant) = features.get(feature_id).copied().unwrap_or_default();
+
+    let mut metadata = Map::new();
+    if let Some(details) = text(eval, "details").filter(|d| !d.is_empty()) {
+        metadata.insert("evalReasonDetails".into(), Value::String(details));
+    }
+    if let Some(target) = text(eval, "target_id") {
+        metadata.insert("evalReasonTargetId".into(), Value::String(target));
+    }
+    if !feature_key.is_empty() {
+        metadata.insert("featureKey".into(), Value::String(feature_key.to_owned()));
+    }
+    if let Some(kind) = text(Some(variable), "type") {
+        metadata.insert("variableType".into(), Value::String(kind));
+    }
+
+    let mut flag = Map::new();
+    flag.insert("key".into(), Value::String(key.to_owned()));
+    flag.insert("value".into(), variable.get("value").cloned().unwrap_or(Value::Null));
+    flag.insert("reason".into(), Value::String(text(eval, "reason").unwrap_or_else(|| "TARGETING_MATCH".into())));
+    flag.insert("variant".into(), Value::String(variant.to_owned()));
+    flag.insert("metadata".into(), Value::Object(metadata));
+    Value::Object(flag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bucketed() -> Value {
+        json!({
+            "project": {"_id": "p"},
+            "environment": {"_id": "e"},
+            "features": {"f": {"_id": "fid", "key": "f", "_variation": "v1", "variationKey": "on",
+                               "eval": {"reason": "SPLIT", "details": "Rollout", "target_id": "t"}}},
+            "featureVariationMap": {"fid": "v1"},
+            "variableVariationMap": {},
+            "variables": {"n": {"_id": "vid", "key": "n", "type": "Number", "value": 3, "_feature": "fid",
+                                "eval": {"reason": "SPLIT", "details": "Rollout", "target_id": "t"}}}
+        })
+    }
+
+    fn none() -> HashSet<String> {
+        HashSet::new()
+    }
+
+    fn parsed(bytes: Option<Vec<u8>>) -> Value {
+        serde_json::from_slice(&bytes.expect("a part")).expect("JSON")
+    }
+
+    #[test]
+    fn parts_slice_the_bucketed_config() {
+        assert_eq!(parsed(write(bucketed(), Part::Config, &none())), bucketed());
+        assert_eq!(parsed(write(bucketed(), Part::Variables, &none()))["n"]["value"], json!(3));
+        assert_eq!(parsed(write(bucketed(), Part::Features, &none()))["f"]["variationKey"], json!("on"));
+        assert_eq!(parsed(write(bucketed(), Part::Variable("n"), &none()))["type"], json!("Number"));
+        assert_eq!(write(bucketed(), Part::Variable("missing"), &none()), None);
+    }
+
+    #[test]
+    fn ofrep_flags_carry_value_reason_variant_and_metadata() {
+        let expected = json!({
+            "key": "n", "value": 3, "reason": "SPLIT", "variant": "on",
+            "metadata": {"evalReasonDetails": "Rollout", "evalReasonTargetId": "t", "featureKey": "f",
+                         "variableType": "Number"}
+        });
+        assert_eq!(parsed(write(bucketed(), Part::OfrepFlag("n"), &none())), expected);
+        assert_eq!(parsed(write(bucketed(), Part::Ofrep, &none())), json!([expected]));
+        assert_eq!(write(bucketed(), Part::OfrepFlag("missing"), &none()), None);
+    }
+
+    #[test]
+    fn a_variation_without_a_key_is_named_by_its_id() {
+        let mut b = bucketed();
+        b["features"]["f"].as_object_mut().map(|f| f.remove("variationKey"));
+        assert_eq!(parsed(write(b, Part::OfrepFlag("n"), &none()))["variant"], json!("v1"));
+    }
+
+    #[test]
+    fn hidden_features_are_left_out_with_their_variables() {
+        let hidden: HashSet<String> = ["fid".to_owned()].into();
+        let config = parsed(write(bucketed(), Part::Config, &hidden));
+        assert_eq!(config["features"], json!({}));
+        assert_eq!(config["variables"], json!({}));
+        assert_eq!(config["featureVariationMap"], json!({}));
+        assert_eq!(write(bucketed(), Part::Variable("n"), &hidden), None);
+        assert_eq!(parsed(write(bucketed(), Part::Ofrep, &hidden)), json!([]));
+    }
+
+    #[test]
+    fn part_names_are_checked() {
+        assert_eq!(Part::parse("variable", Some("k")), Ok(Part::Variable("k")));
+        assert!(Part::parse("variable", None).is_err());
+        assert!(Part::parse("config", Some("k")).is_err());
+        assert!(Part::parse("everything", None).is_err());
+    }
+}

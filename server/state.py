@@ -112,7 +112,7 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
                 stamped,
                 snapshot,
                 _definitions_body(snapshot, stamped),
-                devcycle_document(document.get("devcycle")),
+                devcycle_document(document),
             )
         except (CorruptValue, evaluator.RuleError, KeyError, TypeError, ValueError) as e:
             problems[env_id] = f"{type(e).__name__}: {e}"

@@ -2,8 +2,9 @@
 
 The control plane publishes, per environment, the DevCycle server SDK config (the document
 ``/config/v2/server/{sdkKey}.json`` serves and ``@devcycle/bucketing`` reads) as the
-``devcycle`` section of the environment document; the evaluator compiles the same section for
-bucketing (``Snapshot.devcycle_json``). From it, :func:`devcycle_document` derives:
+``devcycle`` member of the environment document, with every feature whatever its visibility;
+the evaluator compiles the same section for bucketing (``Snapshot.devcycle_json``). From it,
+:func:`devcycle_document` derives:
 
 * the config bodies served to local-bucketing server SDKs, per SDK kind (DevCycle's
   ``sdkVisibility``: a server key gets the features visible to server SDKs, the client bootstrap
@@ -14,8 +15,9 @@ bucketing (``Snapshot.devcycle_json``). From it, :func:`devcycle_document` deriv
   out for keys of that kind;
 * whether the environment has DevCycle variables at all: then OFREP serves its variables.
 
-A feature's visibility is ``sdkVisibility`` (``{"client", "mobile", "server"}`` booleans, a
-missing one visible) on the feature or in its ``settings``.
+A feature's visibility is the document's ``sdkVisibility`` (``control_plane.devcycle_config``):
+``{feature key: {"client"?: false, "mobile"?: false, "server"?: false}}`` for the features
+hidden from some kind of SDK key; a kind it does not name sees the feature.
 """
 
 from __future__ import annotations
@@ -43,24 +45,12 @@ class DevCycleDocument:
     has_variables: bool
 
 
-def _visibility(feature: Mapping[str, Any]) -> Mapping[str, Any]:
-    found = feature.get(VISIBILITY)
-    if not isinstance(found, dict):
-        settings = feature.get("settings")
-        found = settings.get(VISIBILITY) if isinstance(settings, dict) else None
-    return found if isinstance(found, dict) else {}
+Visibility = Mapping[str, Any]
 
 
-def _visible(feature: Mapping[str, Any], kind: str) -> bool:
-    return _visibility(feature).get(kind) is not False
-
-
-def _served_feature(feature: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in feature.items() if k != VISIBILITY}
-    settings = out.get("settings")
-    if isinstance(settings, dict) and VISIBILITY in settings:
-        out["settings"] = {k: v for k, v in settings.items() if k != VISIBILITY}
-    return out
+def _visible(feature: Mapping[str, Any], kind: str, visibility: Visibility) -> bool:
+    flags = visibility.get(str(feature.get("key")))
+    return not (isinstance(flags, dict) and flags.get(kind) is False)
 
 
 def _variable_ids(feature: Mapping[str, Any]) -> set[str]:
@@ -74,30 +64,36 @@ def _variable_ids(feature: Mapping[str, Any]) -> set[str]:
     return ids
 
 
-def config_for(section: dict[str, Any], kind: str) -> dict[str, Any]:
+def config_for(section: dict[str, Any], kind: str, visibility: Visibility) -> dict[str, Any]:
     """The config a ``kind`` SDK gets: the features visible to it, and the variables they use
     (a variable used only by hidden features is not announced either)."""
     features = [f for f in section.get("features") or [] if isinstance(f, dict)]
-    visible = [f for f in features if _visible(f, kind)]
+    visible = [f for f in features if _visible(f, kind, visibility)]
     config = {k: v for k, v in section.items() if k not in NOT_SERVED}
-    config["features"] = [_served_feature(f) for f in visible]
+    config["features"] = visible
     if len(visible) != len(features) and isinstance(section.get("variables"), list):
         used = set().union(*(_variable_ids(f) for f in visible)) if visible else set()
-        hidden_only = set().union(*(_variable_ids(f) for f in features if not _visible(f, kind))) - used
+        hidden = [f for f in features if not _visible(f, kind, visibility)]
+        hidden_only = set().union(*(_variable_ids(f) for f in hidden)) - used
         config["variables"] = [
             v for v in section["variables"] if not (isinstance(v, dict) and v.get("_id") in hidden_only)
         ]
     return config
 
 
-def devcycle_document(section: Any) -> DevCycleDocument | None:
-    """The edge's view of an environment document's ``devcycle`` section (None without one)."""
+def devcycle_document(document: Mapping[str, Any]) -> DevCycleDocument | None:
+    """The edge's view of an environment document's DevCycle section (None without one)."""
+    section = document.get("devcycle")
     if not isinstance(section, dict):
         return None
+    visibility = document.get(VISIBILITY)
+    if not isinstance(visibility, dict):
+        visibility = {}
     features = [f for f in section.get("features") or [] if isinstance(f, dict)]
     hidden = {
-        kind: frozenset(str(f.get("_id")) for f in features if not _visible(f, kind) and "_id" in f) for kind in KINDS
+        kind: frozenset(str(f["_id"]) for f in features if "_id" in f and not _visible(f, kind, visibility))
+        for kind in KINDS
     }
-    configs = {kind: orjson.dumps(config_for(section, kind)) for kind in KINDS}
+    configs = {kind: orjson.dumps(config_for(section, kind, visibility)) for kind in KINDS}
     variables = section.get("variables")
     return DevCycleDocument(configs, hidden, bool(variables) and isinstance(variables, list))

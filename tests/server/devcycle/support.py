@@ -42,12 +42,12 @@ def vector() -> dict[str, Any]:
 
 
 def devcycle_config() -> dict[str, Any]:
-    """The vector's config; its first feature is hidden from client SDKs."""
-    config = copy.deepcopy(vector()["config"])
-    config["features"][0]["sdkVisibility"] = {"client": False, "mobile": True, "server": True}
+    """The vector's config."""
+    config: dict[str, Any] = copy.deepcopy(vector()["config"])
     return config
 
 
+# Hidden from client SDKs (the document's sdkVisibility, as the control plane publishes it).
 HIDDEN_FEATURE = devcycle_config()["features"][0]
 
 
@@ -56,8 +56,12 @@ def key_hash(key: str) -> str:
 
 
 def initial_publish(config: dict[str, Any] | None = None) -> ChangeSet:
-    document = {"features": [], "devcycle": devcycle_config() if config is None else config}
-    keys = {
+    document = {
+        "features": [],
+        "devcycle": devcycle_config() if config is None else config,
+        "sdkVisibility": {HIDDEN_FEATURE["key"]: {"client": False}},
+    }
+    keys: dict[str, dict[str, Any] | None] = {
         key_hash(SERVER_KEY): {"environment": ENV_ID, "kind": "server", "project": PROJECT},
         key_hash(CLIENT_KEY): {"environment": ENV_ID, "kind": "client", "project": PROJECT},
         key_hash(MOBILE_KEY): {"environment": ENV_ID, "kind": "mobile", "project": PROJECT},

@@ -2,7 +2,8 @@
 
 Phases: evaluator micro-benchmarks (criterion), peak throughput of the edge (W1, W2) and of
 the granian ceiling with wrk, scale curves (flags 5 → 100k, workers), propagation latency
-(same host and through Redis + ``sync``) and the locust SDK traffic mix. Writes
+(same host and through Redis + ``sync``), the locust SDK traffic mix, and the DevCycle routes and
+OFREP over a W2-sized DevCycle project beside ``/features/evaluated`` (``bench.devcycle``). Writes
 ``bench/results/<date>.json``, PNG plots and ``<date>.md``, and copies the Markdown to
 ``bench/REPORT.md`` (full runs). The full run takes about 12 minutes on 2 cores, ``--quick`` about 2.
 A phase that fails is recorded in the report and makes the exit status non-zero.
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import micro, propagation, report, scale, sdk_traffic, throughput, wrk
+from bench import devcycle, micro, propagation, report, scale, sdk_traffic, throughput, wrk
 from bench.processes import REPO
 from bench.stack import running
 
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         ("scale", lambda: _scale(plan)),
         ("propagation", lambda: propagation.run(plan.changes, with_redis=True)),
         ("sdk_traffic", lambda: _sdk_traffic(plan, args.out, stem)),
+        ("devcycle", lambda: devcycle.run(plan.connections[0], plan.seconds)),
     ]
     for name, phase in phases:
         if name in args.skip:

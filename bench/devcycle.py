@@ -21,6 +21,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from bench import wrk
 from bench.devcycle_data import DATASET
@@ -152,6 +153,14 @@ def table(measured: list[Measured]) -> str:
 def stack() -> Iterator[Stack]:
     with running(DATASET) as s:
         yield s
+
+
+def run(connections: int, seconds: float) -> dict[str, Any]:
+    """The suite's phase (``python -m bench``): every route, as JSON for the report."""
+    with stack() as s:
+        measured = measure(s, connections, seconds)
+    routes = {m.route: {"path": PATHS[m.route], **m.result.as_dict()} for m in measured}
+    return {"features": s.flags, "connections": connections, "seconds": seconds, "routes": routes}
 
 
 def main(argv: list[str] | None = None) -> int:

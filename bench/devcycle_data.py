@@ -9,6 +9,9 @@ to change anyone's bucket during a run), ``bucketingKey`` on a customData field 
 lack, several targets in order, and ``sdkVisibility`` (a feature hidden from client SDKs).
 Every feature has variables of the four types (String, Number, Boolean, JSON), with a different
 value in each variation. Everything is seeded: the same ``n`` and seed give the same data.
+
+Gradual rollouts come twice: one whose linear stage is running (:data:`INTERPOLATING`) and one
+whose linear stage was reached. The first is where DevCycle's own implementations disagree.
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ COUNTRIES = ("DE", "US", "FR", "GB", "JP", "BR")
 DOMAINS = ("acme.com", "example.org", "initech.io")
 SAVED_AUDIENCE = "germans-or-old-apps"
 HIDDEN_KIND = "hidden-from-clients"
+# A gradual rollout inside a linear stage: @devcycle/bucketing (and the edge) serve
+# ``current + (next - current) * elapsed``; the nodejs-server-sdk's WASM bucketing
+# (bucketing-assembly-script 1.42.8) computes ``(current + (next - current)) * elapsed``
+# (misplaced parentheses), so while a linear stage runs the two serve different users.
+INTERPOLATING = "gradual-linear"
 
 KINDS = (
     "two-way-split",
@@ -40,7 +48,8 @@ KINDS = (
     "email-country",
     "org-exists",
     "schedule",
-    "gradual",
+    INTERPOLATING,
+    "gradual-reached",
     "stepped",
     "bucketing-key",
     "audience-match",
@@ -120,7 +129,7 @@ def _targets(kind: str, rng: random.Random) -> list[dict[str, Any]]:
                 ALL_USERS, [("off", 1.0)], "Since", rollout={"type": "schedule", "startDate": _iso(-timedelta(days=1))}
             ),
         ]
-    if kind == "gradual":
+    if kind == INTERPOLATING:
         rollout = {
             "type": "gradual",
             "startPercentage": 0.2,
@@ -128,6 +137,17 @@ def _targets(kind: str, rng: random.Random) -> list[dict[str, Any]]:
             "stages": [{"type": "linear", "date": _iso(timedelta(days=3000)), "percentage": 0.9}],
         }
         return [_target(ALL_USERS, [("on", 0.5), ("third", 0.5)], rollout=rollout)]
+    if kind == "gradual-reached":
+        rollout = {
+            "type": "gradual",
+            "startPercentage": 0.1,
+            "startDate": _iso(-timedelta(days=20)),
+            "stages": [
+                {"type": "linear", "date": _iso(-timedelta(days=5)), "percentage": 0.65},
+                {"type": "discrete", "date": _iso(timedelta(days=40)), "percentage": 1},
+            ],
+        }
+        return [_target(ALL_USERS, [("on", 0.4), ("off", 0.6)], rollout=rollout)]
     if kind == "stepped":
         rollout = {
             "type": "stepped",
@@ -164,9 +184,14 @@ def _targets(kind: str, rng: random.Random) -> list[dict[str, Any]]:
     raise ValueError(kind)
 
 
+def kind_of(i: int) -> str:
+    """The target kind of feature ``i``."""
+    return KINDS[i % len(KINDS)]
+
+
 def feature(i: int, rng: random.Random, env: str) -> dict[str, Any]:
-    """Feature ``i`` (kind ``KINDS[i % len(KINDS)]``) with its ``env`` configuration."""
-    kind = KINDS[i % len(KINDS)]
+    """Feature ``i`` (kind :func:`kind_of`) with its ``env`` configuration."""
+    kind = kind_of(i)
     key = f"dvc-{i}"
     values = {
         "on": ("blue", 1 + i, True, {"size": i, "tags": ["a"]}),

@@ -38,8 +38,18 @@ for (const u of users) {
 }
 await cloud.track(users[0], { type: "e2e-cloud", target: "cloud" });
 
-// The reference bucketing over the very config the SDKs read.
+// The reference bucketing over the very config the SDKs read. @devcycle/bucketing compares
+// rollout dates as Date objects (DevCycle's services parse them when they load a config; as
+// JSON strings every rollout would count as not started).
 const config = await (await fetch(`${base}/config/v2/server/${serverKey}.json`)).json();
+for (const feature of config.features) {
+  for (const target of feature.configuration.targets) {
+    const rollout = target.rollout;
+    if (!rollout) continue;
+    rollout.startDate = new Date(rollout.startDate);
+    for (const stage of rollout.stages ?? []) stage.date = new Date(stage.date);
+  }
+}
 const now = Date.now();
 const referenceOut = users.map((u) => {
   const b = generateBucketedConfig({ config, user: { ...u, createdDate: new Date(now), lastSeenDate: new Date(now) } });

@@ -7,7 +7,8 @@
 The key comes in ``Authorization`` (DevCycle's SDKs send the bare key). Each DevCycle event
 becomes one intake record of type :data:`EVENT_TYPE` whose event holds DevCycle's own fields
 (``type``, ``customType``, ``target``, ``value``, ``date``, ``clientDate``, ``featureVars``,
-``metaData``), ``userId`` (the event's ``user_id``, else its user's) and the ``user`` it was
+``metaData``; a ``type`` that is not one of DevCycle's becomes a ``customEvent`` of that
+``customType``), ``userId`` (the event's ``user_id``, else its user's) and the ``user`` it was
 sent with; the control plane stores it like every SDK event. The answer is DevCycle's: ``201``
 with ``{"message": "Successfully received N events."}`` (the server SDK treats anything but 201
 as a failed flush and retries it).
@@ -28,6 +29,18 @@ from server.auth import authorization_token, devcycle_key
 from server.events import MAX_BULK_ITEMS, MAX_ID_CHARS, MAX_NAME_CHARS, Event, EventIntake, Fields, Invalid
 
 EVENT_TYPE = "devcycle-event"
+# DevCycle's own event types; any other ``type`` is a custom event of that type (the client SDK
+# converts it before sending, the cloud bucketing API's /v1/track on receipt: so does the edge).
+BUILT_IN_TYPES = frozenset(
+    {
+        "customEvent",
+        "variableEvaluated",
+        "variableDefaulted",
+        "aggVariableEvaluated",
+        "aggVariableDefaulted",
+        "sdkConfig",
+    }
+)
 MAX_DATE_CHARS = 64
 
 
@@ -62,8 +75,10 @@ def _feature_vars(f: Fields) -> None:
 
 def _event(body: Any, prefix: str, user: dict[str, Any] | None) -> Event:
     f = Fields(body, prefix)
-    f.text("type", required=True, limit=MAX_NAME_CHARS)
+    kind = f.text("type", required=True, limit=MAX_NAME_CHARS)
     f.text("customType", required=False)
+    if kind not in BUILT_IN_TYPES:
+        f.out["type"], f.out["customType"] = "customEvent", kind
     f.text("target", required=False)
     _number(f, "value")
     _date(f, "date")

@@ -4,7 +4,8 @@
 //   cloud:     the same SDK with enableCloudBucketing, over POST /v1/variables and /v1/features
 //   client:    @devcycle/js-client-sdk (under Node), over GET /v1/sdkConfig
 //   reference: @devcycle/bucketing's generateBucketedConfig over the config the edge serves
-// Each SDK also tracks one custom event and flushes it (/v1/events/batch, /v1/track, /v1/events).
+// Each SDK also evaluates one variable and tracks one custom event, and flushes them
+// (/v1/events/batch, /v1/track, /v1/events).
 // Usage: node compare.mjs <edge base url> <server key> <client key> <users.json>  → JSON on stdout.
 import { readFileSync } from "node:fs";
 import { initializeDevCycle as initializeServer } from "@devcycle/nodejs-server-sdk";
@@ -27,6 +28,12 @@ const local = initializeServer(serverKey, {
 });
 await local.onClientInitialized();
 const localOut = users.map((u) => ({ variables: values(local.allVariables(u)), features: variations(local.allFeatures(u)) }));
+// Evaluating a variable (not allVariables) is what the SDKs report as evaluation events.
+const evaluate = (variables, read) => {
+  const [key, value] = Object.entries(variables)[0] ?? [];
+  if (key !== undefined) read(key, value);
+};
+evaluate(localOut[0].variables, (key, value) => local.variable(users[0], key, value));
 local.track(users[0], { type: "e2e-local", target: "local", value: 1 });
 await local.flushEvents();
 
@@ -70,6 +77,8 @@ for (const u of users) {
   await client.identifyUser(u);
   clientOut.push({ variables: values(client.allVariables()), features: variations(client.allFeatures()) });
 }
+evaluate(clientOut.at(-1).variables, (key, value) => client.variable(key, value));
+await client.identifyUser(users[0]);
 client.track({ type: "e2e-client", target: "client", value: 2 });
 await client.flushEvents();
 

@@ -70,12 +70,14 @@ def test_each_sdks_events_reach_the_control_plane(edge: Harness, tmp_path: Path)
         (EVENT_TYPE, "u-1", "show-new-dashboard", "server"),
         (EVENT_TYPE, "u-1", "checkout", "server"),
         (EVENT_TYPE, "u-2", "x", "client"),
-        (EVENT_TYPE, "u-1", None, "server"),
+        (EVENT_TYPE, "u-1", "signup", "server"),
     }
     assert {(r["environment_id"], r["project_id"]) for r in rows} == {(ENV_ID, PROJECT)}
     agg = next(orjson.loads(r["payload"]) for r in rows if r["name"] == "show-new-dashboard")
     sent = {k: v for k, v in AGGREGATE.items() if k != "user_id"}
     assert agg == {**sent, "userId": "u-1", "user": USER}
+    track = next(orjson.loads(r["payload"]) for r in rows if r["name"] == "signup")
+    assert track["type"] == "customEvent" and track["customType"] == "signup"
 
 
 def test_the_batch_answer_counts_its_events(edge: Harness) -> None:

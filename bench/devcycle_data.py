@@ -7,8 +7,9 @@ type, version comparisons, a saved audience (``audienceMatch``), distributions o
 variations, schedule, gradual and stepped rollouts (whose current percentage moves too slowly
 to change anyone's bucket during a run), ``bucketingKey`` on a customData field some users
 lack, several targets in order, and ``sdkVisibility`` (a feature hidden from client SDKs).
-Every feature has variables of the four types (String, Number, Boolean, JSON), with a different
-value in each variation. Everything is seeded: the same ``n`` and seed give the same data.
+Every feature has variables of the four types (String, Number, Boolean, JSON; or fewer, whose
+type rotates with the feature), with a different value in each variation. Everything is
+seeded: the same ``n`` and seed give the same data.
 
 Gradual rollouts come twice: one whose linear stage is running (:data:`INTERPOLATING`) and one
 whose linear stage was reached. The first is where DevCycle's own implementations disagree.
@@ -22,9 +23,11 @@ from typing import Any
 
 import httpx
 
-# The benchmark's dataset (bench.stack) and its size: W2's 350 flags.
+# The benchmark's dataset (bench.stack) and its size: W2's 350 flags, one variable each (as a
+# Reflag flag has one value; the types still rotate).
 DATASET = "devcycle-w2"
 W2_FEATURES = 350
+W2_VARIABLES = 1
 # Custom properties declared through the API (so query strings are read with these types).
 CUSTOM_PROPERTIES = {"plan": "String", "seats": "Number", "beta": "Boolean", "org": "String"}
 PLANS = ("free", "starter", "pro", "enterprise")
@@ -189,28 +192,29 @@ def kind_of(i: int) -> str:
     return KINDS[i % len(KINDS)]
 
 
-def feature(i: int, rng: random.Random, env: str) -> dict[str, Any]:
-    """Feature ``i`` (kind :func:`kind_of`) with its ``env`` configuration."""
+TYPES = ("String", "Number", "Boolean", "JSON")
+
+
+def feature(i: int, rng: random.Random, env: str, variables: int = len(TYPES)) -> dict[str, Any]:
+    """Feature ``i`` (kind :func:`kind_of`) with its ``env`` configuration and ``variables``
+    variables: all four types, or fewer starting at type ``i % 4`` (so consecutive features
+    still cover every type)."""
     kind = kind_of(i)
     key = f"dvc-{i}"
     values = {
-        "on": ("blue", 1 + i, True, {"size": i, "tags": ["a"]}),
-        "off": ("red", -i, False, {"size": 0}),
-        "third": ("green", 0.5 + i, False, {"size": i, "nested": {"ok": True}}),
+        "on": {"String": "blue", "Number": 1 + i, "Boolean": True, "JSON": {"size": i, "tags": ["a"]}},
+        "off": {"String": "red", "Number": -i, "Boolean": False, "JSON": {"size": 0}},
+        "third": {"String": "green", "Number": 0.5 + i, "Boolean": False, "JSON": {"size": i, "nested": {"ok": True}}},
     }
-    names = (f"{key}-text", f"{key}-number", f"{key}-flag", f"{key}-json")
+    types = [TYPES[(i + k) % len(TYPES)] for k in range(variables)]
+    names = {kind_: f"{key}-{kind_.lower()}" for kind_ in types}
     body: dict[str, Any] = {
         "key": key,
         "name": f"{kind} {i}",
         "type": "experiment" if "split" in kind else "release",
-        "variables": [
-            {"key": names[0], "type": "String"},
-            {"key": names[1], "type": "Number"},
-            {"key": names[2], "type": "Boolean"},
-            {"key": names[3], "type": "JSON"},
-        ],
+        "variables": [{"key": names[t], "type": t} for t in types],
         "variations": [
-            {"key": variation, "name": variation.title(), "variables": dict(zip(names, vals, strict=True))}
+            {"key": variation, "name": variation.title(), "variables": {names[t]: vals[t] for t in types}}
             for variation, vals in values.items()
         ],
         "configurations": {env: {"status": "active", "targets": _targets(kind, rng)}},
@@ -220,9 +224,9 @@ def feature(i: int, rng: random.Random, env: str) -> dict[str, Any]:
     return body
 
 
-def features(n: int, env: str, seed: int = 12) -> list[dict[str, Any]]:
+def features(n: int, env: str, seed: int = 12, variables: int = len(TYPES)) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [feature(i, rng, env) for i in range(n)]
+    return [feature(i, rng, env, variables) for i in range(n)]
 
 
 def users(n: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -248,8 +252,11 @@ def users(n: int, seed: int = 7) -> list[dict[str, Any]]:
     return out
 
 
-def load(admin: httpx.Client, auth: dict[str, str], project: str, env: str, n: int) -> None:
-    """Declare the custom properties and the saved audience, then create ``n`` features."""
+def load(
+    admin: httpx.Client, auth: dict[str, str], project: str, env: str, n: int, variables: int = len(TYPES)
+) -> None:
+    """Declare the custom properties and the saved audience, then create ``n`` features with
+    ``variables`` variables each."""
     for key, kind in CUSTOM_PROPERTIES.items():
         body = {"name": key, "key": key, "type": kind, "propertyKey": key}
         r = admin.post(f"/v1/projects/{project}/customProperties", json=body, headers=auth)
@@ -263,7 +270,7 @@ def load(admin: httpx.Client, auth: dict[str, str], project: str, env: str, n: i
     r = admin.post(f"/v1/projects/{project}/audiences", json=audience, headers=auth)
     if r.status_code != 201:
         raise RuntimeError(f"audience: {r.status_code} {r.text}")
-    items = features(n, env)
+    items = features(n, env, variables=variables)
     for start in range(0, n, 100):
         r = admin.post(f"/v1/projects/{project}/features/multiple", json=items[start : start + 100], headers=auth)
         if r.status_code != 201:

@@ -95,7 +95,7 @@ def running(
             auth, keys = bootstrap_project(admin)
             if dataset == devcycle_data.DATASET:
                 started = time.perf_counter()
-                devcycle_data.load(admin, auth, "shop", "prod", devcycle_data.W2_FEATURES)
+                devcycle_data.load(admin, auth, "shop", "prod", devcycle_data.W2_FEATURES, devcycle_data.W2_VARIABLES)
                 loaded = datasets.Loaded(devcycle_data.W2_FEATURES, round(time.perf_counter() - started, 2), 1)
             else:
                 loaded = datasets.load(admin, auth, "shop", "prod", datasets.flags_for(dataset))

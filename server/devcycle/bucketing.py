@@ -8,7 +8,8 @@
   ``etag`` (the snapshot version, which realtime messages carry: the SDK refetches when they
   differ) and ``sse`` when the edge knows its public URL. ``ETag`` + ``If-None-Match`` → 304;
   the ETag is the body's, so it changes whenever a rollout step changes the answer.
-  A server key is refused (403): it never travels in a query string.
+  A server key is refused (403): it never travels in a query string. Obfuscated configs
+  (``enableObfuscation``) are not served (400).
 * The cloud bucketing API, by server key in ``Authorization`` (``bucketingAPIURI`` of
   ``@devcycle/js-cloud-server-sdk`` / ``enableCloudBucketing``), the body a DevCycle user:
   ``POST /v1/variables`` (every variable served to the user), ``POST /v1/variables/{key}`` (one;
@@ -65,6 +66,9 @@ class BucketingRoutes:
         key = devcycle_key(view, params.get("sdkKey"), PUBLISHABLE, where="the sdkKey query parameter")
         env = devcycle_config(edge.environment(view, key.environment))
         assert env.devcycle is not None
+        if params.get("obfuscated") == "1":
+            # enableObfuscation: the SDK would look variables up by hashed keys and find none.
+            raise EdgeError(400, "obfuscated configs are not served by this edge", field="obfuscated")
         try:
             user = users.from_query(params.multi_items())
         except users.Invalid as e:

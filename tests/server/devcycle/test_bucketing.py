@@ -115,6 +115,7 @@ def test_sdk_config_points_client_sdks_at_their_stream(tmp_path: Path) -> None:
         (f"/v1/sdkConfig?sdkKey={CLIENT_KEY}&user_id=u&appBuild=x", 400, "appBuild must be a number"),
         (f"/v1/sdkConfig?sdkKey={CLIENT_KEY}&user_id=u&isAnonymous=maybe", 400, "isAnonymous must be true or false"),
         (f"/v1/sdkConfig?sdkKey={CLIENT_KEY}&user_id={'u' * 201}", 400, "user_id must be at most 200 characters"),
+        (f"/v1/sdkConfig?sdkKey={CLIENT_KEY}&user_id=u&obfuscated=1", 400, "obfuscated configs are not served"),
     ],
 )
 def test_sdk_config_errors_speak_devcycle(edge: Harness, path: str, status: int, message: str) -> None:

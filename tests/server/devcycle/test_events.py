@@ -9,10 +9,13 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from control_plane.events_consumer import consume_spool
 from control_plane.store import Store
-from server.devcycle.events import EVENT_TYPE
+from server.devcycle.events import EVENT_TYPE, parse_batch, parse_user_events
+from server.events import Invalid
 from tests.server.devcycle.support import CLIENT_KEY, ENV_ID, MOBILE_KEY, PROJECT, SERVER_KEY, Harness, running_edge
 
 USER = {"user_id": "u-1", "email": "a@example.com", "customData": {"plan": "pro"}, "platform": "NodeJS"}
@@ -124,3 +127,45 @@ def test_event_keys_are_checked(edge: Harness, key: str | None, status: int) -> 
     for path in ("/v1/events/batch", "/v1/events", "/v1/track"):
         r = edge.post(path, BATCH, key=key)
         assert r.status_code == status and r.json()["statusCode"] == status
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=25,
+)
+EVENT = st.dictionaries(
+    st.sampled_from(
+        ["type", "customType", "target", "value", "date", "clientDate", "featureVars", "metaData", "user_id"]
+    ),
+    JSON,
+)
+
+
+@given(
+    st.one_of(
+        JSON,
+        st.fixed_dictionaries(
+            {
+                "batch": st.lists(
+                    st.fixed_dictionaries({"user": JSON, "events": st.lists(EVENT, max_size=3)}), max_size=3
+                )
+            }
+        ),
+    )
+)
+def test_any_batch_is_events_or_invalid(body: Any) -> None:
+    try:
+        events = parse_batch(body)
+    except Invalid as e:
+        assert e.field
+    else:
+        assert all(e.fields["userId"] for e in events)
+
+
+@given(st.one_of(JSON, st.fixed_dictionaries({"user": JSON, "events": st.lists(EVENT, max_size=3)})))
+def test_any_user_events_body_is_events_or_invalid(body: Any) -> None:
+    try:
+        parse_user_events(body)
+    except Invalid as e:
+        assert e.field

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.devcycle import users
 
@@ -100,3 +102,39 @@ def test_bad_bodies_name_the_field(body: dict[str, Any], field: str) -> None:
     with pytest.raises(users.Invalid) as e:
         users.from_body(body)
     assert e.value.field == field
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=20,
+)
+FIELD_NAMES = st.sampled_from([*users.STRING_FIELDS, *users.NUMBER_FIELDS, *users.DATA_FIELDS, "isAnonymous", "x"])
+
+
+@given(st.dictionaries(FIELD_NAMES, JSON, max_size=8) | JSON)
+def test_any_body_is_a_user_or_invalid(body: Any) -> None:
+    try:
+        user = users.from_body(body)
+    except users.Invalid as e:
+        assert e.field and e.message
+    else:
+        assert isinstance(user["user_id"], str) and user["user_id"]
+
+
+@given(st.lists(st.tuples(FIELD_NAMES | st.text(max_size=8), st.text(max_size=30)), max_size=10))
+def test_any_query_is_a_user_or_invalid(pairs: list[tuple[str, str]]) -> None:
+    try:
+        users.from_query(pairs)
+    except users.Invalid as e:
+        assert e.field
+
+
+@given(st.dictionaries(st.sampled_from([*users.OPENFEATURE_ID_KEYS, "email", "appBuild", "customData", "k"]), JSON))
+def test_any_openfeature_context_is_a_user_or_invalid(context: dict[str, Any]) -> None:
+    try:
+        user = users.from_openfeature(context)
+    except users.Invalid as e:
+        assert e.field
+    else:
+        assert all(v is None or isinstance(v, str | bool | int | float) for v in user.get("customData", {}).values())

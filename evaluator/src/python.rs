@@ -363,7 +363,7 @@ impl PySnapshot {
                 return Err(PyTypeError::new_err("user must be a dict"));
             }
             let hidden = hidden.unwrap_or_default();
-            let out = self.inner.devcycle_bucket(&user, now_ms).and_then(|b| devcycle::write_part(b, part, &hidden));
+            let out = self.inner.devcycle_answer(&user, now_ms, part, &hidden);
             Ok(out.map(|bytes| PyBytes::new(py, &bytes)))
         })
     }

@@ -186,6 +186,18 @@ impl Snapshot {
         self.devcycle.as_ref().map(|c| c.bucket(user, now_ms))
     }
 
+    /// A DevCycle route's answer bytes for a DevCycle-shaped user (`devcycle::Config::answer`),
+    /// when the snapshot carries a DevCycle config; `None` also for a variable not served.
+    pub fn devcycle_answer(
+        &self,
+        user: &Value,
+        now_ms: i64,
+        part: devcycle::Part<'_>,
+        hidden: &std::collections::HashSet<String>,
+    ) -> Option<Vec<u8>> {
+        self.devcycle.as_ref().and_then(|c| c.answer(user, now_ms, part, hidden))
+    }
+
     fn with_scope<S: AsRef<str>, R>(
         &self,
         ctx: &Context<'_, S>,

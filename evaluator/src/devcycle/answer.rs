@@ -1,6 +1,7 @@
 //! The answer bytes of the routes that serve a DevCycle bucketed config: DevCycle's own SDK
 //! routes (the whole config, its `variables` or `features`, one variable) and OFREP over
-//! DevCycle variables (every variable, or one), written from one [`Config::bucket`] result.
+//! DevCycle variables (every variable, or one). [`Config::answer`] writes them straight from the
+//! compiled config; [`write`] slices a [`Config::bucket`] result, the reference it must equal.
 //!
 //! OFREP flags are keyed by variable key, as DevCycle's OpenFeature providers resolve them:
 //! `value` is the variable's typed value, `reason` the bucketing's `eval.reason`
@@ -14,6 +15,7 @@
 //!
 //! [`Config::bucket`]: super::Config::bucket
 
+use super::{Config, Feature, Variation};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -66,13 +68,13 @@ pub fn write(mut bucketed: Value, part: Part<'_>, hidden: &HashSet<String>) -> O
         Part::Ofrep => {
             let features = variations_by_feature(&bucketed);
             let flags = object(&bucketed, "variables")
-                .map(|vars| vars.iter().map(|(key, v)| ofrep_flag(key, v, &features)).collect())
+                .map(|vars| vars.iter().map(|(key, v)| ofrep_entry(key, v, &features)).collect())
                 .unwrap_or_default();
             Value::Array(flags)
         }
         Part::OfrepFlag(key) => {
             let variable = object(&bucketed, "variables").and_then(|vars| vars.get(key))?;
-            ofrep_flag(key, variable, &variations_by_feature(&bucketed))
+            ofrep_entry(key, variable, &variations_by_feature(&bucketed))
         }
     };
     // Serializing a serde_json::Value cannot fail (string keys only).
@@ -112,11 +114,24 @@ fn variations_by_feature(bucketed: &Value) -> HashMap<&str, (&str, &str)> {
     out
 }
 
-fn ofrep_flag(key: &str, variable: &Value, features: &HashMap<&str, (&str, &str)>) -> Value {
-    let eval = variable.get("eval");
-    let text = |v: Option<&Value>, name: &str| v.and_then(|e| e.get(name)).and_then(Value::as_str).map(str::to_owned);
+/// The OFREP success object of the variable `key`, from its value-path entry in a bucketed config.
+fn ofrep_entry(key: &str, variable: &Value, features: &HashMap<&str, (&str, &str)>) -> Value {
+    let empty = Map::new();
     let feature_id = variable.get("_feature").and_then(Value::as_str).unwrap_or_default();
     let (feature_key, variant) = features.get(feature_id).copied().unwrap_or_default();
+    ofrep_flag(key, variable.as_object().unwrap_or(&empty), variable.get("eval"), feature_key, variant)
+}
+
+/// The OFREP success object of one variable: its fields (`type`, `value`), the `eval` of its
+/// feature's answer, the feature's key and the serving variation's name.
+fn ofrep_flag(
+    key: &str,
+    variable: &Map<String, Value>,
+    eval: Option<&Value>,
+    feature_key: &str,
+    variant: &str,
+) -> Value {
+    let text = |v: Option<&Value>, name: &str| v.and_then(|e| e.get(name)).and_then(Value::as_str).map(str::to_owned);
 
     let mut metadata = Map::new();
     if let Some(details) = text(eval, "details").filter(|d| !d.is_empty()) {
@@ -128,8 +143,8 @@ fn ofrep_flag(key: &str, variable: &Value, features: &HashMap<&str, (&str, &str)
     if !feature_key.is_empty() {
         metadata.insert("featureKey".into(), Value::String(feature_key.to_owned()));
     }
-    if let Some(kind) = text(Some(variable), "type") {
-        metadata.insert("variableType".into(), Value::String(kind));
+    if let Some(Value::String(kind)) = variable.get("type") {
+        metadata.insert("variableType".into(), Value::String(kind.clone()));
     }
 
     let mut flag = Map::new();
@@ -139,6 +154,162 @@ fn ofrep_flag(key: &str, variable: &Value, features: &HashMap<&str, (&str, &str)
     flag.insert("variant".into(), Value::String(variant.to_owned()));
     flag.insert("metadata".into(), Value::Object(metadata));
     Value::Object(flag)
+}
+
+/// What one feature serves one user: the feature, the variation and its answer's `eval`.
+type Served<'c> = (&'c Feature, &'c Variation, Value);
+
+impl Config {
+    /// `part` of the user's bucketed config at `now_ms` as JSON, written straight from the
+    /// compiled config (no intermediate tree of values): the same bytes as [`write`] over
+    /// [`Config::bucket`]. That path remains for configs where two features share a key, an id
+    /// or a variable key, or a variable defines `eval` (the bucketed maps then keep the first
+    /// position and the last value, which a writer cannot stream).
+    pub fn answer(&self, user: &Value, now_ms: i64, part: Part<'_>, hidden: &HashSet<String>) -> Option<Vec<u8>> {
+        let mut served: Vec<Served<'_>> = Vec::new();
+        self.assign(user, now_ms, |feature, variation, eval| served.push((feature, variation, eval)));
+        if !streamable(&served) {
+            return write(self.bucket(user, now_ms), part, hidden);
+        }
+        served.retain(|(feature, _, _)| !hidden.contains(&feature.id));
+        let mut out = Vec::with_capacity(256 * served.len() + 64);
+        match part {
+            Part::Config => {
+                out.extend_from_slice(b"{\"project\":");
+                put(&mut out, &self.project);
+                out.extend_from_slice(b",\"environment\":");
+                put(&mut out, &self.environment);
+                out.extend_from_slice(b",\"features\":");
+                features_object(&mut out, &served);
+                out.extend_from_slice(b",\"featureVariationMap\":{");
+                for (i, (feature, variation, _)) in served.iter().enumerate() {
+                    comma(&mut out, i);
+                    put(&mut out, feature.id.as_str());
+                    out.push(b':');
+                    put(&mut out, variation.id.as_str());
+                }
+                out.extend_from_slice(b"},\"variableVariationMap\":{},\"variables\":");
+                variables_object(&mut out, &served);
+                out.push(b'}');
+            }
+            Part::Variables => variables_object(&mut out, &served),
+            Part::Features => features_object(&mut out, &served),
+            Part::Variable(key) => {
+                let (template, eval) = find(&served, key)?;
+                variable_entry(&mut out, template, eval);
+            }
+            Part::Ofrep => {
+                out.push(b'[');
+                let flags =
+                    served.iter().flat_map(|(f, v, eval)| v.variables.iter().map(move |(k, t)| (f, v, eval, k, t)));
+                for (i, (feature, variation, eval, key, template)) in flags.enumerate() {
+                    comma(&mut out, i);
+                    put(&mut out, &ofrep_flag(key, template, Some(eval), &feature.key, variant_name(variation)));
+                }
+                out.push(b']');
+            }
+            Part::OfrepFlag(key) => {
+                let (feature, variation, eval) =
+                    served.iter().find(|(_, v, _)| v.variables.iter().any(|(k, _)| k == key))?;
+                let (_, template) = variation.variables.iter().find(|(k, _)| k == key)?;
+                put(&mut out, &ofrep_flag(key, template, Some(eval), &feature.key, variant_name(variation)));
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Whether the bucketed maps of `served` have no key twice (and no variable its own `eval`).
+fn streamable(served: &[Served<'_>]) -> bool {
+    let mut features = HashSet::with_capacity(served.len());
+    let mut ids = HashSet::with_capacity(served.len());
+    let mut variables = HashSet::with_capacity(served.len());
+    served.iter().all(|(feature, variation, _)| {
+        features.insert(feature.key.as_str())
+            && ids.insert(feature.id.as_str())
+            && variation.variables.iter().all(|(key, t)| !t.contains_key("eval") && variables.insert(key.as_str()))
+    })
+}
+
+fn find<'s>(served: &'s [Served<'_>], key: &str) -> Option<(&'s Map<String, Value>, &'s Value)> {
+    served.iter().find_map(|(_, variation, eval)| {
+        variation.variables.iter().find(|(k, _)| k == key).map(|(_, template)| (template, eval))
+    })
+}
+
+/// The variation's `variationKey` as OFREP's `variant`, its `_id` when it has no string key.
+fn variant_name(variation: &Variation) -> &str {
+    variation.key.as_ref().and_then(Value::as_str).unwrap_or(&variation.id)
+}
+
+fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing JSON of a str or a serde_json::Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+fn comma(out: &mut Vec<u8>, index: usize) {
+    if index > 0 {
+        out.push(b',');
+    }
+}
+
+/// `features`: `{key: {_id, key, type?, _variation, variationName?, variationKey?, settings?, eval}}`
+/// (the order of `updateMapsWithBucketedFeature`, as `Feature::output` builds it).
+fn features_object(out: &mut Vec<u8>, served: &[Served<'_>]) {
+    out.push(b'{');
+    for (i, (feature, variation, eval)) in served.iter().enumerate() {
+        comma(out, i);
+        put(out, feature.key.as_str());
+        out.extend_from_slice(b":{\"_id\":");
+        put(out, feature.id.as_str());
+        out.extend_from_slice(b",\"key\":");
+        put(out, feature.key.as_str());
+        if let Some(kind) = &feature.kind {
+            out.extend_from_slice(b",\"type\":");
+            put(out, kind);
+        }
+        out.extend_from_slice(b",\"_variation\":");
+        put(out, variation.id.as_str());
+        if let Some(name) = &variation.name {
+            out.extend_from_slice(b",\"variationName\":");
+            put(out, name);
+        }
+        if let Some(key) = &variation.key {
+            out.extend_from_slice(b",\"variationKey\":");
+            put(out, key);
+        }
+        if let Some(settings) = &feature.settings {
+            out.extend_from_slice(b",\"settings\":");
+            put(out, settings);
+        }
+        out.extend_from_slice(b",\"eval\":");
+        put(out, eval);
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+/// `variables`: `{key: {...variable, _feature, value, eval}}`.
+fn variables_object(out: &mut Vec<u8>, served: &[Served<'_>]) {
+    out.push(b'{');
+    let entries =
+        served.iter().flat_map(|(_, variation, eval)| variation.variables.iter().map(move |(k, t)| (k, t, eval)));
+    for (i, (key, template, eval)) in entries.enumerate() {
+        comma(out, i);
+        put(out, key.as_str());
+        out.push(b':');
+        variable_entry(out, template, eval);
+    }
+    out.push(b'}');
+}
+
+/// One variable: its template (never empty: it holds `_feature`) with `eval` added last.
+fn variable_entry(out: &mut Vec<u8>, template: &Map<String, Value>, eval: &Value) {
+    put(out, template);
+    out.pop(); // the template's closing brace
+    out.extend_from_slice(b",\"eval\":");
+    put(out, eval);
+    out.push(b'}');
 }
 
 #[cfg(test)]
@@ -204,6 +375,29 @@ mod tests {
         assert_eq!(config["featureVariationMap"], json!({}));
         assert_eq!(write(bucketed(), Part::Variable("n"), &hidden), None);
         assert_eq!(parsed(write(bucketed(), Part::Ofrep, &hidden)), json!([]));
+    }
+
+    /// Two features share a variable key: the bucketed map keeps the first position and the
+    /// last value, which only the value path reproduces.
+    #[test]
+    fn configs_with_a_shared_variable_key_take_the_value_path() {
+        let variation =
+            |id: &str, value: i64| json!({"_id": id, "key": id, "variables": [{"_var": "v", "value": value}]});
+        let feature = |id: &str, value: i64| {
+            json!({"_id": id, "key": id, "variations": [variation(&format!("{id}-x"), value)],
+                   "configuration": {"targets": [{"_id": format!("{id}-t"),
+                       "_audience": {"filters": {"operator": "and", "filters": [{"type": "all"}]}},
+                       "distribution": [{"_variation": format!("{id}-x"), "percentage": 1}]}]}})
+        };
+        let config = json!({"project": {"_id": "p", "settings": {}}, "environment": {"_id": "e"},
+            "features": [feature("a", 1), feature("b", 2)], "variables": [{"_id": "v", "key": "shared", "type": "Number"}]});
+        let compiled = Config::compile(&config, "$").expect("compiles");
+        let user = json!({"user_id": "u"});
+        for part in [Part::Config, Part::Variables, Part::Ofrep, Part::Variable("shared")] {
+            let direct = compiled.answer(&user, 0, part, &none());
+            assert_eq!(direct, write(compiled.bucket(&user, 0), part, &none()));
+        }
+        assert_eq!(parsed(compiled.answer(&user, 0, Part::Variable("shared"), &none()))["value"], json!(2));
     }
 
     #[test]

@@ -343,13 +343,30 @@ impl Config {
     /// `generateBucketedConfig` returns, `{project, environment, features, featureVariationMap,
     /// variableVariationMap, variables}`. A user that is not an object is treated as `{}`.
     pub fn bucket(&self, user: &Value, now_ms: i64) -> Value {
+        let mut features = Map::new();
+        let mut feature_variations = Map::new();
+        let mut variables = Map::new();
+        self.assign(user, now_ms, |feature, variation, eval| {
+            feature.output(variation, &eval, &mut features, &mut feature_variations, &mut variables);
+        });
+        let mut out = Map::new();
+        out.insert("project".into(), self.project.clone());
+        out.insert("environment".into(), self.environment.clone());
+        out.insert("features".into(), Value::Object(features));
+        out.insert("featureVariationMap".into(), Value::Object(feature_variations));
+        out.insert("variableVariationMap".into(), Value::Object(Map::new()));
+        out.insert("variables".into(), Value::Object(variables));
+        Value::Object(out)
+    }
+
+    /// Each feature that serves the user a variation at `now_ms`, in config order, with that
+    /// variation and the `eval` object of its answer: what [`Config::bucket`] outputs, and what
+    /// [`answer`] writes as bytes without building it.
+    fn assign<'c>(&'c self, user: &Value, now_ms: i64, mut served: impl FnMut(&'c Feature, &'c Variation, Value)) {
         let empty = Map::new();
         let user = user.as_object().unwrap_or(&empty);
         let now = now_ms as f64;
         let mut memo = vec![AudienceMemo::default(); self.audiences.len()];
-        let mut features = Map::new();
-        let mut feature_variations = Map::new();
-        let mut variables = Map::new();
         let mut scratch = String::new();
 
         for feature in self.features.iter() {
@@ -378,18 +395,8 @@ impl Config {
             let Some(variation) = target.pick(hash).and_then(|i| feature.variations.get(i)) else {
                 continue;
             };
-            let eval = target.eval_reason(reason_details);
-            feature.output(variation, &eval, &mut features, &mut feature_variations, &mut variables);
+            served(feature, variation, target.eval_reason(reason_details));
         }
-
-        let mut out = Map::new();
-        out.insert("project".into(), self.project.clone());
-        out.insert("environment".into(), self.environment.clone());
-        out.insert("features".into(), Value::Object(features));
-        out.insert("featureVariationMap".into(), Value::Object(feature_variations));
-        out.insert("variableVariationMap".into(), Value::Object(Map::new()));
-        out.insert("variables".into(), Value::Object(variables));
-        Value::Object(out)
     }
 
     /// The first target the user is segmented into, with the feature's reason details (the

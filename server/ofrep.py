@@ -107,8 +107,12 @@ def _has_rollout(node: Any) -> bool:
     return False
 
 
-def flag_shapes(definitions: list[Any]) -> dict[str, FlagShape]:
-    """The shape of every flag of a snapshot's definitions (``Snapshot.definitions_json()``)."""
+def flag_shapes(definitions: list[Any], devcycle_splits: list[tuple[str, list[bool]]]) -> dict[str, FlagShape]:
+    """The shape of every flag of a snapshot's definitions (``Snapshot.definitions_json()``).
+
+    A flag DevCycle's bucketing decides (``Snapshot.devcycle_splits()``: per target, whether
+    serving from it is a SPLIT) has one rule result per target, SPLIT as DevCycle says."""
+    splits = dict(devcycle_splits)
     shapes: dict[str, FlagShape] = {}
     for feature in definitions:
         targeting = feature.get("targeting") or {}
@@ -117,6 +121,8 @@ def flag_shapes(definitions: list[Any]) -> dict[str, FlagShape]:
             shapes[feature["key"]] = FlagShape("DISABLED", ())
         elif all(isinstance(f, dict) and f.get("type") == "constant" for f in filters):
             shapes[feature["key"]] = FlagShape("STATIC", tuple(False for _ in filters))
+        elif feature["key"] in splits:
+            shapes[feature["key"]] = FlagShape(None, tuple(splits[feature["key"]]))
         else:
             shapes[feature["key"]] = FlagShape(None, tuple(_has_rollout(f) for f in filters))
     return shapes
@@ -132,7 +138,7 @@ class ShapeCache:
         hit = self._by_env.get(env.id)
         if hit is not None and hit[0] == env.version:
             return hit[1]
-        shapes = flag_shapes(orjson.loads(env.snapshot.definitions_json()))
+        shapes = flag_shapes(orjson.loads(env.snapshot.definitions_json()), env.snapshot.devcycle_splits())
         if len(self._by_env) > 10_000:
             self._by_env.clear()
         self._by_env[env.id] = (env.version, shapes)
@@ -194,10 +200,11 @@ def _targeting_key_missing(key: str) -> dict[str, str]:
     }
 
 
-def evaluate_one(env: Environment, key: str, context: Context) -> dict[str, Any]:
-    """One flag's OFREP success body; EdgeError 404 for an unknown flag, 400 for a bad context."""
+def evaluate_one(env: Environment, key: str, context: Context, kind: str) -> dict[str, Any]:
+    """One flag's OFREP success body; EdgeError 404 for an unknown flag (or one ``sdkVisibility``
+    hides from keys of ``kind``), 400 for a bad context."""
     try:
-        result = env.snapshot.evaluate_flag(key, context.reflag)
+        result = env.snapshot.evaluate_flag(key, context.reflag, key_kind=kind)
     except evaluator.EvaluatorError as e:
         raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL, key=key) from None
     except (ValueError, TypeError) as e:
@@ -212,14 +219,16 @@ def evaluate_one(env: Environment, key: str, context: Context) -> dict[str, Any]
     )
 
 
-def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape]) -> list[dict[str, Any]]:
+def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape], kind: str) -> list[dict[str, Any]]:
     """Every flag of the environment, each an OFREP success or failure, in snapshot order.
 
     The context is converted once for all flags (``Snapshot.evaluate_all``); calling
     ``evaluate_flag`` per flag would convert it once per flag. The reason and variant follow
     ``evaluate_flag``'s rules from the per-rule results and the flag's shape."""
     try:
-        raw: dict[str, dict[str, Any]] = orjson.loads(env.snapshot.evaluate_all(context.reflag, debug=True))
+        raw: dict[str, dict[str, Any]] = orjson.loads(
+            env.snapshot.evaluate_all(context.reflag, debug=True, key_kind=kind)
+        )
     except evaluator.EvaluatorError as e:
         raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL) from None
     except (ValueError, TypeError) as e:
@@ -233,7 +242,7 @@ def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape
         if shape is None or (value and (first is None or first >= len(shape.rollout))):
             # Not expected; the single-flag path is the reference.
             try:
-                flags.append(evaluate_one(env, key, context))
+                flags.append(evaluate_one(env, key, context, kind))
             except EdgeError as err:
                 flags.append({"key": key, **err.ofrep_body()})
             continue
@@ -349,7 +358,7 @@ class OfrepApi:
         context = reflag_context(await read_context(request, edge.settings.max_body_bytes, key, body_timeout), key)
         body = orjson.dumps(
             {
-                **evaluate_one(env, key, context),
+                **evaluate_one(env, key, context, sdk.kind),
                 "eventStreams": event_streams(request, sdk, env.version, edge.settings.public_url),
             }
         )
@@ -367,7 +376,7 @@ class OfrepApi:
             await read_context(request, edge.settings.max_body_bytes, timeout=edge.settings.body_timeout)
         )
         body = {
-            "flags": evaluate_all(env, context, self.shapes.get(env)),
+            "flags": evaluate_all(env, context, self.shapes.get(env), sdk.kind),
             "metadata": {"flagStateVersion": env.version},
             "eventStreams": event_streams(request, sdk, env.version, edge.settings.public_url),
         }

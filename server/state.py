@@ -83,9 +83,13 @@ class View:
 
 
 def _definitions_body(env: evaluator.Snapshot, version: int) -> bytes:
-    return (
-        b'{"success":true,"features":' + env.definitions_json() + b',"flagStateVersion":' + str(version).encode() + b"}"
-    )
+    """``GET /features`` (server keys only): the definitions without the flags ``sdkVisibility``
+    hides from server SDKs."""
+    definitions = env.definitions_json()
+    hidden = set(env.hidden_from("server"))
+    if hidden:
+        definitions = orjson.dumps([f for f in orjson.loads(definitions) if f.get("key") not in hidden])
+    return b'{"success":true,"features":' + definitions + b',"flagStateVersion":' + str(version).encode() + b"}"
 
 
 def build_view(previous: View, version: int, tables: RawTables) -> View:

@@ -10,13 +10,21 @@ DevCycle's SDKs check the key's prefix before they send it (``server``/``dvc_ser
 
 from __future__ import annotations
 
-CLIENT = "client"
-SERVER = "server"
-MOBILE = "mobile"
-KINDS = (CLIENT, SERVER, MOBILE)
+from typing import Final, Literal, TypeGuard
 
-SECRET = SERVER
-PUBLISHABLE = (CLIENT, MOBILE)
+Kind = Literal["client", "server", "mobile"]
+CLIENT: Final = "client"
+SERVER: Final = "server"
+MOBILE: Final = "mobile"
+KINDS: tuple[Kind, ...] = (CLIENT, SERVER, MOBILE)
+
+SECRET: Final = SERVER
+PUBLISHABLE: tuple[Kind, ...] = (CLIENT, MOBILE)
+
+
+def is_kind(value: object) -> TypeGuard[Kind]:
+    return value in KINDS
+
 
 #: What every issued key of a kind starts with.
 PREFIX = {kind: f"{kind}-" for kind in KINDS}

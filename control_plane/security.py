@@ -46,7 +46,7 @@ def new_api_key(scope: str) -> str:
     return API_KEY_PREFIX[scope] + secrets.token_urlsafe(32)
 
 
-def new_sdk_key(kind: str, environment_type: str) -> str:
+def new_sdk_key(kind: sdk_keys.Kind, environment_type: str) -> str:
     """``client-…`` (publishable), ``server-…`` (secret) or ``mobile-…``; all longer than 22 chars."""
     return f"{sdk_keys.PREFIX[kind]}{environment_type[:4]}-{secrets.token_urlsafe(24)}"
 

@@ -46,6 +46,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import evaluator
+from contract.sdk_keys import Kind
 from server.auth import PUBLISHABLE, bearer, sdk_key
 from server.devcycle import users
 from server.errors import GENERAL, EdgeError, read_limited
@@ -134,8 +135,12 @@ def _has_rollout(node: Any) -> bool:
     return False
 
 
-def flag_shapes(definitions: list[Any]) -> dict[str, FlagShape]:
-    """The shape of every flag of a snapshot's definitions (``Snapshot.definitions_json()``)."""
+def flag_shapes(definitions: list[Any], devcycle_splits: list[tuple[str, list[bool]]]) -> dict[str, FlagShape]:
+    """The shape of every flag of a snapshot's definitions (``Snapshot.definitions_json()``).
+
+    A flag DevCycle's bucketing decides (``Snapshot.devcycle_splits()``: per target, whether
+    serving from it is a SPLIT) has one rule result per target, SPLIT as DevCycle says."""
+    splits = dict(devcycle_splits)
     shapes: dict[str, FlagShape] = {}
     for feature in definitions:
         targeting = feature.get("targeting") or {}
@@ -144,6 +149,8 @@ def flag_shapes(definitions: list[Any]) -> dict[str, FlagShape]:
             shapes[feature["key"]] = FlagShape("DISABLED", ())
         elif all(isinstance(f, dict) and f.get("type") == "constant" for f in filters):
             shapes[feature["key"]] = FlagShape("STATIC", tuple(False for _ in filters))
+        elif feature["key"] in splits:
+            shapes[feature["key"]] = FlagShape(None, tuple(splits[feature["key"]]))
         else:
             shapes[feature["key"]] = FlagShape(None, tuple(_has_rollout(f) for f in filters))
     return shapes
@@ -159,7 +166,7 @@ class ShapeCache:
         hit = self._by_env.get(env.id)
         if hit is not None and hit[0] == env.version:
             return hit[1]
-        shapes = flag_shapes(orjson.loads(env.snapshot.definitions_json()))
+        shapes = flag_shapes(orjson.loads(env.snapshot.definitions_json()), env.snapshot.devcycle_splits())
         if len(self._by_env) > 10_000:
             self._by_env.clear()
         self._by_env[env.id] = (env.version, shapes)
@@ -221,10 +228,11 @@ def _targeting_key_missing(key: str) -> dict[str, str]:
     }
 
 
-def evaluate_one(env: Environment, key: str, context: Context) -> dict[str, Any]:
-    """One flag's OFREP success body; EdgeError 404 for an unknown flag, 400 for a bad context."""
+def evaluate_one(env: Environment, key: str, context: Context, kind: Kind) -> dict[str, Any]:
+    """One flag's OFREP success body; EdgeError 404 for an unknown flag (or one ``sdkVisibility``
+    hides from keys of ``kind``), 400 for a bad context."""
     try:
-        result = env.snapshot.evaluate_flag(key, context.reflag)
+        result = env.snapshot.evaluate_flag(key, context.reflag, key_kind=kind)
     except evaluator.EvaluatorError as e:
         raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL, key=key) from None
     except (ValueError, TypeError) as e:
@@ -239,14 +247,16 @@ def evaluate_one(env: Environment, key: str, context: Context) -> dict[str, Any]
     )
 
 
-def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape]) -> list[dict[str, Any]]:
+def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape], kind: Kind) -> list[dict[str, Any]]:
     """Every flag of the environment, each an OFREP success or failure, in snapshot order.
 
     The context is converted once for all flags (``Snapshot.evaluate_all``); calling
     ``evaluate_flag`` per flag would convert it once per flag. The reason and variant follow
     ``evaluate_flag``'s rules from the per-rule results and the flag's shape."""
     try:
-        raw: dict[str, dict[str, Any]] = orjson.loads(env.snapshot.evaluate_all(context.reflag, debug=True))
+        raw: dict[str, dict[str, Any]] = orjson.loads(
+            env.snapshot.evaluate_all(context.reflag, debug=True, key_kind=kind)
+        )
     except evaluator.EvaluatorError as e:
         raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL) from None
     except (ValueError, TypeError) as e:
@@ -260,7 +270,7 @@ def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape
         if shape is None or (value and (first is None or first >= len(shape.rollout))):
             # Not expected; the single-flag path is the reference.
             try:
-                flags.append(evaluate_one(env, key, context))
+                flags.append(evaluate_one(env, key, context, kind))
             except EdgeError as err:
                 flags.append({"key": key, **err.ofrep_body()})
             continue
@@ -298,11 +308,11 @@ def devcycle_user(context: dict[str, Any], key: str | None = None) -> users.User
         raise ofrep_error(400, e.message, code=INVALID_CONTEXT, key=key) from None
 
 
-def _hidden(env: Environment, kind: str) -> frozenset[str] | None:
+def _hidden(env: Environment, kind: Kind) -> frozenset[str] | None:
     return (env.devcycle.hidden.get(kind) or None) if env.devcycle is not None else None
 
 
-def devcycle_one(env: Environment, kind: str, key: str, context: dict[str, Any]) -> dict[str, Any]:
+def devcycle_one(env: Environment, kind: Kind, key: str, context: dict[str, Any]) -> dict[str, Any]:
     """One DevCycle variable's OFREP success body; 404 FLAG_NOT_FOUND when the user is not served it."""
     user = devcycle_user(context, key)
     raw = env.snapshot.devcycle_json(user, now_ms(), "ofrep_flag", key, _hidden(env, kind))
@@ -313,7 +323,7 @@ def devcycle_one(env: Environment, kind: str, key: str, context: dict[str, Any])
     return flag
 
 
-def devcycle_all(env: Environment, kind: str, context: dict[str, Any]) -> bytes:
+def devcycle_all(env: Environment, kind: Kind, context: dict[str, Any]) -> bytes:
     """The ``flags`` array (JSON) of every DevCycle variable served to the context's user."""
     flags = env.snapshot.devcycle_json(devcycle_user(context), now_ms(), "ofrep", None, _hidden(env, kind))
     return flags if flags is not None else b"[]"
@@ -419,7 +429,7 @@ class OfrepApi:
         if is_devcycle(env):
             flag = devcycle_one(env, sdk.kind, key, raw)
         else:
-            flag = evaluate_one(env, key, reflag_context(raw, key))
+            flag = evaluate_one(env, key, reflag_context(raw, key), sdk.kind)
         body = orjson.dumps(
             {**flag, "eventStreams": event_streams(request, sdk, env.version, edge.settings.public_url)}
         )
@@ -446,7 +456,7 @@ class OfrepApi:
             )
         context = reflag_context(raw)
         body = {
-            "flags": evaluate_all(env, context, self.shapes.get(env)),
+            "flags": evaluate_all(env, context, self.shapes.get(env), sdk.kind),
             "metadata": {"flagStateVersion": env.version},
             "eventStreams": streams,
         }

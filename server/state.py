@@ -35,6 +35,7 @@ import orjson
 
 import evaluator
 from contract.framing import CorruptValue, decode
+from contract.sdk_keys import Kind, is_kind
 from contract.store import RawTables, SnapshotReader, snapshot_dir
 from server.devcycle.document import DevCycleDocument, devcycle_document
 
@@ -57,7 +58,7 @@ class Environment:
 @dataclass(frozen=True)
 class SdkKey:
     environment: str
-    kind: str
+    kind: Kind
     key_hash: str
 
 
@@ -86,9 +87,13 @@ class View:
 
 
 def _definitions_body(env: evaluator.Snapshot, version: int) -> bytes:
-    return (
-        b'{"success":true,"features":' + env.definitions_json() + b',"flagStateVersion":' + str(version).encode() + b"}"
-    )
+    """``GET /features`` (server keys only): the definitions without the flags ``sdkVisibility``
+    hides from server SDKs."""
+    definitions = env.definitions_json()
+    hidden = set(env.hidden_from("server"))
+    if hidden:
+        definitions = orjson.dumps([f for f in orjson.loads(definitions) if f.get("key") not in hidden])
+    return b'{"success":true,"features":' + definitions + b',"flagStateVersion":' + str(version).encode() + b"}"
 
 
 def build_view(previous: View, version: int, tables: RawTables) -> View:
@@ -123,7 +128,10 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
     for digest, raw in tables.get("sdk_keys", {}).items():
         try:
             value = decode(raw)
-            keys[digest] = SdkKey(str(value["environment"]), str(value["kind"]), digest)
+            kind = value["kind"]
+            if not is_kind(kind):
+                raise TypeError(f"unknown SDK key kind {kind!r}")
+            keys[digest] = SdkKey(str(value["environment"]), kind, digest)
         except (CorruptValue, KeyError, TypeError) as e:
             problems[f"sdk_keys/{digest[:8]}"] = str(e)
             if digest in previous.keys:

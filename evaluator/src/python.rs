@@ -3,6 +3,7 @@
 //! Every entry point runs inside [`guard`], so a Rust panic becomes `EvaluatorError` instead of
 //! crossing into Python.
 
+use crate::edge_devcycle::KeyKind;
 use crate::error::{EvalError, RuleError as CoreRuleError, MAX_DATA_DEPTH};
 use crate::snapshot::{self, Context, FlagResult, Options};
 use crate::{context, devcycle, hash, jsonlogic, semver};
@@ -163,6 +164,11 @@ fn context_value(context: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
     }
 }
 
+/// The `key_kind` argument: `"client"`, `"mobile"`, `"server"` or `None` (no `sdkVisibility`).
+fn key_kind(kind: Option<&str>) -> PyResult<Option<KeyKind>> {
+    kind.map(|k| KeyKind::parse(k).ok_or_else(|| PyValueError::new_err(format!("unknown key kind {k:?}")))).transpose()
+}
+
 /// A compiled environment snapshot.
 #[pyclass(frozen, module = "evaluator._evaluator", name = "Snapshot")]
 pub struct PySnapshot {
@@ -223,7 +229,7 @@ impl PySnapshot {
     }
 
     /// The `features` object of `/features/evaluated` for a nested context, as JSON bytes.
-    #[pyo3(signature = (context = None, *, enabled_only = false, debug = false, now_ms = None))]
+    #[pyo3(signature = (context = None, *, enabled_only = false, debug = false, now_ms = None, key_kind = None))]
     fn evaluate_all<'py>(
         &self,
         py: Python<'py>,
@@ -231,10 +237,12 @@ impl PySnapshot {
         enabled_only: bool,
         debug: bool,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         guard(|| {
             let ctx = context_value(context)?;
-            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
+            let kind = self::key_kind(key_kind)?;
+            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms), kind };
             let mut out = Vec::new();
             self.inner.evaluate_all::<String>(&Context::Nested(&ctx), opts, &mut out);
             Ok(PyBytes::new(py, &out))
@@ -243,7 +251,7 @@ impl PySnapshot {
 
     /// Same as `evaluate_all` for an already-flattened context (`context.*` query parameters
     /// with the prefix removed): a mapping or `(name, value)` pairs, later pairs win.
-    #[pyo3(signature = (pairs, *, enabled_only = false, debug = false, now_ms = None))]
+    #[pyo3(signature = (pairs, *, enabled_only = false, debug = false, now_ms = None, key_kind = None))]
     fn evaluate_all_flat<'py>(
         &self,
         py: Python<'py>,
@@ -251,10 +259,12 @@ impl PySnapshot {
         enabled_only: bool,
         debug: bool,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         guard(|| {
             let pairs = to_pairs(pairs)?;
-            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
+            let kind = self::key_kind(key_kind)?;
+            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms), kind };
             let mut out = Vec::new();
             self.inner.evaluate_all(&Context::Flat(&pairs), opts, &mut out);
             Ok(PyBytes::new(py, &out))
@@ -262,7 +272,7 @@ impl PySnapshot {
     }
 
     /// Evaluate many nested contexts with the GIL released; one JSON body per context.
-    #[pyo3(signature = (contexts, *, enabled_only = false, debug = false, now_ms = None))]
+    #[pyo3(signature = (contexts, *, enabled_only = false, debug = false, now_ms = None, key_kind = None))]
     fn evaluate_batch<'py>(
         &self,
         py: Python<'py>,
@@ -270,10 +280,12 @@ impl PySnapshot {
         enabled_only: bool,
         debug: bool,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         guard(|| {
             let values = contexts.try_iter()?.map(|c| context_value(Some(&c?))).collect::<PyResult<Vec<Value>>>()?;
-            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
+            let kind = self::key_kind(key_kind)?;
+            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms), kind };
             let inner = Arc::clone(&self.inner);
             let bodies = py.allow_threads(move || {
                 catch_unwind(AssertUnwindSafe(|| {
@@ -294,36 +306,53 @@ impl PySnapshot {
 
     /// One flag for a nested context: `{key, value, variant, reason, targetingVersion, config,
     /// ruleEvaluationResults, missingContextFields}`, or `None` for an unknown key.
-    #[pyo3(signature = (key, context = None, *, now_ms = None))]
+    /// A flag hidden from `key_kind` keys (`sdkVisibility`) is `None` too.
+    #[pyo3(signature = (key, context = None, *, now_ms = None, key_kind = None))]
     fn evaluate_flag<'py>(
         &self,
         py: Python<'py>,
         key: &str,
         context: Option<&Bound<'py, PyAny>>,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         guard(|| {
+            let kind = self::key_kind(key_kind)?;
             let ctx = context_value(context)?;
-            let r =
-                self.inner.evaluate_flag::<String>(key, &Context::Nested(&ctx), now_ms.unwrap_or_else(self::now_ms));
+            let now = now_ms.unwrap_or_else(self::now_ms);
+            let r = self.inner.evaluate_flag::<String>(key, &Context::Nested(&ctx), now, kind);
             r.map(|r| flag_result(py, key, r)).transpose()
         })
     }
 
     /// `evaluate_flag` for a flattened context.
-    #[pyo3(signature = (key, pairs, *, now_ms = None))]
+    #[pyo3(signature = (key, pairs, *, now_ms = None, key_kind = None))]
     fn evaluate_flag_flat<'py>(
         &self,
         py: Python<'py>,
         key: &str,
         pairs: &Bound<'py, PyAny>,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         guard(|| {
+            let kind = self::key_kind(key_kind)?;
             let pairs = to_pairs(pairs)?;
-            let r = self.inner.evaluate_flag(key, &Context::Flat(&pairs), now_ms.unwrap_or_else(self::now_ms));
+            let now = now_ms.unwrap_or_else(self::now_ms);
+            let r = self.inner.evaluate_flag(key, &Context::Flat(&pairs), now, kind);
             r.map(|r| flag_result(py, key, r)).transpose()
         })
+    }
+
+    /// The keys of the flags `sdkVisibility` hides from `key_kind` keys, in snapshot order.
+    fn hidden_from(&self, key_kind: &str) -> PyResult<Vec<String>> {
+        let kind = self::key_kind(Some(key_kind))?.ok_or_else(|| PyValueError::new_err("a key kind is required"))?;
+        Ok(self.inner.hidden_from(kind).map(str::to_owned).collect())
+    }
+
+    /// Per flag decided by DevCycle's bucketing: per target, whether serving from it is a SPLIT.
+    fn devcycle_splits(&self) -> Vec<(String, Vec<bool>)> {
+        self.inner.devcycle_splits().map(|(k, s)| (k.to_owned(), s.to_vec())).collect()
     }
 
     /// DevCycle bucketed config of the snapshot's `devcycle` section, or `None` without one.

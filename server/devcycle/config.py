@@ -29,7 +29,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from contract.sdk_keys import CLIENT, SECRET
+from contract.sdk_keys import CLIENT, SECRET, Kind
 from server.auth import devcycle_key, unknown
 from server.errors import EdgeError
 from server.service import Edge, cached_json
@@ -89,7 +89,7 @@ class ConfigRoutes:
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
 
-    def _config(self, request: Request, kind: str) -> Response:
+    def _config(self, request: Request, kind: Kind) -> Response:
         edge = self.edge
         view = edge.state.view
         key = devcycle_key(view, request.path_params["key"], (SECRET,), where="the config URL")

@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from contract.sdk_keys import KINDS
+from contract.sdk_keys import KINDS, Kind
 
 # What the edge removes from the config it serves (it adds its own ``sse``).
 NOT_SERVED = ("sse",)
@@ -38,9 +38,9 @@ VISIBILITY = "sdkVisibility"
 @dataclass(frozen=True)
 class DevCycleDocument:
     # Config JSON per SDK kind (features visible to that kind), without ``sse``.
-    configs: Mapping[str, bytes]
+    configs: Mapping[Kind, bytes]
     # SDK kind → ``_id`` of the features hidden from it.
-    hidden: Mapping[str, frozenset[str]]
+    hidden: Mapping[Kind, frozenset[str]]
     # Whether any variable is defined (OFREP serves DevCycle variables then).
     has_variables: bool
 

@@ -65,6 +65,9 @@ class _RulesResult(TypedDict):
 
 _FlatContext = Mapping[str, str] | Iterable[tuple[str, str]]
 
+# The kind of SDK key a request came with; `sdkVisibility` hides flags from some kinds.
+_KeyKind = Literal["client", "mobile", "server"]
+
 @final
 class Snapshot:
     """One environment's flags, compiled once and evaluated many times."""
@@ -81,6 +84,7 @@ class Snapshot:
         enabled_only: bool = False,
         debug: bool = False,
         now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
     ) -> bytes: ...
     def evaluate_all_flat(
         self,
@@ -89,6 +93,7 @@ class Snapshot:
         enabled_only: bool = False,
         debug: bool = False,
         now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
     ) -> bytes: ...
     def evaluate_batch(
         self,
@@ -97,13 +102,23 @@ class Snapshot:
         enabled_only: bool = False,
         debug: bool = False,
         now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
     ) -> list[bytes]: ...
     def evaluate_flag(
-        self, key: str, context: Mapping[str, _JSONValue] | None = None, *, now_ms: float | None = None
+        self,
+        key: str,
+        context: Mapping[str, _JSONValue] | None = None,
+        *,
+        now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
     ) -> _FlagResult | None: ...
     def evaluate_flag_flat(
-        self, key: str, pairs: _FlatContext, *, now_ms: float | None = None
+        self, key: str, pairs: _FlatContext, *, now_ms: float | None = None, key_kind: _KeyKind | None = None
     ) -> _FlagResult | None: ...
+    def hidden_from(self, key_kind: _KeyKind) -> list[str]:
+        """Keys of the flags ``sdkVisibility`` hides from SDK keys of this kind, in snapshot order."""
+    def devcycle_splits(self) -> list[tuple[str, list[bool]]]:
+        """Per flag DevCycle's bucketing decides: per target, whether serving from it is a SPLIT."""
     def devcycle_bucket(self, user: Mapping[str, _JSONValue], now_ms: int) -> dict[str, _JSONValue] | None: ...
     def devcycle_json(
         self,

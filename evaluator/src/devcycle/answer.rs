@@ -15,7 +15,7 @@
 //!
 //! [`Config::bucket`]: super::Config::bucket
 
-use super::{Config, Feature, Variation};
+use super::{Config, Eval, Feature, Variation};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -157,7 +157,7 @@ fn ofrep_flag(
 }
 
 /// What one feature serves one user: the feature, the variation and its answer's `eval`.
-type Served<'c> = (&'c Feature, &'c Variation, Value);
+type Served<'c> = (&'c Feature, &'c Variation, Eval<'c>);
 
 impl Config {
     /// `part` of the user's bucketed config at `now_ms` as JSON, written straight from the
@@ -204,7 +204,7 @@ impl Config {
                     served.iter().flat_map(|(f, v, eval)| v.variables.iter().map(move |(k, t)| (f, v, eval, k, t)));
                 for (i, (feature, variation, eval, key, template)) in flags.enumerate() {
                     comma(&mut out, i);
-                    put(&mut out, &ofrep_flag(key, template, Some(eval), &feature.key, variant_name(variation)));
+                    ofrep_flag_bytes(&mut out, key, template, eval, feature, variation);
                 }
                 out.push(b']');
             }
@@ -212,11 +212,60 @@ impl Config {
                 let (feature, variation, eval) =
                     served.iter().find(|(_, v, _)| v.variables.iter().any(|(k, _)| k == key))?;
                 let (_, template) = variation.variables.iter().find(|(k, _)| k == key)?;
-                put(&mut out, &ofrep_flag(key, template, Some(eval), &feature.key, variant_name(variation)));
+                ofrep_flag_bytes(&mut out, key, template, eval, feature, variation);
             }
         }
         Some(out)
     }
+}
+
+/// `eval` as [`Eval::to_value`] serializes it.
+fn eval_bytes(out: &mut Vec<u8>, eval: &Eval<'_>) {
+    out.extend_from_slice(b"{\"reason\":");
+    put(out, eval.reason);
+    out.extend_from_slice(b",\"details\":");
+    put(out, eval.details.as_str());
+    out.extend_from_slice(b",\"target_id\":");
+    put(out, eval.target_id);
+    out.push(b'}');
+}
+
+/// One OFREP success object as [`ofrep_flag`] builds it, written directly.
+fn ofrep_flag_bytes(
+    out: &mut Vec<u8>,
+    key: &str,
+    template: &Map<String, Value>,
+    eval: &Eval<'_>,
+    feature: &Feature,
+    variation: &Variation,
+) {
+    out.extend_from_slice(b"{\"key\":");
+    put(out, key);
+    out.extend_from_slice(b",\"value\":");
+    put(out, template.get("value").unwrap_or(&Value::Null));
+    out.extend_from_slice(b",\"reason\":");
+    put(out, eval.reason);
+    out.extend_from_slice(b",\"variant\":");
+    put(out, variant_name(variation));
+    out.extend_from_slice(b",\"metadata\":{");
+    let mut fields = 0;
+    let mut field = |out: &mut Vec<u8>, name: &[u8], value: &str| {
+        comma(out, fields);
+        out.extend_from_slice(name);
+        put(out, value);
+        fields += 1;
+    };
+    if !eval.details.is_empty() {
+        field(out, b"\"evalReasonDetails\":", &eval.details);
+    }
+    field(out, b"\"evalReasonTargetId\":", eval.target_id);
+    if !feature.key.is_empty() {
+        field(out, b"\"featureKey\":", &feature.key);
+    }
+    if let Some(Value::String(kind)) = template.get("type") {
+        field(out, b"\"variableType\":", kind);
+    }
+    out.extend_from_slice(b"}}");
 }
 
 /// Whether the bucketed maps of `served` have no key twice (and no variable its own `eval`).
@@ -231,7 +280,7 @@ fn streamable(served: &[Served<'_>]) -> bool {
     })
 }
 
-fn find<'s>(served: &'s [Served<'_>], key: &str) -> Option<(&'s Map<String, Value>, &'s Value)> {
+fn find<'s, 'c>(served: &'s [Served<'c>], key: &str) -> Option<(&'s Map<String, Value>, &'s Eval<'c>)> {
     served.iter().find_map(|(_, variation, eval)| {
         variation.variables.iter().find(|(k, _)| k == key).map(|(_, template)| (template, eval))
     })
@@ -283,7 +332,7 @@ fn features_object(out: &mut Vec<u8>, served: &[Served<'_>]) {
             put(out, settings);
         }
         out.extend_from_slice(b",\"eval\":");
-        put(out, eval);
+        eval_bytes(out, eval);
         out.push(b'}');
     }
     out.push(b'}');
@@ -304,11 +353,11 @@ fn variables_object(out: &mut Vec<u8>, served: &[Served<'_>]) {
 }
 
 /// One variable: its template (never empty: it holds `_feature`) with `eval` added last.
-fn variable_entry(out: &mut Vec<u8>, template: &Map<String, Value>, eval: &Value) {
+fn variable_entry(out: &mut Vec<u8>, template: &Map<String, Value>, eval: &Eval<'_>) {
     put(out, template);
     out.pop(); // the template's closing brace
     out.extend_from_slice(b",\"eval\":");
-    put(out, eval);
+    eval_bytes(out, eval);
     out.push(b'}');
 }
 

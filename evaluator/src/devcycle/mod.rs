@@ -347,6 +347,7 @@ impl Config {
         let mut feature_variations = Map::new();
         let mut variables = Map::new();
         self.assign(user, now_ms, |feature, variation, eval| {
+            let eval = eval.to_value();
             feature.output(variation, &eval, &mut features, &mut feature_variations, &mut variables);
         });
         let mut out = Map::new();
@@ -360,9 +361,9 @@ impl Config {
     }
 
     /// Each feature that serves the user a variation at `now_ms`, in config order, with that
-    /// variation and the `eval` object of its answer: what [`Config::bucket`] outputs, and what
+    /// variation and the `eval` of its answer: what [`Config::bucket`] outputs, and what
     /// [`answer`] writes as bytes without building it.
-    fn assign<'c>(&'c self, user: &Value, now_ms: i64, mut served: impl FnMut(&'c Feature, &'c Variation, Value)) {
+    fn assign<'c>(&'c self, user: &Value, now_ms: i64, mut served: impl FnMut(&'c Feature, &'c Variation, Eval<'c>)) {
         let empty = Map::new();
         let user = user.as_object().unwrap_or(&empty);
         let now = now_ms as f64;
@@ -796,16 +797,31 @@ impl Target {
             .map(|&(_, idx)| idx)
     }
 
-    /// The `eval` object of the bucketed feature and its variables.
-    fn eval_reason(&self, reason_details: String) -> Value {
-        let (reason, details) = match self.split_prefix {
-            Some(prefix) => ("SPLIT", format!("{prefix} | {reason_details}")),
-            None => ("TARGETING_MATCH", reason_details),
-        };
+    /// The `eval` of the bucketed feature and its variables.
+    fn eval_reason(&self, reason_details: String) -> Eval<'_> {
+        match self.split_prefix {
+            Some(prefix) => {
+                Eval { reason: "SPLIT", details: format!("{prefix} | {reason_details}"), target_id: &self.id }
+            }
+            None => Eval { reason: "TARGETING_MATCH", details: reason_details, target_id: &self.id },
+        }
+    }
+}
+
+/// The `eval` object of a bucketed feature and its variables: `{reason, details, target_id}`.
+#[derive(Debug, Clone)]
+struct Eval<'c> {
+    reason: &'static str,
+    details: String,
+    target_id: &'c str,
+}
+
+impl Eval<'_> {
+    fn to_value(&self) -> Value {
         let mut eval = Map::new();
-        eval.insert("reason".into(), Value::String(reason.into()));
-        eval.insert("details".into(), Value::String(details));
-        eval.insert("target_id".into(), Value::String(self.id.clone()));
+        eval.insert("reason".into(), Value::String(self.reason.into()));
+        eval.insert("details".into(), Value::String(self.details.clone()));
+        eval.insert("target_id".into(), Value::String(self.target_id.to_owned()));
         Value::Object(eval)
     }
 }

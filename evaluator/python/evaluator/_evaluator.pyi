@@ -64,8 +64,9 @@ class _RulesResult(TypedDict):
 
 _FlatContext = Mapping[str, str] | Iterable[tuple[str, str]]
 
-# The kind of SDK key a request came with; `sdkVisibility` hides flags from some kinds.
-_KeyKind = Literal["client", "mobile", "server"]
+# The kind of SDK key a request came with, "client", "mobile" or "server" (anything else is a
+# ValueError); `sdkVisibility` hides flags from some kinds.
+_KeyKind = str
 
 @final
 class Snapshot:

@@ -45,7 +45,7 @@ def compiled(config: dict[str, Any], **extra: Any) -> evaluator.Snapshot:
 def expected(snapshot: evaluator.Snapshot, user: dict[str, Any], now_ms: int) -> dict[str, tuple[str, Any]]:
     bucketed = snapshot.devcycle_bucket(user, now_ms)
     assert bucketed is not None
-    features: dict[str, Any] = bucketed["features"]  # type: ignore[assignment]
+    features: dict[str, Any] = bucketed["features"]
     config = {f["key"]: f for f in CONFIG["features"]}
     out = {}
     for key, f in features.items():
@@ -172,7 +172,7 @@ def test_query_string_custom_data_is_coerced_by_declared_type() -> None:
     nested = {"user": {"id": "u", "customData": {"seats": "12", "beta": "true"}}}
     assert orjson.loads(typed.evaluate_all(nested, now_ms=NOW))["typed"]["isEnabled"] is True
     bucketed = typed.devcycle_bucket({"user_id": "u", "customData": {"seats": "12", "beta": "true"}}, NOW)
-    assert bucketed is not None and "typed" in bucketed["features"]  # type: ignore[operator]
+    assert bucketed is not None and "typed" in bucketed["features"]
 
 
 def test_sdk_visibility_hides_flags_from_key_kinds() -> None:
@@ -190,6 +190,14 @@ def test_sdk_visibility_hides_flags_from_key_kinds() -> None:
     assert snapshot.evaluate_flag("feature-0-0", context, key_kind="client") is None
     assert snapshot.evaluate_flag("feature-0-0", context, key_kind="server") is not None
     assert snapshot.hidden_from("server") == ["feature-0-4"]
+    # DevCycle's bucketed config for a kind of key leaves out what is hidden from it.
+    user = EXAMPLE["cases"][0]["user"]
+    everything = snapshot.devcycle_bucket(user, NOW)
+    for_client = snapshot.devcycle_bucket(user, NOW, key_kind="client")
+    assert everything is not None and for_client is not None
+    assert "feature-0-0" in everything["features"]
+    assert set(for_client["features"]) == set(everything["features"]) - {"feature-0-0"}
+    assert not any(k.startswith("feature-0-0-") for k in for_client["variables"])
     with pytest.raises(ValueError, match="unknown key kind"):
         snapshot.evaluate_all(context, key_kind="browser")
     with pytest.raises(evaluator.RuleError) as e:

@@ -341,6 +341,12 @@ impl Config {
     /// `generateBucketedConfig` returns, `{project, environment, features, featureVariationMap,
     /// variableVariationMap, variables}`. A user that is not an object is treated as `{}`.
     pub fn bucket(&self, user: &Value, now_ms: i64) -> Value {
+        self.bucket_visible(user, now_ms, |_| true)
+    }
+
+    /// [`Config::bucket`] over only the features whose key `visible` accepts (the others are
+    /// treated as absent from the config, as a config built without them would be).
+    pub fn bucket_visible(&self, user: &Value, now_ms: i64, visible: impl Fn(&str) -> bool) -> Value {
         let empty = Map::new();
         let user = user.as_object().unwrap_or(&empty);
         let now = now_ms as f64;
@@ -350,7 +356,7 @@ impl Config {
         let mut variables = Map::new();
         let mut scratch = String::new();
 
-        for feature in self.features.iter() {
+        for feature in self.features.iter().filter(|f| visible(&f.key)) {
             for &i in self.opt_in_audiences.iter() {
                 if let Some(m) = memo.get_mut(i) {
                     *m = AudienceMemo::default();

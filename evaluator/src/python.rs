@@ -355,19 +355,23 @@ impl PySnapshot {
         self.inner.devcycle_splits().map(|(k, s)| (k.to_owned(), s.to_vec())).collect()
     }
 
-    /// DevCycle bucketed config of the snapshot's `devcycle` section, or `None` without one.
+    /// DevCycle bucketed config of the snapshot's `devcycle` section, or `None` without one;
+    /// features `sdkVisibility` hides from `key_kind` keys are left out.
+    #[pyo3(signature = (user, now_ms, *, key_kind = None))]
     fn devcycle_bucket<'py>(
         &self,
         py: Python<'py>,
         user: &Bound<'py, PyAny>,
         now_ms: i64,
+        key_kind: Option<&str>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         guard(|| {
+            let kind = self::key_kind(key_kind)?;
             let user = to_value(user)?;
             if !user.is_object() {
                 return Err(PyTypeError::new_err("user must be a dict"));
             }
-            self.inner.devcycle_bucket(&user, now_ms).map(|v| to_py(py, &design_shape(v))).transpose()
+            self.inner.devcycle_bucket(&user, now_ms, kind).map(|v| to_py(py, &design_shape(v))).transpose()
         })
     }
 

@@ -233,17 +233,20 @@ impl Snapshot {
     }
 
     /// DevCycle bucketed config for a DevCycle-shaped user, when the snapshot carries one (custom
-    /// data coerced to the declared types first, as on every route).
-    pub fn devcycle_bucket(&self, user: &Value, now_ms: i64) -> Option<Value> {
+    /// data coerced to the declared types first, as on every route), without the features
+    /// `sdkVisibility` hides from `kind` keys.
+    pub fn devcycle_bucket(&self, user: &Value, now_ms: i64, kind: Option<KeyKind>) -> Option<Value> {
         let config = self.devcycle.as_ref()?;
+        let visible =
+            |key: &str| !self.by_key.get(key).and_then(|&i| self.flags.get(i)).is_some_and(|f| f.hidden.hides(kind));
         if self.custom_types.is_empty() {
-            return Some(config.bucket(user, now_ms));
+            return Some(config.bucket_visible(user, now_ms, visible));
         }
         let mut user = user.clone();
         if let Some(m) = user.as_object_mut() {
             self.custom_types.coerce(m);
         }
-        Some(config.bucket(&user, now_ms))
+        Some(config.bucket_visible(&user, now_ms, visible))
     }
 
     /// The keys of the flags that `sdkVisibility` hides from `kind` keys, in snapshot order.

@@ -65,8 +65,9 @@ class _RulesResult(TypedDict):
 
 _FlatContext = Mapping[str, str] | Iterable[tuple[str, str]]
 
-# The kind of SDK key a request came with; `sdkVisibility` hides flags from some kinds.
-_KeyKind = Literal["client", "mobile", "server"]
+# The kind of SDK key a request came with, "client", "mobile" or "server" (anything else is a
+# ValueError); `sdkVisibility` hides flags from some kinds.
+_KeyKind = str
 
 @final
 class Snapshot:
@@ -119,7 +120,9 @@ class Snapshot:
         """Keys of the flags ``sdkVisibility`` hides from SDK keys of this kind, in snapshot order."""
     def devcycle_splits(self) -> list[tuple[str, list[bool]]]:
         """Per flag DevCycle's bucketing decides: per target, whether serving from it is a SPLIT."""
-    def devcycle_bucket(self, user: Mapping[str, _JSONValue], now_ms: int) -> dict[str, _JSONValue] | None: ...
+    def devcycle_bucket(
+        self, user: Mapping[str, _JSONValue], now_ms: int, *, key_kind: _KeyKind | None = None
+    ) -> dict[str, _JSONValue] | None: ...
     def devcycle_json(
         self,
         user: Mapping[str, _JSONValue],

@@ -167,7 +167,7 @@ impl Config {
     /// position and the last value, which a writer cannot stream).
     pub fn answer(&self, user: &Value, now_ms: i64, part: Part<'_>, hidden: &HashSet<String>) -> Option<Vec<u8>> {
         let mut served: Vec<Served<'_>> = Vec::new();
-        self.assign(user, now_ms, |feature, variation, eval| served.push((feature, variation, eval)));
+        self.assign(user, now_ms, |_| true, |feature, variation, eval| served.push((feature, variation, eval)));
         if !streamable(&served) {
             return write(self.bucket(user, now_ms), part, hidden);
         }

@@ -343,10 +343,16 @@ impl Config {
     /// `generateBucketedConfig` returns, `{project, environment, features, featureVariationMap,
     /// variableVariationMap, variables}`. A user that is not an object is treated as `{}`.
     pub fn bucket(&self, user: &Value, now_ms: i64) -> Value {
+        self.bucket_visible(user, now_ms, |_| true)
+    }
+
+    /// [`Config::bucket`] over only the features whose key `visible` accepts (the others are
+    /// treated as absent from the config, as a config built without them would be).
+    pub fn bucket_visible(&self, user: &Value, now_ms: i64, visible: impl Fn(&str) -> bool) -> Value {
         let mut features = Map::new();
         let mut feature_variations = Map::new();
         let mut variables = Map::new();
-        self.assign(user, now_ms, |feature, variation, eval| {
+        self.assign(user, now_ms, visible, |feature, variation, eval| {
             let eval = eval.to_value();
             feature.output(variation, &eval, &mut features, &mut feature_variations, &mut variables);
         });
@@ -360,17 +366,23 @@ impl Config {
         Value::Object(out)
     }
 
-    /// Each feature that serves the user a variation at `now_ms`, in config order, with that
-    /// variation and the `eval` of its answer: what [`Config::bucket`] outputs, and what
-    /// [`answer`] writes as bytes without building it.
-    fn assign<'c>(&'c self, user: &Value, now_ms: i64, mut served: impl FnMut(&'c Feature, &'c Variation, Eval<'c>)) {
+    /// Each feature whose key `visible` accepts that serves the user a variation at `now_ms`,
+    /// in config order, with that variation and the `eval` of its answer: what
+    /// [`Config::bucket_visible`] outputs, and what [`answer`] writes as bytes without building it.
+    fn assign<'c>(
+        &'c self,
+        user: &Value,
+        now_ms: i64,
+        visible: impl Fn(&str) -> bool,
+        mut served: impl FnMut(&'c Feature, &'c Variation, Eval<'c>),
+    ) {
         let empty = Map::new();
         let user = user.as_object().unwrap_or(&empty);
         let now = now_ms as f64;
         let mut memo = vec![AudienceMemo::default(); self.audiences.len()];
         let mut scratch = String::new();
 
-        for feature in self.features.iter() {
+        for feature in self.features.iter().filter(|f| visible(&f.key)) {
             for &i in self.opt_in_audiences.iter() {
                 if let Some(m) = memo.get_mut(i) {
                     *m = AudienceMemo::default();

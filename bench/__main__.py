@@ -3,8 +3,9 @@
 Phases: evaluator micro-benchmarks (criterion), peak throughput of the edge (W1, W2) and of
 the granian ceiling with wrk, scale curves (flags 5 → 100k, workers), propagation latency
 (same host and through Redis + ``sync``), the locust SDK traffic mix, the control plane's
-telemetry intake (``POST /api/v1/telemetry``) and Releaseo's public board and roadmap reads
-(``bench.releaseo``). Writes
+telemetry intake (``POST /api/v1/telemetry``), Releaseo's public board and roadmap reads
+(``bench.releaseo``), and the DevCycle routes and OFREP over a W2-sized DevCycle project beside
+``/features/evaluated`` (``bench.devcycle``). Writes
 ``bench/results/<date>.json``, PNG plots and ``<date>.md``, and copies the Markdown to
 ``bench/REPORT.md`` (full runs). The full run takes about 12 minutes on 2 cores, ``--quick`` about 2.
 A phase that fails is recorded in the report and makes the exit status non-zero.
@@ -24,7 +25,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import micro, propagation, releaseo, report, scale, sdk_traffic, telemetry_intake, throughput, wrk
+from bench import (
+    devcycle,
+    micro,
+    propagation,
+    releaseo,
+    report,
+    scale,
+    sdk_traffic,
+    telemetry_intake,
+    throughput,
+    wrk,
+)
 from bench.processes import REPO
 from bench.stack import running
 
@@ -110,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         ("sdk_traffic", lambda: _sdk_traffic(plan, args.out, stem)),
         ("telemetry_intake", lambda: telemetry_intake.run(plan.seconds, plan.connections)),
         ("releaseo", lambda: releaseo.run(min(plan.seconds, 5), 16)),
+        ("devcycle", lambda: devcycle.run(plan.connections[0], plan.seconds)),
     ]
     for name, phase in phases:
         if name in args.skip:

@@ -232,6 +232,23 @@ def markdown(results: dict[str, Any], plots: list[Path]) -> str:
                 for name, r in board["routes"].items()
             ],
         )
+    dvc = results.get("devcycle")
+    if isinstance(dvc, dict) and "routes" in dvc:
+        out += ["", f"## DevCycle W2 ({dvc['features']} features), {dvc['connections']} connections", ""]
+        reference = dvc["routes"]["evaluated"]["rps"]
+        out += _table(
+            ["route", "req/s", "p50 ms", "p99 ms", "vs /features/evaluated"],
+            [
+                [
+                    r["path"],
+                    f"{r['rps']:,.0f}",
+                    f"{r['p50_ms']:.2f}",
+                    f"{r['p99_ms']:.2f}",
+                    f"{r['rps'] / reference:.2f}",
+                ]
+                for r in dvc["routes"].values()
+            ],
+        )
     errors = results.get("errors") or {}
     if errors:
         out += ["", "## Phases that failed", ""] + [f"- {k}: {v}" for k, v in errors.items()]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import datasets
+from bench import datasets, devcycle_data
 from bench.processes import THIS, Checkout, bootstrap_project, free_port, process, worker_pids
 
 EDGE_CPU = 0
@@ -25,6 +25,7 @@ class Stack:
     flags: int
     edge_url: str
     client_key: str
+    server_key: str
     data_dir: Path
     edge_pid: int
     load: datasets.Loaded
@@ -47,6 +48,22 @@ def wait_serving(edge: str, key: str, flags: int, timeout: float) -> None:
             last = repr(e)
         time.sleep(0.2)
     raise RuntimeError(f"edge never served {flags} flags: {last}")
+
+
+def wait_devcycle(edge: str, server_key: str, features: int, timeout: float) -> None:
+    """Wait until ``edge`` serves a DevCycle server config of all ``features``."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(f"{edge}/config/v2/server/{server_key}.json", timeout=30)
+            if r.status_code == 200 and len(r.json()["features"]) == features:
+                return
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as e:
+            last = repr(e)
+        time.sleep(0.2)
+    raise RuntimeError(f"edge never served a DevCycle config of {features} features: {last}")
 
 
 @contextmanager
@@ -74,10 +91,14 @@ def running(
                 checkout=checkout,
             )
         )
-        flags = datasets.flags_for(dataset)
         with httpx.Client(base_url=cp_url, timeout=60) as admin:
             auth, keys = bootstrap_project(admin)
-            loaded = datasets.load(admin, auth, "shop", "prod", flags)
+            if dataset == devcycle_data.DATASET:
+                started = time.perf_counter()
+                devcycle_data.load(admin, auth, "shop", "prod", devcycle_data.W2_FEATURES, devcycle_data.W2_VARIABLES)
+                loaded = datasets.Loaded(devcycle_data.W2_FEATURES, round(time.perf_counter() - started, 2), 1)
+            else:
+                loaded = datasets.load(admin, auth, "shop", "prod", datasets.flags_for(dataset))
         port = free_port()
         edge_url = f"http://127.0.0.1:{port}"
         edge = stack.enter_context(
@@ -91,5 +112,9 @@ def running(
                 checkout=checkout,
             )
         )
-        wait_serving(edge_url, keys["client"], len(flags), timeout=300)
-        yield Stack(dataset, len(flags), edge_url, keys["client"], tmp, edge.pid, loaded)
+        if dataset == devcycle_data.DATASET:
+            # Some features are hidden from client keys: count what server SDKs get instead.
+            wait_devcycle(edge_url, keys["server"], loaded.flags, timeout=300)
+        else:
+            wait_serving(edge_url, keys["client"], loaded.flags, timeout=300)
+        yield Stack(dataset, loaded.flags, edge_url, keys["client"], keys["server"], tmp, edge.pid, loaded)

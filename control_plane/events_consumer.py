@@ -106,7 +106,14 @@ def _row(record: IntakeRecord) -> tuple[Any, ...]:
     def text(value: Any) -> str | None:
         return value if isinstance(value, str) else None
 
-    name = event.get("key") or event.get("event") or event.get("featureId")
+    # The flag key, event name or feature id (Reflag), or DevCycle's custom event type or target.
+    name = (
+        event.get("key")
+        or event.get("event")
+        or event.get("featureId")
+        or event.get("customType")
+        or event.get("target")
+    )
     return (
         record["id"],
         record["environment"],

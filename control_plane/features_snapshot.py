@@ -1,38 +1,44 @@
 """Reflag-shape feature definitions of one environment, built from the feature tables.
 
 Every feature of the environment's project whose configuration there is active becomes
-``{"key", "targeting": {"version", "rules": [{"filter"}]}, "config"?: {"version", "variants"}}``,
-the document the evaluator compiles (``evaluator.Snapshot``) and Reflag's ``GET /features`` serves.
+``{"key", "targeting": {"version", "rules": [{"filter"}]}, "config"?: {"version", "variants"}}``:
+the ``features`` of the snapshot document, which Reflag's ``GET /features`` serves and which
+gives every flag of ``/features/evaluated`` its place, ``targetingVersion`` and config version.
 
-A configuration is stored in one of two formats:
+Who gets what is decided in one of two ways:
 
-- **DevCycle targets** (``targets``): target *i* becomes rule *i*,
-  ``{"type": "group", "operator": "and", "filters": [audience, rollout?, not earlier audiences?]}``
-  with the audience filter always at ``filters[0]``. Its distribution becomes one config variant
-  per variation, the same filter plus Reflag ``rolloutPercentage`` nodes that cut the bucket
-  range ``[lo, hi)`` out of ``[0, 100000)``, keyed by the target id (so buckets are stable while a
-  target keeps its ``_id``) over the bucketing attribute (``user.id`` unless ``bucketingKey``
-  names another field). Variants are ordered by target, so the first variant that matches belongs
-  to the first target the user qualifies for. With the project setting
-  ``disablePassthroughRollouts`` a user in an earlier target's audience never falls through to
-  a later target (its audiences are negated), as in DevCycle.
-- **Reflag targeting** (``targeting.rules`` and optional ``config.variants``): used as sent.
+- **DevCycle targets** that DevCycle's bucketing can read (only DevCycle filter nodes, directly
+  and in the audiences they reference) are decided on the edge by DevCycle's own algorithm, from
+  the snapshot's ``devcycle`` section (``control_plane.devcycle_config``): murmur3 bucketing,
+  distributions in DevCycle's order, ``bucketingKey`` read from custom data, rollouts at the
+  request's clock. Their Reflag-shape definition below is then only the view served to Reflag
+  SDKs by ``GET /features``.
+- Everything else is evaluated from the Reflag-shape definition: **Reflag targeting**
+  (``targeting.rules`` and optional ``config.variants``) as sent, and DevCycle targets that mix
+  in Reflag or JSON Logic nodes, translated as follows.
 
-In both, filter trees may mix dialects: DevCycle groups (``{"operator", "filters"}``) become
-Reflag groups (an empty DevCycle group never matches), ``{"type": "all"}`` becomes a constant,
-``user``/``optIn`` nodes are passed to the evaluator's DevCycle filter, ``audienceMatch`` nodes
-are replaced by the referenced audiences' filters (inlined from the ``audiences`` table), and
-Reflag and ``jsonLogic`` nodes are kept.
+The translation of DevCycle targets: target *i* becomes rule *i*,
+``{"type": "group", "operator": "and", "filters": [audience, rollout?, not earlier audiences?]}``
+with the audience filter always at ``filters[0]``. Its distribution becomes one config variant
+per variation, the same filter plus Reflag ``rolloutPercentage`` nodes that cut the bucket
+range ``[lo, hi)`` out of ``[0, 100000)``, keyed by the target id over the bucketing attribute
+(``user.id`` unless ``bucketingKey`` names another field). Variants are ordered by target, so
+the first variant that matches belongs to the first target the user qualifies for. With the
+project setting ``disablePassthroughRollouts`` a user in an earlier target's audience never
+falls through to a later target (its audiences are negated), as in DevCycle. Its rollouts are
+taken at their percentage when the snapshot is built (a Reflag rule has no clock), and its
+buckets are Reflag's (SHA-256), not DevCycle's: only targets DevCycle cannot evaluate use it.
 
-Rollouts (``schedule``/``gradual``/``stepped``) are evaluated when the snapshot is built: the
-current percentage becomes a ``rolloutPercentage`` threshold. :func:`next_rollout_change` tells
-the snapshot pipeline when a rebuild changes a percentage. A ``complete`` feature serves its
-static variation to everyone; ``archived`` features are left out.
+In both formats filter trees may mix dialects: DevCycle groups (``{"operator", "filters"}``)
+become Reflag groups (an empty DevCycle group never matches), ``{"type": "all"}`` becomes a
+constant, ``user``/``optIn`` nodes are passed to the evaluator's DevCycle filter,
+``audienceMatch`` nodes are replaced by the referenced audiences' filters (inlined from the
+``audiences`` table), and Reflag and ``jsonLogic`` nodes are kept. A ``complete`` feature serves
+its static variation to everyone; ``archived`` features are left out.
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -45,8 +51,6 @@ import orjson
 THRESHOLD_SCALE = 100_000
 # Built-in DevCycle user fields and where they live in a Reflag context.
 USER_FIELDS = ("email", "country", "platform", "platformVersion", "appVersion", "deviceModel")
-# While a linear rollout stage is interpolating, rebuild at least this often (ms).
-INTERPOLATION_STEP_MS = 60_000.0
 
 _TRUE: dict[str, Any] = {"type": "constant", "value": True}
 _FALSE: dict[str, Any] = {"type": "constant", "value": False}
@@ -172,21 +176,6 @@ def rollout_percentage(rollout: Mapping[str, Any], now_ms: float) -> float:
     if progress == 0.0:
         return 0.0
     return cur_pct + (upcoming[2] - cur_pct) * progress
-
-
-def rollout_changes(rollout: Mapping[str, Any], now_ms: float) -> float | None:
-    """The next moment (epoch ms) after ``now_ms`` at which the rollout's percentage changes."""
-    dates = [iso_ms(rollout["startDate"])] + [iso_ms(s["date"]) for s in rollout.get("stages") or []]
-    future = [d for d in dates if d > now_ms]
-    soonest = min(future) if future else None
-    if rollout.get("type") != "schedule":
-        stages = rollout.get("stages") or []
-        upcoming = next((s for s in stages if iso_ms(s["date"]) > now_ms), None)
-        interpolating = upcoming is not None and upcoming.get("type") != "discrete" and dates[0] < now_ms
-        if interpolating:
-            step = now_ms + INTERPOLATION_STEP_MS
-            soonest = step if soonest is None else min(soonest, step)
-    return soonest
 
 
 def bucketing_attribute(bucketing_key: str | None) -> str:
@@ -432,22 +421,3 @@ def feature_definition(
         version=int(c["targeting_version"]) if c else 0,
     )
     return build_definition(data, audiences, disable_passthrough=disable_passthrough, now_ms=_now(now_ms))
-
-
-def next_rollout_change(db: sqlite3.Connection, environment_id: str, *, now_ms: float | None = None) -> float | None:
-    """When (epoch ms) the environment's snapshot must be rebuilt for a rollout to advance, or
-    ``None`` when no active target has a rollout that will still change."""
-    now = _now(now_ms)
-    soonest = math.inf
-    rows = db.execute(
-        "SELECT c.targets FROM feature_configurations c JOIN features f ON f.id = c.feature_id "
-        "WHERE c.environment_id = ? AND c.status = 'active' AND f.status = 'active' AND c.reflag IS NULL",
-        (environment_id,),
-    )
-    for r in rows:
-        for target in _loads(r["targets"], []):
-            if target.get("rollout"):
-                change = rollout_changes(target["rollout"], now)
-                if change is not None:
-                    soonest = min(soonest, change)
-    return None if soonest == math.inf else soonest

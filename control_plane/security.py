@@ -13,6 +13,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from contract import sdk_keys
+
 _hasher = PasswordHasher()
 # A real hash to verify against when the user does not exist, so both paths cost the same.
 _DUMMY_HASH = _hasher.hash("no-such-user-" + secrets.token_hex(8))
@@ -30,7 +32,6 @@ API_KEY_PREFIX = {
     (SYTWM_API, "read"): "sytwm_rk_",
 }
 _KEY_STARTS = ("fe_", "sytwm_")
-SDK_KEY_PREFIX = {"client": "client-", "server": "server-", "mobile": "mobile-"}
 
 
 def hash_password(password: str) -> str:
@@ -70,9 +71,9 @@ def looks_like_api_key(token: str) -> bool:
     return token.startswith(_KEY_STARTS)
 
 
-def new_sdk_key(kind: str, environment_type: str) -> str:
+def new_sdk_key(kind: sdk_keys.Kind, environment_type: str) -> str:
     """``client-…`` (publishable), ``server-…`` (secret) or ``mobile-…``; all longer than 22 chars."""
-    return f"{SDK_KEY_PREFIX[kind]}{environment_type[:4]}-{secrets.token_urlsafe(24)}"
+    return f"{sdk_keys.PREFIX[kind]}{environment_type[:4]}-{secrets.token_urlsafe(24)}"
 
 
 @dataclass(frozen=True)

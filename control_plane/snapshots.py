@@ -12,13 +12,16 @@ from typing import Any
 import orjson
 
 import evaluator
+from control_plane.devcycle_config import environment_devcycle
 from control_plane.errors import ApiError
 from control_plane.features_snapshot import environment_features
 
 
 def build_environment_document(db: sqlite3.Connection, environment_id: str) -> dict[str, Any]:
-    """The evaluator document of one environment: ``{"features": [...]}`` in Reflag shape."""
-    return {"features": environment_features(db, environment_id)}
+    """The evaluator document of one environment: ``{"features": [...]}`` in Reflag shape (what
+    ``GET /features`` serves) plus the DevCycle section (``control_plane.devcycle_config``):
+    ``devcycle`` (DevCycle's server SDK config), ``customDataTypes`` and ``sdkVisibility``."""
+    return {"features": environment_features(db, environment_id), **environment_devcycle(db, environment_id)}
 
 
 def compile_environment(db: sqlite3.Connection, environment_id: str) -> evaluator.Snapshot:

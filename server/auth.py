@@ -5,11 +5,20 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from contract.sdk_keys import PUBLISHABLE, SECRET
 from server.errors import EdgeError
 from server.state import SdkKey, View
 
-SECRET = "server"
-PUBLISHABLE = ("client", "mobile")
+__all__ = [
+    "PUBLISHABLE",
+    "SECRET",
+    "authorization_token",
+    "bearer",
+    "devcycle_key",
+    "not_loaded",
+    "sdk_key",
+    "unknown",
+]
 
 
 # Seconds an SDK should wait before retrying while this worker has no snapshot (it polls the
@@ -64,4 +73,28 @@ def sdk_key(
         raise unknown(view, 403, "unknown or revoked SDK key")
     if secret_only and key.kind != SECRET:
         raise EdgeError(403, "this endpoint needs a secret (server) key")
+    return key
+
+
+def authorization_token(request: Request) -> str | None:
+    """The key in ``Authorization``: DevCycle's SDKs send the bare key, others ``Bearer <key>``."""
+    header = request.headers.get("authorization", "").strip()
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return token.strip() or None
+    return header if " " not in header else None
+
+
+def devcycle_key(view: View, token: str | None, kinds: tuple[str, ...], *, where: str) -> SdkKey:
+    """The DevCycle SDK key ``token`` (sent ``where``): 401 without one, 403 for an unknown or
+    revoked key or one of a kind the route does not take (503 while no snapshot is loaded)."""
+    if not token:
+        raise EdgeError(401, f"a DevCycle SDK key is required in {where}", headers={"WWW-Authenticate": "Bearer"})
+    key = view.sdk_key(token)
+    if key is None:
+        raise unknown(view, 403, "unknown or revoked SDK key")
+    if key.kind not in kinds:
+        raise EdgeError(403, f"this endpoint takes a {' or '.join(kinds)} SDK key, not a {key.kind} key")
     return key

@@ -744,42 +744,53 @@ class EventIntake:
             await self.spool_records(records)
         self.accepted += len(records)
 
-    def endpoint(self, kind: str | None) -> Endpoint:
-        """The handler of one event kind (``None``: ``/bulk``, a list of events of any kind)."""
+    async def admit(self, request: Request, key: SdkKey, parse: Callable[[Any], list[Event]], *, bulk: bool) -> int:
+        """Take the events of one request for ``key``'s environment: rate limits, body, ``parse``
+        (validation: :class:`Invalid` is a 400 naming the field), then the Redis stream or the
+        spool. The number of events taken. Every SDK's event route ends here (the Reflag ones
+        below, DevCycle's in ``server.devcycle.events``). ``bulk``: an ``Idempotency-Key`` names
+        the request, so each event's de-duplication id gets its index."""
         edge = self.edge
+        limits = self.limit(request, key)
+        header_key = _idempotency_key(request)
+        body, size = await read_body(request, edge.settings.max_body_bytes, edge.settings.body_timeout)
+        for limiter, bucket in limits:
+            limiter.charge(bucket, size // BODY_BYTES_PER_TOKEN)
+        try:
+            events = parse(body)
+        except Invalid as e:
+            raise EdgeError(400, f"{e.field} {e.message}", field=e.field) from None
+        env = edge.state.view.environments.get(key.environment)
+        received = now_iso()
+        records: list[tuple[str, bytes]] = []
+        for i, event in enumerate(events):
+            dedup = event.dedup
+            if dedup is None and header_key is not None:
+                dedup = f"{header_key}:{i}" if bulk else header_key
+            record_id = event_id(key.environment, dedup)
+            record = intake.record(
+                record_id=record_id,
+                kind=event.type,
+                environment=key.environment,
+                project=env.project if env is not None else None,
+                key_kind=key.kind,
+                received_at=received,
+                dedup_id=dedup,
+                event=event.fields,
+            )
+            records.append((record_id, record))
+        await self.enqueue(records)
+        return len(records)
+
+    def endpoint(self, kind: str | None) -> Endpoint:
+        """The handler of one Reflag event kind (``None``: ``/bulk``, a list of events of any kind)."""
+
+        def parse(body: Any) -> list[Event]:
+            return validate_bulk(body) if kind is None else [validate(kind, body)]
 
         async def receive(request: Request) -> Response:
-            view = edge.state.view
-            key = sdk_key(view, request)
-            limits = self.limit(request, key)
-            header_key = _idempotency_key(request)
-            body, size = await read_body(request, edge.settings.max_body_bytes, edge.settings.body_timeout)
-            for limiter, bucket in limits:
-                limiter.charge(bucket, size // BODY_BYTES_PER_TOKEN)
-            try:
-                events = validate_bulk(body) if kind is None else [validate(kind, body)]
-            except Invalid as e:
-                raise EdgeError(400, f"{e.field} {e.message}", field=e.field) from None
-            env = view.environments.get(key.environment)
-            received = now_iso()
-            records: list[tuple[str, bytes]] = []
-            for i, event in enumerate(events):
-                dedup = event.dedup
-                if dedup is None and header_key is not None:
-                    dedup = header_key if kind is not None else f"{header_key}:{i}"
-                record_id = event_id(key.environment, dedup)
-                record = intake.record(
-                    record_id=record_id,
-                    kind=event.type,
-                    environment=key.environment,
-                    project=env.project if env is not None else None,
-                    key_kind=key.kind,
-                    received_at=received,
-                    dedup_id=dedup,
-                    event=event.fields,
-                )
-                records.append((record_id, record))
-            await self.enqueue(records)
+            key = sdk_key(self.edge.state.view, request)
+            await self.admit(request, key, parse, bulk=kind is None)
             return _accepted(request)
 
         return receive

@@ -16,6 +16,18 @@ config variant; ``metadata`` carries ``flagStateVersion``, ``targetingVersion`` 
 config, ``configKey`` and ``configPayload`` (the payload as JSON text, since metadata values
 are limited to booleans, numbers and strings).
 
+**DevCycle projects** (an environment whose snapshot carries DevCycle variables) are answered
+as DevCycle's own OpenFeature providers answer: flags are DevCycle *variables*, by variable
+key, with their typed values (String, Number, Boolean, JSON), bucketed by DevCycle's algorithm
+(``Snapshot.devcycle_json``); ``variant`` is the key of the variation serving the variable,
+``reason`` DevCycle's (``TARGETING_MATCH``, ``SPLIT``), ``metadata`` ``evalReasonDetails``,
+``evalReasonTargetId``, ``featureKey``, ``variableType`` and ``flagStateVersion``. The context is
+a flat OpenFeature context mapped to a DevCycle user as the providers map it
+(``server.devcycle.users.from_openfeature``: ``targetingKey`` is the user id and is required,
+TARGETING_KEY_MISSING otherwise). A variable the user is not served is FLAG_NOT_FOUND (404), as
+DevCycle's bucketing API answers it; the bulk answer lists only the variables served. Features
+hidden from the key's SDK kind (``sdkVisibility``) are left out.
+
 Errors keep OFREP's bodies, never the project envelope: ``{"key", "errorCode", "errorDetails"}``
 for evaluation failures (400 PARSE_ERROR / INVALID_CONTEXT / TARGETING_KEY_MISSING / GENERAL,
 404 FLAG_NOT_FOUND), ``{"errorCode", "errorDetails"}`` for a failed bulk request and for the
@@ -24,6 +36,7 @@ rest, with errorCode GENERAL (401, 403, 405, 408, 413, 429 with integer ``Retry-
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -33,7 +46,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import evaluator
+from contract.sdk_keys import Kind
 from server.auth import PUBLISHABLE, bearer, sdk_key
+from server.devcycle import users
 from server.errors import GENERAL, EdgeError, read_limited
 from server.etags import etag_of, not_modified
 from server.ratelimit import RateLimiter
@@ -68,6 +83,19 @@ CONFIGURATION: dict[str, Any] = {
     },
 }
 CONFIGURATION_BODY = orjson.dumps(CONFIGURATION)
+# A DevCycle project's flags are its variables, of every OpenFeature type.
+DEVCYCLE_CONFIGURATION_BODY = orjson.dumps(
+    {
+        **CONFIGURATION,
+        "capabilities": {
+            **CONFIGURATION["capabilities"],
+            "flagEvaluation": {
+                "supportedTypes": ["boolean", "int", "float", "string", "object"],
+                "unsupportedTypes": [],
+            },
+        },
+    }
+)
 
 
 def ofrep_error(
@@ -107,8 +135,12 @@ def _has_rollout(node: Any) -> bool:
     return False
 
 
-def flag_shapes(definitions: list[Any]) -> dict[str, FlagShape]:
-    """The shape of every flag of a snapshot's definitions (``Snapshot.definitions_json()``)."""
+def flag_shapes(definitions: list[Any], devcycle_splits: list[tuple[str, list[bool]]]) -> dict[str, FlagShape]:
+    """The shape of every flag of a snapshot's definitions (``Snapshot.definitions_json()``).
+
+    A flag DevCycle's bucketing decides (``Snapshot.devcycle_splits()``: per target, whether
+    serving from it is a SPLIT) has one rule result per target, SPLIT as DevCycle says."""
+    splits = dict(devcycle_splits)
     shapes: dict[str, FlagShape] = {}
     for feature in definitions:
         targeting = feature.get("targeting") or {}
@@ -117,6 +149,8 @@ def flag_shapes(definitions: list[Any]) -> dict[str, FlagShape]:
             shapes[feature["key"]] = FlagShape("DISABLED", ())
         elif all(isinstance(f, dict) and f.get("type") == "constant" for f in filters):
             shapes[feature["key"]] = FlagShape("STATIC", tuple(False for _ in filters))
+        elif feature["key"] in splits:
+            shapes[feature["key"]] = FlagShape(None, tuple(splits[feature["key"]]))
         else:
             shapes[feature["key"]] = FlagShape(None, tuple(_has_rollout(f) for f in filters))
     return shapes
@@ -132,7 +166,7 @@ class ShapeCache:
         hit = self._by_env.get(env.id)
         if hit is not None and hit[0] == env.version:
             return hit[1]
-        shapes = flag_shapes(orjson.loads(env.snapshot.definitions_json()))
+        shapes = flag_shapes(orjson.loads(env.snapshot.definitions_json()), env.snapshot.devcycle_splits())
         if len(self._by_env) > 10_000:
             self._by_env.clear()
         self._by_env[env.id] = (env.version, shapes)
@@ -194,10 +228,11 @@ def _targeting_key_missing(key: str) -> dict[str, str]:
     }
 
 
-def evaluate_one(env: Environment, key: str, context: Context) -> dict[str, Any]:
-    """One flag's OFREP success body; EdgeError 404 for an unknown flag, 400 for a bad context."""
+def evaluate_one(env: Environment, key: str, context: Context, kind: Kind) -> dict[str, Any]:
+    """One flag's OFREP success body; EdgeError 404 for an unknown flag (or one ``sdkVisibility``
+    hides from keys of ``kind``), 400 for a bad context."""
     try:
-        result = env.snapshot.evaluate_flag(key, context.reflag)
+        result = env.snapshot.evaluate_flag(key, context.reflag, key_kind=kind)
     except evaluator.EvaluatorError as e:
         raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL, key=key) from None
     except (ValueError, TypeError) as e:
@@ -212,14 +247,16 @@ def evaluate_one(env: Environment, key: str, context: Context) -> dict[str, Any]
     )
 
 
-def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape]) -> list[dict[str, Any]]:
+def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape], kind: Kind) -> list[dict[str, Any]]:
     """Every flag of the environment, each an OFREP success or failure, in snapshot order.
 
     The context is converted once for all flags (``Snapshot.evaluate_all``); calling
     ``evaluate_flag`` per flag would convert it once per flag. The reason and variant follow
     ``evaluate_flag``'s rules from the per-rule results and the flag's shape."""
     try:
-        raw: dict[str, dict[str, Any]] = orjson.loads(env.snapshot.evaluate_all(context.reflag, debug=True))
+        raw: dict[str, dict[str, Any]] = orjson.loads(
+            env.snapshot.evaluate_all(context.reflag, debug=True, key_kind=kind)
+        )
     except evaluator.EvaluatorError as e:
         raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL) from None
     except (ValueError, TypeError) as e:
@@ -233,7 +270,7 @@ def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape
         if shape is None or (value and (first is None or first >= len(shape.rollout))):
             # Not expected; the single-flag path is the reference.
             try:
-                flags.append(evaluate_one(env, key, context))
+                flags.append(evaluate_one(env, key, context, kind))
             except EdgeError as err:
                 flags.append({"key": key, **err.ofrep_body()})
             continue
@@ -252,6 +289,48 @@ def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape
         variant = config["key"] if value and config is not None else ("on" if value else "off")
         flags.append(_success(key, value, reason, variant, r.get("targetingVersion"), config, env.version))
     return flags
+
+
+# --- DevCycle projects -----------------------------------------------------------------------
+
+
+def is_devcycle(env: Environment) -> bool:
+    """OFREP serves this environment's DevCycle variables (it has some), not its Reflag flags."""
+    return env.devcycle is not None and env.devcycle.has_variables
+
+
+def devcycle_user(context: dict[str, Any], key: str | None = None) -> users.User:
+    try:
+        return users.from_openfeature(context)
+    except users.MissingUserId as e:
+        raise ofrep_error(400, e.message, code=TARGETING_KEY_MISSING, key=key) from None
+    except users.Invalid as e:
+        raise ofrep_error(400, e.message, code=INVALID_CONTEXT, key=key) from None
+
+
+def _hidden(env: Environment, kind: Kind) -> frozenset[str] | None:
+    return (env.devcycle.hidden.get(kind) or None) if env.devcycle is not None else None
+
+
+def devcycle_one(env: Environment, kind: Kind, key: str, context: dict[str, Any]) -> dict[str, Any]:
+    """One DevCycle variable's OFREP success body; 404 FLAG_NOT_FOUND when the user is not served it."""
+    user = devcycle_user(context, key)
+    raw = env.snapshot.devcycle_json(user, now_ms(), "ofrep_flag", key, _hidden(env, kind))
+    if raw is None:
+        raise ofrep_error(404, f"variable {key!r} is not served to this user", code=FLAG_NOT_FOUND, key=key)
+    flag: dict[str, Any] = orjson.loads(raw)
+    flag["metadata"]["flagStateVersion"] = env.version
+    return flag
+
+
+def devcycle_all(env: Environment, kind: Kind, context: dict[str, Any]) -> bytes:
+    """The ``flags`` array (JSON) of every DevCycle variable served to the context's user."""
+    flags = env.snapshot.devcycle_json(devcycle_user(context), now_ms(), "ofrep", None, _hidden(env, kind))
+    return flags if flags is not None else b"[]"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 async def read_context(request: Request, limit: int, key: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
@@ -346,12 +425,13 @@ class OfrepApi:
         env = edge.environment(view, sdk.environment)
         self.limiter.check(sdk.key_hash)
         body_timeout = edge.settings.body_timeout
-        context = reflag_context(await read_context(request, edge.settings.max_body_bytes, key, body_timeout), key)
+        raw = await read_context(request, edge.settings.max_body_bytes, key, body_timeout)
+        if is_devcycle(env):
+            flag = devcycle_one(env, sdk.kind, key, raw)
+        else:
+            flag = evaluate_one(env, key, reflag_context(raw, key), sdk.kind)
         body = orjson.dumps(
-            {
-                **evaluate_one(env, key, context),
-                "eventStreams": event_streams(request, sdk, env.version, edge.settings.public_url),
-            }
+            {**flag, "eventStreams": event_streams(request, sdk, env.version, edge.settings.public_url)}
         )
         # An ETag like every snapshot-dependent answer of the edge; the spec has no 304 here.
         return _json(body, headers={"ETag": etag_of(body)})
@@ -363,20 +443,33 @@ class OfrepApi:
         sdk = sdk_key(view, request, allow_query=False)
         env = edge.environment(view, sdk.environment)
         self.limiter.check(sdk.key_hash)
-        context = reflag_context(
-            await read_context(request, edge.settings.max_body_bytes, timeout=edge.settings.body_timeout)
-        )
+        raw = await read_context(request, edge.settings.max_body_bytes, timeout=edge.settings.body_timeout)
+        streams = event_streams(request, sdk, env.version, edge.settings.public_url)
+        if is_devcycle(env):
+            return _cached(
+                request,
+                b'{"flags":'
+                + devcycle_all(env, sdk.kind, raw)
+                + b',"metadata":{"flagStateVersion":%d},"eventStreams":' % env.version
+                + orjson.dumps(streams)
+                + b"}",
+            )
+        context = reflag_context(raw)
         body = {
-            "flags": evaluate_all(env, context, self.shapes.get(env)),
+            "flags": evaluate_all(env, context, self.shapes.get(env), sdk.kind),
             "metadata": {"flagStateVersion": env.version},
-            "eventStreams": event_streams(request, sdk, env.version, edge.settings.public_url),
+            "eventStreams": streams,
         }
         return _cached(request, orjson.dumps(body))
 
     async def configuration(self, request: Request) -> Response:
         _allow(request, "GET")
-        sdk_key(self.edge.state.view, request, allow_query=False)
-        return _cached(request, CONFIGURATION_BODY)
+        view = self.edge.state.view
+        sdk = sdk_key(view, request, allow_query=False)
+        env = view.environments.get(sdk.environment)
+        return _cached(
+            request, DEVCYCLE_CONFIGURATION_BODY if env is not None and is_devcycle(env) else CONFIGURATION_BODY
+        )
 
     async def stream(self, request: Request) -> Response:
         """SSE: a ``refetchEvaluation`` event each time the key's environment gets a new version.

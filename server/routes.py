@@ -25,7 +25,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
 
-from server.errors import ENVELOPE, OFREP, Shape
+from server.devcycle.bucketing import BucketingRoutes
+from server.devcycle.config import STREAM_PATH, ConfigRoutes
+from server.devcycle.events import EventRoutes
+from server.errors import DEVCYCLE, ENVELOPE, OFREP, Shape
 from server.events import FLAG_EVENT, EventIntake
 from server.ofrep import ANY_METHOD, OfrepApi
 from server.release import release_endpoint
@@ -58,11 +61,23 @@ class Handlers:
     release: Endpoint
     events: EventIntake
     releaseo: ReleaseoApi
+    devcycle_config: ConfigRoutes
+    devcycle_bucketing: BucketingRoutes
+    devcycle_events: EventRoutes
 
     @classmethod
     def build(cls, edge: Edge) -> Handlers:
         events = EventIntake(edge)
-        return cls(edge, OfrepApi(edge), release_endpoint(edge), events, ReleaseoApi(edge, events))
+        return cls(
+            edge,
+            OfrepApi(edge),
+            release_endpoint(edge),
+            events,
+            ReleaseoApi(edge, events),
+            ConfigRoutes(edge),
+            BucketingRoutes(edge),
+            EventRoutes(events),
+        )
 
 
 @dataclass(frozen=True)
@@ -80,8 +95,10 @@ class Api:
     hot: Callable[[Handlers], PartsEndpoint] | None = None
 
 
-def hot_api(path: str, parts: Callable[[Handlers], PartsEndpoint], cors_headers: tuple[str, ...] = ()) -> Api:
-    return Api(path, lambda h: parts_endpoint(parts(h)), cors_headers=cors_headers, hot=parts)
+def hot_api(
+    path: str, parts: Callable[[Handlers], PartsEndpoint], cors_headers: tuple[str, ...] = (), shape: Shape = ENVELOPE
+) -> Api:
+    return Api(path, lambda h: parts_endpoint(parts(h)), shape=shape, cors_headers=cors_headers, hot=parts)
 
 
 def parts_endpoint(parts: PartsEndpoint) -> Endpoint:
@@ -96,6 +113,13 @@ def parts_endpoint(parts: PartsEndpoint) -> Endpoint:
 
 def _event(kind: str | None) -> Callable[[Handlers], Endpoint]:
     return lambda h: h.events.endpoint(kind)
+
+
+def _devcycle(
+    path: str, handler: Callable[[Handlers], Endpoint], methods: tuple[str, ...] = ("POST",), *, shed: bool = True
+) -> Api:
+    """A DevCycle SDK route: DevCycle's error body; its SDKs send the key in ``Authorization``."""
+    return Api(path, handler, methods, DEVCYCLE, shed)
 
 
 def _ofrep(
@@ -148,6 +172,19 @@ ROUTES: tuple[Api, ...] = (
     _ofrep("/ofrep/v1/evaluate/flags", lambda h: h.ofrep.evaluate_flags),
     _ofrep("/ofrep/v1/configuration", lambda h: h.ofrep.configuration),
     _ofrep("/ofrep/v1/stream", lambda h: h.ofrep.stream, shed=False, cors_headers=OFREP_STREAM),
+    # DevCycle SDKs: local-bucketing server SDKs' config and realtime stream, client SDKs'
+    # bucketed config, the cloud bucketing API, events (server.devcycle).
+    _devcycle("/config/v2/server/bootstrap/{key}.json", lambda h: h.devcycle_config.bootstrap_config, ("GET",)),
+    _devcycle("/config/v2/server/{key}.json", lambda h: h.devcycle_config.server_config, ("GET",)),
+    _devcycle(STREAM_PATH + "{key_hash}", lambda h: h.devcycle_config.stream, ("GET",), shed=False),
+    hot_api("/v1/sdkConfig", lambda h: h.devcycle_bucketing.sdk_config_parts, shape=DEVCYCLE),
+    hot_api("/v1/mobileSDKConfig", lambda h: h.devcycle_bucketing.sdk_config_parts, shape=DEVCYCLE),
+    _devcycle("/v1/variables", lambda h: h.devcycle_bucketing.variables),
+    _devcycle("/v1/variables/{key}", lambda h: h.devcycle_bucketing.variable),
+    _devcycle("/v1/features", lambda h: h.devcycle_bucketing.features),
+    _devcycle("/v1/track", lambda h: h.devcycle_events.user_events),
+    _devcycle("/v1/events", lambda h: h.devcycle_events.user_events),
+    _devcycle("/v1/events/batch", lambda h: h.devcycle_events.batch),
     # Airborne releases (the envelope until the Airborne routes switch to their own shape).
     Api("/release/{organisation}/{application}", lambda h: h.release, cors_headers=("x-dimensions", "x-dimension")),
     # Probes: never shed, an orchestrator must not take out a worker that is merely busy.

@@ -129,7 +129,8 @@ class Edge:
         env = self.environment(view, key.environment)
         pairs = self.context_pairs(request)
         debug = request.query_params.get("debug") in ("true", "1")
-        features = env.snapshot.evaluate_all_flat(pairs, enabled_only=enabled_only, debug=debug)
+        # The key's kind: flags `sdkVisibility` hides from it are neither evaluated nor sent.
+        features = env.snapshot.evaluate_all_flat(pairs, enabled_only=enabled_only, debug=debug, key_kind=key.kind)
         body = b'{"success":true,"features":' + features + b',"flagStateVersion":' + str(env.version).encode() + b"}"
         etag = etag_of(body)
         headers = [

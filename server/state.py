@@ -35,8 +35,10 @@ import orjson
 
 import evaluator
 from contract.framing import CorruptValue, decode
+from contract.sdk_keys import Kind, is_kind
 from contract.store import RawTables, SnapshotReader, snapshot_dir
 from server.board import Board, build_board
+from server.devcycle.document import DevCycleDocument, devcycle_document
 
 log = logging.getLogger("server.state")
 
@@ -50,12 +52,14 @@ class Environment:
     snapshot: evaluator.Snapshot
     # `GET /features` body, built once per version.
     definitions: bytes
+    # The environment's DevCycle config as the DevCycle routes serve it (None without one).
+    devcycle: DevCycleDocument | None = None
 
 
 @dataclass(frozen=True)
 class SdkKey:
     environment: str
-    kind: str
+    kind: Kind
     key_hash: str
 
 
@@ -86,9 +90,13 @@ class View:
 
 
 def _definitions_body(env: evaluator.Snapshot, version: int) -> bytes:
-    return (
-        b'{"success":true,"features":' + env.definitions_json() + b',"flagStateVersion":' + str(version).encode() + b"}"
-    )
+    """``GET /features`` (server keys only): the definitions without the flags ``sdkVisibility``
+    hides from server SDKs."""
+    definitions = env.definitions_json()
+    hidden = set(env.hidden_from("server"))
+    if hidden:
+        definitions = orjson.dumps([f for f in orjson.loads(definitions) if f.get("key") not in hidden])
+    return b'{"success":true,"features":' + definitions + b',"flagStateVersion":' + str(version).encode() + b"}"
 
 
 def build_view(previous: View, version: int, tables: RawTables) -> View:
@@ -103,7 +111,8 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
             if old is not None and old.version == stamped:
                 environments[env_id] = old
                 continue
-            snapshot = evaluator.Snapshot(orjson.dumps(value["document"]))
+            document = value["document"]
+            snapshot = evaluator.Snapshot(orjson.dumps(document))
             environments[env_id] = Environment(
                 env_id,
                 str(value.get("environment", "")),
@@ -111,6 +120,7 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
                 stamped,
                 snapshot,
                 _definitions_body(snapshot, stamped),
+                devcycle_document(document),
             )
         except (CorruptValue, evaluator.RuleError, KeyError, TypeError, ValueError) as e:
             problems[env_id] = f"{type(e).__name__}: {e}"
@@ -121,7 +131,10 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
     for digest, raw in tables.get("sdk_keys", {}).items():
         try:
             value = decode(raw)
-            keys[digest] = SdkKey(str(value["environment"]), str(value["kind"]), digest)
+            kind = value["kind"]
+            if not is_kind(kind):
+                raise TypeError(f"unknown SDK key kind {kind!r}")
+            keys[digest] = SdkKey(str(value["environment"]), kind, digest)
         except (CorruptValue, KeyError, TypeError) as e:
             problems[f"sdk_keys/{digest[:8]}"] = str(e)
             if digest in previous.keys:

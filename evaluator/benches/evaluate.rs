@@ -11,7 +11,7 @@ use std::time::Duration;
 #[path = "support/workloads.rs"]
 mod workloads;
 
-const OPTS: Options = Options { enabled_only: false, debug: false, now_ms: 1_718_452_800_000.0 };
+const OPTS: Options = Options { enabled_only: false, debug: false, now_ms: 1_718_452_800_000.0, kind: None };
 
 fn compile(doc: &Value) -> Snapshot {
     Snapshot::compile(doc.clone()).unwrap_or_else(|e| panic!("workload does not compile: {e}"))

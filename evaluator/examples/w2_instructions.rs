@@ -13,7 +13,7 @@ fn main() {
     let snapshot = Snapshot::compile(workloads::w2()).unwrap_or_else(|e| panic!("{e}"));
     let flat: Vec<Vec<(String, String)>> = (0..1024).map(workloads::flat_context).collect();
     let nested: Vec<serde_json::Value> = (0..1024).map(workloads::context).collect();
-    let opts = Options { enabled_only: false, debug: false, now_ms: 1_718_452_800_000.0 };
+    let opts = Options { enabled_only: false, debug: false, now_ms: 1_718_452_800_000.0, kind: None };
     let mut out = Vec::with_capacity(64 * 1024);
     let mut total = 0usize;
     for i in 0..n {

@@ -7,6 +7,7 @@
 pub mod context;
 pub mod dates;
 pub mod devcycle;
+pub mod edge_devcycle;
 pub mod error;
 pub mod hash;
 pub mod jsnum;

@@ -3,6 +3,7 @@
 //! Every entry point runs inside [`guard`], so a Rust panic becomes `EvaluatorError` instead of
 //! crossing into Python.
 
+use crate::edge_devcycle::KeyKind;
 use crate::error::{EvalError, RuleError as CoreRuleError, MAX_DATA_DEPTH};
 use crate::snapshot::{self, Context, FlagResult, Options};
 use crate::{context, devcycle, hash, jsonlogic, semver};
@@ -11,6 +12,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
+use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -162,6 +164,11 @@ fn context_value(context: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
     }
 }
 
+/// The `key_kind` argument: `"client"`, `"mobile"`, `"server"` or `None` (no `sdkVisibility`).
+fn key_kind(kind: Option<&str>) -> PyResult<Option<KeyKind>> {
+    kind.map(|k| KeyKind::parse(k).ok_or_else(|| PyValueError::new_err(format!("unknown key kind {k:?}")))).transpose()
+}
+
 /// A compiled environment snapshot.
 #[pyclass(frozen, module = "evaluator._evaluator", name = "Snapshot")]
 pub struct PySnapshot {
@@ -222,7 +229,7 @@ impl PySnapshot {
     }
 
     /// The `features` object of `/features/evaluated` for a nested context, as JSON bytes.
-    #[pyo3(signature = (context = None, *, enabled_only = false, debug = false, now_ms = None))]
+    #[pyo3(signature = (context = None, *, enabled_only = false, debug = false, now_ms = None, key_kind = None))]
     fn evaluate_all<'py>(
         &self,
         py: Python<'py>,
@@ -230,10 +237,12 @@ impl PySnapshot {
         enabled_only: bool,
         debug: bool,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         guard(|| {
             let ctx = context_value(context)?;
-            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
+            let kind = self::key_kind(key_kind)?;
+            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms), kind };
             let mut out = Vec::new();
             self.inner.evaluate_all::<String>(&Context::Nested(&ctx), opts, &mut out);
             Ok(PyBytes::new(py, &out))
@@ -242,7 +251,7 @@ impl PySnapshot {
 
     /// Same as `evaluate_all` for an already-flattened context (`context.*` query parameters
     /// with the prefix removed): a mapping or `(name, value)` pairs, later pairs win.
-    #[pyo3(signature = (pairs, *, enabled_only = false, debug = false, now_ms = None))]
+    #[pyo3(signature = (pairs, *, enabled_only = false, debug = false, now_ms = None, key_kind = None))]
     fn evaluate_all_flat<'py>(
         &self,
         py: Python<'py>,
@@ -250,10 +259,12 @@ impl PySnapshot {
         enabled_only: bool,
         debug: bool,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         guard(|| {
             let pairs = to_pairs(pairs)?;
-            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
+            let kind = self::key_kind(key_kind)?;
+            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms), kind };
             let mut out = Vec::new();
             self.inner.evaluate_all(&Context::Flat(&pairs), opts, &mut out);
             Ok(PyBytes::new(py, &out))
@@ -261,7 +272,7 @@ impl PySnapshot {
     }
 
     /// Evaluate many nested contexts with the GIL released; one JSON body per context.
-    #[pyo3(signature = (contexts, *, enabled_only = false, debug = false, now_ms = None))]
+    #[pyo3(signature = (contexts, *, enabled_only = false, debug = false, now_ms = None, key_kind = None))]
     fn evaluate_batch<'py>(
         &self,
         py: Python<'py>,
@@ -269,10 +280,12 @@ impl PySnapshot {
         enabled_only: bool,
         debug: bool,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
         guard(|| {
             let values = contexts.try_iter()?.map(|c| context_value(Some(&c?))).collect::<PyResult<Vec<Value>>>()?;
-            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms) };
+            let kind = self::key_kind(key_kind)?;
+            let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms), kind };
             let inner = Arc::clone(&self.inner);
             let bodies = py.allow_threads(move || {
                 catch_unwind(AssertUnwindSafe(|| {
@@ -293,51 +306,98 @@ impl PySnapshot {
 
     /// One flag for a nested context: `{key, value, variant, reason, targetingVersion, config,
     /// ruleEvaluationResults, missingContextFields}`, or `None` for an unknown key.
-    #[pyo3(signature = (key, context = None, *, now_ms = None))]
+    /// A flag hidden from `key_kind` keys (`sdkVisibility`) is `None` too.
+    #[pyo3(signature = (key, context = None, *, now_ms = None, key_kind = None))]
     fn evaluate_flag<'py>(
         &self,
         py: Python<'py>,
         key: &str,
         context: Option<&Bound<'py, PyAny>>,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         guard(|| {
+            let kind = self::key_kind(key_kind)?;
             let ctx = context_value(context)?;
-            let r =
-                self.inner.evaluate_flag::<String>(key, &Context::Nested(&ctx), now_ms.unwrap_or_else(self::now_ms));
+            let now = now_ms.unwrap_or_else(self::now_ms);
+            let r = self.inner.evaluate_flag::<String>(key, &Context::Nested(&ctx), now, kind);
             r.map(|r| flag_result(py, key, r)).transpose()
         })
     }
 
     /// `evaluate_flag` for a flattened context.
-    #[pyo3(signature = (key, pairs, *, now_ms = None))]
+    #[pyo3(signature = (key, pairs, *, now_ms = None, key_kind = None))]
     fn evaluate_flag_flat<'py>(
         &self,
         py: Python<'py>,
         key: &str,
         pairs: &Bound<'py, PyAny>,
         now_ms: Option<f64>,
+        key_kind: Option<&str>,
     ) -> PyResult<Option<Bound<'py, PyDict>>> {
         guard(|| {
+            let kind = self::key_kind(key_kind)?;
             let pairs = to_pairs(pairs)?;
-            let r = self.inner.evaluate_flag(key, &Context::Flat(&pairs), now_ms.unwrap_or_else(self::now_ms));
+            let now = now_ms.unwrap_or_else(self::now_ms);
+            let r = self.inner.evaluate_flag(key, &Context::Flat(&pairs), now, kind);
             r.map(|r| flag_result(py, key, r)).transpose()
         })
     }
 
-    /// DevCycle bucketed config of the snapshot's `devcycle` section, or `None` without one.
+    /// The keys of the flags `sdkVisibility` hides from `key_kind` keys, in snapshot order.
+    fn hidden_from(&self, key_kind: &str) -> PyResult<Vec<String>> {
+        let kind = self::key_kind(Some(key_kind))?.ok_or_else(|| PyValueError::new_err("a key kind is required"))?;
+        Ok(self.inner.hidden_from(kind).map(str::to_owned).collect())
+    }
+
+    /// Per flag decided by DevCycle's bucketing: per target, whether serving from it is a SPLIT.
+    fn devcycle_splits(&self) -> Vec<(String, Vec<bool>)> {
+        self.inner.devcycle_splits().map(|(k, s)| (k.to_owned(), s.to_vec())).collect()
+    }
+
+    /// DevCycle bucketed config of the snapshot's `devcycle` section, or `None` without one;
+    /// features `sdkVisibility` hides from `key_kind` keys are left out.
+    #[pyo3(signature = (user, now_ms, *, key_kind = None))]
     fn devcycle_bucket<'py>(
         &self,
         py: Python<'py>,
         user: &Bound<'py, PyAny>,
         now_ms: i64,
+        key_kind: Option<&str>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         guard(|| {
+            let kind = self::key_kind(key_kind)?;
             let user = to_value(user)?;
             if !user.is_object() {
                 return Err(PyTypeError::new_err("user must be a dict"));
             }
-            self.inner.devcycle_bucket(&user, now_ms).map(|v| to_py(py, &design_shape(v))).transpose()
+            self.inner.devcycle_bucket(&user, now_ms, kind).map(|v| to_py(py, &design_shape(v))).transpose()
+        })
+    }
+
+    /// The answer bytes of a DevCycle route for one user (`devcycle::answer`): `part` is
+    /// `config`, `variables`, `features`, `variable` (with `key`), `ofrep` or `ofrep_flag` (with
+    /// `key`); features whose `_id` is in `hidden` are left out (`sdkVisibility`). `None`
+    /// without a `devcycle` section, or for a variable the user is not served.
+    #[pyo3(signature = (user, now_ms, part = "config", key = None, hidden = None))]
+    fn devcycle_json<'py>(
+        &self,
+        py: Python<'py>,
+        user: &Bound<'py, PyAny>,
+        now_ms: i64,
+        part: &str,
+        key: Option<&str>,
+        hidden: Option<HashSet<String>>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        guard(|| {
+            let part = devcycle::Part::parse(part, key).map_err(PyValueError::new_err)?;
+            let user = to_value(user)?;
+            if !user.is_object() {
+                return Err(PyTypeError::new_err("user must be a dict"));
+            }
+            let hidden = hidden.unwrap_or_default();
+            let out = self.inner.devcycle_answer(&user, now_ms, part, &hidden);
+            Ok(out.map(|bytes| PyBytes::new(py, &bytes)))
         })
     }
 }

@@ -3,10 +3,18 @@
 //!
 //! Document shape (the Reflag `GET /features` body, plus an optional DevCycle SDK config):
 //! `{"features": [{"key", "targeting": {"version", "rules": [{"filter"}]},
-//!   "config"?: {"version", "variants": [{"filter", "key", "payload"}]}}], "devcycle"?: {...}}`.
+//!   "config"?: {"version", "variants": [{"filter", "key", "payload"}]}}], "devcycle"?: {...},
+//!   "customDataTypes"?: {...}, "sdkVisibility"?: {...}}` ([`crate::edge_devcycle`]).
+//!
+//! A flag whose key names a feature of the `devcycle` config is decided by DevCycle's bucketing
+//! ([`devcycle::Config::serve`], at the request's clock), not by its Reflag-shape rules: it is
+//! enabled when a target serves the user, and its `config` is the served variation (key and
+//! variable values), with the definition's `targetingVersion` and config `version`. Its
+//! `ruleEvaluationResults` has one entry per target. Other flags take the Reflag path.
 
 use crate::context::{unflatten, Fields, FlatContext};
 use crate::devcycle;
+use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope};
 use serde_json::{Map, Value};
@@ -29,6 +37,12 @@ struct Flag {
     rules: Vec<Filter>,
     variants: Vec<Variant>,
     config_version: Option<i64>,
+    /// The definition has a `config` object (the answer then shows a matched variant's config).
+    has_config: bool,
+    /// Set when a DevCycle feature decides this flag.
+    devcycle: Option<DevcycleFlag>,
+    /// The SDK key kinds that never see this flag (`sdkVisibility`).
+    hidden: Hidden,
     /// `"key":{"isEnabled":`
     head: Vec<u8>,
     /// `,"key":"…","targetingVersion":…`
@@ -44,6 +58,8 @@ pub struct Options {
     pub debug: bool,
     /// The clock for AFTER/BEFORE and DevCycle schedules, epoch milliseconds.
     pub now_ms: f64,
+    /// The kind of SDK key asking: flags `sdkVisibility` hides from it are left out.
+    pub kind: Option<KeyKind>,
 }
 
 /// A context in one of the two forms the edge receives.
@@ -73,6 +89,18 @@ struct RawTop<'a> {
     features: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     devcycle: Option<Value>,
+    #[serde(default, rename = "customDataTypes")]
+    custom_data_types: Option<Value>,
+    #[serde(default, rename = "sdkVisibility")]
+    sdk_visibility: Option<Value>,
+}
+
+/// The top-level members beside `features`.
+#[derive(Default)]
+struct Extras<'a> {
+    devcycle: Option<&'a Value>,
+    custom_data_types: Option<&'a Value>,
+    sdk_visibility: Option<&'a Value>,
 }
 
 #[derive(Debug)]
@@ -82,6 +110,7 @@ pub struct Snapshot {
     by_key: HashMap<Box<str>, usize>,
     needs_nested: bool,
     devcycle: Option<devcycle::Config>,
+    custom_types: CustomTypes,
     // The `features` array as JSON, kept as bytes: a `Value` tree of it would cost several times
     // the compiled flags' memory for a body that is only ever sent as is.
     definitions_json: Vec<u8>,
@@ -118,7 +147,12 @@ impl Snapshot {
         if let Ok(top) = serde_json::from_slice::<RawTop<'_>>(bytes) {
             if let Some(raw) = top.features {
                 if let Ok(Value::Array(features)) = serde_json::from_str::<Value>(raw.get()) {
-                    return Self::build(&features, top.devcycle.as_ref(), raw.get().as_bytes().to_vec());
+                    let extras = Extras {
+                        devcycle: top.devcycle.as_ref(),
+                        custom_data_types: top.custom_data_types.as_ref(),
+                        sdk_visibility: top.sdk_visibility.as_ref(),
+                    };
+                    return Self::build(&features, &extras, raw.get().as_bytes().to_vec());
                 }
             }
         }
@@ -136,10 +170,15 @@ impl Snapshot {
         let root = doc.as_object().ok_or_else(|| RuleError::new("$", "snapshot must be an object"))?;
         let features = array(root, "features", "$")?;
         let definitions = serde_json::to_vec(features).unwrap_or_else(|_| b"[]".to_vec());
-        Self::build(features, root.get("devcycle"), definitions)
+        let extras = Extras {
+            devcycle: root.get("devcycle"),
+            custom_data_types: root.get("customDataTypes"),
+            sdk_visibility: root.get("sdkVisibility"),
+        };
+        Self::build(features, &extras, definitions)
     }
 
-    fn build(features: &[Value], devcycle: Option<&Value>, definitions_json: Vec<u8>) -> Result<Self, RuleError> {
+    fn build(features: &[Value], extras: &Extras<'_>, definitions_json: Vec<u8>) -> Result<Self, RuleError> {
         let mut fields = Fields::default();
         let mut flags = Vec::with_capacity(features.len());
         let mut by_key = HashMap::with_capacity(features.len());
@@ -151,13 +190,25 @@ impl Snapshot {
             }
             flags.push(flag);
         }
-        let devcycle = match devcycle {
+        let devcycle = match extras.devcycle {
             None | Some(Value::Null) => None,
             Some(cfg) => Some(devcycle::Config::compile(cfg, "$.devcycle")?),
         };
-        let needs_nested =
-            flags.iter().any(|f| f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested));
-        Ok(Self { fields, flags, by_key, needs_nested, devcycle, definitions_json })
+        let custom_types = CustomTypes::compile(extras.custom_data_types, "$.customDataTypes")?;
+        let hidden = edge_devcycle::visibility(extras.sdk_visibility, "$.sdkVisibility")?;
+        for flag in &mut flags {
+            flag.hidden = hidden.get(&*flag.key).copied().unwrap_or_default();
+            if let Some(cfg) = &devcycle {
+                if let Some(feature) = cfg.feature_index(&flag.key) {
+                    let version = flag.has_config.then_some(flag.config_version);
+                    flag.devcycle = Some(DevcycleFlag::link(cfg, feature, version, variant_json));
+                }
+            }
+        }
+        let needs_nested = flags.iter().any(|f| {
+            f.devcycle.is_some() || f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested)
+        });
+        Ok(Self { fields, flags, by_key, needs_nested, devcycle, custom_types, definitions_json })
     }
 
     pub fn len(&self) -> usize {
@@ -181,9 +232,43 @@ impl Snapshot {
         &self.definitions_json
     }
 
-    /// DevCycle bucketed config for a DevCycle-shaped user, when the snapshot carries one.
-    pub fn devcycle_bucket(&self, user: &Value, now_ms: i64) -> Option<Value> {
-        self.devcycle.as_ref().map(|c| c.bucket(user, now_ms))
+    /// DevCycle bucketed config for a DevCycle-shaped user, when the snapshot carries one (custom
+    /// data coerced to the declared types first, as on every route), without the features
+    /// `sdkVisibility` hides from `kind` keys.
+    pub fn devcycle_bucket(&self, user: &Value, now_ms: i64, kind: Option<KeyKind>) -> Option<Value> {
+        let config = self.devcycle.as_ref()?;
+        let visible =
+            |key: &str| !self.by_key.get(key).and_then(|&i| self.flags.get(i)).is_some_and(|f| f.hidden.hides(kind));
+        if self.custom_types.is_empty() {
+            return Some(config.bucket_visible(user, now_ms, visible));
+        }
+        let mut user = user.clone();
+        if let Some(m) = user.as_object_mut() {
+            self.custom_types.coerce(m);
+        }
+        Some(config.bucket_visible(&user, now_ms, visible))
+    }
+
+    /// The keys of the flags that `sdkVisibility` hides from `kind` keys, in snapshot order.
+    pub fn hidden_from(&self, kind: KeyKind) -> impl Iterator<Item = &str> {
+        self.flags.iter().filter(move |f| f.hidden.hides(Some(kind))).map(|f| &*f.key)
+    }
+
+    /// Per DevCycle-decided flag: whether serving from each of its targets is a `SPLIT`.
+    pub fn devcycle_splits(&self) -> impl Iterator<Item = (&str, &[bool])> {
+        self.flags.iter().filter_map(|f| f.devcycle.as_ref().map(|d| (&*f.key, &*d.splits)))
+    }
+
+    /// A DevCycle route's answer bytes for a DevCycle-shaped user (`devcycle::Config::answer`),
+    /// when the snapshot carries a DevCycle config; `None` also for a variable not served.
+    pub fn devcycle_answer(
+        &self,
+        user: &Value,
+        now_ms: i64,
+        part: devcycle::Part<'_>,
+        hidden: &std::collections::HashSet<String>,
+    ) -> Option<Vec<u8>> {
+        self.devcycle.as_ref().and_then(|c| c.answer(user, now_ms, part, hidden))
     }
 
     fn with_scope<S: AsRef<str>, R>(
@@ -205,7 +290,10 @@ impl Snapshot {
                 (FlatContext::from_pairs(&self.fields, pairs), nested)
             }
         };
-        let user = if self.needs_nested { devcycle_user(nested) } else { Value::Null };
+        let mut user = if self.needs_nested { devcycle_user(nested) } else { Value::Null };
+        if let Value::Object(m) = &mut user {
+            self.custom_types.coerce(m);
+        }
         f(&Scope { flat: &flat, nested, user: &user, now_ms })
     }
 
@@ -217,9 +305,25 @@ impl Snapshot {
             let mut first = true;
             let mut missing = Missing::default();
             let mut results: Vec<bool> = Vec::new();
+            let mut dc_scratch = None;
             for flag in &self.flags {
+                if flag.hidden.hides(opts.kind) {
+                    continue;
+                }
                 missing.0.clear();
                 results.clear();
+                if let Some(dc) = &flag.devcycle {
+                    let served = self.serve(dc, scope, &mut dc_scratch, opts.debug.then_some(&mut results));
+                    if opts.enabled_only && served.is_none() {
+                        continue;
+                    }
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    self.write_devcycle(out, flag, dc, served.as_ref(), opts.debug.then_some(&results[..]));
+                    continue;
+                }
                 let mut budget = Budget::default();
                 let enabled =
                     eval_rules(&flag.rules, scope, &mut missing, &mut budget, opts.debug.then_some(&mut results));
@@ -270,8 +374,21 @@ impl Snapshot {
     }
 
     /// Evaluate one flag (OFREP); `None` when the snapshot has no such flag.
-    pub fn evaluate_flag<S: AsRef<str>>(&self, key: &str, ctx: &Context<'_, S>, now_ms: f64) -> Option<FlagResult> {
+    /// A flag `sdkVisibility` hides from `kind` is `None` too.
+    pub fn evaluate_flag<S: AsRef<str>>(
+        &self,
+        key: &str,
+        ctx: &Context<'_, S>,
+        now_ms: f64,
+        kind: Option<KeyKind>,
+    ) -> Option<FlagResult> {
         let flag = self.flags.get(*self.by_key.get(key)?)?;
+        if flag.hidden.hides(kind) {
+            return None;
+        }
+        if let Some(dc) = &flag.devcycle {
+            return Some(self.with_scope(ctx, now_ms, |scope| self.devcycle_result(flag, dc, scope)));
+        }
         Some(self.with_scope(ctx, now_ms, |scope| {
             let mut missing = Missing::default();
             let mut results = Vec::new();
@@ -307,6 +424,107 @@ impl Snapshot {
             }
         }))
     }
+}
+
+impl Snapshot {
+    /// DevCycle's serving of a linked flag for the scope's user (`results`: one per target).
+    fn serve(
+        &self,
+        dc: &DevcycleFlag,
+        scope: &Scope<'_, '_>,
+        scratch: &mut Option<devcycle::Scratch>,
+        results: Option<&mut Vec<bool>>,
+    ) -> Option<devcycle::Served> {
+        let config = self.devcycle.as_ref()?;
+        let empty = Map::new();
+        let user = scope.user.as_object().unwrap_or(&empty);
+        let scratch = scratch.get_or_insert_with(|| config.scratch());
+        config.serve(dc.feature, user, scope.now_ms, scratch, results)
+    }
+
+    /// One DevCycle-decided flag of `/features/evaluated`, in the shape of the Reflag path.
+    fn write_devcycle(
+        &self,
+        out: &mut Vec<u8>,
+        flag: &Flag,
+        dc: &DevcycleFlag,
+        served: Option<&devcycle::Served>,
+        results: Option<&[bool]>,
+    ) {
+        out.extend_from_slice(&flag.head);
+        out.extend_from_slice(if served.is_some() { b"true" } else { b"false" });
+        out.extend_from_slice(&flag.tail);
+        let no_missing = Missing::default();
+        if let Some(results) = results {
+            write_debug(out, results, &no_missing, &self.fields);
+        }
+        if flag.has_config {
+            if let Some(cfg) = served.and_then(|s| dc.config_of(s)) {
+                out.extend_from_slice(&cfg.json);
+                if let Some(results) = results {
+                    write_debug(out, results, &no_missing, &self.fields);
+                }
+                out.push(b'}');
+            } else if let Some(results) = results {
+                out.extend_from_slice(b",\"config\":{");
+                match flag.config_version {
+                    Some(ver) => out.extend_from_slice(format!("\"version\":{ver}").as_bytes()),
+                    None => out.extend_from_slice(b"\"version\":null"),
+                }
+                write_debug(out, results, &no_missing, &self.fields);
+                out.push(b'}');
+            }
+        }
+        out.push(b'}');
+    }
+
+    /// The OFREP-style result of a DevCycle-decided flag.
+    fn devcycle_result(&self, flag: &Flag, dc: &DevcycleFlag, scope: &Scope<'_, '_>) -> FlagResult {
+        let mut results = Vec::new();
+        let served = self.serve(dc, scope, &mut None, Some(&mut results));
+        let config = served.as_ref().and_then(|s| dc.config_of(s)).map(|c| (c.key.to_string(), c.payload.clone()));
+        let reason = if flag.rules.is_empty() {
+            "DISABLED"
+        } else if flag.rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
+            "STATIC"
+        } else {
+            match &served {
+                None => "DEFAULT",
+                Some(s) if s.split => "SPLIT",
+                Some(_) => "TARGETING_MATCH",
+            }
+        };
+        let enabled = served.is_some();
+        let variant = match (&config, enabled) {
+            (Some((k, _)), true) => k.clone(),
+            (_, true) => "on".to_string(),
+            (_, false) => "off".to_string(),
+        };
+        FlagResult {
+            enabled,
+            variant,
+            reason,
+            targeting_version: flag.targeting_version,
+            config,
+            rule_results: results,
+            missing: Vec::new(),
+        }
+    }
+}
+
+/// `,"config":{"key":…,"version":…,"payload":…` (without the closing brace).
+fn variant_json(key: &str, version: Option<i64>, payload: &Value) -> Vec<u8> {
+    let mut json = b",\"config\":{\"key\":".to_vec();
+    json_str(&mut json, key);
+    json.extend_from_slice(b",\"version\":");
+    match version {
+        Some(ver) => json.extend_from_slice(ver.to_string().as_bytes()),
+        None => json.extend_from_slice(b"null"),
+    }
+    json.extend_from_slice(b",\"payload\":");
+    // Writing a `Value` into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut json, payload);
+    json
 }
 
 fn eval_rules(
@@ -392,6 +610,7 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         rules.push(compiler.filter(filter, &format!("{rpath}.filter"))?);
     }
     let cpath = format!("{path}.config");
+    let has_config = matches!(m.get("config"), Some(Value::Object(_)));
     let (config_version, variant_values) = match m.get("config") {
         None | Some(Value::Null) => (None, &[][..]),
         Some(Value::Object(c)) => (opt_int(c, "version", &cpath)?, array(c, "variants", &cpath)?),
@@ -410,16 +629,7 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
             None => Filter::Constant(true),
         };
         let payload = vm.get("payload").cloned().unwrap_or(Value::Null);
-        let mut json = b",\"config\":{\"key\":".to_vec();
-        json_str(&mut json, vkey);
-        json.extend_from_slice(b",\"version\":");
-        match config_version {
-            Some(ver) => json.extend_from_slice(ver.to_string().as_bytes()),
-            None => json.extend_from_slice(b"null"),
-        }
-        json.extend_from_slice(b",\"payload\":");
-        serde_json::to_writer(&mut json, &payload)
-            .map_err(|e| RuleError::new(format!("{vpath}.payload"), e.to_string()))?;
+        let json = variant_json(vkey, config_version, &payload);
         variants.push(Variant { filter, key: vkey.into(), payload, json });
     }
     let mut head = Vec::with_capacity(key.len() + 16);
@@ -432,7 +642,18 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
-    Ok(Flag { key: key.into(), targeting_version, rules, variants, config_version, head, tail })
+    Ok(Flag {
+        key: key.into(),
+        targeting_version,
+        rules,
+        variants,
+        config_version,
+        has_config,
+        devcycle: None,
+        hidden: Hidden::default(),
+        head,
+        tail,
+    })
 }
 
 /// `evaluateFlagRules` for a list of `{filter, value}` rules (the `reflag_evaluate` entry point).

@@ -87,7 +87,7 @@ fn eval(s: &Snapshot, ctx: &Value, opts: Options) -> Value {
 #[test]
 fn snapshot_evaluates_to_reflag_body() {
     let s = snapshot();
-    let opts = Options { enabled_only: false, debug: false, now_ms: 0.0 };
+    let opts = Options { enabled_only: false, debug: false, now_ms: 0.0, kind: None };
     let got = eval(&s, &json!({"company": {"id": "acme_inc"}, "user": {"tier": "gold"}}), opts);
     assert_eq!(
         got,
@@ -106,7 +106,7 @@ fn snapshot_evaluates_to_reflag_body() {
 #[test]
 fn flat_and_nested_contexts_agree() {
     let s = snapshot();
-    let opts = Options { enabled_only: false, debug: true, now_ms: 0.0 };
+    let opts = Options { enabled_only: false, debug: true, now_ms: 0.0, kind: None };
     let pairs =
         vec![("company.id".to_string(), "acme_inc".to_string()), ("user.tier".to_string(), "silver".to_string())];
     let mut flat = Vec::new();
@@ -119,16 +119,16 @@ fn flat_and_nested_contexts_agree() {
 fn single_flag_reasons() {
     let s = snapshot();
     let r = s
-        .evaluate_flag::<String>("huddle", &Context::Nested(&json!({"company": {"id": "acme_inc"}})), 0.0)
+        .evaluate_flag::<String>("huddle", &Context::Nested(&json!({"company": {"id": "acme_inc"}})), 0.0, None)
         .expect("flag");
     assert!(r.enabled);
     assert_eq!(r.reason, "SPLIT");
     assert_eq!(r.variant, "small");
-    let r = s.evaluate_flag::<String>("huddle", &Context::Nested(&json!({})), 0.0).expect("flag");
+    let r = s.evaluate_flag::<String>("huddle", &Context::Nested(&json!({})), 0.0, None).expect("flag");
     assert_eq!((r.enabled, r.reason, r.variant.as_str()), (false, "DEFAULT", "off"));
-    let r = s.evaluate_flag::<String>("off", &Context::Nested(&json!({})), 0.0).expect("flag");
+    let r = s.evaluate_flag::<String>("off", &Context::Nested(&json!({})), 0.0, None).expect("flag");
     assert_eq!(r.reason, "DISABLED");
-    assert!(s.evaluate_flag::<String>("nope", &Context::Nested(&json!({})), 0.0).is_none());
+    assert!(s.evaluate_flag::<String>("nope", &Context::Nested(&json!({})), 0.0, None).is_none());
 }
 
 #[test]

@@ -10,6 +10,7 @@ import orjson
 
 import evaluator
 from control_plane.features_snapshot import environment_features
+from control_plane.snapshots import build_environment_document
 from control_plane.store import Store
 from tests.control_plane.conftest import Api, User
 
@@ -103,10 +104,19 @@ class Project:
     def by_key(self, environment: str = "development") -> dict[str, dict[str, Any]]:
         return {f["key"]: f for f in self.snapshot(environment)}
 
-    def evaluate(self, context: dict[str, Any], environment: str = "development") -> dict[str, Any]:
+    def document(self, environment: str = "development") -> dict[str, Any]:
+        """The environment's whole snapshot document, as published."""
+        with self.store().read() as db:
+            return build_environment_document(db, self.env_id(environment))
+
+    def compiled(self, environment: str = "development") -> evaluator.Snapshot:
+        return evaluator.Snapshot(orjson.dumps(self.document(environment)))
+
+    def evaluate(
+        self, context: dict[str, Any], environment: str = "development", now_ms: float | None = None
+    ) -> dict[str, Any]:
         """``/features/evaluated`` for one context, from the compiled environment snapshot."""
-        snap = evaluator.Snapshot(orjson.dumps({"features": self.snapshot(environment)}))
-        out: dict[str, Any] = orjson.loads(snap.evaluate_all(context))
+        out: dict[str, Any] = orjson.loads(self.compiled(environment).evaluate_all(context, now_ms=now_ms))
         return out
 
 

@@ -14,7 +14,6 @@ from control_plane.features_snapshot import (
     bucketing_attribute,
     build_definition,
     iso_ms,
-    rollout_changes,
     rollout_percentage,
     translate_filter,
 )
@@ -258,9 +257,6 @@ def test_rollout_percentage_follows_devcycle() -> None:
         ],
     }
     assert rollout_percentage(out_of_order, iso_ms("2024-04-01T00:00:00Z")) == 0.4
-    assert rollout_changes(linear, start + DAY) == start + DAY + 60_000
-    assert rollout_changes(out_of_order, iso_ms("2024-04-01T00:00:00Z")) is None
-    assert rollout_changes({"type": "schedule", "startDate": "2024-06-01T00:00:00Z"}, start - 5) == start
 
 
 def test_bucketing_attributes() -> None:

@@ -314,7 +314,7 @@ def test_flag_that_needs_a_targeting_key_without_one_is_400_targeting_key_missin
 class FailingSnapshot:
     """An evaluator that fails inside (as on an internal evaluator error)."""
 
-    def evaluate_flag(self, key: str, context: Any = None, *, now_ms: float | None = None) -> None:
+    def evaluate_flag(self, key: str, context: Any = None, **options: Any) -> None:
         raise evaluator.EvaluatorError("internal evaluator error")
 
     def evaluate_all(self, context: Any = None, **options: Any) -> bytes:
@@ -325,7 +325,7 @@ def test_evaluator_failure_is_400_general() -> None:
     env = Environment("env", "production", "proj", 1, cast(evaluator.Snapshot, FailingSnapshot()), b"")
     context = reflag_context({"targetingKey": "u1"})
     with pytest.raises(EdgeError) as single:
-        evaluate_one(env, "any", context)
+        evaluate_one(env, "any", context, "server")
     assert (single.value.status, single.value.ofrep_code, single.value.flag_key) == (400, "GENERAL", "any")
     assert orjson.loads(render(single.value, "rid", OFREP)[2]) == {
         "key": "any",
@@ -333,7 +333,7 @@ def test_evaluator_failure_is_400_general() -> None:
         "errorDetails": "evaluation failed: internal evaluator error",
     }
     with pytest.raises(EdgeError) as bulk:
-        evaluate_all(env, context, {})
+        evaluate_all(env, context, {}, "server")
     assert (bulk.value.status, bulk.value.ofrep_code, bulk.value.flag_key) == (400, "GENERAL", None)
 
 
@@ -502,7 +502,7 @@ def test_half_rollout_splits_users(edge: Harness) -> None:
 
 
 def test_flag_shapes() -> None:
-    shapes = flag_shapes(FEATURES)
+    shapes = flag_shapes(FEATURES, [])
     assert (shapes["legacy-banner"].fixed, shapes["new-checkout"].fixed, shapes["kill-switch"].fixed) == (
         "DISABLED",
         "STATIC",
@@ -513,6 +513,8 @@ def test_flag_shapes() -> None:
     assert shapes["gradual-rollout"].rollout == (True,)
     assert shapes["devcycle-everyone"].rollout == (False,)
     assert shapes["email-logic"].rollout == (False,)
+    # A flag DevCycle's bucketing decides: SPLIT per target as DevCycle says, not from its rules.
+    assert flag_shapes(FEATURES, [("mixed-rules", [True, False])])["mixed-rules"].rollout == (True, False)
 
 
 def test_bulk_etag_and_if_none_match(edge: Harness) -> None:

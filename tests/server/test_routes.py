@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from server.app import create_app
-from server.errors import ENVELOPE, OFREP
+from server.errors import DEVCYCLE, ENVELOPE, OFREP
 from server.routes import CORS_ALLOW_HEADERS, HOT_SHAPES, NEVER_SHED, ROUTES, shape_for
 from server.settings import EdgeSettings
 
@@ -23,12 +23,17 @@ REFLAG_POSTS = ("/features/events", "/user", "/company", "/event", "/feedback", 
 
 
 def test_never_shed_are_the_probes_and_the_streams() -> None:
-    streams = {"/features/stream", "/sse/server", "/sse/client", "/ofrep/v1/stream"}
+    streams = {"/features/stream", "/sse/server", "/sse/client", "/ofrep/v1/stream", "/v1/devcycle/stream/{key_hash}"}
     assert {"/health", "/ready", "/metrics", *streams} == NEVER_SHED
 
 
 def test_the_hot_path_serves_the_polling_routes() -> None:
-    assert HOT_SHAPES == {"/features/evaluated": ENVELOPE, "/features/enabled": ENVELOPE}
+    assert HOT_SHAPES == {
+        "/features/evaluated": ENVELOPE,
+        "/features/enabled": ENVELOPE,
+        "/v1/sdkConfig": DEVCYCLE,
+        "/v1/mobileSDKConfig": DEVCYCLE,
+    }
 
 
 def test_cors_allows_every_header_the_routes_declare() -> None:
@@ -45,6 +50,9 @@ def test_error_shape_of_a_path() -> None:
     assert shape_for("/features/evaluated") == ENVELOPE
     assert shape_for("/release/acme/app") == ENVELOPE
     assert shape_for("/no/such/route") == ENVELOPE
+    assert shape_for("/config/v2/server/server-key.json") == DEVCYCLE
+    assert shape_for("/v1/variables/some-variable") == DEVCYCLE
+    assert shape_for("/v1/events/batch") == DEVCYCLE
 
 
 def test_the_app_has_exactly_the_routes_of_the_table(tmp_path: Path) -> None:
@@ -100,7 +108,7 @@ def test_404_and_405_speak_the_shape_of_the_path(tmp_path: Path) -> None:
 def test_no_module_imports_the_wiring() -> None:
     """Only the entry point names server.app: route modules and the service depend on the
     service, never on the wiring (not even for type checking)."""
-    for path in SERVER.glob("*.py"):
+    for path in SERVER.rglob("*.py"):
         if path.name in {"app.py", "__main__.py"}:
             continue
         for node in ast.walk(ast.parse(path.read_text())):

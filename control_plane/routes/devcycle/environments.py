@@ -10,6 +10,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from contract.sdk_keys import KINDS
 from control_plane.errors import conflict
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.devcycle.common import (
@@ -25,7 +26,7 @@ from control_plane.routes.devcycle.common import (
     write_project,
 )
 from control_plane.routes.devcycle.models import CreateEnvironment, UpdateEnvironment
-from control_plane.routes.devcycle.sdk_keys import KINDS, PREFIX_LENGTH, add_keys
+from control_plane.routes.devcycle.sdk_keys import PREFIX_LENGTH, add_keys
 from control_plane.routes.devcycle.views import environment_view
 from control_plane.store import new_id, now_iso
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contract.sdk_keys import KINDS, Kind
 from control_plane.errors import ApiError, conflict, not_found
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.devcycle.common import ORG, environment, write_project
@@ -19,11 +20,10 @@ from control_plane.store import now_iso
 
 router = Router("devcycle-projects")
 
-KINDS = ("client", "server", "mobile")
 PREFIX_LENGTH = 20
 
 
-def add_keys(w: Write, environment_id: str, env_type: str, kinds: tuple[str, ...]) -> dict[str, str]:
+def add_keys(w: Write, environment_id: str, env_type: str, kinds: tuple[Kind, ...]) -> dict[str, str]:
     """One new key per kind for the environment, by hash: the plaintext is shown once, then only its prefix."""
     created: dict[str, str] = {}
     now = now_iso()

@@ -5,7 +5,7 @@ use evaluator::snapshot::{Context, Options, Snapshot};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let opts = Options { enabled_only: false, debug: true, now_ms: 1_700_000_000_000.0 };
+    let opts = Options { enabled_only: false, debug: true, now_ms: 1_700_000_000_000.0, kind: None };
     for snapshot in [Snapshot::from_json(data), Snapshot::from_msgpack(data)].into_iter().flatten() {
         let mut out = Vec::new();
         let ctx = serde_json::json!({"user": {"id": "u1", "email": "a@b.c", "appVersion": "1.2.3"}, "company": {"id": 7}});

@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         })
         .collect();
     let mut out = Vec::new();
-    let opts = Options { enabled_only: false, debug: true, now_ms: 1_700_000_000_000.0 };
+    let opts = Options { enabled_only: false, debug: true, now_ms: 1_700_000_000_000.0, kind: None };
     snapshot().evaluate_all(&Context::Flat(&pairs), opts, &mut out);
     assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
 });

@@ -1,6 +1,7 @@
 """Type stubs of the Rust extension module ``evaluator._evaluator``."""
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any, Literal, Self, TypedDict, final
 
 # Checked against the built module by `python -m mypy.stubtest evaluator._evaluator` (./dev lint,
@@ -64,6 +65,10 @@ class _RulesResult(TypedDict):
 
 _FlatContext = Mapping[str, str] | Iterable[tuple[str, str]]
 
+# The kind of SDK key a request came with, "client", "mobile" or "server" (anything else is a
+# ValueError); `sdkVisibility` hides flags from some kinds.
+_KeyKind = str
+
 @final
 class Snapshot:
     """One environment's flags, compiled once and evaluated many times."""
@@ -80,6 +85,7 @@ class Snapshot:
         enabled_only: bool = False,
         debug: bool = False,
         now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
     ) -> bytes: ...
     def evaluate_all_flat(
         self,
@@ -88,6 +94,7 @@ class Snapshot:
         enabled_only: bool = False,
         debug: bool = False,
         now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
     ) -> bytes: ...
     def evaluate_batch(
         self,
@@ -96,14 +103,37 @@ class Snapshot:
         enabled_only: bool = False,
         debug: bool = False,
         now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
     ) -> list[bytes]: ...
     def evaluate_flag(
-        self, key: str, context: Mapping[str, _JSONValue] | None = None, *, now_ms: float | None = None
+        self,
+        key: str,
+        context: Mapping[str, _JSONValue] | None = None,
+        *,
+        now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
     ) -> _FlagResult | None: ...
     def evaluate_flag_flat(
-        self, key: str, pairs: _FlatContext, *, now_ms: float | None = None
+        self, key: str, pairs: _FlatContext, *, now_ms: float | None = None, key_kind: _KeyKind | None = None
     ) -> _FlagResult | None: ...
-    def devcycle_bucket(self, user: Mapping[str, _JSONValue], now_ms: int) -> dict[str, _JSONValue] | None: ...
+    def hidden_from(self, key_kind: _KeyKind) -> list[str]:
+        """Keys of the flags ``sdkVisibility`` hides from SDK keys of this kind, in snapshot order."""
+    def devcycle_splits(self) -> list[tuple[str, list[bool]]]:
+        """Per flag DevCycle's bucketing decides: per target, whether serving from it is a SPLIT."""
+    def devcycle_bucket(
+        self, user: Mapping[str, _JSONValue], now_ms: int, *, key_kind: _KeyKind | None = None
+    ) -> dict[str, _JSONValue] | None: ...
+    def devcycle_json(
+        self,
+        user: Mapping[str, _JSONValue],
+        now_ms: int,
+        part: Literal["config", "variables", "features", "variable", "ofrep", "ofrep_flag"] = "config",
+        key: str | None = None,
+        hidden: AbstractSet[str] | None = None,
+    ) -> bytes | None:
+        """A DevCycle route's answer bytes for one user, without the features whose ``_id`` is in
+        ``hidden``; None without a ``devcycle`` section or for a variable (``part``
+        ``variable``/``ofrep_flag`` with ``key``) the user is not served."""
 
 def reflag_hash(value: str) -> int: ...
 def murmur3_32(data: str, seed: int = 0) -> int: ...

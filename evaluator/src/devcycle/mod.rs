@@ -21,6 +21,7 @@
 //! follow the JSON types of the first filter value and of the user's value (the reference
 //! ignores `dataKeyType`).
 
+mod answer;
 mod filter;
 mod path;
 mod rollout;
@@ -29,6 +30,7 @@ mod version;
 #[cfg(test)]
 mod tests;
 
+pub use answer::{write as write_part, Part};
 pub use filter::UserFilter;
 pub use version::version_compare;
 
@@ -341,16 +343,46 @@ impl Config {
     /// `generateBucketedConfig` returns, `{project, environment, features, featureVariationMap,
     /// variableVariationMap, variables}`. A user that is not an object is treated as `{}`.
     pub fn bucket(&self, user: &Value, now_ms: i64) -> Value {
+        self.bucket_visible(user, now_ms, |_| true)
+    }
+
+    /// [`Config::bucket`] over only the features whose key `visible` accepts (the others are
+    /// treated as absent from the config, as a config built without them would be).
+    pub fn bucket_visible(&self, user: &Value, now_ms: i64, visible: impl Fn(&str) -> bool) -> Value {
+        let mut features = Map::new();
+        let mut feature_variations = Map::new();
+        let mut variables = Map::new();
+        self.assign(user, now_ms, visible, |feature, variation, eval| {
+            let eval = eval.to_value();
+            feature.output(variation, &eval, &mut features, &mut feature_variations, &mut variables);
+        });
+        let mut out = Map::new();
+        out.insert("project".into(), self.project.clone());
+        out.insert("environment".into(), self.environment.clone());
+        out.insert("features".into(), Value::Object(features));
+        out.insert("featureVariationMap".into(), Value::Object(feature_variations));
+        out.insert("variableVariationMap".into(), Value::Object(Map::new()));
+        out.insert("variables".into(), Value::Object(variables));
+        Value::Object(out)
+    }
+
+    /// Each feature whose key `visible` accepts that serves the user a variation at `now_ms`,
+    /// in config order, with that variation and the `eval` of its answer: what
+    /// [`Config::bucket_visible`] outputs, and what [`answer`] writes as bytes without building it.
+    fn assign<'c>(
+        &'c self,
+        user: &Value,
+        now_ms: i64,
+        visible: impl Fn(&str) -> bool,
+        mut served: impl FnMut(&'c Feature, &'c Variation, Eval<'c>),
+    ) {
         let empty = Map::new();
         let user = user.as_object().unwrap_or(&empty);
         let now = now_ms as f64;
         let mut memo = vec![AudienceMemo::default(); self.audiences.len()];
-        let mut features = Map::new();
-        let mut feature_variations = Map::new();
-        let mut variables = Map::new();
         let mut scratch = String::new();
 
-        for feature in self.features.iter() {
+        for feature in self.features.iter().filter(|f| visible(&f.key)) {
             for &i in self.opt_in_audiences.iter() {
                 if let Some(m) = memo.get_mut(i) {
                     *m = AudienceMemo::default();
@@ -376,18 +408,8 @@ impl Config {
             let Some(variation) = target.pick(hash).and_then(|i| feature.variations.get(i)) else {
                 continue;
             };
-            let eval = target.eval_reason(reason_details);
-            feature.output(variation, &eval, &mut features, &mut feature_variations, &mut variables);
+            served(feature, variation, target.eval_reason(reason_details));
         }
-
-        let mut out = Map::new();
-        out.insert("project".into(), self.project.clone());
-        out.insert("environment".into(), self.environment.clone());
-        out.insert("features".into(), Value::Object(features));
-        out.insert("featureVariationMap".into(), Value::Object(feature_variations));
-        out.insert("variableVariationMap".into(), Value::Object(Map::new()));
-        out.insert("variables".into(), Value::Object(variables));
-        Value::Object(out)
     }
 
     /// The first target the user is segmented into, with the feature's reason details (the
@@ -417,6 +439,141 @@ impl Config {
             return Some((target, reason_details));
         }
         None
+    }
+}
+
+/// Which target and variation one feature serves one user ([`Config::serve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// Index of the target in the feature's configuration.
+    pub target: usize,
+    /// Index of the variation in the feature's `variations`.
+    pub variation: usize,
+    /// DevCycle's reason is `SPLIT` (several variations and/or a rollout), not `TARGETING_MATCH`.
+    pub split: bool,
+}
+
+/// Per-user working memory of [`Config::serve`]: audience results shared by the features
+/// evaluated for one user, and a hashing buffer. One per request, reused for every feature.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    memo: Vec<AudienceMemo>,
+    text: String,
+}
+
+/// One variation as the Reflag-shape answer shows it.
+#[derive(Debug, Clone)]
+pub struct VariationView<'c> {
+    /// The variation's `key` (its `_id` when it has no string key).
+    pub key: &'c str,
+    /// `{variable key: value}` in the variation's order.
+    pub payload: Map<String, Value>,
+}
+
+impl Config {
+    /// The index of the feature with this key (the first, as `features.find` would).
+    pub fn feature_index(&self, key: &str) -> Option<usize> {
+        self.features.iter().position(|f| f.key == key)
+    }
+
+    /// Working memory for evaluating features for one user.
+    pub fn scratch(&self) -> Scratch {
+        Scratch { memo: vec![AudienceMemo::default(); self.audiences.len()], text: String::new() }
+    }
+
+    /// The variations of a feature as the Reflag-shape answer shows them.
+    pub fn variations(&self, feature: usize) -> Vec<VariationView<'_>> {
+        let Some(f) = self.features.get(feature) else {
+            return Vec::new();
+        };
+        f.variations
+            .iter()
+            .map(|v| VariationView {
+                key: v.key.as_ref().and_then(Value::as_str).unwrap_or(&v.id),
+                payload: v
+                    .variables
+                    .iter()
+                    .map(|(k, t)| (k.clone(), t.get("value").cloned().unwrap_or(Value::Null)))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Per target of a feature: whether serving from it is a `SPLIT`.
+    pub fn target_splits(&self, feature: usize) -> Vec<bool> {
+        self.features
+            .get(feature)
+            .map_or_else(Vec::new, |f| f.targets.iter().map(|t| t.split_prefix.is_some()).collect())
+    }
+
+    /// Number of targets of a feature.
+    pub fn target_count(&self, feature: usize) -> usize {
+        self.features.get(feature).map_or(0, |f| f.targets.len())
+    }
+
+    /// What [`Config::bucket`] assigns `user` for one feature at `now_ms`, without building its
+    /// output objects (no allocation once `scratch` has grown). With `results`, one entry per
+    /// target: whether the user qualifies for it (audience and rollout passing, and with
+    /// `disablePassthroughRollouts` no earlier audience passing), which is what the Reflag-shape
+    /// answer reports as `ruleEvaluationResults`; every target is then evaluated.
+    pub fn serve(
+        &self,
+        feature: usize,
+        user: &Map<String, Value>,
+        now_ms: f64,
+        scratch: &mut Scratch,
+        mut results: Option<&mut Vec<bool>>,
+    ) -> Option<Served> {
+        let feature_obj = self.features.get(feature)?;
+        for &i in self.opt_in_audiences.iter() {
+            if let Some(m) = scratch.memo.get_mut(i) {
+                *m = AudienceMemo::default();
+            }
+        }
+        let mut cx = Ctx {
+            user,
+            feature_id: &feature_obj.id,
+            opt_in_enabled: feature_obj.opt_in_enabled,
+            audiences: &self.audiences,
+            memo: &mut scratch.memo,
+        };
+        let mut chosen: Option<(usize, bool)> = None;
+        let mut audience_seen = false;
+        for (i, target) in feature_obj.targets.iter().enumerate() {
+            if chosen.is_some() && results.is_none() {
+                break;
+            }
+            let in_audience = (!self.disable_passthrough || !audience_seen) && target.filters.eval(&mut cx);
+            let passes = in_audience && {
+                match &target.rollout {
+                    None => true,
+                    Some(r) => {
+                        let value = bucketing_value(user, target.bucketing_key.as_deref());
+                        r.passes(rollout_hash(&value, target.seed, &mut scratch.text), now_ms)
+                    }
+                }
+            };
+            if let Some(r) = results.as_deref_mut() {
+                r.push(passes);
+            }
+            if chosen.is_none() {
+                if self.disable_passthrough && in_audience {
+                    // The first audience that passes decides, its rollout only gates.
+                    chosen = Some((i, passes));
+                } else if passes {
+                    chosen = Some((i, true));
+                }
+            }
+            audience_seen |= in_audience;
+        }
+        let (index, served) = chosen?;
+        if !served {
+            return None;
+        }
+        let target = feature_obj.targets.get(index)?;
+        let value = bucketing_value(user, target.bucketing_key.as_deref());
+        let variation = target.pick(bounded_hash(murmur3_32(value.as_bytes(), target.seed)))?;
+        Some(Served { target: index, variation, split: target.split_prefix.is_some() })
     }
 }
 
@@ -652,16 +809,31 @@ impl Target {
             .map(|&(_, idx)| idx)
     }
 
-    /// The `eval` object of the bucketed feature and its variables.
-    fn eval_reason(&self, reason_details: String) -> Value {
-        let (reason, details) = match self.split_prefix {
-            Some(prefix) => ("SPLIT", format!("{prefix} | {reason_details}")),
-            None => ("TARGETING_MATCH", reason_details),
-        };
+    /// The `eval` of the bucketed feature and its variables.
+    fn eval_reason(&self, reason_details: String) -> Eval<'_> {
+        match self.split_prefix {
+            Some(prefix) => {
+                Eval { reason: "SPLIT", details: format!("{prefix} | {reason_details}"), target_id: &self.id }
+            }
+            None => Eval { reason: "TARGETING_MATCH", details: reason_details, target_id: &self.id },
+        }
+    }
+}
+
+/// The `eval` object of a bucketed feature and its variables: `{reason, details, target_id}`.
+#[derive(Debug, Clone)]
+struct Eval<'c> {
+    reason: &'static str,
+    details: String,
+    target_id: &'c str,
+}
+
+impl Eval<'_> {
+    fn to_value(&self) -> Value {
         let mut eval = Map::new();
-        eval.insert("reason".into(), Value::String(reason.into()));
-        eval.insert("details".into(), Value::String(details));
-        eval.insert("target_id".into(), Value::String(self.id.clone()));
+        eval.insert("reason".into(), Value::String(self.reason.into()));
+        eval.insert("details".into(), Value::String(self.details.clone()));
+        eval.insert("target_id".into(), Value::String(self.target_id.to_owned()));
         Value::Object(eval)
     }
 }

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 import evaluator
-from control_plane.features_snapshot import environment_features, next_rollout_change
+from control_plane.features_snapshot import environment_features
 from control_plane.snapshots import build_environment_document, compile_environment
 from tests.control_plane.conftest import Api, assert_error
 from tests.control_plane.devcycle_support import ALL, PRO, PRO_NODE, Project, fields, member, project, target
@@ -478,7 +478,10 @@ def test_reflag_targeting_and_config(api: Api) -> None:
     assert "targeting" not in r.json() and r.json()["targetingVersion"] == 4
 
 
-def test_rollouts_are_evaluated_when_the_snapshot_is_built(api: Api) -> None:
+def test_rollouts_move_with_the_request_clock(api: Api) -> None:
+    """The snapshot carries each rollout's schedule; the edge evaluates it at the request's time
+    (here injected as ``now_ms``), so it advances with no rebuild. The Reflag view served by
+    ``GET /features`` shows the percentage at build time."""
     p = setup(api)
     now = datetime.now(UTC)
     now_ms = now.timestamp() * 1000
@@ -491,9 +494,9 @@ def test_rollouts_are_evaluated_when_the_snapshot_is_built(api: Api) -> None:
     assert rules[0]["filter"]["filters"][1:] == [{"type": "constant", "value": False}]
     assert rules[1]["filter"]["filters"][1:] == []
     assert p.evaluate({"user": {"id": "u"}})["new-dash"]["config"]["key"] == "off"
-    with p.store().read() as db:
-        change = next_rollout_change(db, p.env_id("development"), now_ms=now_ms)
-    assert change is not None and abs(change - (now + timedelta(days=2)).timestamp() * 1000) < 2000
+    # Three days later the first target's schedule has opened: same snapshot, another answer.
+    later = now_ms + 3 * 86_400_000
+    assert p.evaluate({"user": {"id": "u"}}, now_ms=later)["new-dash"]["config"]["key"] == "on"
     # Halfway through a linear stage from 0 to 100%.
     gradual = {
         "type": "gradual",
@@ -505,9 +508,14 @@ def test_rollouts_are_evaluated_when_the_snapshot_is_built(api: Api) -> None:
     gate = p.snapshot(now_ms=now_ms)[0]["targeting"]["rules"][0]["filter"]["filters"][1]
     assert gate["type"] == "rolloutPercentage" and gate["key"] == "g_rollout"
     assert abs(gate["partialRolloutThreshold"] - 50000) < 100
-    with p.store().read() as db:
-        change = next_rollout_change(db, p.env_id("development"), now_ms=now_ms)
-    assert change == now_ms + 60_000
+    snapshot = p.compiled()
+    shares = []
+    for days in (-4, -1, 0, 2, 4, 6):
+        at = now_ms + days * 86_400_000
+        answers = [orjson.loads(snapshot.evaluate_all({"user": {"id": f"u{i}"}}, now_ms=at)) for i in range(400)]
+        shares.append(sum(a["new-dash"]["isEnabled"] for a in answers))
+    assert shares == sorted(shares) and len(set(shares)) == len(shares), shares
+    assert 20 < shares[0] < 60 and 180 < shares[2] < 220 and shares[-1] == 400, shares
     # Stepped: the current step's percentage.
     stepped = {
         "type": "stepped",
@@ -521,9 +529,6 @@ def test_rollouts_are_evaluated_when_the_snapshot_is_built(api: Api) -> None:
     p.configure("new-dash", "development", {"targets": [target(_id="s", rollout=stepped, bucketingKey="plan")]})
     gate = p.snapshot(now_ms=now_ms)[0]["targeting"]["rules"][0]["filter"]["filters"][1]
     assert gate["partialRolloutThreshold"] == 30000 and gate["partialRolloutAttribute"] == "user.customData.plan"
-    p.configure("new-dash", "development", {"targets": [target()]})
-    with p.store().read() as db:
-        assert next_rollout_change(db, p.env_id("development"), now_ms=now_ms) is None
 
 
 def test_disable_passthrough_rollouts_negates_earlier_audiences(api: Api) -> None:

@@ -83,8 +83,17 @@ class View:
 
 
 def _definitions_body(env: evaluator.Snapshot, version: int) -> bytes:
+    """``GET /features``: the flags Reflag SDKs evaluate locally exactly as the edge does, and
+    under ``remoteEvaluationOnly`` the others with the reason (README, "Reflag server SDKs")."""
+    remote = [{"key": key, "reason": reason} for key, reason in env.remote_only()]
     return (
-        b'{"success":true,"features":' + env.definitions_json() + b',"flagStateVersion":' + str(version).encode() + b"}"
+        b'{"success":true,"features":'
+        + env.local_definitions_json()
+        + b',"remoteEvaluationOnly":'
+        + orjson.dumps(remote)
+        + b',"flagStateVersion":'
+        + str(version).encode()
+        + b"}"
     )
 
 
@@ -101,6 +110,14 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
                 environments[env_id] = old
                 continue
             snapshot = evaluator.Snapshot(orjson.dumps(value["document"]))
+            if snapshot.remote_only() and (old is None or not old.snapshot.remote_only()):
+                log.warning(
+                    "environment %s: GET /features leaves out %d flag(s) Reflag SDKs cannot evaluate locally "
+                    "(remote evaluation only): %s",
+                    env_id,
+                    len(snapshot.remote_only()),
+                    ", ".join(key for key, _ in snapshot.remote_only()),
+                )
             environments[env_id] = Environment(
                 env_id,
                 str(value.get("environment", "")),

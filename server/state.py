@@ -90,13 +90,23 @@ class View:
 
 
 def _definitions_body(env: evaluator.Snapshot, version: int) -> bytes:
-    """``GET /features`` (server keys only): the definitions without the flags ``sdkVisibility``
-    hides from server SDKs."""
-    definitions = env.definitions_json()
+    """``GET /features`` (server keys only): the flags Reflag SDKs evaluate locally exactly as the
+    edge does, without those ``sdkVisibility`` hides from server SDKs, and under
+    ``remoteEvaluationOnly`` the others with the reason (README, "Reflag server SDKs")."""
+    definitions = env.local_definitions_json()
     hidden = set(env.hidden_from("server"))
     if hidden:
         definitions = orjson.dumps([f for f in orjson.loads(definitions) if f.get("key") not in hidden])
-    return b'{"success":true,"features":' + definitions + b',"flagStateVersion":' + str(version).encode() + b"}"
+    remote = [{"key": key, "reason": reason} for key, reason in env.remote_only() if key not in hidden]
+    return (
+        b'{"success":true,"features":'
+        + definitions
+        + b',"remoteEvaluationOnly":'
+        + orjson.dumps(remote)
+        + b',"flagStateVersion":'
+        + str(version).encode()
+        + b"}"
+    )
 
 
 def build_view(previous: View, version: int, tables: RawTables) -> View:
@@ -113,6 +123,14 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
                 continue
             document = value["document"]
             snapshot = evaluator.Snapshot(orjson.dumps(document))
+            if snapshot.remote_only() and (old is None or not old.snapshot.remote_only()):
+                log.warning(
+                    "environment %s: GET /features leaves out %d flag(s) Reflag SDKs cannot evaluate locally "
+                    "(remote evaluation only): %s",
+                    env_id,
+                    len(snapshot.remote_only()),
+                    ", ".join(key for key, _ in snapshot.remote_only()),
+                )
             environments[env_id] = Environment(
                 env_id,
                 str(value.get("environment", "")),

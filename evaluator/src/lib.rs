@@ -14,6 +14,7 @@ pub mod jsnum;
 pub mod jsonlogic;
 pub mod query;
 pub mod reflag;
+pub mod reflag_sdk;
 pub mod semver;
 pub mod snapshot;
 

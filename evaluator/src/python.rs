@@ -223,9 +223,19 @@ impl PySnapshot {
         self.inner.flag_keys().map(str::to_owned).collect()
     }
 
-    /// The `features` array of `GET /features`, as JSON bytes.
+    /// The document's `features` array, as JSON bytes.
     fn definitions_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.inner.definitions_json())
+    }
+
+    /// The `features` array of `GET /features` (what Reflag SDKs evaluate locally), as JSON bytes.
+    fn local_definitions_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.local_definitions_json())
+    }
+
+    /// `(key, reason)` of every flag `GET /features` leaves out: remote evaluation only.
+    fn remote_only(&self) -> Vec<(String, String)> {
+        self.inner.remote_only().iter().map(|(k, r)| (k.to_string(), r.clone())).collect()
     }
 
     /// The `features` object of `/features/evaluated` for a nested context, as JSON bytes.

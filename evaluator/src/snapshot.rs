@@ -17,7 +17,9 @@ use crate::devcycle;
 use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope};
+use crate::reflag_sdk;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// One config variant: its filter and its pre-serialized `,"config":{...}` member.
@@ -54,7 +56,9 @@ struct Flag {
 pub struct Options {
     /// Only flags that evaluate to enabled (`/features/enabled`).
     pub enabled_only: bool,
-    /// Add `ruleEvaluationResults` and `missingContextFields` per flag.
+    /// Also write an empty `missingContextFields`, and the per-variant results when no config
+    /// variant matched (`ruleEvaluationResults` and non-empty `missingContextFields` are always
+    /// written).
     pub debug: bool,
     /// The clock for AFTER/BEFORE and DevCycle schedules, epoch milliseconds.
     pub now_ms: f64,
@@ -114,6 +118,11 @@ pub struct Snapshot {
     // The `features` array as JSON, kept as bytes: a `Value` tree of it would cost several times
     // the compiled flags' memory for a body that is only ever sent as is.
     definitions_json: Vec<u8>,
+    /// What `GET /features` serves Reflag SDKs when it differs from `definitions_json`
+    /// (module [`reflag_sdk`]); `None` when they are the same.
+    local_json: Option<Vec<u8>>,
+    /// Flags left out of `local_json`, with the reason.
+    remote_only: Vec<(Box<str>, String)>,
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -182,11 +191,22 @@ impl Snapshot {
         let mut fields = Fields::default();
         let mut flags = Vec::with_capacity(features.len());
         let mut by_key = HashMap::with_capacity(features.len());
+        let mut local_differs = false;
+        let mut remote_only = Vec::new();
+        let mut local: Vec<Cow<'_, Value>> = Vec::with_capacity(features.len());
         for (i, f) in features.iter().enumerate() {
             let path = format!("$.features[{i}]");
             let flag = compile_flag(&mut fields, f, &path)?;
             if by_key.insert(flag.key.clone(), i).is_some() {
                 return Err(RuleError::new(format!("{path}.key"), format!("duplicate flag key {:?}", flag.key)));
+            }
+            if let Some(reason) = reflag_sdk::remote_only_reason(f) {
+                remote_only.push((flag.key.clone(), reason));
+            } else if let Some(fixed) = reflag_sdk::normalized(f) {
+                local_differs = true;
+                local.push(Cow::Owned(fixed));
+            } else {
+                local.push(Cow::Borrowed(f));
             }
             flags.push(flag);
         }
@@ -205,10 +225,36 @@ impl Snapshot {
                 }
             }
         }
+        // A DevCycle-decided flag is bucketed with DevCycle's murmur3 on the edge; its Reflag-shape
+        // translation in `features` uses Reflag's hash, so a Reflag SDK evaluating it locally would
+        // put users elsewhere. Remote evaluation only.
+        let decided: std::collections::HashSet<&str> =
+            flags.iter().filter(|f| f.devcycle.is_some()).map(|f| &*f.key).collect();
+        if !decided.is_empty() {
+            local.retain(|f| !f.get("key").and_then(Value::as_str).is_some_and(|k| decided.contains(k)));
+            for f in flags.iter().filter(|f| f.devcycle.is_some()) {
+                if !remote_only.iter().any(|(k, _)| *k == f.key) {
+                    let reason = "DevCycle targets: bucketed by DevCycle's algorithm (murmur3) on the edge".to_string();
+                    remote_only.push((f.key.clone(), reason));
+                }
+            }
+        }
+        local_differs |= !remote_only.is_empty();
+        let local_json = local_differs.then(|| serde_json::to_vec(&local).unwrap_or_else(|_| b"[]".to_vec()));
         let needs_nested = flags.iter().any(|f| {
             f.devcycle.is_some() || f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested)
         });
-        Ok(Self { fields, flags, by_key, needs_nested, devcycle, custom_types, definitions_json })
+        Ok(Self {
+            fields,
+            flags,
+            by_key,
+            needs_nested,
+            devcycle,
+            custom_types,
+            definitions_json,
+            local_json,
+            remote_only,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -227,9 +273,20 @@ impl Snapshot {
         self.devcycle.is_some()
     }
 
-    /// The `features` array as JSON (the `GET /features` payload), serialized once.
+    /// The `features` array of the document as JSON, serialized once.
     pub fn definitions_json(&self) -> &[u8] {
         &self.definitions_json
+    }
+
+    /// The `features` array of `GET /features`: every flag a Reflag SDK evaluates locally exactly
+    /// as the edge does, in the shape those SDKs require (module [`reflag_sdk`]).
+    pub fn local_definitions_json(&self) -> &[u8] {
+        self.local_json.as_deref().unwrap_or(&self.definitions_json)
+    }
+
+    /// The flags `GET /features` leaves out, each with the reason (remote evaluation only).
+    pub fn remote_only(&self) -> &[(Box<str>, String)] {
+        &self.remote_only
     }
 
     /// DevCycle bucketed config for a DevCycle-shaped user, when the snapshot carries one (custom
@@ -300,11 +357,11 @@ impl Snapshot {
     /// Append the `features` object of `/features/evaluated` for one context to `out`.
     pub fn evaluate_all<S: AsRef<str>>(&self, ctx: &Context<'_, S>, opts: Options, out: &mut Vec<u8>) {
         self.with_scope(ctx, opts.now_ms, |scope| {
-            out.reserve(self.flags.len() * 64);
+            out.reserve(self.flags.len() * 96);
             out.push(b'{');
             let mut first = true;
-            let mut missing = Missing::default();
-            let mut results: Vec<bool> = Vec::new();
+            let (mut missing, mut cfg_missing) = (Missing::default(), Missing::default());
+            let (mut results, mut cfg_results): (Vec<bool>, Vec<bool>) = (Vec::new(), Vec::new());
             let mut dc_scratch = None;
             for flag in &self.flags {
                 if flag.hidden.hides(opts.kind) {
@@ -325,8 +382,9 @@ impl Snapshot {
                     continue;
                 }
                 let mut budget = Budget::default();
-                let enabled =
-                    eval_rules(&flag.rules, scope, &mut missing, &mut budget, opts.debug.then_some(&mut results));
+                // Every rule and every variant is evaluated, as `rules.map(...)` in the reference,
+                // because SDKs read the per-rule results and missing fields (check events, warnings).
+                let enabled = eval_rules(&flag.rules, scope, &mut missing, &mut budget, Some(&mut results));
                 if opts.enabled_only && !enabled {
                     continue;
                 }
@@ -337,24 +395,15 @@ impl Snapshot {
                 out.extend_from_slice(&flag.head);
                 out.extend_from_slice(if enabled { b"true" } else { b"false" });
                 out.extend_from_slice(&flag.tail);
-                if opts.debug {
-                    write_debug(out, &results, &missing, &self.fields);
-                }
+                write_details(out, &results, &missing, &self.fields, opts.debug);
                 if !flag.variants.is_empty() {
-                    let mut cfg_missing = Missing::default();
-                    let mut cfg_results = Vec::new();
-                    let matched = pick_variant(
-                        &flag.variants,
-                        scope,
-                        &mut cfg_missing,
-                        &mut budget,
-                        opts.debug.then_some(&mut cfg_results),
-                    );
+                    cfg_missing.0.clear();
+                    cfg_results.clear();
+                    let matched =
+                        pick_variant(&flag.variants, scope, &mut cfg_missing, &mut budget, Some(&mut cfg_results));
                     if let Some(v) = matched {
                         out.extend_from_slice(&v.json);
-                        if opts.debug {
-                            write_debug(out, &cfg_results, &cfg_missing, &self.fields);
-                        }
+                        write_details(out, &cfg_results, &cfg_missing, &self.fields, opts.debug);
                         out.push(b'}');
                     } else if opts.debug {
                         out.extend_from_slice(b",\"config\":{");
@@ -363,7 +412,7 @@ impl Snapshot {
                         } else {
                             out.extend_from_slice(b"\"version\":null");
                         }
-                        write_debug(out, &cfg_results, &cfg_missing, &self.fields);
+                        write_details(out, &cfg_results, &cfg_missing, &self.fields, true);
                         out.push(b'}');
                     }
                 }
@@ -456,13 +505,13 @@ impl Snapshot {
         out.extend_from_slice(&flag.tail);
         let no_missing = Missing::default();
         if let Some(results) = results {
-            write_debug(out, results, &no_missing, &self.fields);
+            write_details(out, results, &no_missing, &self.fields, true);
         }
         if flag.has_config {
             if let Some(cfg) = served.and_then(|s| dc.config_of(s)) {
                 out.extend_from_slice(&cfg.json);
                 if let Some(results) = results {
-                    write_debug(out, results, &no_missing, &self.fields);
+                    write_details(out, results, &no_missing, &self.fields, true);
                 }
                 out.push(b'}');
             } else if let Some(results) = results {
@@ -471,7 +520,7 @@ impl Snapshot {
                     Some(ver) => out.extend_from_slice(format!("\"version\":{ver}").as_bytes()),
                     None => out.extend_from_slice(b"\"version\":null"),
                 }
-                write_debug(out, results, &no_missing, &self.fields);
+                write_details(out, results, &no_missing, &self.fields, true);
                 out.push(b'}');
             }
         }
@@ -572,13 +621,21 @@ fn pick_variant<'v>(
     picked
 }
 
-fn write_debug(out: &mut Vec<u8>, results: &[bool], missing: &Missing, fields: &Fields) {
+/// `ruleEvaluationResults` and `missingContextFields`, which Reflag's SDKs read without asking
+/// (check events carry them; the browser SDK warns about missing fields). An empty
+/// `missingContextFields` is left out unless `debug`: the SDKs only read its length, and on the
+/// hot path it would add 25 bytes per flag.
+fn write_details(out: &mut Vec<u8>, results: &[bool], missing: &Missing, fields: &Fields, debug: bool) {
     out.extend_from_slice(b",\"ruleEvaluationResults\":[");
     for (i, r) in results.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         out.extend_from_slice(if *r { b"true" } else { b"false" });
+    }
+    if missing.0.is_empty() && !debug {
+        out.push(b']');
+        return;
     }
     out.extend_from_slice(b"],\"missingContextFields\":[");
     for (i, id) in missing.0.iter().enumerate() {

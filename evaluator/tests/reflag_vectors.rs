@@ -92,15 +92,49 @@ fn snapshot_evaluates_to_reflag_body() {
     assert_eq!(
         got,
         json!({
-            "huddle": {"isEnabled": true, "key": "huddle", "targetingVersion": 42, "config": {"key": "big", "version": 3, "payload": {"size": 10}}},
-            "off": {"isEnabled": false, "key": "off", "targetingVersion": 1}
+            "huddle": {"isEnabled": true, "key": "huddle", "targetingVersion": 42, "ruleEvaluationResults": [true],
+                "config": {"key": "big", "version": 3, "payload": {"size": 10}, "ruleEvaluationResults": [true, true]}},
+            "off": {"isEnabled": false, "key": "off", "targetingVersion": 1, "ruleEvaluationResults": []}
         })
     );
+    // Without debug, a non-empty missingContextFields is still sent (the browser SDK warns).
+    let partial = eval(&s, &json!({"user": {"tier": "gold"}}), opts);
+    assert_eq!(partial["huddle"]["ruleEvaluationResults"], json!([false]));
+    assert_eq!(partial["huddle"]["missingContextFields"], json!(["company.id"]));
+    assert_eq!(partial["huddle"]["config"]["ruleEvaluationResults"], json!([true, true]));
+    assert_eq!(partial["huddle"]["config"].get("missingContextFields"), None);
     let enabled = eval(&s, &json!({"company": {"id": "other"}}), Options { enabled_only: true, ..opts });
     assert_eq!(enabled, json!({}));
     let debug = eval(&s, &json!({}), Options { debug: true, ..opts });
     assert_eq!(debug["huddle"]["ruleEvaluationResults"], json!([false]));
     assert_eq!(debug["huddle"]["missingContextFields"], json!(["company.id"]));
+}
+
+#[test]
+fn get_features_serves_what_reflag_sdks_evaluate_alike() {
+    let doc = json!({"features": [
+        {"key": "plain", "targeting": {"version": 1, "rules": [{"filter": {"type": "constant", "value": true}}]}},
+        {"key": "no-filter", "targeting": {"version": 1, "rules": []},
+         "config": {"version": 1, "variants": [{"key": "a", "payload": 1}]}},
+        {"key": "devcycle", "targeting": {"version": 1, "rules": [{"filter": {"type": "group", "operator": "and",
+            "filters": [{"type": "all"}, {"type": "user", "subType": "email", "comparator": "=", "values": ["a@b.c"]}]}}]}},
+        {"key": "logic", "targeting": {"version": 1, "rules": [{"filter": {"type": "jsonLogic", "rule": {"==": [1, 1]}}}]}}
+    ]});
+    let s = Snapshot::compile(doc.clone()).expect("compiles");
+    let served: Value = serde_json::from_slice(s.local_definitions_json()).expect("json");
+    let keys: Vec<&str> = served.as_array().expect("array").iter().filter_map(|f| f["key"].as_str()).collect();
+    assert_eq!(keys, ["plain", "no-filter"]);
+    assert_eq!(served[1]["config"]["variants"][0]["filter"], json!({"type": "constant", "value": true}));
+    let remote: Vec<&str> = s.remote_only().iter().map(|(k, _)| &**k).collect();
+    assert_eq!(remote, ["devcycle", "logic"]);
+    assert!(s.remote_only()[0].1.contains("targeting.rules[0].filter.filters[1]"), "{}", s.remote_only()[0].1);
+    // The document itself is unchanged (OFREP reads it), and a clean one is served as sent.
+    let all: Value = serde_json::from_slice(s.definitions_json()).expect("json");
+    assert_eq!(all, doc["features"]);
+    let clean = Snapshot::from_json(br#"{"features": [{"key": "a", "targeting": {"version": 1, "rules": []}}]}"#)
+        .expect("compiles");
+    assert_eq!(clean.local_definitions_json(), clean.definitions_json());
+    assert!(clean.remote_only().is_empty());
 }
 
 #[test]

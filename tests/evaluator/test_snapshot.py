@@ -61,10 +61,16 @@ def test_evaluated_body_shape(snapshot: evaluator.Snapshot) -> None:
             "isEnabled": True,
             "key": "huddle",
             "targetingVersion": 42,
-            "config": {"key": "gold", "version": 3, "payload": {"seats": 10, "label": "Gold \u2728"}},
+            "ruleEvaluationResults": [True],
+            "config": {
+                "key": "gold",
+                "version": 3,
+                "payload": {"seats": 10, "label": "Gold \u2728"},
+                "ruleEvaluationResults": [True],
+            },
         },
-        "dark-mode": {"isEnabled": True, "key": "dark-mode", "targetingVersion": 1},
-        "empty": {"isEnabled": False, "key": "empty", "targetingVersion": 5},
+        "dark-mode": {"isEnabled": True, "key": "dark-mode", "targetingVersion": 1, "ruleEvaluationResults": [True]},
+        "empty": {"isEnabled": False, "key": "empty", "targetingVersion": 5, "ruleEvaluationResults": []},
     }
     assert list(body) == ["huddle", "dark-mode", "empty"]
 

@@ -55,11 +55,16 @@ def test_evaluated_body_shape(edge: Harness) -> None:
     assert set(enabled["features"]) == {k for k, f in body["features"].items() if f["isEnabled"]}
 
 
-def test_debug_adds_the_rule_results(edge: Harness) -> None:
+def test_rule_results_without_debug_and_empty_lists_with_it(edge: Harness) -> None:
+    # Reflag's SDKs never ask for debug: their check events carry ruleEvaluationResults and the
+    # browser SDK warns about missingContextFields, so both come without it (empty lists only
+    # with debug=true, to keep the hot path's body small).
     plain = edge.client.get(f"/features/evaluated?publishableKey={CLIENT_KEY}").json()["features"]
     debug = edge.client.get(f"/features/evaluated?publishableKey={CLIENT_KEY}&debug=true").json()["features"]
-    assert "ruleEvaluationResults" not in plain["pro-dashboard"]
-    assert "ruleEvaluationResults" in debug["pro-dashboard"]
+    assert plain["pro-dashboard"]["ruleEvaluationResults"] == debug["pro-dashboard"]["ruleEvaluationResults"]
+    assert plain["pro-dashboard"]["missingContextFields"] == debug["pro-dashboard"]["missingContextFields"] != []
+    assert all("missingContextFields" not in f or f["missingContextFields"] for f in plain.values())
+    assert all("missingContextFields" in f for f in debug.values())
 
 
 @pytest.mark.parametrize("path", ROUTES)

@@ -253,7 +253,11 @@ class ReflagTargeting(Strict):
 
 class ReflagVariant(Strict):
     key: str = Field(min_length=1, max_length=100)
-    filter: JsonObject | None = None
+    filter: JsonObject | None = Field(
+        default=None,
+        description='Absent: every context. GET /features serves it as {"type": "constant", "value": true},'
+        " the shape Reflag SDKs require",
+    )
     payload: Json = None
 
 

@@ -462,7 +462,12 @@ def test_reflag_targeting_and_config(api: Api) -> None:
         ],
     }
     pro = p.evaluate({"user": {"plan": "pro"}, "company": {"id": "c1"}})["new-dash"]
-    assert pro["isEnabled"] is True and pro["config"] == {"key": "pro", "version": 1, "payload": {"limit": 10}}
+    assert pro["isEnabled"] is True and pro["config"] == {
+        "key": "pro",
+        "version": 1,
+        "payload": {"limit": 10},
+        "ruleEvaluationResults": [True, True],
+    }
     free = p.evaluate({"user": {"plan": "free"}})["new-dash"]
     assert free["isEnabled"] is True and free["config"]["key"] == "default"
     # Sending targeting alone keeps the config; sending config alone keeps the targeting.

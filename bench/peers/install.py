@@ -14,6 +14,7 @@ taken from the checkout rather than from the proxy.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ GOFEATUREFLAG_VERSION = "v1.55.2"
 
 FLAGD_MODULE = "github.com/open-feature/flagd/flagd"
 GOFEATUREFLAG_MODULE = "github.com/thomaspoignant/go-feature-flag/cmd/relayproxy"
+_VERSION = re.compile(r"\bv?\d+\.\d+\.\d+\b")
 
 
 class PeerUnavailable(RuntimeError):
@@ -131,7 +133,8 @@ def gofeatureflag(cache: Path, given: Path | None = None, source: Path | None = 
         return binary
     if source is not None:
         _replace_local(source, "github.com/thomaspoignant/go-feature-flag/modules/core", source / "modules" / "core")
-        cmd = ["go", "build", "-o", str(binary), "./cmd/relayproxy"]
+        cmd = ["go", "build", "-ldflags", f"-X main.version={GOFEATUREFLAG_VERSION[1:]}", "-o", str(binary)]
+        cmd.append("./cmd/relayproxy")
         if _run(cmd, cache / "gofeatureflag-build.log", cwd=source, env=_go_env(cache)):
             return binary
         raise PeerUnavailable(f"relayproxy: building {source} failed, see {cache / 'gofeatureflag-build.log'}")
@@ -144,14 +147,15 @@ def gofeatureflag(cache: Path, given: Path | None = None, source: Path | None = 
     )
 
 
-def version_of(binary: Path) -> str:
-    """What the binary says its version is (first line of ``--version``, else ``version``)."""
+def version_of(binary: Path, pinned: str) -> str:
+    """The version the binary reports (``--version``, else ``version``; banners skipped), else
+    the ``pinned`` one it was installed as (the relay proxy prints its version only in a banner)."""
     for args in (["--version"], ["version"]):
         try:
             out = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=20)
         except (OSError, subprocess.TimeoutExpired):
             continue
-        text = (out.stdout or out.stderr).strip()
-        if out.returncode == 0 and text:
-            return text.splitlines()[0][:120]
-    return "unknown"
+        found = _VERSION.search(out.stdout + out.stderr)
+        if out.returncode == 0 and found:
+            return found.group(0).removeprefix("v")
+    return f"{pinned.removeprefix('v')} (as installed)"

@@ -21,7 +21,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +38,7 @@ from bench.wrk import WrkResult, lua_string
 OURS = "flagedge"
 CEILING = "ceiling"
 SCALE = "scale-10000"
+PEERS = ("unleash-edge", "flagd", "go-feature-flag")
 
 
 @dataclass(frozen=True)
@@ -232,10 +232,10 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
         label = row.label + (f" ({size:,} B)" if size else "")
         best = max((p for p in peers if p in m), key=lambda p: m[p]["rps"], default=None)
         best_text = f"{best} {_rps(m[best])}" if best else "no peer has this route"
-        ratio = f"{ours['rps'] / m[best]['rps']:.2f}x" if best else ""
+        ratio = f"{ours['rps'] / m[best]['rps']:.2f}x" if best and m[best]["rps"] else ""
         ceiling = m.get(CEILING)
         ceiling_text = f"{ceiling['rps']:,.0f}" if ceiling else ""
-        ceiling_ratio = f"{ours['rps'] / ceiling['rps']:.2f}" if ceiling else ""
+        ceiling_ratio = f"{ours['rps'] / ceiling['rps']:.2f}" if ceiling and ceiling["rps"] else ""
         out.append(f"| {label} | {_rps(ours)} | {best_text} | {ratio} | {ceiling_text} | {ceiling_ratio} |")
     servers = [OURS, *peers, CEILING]
     out += ["", "Every server (median req/s, p99):", "", "| route | " + " | ".join(servers) + " |"]
@@ -280,32 +280,31 @@ def plot(results: dict[str, Any], path: Path) -> Path:
 # --- command line ----------------------------------------------------------------------------
 
 
+def _peer(name: str, args: argparse.Namespace) -> Server:
+    """The peer ``name``, found or installed as the command line says."""
+    if name == "unleash-edge":
+        binary = install.unleash_edge(args.cache, args.unleash_edge)
+        return UnleashEdge(binary, install.version_of(binary, install.UNLEASH_EDGE_VERSION))
+    if name == "flagd":
+        binary = install.flagd(args.cache, args.flagd, args.flagd_source)
+        return Flagd(binary, install.version_of(binary, install.FLAGD_VERSION))
+    binary = install.gofeatureflag(args.cache, args.gofeatureflag, args.gofeatureflag_source)
+    return GoFeatureFlag(binary, install.version_of(binary, install.GOFEATUREFLAG_VERSION))
+
+
 def _servers(args: argparse.Namespace, errors: dict[str, str]) -> list[Server]:
+    """Ours, then every peer not skipped that could be found or installed (the others are
+    reported in ``errors``)."""
     servers: list[Server] = [Ours()]
-    makers: list[tuple[str, Callable[[], Server]]] = [
-        ("unleash-edge", lambda: _peer(UnleashEdge, install.unleash_edge(args.cache, args.unleash_edge))),
-        ("flagd", lambda: _peer(Flagd, install.flagd(args.cache, args.flagd, args.flagd_source))),
-        (
-            "go-feature-flag",
-            lambda: _peer(
-                GoFeatureFlag, install.gofeatureflag(args.cache, args.gofeatureflag, args.gofeatureflag_source)
-            ),
-        ),
-    ]
-    for name, make in makers:
+    for name in PEERS:
         if name in args.skip:
             continue
         try:
-            servers.append(make())
+            servers.append(_peer(name, args))
         except install.PeerUnavailable as e:
             errors[name] = str(e)
             print(f"   {name} unavailable: {e}", file=sys.stderr, flush=True)
     return servers
-
-
-def _peer(kind: Any, binary: Path) -> Server:
-    server: Server = kind(binary, install.version_of(binary))
-    return server
 
 
 def _cpu_model() -> str:
@@ -324,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--contexts", type=int, default=50, help="contexts per dataset in the agreement check")
     parser.add_argument("--no-scale", action="store_true", help="skip the 10,000-flag check and memory figure")
-    parser.add_argument("--skip", action="append", default=[], choices=["unleash-edge", "flagd", "go-feature-flag"])
+    parser.add_argument("--skip", action="append", default=[], choices=PEERS)
     parser.add_argument("--allow-disagreement", action="store_true", help="time even if answers disagree")
     parser.add_argument("--cache", type=Path, default=install.DEFAULT_CACHE, help="where peers are installed")
     parser.add_argument("--unleash-edge", type=Path, help="a prebuilt unleash-edge binary")

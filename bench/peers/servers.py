@@ -14,6 +14,7 @@ flagd and go-feature-flag have no query-string route, so they are not in ``evalu
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -58,6 +59,24 @@ class Served:
 
 def _post(url: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.post(url, json=body, headers=headers, timeout=60)
+
+
+def wait_all_flags(url: str, count: int, headers: dict[str, str] | None = None, timeout: float = 120) -> None:
+    """Wait until the OFREP bulk route at ``url`` answers all ``count`` flags: a peer may report
+    healthy before its file source is loaded."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    body = contexts.ofrep_body(contexts.w1_context(0))
+    while time.monotonic() < deadline:
+        try:
+            r = _post(url + OFREP_BULK, body, headers)
+            if r.status_code == 200 and len(r.json().get("flags", [])) == count:
+                return
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as e:
+            last = repr(e)
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} never answered {count} flags: {last}")
 
 
 def _ok(r: httpx.Response) -> Any:
@@ -209,7 +228,9 @@ class Flagd(Ofrep):
         env = {"GOMAXPROCS": "1"}
         health = f"http://127.0.0.1:{management}/readyz"
         with command(cmd, health, work / "flagd.log", env=env, cpu=EDGE_CPU, timeout=60) as proc:
-            yield Served(f"http://127.0.0.1:{ofrep}", proc.pid)
+            url = f"http://127.0.0.1:{ofrep}"
+            wait_all_flags(url, len(flags))
+            yield Served(url, proc.pid)
 
 
 class GoFeatureFlag(Ofrep):
@@ -239,4 +260,5 @@ class GoFeatureFlag(Ofrep):
         with command(
             cmd, f"{url}/health", work / "relayproxy.log", env={"GOMAXPROCS": "1"}, cpu=EDGE_CPU, timeout=60
         ) as p:
+            wait_all_flags(url, len(flags))
             yield Served(url, p.pid)

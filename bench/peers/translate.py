@@ -8,7 +8,7 @@
   arms in JSON Logic with flagd's ``sem_ver`` and ``fractional``; ``defaultVariant`` ``off``.
 * :func:`gofeatureflag`: a go-feature-flag file (JSON). One flag per flag; one targeting rule
   per arm in the relay proxy's native query language (nikunjy/rules), a percentage split for an
-  arm with rollouts; ``defaultRule`` ``off``.
+  arm with rollouts; the first arm without tests is the ``defaultRule`` (else ``off``).
 
 Flags without config are boolean (variants ``on``/``off``). A flag with config is an object
 flag in flagd and go-feature-flag, variants ``off``, each config key and ``on``, each value
@@ -286,17 +286,15 @@ def _fallback(flag: PeerFlag, index: int) -> str:
     return OFF
 
 
-def _gff_rules(flag: PeerFlag) -> list[dict[str, Any]]:
+def _gff_rules(flag: PeerFlag) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The targeting rules and the default rule: every rule needs a query, so the first arm
+    without tests becomes the default rule (the arms after it could only be reached by falling
+    through a split, which go-feature-flag does not do)."""
     rules = []
     for i, arm in enumerate(flag.arms):
-        rule: dict[str, Any] = {"name": f"arm-{i}"}
-        query = _query(arm.term)
-        if query is not None:
-            rule["query"] = query
+        rule: dict[str, Any] = {}
         share = rollout_share(arm.term.rollouts)
         fallback = _fallback(flag, i)
-        if share == 0 and fallback == OFF:
-            continue
         if share == 1 or fallback == arm.outcome:
             rule["variation"] = arm.outcome
         elif share == 0:
@@ -305,8 +303,12 @@ def _gff_rules(flag: PeerFlag) -> list[dict[str, Any]]:
             # Percent with the relay proxy's precision (thousandths); the two shares add to 100.
             percent = round(share * 100, 3)
             rule["percentage"] = {arm.outcome: percent, fallback: round(100 - percent, 3)}
-        rules.append(rule)
-    return rules
+        query = _query(arm.term)
+        if query is None:
+            return rules, rule
+        if rule != {"variation": OFF}:
+            rules.append({"name": f"arm-{i}", "query": query, **rule})
+    return rules, {"variation": OFF}
 
 
 def gofeatureflag(flags: list[dict[str, Any]]) -> dict[str, Any]:
@@ -314,8 +316,8 @@ def gofeatureflag(flags: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for flag in map(arms, flags):
         variations = object_variants(flag) if flag.payloads is not None else {ON: True, OFF: False}
-        entry: dict[str, Any] = {"variations": variations, "defaultRule": {"variation": OFF}}
-        rules = _gff_rules(flag)
+        rules, default = _gff_rules(flag)
+        entry: dict[str, Any] = {"variations": variations, "defaultRule": default}
         if rules:
             entry["targeting"] = rules
         out[flag.key] = entry

@@ -164,8 +164,8 @@ def test_gofeatureflag_rules_name_existing_variations_and_split_whole(name: str)
     assert list(doc) == [f["key"] for f in flags]
     for flag in flags:
         out = doc[flag["key"]]
-        assert out["defaultRule"] == {"variation": "off"}
-        for rule in out.get("targeting", []):
+        assert all(rule["query"] for rule in out.get("targeting", []))  # the relay proxy requires one
+        for rule in [*out.get("targeting", []), out["defaultRule"]]:
             if "percentage" in rule:
                 assert set(rule["percentage"]) <= set(out["variations"])
                 assert sum(rule["percentage"].values()) == pytest.approx(100)
@@ -180,8 +180,16 @@ def test_gofeatureflag_queries_use_the_relay_proxy_query_language() -> None:
         'not (company.id in ["c-1","c-2","c-3","c-4","c-5","c-6","c-7","c-8","c-9"])',
         '(user.country eq "GB") and (not (company.createdAt ge "2023-06-01"))',
     ]
-    semver = translate.gofeatureflag([datasets.w2_flags()[4]])["flag-0004"]["targeting"]
-    assert semver == [{"name": "arm-0", "query": "user.appVersion >= 3.5.0", "variation": "on"}]
+    semver = translate.gofeatureflag([datasets.w2_flags()[4]])["flag-0004"]
+    assert semver["targeting"] == [{"name": "arm-0", "query": "user.appVersion >= 3.5.0", "variation": "on"}]
+    assert semver["defaultRule"] == {"variation": "off"}
+    # A rule without tests is the default rule: a plain rollout, a constant.
+    rollout_only = translate.gofeatureflag([datasets.w2_flags()[1]])["flag-0001"]
+    assert "targeting" not in rollout_only and rollout_only["defaultRule"] == {
+        "percentage": {"on": 8.732, "off": 91.268}
+    }
+    constant = translate.gofeatureflag([datasets.w2_flags()[6]])["flag-0006"]
+    assert "targeting" not in constant and constant["defaultRule"] == {"variation": "on"}
 
 
 def test_rollout_share_nests_one_attribute_and_multiplies_different_ones() -> None:

@@ -290,7 +290,7 @@ def _gff_rules(flag: PeerFlag) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The targeting rules and the default rule: every rule needs a query, so the first arm
     without tests becomes the default rule (the arms after it could only be reached by falling
     through a split, which go-feature-flag does not do)."""
-    rules = []
+    rules: list[dict[str, Any]] = []
     for i, arm in enumerate(flag.arms):
         rule: dict[str, Any] = {}
         share = rollout_share(arm.term.rollouts)

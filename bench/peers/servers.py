@@ -33,7 +33,9 @@ from bench.stack import EDGE_CPU, running
 # of context tests without rollout or config, present in every W2-shaped set.
 SINGLE_FLAG = "flag-0003"
 KINDS = ("evaluated", "bulk", "single")
-UNLEASH_TOKEN = "*:development.flagedge-bench"
+# Offline Edge wants a client (backend) token; the frontend routes take the frontend one.
+UNLEASH_CLIENT_TOKEN = "*:development.flagedge-bench-client"
+UNLEASH_TOKEN = "*:development.flagedge-bench-frontend"
 OFREP_BULK = "/ofrep/v1/evaluate/flags"
 
 
@@ -174,7 +176,7 @@ class UnleashEdge(Server):
         url = f"http://127.0.0.1:{port}"
         cmd = [str(self.binary), "--port", str(port), "--interface", "127.0.0.1", "offline"]
         cmd += ["--bootstrap-file", str(bootstrap), "--frontend-tokens", UNLEASH_TOKEN]
-        cmd += ["--client-tokens", UNLEASH_TOKEN]
+        cmd += ["--client-tokens", UNLEASH_CLIENT_TOKEN]
         # One tokio worker thread, pinned: the same one core as our single worker.
         env = {"TOKIO_WORKER_THREADS": "1", "RUST_LOG": "warn"}
         health = f"{url}/internal-backstage/health"

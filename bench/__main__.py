@@ -1,4 +1,6 @@
 """``python -m bench [--quick]``: the whole benchmark suite, then the report.
+``python -m bench peers [...]``: ours against Unleash Edge, flagd and go-feature-flag
+(:mod:`bench.peers`; ``python -m bench peers --help``), a separate run.
 
 Phases: evaluator micro-benchmarks (criterion), peak throughput of the edge (W1, W2) and of
 the granian ceiling with wrk, scale curves (flags 5 → 100k, workers), propagation latency
@@ -37,6 +39,7 @@ from bench import (
     throughput,
     wrk,
 )
+from bench.peers import run as peers
 from bench.processes import REPO
 from bench.stack import running
 
@@ -92,13 +95,16 @@ def _sdk_traffic(plan: Plan, out_dir: Path, stem: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["peers"]:
+        return peers.main(args_in[1:])
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="shorter runs and no 100k-flag point (≈ 2 min)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where results go")
     parser.add_argument("--skip", action="append", default=[], help="phase to skip (repeatable)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     plan = QUICK if args.quick else FULL
     started = time.monotonic()
     stem = datetime.now(UTC).strftime("%Y-%m-%d") + ("-quick" if args.quick else "")

@@ -69,10 +69,28 @@ def process(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``python -m <args>`` of ``checkout`` (pinned to ``cpu`` if given) until ``health_url``
     answers 200; kill its process group after."""
+    cmd = [str(checkout.python), "-m", *args]
+    with command(cmd, health_url, log, env=env, cpu=cpu, timeout=timeout, cwd=checkout.root) as proc:
+        yield proc
+
+
+@contextmanager
+def command(
+    cmd: list[str],
+    health_url: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cpu: int | None = None,
+    timeout: float = 30,
+    cwd: Path = REPO,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``cmd`` (pinned to ``cpu`` if given) until ``health_url`` answers 200; kill its
+    process group after."""
+    name = Path(cmd[0]).name if cmd[1:2] != ["-m"] else cmd[2]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            pinned([str(checkout.python), "-m", *args], cpu),
-            cwd=checkout.root,
+            pinned(cmd, cpu),
+            cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
@@ -82,14 +100,14 @@ def process(
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{args[0]} exited with {proc.returncode}:\n{log.read_text()}")
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log.read_text()}")
             try:
                 if httpx.get(health_url, timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{args[0]} did not become healthy:\n{log.read_text()}")
+                raise RuntimeError(f"{name} did not become healthy:\n{log.read_text()}")
             time.sleep(0.1)
         yield proc
     finally:

@@ -20,12 +20,16 @@ def edge(stack: Stack, connections: list[int], seconds: float) -> list[wrk.WrkRe
     return [wrk.run(stack.edge_url, script, c, seconds, cpu=LOAD_CPU) for c in connections]
 
 
-def ceiling(connections: list[int], seconds: float) -> list[wrk.WrkResult]:
-    """granian serving :mod:`bench.ceiling_app` with the edge's interface and defaults."""
+def ceiling(
+    connections: list[int], seconds: float, body_bytes: int | None = None, script: str = CEILING_SCRIPT
+) -> list[wrk.WrkResult]:
+    """granian serving :mod:`bench.ceiling_app` with the edge's interface and defaults; its answer
+    padded to ``body_bytes`` if given, loaded by ``script`` (GET by default)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    env = {"FLAGEDGE_CEILING_BYTES": str(body_bytes)} if body_bytes else None
     with tempfile.TemporaryDirectory(prefix="flagedge-ceiling-") as tmp:
         args = ["granian", "--interface", "asgi", "--no-access-log", "--workers", "1", "--port", str(port)]
-        with process([*args, "bench.ceiling_app:app"], f"{url}/", Path(tmp) / "ceiling.log", cpu=EDGE_CPU):
-            wrk.run(url, CEILING_SCRIPT, connections[0], 1, cpu=LOAD_CPU)
-            return [wrk.run(url, CEILING_SCRIPT, c, seconds, cpu=LOAD_CPU) for c in connections]
+        with process([*args, "bench.ceiling_app:app"], f"{url}/", Path(tmp) / "ceiling.log", env=env, cpu=EDGE_CPU):
+            wrk.run(url, script, connections[0], 1, cpu=LOAD_CPU)
+            return [wrk.run(url, script, c, seconds, cpu=LOAD_CPU) for c in connections]

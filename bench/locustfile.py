@@ -336,6 +336,9 @@ class ServerSdk(FastHttpUser):
                 if doc.get("success") is not True or not isinstance(features, list):
                     raise WrongAnswer("definitions without success/features list")
                 keys = {f.get("key") for f in features if isinstance(f, dict)}
+                # Flags a Reflag SDK cannot evaluate locally are listed, with the reason, instead.
+                remote = doc.get("remoteEvaluationOnly")
+                keys |= {f.get("key") for f in remote if isinstance(f, dict)} if isinstance(remote, list) else set()
                 if not set(flags) <= keys:
                     raise WrongAnswer(f"definitions lack {sorted(set(flags) - keys)}")
                 if not all(isinstance(f, dict) and isinstance(f.get("targeting"), dict) for f in features):

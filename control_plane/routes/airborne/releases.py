@@ -5,11 +5,12 @@ extra ``resources``, a config (the application's latest config with the release'
 a dimension context. It is an experiment with two variants: ``control`` (whatever serves that
 context today) and ``experimental`` (this release).
 
-State machine: ``CREATED`` (traffic 0) → ramp → ``INPROGRESS`` (traffic only goes up, 0..100) →
-conclude with a variant → ``CONCLUDED``. ``CREATED`` can also be discarded → ``DISCARDED``;
-to stop a release in progress, conclude it with the control variant. The first release of an
-application has nothing to compare with and goes live at once (concluded with experimental).
-One release per dimension context can be open (CREATED or INPROGRESS) at a time.
+State machine: ``CREATED`` (traffic 0) → ramp → ``INPROGRESS`` (traffic 0..100, up or down) →
+conclude with a variant → ``CONCLUDED``. An open release (``CREATED`` or ``INPROGRESS``) can be
+discarded → ``DISCARDED``: every device it had goes back to what it gets without it. Lowering the
+traffic sends back exactly the devices whose bucket is above the new line (the edge's bucketing is
+deterministic). The first release of an application has nothing to compare with and goes live at
+once (concluded with experimental). One release per dimension context can be open at a time.
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ def _open(row: sqlite3.Row, action: str) -> None:
 @router.route(
     "POST",
     "/releases/{release_id}/ramp",
-    summary="Raise the experimental variant's traffic (0..100)",
+    summary="Set the experimental variant's traffic (0..100, up or down)",
     body=AirborneRamp,
     headers=APP,
     responses=(409,),
@@ -338,12 +339,8 @@ async def ramp_release(ctx: Ctx) -> Any:
         app = app_access(ctx, w.db, "write")
         row = _release(w.db, app.id, release_id)
         _open(row, "ramped")
-        if body.traffic_percentage < row["traffic_percentage"]:
-            raise validation(
-                f"traffic can only go up (now {row['traffic_percentage']}); conclude with the control variant to stop",
-                "traffic_percentage",
-                "decrease",
-            )
+        # Once ramped, a release stays INPROGRESS even at 0% (it was seen by devices; the audit
+        # log and the list show it as running until it is concluded or discarded).
         status = "INPROGRESS" if body.traffic_percentage > 0 else row["status"]
         w.db.execute(
             "UPDATE ab_releases SET traffic_percentage = ?, status = ?, updated_at = ? WHERE id = ?",
@@ -418,7 +415,7 @@ async def conclude_release(ctx: Ctx) -> Any:
 @router.route(
     "POST",
     "/releases/{release_id}/discard",
-    summary="Discard a release that has not been ramped",
+    summary="Discard an open release (created or ramped); its devices go back to their live release",
     body=AirborneDiscard,
     headers=APP,
     responses=(409,),
@@ -429,13 +426,15 @@ async def discard_release(ctx: Ctx) -> Any:
     def change(w: Write) -> dict[str, Any]:
         app = app_access(ctx, w.db, "write")
         row = _release(w.db, app.id, release_id)
-        if row["status"] != "CREATED":
-            raise conflict(
-                f"release {release_id} is {row['status']}; only CREATED releases can be discarded"
-                + ("; conclude it with the control variant instead" if row["status"] == "INPROGRESS" else "")
-            )
+        _open(row, "discarded")
         w.db.execute("UPDATE ab_releases SET status = 'DISCARDED', updated_at = ? WHERE id = ?", (now_iso(), row["id"]))
-        w.audit("release.discard", f"release:{release_id}", organisation_id=app.organisation_id, project_id=app.id)
+        w.audit(
+            "release.discard",
+            f"release:{release_id}",
+            organisation_id=app.organisation_id,
+            project_id=app.id,
+            details={"status": row["status"], "traffic_percentage": row["traffic_percentage"]},
+        )
         w.touch(app.id)
         return {"success": True, "message": "Release experiment discarded", "experiment_id": release_id}
 

@@ -32,6 +32,9 @@ def _serve(ns: argparse.Namespace) -> int:
     os.environ[ENV_PREFIX + "MAX_BODY_BYTES"] = str(settings.max_body_bytes)
     os.environ[ENV_PREFIX + "BODY_TIMEOUT"] = str(settings.body_timeout)
     os.environ[ENV_PREFIX + "LMDB_MAP_SIZE"] = str(settings.lmdb_map_size)
+    os.environ[ENV_PREFIX + "FILE_FETCH_HOSTS"] = ",".join(sorted(settings.file_fetch_hosts))
+    os.environ[ENV_PREFIX + "FILE_FETCH_MAX_BYTES"] = str(settings.file_fetch_max_bytes)
+    os.environ[ENV_PREFIX + "FILE_FETCH_TIMEOUT"] = str(settings.file_fetch_timeout)
     if settings.redis_url:
         os.environ[ENV_PREFIX + "REDIS_URL"] = settings.redis_url
     logging.getLogger("control_plane").info(

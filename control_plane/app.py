@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.lifecycle import die_with_master
 from control_plane import snapshots
+from control_plane.bundle_fetch import parse_hosts
 from control_plane.errors import ApiError
 from control_plane.events_consumer import start_consumer_thread
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
@@ -145,5 +146,8 @@ def app_from_env() -> Starlette:
         max_body_bytes=int(os.environ.get(ENV_PREFIX + "MAX_BODY_BYTES", str(1 << 20))),
         body_timeout=float(os.environ.get(ENV_PREFIX + "BODY_TIMEOUT", "30")),
         lmdb_map_size=int(os.environ.get(ENV_PREFIX + "LMDB_MAP_SIZE", str(1 << 30))),
+        file_fetch_hosts=parse_hosts(os.environ.get(ENV_PREFIX + "FILE_FETCH_HOSTS")),
+        file_fetch_max_bytes=int(os.environ.get(ENV_PREFIX + "FILE_FETCH_MAX_BYTES", str(256 << 20))),
+        file_fetch_timeout=float(os.environ.get(ENV_PREFIX + "FILE_FETCH_TIMEOUT", "30")),
     )
     return create_app(settings)

@@ -8,6 +8,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from control_plane.bundle_fetch import FetchPolicy, parse_hosts
+
 ENV_PREFIX = "FLAGEDGE_"
 
 
@@ -27,6 +29,15 @@ class Settings:
     login_attempts_per_minute: int = 10
     # Largest size of the LMDB snapshot store; a publish that does not fit fails loudly.
     lmdb_map_size: int = 1 << 30
+    # Airborne files: hosts the control plane may download to record size and checksum (empty:
+    # none), the largest file and the longest download (control_plane/bundle_fetch.py).
+    file_fetch_hosts: frozenset[str] = frozenset()
+    file_fetch_max_bytes: int = 256 << 20
+    file_fetch_timeout: float = 30.0
+
+    @property
+    def fetch_policy(self) -> FetchPolicy:
+        return FetchPolicy(self.file_fetch_hosts, self.file_fetch_max_bytes, self.file_fetch_timeout)
 
     @property
     def db_path(self) -> Path:
@@ -55,6 +66,24 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     env_arg(parser, "--body-timeout", "BODY_TIMEOUT", "seconds a client may take to send a request body", "30", float)
     env_arg(
         parser, "--lmdb-map-size", "LMDB_MAP_SIZE", "largest size of the LMDB snapshot store, bytes", str(1 << 30), int
+    )
+    env_arg(
+        parser,
+        "--file-fetch-hosts",
+        "FILE_FETCH_HOSTS",
+        "comma-separated hosts (or host:port) whose Airborne file URLs are downloaded to record size and checksum",
+        "",
+    )
+    env_arg(
+        parser,
+        "--file-fetch-max-bytes",
+        "FILE_FETCH_MAX_BYTES",
+        "largest Airborne file downloaded",
+        str(256 << 20),
+        int,
+    )
+    env_arg(
+        parser, "--file-fetch-timeout", "FILE_FETCH_TIMEOUT", "longest Airborne file download, seconds", "30", float
     )
 
 
@@ -85,4 +114,7 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         max_body_bytes=int(ns.max_body_bytes),
         body_timeout=float(ns.body_timeout),
         lmdb_map_size=int(ns.lmdb_map_size),
+        file_fetch_hosts=parse_hosts(ns.file_fetch_hosts),
+        file_fetch_max_bytes=int(ns.file_fetch_max_bytes),
+        file_fetch_timeout=float(ns.file_fetch_timeout),
     )

@@ -11,6 +11,10 @@ discarded → ``DISCARDED``: every device it had goes back to what it gets witho
 traffic sends back exactly the devices whose bucket is above the new line (the edge's bucketing is
 deterministic). The first release of an application has nothing to compare with and goes live at
 once (concluded with experimental). One release per dimension context can be open at a time.
+
+A release whose files are not all verified (a size and a SHA-256 checksum recorded, see
+``files.py``) cannot go live: it is created as a draft even when it is the first, and ramping it
+above 0% or concluding it with the experimental variant is a 409 naming the files.
 """
 
 from __future__ import annotations
@@ -176,6 +180,21 @@ def _split_package(
     return chosen.get("important", rest), rest if "important" in chosen else []
 
 
+def unverified_files(package: dict[str, Any], resources: list[dict[str, Any]]) -> list[str]:
+    """File ids of a release (index, package files, resources) with no size or checksum."""
+    files = [package["index"], *package["important"], *package["lazy"], *resources]
+    return [f["file_id"] for f in files if not f.get("checksum") or not f.get("size")]
+
+
+def _must_be_verified(row: sqlite3.Row, action: str) -> None:
+    pending = unverified_files(loads(row["package"]), loads(row["resources"]))
+    if pending:
+        raise conflict(
+            f"release {row['id']} cannot be {action}: files {pending} are not verified (no size and checksum);"
+            " add their host to the control plane's fetch allow-list and create them again, or send size and checksum"
+        )
+
+
 def _next(db: sqlite3.Connection, column: str, project_id: str) -> int:
     return next_number(db, "ab_releases", column, project_id)
 
@@ -253,7 +272,8 @@ async def create_release(ctx: Ctx) -> Any:
             "important": [served_file(r) for r in important],
             "lazy": [served_file(r) for r in lazy],
         }
-        first = not rs.live_release_ids(db, app.id)
+        served_resources = [served_file(r) for r in resources]
+        first = not rs.live_release_ids(db, app.id) and not unverified_files(package, served_resources)
         now = now_iso()
         release_id = new_id()
         db.execute(
@@ -266,7 +286,7 @@ async def create_release(ctx: Ctx) -> Any:
                 pkg["version"],
                 dumps(config),
                 dumps(package),
-                dumps([served_file(r) for r in resources]),
+                dumps(served_resources),
                 dumps(context),
                 context_key,
                 "CONCLUDED" if first else "CREATED",
@@ -339,6 +359,8 @@ async def ramp_release(ctx: Ctx) -> Any:
         app = app_access(ctx, w.db, "write")
         row = _release(w.db, app.id, release_id)
         _open(row, "ramped")
+        if body.traffic_percentage > 0:
+            _must_be_verified(row, "ramped")
         # Once ramped, a release stays INPROGRESS even at 0% (it was seen by devices; the audit
         # log and the list show it as running until it is concluded or discarded).
         status = "INPROGRESS" if body.traffic_percentage > 0 else row["status"]
@@ -388,6 +410,8 @@ async def conclude_release(ctx: Ctx) -> Any:
                 "chosen_variant",
                 "not_found",
             )
+        if chosen["variant_type"] == "experimental":
+            _must_be_verified(row, "concluded with its experimental variant")
         now = now_iso()
         w.db.execute(
             "UPDATE ab_releases SET status = 'CONCLUDED', chosen_variant = ?, concluded_at = ?, concluded_seq = ?,"

@@ -224,8 +224,11 @@ class RouteSpec:
 
 
 class Router:
-    def __init__(self, tag: str) -> None:
+    """Routes of one resource; ``shape`` is the error shape of all of them (DESIGN.md section 5b)."""
+
+    def __init__(self, tag: str, shape: Shape = "envelope") -> None:
         self.tag = tag
+        self.shape = shape
         self.specs: list[RouteSpec] = []
 
     def route(
@@ -240,12 +243,23 @@ class Router:
         status: int = 200,
         headers: tuple[str, ...] = (),
         responses: tuple[int, ...] = (),
-        shape: Shape = "envelope",
+        shape: Shape | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.specs.append(
                 RouteSpec(
-                    method, path, handler, summary, self.tag, body, query, auth, status, headers, responses, shape
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    self.tag,
+                    body,
+                    query,
+                    auth,
+                    status,
+                    headers,
+                    responses,
+                    shape or self.shape,
                 )
             )
             return handler

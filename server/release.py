@@ -334,7 +334,7 @@ def serve_body(content: Mapping[str, Any]) -> Served:
     config = content["config"]
     package = content["package"]
     index = package["index"]
-    doc = {
+    doc: dict[str, Any] = {
         "version": str(config.get("version", "")),
         "config": {
             "version": int(config.get("config_number", 0)),
@@ -351,6 +351,11 @@ def serve_body(content: Mapping[str, Any]) -> Served:
         },
         "resources": [_file(f) for f in content.get("resources") or []],
     }
+    # Fields Airborne's own server also serves, present when the release was created with them.
+    if "release_config_timeout" in config:
+        doc["config"]["release_config_timeout"] = int(config["release_config_timeout"])
+    if "name" in package:
+        doc["package"] = {"name": str(package["name"]), **doc["package"]}
     body = orjson.dumps(doc)
     return Served(body, etag_of(body))
 

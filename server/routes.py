@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import compile_path
 
-from server.errors import ENVELOPE, OFREP, Shape
+from server.errors import AIRBORNE, ENVELOPE, OFREP, Shape
 from server.events import FLAG_EVENT, EventIntake
 from server.ofrep import ANY_METHOD, OfrepApi
 from server.release import release_endpoint
@@ -119,8 +119,13 @@ ROUTES: tuple[Api, ...] = (
     _ofrep("/ofrep/v1/evaluate/flags", lambda h: h.ofrep.evaluate_flags),
     _ofrep("/ofrep/v1/configuration", lambda h: h.ofrep.configuration),
     _ofrep("/ofrep/v1/stream", lambda h: h.ofrep.stream, shed=False, cors_headers=OFREP_STREAM),
-    # Airborne releases (the envelope until the Airborne routes switch to their own shape).
-    Api("/release/{organisation}/{application}", lambda h: h.release, cors_headers=("x-dimensions", "x-dimension")),
+    # Airborne releases, in Airborne's error shape.
+    Api(
+        "/release/{organisation}/{application}",
+        lambda h: h.release,
+        shape=AIRBORNE,
+        cors_headers=("x-dimensions", "x-dimension"),
+    ),
     # Probes: never shed, an orchestrator must not take out a worker that is merely busy.
     Api("/health", lambda h: h.edge.health, shed=False),
     Api("/ready", lambda h: h.edge.ready, shed=False),

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.control_plane.airborne_support import make_app
-from tests.control_plane.conftest import Api, assert_error
+from tests.control_plane.conftest import Api, assert_error, error_of
 from tests.control_plane.devcycle_support import project, target
 
 D = "/organisations/applications/dimension"
@@ -35,7 +35,7 @@ def deep_text(depth: int) -> str:
 
 
 def _fields(r: Any) -> list[str]:
-    return [d["field"] for d in r.json()["error"]["details"]]
+    return [d["field"] for d in error_of(r.json())["details"]]
 
 
 @pytest.mark.parametrize("depth", [33, 300, 1000])

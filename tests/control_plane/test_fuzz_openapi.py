@@ -152,7 +152,14 @@ class World:
             self.call(
                 "POST",
                 "/file",
-                {"file_path": file_path, "url": f"https://cdn.example.com/{file_path}", "tag": "latest"},
+                # Size and checksum as Airborne's CLI sends them: releases of verified files go live.
+                {
+                    "file_path": file_path,
+                    "url": f"https://cdn.example.com/{file_path}",
+                    "tag": "latest",
+                    "size": 1,
+                    "checksum": "ab" * 32,
+                },
                 h,
             )
         self.call("POST", "/packages", {"index": "index.js", "tag": "latest", "files": ["fz.js"]}, h)

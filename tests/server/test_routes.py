@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from server.app import create_app
-from server.errors import ENVELOPE, OFREP
+from server.errors import AIRBORNE, ENVELOPE, OFREP
 from server.routes import CORS_ALLOW_HEADERS, HOT_SHAPES, NEVER_SHED, ROUTES, shape_for
 from server.settings import EdgeSettings
 
@@ -39,7 +39,7 @@ def test_error_shape_of_a_path() -> None:
     assert shape_for("/ofrep/v1/evaluate/flags/some/flag") == OFREP
     assert shape_for("/ofrep/v1/stream") == OFREP
     assert shape_for("/features/evaluated") == ENVELOPE
-    assert shape_for("/release/acme/app") == ENVELOPE
+    assert shape_for("/release/acme/app") == AIRBORNE
     assert shape_for("/no/such/route") == ENVELOPE
 
 
@@ -64,7 +64,7 @@ def test_cors_preflight_allows_the_reflag_sdk_version_header(tmp_path: Path) -> 
 def test_404_and_405_speak_the_shape_of_the_path(tmp_path: Path) -> None:
     with TestClient(create_app(EdgeSettings(data_dir=tmp_path))) as client:
         assert client.get("/nope").json()["error"]["code"] == "not_found"
-        assert client.post("/release/acme/app").json()["error"]["code"] == "method_not_allowed"
+        assert client.post("/release/acme/app").json()["code"] == "method_not_allowed"
         wrong = client.get("/ofrep/v1/evaluate/flags")
         assert wrong.status_code == 405 and wrong.json() == {
             "errorCode": "GENERAL",

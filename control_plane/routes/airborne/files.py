@@ -30,7 +30,7 @@ from control_plane.routes.airborne.models import (
 )
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-files")
+router = Router("airborne-files", shape="airborne")
 
 
 def file_view(row: sqlite3.Row) -> dict[str, Any]:

@@ -55,7 +55,7 @@ from control_plane.routes.airborne.models import (
 )
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-releases")
+router = Router("airborne-releases", shape="airborne")
 
 STATUSES = ("CREATED", "INPROGRESS", "CONCLUDED", "DISCARDED")
 OPEN = ("CREATED", "INPROGRESS")
@@ -253,8 +253,8 @@ async def create_release(ctx: Ctx) -> Any:
 
         base = latest_config(db, app.id)
         overrides = body.config or AirborneReleaseConfig()
-        config = {
-            "version": base["config_version"] if base else f"v{pkg['version']}",
+        config: dict[str, Any] = {
+            "version": overrides.version or (base["config_version"] if base else f"v{pkg['version']}"),
             "config_number": base["number"] if base else 0,
             "boot_timeout": overrides.boot_timeout
             if overrides.boot_timeout is not None
@@ -264,7 +264,9 @@ async def create_release(ctx: Ctx) -> Any:
             else (base["package_timeout"] if base else DEFAULT_TIMEOUT_MS),
             "properties": {**(loads(base["properties"]) if base else {}), **(overrides.properties or {})},
         }
-        package = {
+        if overrides.release_config_timeout is not None:
+            config["release_config_timeout"] = overrides.release_config_timeout
+        package: dict[str, Any] = {
             "version": pkg["version"],
             "tag": pkg["tag"],
             "index": served_file(index),
@@ -272,6 +274,8 @@ async def create_release(ctx: Ctx) -> Any:
             "important": [served_file(r) for r in important],
             "lazy": [served_file(r) for r in lazy],
         }
+        if body.package is not None and body.package.name:
+            package["name"] = body.package.name
         served_resources = [served_file(r) for r in resources]
         first = not rs.live_release_ids(db, app.id) and not unverified_files(package, served_resources)
         now = now_iso()

@@ -20,7 +20,7 @@ from contract.client_address import ClientAddress
 from contract.lifecycle import die_with_master
 from contract.store_recovery import recover_damaged_store
 from control_plane import snapshots
-from control_plane.errors import ApiError
+from control_plane.errors import ApiError, Shape
 from control_plane.events_consumer import start_consumer_thread
 from control_plane.group_commit import GroupCommits
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
@@ -126,10 +126,17 @@ def create_app(settings: Settings) -> Starlette:
             }
         return JSON(body, status_code=200 if body["ready"] else 503)
 
+    # A path under an Airborne route that matched no route (a 404/405 from routing) answers in
+    # Airborne's shape too: its clients parse that shape whatever went wrong.
+    airborne_prefixes = tuple(
+        {spec.path.split("{")[0] for router in ROUTERS for spec in router.specs if spec.shape == "airborne"}
+    )
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         message = {404: "no such route", 405: "method not allowed"}.get(status, "request failed")
-        return error_response(request, ApiError(status, message))
+        shape: Shape = "airborne" if request.url.path.startswith(airborne_prefixes) else "envelope"
+        return error_response(request, ApiError(status, message), shape)
 
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {HTTPException: http_error}
     routes = [Route("/openapi.json", openapi_json), Route("/health", health), Route("/ready", ready)]

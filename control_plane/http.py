@@ -240,8 +240,11 @@ class RouteSpec:
 
 
 class Router:
-    def __init__(self, tag: str) -> None:
+    """Routes of one resource; ``shape`` is the error shape of all of them (DESIGN.md section 5b)."""
+
+    def __init__(self, tag: str, shape: Shape = "envelope") -> None:
         self.tag = tag
+        self.shape = shape
         self.specs: list[RouteSpec] = []
 
     def route(
@@ -256,7 +259,7 @@ class Router:
         status: int = 200,
         headers: tuple[str, ...] = (),
         responses: tuple[int, ...] = (),
-        shape: Shape = "envelope",
+        shape: Shape | None = None,
         keys: KeyAccess | None = None,
         max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
@@ -274,7 +277,7 @@ class Router:
                     status,
                     headers,
                     responses,
-                    shape,
+                    shape or self.shape,
                     keys,
                     max_body,
                 )

@@ -23,6 +23,17 @@ _DESCRIPTIONS = {
     429: "Rate limited",
 }
 
+DETAILS_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "field": {"type": "string"},
+            "code": {"type": "string"},
+            "message": {"type": "string"},
+        },
+    },
+}
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error"],
@@ -33,22 +44,24 @@ ERROR_SCHEMA: dict[str, Any] = {
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
-                "details": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "field": {"type": "string"},
-                            "code": {"type": "string"},
-                            "message": {"type": "string"},
-                        },
-                    },
-                },
+                "details": DETAILS_SCHEMA,
                 "request_id": {"type": "string"},
             },
         }
     },
 }
+# Airborne routes: the seed's {"error": "<message>"} with our fields beside it (DESIGN.md 5b).
+AIRBORNE_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "code", "details", "request_id"],
+    "properties": {
+        "error": {"type": "string", "description": "The message"},
+        "code": {"type": "string"},
+        "details": DETAILS_SCHEMA,
+        "request_id": {"type": "string"},
+    },
+}
+ERROR_REFS = {"envelope": "ErrorEnvelope", "airborne": "AirborneError"}
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +73,7 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
 
 
 def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
-    components: dict[str, Any] = {"ErrorEnvelope": ERROR_SCHEMA}
+    components: dict[str, Any] = {"ErrorEnvelope": ERROR_SCHEMA, "AirborneError": AIRBORNE_ERROR_SCHEMA}
     paths: dict[str, Any] = {}
     for router in routers:
         for spec in router.specs:
@@ -90,7 +103,11 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
             for code in sorted(errors):
                 responses[str(code)] = {
                     "description": _DESCRIPTIONS.get(code, "Error"),
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}},
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": f"#/components/schemas/{ERROR_REFS.get(spec.shape, 'ErrorEnvelope')}"}
+                        }
+                    },
                 }
             op: dict[str, Any] = {
                 "operationId": spec.handler.__name__,

@@ -9,9 +9,11 @@ Resolution the edge applies to a request's ``x-dimensions`` context (a JSON obje
 2. A release context (``dimensions``) matches when every one of its dimensions has exactly that
    value. ``live`` is ordered by ``weight`` (sum of ``2**position`` of its dimensions; more
    specific first) then by recency: the first match is the baseline that serves the request.
-3. ``experiments`` (same order) are releases being ramped: the first match sends
-   ``traffic_percentage`` percent of traffic (bucketed by the client's toss/identifier) to its
-   ``experimental`` content; everybody else gets the baseline (its ``control`` variant).
+3. ``experiments`` (same order) are open releases with traffic above 0% (a draft or a release
+   ramped down to 0% is left out: it never shields anyone). The edge merges both lists into one
+   chain, most specific first and an experiment ahead of the live release of its own weight, and
+   serves the first step that takes the client (``server/release.py`` and the README state the
+   rule): a client only enters an experiment whose release would otherwise be its live release.
 
 This module also holds the pieces of cohort logic the routes share: SemVer parsing with the
 evaluator's lenient rules, checkpoint ordering, rule building and rule validation.
@@ -227,7 +229,7 @@ def release_snapshot(db: sqlite3.Connection, project_id: str) -> dict[str, Any]:
                 "concluded_at": row["concluded_at"],
             }
             live.append((w, int(row["concluded_seq"]), entry))
-        elif row["status"] in ("CREATED", "INPROGRESS"):
+        elif row["status"] in ("CREATED", "INPROGRESS") and row["traffic_percentage"] > 0:
             entry = {
                 "id": row["id"],
                 "experiment_id": row["id"],

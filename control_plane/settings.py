@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract.client_address import parse_networks
+from control_plane.bundle_fetch import FetchPolicy, parse_hosts
 
 ENV_PREFIX = "FLAGEDGE_"
 
@@ -44,6 +45,15 @@ class Settings:
     api_v1_burst_per_key: float = 200.0
     api_v1_rate_per_address: float = 10.0
     api_v1_burst_per_address: float = 20.0
+    # Airborne files: hosts the control plane may download to record size and checksum (empty:
+    # none), the largest file and the longest download (control_plane/bundle_fetch.py).
+    file_fetch_hosts: frozenset[str] = frozenset()
+    file_fetch_max_bytes: int = 256 << 20
+    file_fetch_timeout: float = 30.0
+
+    @property
+    def fetch_policy(self) -> FetchPolicy:
+        return FetchPolicy(self.file_fetch_hosts, self.file_fetch_max_bytes, self.file_fetch_timeout)
 
     @property
     def db_path(self) -> Path:
@@ -104,6 +114,24 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         "reverse proxies (addresses/CIDRs, comma-separated) whose X-Forwarded-For names the client",
         "",
     )
+    env_arg(
+        parser,
+        "--file-fetch-hosts",
+        "FILE_FETCH_HOSTS",
+        "comma-separated hosts (or host:port) whose Airborne file URLs are downloaded to record size and checksum",
+        "",
+    )
+    env_arg(
+        parser,
+        "--file-fetch-max-bytes",
+        "FILE_FETCH_MAX_BYTES",
+        "largest Airborne file downloaded",
+        str(256 << 20),
+        int,
+    )
+    env_arg(
+        parser, "--file-fetch-timeout", "FILE_FETCH_TIMEOUT", "longest Airborne file download, seconds", "30", float
+    )
     for flag, env, help_text, default in _API_V1_LIMITS:
         env_arg(parser, flag, env, help_text, default, float)
 
@@ -163,6 +191,9 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         api_v1_burst_per_key=float(ns.api_v1_burst_per_key),
         api_v1_rate_per_address=float(ns.api_v1_rate_per_address),
         api_v1_burst_per_address=float(ns.api_v1_burst_per_address),
+        file_fetch_hosts=parse_hosts(ns.file_fetch_hosts),
+        file_fetch_max_bytes=int(ns.file_fetch_max_bytes),
+        file_fetch_timeout=float(ns.file_fetch_timeout),
     )
 
 
@@ -190,6 +221,9 @@ def to_env(settings: Settings) -> dict[str, str]:
         "REDIS_RETENTION_SECONDS": str(settings.redis_retention_seconds),
         "REDIS_RETENTION_BYTES": str(settings.redis_retention_bytes),
         "TRUSTED_PROXIES": settings.trusted_proxies,
+        "FILE_FETCH_HOSTS": ",".join(sorted(settings.file_fetch_hosts)),
+        "FILE_FETCH_MAX_BYTES": str(settings.file_fetch_max_bytes),
+        "FILE_FETCH_TIMEOUT": str(settings.file_fetch_timeout),
         "API_V1_RATE_PER_KEY": str(settings.api_v1_rate_per_key),
         "API_V1_BURST_PER_KEY": str(settings.api_v1_burst_per_key),
         "API_V1_RATE_PER_ADDRESS": str(settings.api_v1_rate_per_address),

@@ -9,14 +9,27 @@ The control plane publishes one value per application in the LMDB ``releases`` t
    and booleans in their JSON spelling); a ``null`` is an absent dimension;
 2. computes every cohort dimension from its JSON Logic rule (a value the client sent for a cohort
    dimension is replaced);
-3. picks the baseline: the first ``live`` release whose dimensions all equal the context
-   (``live`` is ordered most specific first);
-4. if the first matching ``experiments`` entry buckets this client in (``bucket < traffic``) it
-   serves that release's experimental content, else the baseline. The bucket is
-   ``(murmur3_32("{experiment_id}.{toss}") * 10000) >> 32`` out of 10000, so raising the traffic
-   keeps everyone who was already in. ``toss`` is the client's stable identifier: the ``toss``
-   dimension of the context, else the ``toss`` query parameter (Airborne clients send it there).
-   Without one, a client gets the baseline until the experiment reaches 100%.
+3. walks the application's release chain (below) and serves the first step that takes the
+   client: a live release takes every client it matches; an experiment takes a client it matches
+   only when the client's bucket is inside its traffic.
+
+The chain (the README's "Which release a device gets" states the same rule): every live release
+and every experiment with traffic above 0%, most specific first (``weight``: the sum of
+``2**position`` of the release's dimensions), and at equal specificity the experiment ahead of the
+live release it would replace, then the newest first. A release context matches when each of its
+dimensions equals the context's. So a client only enters an experiment whose release would be its
+live release if the experiment were concluded now; a more specific live release stops the walk
+before any broader experiment; a draft (CREATED, 0%) or an experiment ramped down to 0% is not in
+the chain and shields nobody; a client outside one experiment's traffic goes on to whatever it
+would get without that experiment.
+
+The bucket is ``(murmur3_32("{experiment_id}.{identifier}") * 10000) >> 32`` out of 10000 and a
+client is in when ``bucket < traffic * 100``: raising the traffic keeps everyone who was already
+in, lowering it sends back exactly the devices above the new line, deterministically. The
+identifier is the first of: the ``toss`` query parameter (what Airborne's own server reads; the
+Airborne SDKs fetch the release config URL the app gives them, so an app puts ``?toss=<device
+id>`` there), else the first of the dimensions :data:`IDENTIFIER_DIMENSIONS` in ``x-dimensions``.
+Without one, a client gets what it would get without the experiment until it reaches 100%.
 
 Each application's value is compiled once per snapshot value (not per request): rules are checked,
 group cohorts become a member → cohort dictionary, checkpoint rules keep a memo per input value
@@ -59,6 +72,9 @@ MAX_DIMENSIONS = 64
 MAX_KEY_CHARS = 64
 MAX_VALUE_CHARS = 256
 MAX_TOSS_CHARS = 256
+# Dimensions that identify a device for bucketing when the request has no ``toss`` parameter,
+# in the order they are looked for (names a mobile client commonly sends).
+IDENTIFIER_DIMENSIONS = ("toss", "device_id", "deviceId", "user_id", "userId")
 MEMO_ENTRIES = 10_000
 BUCKETS = 10_000
 CACHE_CONTROL = "no-cache"
@@ -318,7 +334,7 @@ def serve_body(content: Mapping[str, Any]) -> Served:
     config = content["config"]
     package = content["package"]
     index = package["index"]
-    doc = {
+    doc: dict[str, Any] = {
         "version": str(config.get("version", "")),
         "config": {
             "version": int(config.get("config_number", 0)),
@@ -335,6 +351,11 @@ def serve_body(content: Mapping[str, Any]) -> Served:
         },
         "resources": [_file(f) for f in content.get("resources") or []],
     }
+    # Fields Airborne's own server also serves, present when the release was created with them.
+    if "release_config_timeout" in config:
+        doc["config"]["release_config_timeout"] = int(config["release_config_timeout"])
+    if "name" in package:
+        doc["package"] = {"name": str(package["name"]), **doc["package"]}
     body = orjson.dumps(doc)
     return Served(body, etag_of(body))
 
@@ -356,26 +377,31 @@ def _matches(conditions: tuple[tuple[str, str], ...], context: Context) -> bool:
 
 
 @dataclass(frozen=True)
-class Live:
+class Step:
+    """One release of the chain: live (``traffic`` None) or an experiment with its traffic."""
+
     id: str
     conditions: tuple[tuple[str, str], ...]
+    traffic: int | None
     served: Served
 
 
-@dataclass(frozen=True)
-class Experiment:
-    id: str
-    conditions: tuple[tuple[str, str], ...]
-    traffic: int
-    served: Served
+def identifier_of(sent: Context, toss: str | None) -> str | None:
+    """The device's bucketing identifier: ``?toss=``, else the first identifier dimension sent."""
+    if toss is not None:
+        return toss
+    for name in IDENTIFIER_DIMENSIONS:
+        value = sent.get(name)
+        if value:
+            return value
+    return None
 
 
 @dataclass
 class CompiledRelease:
     source: Any
     cohorts: list[CohortDimension]
-    live: list[Live]
-    experiments: list[Experiment]
+    chain: list[Step]
 
     def context(self, sent: Context) -> Context:
         context = dict(sent)
@@ -386,18 +412,24 @@ class CompiledRelease:
         return context
 
     def resolve(self, sent: Context, toss: str | None) -> Served | None:
-        """What serves this client: an experiment's experimental content, else the baseline (or None)."""
+        """The first step of the chain that takes this client (None: no release for it)."""
         context = self.context(sent)
-        identifier = context.get("toss", toss)
-        for exp in self.experiments:
-            if _matches(exp.conditions, context):
-                if in_experiment(exp.id, exp.traffic, identifier):
-                    return exp.served
-                break
-        for live in self.live:
-            if _matches(live.conditions, context):
-                return live.served
+        identifier = identifier_of(sent, toss)
+        for step in self.chain:
+            if not _matches(step.conditions, context):
+                continue
+            if step.traffic is None or in_experiment(step.id, step.traffic, identifier):
+                return step.served
         return None
+
+
+def build_chain(live: list[tuple[int, Step]], experiments: list[tuple[int, Step]]) -> list[Step]:
+    """Most specific first; at one weight experiments before live; each list keeps its own (newest
+    first) order, as the control plane publishes it. 0% experiments are left out."""
+    ranked = [(-w, 0, i, step) for i, (w, step) in enumerate(experiments) if step.traffic]
+    ranked += [(-w, 1, i, step) for i, (w, step) in enumerate(live)]
+    ranked.sort(key=lambda t: t[:3])
+    return [step for *_, step in ranked]
 
 
 def compile_release(value: Any) -> CompiledRelease:
@@ -407,13 +439,19 @@ def compile_release(value: Any) -> CompiledRelease:
         raise ReleaseDataError(f"unsupported release data format {found!r}")
     try:
         cohorts = [compile_cohort(d) for d in value.get("dimensions") or [] if d.get("dimension_type") == "cohort"]
-        live = [Live(str(e["id"]), _conditions(e.get("dimensions", {})), serve_body(e)) for e in value.get("live", [])]
+        live = [
+            (int(e["weight"]), Step(str(e["id"]), _conditions(e.get("dimensions", {})), None, serve_body(e)))
+            for e in value.get("live", [])
+        ]
         experiments = [
-            Experiment(
-                str(e["id"]),
-                _conditions(e.get("dimensions", {})),
-                int(e.get("traffic_percentage", 0)),
-                serve_body(e["experimental"]),
+            (
+                int(e["weight"]),
+                Step(
+                    str(e["id"]),
+                    _conditions(e.get("dimensions", {})),
+                    int(e.get("traffic_percentage", 0)),
+                    serve_body(e["experimental"]),
+                ),
             )
             for e in value.get("experiments", [])
         ]
@@ -421,7 +459,7 @@ def compile_release(value: Any) -> CompiledRelease:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ReleaseDataError(f"{type(e).__name__}: {e}") from None
-    return CompiledRelease(value, cohorts, live, experiments)
+    return CompiledRelease(value, cohorts, build_chain(live, experiments))
 
 
 @dataclass

@@ -28,7 +28,7 @@ from starlette.routing import compile_path
 from server.devcycle.bucketing import BucketingRoutes
 from server.devcycle.config import STREAM_PATH, ConfigRoutes
 from server.devcycle.events import EventRoutes
-from server.errors import DEVCYCLE, ENVELOPE, OFREP, Shape
+from server.errors import AIRBORNE, DEVCYCLE, ENVELOPE, OFREP, Shape
 from server.events import FLAG_EVENT, EventIntake
 from server.ofrep import ANY_METHOD, OfrepApi
 from server.release import release_endpoint
@@ -185,8 +185,13 @@ ROUTES: tuple[Api, ...] = (
     _devcycle("/v1/track", lambda h: h.devcycle_events.user_events),
     _devcycle("/v1/events", lambda h: h.devcycle_events.user_events),
     _devcycle("/v1/events/batch", lambda h: h.devcycle_events.batch),
-    # Airborne releases (the envelope until the Airborne routes switch to their own shape).
-    Api("/release/{organisation}/{application}", lambda h: h.release, cors_headers=("x-dimensions", "x-dimension")),
+    # Airborne releases, in Airborne's error shape.
+    Api(
+        "/release/{organisation}/{application}",
+        lambda h: h.release,
+        shape=AIRBORNE,
+        cors_headers=("x-dimensions", "x-dimension"),
+    ),
     # Probes: never shed, an orchestrator must not take out a worker that is merely busy.
     Api("/health", lambda h: h.edge.health, shed=False),
     Api("/ready", lambda h: h.edge.ready, shed=False),

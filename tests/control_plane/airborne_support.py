@@ -4,6 +4,7 @@ evaluator whenever that build implements JSON Logic)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 from dataclasses import dataclass
@@ -64,6 +65,12 @@ class App:
             return list(db.execute("SELECT * FROM audit_log WHERE action = ? ORDER BY id", (action,)))
 
     def file(self, path: str, tag: str = "latest", url: str | None = None, **extra: Any) -> dict[str, Any]:
+        """A file version; with the size and checksum of made-up content unless ``extra`` says
+        otherwise (``size=None`` leaves them out: the file stays pending)."""
+        if "size" not in extra:
+            content = f"{path}@{tag}".encode()
+            extra = {"size": len(content), "checksum": hashlib.sha256(content).hexdigest(), **extra}
+        extra = {k: v for k, v in extra.items() if v is not None}
         r = self.api.client.post(
             "/file",
             json={"file_path": path, "url": url or f"https://cdn.example.com/{path}", "tag": tag, **extra},

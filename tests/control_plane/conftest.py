@@ -84,12 +84,25 @@ class Api:
         return key
 
 
-def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    """The response is the DESIGN.md error envelope with this status and code."""
+def error_of(body: dict[str, Any]) -> dict[str, Any]:
+    """``{code, message, details, request_id}`` of an error body in either shape of DESIGN.md 5b:
+    the envelope, or Airborne's ``{"error": "<message>", "code", "details", "request_id"}``."""
+    if isinstance(body.get("error"), str):
+        assert set(body) == {"error", "code", "details", "request_id"}, body
+        return {"message": body["error"], **{k: body[k] for k in ("code", "details", "request_id")}}
+    assert set(body) == {"error"}, body
+    err: dict[str, Any] = body["error"]
+    return err
+
+
+def assert_error(response: Any, status: int, code: str, shape: str | None = None) -> dict[str, Any]:
+    """The response is a DESIGN.md error body (the envelope or, on Airborne routes, Airborne's
+    shape; ``shape`` pins which) with this status and code."""
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
-    assert set(body) == {"error"}
-    err = body["error"]
+    if shape is not None:
+        assert isinstance(body.get("error"), str) == (shape == "airborne"), body
+    err = error_of(body)
     assert err["code"] == code
     assert isinstance(err["message"], str) and err["message"]
     assert isinstance(err["details"], list)

@@ -39,7 +39,7 @@ from control_plane.app import ROUTERS, VERSION, create_app
 from control_plane.authz import RANK
 from control_plane.openapi import document
 from control_plane.settings import Settings
-from tests.control_plane.conftest import Api, User, assert_error
+from tests.control_plane.conftest import Api, User, assert_error, error_of
 
 WRITE_METHODS = ("post", "put", "patch", "delete")
 USER_ROLES = ("owner", "admin", "write", "read")
@@ -261,7 +261,17 @@ class Scene:
 
     def file(self, s: dict[str, str], path: str) -> dict[str, Any]:
         created: dict[str, Any] = self.ab_call(
-            s, "POST", "/file", {"file_path": path, "url": f"https://cdn.example.com/{path}", "tag": "latest"}
+            s,
+            "POST",
+            "/file",
+            # Size and checksum as Airborne's CLI sends them: releases of verified files go live.
+            {
+                "file_path": path,
+                "url": f"https://cdn.example.com/{path}",
+                "tag": "latest",
+                "size": 1,
+                "checksum": "ab" * 32,
+            },
         )
         return created
 
@@ -972,7 +982,7 @@ def expected_status(entry: Entry, caller: str) -> int:
 
 
 def _error(response: Any) -> tuple[str, str, list[Any]]:
-    err = response.json()["error"]
+    err = error_of(response.json())
     return err["code"], err["message"], err["details"]
 
 

@@ -22,10 +22,16 @@ RSS_GROWTH_KB = 64 * 1024
 
 
 def assert_envelope(body: bytes, status: int) -> dict[str, Any]:
-    """DESIGN.md §5b: ``{"error": {"code", "message", "details", "request_id"}}``."""
+    """DESIGN.md §5b: ``{"error": {"code", "message", "details", "request_id"}}``, or on Airborne
+    routes Airborne's ``{"error": "<message>", "code", "details", "request_id"}``."""
     doc = orjson.loads(body)
-    assert isinstance(doc, dict) and set(doc) == {"error"}, (status, body[:300])
-    error = doc["error"]
+    assert isinstance(doc, dict), (status, body[:300])
+    if isinstance(doc.get("error"), str):
+        assert set(doc) == {"error", "code", "details", "request_id"}, (status, body[:300])
+        error = {**doc, "message": doc["error"]}
+    else:
+        assert set(doc) == {"error"}, (status, body[:300])
+        error = doc["error"]
     assert isinstance(error["code"], str) and error["code"], body[:300]
     assert isinstance(error["message"], str) and error["message"], body[:300]
     assert isinstance(error["details"], list) and isinstance(error["request_id"], str), body[:300]

@@ -47,6 +47,8 @@ def _comparable(r: httpx.Response) -> tuple[int, Any, dict[str, str]]:
     body: Any = orjson.loads(r.content) if r.content else None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body["error"].pop("request_id", None)
+    elif isinstance(body, dict) and isinstance(body.get("error"), str):  # Airborne's shape
+        body.pop("request_id", None)
     headers = {k: r.headers[k] for k in ("www-authenticate", "retry-after", "content-type") if k in r.headers}
     return r.status_code, body, headers
 

@@ -21,7 +21,7 @@ from control_plane.routes.airborne.dimensions import BASE, require_dimension
 from control_plane.routes.airborne.models import AirborneCreateCheckpoint, AirborneCreateGroup, AirbornePriorityMap
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-dimensions")
+router = Router("airborne-dimensions", shape="airborne")
 
 
 def _cohort_dimension(db: sqlite3.Connection, project_id: str, name: str) -> sqlite3.Row:

@@ -12,7 +12,7 @@ from control_plane.routes.airborne.common import APP, app_access, dumps, next_nu
 from control_plane.routes.airborne.models import AirborneCreateConfig
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-releases")
+router = Router("airborne-releases", shape="airborne")
 
 
 def latest_config(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:

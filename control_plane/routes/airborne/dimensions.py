@@ -18,7 +18,7 @@ from control_plane.routes.airborne.common import APP, PageQuery, app_access, dum
 from control_plane.routes.airborne.models import AirborneCreateDimension, AirborneUpdateDimension
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-dimensions")
+router = Router("airborne-dimensions", shape="airborne")
 
 BASE = "/organisations/applications/dimension"
 RESERVED = {"create", "list"}  # path segments of the dimension routes

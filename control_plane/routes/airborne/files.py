@@ -1,9 +1,14 @@
 """Airborne files (``/file``...): versioned records of downloadable files.
 
 A file is identified by ``path@version:N`` (``N`` counts up per path) or ``path@tag:T``; a tag
-names at most one version of a path. The control plane does not download files: a file created
-without ``size`` and ``checksum`` stays ``pending`` (size 0, empty checksum). Creating a file that
-exists with the same URL/checksum returns it; with a different one it is a 409.
+names at most one version of a path. Size and checksum (SHA-256 hex, Airborne's format): when the
+URL's host is on the fetch allow-list the control plane downloads the file before saving it
+(``bundle_fetch``) and records what it measured; a download that fails is a 400 naming why, and a
+``size``/``checksum`` sent with the file must match the bytes. Off the allow-list, a size and
+checksum the uploader sends are recorded as Airborne records them (its CLI computes them from the
+bytes it uploads); without them the file stays ``pending`` (size 0, empty checksum), and a release
+holding a pending file cannot go live. Creating a file that exists with the same URL/checksum
+returns it; with a different one it is a 409.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from control_plane.errors import ApiError, conflict
+from control_plane.bundle_fetch import FetchError, fetch_digest
+from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import APP, app_access, dumps, file_id, find_file, loads, parse_file_key
 from control_plane.routes.airborne.models import (
@@ -24,7 +30,7 @@ from control_plane.routes.airborne.models import (
 )
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-files")
+router = Router("airborne-files", shape="airborne")
 
 
 def file_view(row: sqlite3.Row) -> dict[str, Any]:
@@ -94,11 +100,39 @@ def _insert_file(db: sqlite3.Connection, project_id: str, f: AirborneFileFields)
     return row
 
 
+async def _measured(ctx: Ctx, files: list[AirborneFileFields], field: str) -> list[AirborneFileFields]:
+    """``files`` with the size and checksum measured from their URLs where the allow-list permits.
+
+    The caller's write access is checked first, so nobody without it makes the control plane
+    download anything."""
+    with ctx.services.store.read() as db:
+        app_access(ctx, db, "write")
+    policy = ctx.services.settings.fetch_policy
+    out: list[AirborneFileFields] = []
+    for i, f in enumerate(files):
+        where = field.format(i=i)
+        if not policy.allows(f.url):
+            out.append(f)
+            continue
+        try:
+            digest = await fetch_digest(f.url, policy)
+        except FetchError as e:
+            raise validation(f"{f.url} cannot be verified: {e}", f"{where}url", "fetch_failed") from None
+        if f.checksum is not None and (f.checksum.lower(), f.size) != (digest.checksum, digest.size):
+            raise validation(
+                f"{f.url} has size {digest.size} and checksum {digest.checksum}, not the ones sent",
+                f"{where}checksum",
+                "checksum_mismatch",
+            )
+        out.append(f.model_copy(update={"size": digest.size, "checksum": digest.checksum}))
+    return out
+
+
 @router.route(
     "POST", "/file", summary="Create a file version from a URL", body=AirborneCreateFile, headers=APP, responses=(409,)
 )
 async def create_file(ctx: Ctx) -> Any:
-    body: AirborneCreateFile = ctx.body
+    body = (await _measured(ctx, [ctx.body], ""))[0]
 
     def change(w: Write) -> dict[str, Any]:
         app = app_access(ctx, w.db, "write")
@@ -133,7 +167,8 @@ async def create_file(ctx: Ctx) -> Any:
     responses=(409,),
 )
 async def bulk_create_files(ctx: Ctx) -> Any:
-    body: AirborneBulkFiles = ctx.body
+    sent: AirborneBulkFiles = ctx.body
+    body = sent.model_copy(update={"files": await _measured(ctx, sent.files, "files[{i}].")})
 
     def change(w: Write) -> dict[str, Any]:
         app = app_access(ctx, w.db, "write")

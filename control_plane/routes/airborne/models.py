@@ -189,10 +189,19 @@ class AirborneCreateConfig(Body):
 
 
 class AirborneReleaseConfig(BaseModel):
+    """A release's config overrides; the fields Airborne's CLI sends (``release_config_timeout``,
+    ``version``) are accepted too."""
+
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
 
+    version: str | None = Field(
+        default=None, max_length=64, description="Config version name (default: the application config's)"
+    )
     boot_timeout: Timeout | None = None
     package_timeout: Timeout | None = None
+    release_config_timeout: Timeout | None = Field(
+        default=None, description="How long the SDK waits for the release config (served as sent)"
+    )
     properties: dict[str, Any] | None = Field(default=None, description="Merged over the application config's")
 
     _check = field_validator("properties")(_bounded)
@@ -201,6 +210,7 @@ class AirborneReleaseConfig(BaseModel):
 class AirborneReleasePackage(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
 
+    name: str | None = Field(default=None, max_length=128, description="Package name (Airborne's CLI: its namespace)")
     properties: dict[str, Any] | None = None
     important: list[FileKeyStr] | None = Field(default=None, max_length=1000)
     lazy: list[FileKeyStr] | None = Field(default=None, max_length=1000)

@@ -26,7 +26,7 @@ from control_plane.routes.airborne.common import (
 from control_plane.routes.airborne.models import AirborneCreatePackage, PackageListQuery, PackageQuery
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-files")
+router = Router("airborne-files", shape="airborne")
 
 
 def package_view(row: sqlite3.Row) -> dict[str, Any]:

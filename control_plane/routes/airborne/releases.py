@@ -5,11 +5,16 @@ extra ``resources``, a config (the application's latest config with the release'
 a dimension context. It is an experiment with two variants: ``control`` (whatever serves that
 context today) and ``experimental`` (this release).
 
-State machine: ``CREATED`` (traffic 0) → ramp → ``INPROGRESS`` (traffic only goes up, 0..100) →
-conclude with a variant → ``CONCLUDED``. ``CREATED`` can also be discarded → ``DISCARDED``;
-to stop a release in progress, conclude it with the control variant. The first release of an
-application has nothing to compare with and goes live at once (concluded with experimental).
-One release per dimension context can be open (CREATED or INPROGRESS) at a time.
+State machine: ``CREATED`` (traffic 0) → ramp → ``INPROGRESS`` (traffic 0..100, up or down) →
+conclude with a variant → ``CONCLUDED``. An open release (``CREATED`` or ``INPROGRESS``) can be
+discarded → ``DISCARDED``: every device it had goes back to what it gets without it. Lowering the
+traffic sends back exactly the devices whose bucket is above the new line (the edge's bucketing is
+deterministic). The first release of an application has nothing to compare with and goes live at
+once (concluded with experimental). One release per dimension context can be open at a time.
+
+A release whose files are not all verified (a size and a SHA-256 checksum recorded, see
+``files.py``) cannot go live: it is created as a draft even when it is the first, and ramping it
+above 0% or concluding it with the experimental variant is a 409 naming the files.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ from control_plane.routes.airborne.models import (
 )
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-releases")
+router = Router("airborne-releases", shape="airborne")
 
 STATUSES = ("CREATED", "INPROGRESS", "CONCLUDED", "DISCARDED")
 OPEN = ("CREATED", "INPROGRESS")
@@ -175,6 +180,21 @@ def _split_package(
     return chosen.get("important", rest), rest if "important" in chosen else []
 
 
+def unverified_files(package: dict[str, Any], resources: list[dict[str, Any]]) -> list[str]:
+    """File ids of a release (index, package files, resources) with no size or checksum."""
+    files = [package["index"], *package["important"], *package["lazy"], *resources]
+    return [f["file_id"] for f in files if not f.get("checksum") or not f.get("size")]
+
+
+def _must_be_verified(row: sqlite3.Row, action: str) -> None:
+    pending = unverified_files(loads(row["package"]), loads(row["resources"]))
+    if pending:
+        raise conflict(
+            f"release {row['id']} cannot be {action}: files {pending} are not verified (no size and checksum);"
+            " add their host to the control plane's fetch allow-list and create them again, or send size and checksum"
+        )
+
+
 def _next(db: sqlite3.Connection, column: str, project_id: str) -> int:
     return next_number(db, "ab_releases", column, project_id)
 
@@ -233,8 +253,8 @@ async def create_release(ctx: Ctx) -> Any:
 
         base = latest_config(db, app.id)
         overrides = body.config or AirborneReleaseConfig()
-        config = {
-            "version": base["config_version"] if base else f"v{pkg['version']}",
+        config: dict[str, Any] = {
+            "version": overrides.version or (base["config_version"] if base else f"v{pkg['version']}"),
             "config_number": base["number"] if base else 0,
             "boot_timeout": overrides.boot_timeout
             if overrides.boot_timeout is not None
@@ -244,7 +264,9 @@ async def create_release(ctx: Ctx) -> Any:
             else (base["package_timeout"] if base else DEFAULT_TIMEOUT_MS),
             "properties": {**(loads(base["properties"]) if base else {}), **(overrides.properties or {})},
         }
-        package = {
+        if overrides.release_config_timeout is not None:
+            config["release_config_timeout"] = overrides.release_config_timeout
+        package: dict[str, Any] = {
             "version": pkg["version"],
             "tag": pkg["tag"],
             "index": served_file(index),
@@ -252,7 +274,10 @@ async def create_release(ctx: Ctx) -> Any:
             "important": [served_file(r) for r in important],
             "lazy": [served_file(r) for r in lazy],
         }
-        first = not rs.live_release_ids(db, app.id)
+        if body.package is not None and body.package.name:
+            package["name"] = body.package.name
+        served_resources = [served_file(r) for r in resources]
+        first = not rs.live_release_ids(db, app.id) and not unverified_files(package, served_resources)
         now = now_iso()
         release_id = new_id()
         db.execute(
@@ -265,7 +290,7 @@ async def create_release(ctx: Ctx) -> Any:
                 pkg["version"],
                 dumps(config),
                 dumps(package),
-                dumps([served_file(r) for r in resources]),
+                dumps(served_resources),
                 dumps(context),
                 context_key,
                 "CONCLUDED" if first else "CREATED",
@@ -325,7 +350,7 @@ def _open(row: sqlite3.Row, action: str) -> None:
 @router.route(
     "POST",
     "/releases/{release_id}/ramp",
-    summary="Raise the experimental variant's traffic (0..100)",
+    summary="Set the experimental variant's traffic (0..100, up or down)",
     body=AirborneRamp,
     headers=APP,
     responses=(409,),
@@ -338,12 +363,10 @@ async def ramp_release(ctx: Ctx) -> Any:
         app = app_access(ctx, w.db, "write")
         row = _release(w.db, app.id, release_id)
         _open(row, "ramped")
-        if body.traffic_percentage < row["traffic_percentage"]:
-            raise validation(
-                f"traffic can only go up (now {row['traffic_percentage']}); conclude with the control variant to stop",
-                "traffic_percentage",
-                "decrease",
-            )
+        if body.traffic_percentage > 0:
+            _must_be_verified(row, "ramped")
+        # Once ramped, a release stays INPROGRESS even at 0% (it was seen by devices; the audit
+        # log and the list show it as running until it is concluded or discarded).
         status = "INPROGRESS" if body.traffic_percentage > 0 else row["status"]
         w.db.execute(
             "UPDATE ab_releases SET traffic_percentage = ?, status = ?, updated_at = ? WHERE id = ?",
@@ -391,6 +414,8 @@ async def conclude_release(ctx: Ctx) -> Any:
                 "chosen_variant",
                 "not_found",
             )
+        if chosen["variant_type"] == "experimental":
+            _must_be_verified(row, "concluded with its experimental variant")
         now = now_iso()
         w.db.execute(
             "UPDATE ab_releases SET status = 'CONCLUDED', chosen_variant = ?, concluded_at = ?, concluded_seq = ?,"
@@ -418,7 +443,7 @@ async def conclude_release(ctx: Ctx) -> Any:
 @router.route(
     "POST",
     "/releases/{release_id}/discard",
-    summary="Discard a release that has not been ramped",
+    summary="Discard an open release (created or ramped); its devices go back to their live release",
     body=AirborneDiscard,
     headers=APP,
     responses=(409,),
@@ -429,13 +454,15 @@ async def discard_release(ctx: Ctx) -> Any:
     def change(w: Write) -> dict[str, Any]:
         app = app_access(ctx, w.db, "write")
         row = _release(w.db, app.id, release_id)
-        if row["status"] != "CREATED":
-            raise conflict(
-                f"release {release_id} is {row['status']}; only CREATED releases can be discarded"
-                + ("; conclude it with the control variant instead" if row["status"] == "INPROGRESS" else "")
-            )
+        _open(row, "discarded")
         w.db.execute("UPDATE ab_releases SET status = 'DISCARDED', updated_at = ? WHERE id = ?", (now_iso(), row["id"]))
-        w.audit("release.discard", f"release:{release_id}", organisation_id=app.organisation_id, project_id=app.id)
+        w.audit(
+            "release.discard",
+            f"release:{release_id}",
+            organisation_id=app.organisation_id,
+            project_id=app.id,
+            details={"status": row["status"], "traffic_percentage": row["traffic_percentage"]},
+        )
         w.touch(app.id)
         return {"success": True, "message": "Release experiment discarded", "experiment_id": release_id}
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from tests.control_plane.airborne_support import App, make_app
-from tests.control_plane.conftest import Api
+from tests.control_plane.conftest import Api, error_of
 
 CONFIG = "/organisations/applications/config/create"
 D = "/organisations/applications/dimension"
 
 
 def fields(r: Any) -> list[str]:
-    return [d["field"] for d in r.json()["error"]["details"]]
+    return [d["field"] for d in error_of(r.json())["details"]]
 
 
 def cohort_app(api: Api) -> App:

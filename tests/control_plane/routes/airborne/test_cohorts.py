@@ -183,7 +183,7 @@ def test_rule_that_does_not_compile_is_rejected_and_rolled_back(api: Api, monkey
     monkeypatch.setattr(evaluator, "jsonlogic_apply", reject)
     r = _group(app, "big", ["a"])
     assert_error(r, 400, "validation_failed")
-    assert r.json()["error"]["details"] == [
+    assert r.json()["details"] == [
         {"field": "definitions.big.in[1]", "code": "invalid_rule", "message": "list too large"}
     ]
     monkeypatch.undo()

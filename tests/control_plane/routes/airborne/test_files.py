@@ -16,7 +16,7 @@ SHA = "AB" * 32
 
 
 def _without_request_id(r: Any) -> dict[str, Any]:
-    err = dict(r.json()["error"])
+    err = dict(r.json())
     err.pop("request_id")
     return err
 

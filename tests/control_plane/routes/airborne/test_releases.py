@@ -159,9 +159,12 @@ def test_ramp_rules(api: Api) -> None:
     detail = api.client.get(f"/releases/{rid}", headers=app.h).json()
     assert (detail["status"], detail["traffic_percentage"]) == ("INPROGRESS", 20)
     assert ok(ramp(20))["traffic_percentage"] == 20
-    down = ramp(10)
-    assert_error(down, 400, "validation_failed")
-    assert fields(down) == ["traffic_percentage"]
+    assert ok(ramp(10))["traffic_percentage"] == 10  # ramping down is allowed
+    assert app.snapshot()["experiments"][0]["traffic_percentage"] == 10
+    assert ok(ramp(0))["traffic_percentage"] == 0
+    detail = api.client.get(f"/releases/{rid}", headers=app.h).json()
+    assert (detail["status"], detail["traffic_percentage"]) == ("INPROGRESS", 0)
+    assert app.snapshot()["experiments"] == []  # 0% is not published: it shields nobody
     assert_error(ramp(101), 400, "validation_failed")
     assert_error(ramp(-1), 400, "validation_failed")
     assert_error(ramp("x"), 400, "validation_failed")
@@ -174,7 +177,7 @@ def test_ramp_rules(api: Api) -> None:
     assert exp["dimensions"] == {"platform": "ios"} and exp["weight"] == 2
     assert [v["variant_type"] for v in exp["variants"]] == ["control", "experimental"]
     assert exp["experimental"]["package"]["version"] == 1
-    assert [a["details"] for a in app.audit("release.ramp")][-1] == '{"from":20,"to":100}'
+    assert [a["details"] for a in app.audit("release.ramp")][-1] == '{"from":0,"to":100}'
 
 
 def test_conclude_and_discard_state_machine(api: Api) -> None:
@@ -187,15 +190,13 @@ def test_conclude_and_discard_state_machine(api: Api) -> None:
 
     second = ok(_release(app))["id"]
     assert_error(_release(app), 409, "conflict")  # one open release per dimension context
-    assert ok(_release(app, dimensions={"platform": "android"}))["experiment"]["status"] == "CREATED"
+    android = ok(_release(app, dimensions={"platform": "android"}))
+    assert android["experiment"]["status"] == "CREATED"
     bad = api.client.post(f"/releases/{second}/conclude", json={"chosen_variant": "nope"}, headers=app.h)
     assert_error(bad, 400, "validation_failed")
     assert fields(bad) == ["chosen_variant"]
     assert_error(api.client.post(f"/releases/{second}/conclude", json={}, headers=app.h), 400, "validation_failed")
     api.client.post(f"/releases/{second}/ramp", json={"traffic_percentage": 30}, headers=app.h)
-    in_progress = api.client.post(f"/releases/{second}/discard", json={}, headers=app.h)
-    assert_error(in_progress, 409, "conflict")
-    assert "control" in in_progress.json()["error"]["message"]
     done = api.client.post(
         f"/releases/{second}/conclude",
         json={"chosen_variant": f"{second}-experimental", "change_reason": "metrics look good"},
@@ -218,6 +219,13 @@ def test_conclude_and_discard_state_machine(api: Api) -> None:
     )
     live = app.snapshot()["live"]
     assert [r["id"] for r in live] == [second]  # the newest concluded release serves the empty context
+
+    ramped = android["id"]
+    ok(api.client.post(f"/releases/{ramped}/ramp", json={"traffic_percentage": 30}, headers=app.h))
+    assert ramped in [e["id"] for e in app.snapshot()["experiments"]]
+    ok(api.client.post(f"/releases/{ramped}/discard", json={}, headers=app.h))  # a ramped release can be discarded
+    assert api.client.get(f"/releases/{ramped}", headers=app.h).json()["status"] == "DISCARDED"
+    assert ramped not in [e["id"] for e in app.snapshot()["experiments"]]
 
     third = ok(_release(app))["id"]
     discarded = ok(api.client.post(f"/releases/{third}/discard", json={"change_reason": "wrong build"}, headers=app.h))

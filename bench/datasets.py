@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from bench.wrk import lua_string
+from bench.wrk import LUA_THREADS, lua_string
 
 PLANS = ("free", "starter", "pro", "enterprise")
 COUNTRIES = ("DE", "US", "FR", "GB", "JP", "BR")
@@ -178,22 +178,17 @@ def load(admin: httpx.Client, auth: dict[str, str], project: str, env: str, flag
 # Per-request unique contexts, built inside wrk: user ids count up from a per-thread base (set
 # by setup() as a global of each thread's Lua state), the other attributes vary like the
 # criterion workloads' contexts (plans, countries, versions, dates).
-_LUA_PROLOGUE = r"""
+_LUA_PROLOGUE = (
+    r"""
 local plans = {"free", "starter", "pro", "enterprise"}
 local countries = {"DE", "US", "FR", "GB", "JP", "BR"}
 local counter = 0
 local prefix = %PREFIX%
 
-function setup(thread)
-  _G.thread_no = (_G.thread_no or 0) + 1
-  thread:set("base", _G.thread_no * 100000000)
-end
-
-function init(args)
-  base = base or 0
-  math.randomseed(base + 7)
-end
 """
+    + LUA_THREADS
+    + r""""""
+)
 
 _W2_REQUEST = r"""
 function request()

@@ -27,10 +27,11 @@ from bench import wrk
 from bench.devcycle_data import DATASET
 from bench.scale import NO_SHEDDING
 from bench.stack import LOAD_CPU, Stack, running
-from bench.wrk import WrkResult, lua_string
+from bench.wrk import LUA_THREADS, WrkResult, lua_string
 
 # Per-request unique users (the same fields on every route), as bench.datasets builds contexts.
-_PROLOGUE = r"""
+_PROLOGUE = (
+    r"""
 local plans = {"free", "starter", "pro", "enterprise"}
 local countries = {"DE", "US", "FR", "GB", "JP", "BR"}
 local domains = {"acme.com", "example.org", "initech.io"}
@@ -38,16 +39,9 @@ local counter = 0
 local path = %PATH%
 local key = %KEY%
 
-function setup(thread)
-  _G.thread_no = (_G.thread_no or 0) + 1
-  thread:set("base", _G.thread_no * 100000000)
-end
-
-function init(args)
-  base = base or 0
-  math.randomseed(base + 7)
-end
-
+"""
+    + LUA_THREADS
+    + r"""
 local function user()
   counter = counter + 1
   local i = base + counter
@@ -64,6 +58,7 @@ local function user()
   }
 end
 """
+)
 
 _REQUESTS = {
     "evaluated": r"""

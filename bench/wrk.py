@@ -55,6 +55,21 @@ class WrkResult:
         return asdict(self)
 
 
+# Every wrk script's per-thread seeding: each thread draws its own reproducible sequence of
+# contexts (wrk runs setup() per thread in the main Lua state, init() in the thread's own).
+LUA_THREADS = r"""
+function setup(thread)
+  _G.thread_no = (_G.thread_no or 0) + 1
+  thread:set("base", _G.thread_no * 100000000)
+end
+
+function init(args)
+  base = base or 0
+  math.randomseed(base + 7)
+end
+"""
+
+
 def ensure_wrk() -> str:
     """The wrk binary; installed with apt-get when missing (the suite runs as root on Debian)."""
     found = shutil.which("wrk")

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from bench.datasets import COUNTRIES, PLANS
-from bench.wrk import lua_string
+from bench.wrk import LUA_THREADS, lua_string
 
 Wire = Literal["reflag-query", "ofrep", "unleash-query", "unleash-json"]
 WIRES: tuple[Wire, ...] = ("reflag-query", "ofrep", "unleash-query", "unleash-json")
@@ -107,7 +107,8 @@ def reflag_query(context: dict[str, Any]) -> str:
 
 # Each wrk thread counts user ids up from its own base and seeds its draws from it, like
 # bench.datasets' scripts. ctx() returns the attribute values; the wire functions spell them.
-_LUA_PROLOGUE = r"""
+_LUA_PROLOGUE = (
+    r"""
 local plans = {"free", "starter", "pro", "enterprise"}
 local countries = {"DE", "US", "FR", "GB", "JP", "BR"}
 local counter = 0
@@ -115,20 +116,14 @@ local path = %PATH%
 local method = %METHOD%
 local headers = %HEADERS%
 
-function setup(thread)
-  _G.thread_no = (_G.thread_no or 0) + 1
-  thread:set("base", _G.thread_no * 100000000)
-end
-
-function init(args)
-  base = base or 0
-  math.randomseed(base + 7)
-end
-
+"""
+    + LUA_THREADS
+    + r"""
 local function esc(s)
   return (string.gsub(s, "[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end))
 end
 """
+)
 
 _LUA_W1 = r"""
 local function ctx()

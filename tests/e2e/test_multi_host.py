@@ -170,7 +170,9 @@ def test_demo_project_is_served_by_every_route_on_both_hosts(hosts: Any) -> None
         enabled = edge.get("/features/enabled", params={"publishableKey": prod["client"], **context}).json()
         assert set(enabled["features"]) <= set(features) and "huddle" in enabled["features"]
         definitions = edge.get("/features", headers={"Authorization": f"Bearer {prod['server']}"})
-        assert [f["key"] for f in definitions.json()["features"]] == ["huddle", "new-checkout", "dark-mode"]
+        # dark-mode uses DevCycle and JSON Logic nodes: remote evaluation only for Reflag SDKs.
+        assert [f["key"] for f in definitions.json()["features"]] == ["huddle", "new-checkout"]
+        assert [f["key"] for f in definitions.json()["remoteEvaluationOnly"]] == ["dark-mode"]
         assert edge.get("/features", params={"publishableKey": prod["server"]}).status_code == 403
         assert edge.get("/features/evaluated").status_code == 401
         # Releaseo widget config, with ETag and 304.

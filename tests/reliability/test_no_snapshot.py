@@ -49,6 +49,8 @@ def assert_unavailable(answers: dict[str, httpx.Response]) -> None:
         body: Any = r.json()
         if route.startswith("ofrep"):
             assert body["errorCode"] == "GENERAL" and "loaded yet" in body["errorDetails"], (route, body)
+        elif route == "release":  # Airborne's shape: the message in "error", our code beside it
+            assert body["code"] == "unavailable" and "loaded yet" in body["error"], (route, body)
         else:
             assert body["error"]["code"] == "unavailable" and "loaded yet" in body["error"]["message"], (route, body)
 

@@ -255,6 +255,12 @@ class _Store:
             raw = txn.get(VERSION_KEY, db=self._meta)
         return int.from_bytes(raw, "big") if raw else 0
 
+    def get(self, table: str, key: str) -> bytes | None:
+        """One raw (still framed) value, or None when ``table`` has no ``key``."""
+        with self._begin() as txn:
+            raw = txn.get(key.encode(), db=self._db[table])
+            return bytes(raw) if raw is not None else None
+
     def read_all(self) -> tuple[int, RawTables]:
         """The version and every raw value of every table, from one consistent read transaction."""
         with self._begin() as txn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from control_plane.events_consumer import start_consumer_thread
 from control_plane.group_commit import GroupCommits
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
 from control_plane.openapi import document
+from control_plane.published_releases import PublishedReleases
 from control_plane.publisher import Publisher
 from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.redis_publish import RedisRetention
@@ -100,6 +102,7 @@ def create_app(settings: Settings) -> Starlette:
             settings.api_v1_burst_per_address,
         ),
         group_commits=GroupCommits(store),
+        releases=PublishedReleases(functools.partial(publisher.writer.get, "releases")),
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 

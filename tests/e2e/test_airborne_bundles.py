@@ -139,8 +139,17 @@ def test_files_are_measured_and_a_verified_release_goes_live(system: System, cdn
     assert release["experiment"]["status"] == "CONCLUDED"  # the first release, verified: live at once
     assert release["package"]["index"]["checksum"] == sha
     version = ok(system.admin.get("/ready"))["publish"]["version"]
-    served = ok(system.edge.get("/release/cdn/verified", params={"waitForVersion": version}))
+    r = system.edge.get("/release/cdn/verified", params={"waitForVersion": version})
+    served = ok(r)
     assert served["package"]["index"] == cdn.url("/b/index.jsa")
+    # Devices get each file's verified checksum and size (every served checksum was "" before).
+    main_sha = hashlib.sha256(BUNDLE["/b/main.js"]).hexdigest()
+    assert served["package"]["important"] == [
+        {"url": cdn.url("/b/main.js"), "file_path": "main.js", "checksum": main_sha, "size": 400}
+    ]
+    # The control plane's port answers the same bytes.
+    same = system.admin.get("/release/cdn/verified")
+    assert (same.status_code, same.content, same.headers["etag"]) == (200, r.content, r.headers["etag"])
 
 
 def test_fetch_failures_are_400_within_the_bounds(system: System, cdn: Cdn) -> None:

@@ -6,6 +6,7 @@ LMDB snapshot on a temp dir) and queries the edge app reading that snapshot.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ import orjson
 import pytest
 
 import evaluator
-from server import release
-from server.release import ReleaseCache, compile_cohort, compile_release, parse_dimensions
+from contract import airborne_release as release
+from contract.airborne_release import ReleaseCache, compile_cohort, compile_release, parse_dimensions
 from tests.control_plane.airborne_support import App, make_app
 from tests.control_plane.conftest import assert_error
 from tests.server.stack import Stack, stack
@@ -98,6 +99,12 @@ def _cohort_app(s: Stack) -> App:
     return app
 
 
+def _verified(path: str, tag: str = "latest") -> dict[str, Any]:
+    """The checksum and size a verified file is served with (the made-up content of ``App.file``)."""
+    content = f"{path}@{tag}".encode()
+    return {"checksum": hashlib.sha256(content).hexdigest(), "size": len(content)}
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -120,10 +127,12 @@ def test_response_shape_is_the_seeds(s: Stack) -> None:
         "version": 1,
         "index": "https://cdn.example.com/index.jsa",
         "properties": {},
-        "important": [{"url": "https://cdn.example.com/main.js", "file_path": "main.js"}],
-        "lazy": [{"url": "https://cdn.example.com/lazy.js", "file_path": "lazy.js"}],
+        "important": [{"url": "https://cdn.example.com/main.js", "file_path": "main.js", **_verified("main.js")}],
+        "lazy": [{"url": "https://cdn.example.com/lazy.js", "file_path": "lazy.js", **_verified("lazy.js")}],
     }
-    assert body["resources"] == [{"url": "https://cdn.example.com/img/hero.png", "file_path": "img/hero.png"}]
+    assert body["resources"] == [
+        {"url": "https://cdn.example.com/img/hero.png", "file_path": "img/hero.png", **_verified("img/hero.png")}
+    ]
     assert r.headers["content-type"] == "application/json"
     assert r.headers["cache-control"] == "no-cache" and "x-dimensions" in r.headers["vary"]
     assert r.headers["x-request-id"]
@@ -211,7 +220,7 @@ def test_compiled_cohorts_agree_with_the_full_rule(s: Stack) -> None:
     for entry in snapshot["dimensions"]:
         if entry["dimension_type"] != "cohort":
             continue
-        compiled = compile_cohort(entry)
+        compiled = compile_cohort(entry, evaluator)
         if entry["name"] == "segment":
             assert compiled.members == {"u2": "vip", "u3": "vip", "u1": "beta"} and compiled.residual == "otherwise"
         for value in samples:
@@ -297,7 +306,7 @@ def test_ramp_keeps_everyone_in_and_conclude_moves_everyone(s: Stack) -> None:
     s.sync()
     at_10 = _in_set(s, ids)
     assert 900 <= len(at_10) <= 1100, len(at_10)
-    assert at_10 == {i for i in ids if release.bucket(rid, i) < 1000}
+    assert at_10 == {i for i in ids if release.bucket(evaluator, rid, i) < 1000}
     assert _which(s) == "base"  # no identifier: the baseline until 100%
     inside = sorted(at_10)[0]
     assert _which(s, f'{{"toss": "{inside}"}}') == "next"  # the toss dimension buckets like ?toss=
@@ -341,7 +350,7 @@ def test_experiment_on_a_cohort_context(s: Stack) -> None:
     answers = s.get_many(URL, [f"toss={i}" for i in ids], {"x-dimensions": '{"app_version": "2.2.0"}'})
     served = {i: orjson.loads(body)["config"]["properties"]["which"] for i, (_, body) in zip(ids, answers, strict=True)}
     assert served["d7"] == _which(s, '{"app_version": "2.2.0", "toss": "d7"}')
-    assert {i for i, w in served.items() if w == "next"} == {i for i in ids if release.bucket(rid, i) < 3000}
+    assert {i for i, w in served.items() if w == "next"} == {i for i in ids if release.bucket(evaluator, rid, i) < 3000}
     assert set(served.values()) == {"next", "modern"}  # the rest keep the context's baseline
     assert _which(s, '{"app_version": "1.2.0", "toss": "d1"}') == "legacy"  # other contexts are untouched
 
@@ -350,9 +359,9 @@ def test_compiled_once_per_release_value(s: Stack, monkeypatch: pytest.MonkeyPat
     calls: list[Any] = []
     original = release.compile_release
 
-    def counting(value: Any) -> Any:
+    def counting(value: Any, engine: release.Engine) -> Any:
         calls.append(value)
-        return original(value)
+        return original(value, engine)
 
     monkeypatch.setattr(release, "compile_release", counting)
     app = _base_app(s)
@@ -388,7 +397,7 @@ def _value(which: str = "base", **overrides: Any) -> dict[str, Any]:
 
 
 def test_bad_release_data_keeps_the_last_good_version() -> None:
-    cache = ReleaseCache()
+    cache = ReleaseCache(evaluator)
     good = _value()
     first = cache.get("o/a", good, {"o/a": good})
     assert first is not None and first.resolve({}, None) is not None
@@ -405,4 +414,4 @@ def test_bad_release_data_keeps_the_last_good_version() -> None:
     newer = _value("newer")
     fresh = cache.get("o/a", newer, {"o/a": newer})
     assert fresh is not None and fresh is not first and "o/a" not in cache.failed
-    assert compile_release(newer).chain[0].served.body == fresh.chain[0].served.body
+    assert compile_release(newer, evaluator).chain[0].served.body == fresh.chain[0].served.body

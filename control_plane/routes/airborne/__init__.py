@@ -7,7 +7,7 @@ the request bodies. The releases the edge serves are built by :mod:`control_plan
 from __future__ import annotations
 
 from control_plane.http import Router
-from control_plane.routes.airborne import cohorts, configs, dimensions, files, packages, releases
+from control_plane.routes.airborne import cohorts, configs, dimensions, files, packages, releases, serve
 
 routers: list[Router] = [
     files.router,
@@ -16,4 +16,5 @@ routers: list[Router] = [
     cohorts.router,
     configs.router,
     releases.router,
+    serve.router,
 ]

@@ -25,12 +25,13 @@ from control_plane.errors import ApiError, Shape
 from control_plane.events_consumer import start_consumer_thread
 from control_plane.group_commit import GroupCommits
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
+from control_plane.oidc import OidcClient
 from control_plane.openapi import document
 from control_plane.published_releases import PublishedReleases
 from control_plane.publisher import Publisher
 from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.redis_publish import RedisRetention
-from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, sytwm, users
+from control_plane.routes import airborne, api_keys, devcycle, oauth, organisations, releaseo, sytwm, users
 from control_plane.security import Tokens
 from control_plane.settings import Settings, from_env
 from control_plane.store import Store
@@ -39,7 +40,7 @@ log = logging.getLogger("control_plane")
 # How often the control plane checks whether Redis announced a version above its own.
 CATCH_UP_INTERVAL = 2.0
 VERSION = "0.1.0"
-ROUTERS: list[Router] = [users.router, organisations.router, api_keys.router]
+ROUTERS: list[Router] = [users.router, oauth.router, organisations.router, api_keys.router]
 ROUTERS += releaseo.routers + airborne.routers + devcycle.routers + sytwm.routers
 
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings) -> Starlette:
         ),
         group_commits=GroupCommits(store),
         releases=PublishedReleases(functools.partial(publisher.writer.get, "releases")),
+        oidc=OidcClient(settings.oidc) if settings.oidc is not None else None,
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 

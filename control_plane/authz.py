@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from contract.airborne_names import application_key
 from control_plane.errors import ApiError, forbidden, not_found, unauthorized
 from control_plane.security import ADMIN_API, Tokens, key_hash, looks_like_api_key, same
 from control_plane.store import Store, now_iso
@@ -203,6 +204,6 @@ def application(
             ],
         )
     row = db.execute(
-        _PROJECT_SQL + "WHERE o.name = ? AND p.key = ?", (principal.user_id, organisation, name)
+        _PROJECT_SQL + "WHERE o.name = ? AND p.key = ?", (principal.user_id, organisation, application_key(name))
     ).fetchone()
     return _project(row, principal, needed)

@@ -28,6 +28,7 @@ from control_plane.authz import KeyAccess, Principal, admit, authenticate
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
 from control_plane.group_commit import GroupCommits
+from control_plane.oidc import OidcClient
 from control_plane.published_releases import PublishedReleases
 from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.security import Tokens
@@ -67,6 +68,8 @@ class Services:
     group_commits: GroupCommits
     # Airborne's public release route, from the published snapshot.
     releases: PublishedReleases
+    # OIDC login against the configured issuer (None: not configured).
+    oidc: OidcClient | None
 
 
 def request_id(request: Request) -> str:
@@ -172,7 +175,16 @@ class Ctx:
         return self.services.client_address(peer, self.request.headers.get("x-forwarded-for")) or "unknown"
 
     def header(self, name: str) -> str | None:
-        return self.request.headers.get(name)
+        """A request header as text: ASGI servers decode header bytes as latin-1, clients send
+        UTF-8 (an organisation or application name may be any Unicode text), so it is read
+        back as UTF-8 when it is that."""
+        value = self.request.headers.get(name)
+        if value is None or value.isascii():
+            return value
+        try:
+            return value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return value
 
     def commit(self, change: Callable[[Write], Any], *, status: int = 200, idempotent: bool = True) -> JSON:
         """Run ``change`` in one transaction with audit, idempotency and snapshot validation."""
@@ -240,14 +252,20 @@ class RouteSpec:
     keys: KeyAccess | None = None
     # A bound below the server's --max-body-bytes for this route's body.
     max_body: int | None = None
+    # Those of ``headers`` the route refuses to run without (declared required in OpenAPI).
+    required_headers: tuple[str, ...] = ()
+    # The model of the success body (OpenAPI only; handlers return plain dicts).
+    response: type[BaseModel] | None = None
 
 
 class Router:
-    """Routes of one resource; ``shape`` is the error shape of all of them (DESIGN.md section 5b)."""
+    """Routes of one resource; ``shape`` is the error shape of all of them (DESIGN.md section 5b);
+    a header in ``required_headers`` is required by every route of the router that takes it."""
 
-    def __init__(self, tag: str, shape: Shape = "envelope") -> None:
+    def __init__(self, tag: str, shape: Shape = "envelope", required_headers: tuple[str, ...] = ()) -> None:
         self.tag = tag
         self.shape = shape
+        self.required_headers = required_headers
         self.specs: list[RouteSpec] = []
 
     def route(
@@ -265,6 +283,7 @@ class Router:
         shape: Shape | None = None,
         keys: KeyAccess | None = None,
         max_body: int | None = None,
+        response: type[BaseModel] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.specs.append(
@@ -283,6 +302,8 @@ class Router:
                     shape or self.shape,
                     keys,
                     max_body,
+                    tuple(h for h in headers if h in self.required_headers),
+                    response,
                 )
             )
             return handler

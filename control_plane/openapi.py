@@ -82,7 +82,8 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
                 for name in _PARAM.findall(spec.path)
             ]
             params += [
-                {"name": h, "in": "header", "required": False, "schema": {"type": "string"}} for h in spec.headers
+                {"name": h, "in": "header", "required": h in spec.required_headers, "schema": {"type": "string"}}
+                for h in spec.headers
             ]
             if spec.query is not None:
                 qschema = spec.query.model_json_schema()
@@ -96,8 +97,14 @@ def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
                 errors |= {401, 403, 404}
             if spec.keys is not None:
                 errors |= {429}  # the key API's rate limits
+            success_body: dict[str, Any] = (
+                {} if spec.response is None else {"schema": _schema(spec.response, components)}
+            )
             responses: dict[str, Any] = {
-                str(code): {"description": _DESCRIPTIONS.get(code, "OK"), "content": {"application/json": {}}}
+                str(code): {
+                    "description": _DESCRIPTIONS.get(code, "OK"),
+                    "content": {"application/json": success_body if code == spec.status else {}},
+                }
                 for code in sorted(successes)
             }
             for code in sorted(errors):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import evaluator
+from contract.airborne_names import release_key
 from contract.airborne_release import UNSERVABLE_RETRY_AFTER, Answer, Refused, ReleaseCache, answer
 from contract.errors import code_for
 from contract.framing import CorruptValue, decode
@@ -53,7 +54,7 @@ class PublishedReleases:
         return value
 
     def answer(self, organisation: str, application: str, headers: Mapping[str, str], toss: str | None) -> Answer:
-        key = f"{organisation}/{application}"
+        key = release_key(organisation, application)
         value = self._value(key)
         try:
             return answer(self.cache, key, value, headers, toss)

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from contract.client_address import parse_networks
 from control_plane.bundle_fetch import FetchPolicy, parse_hosts
+from control_plane.oidc import OidcConfig
 
 ENV_PREFIX = "FLAGEDGE_"
 
@@ -50,6 +53,22 @@ class Settings:
     file_fetch_hosts: frozenset[str] = frozenset()
     file_fetch_max_bytes: int = 256 << 20
     file_fetch_timeout: float = 30.0
+    # OIDC login (Airborne's /users/oauth/*, control_plane/oidc.py): off unless an issuer is set,
+    # and then the client id, secret and redirect URL are required. Signup through the issuer
+    # creates accounts, so it is a separate switch. Password login stays on either way.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    oidc_redirect_url: str = ""
+    oidc_signup: bool = False
+
+    @property
+    def oidc(self) -> OidcConfig | None:
+        if not self.oidc_issuer:
+            return None
+        return OidcConfig(
+            self.oidc_issuer, self.oidc_client_id, self.oidc_client_secret, self.oidc_redirect_url, self.oidc_signup
+        )
 
     @property
     def fetch_policy(self) -> FetchPolicy:
@@ -65,7 +84,12 @@ def env_default(name: str, default: str | None = None) -> str | None:
 
 
 def env_arg(
-    parser: argparse.ArgumentParser, flag: str, env: str, help_text: str, default: str | None = None, kind: type = str
+    parser: argparse.ArgumentParser,
+    flag: str,
+    env: str,
+    help_text: str,
+    default: str | None = None,
+    kind: Callable[[str], Any] = str,
 ) -> None:
     """A flag whose default comes from ``FLAGEDGE_<env>``; ``--help`` names the variable."""
     parser.add_argument(flag, default=env_default(env, default), type=kind, help=f"{help_text} [env {ENV_PREFIX}{env}]")
@@ -134,6 +158,51 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for flag, env, help_text, default in _API_V1_LIMITS:
         env_arg(parser, flag, env, help_text, default, float)
+    env_arg(parser, "--oidc-issuer", "OIDC_ISSUER", "OIDC issuer URL for /users/oauth/* login (empty: off)", "")
+    env_arg(parser, "--oidc-client-id", "OIDC_CLIENT_ID", "OIDC client id", "")
+    env_arg(
+        parser,
+        "--oidc-client-secret",
+        "OIDC_CLIENT_SECRET",
+        "OIDC client secret (prefer the environment variable: flags show in process lists)",
+        "",
+    )
+    env_arg(parser, "--oidc-redirect-url", "OIDC_REDIRECT_URL", "redirect URL registered with the OIDC issuer", "")
+    env_arg(
+        parser,
+        "--oidc-signup",
+        "OIDC_SIGNUP",
+        "let /users/oauth/signup create accounts for the issuer's users (true/false)",
+        "false",
+        parse_bool,
+    )
+
+
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (also 1/0, yes/no, on/off); argparse turns the ValueError into a usage error."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def check_oidc(settings: Settings) -> Settings:
+    """An issuer needs a client id, a secret and a redirect URL; refuse to start with half of it."""
+    if settings.oidc_issuer:
+        missing = [
+            flag
+            for flag, value in (
+                ("--oidc-client-id", settings.oidc_client_id),
+                ("--oidc-client-secret", settings.oidc_client_secret),
+                ("--oidc-redirect-url", settings.oidc_redirect_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise SystemExit(f"--oidc-issuer is set but {', '.join(missing)} is not")
+    return settings
 
 
 def parse_trusted(spec: str) -> str:
@@ -173,7 +242,7 @@ def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
 def from_namespace(ns: argparse.Namespace) -> Settings:
     data_dir = Path(ns.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    return Settings(
+    settings = Settings(
         data_dir=data_dir,
         host=ns.host,
         port=int(ns.port),
@@ -194,7 +263,13 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         file_fetch_hosts=parse_hosts(ns.file_fetch_hosts),
         file_fetch_max_bytes=int(ns.file_fetch_max_bytes),
         file_fetch_timeout=float(ns.file_fetch_timeout),
+        oidc_issuer=ns.oidc_issuer or "",
+        oidc_client_id=ns.oidc_client_id or "",
+        oidc_client_secret=ns.oidc_client_secret or "",
+        oidc_redirect_url=ns.oidc_redirect_url or "",
+        oidc_signup=bool(ns.oidc_signup),
     )
+    return check_oidc(settings)
 
 
 def server_parser() -> argparse.ArgumentParser:
@@ -228,6 +303,11 @@ def to_env(settings: Settings) -> dict[str, str]:
         "API_V1_BURST_PER_KEY": str(settings.api_v1_burst_per_key),
         "API_V1_RATE_PER_ADDRESS": str(settings.api_v1_rate_per_address),
         "API_V1_BURST_PER_ADDRESS": str(settings.api_v1_burst_per_address),
+        "OIDC_ISSUER": settings.oidc_issuer,
+        "OIDC_CLIENT_ID": settings.oidc_client_id,
+        "OIDC_CLIENT_SECRET": settings.oidc_client_secret,
+        "OIDC_REDIRECT_URL": settings.oidc_redirect_url,
+        "OIDC_SIGNUP": "true" if settings.oidc_signup else "false",
     }
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import evaluator
+from contract.airborne_names import release_key
 from contract.airborne_release import Refused, ReleaseCache, answer
 from server.auth import unknown
 from server.errors import EdgeError, request_id
@@ -36,7 +37,7 @@ def release_endpoint(edge: EdgeLike) -> Endpoint:
 
     async def serve(request: Request) -> Response:
         view = await edge.view_for(request)
-        key = f"{request.path_params['organisation']}/{request.path_params['application']}"
+        key = release_key(request.path_params["organisation"], request.path_params["application"])
         value = view.releases.get(key)
         if value is None:
             raise unknown(view, 404, f"no application {key}")

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from contract.airborne_names import application_key, name_problem
 from control_plane import authz
 from control_plane.errors import ApiError, conflict, forbidden, not_found
 from control_plane.http import Ctx, Router, Write
-from control_plane.models import KEY_PATTERN, Body
+from control_plane.models import Body
+from control_plane.routes.airborne.responses import ApplicationResponse, MemberList, OrganisationResponse
 from control_plane.routes.users import user_view
 from control_plane.store import new_id, now_iso
 
-router = Router("organisations")
+router = Router("organisations", required_headers=("x-organisation",))
 ORG = ("x-organisation",)
-ORG_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def _free_name(value: str) -> str:
+    """A name as the document allows it (spaces, capitals, any script), without what would make
+    its key or URL ambiguous (:func:`contract.airborne_names.name_problem`)."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+FreeName = Annotated[str, AfterValidator(_free_name)]
 
 
 class CreateOrganisation(Body):
-    name: str = Field(min_length=1, max_length=50, pattern=ORG_NAME)
+    name: FreeName = Field(min_length=1, max_length=50, description="Organisation name (unique; spaces allowed)")
 
 
 class OrganisationRequest(Body):
@@ -32,7 +45,12 @@ class OrganisationRequest(Body):
 
 
 class CreateApplication(Body):
-    application: str = Field(min_length=1, max_length=100, pattern=KEY_PATTERN)
+    application: FreeName = Field(
+        min_length=1,
+        max_length=100,
+        description="Application name (capitals and spaces allowed; its key is the name lowercased, "
+        "other characters than [a-z0-9-_.] as '-')",
+    )
 
 
 class Member(Body):
@@ -70,6 +88,7 @@ def _org_view(ctx: Ctx, name: str) -> dict[str, Any]:
     summary="Create an organisation; the caller becomes its owner",
     body=CreateOrganisation,
     responses=(409,),
+    response=OrganisationResponse,
 )
 async def create_organisation(ctx: Ctx) -> Any:
     body: CreateOrganisation = ctx.body
@@ -148,6 +167,7 @@ async def delete_organisation(ctx: Ctx) -> Any:
     body=CreateApplication,
     headers=ORG,
     responses=(409,),
+    response=ApplicationResponse,
 )
 async def create_application(ctx: Ctx) -> Any:
     body: CreateApplication = ctx.body
@@ -155,11 +175,14 @@ async def create_application(ctx: Ctx) -> Any:
 
     def change(w: Write) -> dict[str, Any]:
         org = authz.org_by_name(w.db, w.principal, org_name, "admin")
-        if w.db.execute(
-            "SELECT 1 FROM projects WHERE organisation_id = ? AND key = ?", (org.id, body.application)
-        ).fetchone():
-            raise conflict("application already exists in this organisation")
-        project_id = create_project(w, org.id, body.application, body.application, "")
+        key = application_key(body.application)
+        taken = w.db.execute(
+            "SELECT name FROM projects WHERE organisation_id = ? AND key = ?", (org.id, key)
+        ).fetchone()
+        if taken is not None:
+            same = "" if taken["name"] == body.application else f" as {taken['name']!r} (the same key, {key!r})"
+            raise conflict(f"application already exists in this organisation{same}")
+        project_id = create_project(w, org.id, key, body.application, "")
         w.audit("application.create", f"application:{body.application}", organisation_id=org.id, project_id=project_id)
         return {"application": body.application, "organisation": org.name, "access": [org.role]}
 
@@ -280,7 +303,9 @@ async def remove_member(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-@router.route("GET", "/organisation/user/list", summary="Members and their access levels", headers=ORG)
+@router.route(
+    "GET", "/organisation/user/list", summary="Members and their access levels", headers=ORG, response=MemberList
+)
 async def list_members(ctx: Ctx) -> Any:
     org_name = _org_header(ctx)
     with ctx.services.store.read() as db:

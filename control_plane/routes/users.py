@@ -1,4 +1,4 @@
-"""Airborne users: sign-up, login (JWT + refresh), the current user; OAuth is not offered.
+"""Airborne users: sign-up, login (JWT + refresh), the current user (OIDC login: ``oauth.py``).
 
 Each login (or sign-up) starts a session (table ``sessions``) whose id both tokens carry. A refresh
 rotates the refresh token (the old one is refused afterwards); presenting a rotated one again
@@ -17,6 +17,7 @@ from starlette.responses import Response
 from control_plane.errors import ApiError, conflict, unauthorized
 from control_plane.http import Ctx, Router
 from control_plane.models import Body
+from control_plane.routes.airborne.responses import LoginResponse, UserResponse
 from control_plane.security import hash_password, key_hash, same, verify_password
 from control_plane.store import new_id, now_iso
 
@@ -45,11 +46,6 @@ class ChangePassword(Body):
     new_password: str = Field(min_length=8, max_length=256)
 
 
-class OAuthCode(Body):
-    code: str = Field(max_length=4096)
-    state: str | None = Field(default=None, max_length=4096)
-
-
 def user_view(db: sqlite3.Connection, user_id: str) -> dict[str, Any]:
     """``{user_id, organisations: [{name, applications: [...], access: [...]}]}`` (Airborne)."""
     orgs = db.execute(
@@ -59,12 +55,12 @@ def user_view(db: sqlite3.Connection, user_id: str) -> dict[str, Any]:
     ).fetchall()
     out = []
     for org in orgs:
-        apps = db.execute("SELECT key FROM projects WHERE organisation_id = ? ORDER BY key", (org["id"],)).fetchall()
+        apps = db.execute("SELECT name FROM projects WHERE organisation_id = ? ORDER BY key", (org["id"],)).fetchall()
         out.append(
             {
                 "name": org["name"],
                 "applications": [
-                    {"application": a["key"], "organisation": org["name"], "access": [org["role"]]} for a in apps
+                    {"application": a["name"], "organisation": org["name"], "access": [org["role"]]} for a in apps
                 ],
                 "access": [org["role"]],
             }
@@ -72,7 +68,7 @@ def user_view(db: sqlite3.Connection, user_id: str) -> dict[str, Any]:
     return {"user_id": user_id, "organisations": out}
 
 
-def _start_session(ctx: Ctx, db: sqlite3.Connection, user_id: str, email: str) -> dict[str, Any]:
+def start_session(ctx: Ctx, db: sqlite3.Connection, user_id: str, email: str) -> dict[str, Any]:
     """The login answer of a new session (``db`` is in a write transaction)."""
     session_id = new_id()
     pair = ctx.services.tokens.issue(user_id, email, session_id)
@@ -92,7 +88,15 @@ def _revoke(db: sqlite3.Connection, reason: str, *, session_id: str | None = Non
     )
 
 
-@router.route("POST", "/users/create", summary="Create a user account", body=CreateUser, auth=False, responses=(409,))
+@router.route(
+    "POST",
+    "/users/create",
+    summary="Create a user account",
+    body=CreateUser,
+    auth=False,
+    responses=(409,),
+    response=LoginResponse,
+)
 async def create_user(ctx: Ctx) -> Any:
     body: CreateUser = ctx.body
     password_hash = hash_password(body.password)
@@ -117,7 +121,7 @@ async def create_user(ctx: Ctx) -> Any:
             "INSERT INTO audit_log (at, actor, action, target, change_reason) VALUES (?, ?, 'user.create', ?, ?)",
             (now_iso(), f"user:{user_id}", f"user:{user_id}", body.change_reason),
         )
-        return _start_session(ctx, db, user_id, body.email.lower())
+        return start_session(ctx, db, user_id, body.email.lower())
 
 
 @router.route(
@@ -127,6 +131,7 @@ async def create_user(ctx: Ctx) -> Any:
     body=Login,
     auth=False,
     responses=(401, 429),
+    response=LoginResponse,
 )
 async def login(ctx: Ctx) -> Any:
     body: Login = ctx.body
@@ -143,7 +148,7 @@ async def login(ctx: Ctx) -> Any:
         raise unauthorized("invalid name or password")
     guard.succeeded(account, client)
     with ctx.services.store.transaction() as db:
-        return _start_session(ctx, db, row["id"], row["email"])
+        return start_session(ctx, db, row["id"], row["email"])
 
 
 @router.route(
@@ -153,6 +158,7 @@ async def login(ctx: Ctx) -> Any:
     body=Refresh,
     auth=False,
     responses=(401,),
+    response=LoginResponse,
 )
 async def refresh(ctx: Ctx) -> Any:
     body: Refresh = ctx.body
@@ -211,6 +217,7 @@ async def logout(ctx: Ctx) -> Any:
     summary="Change the caller's password; ends every session and starts a new one",
     body=ChangePassword,
     responses=(401, 403, 429),
+    response=LoginResponse,
 )
 async def change_password(ctx: Ctx) -> Any:
     body: ChangePassword = ctx.body
@@ -234,37 +241,10 @@ async def change_password(ctx: Ctx) -> Any:
             "INSERT INTO audit_log (at, actor, action, target, change_reason) VALUES (?, ?, 'user.password', ?, ?)",
             (now_iso(), f"user:{user_id}", f"user:{user_id}", body.change_reason),
         )
-        return _start_session(ctx, db, user_id, row["email"])
+        return start_session(ctx, db, user_id, row["email"])
 
 
-def _no_oauth() -> ApiError:
-    return ApiError(
-        400,
-        "the configured authentication provider does not support OAuth/OIDC login",
-        details=[{"field": "provider", "code": "unsupported", "message": "provider does not support OAuth"}],
-    )
-
-
-@router.route("GET", "/users/oauth/url", summary="OAuth authorization URL (not supported by this provider)", auth=False)
-async def oauth_url(ctx: Ctx) -> Any:
-    raise _no_oauth()
-
-
-@router.route(
-    "POST", "/users/oauth/login", summary="OAuth login (not supported by this provider)", body=OAuthCode, auth=False
-)
-async def oauth_login(ctx: Ctx) -> Any:
-    raise _no_oauth()
-
-
-@router.route(
-    "POST", "/users/oauth/signup", summary="OAuth signup (not supported by this provider)", body=OAuthCode, auth=False
-)
-async def oauth_signup(ctx: Ctx) -> Any:
-    raise _no_oauth()
-
-
-@router.route("GET", "/user", summary="The authenticated user and their organisations")
+@router.route("GET", "/user", summary="The authenticated user and their organisations", response=UserResponse)
 async def current_user(ctx: Ctx) -> Any:
     with ctx.services.store.read() as db:
         return user_view(db, ctx.principal.user_id)

@@ -240,6 +240,9 @@ class World:
             "version": "1",
             "commentId": comment,
             "userId": "fz",
+            # Airborne's public release route: the seeded application.
+            "organisation": org,
+            "application": "fz",
         }
         return Seed(org, path, {**self.owner.auth, **h}, sytwm, ids)
 
@@ -718,9 +721,9 @@ def test_valid_bodies_are_accepted(world: World) -> None:
         params = {"environment": "development"} if path.endswith("/configurations") else {}
         body = valid_body(method, path, seed)
         r = world.client.request(method, url, headers=world.headers(seed, method, path), params=params, json=body)
-        if "/oauth/" in path:  # OAuth is not offered: a valid request gets the 400 that says so
+        if "/oauth/" in path:  # no OIDC issuer is configured here: a valid request gets the 400 that says so
             assert_error(r, 400, "validation_failed")
-            assert r.json()["error"]["details"][0]["field"] == "provider"
+            assert error_of(r.json())["details"][0]["field"] == "provider"
             continue
         assert r.status_code in (200, 201, 204), f"{method} {path}: {r.text}"
     with_body = {op for op in WRITES if SPECS[op].body is not None}

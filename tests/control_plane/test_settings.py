@@ -23,6 +23,8 @@ def test_workers_rebuild_exactly_the_masters_settings(tmp_path: Path, monkeypatc
         "--jwt-secret", "j" * 40, "--redis-retention-versions", "7", "--redis-retention-seconds", "60",
         "--redis-retention-bytes", "4096", "--body-timeout", "2.5", "--api-v1-rate-per-key", "7.5",
         "--api-v1-burst-per-key", "15", "--api-v1-rate-per-address", "0", "--api-v1-burst-per-address", "3",
+        "--oidc-issuer", "https://id.example.com/realms/a", "--oidc-client-id", "cp",
+        "--oidc-client-secret", "c" * 30, "--oidc-redirect-url", "https://admin.example.com/cb", "--oidc-signup", "yes",
     ]  # fmt: skip
     master = from_namespace(server_parser().parse_args(argv))
     for name in list(os.environ):
@@ -39,6 +41,18 @@ def test_workers_rebuild_exactly_the_masters_settings(tmp_path: Path, monkeypatc
     )
     assert (worker.api_v1_rate_per_key, worker.api_v1_burst_per_key, worker.api_v1_rate_per_address) == (7.5, 15, 0)
     assert worker.api_v1_burst_per_address == 3
+    assert worker.oidc is not None and worker.oidc.signup and worker.oidc.client_id == "cp"
+    assert "c" * 30 not in repr(worker) and "c" * 30 not in repr(worker.oidc)  # never in a log line
+
+
+def test_oidc_is_off_by_default_and_refuses_half_a_configuration(tmp_path: Path) -> None:
+    parser = server_parser()
+    assert from_namespace(parser.parse_args(["--data-dir", str(tmp_path)])).oidc is None
+    half = ["--data-dir", str(tmp_path), "--oidc-issuer", "https://id.example.com", "--oidc-client-id", "cp"]
+    with pytest.raises(SystemExit, match="--oidc-client-secret, --oidc-redirect-url"):
+        from_namespace(parser.parse_args(half))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--oidc-signup", "maybe"])
 
 
 def test_redis_retention_defaults_bound_memory() -> None:

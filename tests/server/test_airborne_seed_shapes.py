@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.control_plane.airborne_support import make_app
+from tests.control_plane.airborne_support import App, make_app
 from tests.control_plane.conftest import assert_error
 from tests.server.stack import Stack, stack
 
@@ -99,3 +99,89 @@ def test_a_release_as_airbornes_cli_sends_it(s: Stack) -> None:
     assert served["package"]["properties"] == {"p": True}
     unknown = s.api.client.post("/releases", json={"config": {"nope": 1}}, headers=app.h)
     assert_error(unknown, 400, "validation_failed", shape="airborne")
+
+
+def test_names_as_the_document_allows_them(s: Stack) -> None:
+    """An organisation name with spaces and an application name with capitals are accepted and
+    echoed as given; the headers and the public route take the name (URL-encoded); names that
+    map to one key are one application."""
+    c = s.api.client
+    owner = s.api.signup()
+    created = c.post("/organisations/create", json={"name": "Acme Mobile Co"}, headers=owner.auth)
+    assert created.status_code == 200, created.text
+    assert created.json()["name"] == "Acme Mobile Co"
+    org_h = owner.org("Acme Mobile Co")
+    r = c.post("/organisations/applications/create", json={"application": "Shop App"}, headers=org_h)
+    assert r.json() == {"application": "Shop App", "organisation": "Acme Mobile Co", "access": ["owner"]}
+    for same_key in ("shop app", "Shop-App", "SHOP APP"):
+        clash = c.post("/organisations/applications/create", json={"application": same_key}, headers=org_h)
+        assert_error(clash, 409, "conflict", shape="envelope")
+    unicode_name = c.post("/organisations/applications/create", json={"application": "Café Ünï"}, headers=org_h)
+    assert unicode_name.status_code == 200, unicode_name.text
+    listed = c.get("/organisations", headers=owner.auth).json()
+    assert [a["application"] for a in listed[0]["applications"]] == ["Café Ünï", "Shop App"]
+
+    app = App(s.api, owner, "Acme Mobile Co", "Shop App")
+    app.file("index.jsa")
+    app.package("index.jsa", [])
+    # The documented name in x-application, and UTF-8 names in headers.
+    created_release = c.post("/releases", json={"config": {"properties": {"which": "spaced"}}}, headers=app.h)
+    assert created_release.status_code == 200, created_release.text
+    assert c.get(f"/releases/{created_release.json()['id']}", headers=app.h).json()["app_id"] == "Shop App"
+    # A UTF-8 name in a header (the bytes as a client sends them).
+    utf8: dict[str, str | bytes] = {
+        **owner.auth,
+        "x-organisation": "Acme Mobile Co",
+        "x-application": "Café Ünï".encode(),
+    }
+    assert c.get("/releases/list", headers=utf8).status_code == 200
+    s.sync()
+    for path in ("/release/Acme%20Mobile%20Co/Shop%20App", "/release/Acme%20Mobile%20Co/shop-app"):
+        for client in (s.edge, c):
+            served = client.get(path)
+            assert served.status_code == 200, (path, served.text)
+            assert served.json()["config"]["properties"] == {"which": "spaced"}
+    assert_error(s.edge.get("/release/acme%20mobile%20co/Shop%20App"), 404, "not_found", shape="airborne")
+
+    for bad in ("a/b", " lead", "trail ", "bell\a"):
+        refused = c.post("/organisations/create", json={"name": bad}, headers=owner.auth)
+        assert_error(refused, 400, "validation_failed")
+
+
+def test_offset_and_limit_on_every_airborne_list(s: Stack) -> None:
+    """``page``/``per_page``, ``pages``/``count`` and ``offset``/``limit`` on every Airborne list."""
+    app = make_app(s.api)
+    c = s.api.client
+    for i in range(5):
+        app.file(f"f{i}.js")
+        app.dimension(f"d{i}")
+    app.package("f0.js", [])
+    for i in range(1, 5):
+        app.package(f"f{i}.js", ["f0.js"])
+    for i in range(5):
+        assert (
+            c.post(
+                "/releases", json={"config": {"properties": {"i": i}}, "dimensions": {f"d{i}": "x"}}, headers=app.h
+            ).status_code
+            == 200
+        )
+
+    def items(path: str, **params: Any) -> list[Any]:
+        r = c.get(path, params=params, headers=app.h)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        return [
+            str(x.get("id", x.get("file_path", x.get("dimension", x.get("version")))))
+            for x in body.get("data", body.get("files", []))
+        ]
+
+    for path in ("/file/list", "/packages/list", "/releases/list", "/organisations/applications/dimension/list"):
+        everything = items(path, count=50)
+        assert len(everything) == 5, path
+        assert items(path, offset=1, limit=2) == everything[1:3], path
+        assert items(path, offset=4, limit=10) == everything[4:], path
+        assert items(path, page=2, per_page=2) == everything[2:4], path
+        assert items(path, pages=3, count=2) == everything[4:], path
+        assert items(path, offset=3) == everything[3:], path
+        assert_error(c.get(path, params={"offset": -1}, headers=app.h), 400, "validation_failed", shape="airborne")
+        assert_error(c.get(path, params={"limit": 0}, headers=app.h), 400, "validation_failed", shape="airborne")

@@ -19,9 +19,10 @@ from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import APP, app_access, dumps
 from control_plane.routes.airborne.dimensions import BASE, require_dimension
 from control_plane.routes.airborne.models import AirborneCreateCheckpoint, AirborneCreateGroup, AirbornePriorityMap
+from control_plane.routes.airborne.responses import CheckpointResponse, CohortsResponse, GroupResponse, PriorityMap
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-dimensions", shape="airborne")
+router = Router("airborne-dimensions", shape="airborne", required_headers=APP)
 
 
 def _cohort_dimension(db: sqlite3.Connection, project_id: str, name: str) -> sqlite3.Row:
@@ -57,6 +58,7 @@ ALIAS = f"{BASE}/{{cohort_dimension_name}}"
     COHORT,
     summary="Cohorts of a cohort dimension: enum in priority order and JSON Logic definitions",
     headers=APP,
+    response=CohortsResponse,
 )
 async def get_cohorts(ctx: Ctx) -> Any:
     name = ctx.path("cohort_dimension_name")
@@ -72,6 +74,7 @@ async def get_cohorts(ctx: Ctx) -> Any:
     body=AirborneCreateCheckpoint,
     headers=APP,
     responses=(409,),
+    response=CheckpointResponse,
 )
 async def create_checkpoint(ctx: Ctx) -> Any:
     body: AirborneCreateCheckpoint = ctx.body
@@ -126,6 +129,7 @@ async def create_checkpoint(ctx: Ctx) -> Any:
     body=AirborneCreateGroup,
     headers=APP,
     responses=(409,),
+    response=GroupResponse,
 )
 async def create_group(ctx: Ctx) -> Any:
     body: AirborneCreateGroup = ctx.body
@@ -161,7 +165,13 @@ async def create_group(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-@router.route("GET", f"{COHORT}/group/priority", summary="Group priorities (0 = evaluated first)", headers=APP)
+@router.route(
+    "GET",
+    f"{COHORT}/group/priority",
+    summary="Group priorities (0 = evaluated first)",
+    headers=APP,
+    response=PriorityMap,
+)
 async def get_priority(ctx: Ctx) -> Any:
     name = ctx.path("cohort_dimension_name")
     with ctx.services.store.read() as db:
@@ -176,6 +186,7 @@ async def get_priority(ctx: Ctx) -> Any:
     summary="Reorder groups: the listed groups take the given priorities, the others keep their order",
     body=AirbornePriorityMap,
     headers=APP,
+    response=PriorityMap,
 )
 async def update_priority(ctx: Ctx) -> Any:
     body: AirbornePriorityMap = ctx.body
@@ -223,6 +234,7 @@ async def update_priority(ctx: Ctx) -> Any:
     body=AirborneCreateCheckpoint,
     headers=APP,
     responses=(409,),
+    response=CheckpointResponse,
 )
 async def create_checkpoint_alias(ctx: Ctx) -> Any:
     return await create_checkpoint(ctx)
@@ -235,13 +247,18 @@ async def create_checkpoint_alias(ctx: Ctx) -> Any:
     body=AirborneCreateGroup,
     headers=APP,
     responses=(409,),
+    response=GroupResponse,
 )
 async def create_group_alias(ctx: Ctx) -> Any:
     return await create_group(ctx)
 
 
 @router.route(
-    "GET", f"{ALIAS}/group/priority", summary="Group priorities (alias of .../cohort/group/priority)", headers=APP
+    "GET",
+    f"{ALIAS}/group/priority",
+    summary="Group priorities (alias of .../cohort/group/priority)",
+    headers=APP,
+    response=PriorityMap,
 )
 async def get_priority_alias(ctx: Ctx) -> Any:
     return await get_priority(ctx)
@@ -253,6 +270,7 @@ async def get_priority_alias(ctx: Ctx) -> Any:
     summary="Reorder groups (alias of .../cohort/group/priority)",
     body=AirbornePriorityMap,
     headers=APP,
+    response=PriorityMap,
 )
 async def update_priority_alias(ctx: Ctx) -> Any:
     return await update_priority(ctx)

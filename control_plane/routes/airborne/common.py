@@ -124,20 +124,36 @@ def find_package(db: sqlite3.Connection, project_id: str, version: int | None, t
 
 
 # ---------------------------------------------------------------------------------------------
-# Pagination: ``pages``/``page`` + ``count`` (or ``all``), as the Airborne list routes take them.
+# Pagination. The document: "List endpoints support pagination with page, per_page, offset, and
+# limit parameters"; the list routes also name ``pages``/``count`` and ``all``. A page size is
+# ``limit``, else ``per_page``, else ``count``, lowered to 200 (the document's maximum); the
+# first item is ``offset``, else the page's first (``page`` or ``pages``, from 1).
+
+MAX_PAGE_SIZE = 200
 
 
 class PageQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    page: int | None = Field(default=None, ge=1, le=1_000_000)
+    page: int | None = Field(default=None, ge=1, le=1_000_000, description="Page number (default 1)")
     pages: int | None = Field(default=None, ge=1, le=1_000_000, description="Page number (default 1)")
-    count: int = Field(default=50, ge=1, le=200, description="Items per page (default 50)")
+    count: int = Field(default=50, ge=1, le=1_000_000, description="Items per page (default 50, at most 200)")
+    per_page: int | None = Field(default=None, ge=1, le=1_000_000, description="Items per page (as count)")
+    offset: int | None = Field(default=None, ge=0, le=10**9, description="Items to skip (overrides the page)")
+    limit: int | None = Field(default=None, ge=1, le=1_000_000, description="Items to return (overrides count)")
     all: bool = Field(default=False, description="Return every item without pagination")
 
     @property
     def page_number(self) -> int:
         return self.pages or self.page or 1
+
+    @property
+    def size(self) -> int:
+        return min(self.limit or self.per_page or self.count, MAX_PAGE_SIZE)
+
+    @property
+    def skip(self) -> int:
+        return self.offset if self.offset is not None else (self.page_number - 1) * self.size
 
 
 def paginate(
@@ -147,8 +163,8 @@ def paginate(
     total = int(db.execute(f"SELECT COUNT(*) FROM ({sql})", params).fetchone()[0])
     if q.all:
         return list(db.execute(sql, params)), total, 1 if total else 0
-    rows = db.execute(f"{sql} LIMIT ? OFFSET ?", (*params, q.count, (q.page_number - 1) * q.count)).fetchall()
-    return list(rows), total, (total + q.count - 1) // q.count
+    rows = db.execute(f"{sql} LIMIT ? OFFSET ?", (*params, q.size, q.skip)).fetchall()
+    return list(rows), total, (total + q.size - 1) // q.size
 
 
 def not_in_app(what: str) -> ApiError:

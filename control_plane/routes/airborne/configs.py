@@ -10,9 +10,10 @@ from typing import Any
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import APP, app_access, dumps, next_number
 from control_plane.routes.airborne.models import AirborneCreateConfig
+from control_plane.routes.airborne.responses import ConfigCreated
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-releases", shape="airborne")
+router = Router("airborne-releases", shape="airborne", required_headers=APP)
 
 
 def latest_config(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:
@@ -28,6 +29,7 @@ def latest_config(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None
     summary="Create the application's config",
     body=AirborneCreateConfig,
     headers=APP,
+    response=ConfigCreated,
 )
 async def create_config(ctx: Ctx) -> Any:
     body: AirborneCreateConfig = ctx.body

@@ -16,9 +16,10 @@ from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import APP, PageQuery, app_access, dumps, loads, paginate
 from control_plane.routes.airborne.models import AirborneCreateDimension, AirborneUpdateDimension
+from control_plane.routes.airborne.responses import DimensionList, DimensionResponse
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-dimensions", shape="airborne")
+router = Router("airborne-dimensions", shape="airborne", required_headers=APP)
 
 BASE = "/organisations/applications/dimension"
 RESERVED = {"create", "list"}  # path segments of the dimension routes
@@ -105,6 +106,7 @@ def check_dimension_value(db: sqlite3.Connection, dim: sqlite3.Row, value: Any, 
     body=AirborneCreateDimension,
     headers=APP,
     responses=(409,),
+    response=DimensionResponse,
 )
 async def create_dimension(ctx: Ctx) -> Any:
     body: AirborneCreateDimension = ctx.body
@@ -169,7 +171,14 @@ async def create_dimension(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-@router.route("GET", f"{BASE}/list", summary="Dimensions of the application by position", query=PageQuery, headers=APP)
+@router.route(
+    "GET",
+    f"{BASE}/list",
+    summary="Dimensions of the application by position",
+    query=PageQuery,
+    headers=APP,
+    response=DimensionList,
+)
 async def list_dimensions(ctx: Ctx) -> Any:
     q: PageQuery = ctx.query
     with ctx.services.store.read() as db:
@@ -187,6 +196,7 @@ async def list_dimensions(ctx: Ctx) -> Any:
     summary="Move a dimension to another position",
     body=AirborneUpdateDimension,
     headers=APP,
+    response=DimensionResponse,
 )
 async def update_dimension(ctx: Ctx) -> Any:
     body: AirborneUpdateDimension = ctx.body

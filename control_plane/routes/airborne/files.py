@@ -28,9 +28,10 @@ from control_plane.routes.airborne.models import (
     FileListQuery,
     FileQuery,
 )
+from control_plane.routes.airborne.responses import BulkFiles, FileList, FileResponse
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-files", shape="airborne")
+router = Router("airborne-files", shape="airborne", required_headers=APP)
 
 
 def file_view(row: sqlite3.Row) -> dict[str, Any]:
@@ -129,7 +130,13 @@ async def _measured(ctx: Ctx, files: list[AirborneFileFields], field: str) -> li
 
 
 @router.route(
-    "POST", "/file", summary="Create a file version from a URL", body=AirborneCreateFile, headers=APP, responses=(409,)
+    "POST",
+    "/file",
+    summary="Create a file version from a URL",
+    body=AirborneCreateFile,
+    headers=APP,
+    responses=(409,),
+    response=FileResponse,
 )
 async def create_file(ctx: Ctx) -> Any:
     body = (await _measured(ctx, [ctx.body], ""))[0]
@@ -165,6 +172,7 @@ async def create_file(ctx: Ctx) -> Any:
     body=AirborneBulkFiles,
     headers=APP,
     responses=(409,),
+    response=BulkFiles,
 )
 async def bulk_create_files(ctx: Ctx) -> Any:
     sent: AirborneBulkFiles = ctx.body
@@ -202,7 +210,14 @@ async def bulk_create_files(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-@router.route("GET", "/file", summary="A file by key (path@version:N or path@tag:T)", query=FileQuery, headers=APP)
+@router.route(
+    "GET",
+    "/file",
+    summary="A file by key (path@version:N or path@tag:T)",
+    query=FileQuery,
+    headers=APP,
+    response=FileResponse,
+)
 async def get_file(ctx: Ctx) -> Any:
     q: FileQuery = ctx.query
     key = parse_file_key(q.file_key, "query.file_key")
@@ -220,11 +235,11 @@ async def get_file(ctx: Ctx) -> Any:
     summary="Files of the application, newest first, with search and pagination",
     query=FileListQuery,
     headers=APP,
+    response=FileList,
 )
 async def list_files(ctx: Ctx) -> Any:
     q: FileListQuery = ctx.query
-    per_page = min(q.limit if q.limit is not None else q.per_page, 200)
-    offset = q.offset if q.offset is not None else (q.page - 1) * per_page
+    per_page, offset = q.size, q.skip
     page = offset // per_page + 1
     where, params = "project_id = ?", []
     with ctx.services.store.read() as db:
@@ -248,6 +263,7 @@ async def list_files(ctx: Ctx) -> Any:
     body=AirborneRetagFile,
     headers=APP,
     responses=(409,),
+    response=FileResponse,
 )
 async def update_file(ctx: Ctx) -> Any:
     body: AirborneRetagFile = ctx.body

@@ -86,13 +86,7 @@ class FileQuery(BaseModel):
     file_key: str = Field(min_length=1, max_length=MAX_FILE_KEY, description="path@version:N or path@tag:T")
 
 
-class FileListQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    page: int = Field(default=1, ge=1, le=1_000_000, description="Page number (default 1)")
-    per_page: int = Field(default=50, ge=1, le=1_000_000, description="Items per page (default 50, at most 200)")
-    offset: int | None = Field(default=None, ge=0, le=10**9, description="Items to skip (overrides page)")
-    limit: int | None = Field(default=None, ge=1, le=1_000_000, description="Items to return (overrides per_page)")
+class FileListQuery(PageQuery):
     search: str | None = Field(default=None, max_length=256, description="Substring of the path or URL")
 
 

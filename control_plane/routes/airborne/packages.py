@@ -24,9 +24,10 @@ from control_plane.routes.airborne.common import (
     parse_package_key,
 )
 from control_plane.routes.airborne.models import AirborneCreatePackage, PackageListQuery, PackageQuery
+from control_plane.routes.airborne.responses import PackageList, PackageResponse
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-files", shape="airborne")
+router = Router("airborne-files", shape="airborne", required_headers=APP)
 
 
 def package_view(row: sqlite3.Row) -> dict[str, Any]:
@@ -45,6 +46,7 @@ def package_view(row: sqlite3.Row) -> dict[str, Any]:
     summary="Create a package (index + files); versions count up per application",
     body=AirborneCreatePackage,
     headers=APP,
+    response=PackageResponse,
 )
 async def create_package(ctx: Ctx) -> Any:
     body: AirborneCreatePackage = ctx.body
@@ -105,6 +107,7 @@ async def create_package(ctx: Ctx) -> Any:
     summary="Packages of the application, newest version first",
     query=PackageListQuery,
     headers=APP,
+    response=PackageList,
 )
 async def list_packages(ctx: Ctx) -> Any:
     q: PackageListQuery = ctx.query
@@ -124,6 +127,7 @@ async def list_packages(ctx: Ctx) -> Any:
     summary="A package by key (tag:T = newest with that tag, or version:N)",
     query=PackageQuery,
     headers=APP,
+    response=PackageResponse,
 )
 async def get_package(ctx: Ctx) -> Any:
     q: PackageQuery = ctx.query

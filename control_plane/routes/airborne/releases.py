@@ -53,9 +53,10 @@ from control_plane.routes.airborne.models import (
     AirborneReleasePackage,
     ReleaseListQuery,
 )
+from control_plane.routes.airborne.responses import ExperimentChange, ReleaseDetail, ReleaseList, ReleaseResponse
 from control_plane.store import new_id, now_iso
 
-router = Router("airborne-releases", shape="airborne")
+router = Router("airborne-releases", shape="airborne", required_headers=APP)
 
 STATUSES = ("CREATED", "INPROGRESS", "CONCLUDED", "DISCARDED")
 OPEN = ("CREATED", "INPROGRESS")
@@ -105,7 +106,7 @@ def release_detail(row: sqlite3.Row, app: ProjectAccess) -> dict[str, Any]:
         **view,
         "experiment_id": row["id"],
         "org_id": app.organisation_name,
-        "app_id": app.key,
+        "app_id": app.name,
         "package_version": row["package_version"],
         "config_version": view["config"]["version"],
         "traffic_percentage": row["traffic_percentage"],
@@ -206,6 +207,7 @@ def _next(db: sqlite3.Connection, column: str, project_id: str) -> int:
     body=AirborneCreateRelease,
     headers=APP,
     responses=(409,),
+    response=ReleaseResponse,
 )
 async def create_release(ctx: Ctx) -> Any:
     body: AirborneCreateRelease = ctx.body
@@ -317,7 +319,12 @@ async def create_release(ctx: Ctx) -> Any:
 
 
 @router.route(
-    "GET", "/releases/list", summary="Releases of the application, newest first", query=ReleaseListQuery, headers=APP
+    "GET",
+    "/releases/list",
+    summary="Releases of the application, newest first",
+    query=ReleaseListQuery,
+    headers=APP,
+    response=ReleaseList,
 )
 async def list_releases(ctx: Ctx) -> Any:
     q: ReleaseListQuery = ctx.query
@@ -334,7 +341,13 @@ async def list_releases(ctx: Ctx) -> Any:
     return {"data": [release_view(r) for r in rows], "total_items": total, "total_pages": pages}
 
 
-@router.route("GET", "/releases/{release_id}", summary="A release with its experiment", headers=APP)
+@router.route(
+    "GET",
+    "/releases/{release_id}",
+    summary="A release with its experiment",
+    headers=APP,
+    response=ReleaseDetail,
+)
 async def get_release(ctx: Ctx) -> Any:
     release_id = ctx.path("release_id")
     with ctx.services.store.read() as db:
@@ -354,6 +367,7 @@ def _open(row: sqlite3.Row, action: str) -> None:
     body=AirborneRamp,
     headers=APP,
     responses=(409,),
+    response=ExperimentChange,
 )
 async def ramp_release(ctx: Ctx) -> Any:
     body: AirborneRamp = ctx.body
@@ -397,6 +411,7 @@ async def ramp_release(ctx: Ctx) -> Any:
     body=AirborneConclude,
     headers=APP,
     responses=(409,),
+    response=ExperimentChange,
 )
 async def conclude_release(ctx: Ctx) -> Any:
     body: AirborneConclude = ctx.body
@@ -447,6 +462,7 @@ async def conclude_release(ctx: Ctx) -> Any:
     body=AirborneDiscard,
     headers=APP,
     responses=(409,),
+    response=ExperimentChange,
 )
 async def discard_release(ctx: Ctx) -> Any:
     release_id = ctx.path("release_id")

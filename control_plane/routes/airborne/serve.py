@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from control_plane.http import Ctx, Router
+from control_plane.routes.airborne.responses import ServedRelease
 
 router = Router("airborne-serve", shape="airborne")
 
@@ -18,6 +19,7 @@ router = Router("airborne-serve", shape="airborne")
     auth=False,
     headers=("x-dimensions", "x-dimension"),
     responses=(304, 400, 404, 503),
+    response=ServedRelease,
 )
 async def serve_release(ctx: Ctx) -> Response:
     request = ctx.request

@@ -44,10 +44,11 @@ def test_application_create(api: Api) -> None:
         "/organisations/applications/create", json={"application": "app"}, headers=owner.org("acme")
     )
     assert_error(again, 409, "conflict")
-    bad = api.client.post(
-        "/organisations/applications/create", json={"application": "Bad Name"}, headers=owner.org("acme")
-    )
-    assert_error(bad, 400, "validation_failed")
+    for bad_name in ("a/b", " padded", "tab\there", ""):
+        bad = api.client.post(
+            "/organisations/applications/create", json={"application": bad_name}, headers=owner.org("acme")
+        )
+        assert_error(bad, 400, "validation_failed")
     no_header = api.client.post("/organisations/applications/create", json={"application": "b"}, headers=owner.auth)
     assert_error(no_header, 400, "validation_failed")
 

@@ -66,7 +66,7 @@ def test_bad_tokens_are_rejected(api: Api) -> None:
     assert_error(api.client.get("/user", headers={"Authorization": "Basic abc"}), 401, "unauthorized")
     claims = jwt.decode(user.token, options={"verify_signature": False})
     forged = {
-        "none": jwt.encode(claims, key=None, algorithm="none"),
+        "none": jwt.encode(claims, key="", algorithm="none"),
         "wrong key": jwt.encode(claims, "not-the-secret-" + "y" * 32, algorithm="HS256"),
         "expired": jwt.encode({**claims, "exp": int(time.time()) - 10}, "test-secret-" + "x" * 32, algorithm="HS256"),
         "no email": jwt.encode({k: v for k, v in claims.items() if k != "email"}, "test-secret-" + "x" * 32),
@@ -77,12 +77,15 @@ def test_bad_tokens_are_rejected(api: Api) -> None:
         assert r.status_code == 401, name
 
 
-def test_oauth_is_not_supported(api: Api) -> None:
-    assert_error(api.client.get("/users/oauth/url"), 400, "validation_failed")
-    assert_error(api.client.post("/users/oauth/login", json={"code": "c"}), 400, "validation_failed")
-    assert_error(api.client.post("/users/oauth/signup", json={"code": "c"}), 400, "validation_failed")
+def test_oauth_without_an_issuer_is_refused(api: Api) -> None:
+    """Without --oidc-issuer the OAuth routes say so (in Airborne's shape); password login is the
+    default (tests/e2e/test_airborne_oidc.py runs a real issuer)."""
+    assert_error(api.client.get("/users/oauth/url"), 400, "validation_failed", shape="airborne")
+    login = api.client.post("/users/oauth/login", json={"code": "c", "state": "s"})
+    assert_error(login, 400, "validation_failed", shape="airborne")
+    assert_error(api.client.post("/users/oauth/signup", json={"code": "c"}), 400, "validation_failed", shape="airborne")
     body = api.client.get("/users/oauth/url").json()
-    assert "does not support" in body["error"]["message"]
+    assert "not configured" in body["error"] and body["details"][0]["field"] == "provider"
 
 
 def test_login_brute_force_is_rate_limited(api: Api) -> None:

@@ -17,12 +17,13 @@ from starlette.responses import Response
 import evaluator
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.features_snapshot import audience_refs, translate_filter
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     FilterChecker,
     audience_resolver,
     dumps,
+    dv_router,
     key_taken,
     list_rows,
     loads,
@@ -37,7 +38,7 @@ from control_plane.routes.devcycle.models import AudienceListQuery, CreateAudien
 from control_plane.routes.devcycle.views import audience_view
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-audiences")
+router = dv_router("devcycle-audiences")
 
 
 def _used_audiences(db: sqlite3.Connection, project_id: str) -> set[str]:

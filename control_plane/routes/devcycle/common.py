@@ -17,11 +17,18 @@ import evaluator
 from control_plane import authz
 from control_plane.errors import ApiError, not_found, validation
 from control_plane.features_snapshot import config_filters
-from control_plane.http import Ctx, Write
+from control_plane.http import Ctx, Router, Write
 from control_plane.models import Body
 from control_plane.store import now_iso
 
 ORG = ("x-organisation",)  # the header every DevCycle route takes
+
+
+def dv_router(tag: str) -> Router:
+    """A router of the DevCycle API: its errors answer in DevCycle's shape (DESIGN.md 5b)."""
+    return Router(tag, shape="devcycle")
+
+
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 MAX_JSON_DEPTH = 64
 MAX_JSON_NODES = 20_000

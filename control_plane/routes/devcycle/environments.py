@@ -12,11 +12,12 @@ from starlette.responses import Response
 
 from contract.sdk_keys import KINDS
 from control_plane.errors import conflict
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     ListQuery,
     dumps,
+    dv_router,
     environment,
     key_taken,
     list_rows,
@@ -30,7 +31,7 @@ from control_plane.routes.devcycle.sdk_keys import PREFIX_LENGTH, add_keys
 from control_plane.routes.devcycle.views import environment_view
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-projects")
+router = dv_router("devcycle-projects")
 
 
 @router.route(

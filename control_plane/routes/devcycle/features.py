@@ -15,11 +15,12 @@ from starlette.responses import Response
 
 from control_plane import authz
 from control_plane.errors import ApiError, conflict, validation
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     bump_feature,
     dumps,
+    dv_router,
     feature,
     key_taken,
     list_rows,
@@ -43,7 +44,7 @@ from control_plane.routes.devcycle.variations import variations_in_use
 from control_plane.routes.devcycle.views import feature_view
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-features")
+router = dv_router("devcycle-features")
 
 
 def _write_variations(w: Write, feature_id: str, variations: list[tuple[str, str, str, dict[str, Any]]]) -> None:

@@ -14,11 +14,12 @@ from starlette.responses import Response
 
 from control_plane import authz
 from control_plane.errors import ApiError, conflict
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     ListQuery,
     dumps,
+    dv_router,
     list_rows,
     loads,
     merge_settings,
@@ -30,7 +31,7 @@ from control_plane.routes.devcycle.views import project_view
 from control_plane.routes.organisations import create_project
 from control_plane.store import now_iso
 
-router = Router("devcycle-projects")
+router = dv_router("devcycle-projects")
 
 _PROJECT_SELECT = (
     "SELECT p.*, m.color AS dv_color, m.created_by AS dv_created_by FROM projects p "

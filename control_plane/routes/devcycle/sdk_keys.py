@@ -11,14 +11,14 @@ from typing import Any
 
 from contract.sdk_keys import KINDS, Kind
 from control_plane.errors import ApiError, conflict, not_found
-from control_plane.http import Ctx, Router, Write
-from control_plane.routes.devcycle.common import ORG, environment, write_project
+from control_plane.http import Ctx, Write
+from control_plane.routes.devcycle.common import ORG, dv_router, environment, write_project
 from control_plane.routes.devcycle.models import GenerateKeys
 from control_plane.routes.devcycle.views import environment_view
 from control_plane.security import key_hash, new_sdk_key
 from control_plane.store import now_iso
 
-router = Router("devcycle-projects")
+router = dv_router("devcycle-projects")
 
 PREFIX_LENGTH = 20
 

@@ -25,7 +25,7 @@ PROJECT_FIELDS = {
 
 
 def error_without_id(response: Any) -> dict[str, Any]:
-    body: dict[str, Any] = response.json()["error"]
+    body: dict[str, Any] = response.json()
     return {k: v for k, v in body.items() if k != "request_id"}
 
 

@@ -28,6 +28,7 @@ from control_plane.authz import KeyAccess, Principal, admit, authenticate
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
 from control_plane.group_commit import GroupCommits
+from control_plane.key_vault import KeyVault
 from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.security import Tokens
 from control_plane.settings import Settings
@@ -64,6 +65,8 @@ class Services:
     key_limits: KeyLimits
     # Batched durable inserts for high-volume intake (telemetry).
     group_commits: GroupCommits
+    # Values kept encrypted at rest and read back (SDK keys, integration tokens).
+    vault: KeyVault
 
 
 def request_id(request: Request) -> str:

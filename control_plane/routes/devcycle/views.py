@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from control_plane.key_vault import KeyVault
 from control_plane.routes.devcycle.common import loads
 
 
@@ -40,16 +41,28 @@ def key_view(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def environment_view(
-    db: sqlite3.Connection, row: sqlite3.Row, new_keys: dict[str, str] | None = None
+    db: sqlite3.Connection,
+    row: sqlite3.Row,
+    new_keys: dict[str, str] | None = None,
+    readable: KeyVault | None = None,
 ) -> dict[str, Any]:
-    """The DevCycle environment; ``new_keys`` (hash -> plaintext) are shown in full, once."""
+    """The DevCycle environment. ``new_keys`` (hash -> plaintext) are shown in full; with
+    ``readable`` (the caller is an admin) every key kept encrypted is too, as the DevCycle CLI
+    reads ``sdkKeys[type][i].key``. A key from before encryption at rest has only its hash: it
+    shows its prefix and ``"key": null``."""
     keys: dict[str, list[dict[str, Any]]] = {"mobile": [], "client": [], "server": []}
-    for k in db.execute(
-        "SELECT * FROM sdk_keys WHERE environment_id = ? ORDER BY created_at, rowid", (row["id"],)
-    ).fetchall():
+    rows = db.execute(
+        "SELECT k.*, s.ciphertext FROM sdk_keys k LEFT JOIN dv_sdk_key_secrets s ON s.key_hash = k.key_hash"
+        " WHERE k.environment_id = ? ORDER BY k.created_at, k.prefix",
+        (row["id"],),
+    ).fetchall()
+    for k in rows:
         view = key_view(k)
         if new_keys and k["key_hash"] in new_keys:
             view = {"key": new_keys[k["key_hash"]], **view}
+        elif readable is not None:
+            plain = readable.open(k["ciphertext"], k["key_hash"]) if k["ciphertext"] else None
+            view = {"key": plain, **view}
         keys[k["kind"]].append(view)
     meta = db.execute("SELECT created_by FROM dv_environment_meta WHERE environment_id = ?", (row["id"],)).fetchone()
     return {

@@ -234,8 +234,18 @@ def _usages(db: sqlite3.Connection, project_id: str, audience_id: str) -> dict[s
 
 @router.route(
     "GET",
-    "/v1/projects/{project}/audiences/{key}/usages",
+    "/v1/projects/{project}/audiences/{key}/usage",
     summary="Features (per environment) and audiences that use the audience directly",
+    headers=ORG,
+)
+async def audience_usage(ctx: Ctx) -> Any:
+    return await audience_usages(ctx)
+
+
+@router.route(
+    "GET",
+    "/v1/projects/{project}/audiences/{key}/usages",
+    summary="Alias of GET .../usage",
     headers=ORG,
 )
 async def audience_usages(ctx: Ctx) -> Any:

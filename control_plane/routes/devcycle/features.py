@@ -217,58 +217,59 @@ def _updated_variations(
 )
 async def update_feature(ctx: Ctx) -> Any:
     body: UpdateFeature = ctx.body
+    return ctx.commit(lambda w: feature_view(w.db, apply_update(w, ctx, body)))
 
-    def change(w: Write) -> dict[str, Any]:
-        access = write_project(w, ctx, "write")
-        f = feature(w.db, access.id, ctx.path("feature"))
-        fid = f["id"]
-        if body.key is not None and key_taken(w.db, "features", "project_id", access.id, body.key, fid):
-            raise conflict(f"a feature with key {body.key!r} already exists in this project")
-        w.db.execute(
-            "UPDATE features SET key = ?, name = ?, description = ?, type = ?, tags = ?, settings = ?,"
-            " sdk_visibility = ?, summary = ?, updated_at = ? WHERE id = ?",
-            (
-                body.key or f["key"],
-                body.name or f["name"],
-                body.description if body.description is not None else f["description"],
-                body.type or f["type"],
-                dumps(body.tags) if body.tags is not None else f["tags"],
-                dumps(body.settings.model_dump(exclude_none=True)) if body.settings else f["settings"],
-                dumps(body.sdkVisibility.model_dump(exclude_none=True)) if body.sdkVisibility else f["sdk_visibility"],
-                dumps(body.summary.model_dump(exclude_none=True)) if body.summary else f["summary"],
-                now_iso(),
-                fid,
-            ),
-        )
-        served_changed = body.key is not None and body.key != f["key"]
-        if body.variables is not None:
-            set_feature_variables(w, access.id, fid, body.variables)
-            served_changed = True
-        if body.variations is not None:
-            variations, removed = _updated_variations(w, fid, body.variations)
-            used = variations_in_use(w.db, fid)
-            for vid in removed:
-                if vid in used:
-                    raise conflict(f"a removed variation is still used by {used[vid]}")
-            _write_variations(w, fid, variations)
-            served_changed = True
-        check_feature_values(w.db, fid)
-        _set_control(w, fid, body.controlVariation)
-        if served_changed:
-            bump_feature(w, fid)
-        if body.configurations:
-            apply_configurations(w, access.id, fid, body.configurations)
-        w.audit(
-            "feature.update",
-            f"feature:{f['key']}",
-            organisation_id=access.organisation_id,
-            project_id=access.id,
-            details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
-        )
-        w.touch(access.id)
-        return feature_view(w.db, fid)
 
-    return ctx.commit(change)
+def apply_update(w: Write, ctx: Ctx, body: UpdateFeature) -> str:
+    """The PATCH of a feature (v1 and v2 paths); returns its id."""
+    access = write_project(w, ctx, "write")
+    f = feature(w.db, access.id, ctx.path("feature"))
+    fid = f["id"]
+    if body.key is not None and key_taken(w.db, "features", "project_id", access.id, body.key, fid):
+        raise conflict(f"a feature with key {body.key!r} already exists in this project")
+    w.db.execute(
+        "UPDATE features SET key = ?, name = ?, description = ?, type = ?, tags = ?, settings = ?,"
+        " sdk_visibility = ?, summary = ?, updated_at = ? WHERE id = ?",
+        (
+            body.key or f["key"],
+            body.name or f["name"],
+            body.description if body.description is not None else f["description"],
+            body.type or f["type"],
+            dumps(body.tags) if body.tags is not None else f["tags"],
+            dumps(body.settings.model_dump(exclude_none=True)) if body.settings else f["settings"],
+            dumps(body.sdkVisibility.model_dump(exclude_none=True)) if body.sdkVisibility else f["sdk_visibility"],
+            dumps(body.summary.model_dump(exclude_none=True)) if body.summary else f["summary"],
+            now_iso(),
+            fid,
+        ),
+    )
+    served_changed = body.key is not None and body.key != f["key"]
+    if body.variables is not None:
+        set_feature_variables(w, access.id, fid, body.variables)
+        served_changed = True
+    if body.variations is not None:
+        variations, removed = _updated_variations(w, fid, body.variations)
+        used = variations_in_use(w.db, fid)
+        for vid in removed:
+            if vid in used:
+                raise conflict(f"a removed variation is still used by {used[vid]}")
+        _write_variations(w, fid, variations)
+        served_changed = True
+    check_feature_values(w.db, fid)
+    _set_control(w, fid, body.controlVariation)
+    if served_changed:
+        bump_feature(w, fid)
+    if body.configurations:
+        apply_configurations(w, access.id, fid, body.configurations)
+    w.audit(
+        "feature.update",
+        f"feature:{f['key']}",
+        organisation_id=access.organisation_id,
+        project_id=access.id,
+        details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
+    )
+    w.touch(access.id)
+    return str(fid)
 
 
 @router.route(
@@ -310,35 +311,36 @@ async def delete_feature(ctx: Ctx) -> Any:
 )
 async def update_feature_status(ctx: Ctx) -> Any:
     body: FeatureStatus = ctx.body
+    return ctx.commit(lambda w: feature_view(w.db, apply_status(w, ctx, body)))
 
-    def change(w: Write) -> dict[str, Any]:
-        access = write_project(w, ctx, "write")
-        f = feature(w.db, access.id, ctx.path("feature"))
-        static = None
-        if body.status == "complete":
-            if not body.staticVariation:
-                raise validation("a complete feature needs staticVariation", "staticVariation", "required")
-            static = variation_id_of(w.db, f["id"], body.staticVariation)
-            if static is None:
-                raise validation(
-                    f"no variation {body.staticVariation!r} in this feature", "staticVariation", "unknown_variation"
-                )
-        elif body.staticVariation:
-            raise validation("staticVariation is only for complete features", "staticVariation", "invalid")
-        w.db.execute(
-            "UPDATE features SET status = ?, static_variation = ?, updated_at = ? WHERE id = ?",
-            (body.status, static, now_iso(), f["id"]),
-        )
-        if (body.status, static) != (f["status"], f["static_variation"]):
-            bump_feature(w, f["id"])
-        w.audit(
-            "feature.status",
-            f"feature:{f['key']}",
-            organisation_id=access.organisation_id,
-            project_id=access.id,
-            details={"from": f["status"], "to": body.status},
-        )
-        w.touch(access.id)
-        return feature_view(w.db, f["id"])
 
-    return ctx.commit(change)
+def apply_status(w: Write, ctx: Ctx, body: FeatureStatus) -> str:
+    """The status change of a feature (v1 and v2 paths); returns its id."""
+    access = write_project(w, ctx, "write")
+    f = feature(w.db, access.id, ctx.path("feature"))
+    static = None
+    if body.status == "complete":
+        if not body.staticVariation:
+            raise validation("a complete feature needs staticVariation", "staticVariation", "required")
+        static = variation_id_of(w.db, f["id"], body.staticVariation)
+        if static is None:
+            raise validation(
+                f"no variation {body.staticVariation!r} in this feature", "staticVariation", "unknown_variation"
+            )
+    elif body.staticVariation:
+        raise validation("staticVariation is only for complete features", "staticVariation", "invalid")
+    w.db.execute(
+        "UPDATE features SET status = ?, static_variation = ?, updated_at = ? WHERE id = ?",
+        (body.status, static, now_iso(), f["id"]),
+    )
+    if (body.status, static) != (f["status"], f["static_variation"]):
+        bump_feature(w, f["id"])
+    w.audit(
+        "feature.status",
+        f"feature:{f['key']}",
+        organisation_id=access.organisation_id,
+        project_id=access.id,
+        details={"from": f["status"], "to": body.status},
+    )
+    w.touch(access.id)
+    return str(f["id"])

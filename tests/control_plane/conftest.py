@@ -97,7 +97,11 @@ def error_of(body: dict[str, Any]) -> dict[str, Any]:
         if isinstance(message, list):
             assert message and all(isinstance(m, str) for m in message), body
             message = "; ".join(message)
-        return {"code": code_for(body["statusCode"]), "message": message, **{k: body[k] for k in ("details", "request_id")}}
+        return {
+            "code": code_for(body["statusCode"]),
+            "message": message,
+            **{k: body[k] for k in ("details", "request_id")},
+        }
     if isinstance(body.get("error"), str):
         assert set(body) == {"error", "code", "details", "request_id"}, body
         return {"message": body["error"], **{k: body[k] for k in ("code", "details", "request_id")}}

@@ -13,7 +13,6 @@ from typing import Any
 
 from tests.contract.devcycle_endpoints import ENDPOINTS, PENDING_HERE, PENDING_OTHER_BRANCHES
 from tests.control_plane.conftest import Api
-from tests.control_plane.conftest import api as _control_plane  # noqa: F401  (the fixture `api`)
 from tests.control_plane.devcycle_support import BOOL_FEATURE, PRO, project, target
 
 SEED = "002_846db8739c38268e.txt"

@@ -117,6 +117,20 @@ _call("POST", P + "/customProperties", 201, {"name": "Plan", "key": "plan", "typ
 _call("GET", P + "/customProperties", 200, check=lambda j: [c["key"] for c in j] == ["plan"])
 _call("GET", P + "/customProperties/{key}", 200, check=lambda j: j["key"] == "plan")
 _call("PATCH", P + "/customProperties/{key}", 200, {"name": "Plan 2"})
+_call(
+    "PATCH",
+    "/v1/semantic/projects/{project}/audiences/{key}",
+    200,
+    {"instructions": [{"op": "addFilterValues", "action": {"filterIndex": "0", "values": ["enterprise"]}}]},
+    check=lambda j: j["filters"]["filters"][0]["values"] == ["pro", "enterprise"],
+)
+_call(
+    "POST",
+    "/v1/integrations/dynatrace",
+    201,
+    {"dynatraceEnvironmentId": "dt1", "accessToken": "t0k3n-value", "environmentUrl": "https://dt1.live"},
+)
+_call("GET", "/v1/integrations/dynatrace", 200, check=lambda j: j["environments"][0]["dynatraceEnvironmentId"] == "dt1")
 _call("GET", F + "/configurations", 200, check=lambda j: len(j) == 3)
 _call(
     "PATCH",
@@ -142,6 +156,8 @@ _call(
     check=lambda j: j["environments"]["staging"] == {"status": "active"},
 )
 _call("PATCH", F2 + "/status", 200, {"status": "active"}, check=lambda j: j["status"] == "active")
+_call("POST", F + "/integrations/jira/issues", 201, {"issueId": "DC-1"}, check=lambda j: j == {"issueId": "DC-1"})
+_call("DELETE", F + "/integrations/jira/issues/{issue_id}", 200, check=lambda j: j == {"issueId": "DC-1"})
 _call("DELETE", F, 204)
 _call("DELETE", P + "/environments/{key}", 204)
 
@@ -160,7 +176,7 @@ def _fill(path: str, values: dict[str, str]) -> str:
 
 def _values(method: str, path: str, world: dict[str, str]) -> dict[str, str]:
     """The path parameters of ``path``: ``{key}`` names the resource the path is about."""
-    v = {"project": "app", "feature": world.get("feature", "new-dash"), "environment": "staging"}
+    v = {"project": "app", "feature": world.get("feature", "new-dash"), "environment": "staging", "issue_id": "DC-1"}
     if path.startswith("/v1/projects/{key}"):
         v["key"] = "app"
     elif "/variations/" in path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from control_plane.http import Router
 from control_plane.routes.devcycle import (
+    audience_patch,
     audiences,
     configurations,
     custom_properties,
@@ -16,6 +17,7 @@ from control_plane.routes.devcycle import (
     feature_audit,
     features,
     features_v2,
+    integrations,
     projects,
     sdk_keys,
     variables,
@@ -33,5 +35,7 @@ routers: list[Router] = [
     variables.router,
     configurations.router,
     audiences.router,
+    audience_patch.router,
     custom_properties.router,
+    integrations.router,
 ]

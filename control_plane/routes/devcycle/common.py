@@ -186,6 +186,30 @@ def project(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.ProjectAcces
     return authz.project_by_key(db, ctx.principal, ctx.path("project"), needed, ctx.header("x-organisation"))
 
 
+def caller_organisation(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.OrgAccess:
+    """The organisation a DevCycle route without a project acts in: the ``x-organisation``
+    header, else the API key's organisation, else the caller's only one (400 if several)."""
+    name = ctx.header("x-organisation")
+    if not name:
+        if ctx.principal.api_key_org:
+            row = db.execute("SELECT name FROM organisations WHERE id = ?", (ctx.principal.api_key_org,)).fetchone()
+            name = row["name"] if row else None
+        else:
+            rows = db.execute(
+                "SELECT o.name FROM memberships m JOIN organisations o ON o.id = m.organisation_id WHERE m.user_id = ?",
+                (ctx.principal.user_id,),
+            ).fetchall()
+            if len(rows) == 1:
+                name = rows[0]["name"]
+    if not name:
+        raise ApiError(
+            400,
+            "x-organisation header is required when you belong to several organisations (or none)",
+            details=[{"field": "x-organisation", "code": "required", "message": "header is required"}],
+        )
+    return authz.org_by_name(db, ctx.principal, name, needed)
+
+
 def write_project(w: Write, ctx: Ctx, needed: str) -> authz.ProjectAccess:
     return authz.project_by_key(w.db, w.principal, ctx.path("project"), needed, ctx.header("x-organisation"))
 

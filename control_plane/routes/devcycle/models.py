@@ -376,8 +376,9 @@ class DeleteFeatureQuery(BaseModel):
 
 
 class CreateAudience(DvBody):
-    name: str = Field(min_length=1, max_length=100)
-    key: str = Field(min_length=1, max_length=100, pattern=KEY_PATTERN)
+    # Both optional, as the document has them: a missing key comes from the name (audiences.py).
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    key: str | None = Field(default=None, min_length=1, max_length=100, pattern=KEY_PATTERN)
     description: str = Field(default="", max_length=1000)
     filters: JsonObject
     tags: Tags | None = None

@@ -126,18 +126,24 @@ class Write:
         project_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self.entries.append(
-            (
-                now_iso(),
-                self.principal.id,
-                organisation_id,
-                project_id,
-                action,
-                target,
-                self.change_reason,
-                orjson.dumps(details or {}).decode(),
-            )
+        """Append an audit entry in this write's transaction: later reads in the same change
+        (a response's ``latestUpdate``) see it, and a rollback takes it away with the change."""
+        entry = (
+            now_iso(),
+            self.principal.id,
+            organisation_id,
+            project_id,
+            action,
+            target,
+            self.change_reason,
+            orjson.dumps(details or {}).decode(),
         )
+        self.db.execute(
+            "INSERT INTO audit_log (at, actor, organisation_id, project_id, action, target,"
+            " change_reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            entry,
+        )
+        self.entries.append(entry)
 
     def touch(self, project_id: str) -> None:
         """Mark a project whose snapshots must be rebuilt after this change."""
@@ -200,11 +206,6 @@ class Ctx:
                 result = change(w)
                 if w.touched:
                     documents = self.services.validate_projects(db, w.touched)
-                db.executemany(
-                    "INSERT INTO audit_log (at, actor, organisation_id, project_id, action, target,"
-                    " change_reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    w.entries,
-                )
                 if idempotent and idem_key:
                     stored = {**result, "replayed": False} if isinstance(result, dict) else result
                     db.execute(

@@ -9,6 +9,7 @@ rolls back with a 400 naming the node if one does not compile.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from starlette.responses import Response
@@ -39,6 +40,7 @@ from control_plane.routes.devcycle.models import (
     FeatureStatus,
     UpdateFeature,
 )
+from control_plane.routes.devcycle.staleness import staleness
 from control_plane.routes.devcycle.variables import check_feature_values, set_feature_variables
 from control_plane.routes.devcycle.variations import variations_in_use
 from control_plane.routes.devcycle.views import feature_view
@@ -149,25 +151,49 @@ async def create_features(ctx: Ctx) -> Any:
     return ctx.commit(change, status=201)
 
 
+def _keys(ctx: Ctx) -> list[str]:
+    keys = [k.strip() for raw in ctx.request.query_params.getlist("keys") for k in raw.split(",") if k.strip()]
+    if len(keys) > 1000:
+        raise validation("at most 1000 keys", "query.keys", "too_many")
+    return keys
+
+
+def _staleness_matches(db: sqlite3.Connection, f: sqlite3.Row, wanted: str) -> bool:
+    entity = staleness(db, f)
+    if wanted == "notStale":
+        return not entity["stale"]
+    if wanted == "all":
+        return bool(entity["stale"])
+    return bool(entity["stale"]) and entity.get("reason") == wanted
+
+
 @router.route("GET", "/v1/projects/{project}/features", summary="List features", query=FeatureListQuery, headers=ORG)
 async def list_features(ctx: Ctx) -> Any:
+    """v1 and v2 lists: the document's filters, ``keys`` repeated or comma-separated, and the
+    computed ``staleness`` (every match is assessed, then the page is taken)."""
     query: FeatureListQuery = ctx.query
     where: list[str] = ["f.project_id = ?"]
     params: list[Any] = []
-    if query.type:
-        where.append("f.type = ?")
-        params.append(query.type)
-    if query.status:
-        where.append("f.status = ?")
-        params.append(query.status)
-    if query.keys:
-        keys = [k.strip() for k in query.keys.split(",") if k.strip()][:1000]
-        where.append(f"f.key IN ({','.join('?' * len(keys))})" if keys else "0")
+    for column, value in (("type", query.type), ("status", query.status), ("status", query.customStatus)):
+        # Custom statuses are not modelled: customStatus matches the built-in ones only.
+        if value:
+            where.append(f"f.{column} = ?")
+            params.append(value)
+    keys = _keys(ctx)
+    if keys:
+        where.append(f"f.key IN ({','.join('?' * len(keys))})")
         params += keys
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
-        rows = list_rows(db, "SELECT f.* FROM features f", where, [access.id, *params], query, alias="f")
-        return [feature_view(db, r["id"]) for r in rows]
+        select = "SELECT f.* FROM features f"
+        if query.staleness is None:
+            rows = list_rows(db, select, where, [access.id, *params], query, alias="f")
+        else:
+            everything = query.model_copy(update={"page": 1, "perPage": 1 << 31})
+            matches = list_rows(db, select, where, [access.id, *params], everything, alias="f")
+            kept = [r for r in matches if _staleness_matches(db, r, query.staleness)]
+            rows = kept[(query.page - 1) * query.perPage : query.page * query.perPage]
+        return [feature_view(db, r["id"], include_latest=query.includeLatestUpdate) for r in rows]
 
 
 @router.route("GET", "/v1/projects/{project}/features/{feature}", summary="Get a feature by id or key", headers=ORG)

@@ -2,10 +2,9 @@
 versions share: static configuration (v1 and v2 paths), staleness (per feature, and the project's
 stale list), summary.
 
-v2 writes run the same changes as v1 (:mod:`features`); v2 answers add what its ``Feature``
-has: ``prodTargetingUpdatedAt``, ``latestUpdate`` (the newest audit entry), ``changeRequests``
-(pending change requests: none until the approval workflow lands), ``staleness`` (computed,
-:mod:`staleness`) and ``ldLink``.
+v2 runs the same changes as v1 (:mod:`features`) and answers with the same Feature
+(:func:`views.feature_view`); its list takes ``keys`` repeated as well as comma-separated, and
+filters by computed staleness.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from control_plane import authz
-from control_plane.errors import ApiError, validation
+from control_plane.errors import ApiError
 from control_plane.http import Ctx, Write, parse_model
 from control_plane.routes.devcycle.common import (
     ORG,
@@ -35,20 +34,19 @@ from control_plane.routes.devcycle.common import (
     write_project,
 )
 from control_plane.routes.devcycle.configurations import apply_configurations
-from control_plane.routes.devcycle.feature_audit import latest_update
-from control_plane.routes.devcycle.features import apply_status, apply_update, insert_feature
+from control_plane.routes.devcycle.features import apply_status, apply_update, insert_feature, list_features
 from control_plane.routes.devcycle.models import (
     ConfigurationFields,
     CreateFeature,
+    FeatureListQuery,
     FeatureSettings,
     FeatureStatus,
-    FeatureStatusName,
     FeatureType,
     SdkVisibility,
     Summary,
     UpdateFeature,
 )
-from control_plane.routes.devcycle.staleness import assess, prod_targeting_updated_at, staleness
+from control_plane.routes.devcycle.staleness import assess, staleness
 from control_plane.routes.devcycle.variables import check_feature_values
 from control_plane.routes.devcycle.views import feature_view
 from control_plane.store import now_iso
@@ -56,17 +54,6 @@ from control_plane.store import now_iso
 router = dv_router("devcycle-features")
 
 FEATURE = "/v2/projects/{project}/features/{feature}"
-Staleness = Literal["all", "unused", "released", "unmodified", "notStale"]
-
-
-class FeatureV2ListQuery(ListQuery):
-    type: FeatureType | None = None
-    status: FeatureStatusName | None = None
-    customStatus: str | None = Field(default=None, max_length=100)
-    # Repeated (?keys=a&keys=b) or comma-separated; the handler reads every occurrence.
-    keys: str | None = Field(default=None, max_length=10_000)
-    includeLatestUpdate: bool = False
-    staleness: Staleness | None = None
 
 
 class UpdateStaleness(DvBody):
@@ -100,31 +87,6 @@ class UpdateStaticConfiguration(DvBody):
     )
 
 
-def v2_view(db: sqlite3.Connection, feature_id: str, *, include_latest: bool = True) -> dict[str, Any]:
-    view = feature_view(db, feature_id)
-    f = db.execute("SELECT * FROM features WHERE id = ?", (feature_id,)).fetchone()
-    view["prodTargetingUpdatedAt"] = prod_targeting_updated_at(db, feature_id)
-    view["ldLink"] = None
-    view["changeRequests"] = []
-    view["staleness"] = staleness(db, f)
-    if include_latest:
-        view["latestUpdate"] = latest_update(db, f["project_id"], f["key"])
-    return view
-
-
-def _after_write(w: Write, feature_id: str) -> dict[str, Any]:
-    """The v2 view inside the write: its latestUpdate is the entry this write appends."""
-    view = v2_view(w.db, feature_id, include_latest=False)
-    if w.entries:
-        at, actor, _org, _project, action, target, reason, details = w.entries[-1]
-        view["latestUpdate"] = {
-            "date": at,
-            "a0_user": actor,
-            "changes": [{"action": action, "target": target, "changeReason": reason, "details": loads(details, {})}],
-        }
-    return view
-
-
 @router.route(
     "POST",
     "/v2/projects/{project}/features",
@@ -139,65 +101,21 @@ async def create_feature_v2(ctx: Ctx) -> Any:
 
     def change(w: Write) -> dict[str, Any]:
         access = write_project(w, ctx, "write")
-        return _after_write(w, insert_feature(w, access, body))
+        return feature_view(w.db, insert_feature(w, access, body))
 
     return ctx.commit(change, status=201)
 
 
-def _keys(ctx: Ctx) -> list[str]:
-    keys = [k.strip() for raw in ctx.request.query_params.getlist("keys") for k in raw.split(",") if k.strip()]
-    if len(keys) > 1000:
-        raise validation("at most 1000 keys", "query.keys", "too_many")
-    return keys
-
-
-@router.route("GET", "/v2/projects/{project}/features", summary="List features", query=FeatureV2ListQuery, headers=ORG)
+@router.route("GET", "/v2/projects/{project}/features", summary="List features", query=FeatureListQuery, headers=ORG)
 async def list_features_v2(ctx: Ctx) -> Any:
-    query: FeatureV2ListQuery = ctx.query
-    where: list[str] = ["f.project_id = ?"]
-    params: list[Any] = []
-    if query.type:
-        where.append("f.type = ?")
-        params.append(query.type)
-    if query.status:
-        where.append("f.status = ?")
-        params.append(query.status)
-    if query.customStatus:
-        # Custom statuses are not modelled: only the built-in ones match.
-        where.append("f.status = ?")
-        params.append(query.customStatus)
-    keys = _keys(ctx)
-    if keys:
-        where.append(f"f.key IN ({','.join('?' * len(keys))})")
-        params += keys
-    with ctx.services.store.read() as db:
-        access = project(db, ctx, "read")
-        if query.staleness is None:
-            rows = list_rows(db, "SELECT f.* FROM features f", where, [access.id, *params], query, alias="f")
-        else:
-            # Staleness is computed, not stored: filter every match, then take the page.
-            everything = query.model_copy(update={"page": 1, "perPage": 1 << 31})
-            matches = list_rows(db, "SELECT f.* FROM features f", where, [access.id, *params], everything, alias="f")
-            kept = [r for r in matches if _staleness_matches(db, r, query.staleness)]
-            start = (query.page - 1) * query.perPage
-            rows = kept[start : start + query.perPage]
-        return [v2_view(db, r["id"], include_latest=query.includeLatestUpdate) for r in rows]
-
-
-def _staleness_matches(db: sqlite3.Connection, f: sqlite3.Row, wanted: str) -> bool:
-    entity = staleness(db, f)
-    if wanted == "notStale":
-        return not entity["stale"]
-    if wanted == "all":
-        return bool(entity["stale"])
-    return bool(entity["stale"]) and entity.get("reason") == wanted
+    return await list_features(ctx)
 
 
 @router.route("GET", FEATURE, summary="Get a feature by id or key", headers=ORG)
 async def get_feature_v2(ctx: Ctx) -> Any:
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
-        return v2_view(db, feature(db, access.id, ctx.path("feature"))["id"])
+        return feature_view(db, feature(db, access.id, ctx.path("feature"))["id"])
 
 
 @router.route(
@@ -205,13 +123,13 @@ async def get_feature_v2(ctx: Ctx) -> Any:
 )
 async def update_feature_v2(ctx: Ctx) -> Any:
     body: UpdateFeature = ctx.body
-    return ctx.commit(lambda w: _after_write(w, apply_update(w, ctx, body)))
+    return ctx.commit(lambda w: feature_view(w.db, apply_update(w, ctx, body)))
 
 
 @router.route("PATCH", FEATURE + "/status", summary="Set a feature's status", body=FeatureStatus, headers=ORG)
 async def update_feature_status_v2(ctx: Ctx) -> Any:
     body: FeatureStatus = ctx.body
-    return ctx.commit(lambda w: _after_write(w, apply_status(w, ctx, body)))
+    return ctx.commit(lambda w: feature_view(w.db, apply_status(w, ctx, body)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,7 +34,8 @@ from control_plane.store import now_iso
 router = dv_router("devcycle-projects")
 
 PROJECT_SELECT = (
-    "SELECT p.*, m.color AS dv_color, m.created_by AS dv_created_by FROM projects p "
+    "SELECT p.*, m.color AS dv_color, m.created_by AS dv_created_by, EXISTS (SELECT 1 FROM dv_jira_issues j"
+    " JOIN features f ON f.id = j.feature_id WHERE f.project_id = p.id) AS dv_has_jira FROM projects p "
     "LEFT JOIN dv_project_meta m ON m.project_id = p.id"
 )
 

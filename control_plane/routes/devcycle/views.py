@@ -12,10 +12,43 @@ import sqlite3
 from typing import Any
 
 from control_plane.key_vault import KeyVault
-from control_plane.routes.devcycle.common import loads
+from control_plane.routes.devcycle.common import loads, merge_settings
+from control_plane.routes.devcycle.feature_audit import latest_update
+from control_plane.routes.devcycle.staleness import prod_targeting_updated_at, staleness
+
+# Every settings object DevCycle's Project has, as it reads before anything is set; stored
+# settings are merged over it.
+PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
+    "edgeDB": {"enabled": False},
+    "optIn": {
+        "enabled": False,
+        "title": "",
+        "description": "",
+        "imageURL": "",
+        "colors": {"primary": "", "secondary": ""},
+        "poweredByAlignment": "center",
+    },
+    "sdkTypeVisibility": {"enabledInFeatureSettings": False},
+    "lifeCycle": {"disableCodeRefChecks": False},
+    "obfuscation": {"enabled": False, "required": False},
+    "featureApprovalWorkflow": {"enabled": False, "allowPublisherBypass": True, "defaultReviewers": []},
+    "disablePassthroughRollouts": False,
+    "staleness": {
+        "enabled": True,
+        "released": {"enabled": True},
+        "unmodifiedLong": {"enabled": True},
+        "unmodifiedShort": {"enabled": True},
+        "unused": {"enabled": True},
+        "email": {"enabled": False, "frequency": "weekly", "users": [], "lastNotification": None},
+    },
+    "dynatrace": {"enabled": False, "environmentMap": {}},
+}
 
 
 def project_view(row: sqlite3.Row) -> dict[str, Any]:
+    """DevCycle's Project. ``hasJiraIntegration`` says whether any feature links a Jira issue
+    (the integration is stored records only: no base URL); code usages, SDK config fetches and
+    Vercel Edge Config are not tracked here, so they read false and empty."""
     return {
         "_id": row["id"],
         "_organization": row["organisation_id"],
@@ -24,10 +57,15 @@ def project_view(row: sqlite3.Row) -> dict[str, Any]:
         "key": row["key"],
         "description": row["description"],
         "color": row["dv_color"] or "",
-        "settings": loads(row["settings"], {}),
+        "settings": merge_settings(PROJECT_SETTINGS_DEFAULTS, loads(row["settings"], {})),
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
+        "hasJiraIntegration": bool(row["dv_has_jira"]),
+        "hasReceivedCodeUsages": False,
+        "hasUserConfigFetch": False,
+        "jiraBaseUrl": "",
         "readonly": False,
+        "vercelEdgeConfigConnections": [],
     }
 
 
@@ -82,14 +120,18 @@ def environment_view(
     }
 
 
-def feature_view(db: sqlite3.Connection, feature_id: str) -> dict[str, Any]:
+def feature_view(db: sqlite3.Connection, feature_id: str, *, include_latest: bool = True) -> dict[str, Any]:
+    """DevCycle's Feature (v1 and v2 alike). ``latestUpdate`` is the newest audit entry (lists
+    leave it out unless asked, ``includeLatestUpdate``), ``staleness`` is computed
+    (:mod:`staleness`), ``changeRequests`` lists pending change requests (none until the
+    approval workflow lands)."""
     f = db.execute("SELECT * FROM features WHERE id = ?", (feature_id,)).fetchone()
     variations = db.execute("SELECT * FROM variations WHERE feature_id = ? ORDER BY position", (feature_id,)).fetchall()
     keys = {v["id"]: v["key"] for v in variations}
     variables = db.execute(
         "SELECT * FROM variables WHERE feature_id = ? ORDER BY created_at, rowid", (feature_id,)
     ).fetchall()
-    return {
+    view = {
         "_id": f["id"],
         "_project": f["project_id"],
         "source": "api",
@@ -111,7 +153,14 @@ def feature_view(db: sqlite3.Connection, feature_id: str) -> dict[str, Any]:
         "sdkVisibility": {"mobile": True, "client": True, "server": True, **loads(f["sdk_visibility"], {})},
         "configurations": feature_configurations(db, f),
         "summary": loads(f["summary"], {}),
+        "prodTargetingUpdatedAt": prod_targeting_updated_at(db, feature_id),
+        "ldLink": None,
+        "changeRequests": [],
+        "staleness": staleness(db, f),
     }
+    if include_latest:
+        view["latestUpdate"] = latest_update(db, f["project_id"], f["key"])
+    return view
 
 
 def variation_view(row: sqlite3.Row) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def test_create_and_get_audience(api: Api) -> None:
     [
         ({"name": "A", "key": "a"}, "filters"),
         ({"name": "A", "key": "A B", "filters": ALL}, "key"),
-        ({"key": "a", "filters": ALL}, "name"),
+        ({"name": "", "key": "a", "filters": ALL}, "name"),  # optional (the document), but never empty
         ({"name": "A", "key": "a", "filters": []}, "filters"),
         ({"name": "A", "key": "a", "filters": {"operator": "nand", "filters": []}}, "filters.operator"),
         ({"name": "A", "key": "a", "filters": {"operator": "and", "filters": {}}}, "filters.filters"),

@@ -25,6 +25,7 @@ from control_plane.errors import ApiError, Shape
 from control_plane.events_consumer import start_consumer_thread
 from control_plane.group_commit import GroupCommits
 from control_plane.http import JSON, Router, Services, error_response, request_id, starlette_routes
+from control_plane.key_vault import KeyVault
 from control_plane.oidc import OidcClient
 from control_plane.openapi import document
 from control_plane.published_releases import PublishedReleases
@@ -33,7 +34,7 @@ from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.redis_publish import RedisRetention
 from control_plane.routes import airborne, api_keys, devcycle, oauth, organisations, releaseo, sytwm, users
 from control_plane.security import Tokens
-from control_plane.settings import Settings, from_env
+from control_plane.settings import KEY_ENCRYPTION_SECRET_FILE, Settings, from_env, load_secret
 from control_plane.store import Store
 
 log = logging.getLogger("control_plane")
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> Starlette:
         group_commits=GroupCommits(store),
         releases=PublishedReleases(functools.partial(publisher.writer.get, "releases")),
         oidc=OidcClient(settings.oidc) if settings.oidc is not None else None,
+        vault=KeyVault(load_secret(settings.data_dir, KEY_ENCRYPTION_SECRET_FILE, settings.key_encryption_secret)),
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 

@@ -21,10 +21,13 @@ import sqlite3
 from pathlib import Path
 
 from contract.store import SnapshotReader, snapshot_dir
+from control_plane.settings import JWT_SECRET_FILE, KEY_ENCRYPTION_SECRET_FILE
 from control_plane.store import now_iso
 
 DB_NAME = "control_plane.sqlite3"
-SECRET_NAME = "jwt_secret"
+# The JWT signing secret and the key-encryption secret (without which SDK keys kept encrypted
+# cannot be read back).
+SECRET_NAMES = (JWT_SECRET_FILE, KEY_ENCRYPTION_SECRET_FILE)
 MANIFEST = "backup.json"
 #: In a restored data dir: the newest snapshot version the backed-up data dir had published.
 VERSION_FLOOR = "version_floor"
@@ -58,7 +61,8 @@ def backup(data_dir: Path, out: Path) -> Path:
         src.close()
     if check != "ok":
         raise BackupError(f"backup failed its integrity check: {check}")
-    _copy_secret(data_dir / SECRET_NAME, out / SECRET_NAME)
+    for name in SECRET_NAMES:
+        _copy_secret(data_dir / name, out / name)
     manifest = {"created_at": now_iso(), "source": str(data_dir), "format": 1, "version": _published_version(data_dir)}
     (out / MANIFEST).write_text(json.dumps(manifest))
     return out
@@ -95,6 +99,7 @@ def restore(backup_dir: Path, data_dir: Path) -> Path:
     except (ValueError, TypeError, AttributeError) as e:
         raise BackupError(f"{backup_dir / MANIFEST} is unreadable: {e}") from e
     shutil.copyfile(backup_dir / DB_NAME, data_dir / DB_NAME)
-    _copy_secret(backup_dir / SECRET_NAME, data_dir / SECRET_NAME)
+    for name in SECRET_NAMES:
+        _copy_secret(backup_dir / name, data_dir / name)
     (data_dir / VERSION_FLOOR).write_text(f"{floor}\n")
     return data_dir

@@ -39,8 +39,17 @@ def body(err: ApiError, request_id: str, shape: Shape = "envelope") -> dict[str,
     if shape == "airborne":
         return shapes.airborne(err.code, err.message, err.details, request_id)
     if shape == "devcycle":
-        return shapes.devcycle(err.status, err.message, err.details, request_id)
+        return shapes.devcycle(err.status, devcycle_message(err), err.details, request_id)
     return shapes.envelope(err.code, err.message, err.details, request_id)
+
+
+def devcycle_message(err: ApiError) -> str | list[str]:
+    """DevCycle's ``message``: for a 400 with details a list of strings, as its validation errors
+    come (the CLI prints them one by one): the message, then ``"<field>: <reason>"`` per detail;
+    otherwise the message itself."""
+    if err.status != 400 or not err.details:
+        return err.message
+    return [err.message, *(f"{d['field']}: {d['message']}" if d.get("field") else d["message"] for d in err.details)]
 
 
 def validation(message: str, field: str = "", code: str = "invalid", reason: str | None = None) -> ApiError:

@@ -28,6 +28,7 @@ from control_plane.authz import KeyAccess, Principal, admit, authenticate
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
 from control_plane.group_commit import GroupCommits
+from control_plane.key_vault import KeyVault
 from control_plane.oidc import OidcClient
 from control_plane.published_releases import PublishedReleases
 from control_plane.ratelimit import KeyLimits, LoginGuard
@@ -70,6 +71,8 @@ class Services:
     releases: PublishedReleases
     # OIDC login against the configured issuer (None: not configured).
     oidc: OidcClient | None
+    # Values kept encrypted at rest and read back (SDK keys, integration tokens).
+    vault: KeyVault
 
 
 def request_id(request: Request) -> str:
@@ -129,18 +132,24 @@ class Write:
         project_id: str | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self.entries.append(
-            (
-                now_iso(),
-                self.principal.id,
-                organisation_id,
-                project_id,
-                action,
-                target,
-                self.change_reason,
-                orjson.dumps(details or {}).decode(),
-            )
+        """Append an audit entry in this write's transaction: later reads in the same change
+        (a response's ``latestUpdate``) see it, and a rollback takes it away with the change."""
+        entry = (
+            now_iso(),
+            self.principal.id,
+            organisation_id,
+            project_id,
+            action,
+            target,
+            self.change_reason,
+            orjson.dumps(details or {}).decode(),
         )
+        self.db.execute(
+            "INSERT INTO audit_log (at, actor, organisation_id, project_id, action, target,"
+            " change_reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            entry,
+        )
+        self.entries.append(entry)
 
     def touch(self, project_id: str) -> None:
         """Mark a project whose snapshots must be rebuilt after this change."""
@@ -212,11 +221,6 @@ class Ctx:
                 result = change(w)
                 if w.touched:
                     documents = self.services.validate_projects(db, w.touched)
-                db.executemany(
-                    "INSERT INTO audit_log (at, actor, organisation_id, project_id, action, target,"
-                    " change_reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    w.entries,
-                )
                 if idempotent and idem_key:
                     stored = {**result, "replayed": False} if isinstance(result, dict) else result
                     db.execute(

@@ -61,7 +61,19 @@ AIRBORNE_ERROR_SCHEMA: dict[str, Any] = {
         "request_id": {"type": "string"},
     },
 }
-ERROR_REFS = {"envelope": "ErrorEnvelope", "airborne": "AirborneError"}
+# DevCycle routes: DevCycle's (NestJS) body, ``message`` a list of strings for validation errors.
+DEVCYCLE_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["statusCode", "message", "error", "details", "request_id"],
+    "properties": {
+        "statusCode": {"type": "integer"},
+        "message": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "error": {"type": "string", "description": "The status's reason phrase"},
+        "details": DETAILS_SCHEMA,
+        "request_id": {"type": "string"},
+    },
+}
+ERROR_REFS = {"envelope": "ErrorEnvelope", "airborne": "AirborneError", "devcycle": "DevCycleError"}
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +85,11 @@ def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any
 
 
 def document(routers: list[Router], title: str, version: str) -> dict[str, Any]:
-    components: dict[str, Any] = {"ErrorEnvelope": ERROR_SCHEMA, "AirborneError": AIRBORNE_ERROR_SCHEMA}
+    components: dict[str, Any] = {
+        "ErrorEnvelope": ERROR_SCHEMA,
+        "AirborneError": AIRBORNE_ERROR_SCHEMA,
+        "DevCycleError": DEVCYCLE_ERROR_SCHEMA,
+    }
     paths: dict[str, Any] = {}
     for router in routers:
         for spec in router.specs:

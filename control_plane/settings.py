@@ -24,6 +24,9 @@ class Settings:
     port: int = 8080
     redis_url: str | None = None
     jwt_secret: str = field(default="", repr=False)
+    # AES-GCM secret of the values kept encrypted at rest (control_plane.key_vault); "" = the one
+    # generated once into the data dir.
+    key_encryption_secret: str = field(default="", repr=False)
     access_token_ttl: int = 3600
     refresh_token_ttl: int = 30 * 24 * 3600
     max_body_bytes: int = 1 << 20
@@ -101,6 +104,12 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     env_arg(parser, "--port", "PORT", "port to listen on", "8080", int)
     env_arg(parser, "--redis-url", "REDIS_URL", "Redis for multi-host snapshot distribution (optional)")
     env_arg(parser, "--jwt-secret", "JWT_SECRET", "HS256 signing secret (default: generated once into the data dir)")
+    env_arg(
+        parser,
+        "--key-encryption-secret",
+        "KEY_ENCRYPTION_SECRET",
+        "AES-GCM secret of SDK keys and tokens kept encrypted (default: generated once into the data dir)",
+    )
     env_arg(parser, "--access-token-ttl", "ACCESS_TOKEN_TTL", "access token lifetime in seconds", "3600", int)
     env_arg(parser, "--max-body-bytes", "MAX_BODY_BYTES", "largest accepted request body in bytes", str(1 << 20), int)
     env_arg(parser, "--body-timeout", "BODY_TIMEOUT", "seconds a client may take to send a request body", "30", float)
@@ -225,11 +234,21 @@ _API_V1_LIMITS = (
 )
 
 
+# Files in the data dir holding the generated secrets (copied by backup and restore).
+JWT_SECRET_FILE = "jwt_secret"
+KEY_ENCRYPTION_SECRET_FILE = "key_encryption_secret"
+
+
 def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
     """The configured secret, else one generated on first start and kept (mode 0600) in the data dir."""
+    return load_secret(data_dir, JWT_SECRET_FILE, configured)
+
+
+def load_secret(data_dir: Path, name: str, configured: str | None) -> str:
+    """The configured secret, else ``<data_dir>/<name>``, generated on first start (mode 0600)."""
     if configured:
         return configured
-    path = data_dir / "jwt_secret"
+    path = data_dir / name
     if path.exists():
         return path.read_text().strip()
     secret = secrets.token_urlsafe(48)
@@ -248,6 +267,7 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         port=int(ns.port),
         redis_url=ns.redis_url or None,
         jwt_secret=load_jwt_secret(data_dir, ns.jwt_secret),
+        key_encryption_secret=load_secret(data_dir, KEY_ENCRYPTION_SECRET_FILE, ns.key_encryption_secret),
         access_token_ttl=int(ns.access_token_ttl),
         max_body_bytes=int(ns.max_body_bytes),
         body_timeout=float(ns.body_timeout),
@@ -288,6 +308,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         "HOST": settings.host,
         "PORT": str(settings.port),
         "JWT_SECRET": settings.jwt_secret,
+        "KEY_ENCRYPTION_SECRET": settings.key_encryption_secret,
         "ACCESS_TOKEN_TTL": str(settings.access_token_ttl),
         "MAX_BODY_BYTES": str(settings.max_body_bytes),
         "BODY_TIMEOUT": str(settings.body_timeout),

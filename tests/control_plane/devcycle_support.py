@@ -38,7 +38,10 @@ def target(audience: Any = None, variation: str = "on", **extra: Any) -> dict[st
 
 
 def fields(response: Any) -> list[str]:
-    return [d["field"] for d in response.json()["error"]["details"]]
+    """The fields named by a DevCycle error's details (DevCycle's shape, DESIGN.md 5b)."""
+    body = response.json()
+    assert body["statusCode"] == response.status_code, body
+    return [d["field"] for d in body["details"]]
 
 
 @dataclass

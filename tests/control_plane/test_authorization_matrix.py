@@ -428,6 +428,75 @@ def _invalidate(sc: Scene) -> Req:
     return sc.dv("PUT", "/environments/{environment}/keys/{sdk_key}/invalidate", **s, sdk_key=server)
 
 
+def _invalidate_documented(sc: Scene) -> Req:
+    s = sc.devcycle_project()
+    env = sc.environment(s, uid("e"))
+    s["environment"] = env["_id"]
+    return sc.dv(
+        "DELETE", "/environments/{environment}/sdk-keys/{sdk_key}", **s, sdk_key=env["sdkKeys"]["server"][0]["key"]
+    )
+
+
+def _dv2_feature(
+    method: str, path: str, body: Any = None, complete: bool = False, v1: bool = False
+) -> Callable[[Scene], Req]:
+    """A request on a fresh feature under /v2 (or /v1 with ``v1``); ``complete`` completes it first."""
+
+    def build(sc: Scene) -> Req:
+        s = sc.devcycle_project()
+        f = sc.feature(s)
+        if complete:
+            body_ = {"status": "complete", "staticVariation": "on"}
+            sc.call("PATCH", f"/v1/projects/{s['project']}/features/{f['_id']}/status", body_)
+        root = "/v1" if v1 else "/v2"
+        headers = {"x-organisation": "{org}"}
+        return Req(
+            method,
+            root + "/projects/{project}/features/{feature}" + path,
+            {**s, "feature": f["_id"]},
+            headers,
+            body=body,
+        )
+
+    return build
+
+
+def _jira_unlink(sc: Scene) -> Req:
+    s = sc.devcycle_project()
+    f = sc.feature(s)
+    sc.call("POST", f"/v1/projects/{s['project']}/features/{f['_id']}/integrations/jira/issues", {"issueId": "J-1"})
+    return sc.dv("DELETE", "/features/{feature}/integrations/jira/issues/J-1", None, **s, feature=f["_id"])
+
+
+def _semantic_patch(sc: Scene) -> Req:
+    s = sc.devcycle_project()
+    a = sc.call(
+        "POST", f"/v1/projects/{s['project']}/audiences", {"name": "Germany", "key": uid("de"), "filters": DE_FILTER}
+    )
+    body = {"instructions": [{"op": "addFilterValues", "action": {"filterIndex": "0", "values": ["AT"]}}]}
+    return Req(
+        "PATCH",
+        "/v1/semantic/projects/{project}/audiences/{audience}",
+        {**s, "audience": a["_id"]},
+        {"x-organisation": "{org}"},
+        body=body,
+    )
+
+
+DYNATRACE_ENV = {"dynatraceEnvironmentId": "dt1", "accessToken": "dt-token-1", "environmentUrl": "https://dt1.live"}
+
+
+def _dynatrace_delete(sc: Scene) -> Req:
+    env_id = uid("dt")
+    sc.call(
+        "POST",
+        "/v1/integrations/dynatrace",
+        {**DYNATRACE_ENV, "dynatraceEnvironmentId": env_id},
+        **{"x-organisation": sc.org},
+    )
+    return Req("DELETE", "/v1/integrations/dynatrace/{dt}", {"org": sc.org, "dt": env_id}, {"x-organisation": "{org}"})
+
+
 def _configuration(sc: Scene) -> Req:
     s = sc.devcycle_project()
     f = sc.feature(s)
@@ -851,6 +920,64 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ("PUT", "/v1/projects/{project}/environments/{environment}/keys/{key}/invalidate"): Entry(
         "admin", _invalidate, 200, foreign=("environment", "sdk_key")
     ),
+    ("POST", "/v1/projects/{project}/environments/{environment}/sdk-keys"): Entry(
+        "admin", _dv_environment("POST", "/sdk-keys", {"server": True}), 200, foreign=("environment",)
+    ),
+    ("DELETE", "/v1/projects/{project}/environments/{environment}/sdk-keys/{key}"): Entry(
+        "admin", _invalidate_documented, 200, foreign=("environment", "sdk_key")
+    ),
+    ("POST", "/v2/projects/{project}/features"): Entry(
+        "write",
+        lambda sc: Req(
+            "POST",
+            "/v2/projects/{project}/features",
+            sc.devcycle_project(),
+            {"x-organisation": "{org}"},
+            body=bool_feature(uid("f")),
+        ),
+        201,
+    ),
+    ("PATCH", "/v2/projects/{project}/features/{feature}"): Entry(
+        "write", _dv2_feature("PATCH", "", {"name": "Renamed"}), 200, foreign=("feature",)
+    ),
+    ("PATCH", "/v2/projects/{project}/features/{feature}/status"): Entry(
+        "write", _dv2_feature("PATCH", "/status", {"status": "archived"}), 200, foreign=("feature",)
+    ),
+    ("PATCH", "/v2/projects/{project}/features/{feature}/staleness"): Entry(
+        "write", _dv2_feature("PATCH", "/staleness", {"disabled": True}), 200, foreign=("feature",)
+    ),
+    ("PATCH", "/v2/projects/{project}/features/{feature}/summary"): Entry(
+        "write", _dv2_feature("PATCH", "/summary", {"markdown": "# x"}), 200, foreign=("feature",)
+    ),
+    ("PATCH", "/v2/projects/{project}/features/{feature}/static-configuration"): Entry(
+        "write",
+        _dv2_feature("PATCH", "/static-configuration", {"description": "s"}, complete=True),
+        200,
+        foreign=("feature",),
+    ),
+    ("PATCH", "/v1/projects/{project}/features/{feature}/static-configuration"): Entry(
+        "write",
+        _dv2_feature("PATCH", "/static-configuration", {"description": "s"}, complete=True, v1=True),
+        200,
+        foreign=("feature",),
+    ),
+    ("POST", "/v1/projects/{project}/features/{feature}/integrations/jira/issues"): Entry(
+        "write", _dv_feature("POST", "/integrations/jira/issues", {"issueId": "J-1"}), 201, foreign=("feature",)
+    ),
+    ("DELETE", "/v1/projects/{project}/features/{feature}/integrations/jira/issues/{issue_id}"): Entry(
+        "write", _jira_unlink, 200, foreign=("feature",)
+    ),
+    ("PATCH", "/v1/semantic/projects/{project}/audiences/{key}"): Entry(
+        "write", _semantic_patch, 200, foreign=("audience",)
+    ),
+    ("POST", "/v1/integrations/dynatrace"): Entry(
+        "admin",
+        lambda sc: Req(
+            "POST", "/v1/integrations/dynatrace", {"org": sc.org}, {"x-organisation": "{org}"}, body=DYNATRACE_ENV
+        ),
+        201,
+    ),
+    ("DELETE", "/v1/integrations/dynatrace/{dynatraceEnvironmentId}"): Entry("admin", _dynatrace_delete, 200),
     # -- DevCycle features, variations, variables, configurations -------------------------------------
     ("POST", "/v1/projects/{project}/features"): Entry(
         "write", lambda sc: sc.dv("POST", "/features", bool_feature(uid("f")), **sc.devcycle_project()), 201

@@ -115,9 +115,12 @@ def test_openapi_documents_every_success_status_as_a_success(api: Api) -> None:
                 if int(status) < 400:
                     assert schema is None, (method, path, status)
                 else:
-                    # Airborne routes document the seed's error shape, every other route the envelope.
-                    airborne = any(t.startswith("airborne-") for t in op.get("tags", []))
-                    name = "AirborneError" if airborne else "ErrorEnvelope"
+                    # Airborne and DevCycle routes document their seed's error shape, every other
+                    # route the envelope.
+                    tags = op.get("tags", [])
+                    airborne = any(t.startswith("airborne-") for t in tags)
+                    devcycle = any(t.startswith("devcycle-") for t in tags)
+                    name = "AirborneError" if airborne else "DevCycleError" if devcycle else "ErrorEnvelope"
                     assert schema == {"$ref": f"#/components/schemas/{name}"}, (method, path, status)
 
 

@@ -172,6 +172,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 world = World(tmp, redis, admin, auth, keys, cp, ea, eb, edge_proc, edge_b_proc, cp_proc, logs)
                 world.remember(PASSWORD, auth["Authorization"].removeprefix("Bearer "), *keys.values())
                 world.remember((a / "jwt_secret").read_text().strip())
+                world.remember((a / "key_encryption_secret").read_text().strip())
                 _seed_flags(world)
                 world.demo = seed(admin)
                 world.remember(world.demo["login"]["password"])

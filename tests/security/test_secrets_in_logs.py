@@ -130,12 +130,14 @@ def _redis_value(redis: Any, key: bytes) -> bytes:
 
 
 def _files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file() and p.name != "jwt_secret"]
+    return [p for p in root.rglob("*") if p.is_file() and p.name not in ("jwt_secret", "key_encryption_secret")]
 
 
 def test_no_secret_stored_in_plaintext(world: World) -> None:
     """SQLite (with its WAL), LMDB and the event spool of both hosts, and every Redis value. The
-    JWT signing secret lives in ``<data-dir>/jwt_secret`` (mode 0600) and nowhere else."""
+    JWT signing secret lives in ``<data-dir>/jwt_secret`` and the key-encryption secret in
+    ``<data-dir>/key_encryption_secret`` (mode 0600), and nowhere else; SDK keys kept for admins
+    are AES-GCM ciphertext."""
     blobs = {str(p): p.read_bytes() for host in ("a", "b") for p in _files(world.tmp / host)}
     redis = world.redis.client()
     try:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from control_plane.http import Router
 from control_plane.routes.devcycle import (
+    audience_patch,
     audiences,
     configurations,
     custom_properties,
     environments,
+    feature_audit,
     features,
+    features_v2,
+    integrations,
     projects,
     sdk_keys,
     variables,
@@ -25,9 +29,13 @@ routers: list[Router] = [
     environments.router,
     sdk_keys.router,
     features.router,
+    features_v2.router,
+    feature_audit.router,
     variations.router,
     variables.router,
     configurations.router,
     audiences.router,
+    audience_patch.router,
     custom_properties.router,
+    integrations.router,
 ]

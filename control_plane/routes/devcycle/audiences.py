@@ -8,6 +8,7 @@ their targetingVersion. An audience that a feature or audience uses cannot be de
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -15,14 +16,16 @@ import orjson
 from starlette.responses import Response
 
 import evaluator
+from control_plane import authz
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.features_snapshot import audience_refs, translate_filter
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     FilterChecker,
     audience_resolver,
     dumps,
+    dv_router,
     key_taken,
     list_rows,
     loads,
@@ -37,7 +40,7 @@ from control_plane.routes.devcycle.models import AudienceListQuery, CreateAudien
 from control_plane.routes.devcycle.views import audience_view
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-audiences")
+router = dv_router("devcycle-audiences")
 
 
 def _used_audiences(db: sqlite3.Connection, project_id: str) -> set[str]:
@@ -50,7 +53,7 @@ def _audience_parents(db: sqlite3.Connection, project_id: str, audience_id: str)
     return [r for r in rows if audience_id in audience_refs(loads(r["filters"], {}))]
 
 
-def _audience(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
+def audience_row(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
     return row_by_id_or_key(db, "audiences", "project_id", project_id, ident, "audience")
 
 
@@ -108,6 +111,15 @@ def _reserve_users_of(w: Write, project_id: str, audience_id: str) -> None:
             ) from None
 
 
+def _free_key(db: sqlite3.Connection, project_id: str, name: str | None, audience_id: str) -> str:
+    """The key of an audience created without one (the document makes it optional): its name
+    made a key, else ``audience``; a taken key gets the new id's first characters appended."""
+    base = re.sub(r"[^a-z0-9-_.]+", "-", (name or "").lower()).strip("-")[:80] or "audience"
+    if not key_taken(db, "audiences", "project_id", project_id, base):
+        return base
+    return f"{base}-{audience_id[:12].lower()}"
+
+
 @router.route(
     "POST",
     "/v1/projects/{project}/audiences",
@@ -122,9 +134,11 @@ async def create_audience(ctx: Ctx) -> Any:
 
     def change(w: Write) -> dict[str, Any]:
         access = write_project(w, ctx, "write")
-        if key_taken(w.db, "audiences", "project_id", access.id, body.key):
-            raise conflict(f"an audience with key {body.key!r} already exists in this project")
         audience_id = new_id()
+        key = body.key or _free_key(w.db, access.id, body.name, audience_id)
+        name = body.name or key
+        if key_taken(w.db, "audiences", "project_id", access.id, key):
+            raise conflict(f"an audience with key {key!r} already exists in this project")
         filters = _check_audience_filters(w, access.id, audience_id, body.filters)
         now = now_iso()
         w.db.execute(
@@ -133,8 +147,8 @@ async def create_audience(ctx: Ctx) -> Any:
             (
                 audience_id,
                 access.id,
-                body.key,
-                body.name,
+                key,
+                name,
                 body.description,
                 dumps(filters),
                 dumps(body.tags or []),
@@ -143,9 +157,9 @@ async def create_audience(ctx: Ctx) -> Any:
                 now,
             ),
         )
-        w.audit("audience.create", f"audience:{body.key}", organisation_id=access.organisation_id, project_id=access.id)
+        w.audit("audience.create", f"audience:{key}", organisation_id=access.organisation_id, project_id=access.id)
         w.touch(access.id)
-        return audience_view(_audience(w.db, access.id, audience_id), set())
+        return audience_view(audience_row(w.db, access.id, audience_id), set())
 
     return ctx.commit(change, status=201)
 
@@ -164,7 +178,7 @@ async def list_audiences(ctx: Ctx) -> Any:
 async def get_audience(ctx: Ctx) -> Any:
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
-        return audience_view(_audience(db, access.id, ctx.path("key")), _used_audiences(db, access.id))
+        return audience_view(audience_row(db, access.id, ctx.path("key")), _used_audiences(db, access.id))
 
 
 @router.route(
@@ -180,38 +194,43 @@ async def update_audience(ctx: Ctx) -> Any:
 
     def change(w: Write) -> dict[str, Any]:
         access = write_project(w, ctx, "write")
-        a = _audience(w.db, access.id, ctx.path("key"))
-        if body.key is not None and key_taken(w.db, "audiences", "project_id", access.id, body.key, a["id"]):
-            raise conflict(f"an audience with key {body.key!r} already exists in this project")
-        filters = loads(a["filters"], {})
-        if body.filters is not None:
-            filters = _check_audience_filters(w, access.id, a["id"], body.filters)
-        w.db.execute(
-            "UPDATE audiences SET key = ?, name = ?, description = ?, filters = ?, tags = ?, updated_at = ?"
-            " WHERE id = ?",
-            (
-                body.key or a["key"],
-                body.name or a["name"],
-                body.description if body.description is not None else a["description"],
-                dumps(filters),
-                dumps(body.tags) if body.tags is not None else a["tags"],
-                now_iso(),
-                a["id"],
-            ),
-        )
-        if filters != loads(a["filters"], {}):
-            _reserve_users_of(w, access.id, a["id"])
-        w.audit(
-            "audience.update",
-            f"audience:{a['key']}",
-            organisation_id=access.organisation_id,
-            project_id=access.id,
-            details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
-        )
-        w.touch(access.id)
-        return audience_view(_audience(w.db, access.id, a["id"]), _used_audiences(w.db, access.id))
+        return apply_audience_update(w, access, audience_row(w.db, access.id, ctx.path("key")), body)
 
     return ctx.commit(change)
+
+
+def apply_audience_update(
+    w: Write, access: authz.ProjectAccess, a: sqlite3.Row, body: UpdateAudience
+) -> dict[str, Any]:
+    """The PATCH of audience ``a`` (also the semantic patch's last step); returns its view."""
+    if body.key is not None and key_taken(w.db, "audiences", "project_id", access.id, body.key, a["id"]):
+        raise conflict(f"an audience with key {body.key!r} already exists in this project")
+    filters = loads(a["filters"], {})
+    if body.filters is not None:
+        filters = _check_audience_filters(w, access.id, a["id"], body.filters)
+    w.db.execute(
+        "UPDATE audiences SET key = ?, name = ?, description = ?, filters = ?, tags = ?, updated_at = ? WHERE id = ?",
+        (
+            body.key or a["key"],
+            body.name or a["name"],
+            body.description if body.description is not None else a["description"],
+            dumps(filters),
+            dumps(body.tags) if body.tags is not None else a["tags"],
+            now_iso(),
+            a["id"],
+        ),
+    )
+    if filters != loads(a["filters"], {}):
+        _reserve_users_of(w, access.id, a["id"])
+    w.audit(
+        "audience.update",
+        f"audience:{a['key']}",
+        organisation_id=access.organisation_id,
+        project_id=access.id,
+        details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
+    )
+    w.touch(access.id)
+    return audience_view(audience_row(w.db, access.id, a["id"]), _used_audiences(w.db, access.id))
 
 
 def _usages(db: sqlite3.Connection, project_id: str, audience_id: str) -> dict[str, Any]:
@@ -233,14 +252,24 @@ def _usages(db: sqlite3.Connection, project_id: str, audience_id: str) -> dict[s
 
 @router.route(
     "GET",
-    "/v1/projects/{project}/audiences/{key}/usages",
+    "/v1/projects/{project}/audiences/{key}/usage",
     summary="Features (per environment) and audiences that use the audience directly",
+    headers=ORG,
+)
+async def audience_usage(ctx: Ctx) -> Any:
+    return await audience_usages(ctx)
+
+
+@router.route(
+    "GET",
+    "/v1/projects/{project}/audiences/{key}/usages",
+    summary="Alias of GET .../usage",
     headers=ORG,
 )
 async def audience_usages(ctx: Ctx) -> Any:
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
-        a = _audience(db, access.id, ctx.path("key"))
+        a = audience_row(db, access.id, ctx.path("key"))
         return _usages(db, access.id, a["id"])
 
 
@@ -255,7 +284,7 @@ async def audience_usages(ctx: Ctx) -> Any:
 async def delete_audience(ctx: Ctx) -> Any:
     def change(w: Write) -> None:
         access = write_project(w, ctx, "write")
-        a = _audience(w.db, access.id, ctx.path("key"))
+        a = audience_row(w.db, access.id, ctx.path("key"))
         usages = _usages(w.db, access.id, a["id"])
         if usages["features"] or usages["audiences"]:
             names = [f["key"] for f in usages["features"]] + [x["key"] for x in usages["audiences"]]

@@ -17,11 +17,18 @@ import evaluator
 from control_plane import authz
 from control_plane.errors import ApiError, not_found, validation
 from control_plane.features_snapshot import config_filters
-from control_plane.http import Ctx, Write
+from control_plane.http import Ctx, Router, Write
 from control_plane.models import Body
 from control_plane.store import now_iso
 
 ORG = ("x-organisation",)  # the header every DevCycle route takes
+
+
+def dv_router(tag: str) -> Router:
+    """A router of the DevCycle API: its errors answer in DevCycle's shape (DESIGN.md 5b)."""
+    return Router(tag, shape="devcycle")
+
+
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 MAX_JSON_DEPTH = 64
 MAX_JSON_NODES = 20_000
@@ -177,6 +184,30 @@ def list_rows(
 def project(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.ProjectAccess:
     """The ``{project}`` path parameter (key or id), through the caller's memberships."""
     return authz.project_by_key(db, ctx.principal, ctx.path("project"), needed, ctx.header("x-organisation"))
+
+
+def caller_organisation(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.OrgAccess:
+    """The organisation a DevCycle route without a project acts in: the ``x-organisation``
+    header, else the API key's organisation, else the caller's only one (400 if several)."""
+    name = ctx.header("x-organisation")
+    if not name:
+        if ctx.principal.api_key_org:
+            row = db.execute("SELECT name FROM organisations WHERE id = ?", (ctx.principal.api_key_org,)).fetchone()
+            name = row["name"] if row else None
+        else:
+            rows = db.execute(
+                "SELECT o.name FROM memberships m JOIN organisations o ON o.id = m.organisation_id WHERE m.user_id = ?",
+                (ctx.principal.user_id,),
+            ).fetchall()
+            if len(rows) == 1:
+                name = rows[0]["name"]
+    if not name:
+        raise ApiError(
+            400,
+            "x-organisation header is required when you belong to several organisations (or none)",
+            details=[{"field": "x-organisation", "code": "required", "message": "header is required"}],
+        )
+    return authz.org_by_name(db, ctx.principal, name, needed)
 
 
 def write_project(w: Write, ctx: Ctx, needed: str) -> authz.ProjectAccess:

@@ -19,12 +19,13 @@ import orjson
 import evaluator
 from control_plane.errors import validation
 from control_plane.features_snapshot import Built, audience_refs, config_filters, feature_definition
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     FilterChecker,
     audience_resolver,
     dumps,
+    dv_router,
     environment,
     feature,
     iso_date,
@@ -39,7 +40,7 @@ from control_plane.routes.devcycle.models import ConfigurationFields, Environmen
 from control_plane.routes.devcycle.views import configuration_view, feature_configurations
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-features")
+router = dv_router("devcycle-features")
 
 DISTRIBUTION_TOLERANCE = 1e-6
 _RULE_PATH = re.compile(r"^\$\.features\[0\]\.(.*)$")

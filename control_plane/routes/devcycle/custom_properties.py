@@ -13,10 +13,11 @@ from typing import Any
 from starlette.responses import Response
 
 from control_plane.errors import conflict
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     dumps,
+    dv_router,
     key_taken,
     list_rows,
     project,
@@ -28,7 +29,7 @@ from control_plane.routes.devcycle.models import CreateCustomProperty, PropertyL
 from control_plane.routes.devcycle.views import property_view
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-audiences")
+router = dv_router("devcycle-audiences")
 
 
 def _custom_data_keys(node: Any, out: set[str]) -> None:

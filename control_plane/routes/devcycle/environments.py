@@ -11,12 +11,15 @@ from typing import Any
 from starlette.responses import Response
 
 from contract.sdk_keys import KINDS
+from control_plane import authz
 from control_plane.errors import conflict
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
+from control_plane.key_vault import KeyVault
 from control_plane.routes.devcycle.common import (
     ORG,
     ListQuery,
     dumps,
+    dv_router,
     environment,
     key_taken,
     list_rows,
@@ -30,7 +33,13 @@ from control_plane.routes.devcycle.sdk_keys import PREFIX_LENGTH, add_keys
 from control_plane.routes.devcycle.views import environment_view
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-projects")
+
+def readable(ctx: Ctx, access: authz.ProjectAccess) -> KeyVault | None:
+    """The vault when the caller may read full SDK keys (project admins and owners), else None."""
+    return ctx.services.vault if authz.RANK.get(access.role, -1) >= authz.RANK["admin"] else None
+
+
+router = dv_router("devcycle-projects")
 
 
 @router.route(
@@ -71,7 +80,7 @@ async def create_environment(ctx: Ctx) -> Any:
         w.db.execute(
             "INSERT INTO dv_environment_meta (environment_id, created_by) VALUES (?, ?)", (env_id, w.principal.user_id)
         )
-        created = add_keys(w, env_id, body.type, KINDS)
+        created = add_keys(w, ctx.services.vault, env_id, body.type, KINDS)
         w.audit(
             "environment.create",
             f"environment:{body.key}",
@@ -80,7 +89,7 @@ async def create_environment(ctx: Ctx) -> Any:
             details={"type": body.type, "sdk_keys": [s[:PREFIX_LENGTH] for s in created.values()]},
         )
         w.touch(access.id)
-        return environment_view(w.db, environment(w.db, access.id, env_id), created)
+        return environment_view(w.db, environment(w.db, access.id, env_id), created, readable(ctx, access))
 
     # The keys are shown once: a replay must not return them again, so no idempotency cache.
     return ctx.commit(change, status=201, idempotent=False)
@@ -102,7 +111,7 @@ async def list_environments(ctx: Ctx) -> Any:
             alias="e",
             created_by="m.created_by",
         )
-        return [environment_view(db, r) for r in rows]
+        return [environment_view(db, r, readable=readable(ctx, access)) for r in rows]
 
 
 @router.route(
@@ -111,7 +120,7 @@ async def list_environments(ctx: Ctx) -> Any:
 async def get_environment(ctx: Ctx) -> Any:
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
-        return environment_view(db, environment(db, access.id, ctx.path("environment")))
+        return environment_view(db, environment(db, access.id, ctx.path("environment")), readable=readable(ctx, access))
 
 
 @router.route(
@@ -154,7 +163,7 @@ async def update_environment(ctx: Ctx) -> Any:
             project_id=access.id,
             details=body.model_dump(exclude_none=True, exclude={"change_reason"}),
         )
-        return environment_view(w.db, environment(w.db, access.id, row["id"]))
+        return environment_view(w.db, environment(w.db, access.id, row["id"]), readable=readable(ctx, access))
 
     return ctx.commit(change)
 

@@ -9,17 +9,19 @@ rolls back with a 400 naming the node if one does not compile.
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from starlette.responses import Response
 
 from control_plane import authz
 from control_plane.errors import ApiError, conflict, validation
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     bump_feature,
     dumps,
+    dv_router,
     feature,
     key_taken,
     list_rows,
@@ -38,12 +40,13 @@ from control_plane.routes.devcycle.models import (
     FeatureStatus,
     UpdateFeature,
 )
+from control_plane.routes.devcycle.staleness import staleness
 from control_plane.routes.devcycle.variables import check_feature_values, set_feature_variables
 from control_plane.routes.devcycle.variations import variations_in_use
 from control_plane.routes.devcycle.views import feature_view
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-features")
+router = dv_router("devcycle-features")
 
 
 def _write_variations(w: Write, feature_id: str, variations: list[tuple[str, str, str, dict[str, Any]]]) -> None:
@@ -148,25 +151,49 @@ async def create_features(ctx: Ctx) -> Any:
     return ctx.commit(change, status=201)
 
 
+def _keys(ctx: Ctx) -> list[str]:
+    keys = [k.strip() for raw in ctx.request.query_params.getlist("keys") for k in raw.split(",") if k.strip()]
+    if len(keys) > 1000:
+        raise validation("at most 1000 keys", "query.keys", "too_many")
+    return keys
+
+
+def _staleness_matches(db: sqlite3.Connection, f: sqlite3.Row, wanted: str) -> bool:
+    entity = staleness(db, f)
+    if wanted == "notStale":
+        return not entity["stale"]
+    if wanted == "all":
+        return bool(entity["stale"])
+    return bool(entity["stale"]) and entity.get("reason") == wanted
+
+
 @router.route("GET", "/v1/projects/{project}/features", summary="List features", query=FeatureListQuery, headers=ORG)
 async def list_features(ctx: Ctx) -> Any:
+    """v1 and v2 lists: the document's filters, ``keys`` repeated or comma-separated, and the
+    computed ``staleness`` (every match is assessed, then the page is taken)."""
     query: FeatureListQuery = ctx.query
     where: list[str] = ["f.project_id = ?"]
     params: list[Any] = []
-    if query.type:
-        where.append("f.type = ?")
-        params.append(query.type)
-    if query.status:
-        where.append("f.status = ?")
-        params.append(query.status)
-    if query.keys:
-        keys = [k.strip() for k in query.keys.split(",") if k.strip()][:1000]
-        where.append(f"f.key IN ({','.join('?' * len(keys))})" if keys else "0")
+    for column, value in (("type", query.type), ("status", query.status), ("status", query.customStatus)):
+        # Custom statuses are not modelled: customStatus matches the built-in ones only.
+        if value:
+            where.append(f"f.{column} = ?")
+            params.append(value)
+    keys = _keys(ctx)
+    if keys:
+        where.append(f"f.key IN ({','.join('?' * len(keys))})")
         params += keys
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
-        rows = list_rows(db, "SELECT f.* FROM features f", where, [access.id, *params], query, alias="f")
-        return [feature_view(db, r["id"]) for r in rows]
+        select = "SELECT f.* FROM features f"
+        if query.staleness is None:
+            rows = list_rows(db, select, where, [access.id, *params], query, alias="f")
+        else:
+            everything = query.model_copy(update={"page": 1, "perPage": 1 << 31})
+            matches = list_rows(db, select, where, [access.id, *params], everything, alias="f")
+            kept = [r for r in matches if _staleness_matches(db, r, query.staleness)]
+            rows = kept[(query.page - 1) * query.perPage : query.page * query.perPage]
+        return [feature_view(db, r["id"], include_latest=query.includeLatestUpdate) for r in rows]
 
 
 @router.route("GET", "/v1/projects/{project}/features/{feature}", summary="Get a feature by id or key", headers=ORG)
@@ -216,58 +243,59 @@ def _updated_variations(
 )
 async def update_feature(ctx: Ctx) -> Any:
     body: UpdateFeature = ctx.body
+    return ctx.commit(lambda w: feature_view(w.db, apply_update(w, ctx, body)))
 
-    def change(w: Write) -> dict[str, Any]:
-        access = write_project(w, ctx, "write")
-        f = feature(w.db, access.id, ctx.path("feature"))
-        fid = f["id"]
-        if body.key is not None and key_taken(w.db, "features", "project_id", access.id, body.key, fid):
-            raise conflict(f"a feature with key {body.key!r} already exists in this project")
-        w.db.execute(
-            "UPDATE features SET key = ?, name = ?, description = ?, type = ?, tags = ?, settings = ?,"
-            " sdk_visibility = ?, summary = ?, updated_at = ? WHERE id = ?",
-            (
-                body.key or f["key"],
-                body.name or f["name"],
-                body.description if body.description is not None else f["description"],
-                body.type or f["type"],
-                dumps(body.tags) if body.tags is not None else f["tags"],
-                dumps(body.settings.model_dump(exclude_none=True)) if body.settings else f["settings"],
-                dumps(body.sdkVisibility.model_dump(exclude_none=True)) if body.sdkVisibility else f["sdk_visibility"],
-                dumps(body.summary.model_dump(exclude_none=True)) if body.summary else f["summary"],
-                now_iso(),
-                fid,
-            ),
-        )
-        served_changed = body.key is not None and body.key != f["key"]
-        if body.variables is not None:
-            set_feature_variables(w, access.id, fid, body.variables)
-            served_changed = True
-        if body.variations is not None:
-            variations, removed = _updated_variations(w, fid, body.variations)
-            used = variations_in_use(w.db, fid)
-            for vid in removed:
-                if vid in used:
-                    raise conflict(f"a removed variation is still used by {used[vid]}")
-            _write_variations(w, fid, variations)
-            served_changed = True
-        check_feature_values(w.db, fid)
-        _set_control(w, fid, body.controlVariation)
-        if served_changed:
-            bump_feature(w, fid)
-        if body.configurations:
-            apply_configurations(w, access.id, fid, body.configurations)
-        w.audit(
-            "feature.update",
-            f"feature:{f['key']}",
-            organisation_id=access.organisation_id,
-            project_id=access.id,
-            details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
-        )
-        w.touch(access.id)
-        return feature_view(w.db, fid)
 
-    return ctx.commit(change)
+def apply_update(w: Write, ctx: Ctx, body: UpdateFeature) -> str:
+    """The PATCH of a feature (v1 and v2 paths); returns its id."""
+    access = write_project(w, ctx, "write")
+    f = feature(w.db, access.id, ctx.path("feature"))
+    fid = f["id"]
+    if body.key is not None and key_taken(w.db, "features", "project_id", access.id, body.key, fid):
+        raise conflict(f"a feature with key {body.key!r} already exists in this project")
+    w.db.execute(
+        "UPDATE features SET key = ?, name = ?, description = ?, type = ?, tags = ?, settings = ?,"
+        " sdk_visibility = ?, summary = ?, updated_at = ? WHERE id = ?",
+        (
+            body.key or f["key"],
+            body.name or f["name"],
+            body.description if body.description is not None else f["description"],
+            body.type or f["type"],
+            dumps(body.tags) if body.tags is not None else f["tags"],
+            dumps(body.settings.model_dump(exclude_none=True)) if body.settings else f["settings"],
+            dumps(body.sdkVisibility.model_dump(exclude_none=True)) if body.sdkVisibility else f["sdk_visibility"],
+            dumps(body.summary.model_dump(exclude_none=True)) if body.summary else f["summary"],
+            now_iso(),
+            fid,
+        ),
+    )
+    served_changed = body.key is not None and body.key != f["key"]
+    if body.variables is not None:
+        set_feature_variables(w, access.id, fid, body.variables)
+        served_changed = True
+    if body.variations is not None:
+        variations, removed = _updated_variations(w, fid, body.variations)
+        used = variations_in_use(w.db, fid)
+        for vid in removed:
+            if vid in used:
+                raise conflict(f"a removed variation is still used by {used[vid]}")
+        _write_variations(w, fid, variations)
+        served_changed = True
+    check_feature_values(w.db, fid)
+    _set_control(w, fid, body.controlVariation)
+    if served_changed:
+        bump_feature(w, fid)
+    if body.configurations:
+        apply_configurations(w, access.id, fid, body.configurations)
+    w.audit(
+        "feature.update",
+        f"feature:{f['key']}",
+        organisation_id=access.organisation_id,
+        project_id=access.id,
+        details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
+    )
+    w.touch(access.id)
+    return str(fid)
 
 
 @router.route(
@@ -309,35 +337,36 @@ async def delete_feature(ctx: Ctx) -> Any:
 )
 async def update_feature_status(ctx: Ctx) -> Any:
     body: FeatureStatus = ctx.body
+    return ctx.commit(lambda w: feature_view(w.db, apply_status(w, ctx, body)))
 
-    def change(w: Write) -> dict[str, Any]:
-        access = write_project(w, ctx, "write")
-        f = feature(w.db, access.id, ctx.path("feature"))
-        static = None
-        if body.status == "complete":
-            if not body.staticVariation:
-                raise validation("a complete feature needs staticVariation", "staticVariation", "required")
-            static = variation_id_of(w.db, f["id"], body.staticVariation)
-            if static is None:
-                raise validation(
-                    f"no variation {body.staticVariation!r} in this feature", "staticVariation", "unknown_variation"
-                )
-        elif body.staticVariation:
-            raise validation("staticVariation is only for complete features", "staticVariation", "invalid")
-        w.db.execute(
-            "UPDATE features SET status = ?, static_variation = ?, updated_at = ? WHERE id = ?",
-            (body.status, static, now_iso(), f["id"]),
-        )
-        if (body.status, static) != (f["status"], f["static_variation"]):
-            bump_feature(w, f["id"])
-        w.audit(
-            "feature.status",
-            f"feature:{f['key']}",
-            organisation_id=access.organisation_id,
-            project_id=access.id,
-            details={"from": f["status"], "to": body.status},
-        )
-        w.touch(access.id)
-        return feature_view(w.db, f["id"])
 
-    return ctx.commit(change)
+def apply_status(w: Write, ctx: Ctx, body: FeatureStatus) -> str:
+    """The status change of a feature (v1 and v2 paths); returns its id."""
+    access = write_project(w, ctx, "write")
+    f = feature(w.db, access.id, ctx.path("feature"))
+    static = None
+    if body.status == "complete":
+        if not body.staticVariation:
+            raise validation("a complete feature needs staticVariation", "staticVariation", "required")
+        static = variation_id_of(w.db, f["id"], body.staticVariation)
+        if static is None:
+            raise validation(
+                f"no variation {body.staticVariation!r} in this feature", "staticVariation", "unknown_variation"
+            )
+    elif body.staticVariation:
+        raise validation("staticVariation is only for complete features", "staticVariation", "invalid")
+    w.db.execute(
+        "UPDATE features SET status = ?, static_variation = ?, updated_at = ? WHERE id = ?",
+        (body.status, static, now_iso(), f["id"]),
+    )
+    if (body.status, static) != (f["status"], f["static_variation"]):
+        bump_feature(w, f["id"])
+    w.audit(
+        "feature.status",
+        f"feature:{f['key']}",
+        organisation_id=access.organisation_id,
+        project_id=access.id,
+        details={"from": f["status"], "to": body.status},
+    )
+    w.touch(access.id)
+    return str(f["id"])

@@ -352,9 +352,11 @@ class FeatureStatus(DvBody):
 class FeatureListQuery(ListQuery):
     type: FeatureType | None = None
     status: FeatureStatusName | None = None
-    keys: str | None = Field(default=None, max_length=10_000, description="Comma-separated feature keys")
-    includeLatestUpdate: bool | None = None
-    staleness: str | None = Field(default=None, max_length=20)
+    customStatus: str | None = Field(default=None, max_length=100)
+    # Repeated (?keys=a&keys=b) or comma-separated; the handler reads every occurrence.
+    keys: str | None = Field(default=None, max_length=10_000, description="Feature keys, repeated or comma-separated")
+    includeLatestUpdate: bool = False
+    staleness: Literal["all", "unused", "released", "unmodified", "notStale"] | None = None
 
 
 class VariableListQuery(ListQuery):
@@ -376,8 +378,9 @@ class DeleteFeatureQuery(BaseModel):
 
 
 class CreateAudience(DvBody):
-    name: str = Field(min_length=1, max_length=100)
-    key: str = Field(min_length=1, max_length=100, pattern=KEY_PATTERN)
+    # Both optional, as the document has them: a missing key comes from the name (audiences.py).
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    key: str | None = Field(default=None, min_length=1, max_length=100, pattern=KEY_PATTERN)
     description: str = Field(default="", max_length=1000)
     filters: JsonObject
     tags: Tags | None = None

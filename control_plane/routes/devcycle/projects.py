@@ -12,13 +12,14 @@ from typing import Any
 
 from starlette.responses import Response
 
-from control_plane import authz
-from control_plane.errors import ApiError, conflict
-from control_plane.http import Ctx, Router, Write
+from control_plane.errors import conflict
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     ListQuery,
+    caller_organisation,
     dumps,
+    dv_router,
     list_rows,
     loads,
     merge_settings,
@@ -30,39 +31,18 @@ from control_plane.routes.devcycle.views import project_view
 from control_plane.routes.organisations import create_project
 from control_plane.store import now_iso
 
-router = Router("devcycle-projects")
+router = dv_router("devcycle-projects")
 
-_PROJECT_SELECT = (
-    "SELECT p.*, m.color AS dv_color, m.created_by AS dv_created_by FROM projects p "
+PROJECT_SELECT = (
+    "SELECT p.*, m.color AS dv_color, m.created_by AS dv_created_by, EXISTS (SELECT 1 FROM dv_jira_issues j"
+    " JOIN features f ON f.id = j.feature_id WHERE f.project_id = p.id) AS dv_has_jira FROM projects p "
     "LEFT JOIN dv_project_meta m ON m.project_id = p.id"
 )
 
 
 def _project_row(db: sqlite3.Connection, project_id: str) -> sqlite3.Row:
-    row: sqlite3.Row = db.execute(_PROJECT_SELECT + " WHERE p.id = ?", (project_id,)).fetchone()
+    row: sqlite3.Row = db.execute(PROJECT_SELECT + " WHERE p.id = ?", (project_id,)).fetchone()
     return row
-
-
-def _organisation_for_create(w: Write, ctx: Ctx) -> authz.OrgAccess:
-    name = ctx.header("x-organisation")
-    if not name:
-        if w.principal.api_key_org:
-            row = w.db.execute("SELECT name FROM organisations WHERE id = ?", (w.principal.api_key_org,)).fetchone()
-            name = row["name"] if row else None
-        else:
-            rows = w.db.execute(
-                "SELECT o.name FROM memberships m JOIN organisations o ON o.id = m.organisation_id WHERE m.user_id = ?",
-                (w.principal.user_id,),
-            ).fetchall()
-            if len(rows) == 1:
-                name = rows[0]["name"]
-    if not name:
-        raise ApiError(
-            400,
-            "x-organisation header is required when you belong to several organisations (or none)",
-            details=[{"field": "x-organisation", "code": "required", "message": "header is required"}],
-        )
-    return authz.org_by_name(w.db, w.principal, name, "admin")
 
 
 @router.route(
@@ -78,7 +58,7 @@ async def create_dv_project(ctx: Ctx) -> Any:
     body: CreateProject = ctx.body
 
     def change(w: Write) -> dict[str, Any]:
-        org = _organisation_for_create(w, ctx)
+        org = caller_organisation(w.db, ctx, "admin")
         if w.db.execute("SELECT 1 FROM projects WHERE organisation_id = ? AND key = ?", (org.id, body.key)).fetchone():
             raise conflict(f"a project with key {body.key!r} already exists in this organisation")
         project_id = create_project(w, org.id, body.key, body.name, body.description)
@@ -110,7 +90,7 @@ async def list_dv_projects(ctx: Ctx) -> Any:
         where.append("p.organisation_id IN (SELECT id FROM organisations WHERE name = ?)")
         params.append(organisation)
     with ctx.services.store.read() as db:
-        rows = list_rows(db, _PROJECT_SELECT, where, params, query, alias="p", created_by="m.created_by")
+        rows = list_rows(db, PROJECT_SELECT, where, params, query, alias="p", created_by="m.created_by")
     return [project_view(r) for r in rows]
 
 

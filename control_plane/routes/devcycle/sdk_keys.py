@@ -1,8 +1,11 @@
-"""DevCycle SDK keys of an environment (``.../environments/{environment}/keys``).
+"""DevCycle SDK keys of an environment: ``POST .../environments/{environment}/sdk-keys`` and
+``DELETE .../sdk-keys/{key}`` (DevCycle's paths), with the earlier ``POST .../keys`` and
+``PUT .../keys/{key}/invalidate`` kept as aliases.
 
-Keys are shown once, in the response that creates them (environment creation and
-``POST .../keys``); the store keeps only their SHA-256 and a short prefix for display. Rotation
-adds keys (old ones keep working); invalidation takes the full key or its displayed prefix.
+The edge authenticates by the key's SHA-256 (``sdk_keys``); the full key is also kept AES-GCM
+encrypted (``dv_sdk_key_secrets``, :mod:`control_plane.key_vault`) so that admins read it back
+in ``sdkKeys[type][i].key`` as the DevCycle CLI does. Rotation adds keys (old ones keep
+working); invalidation takes the full key or its displayed prefix.
 """
 
 from __future__ import annotations
@@ -11,20 +14,21 @@ from typing import Any
 
 from contract.sdk_keys import KINDS, Kind
 from control_plane.errors import ApiError, conflict, not_found
-from control_plane.http import Ctx, Router, Write
-from control_plane.routes.devcycle.common import ORG, environment, write_project
+from control_plane.http import Ctx, Write
+from control_plane.key_vault import KeyVault
+from control_plane.routes.devcycle.common import ORG, dv_router, environment, write_project
 from control_plane.routes.devcycle.models import GenerateKeys
 from control_plane.routes.devcycle.views import environment_view
 from control_plane.security import key_hash, new_sdk_key
 from control_plane.store import now_iso
 
-router = Router("devcycle-projects")
+router = dv_router("devcycle-projects")
 
 PREFIX_LENGTH = 20
 
 
-def add_keys(w: Write, environment_id: str, env_type: str, kinds: tuple[Kind, ...]) -> dict[str, str]:
-    """One new key per kind for the environment, by hash: the plaintext is shown once, then only its prefix."""
+def add_keys(w: Write, vault: KeyVault, environment_id: str, env_type: str, kinds: tuple[Kind, ...]) -> dict[str, str]:
+    """One new key per kind for the environment, by hash -> plaintext (kept encrypted)."""
     created: dict[str, str] = {}
     now = now_iso()
     for kind in kinds:
@@ -34,14 +38,28 @@ def add_keys(w: Write, environment_id: str, env_type: str, kinds: tuple[Kind, ..
             "INSERT INTO sdk_keys (key_hash, environment_id, kind, prefix, created_at) VALUES (?, ?, ?, ?, ?)",
             (digest, environment_id, kind, secret[:PREFIX_LENGTH], now),
         )
+        w.db.execute(
+            "INSERT INTO dv_sdk_key_secrets (key_hash, ciphertext) VALUES (?, ?)", (digest, vault.seal(secret, digest))
+        )
         created[digest] = secret
     return created
 
 
 @router.route(
     "POST",
+    "/v1/projects/{project}/environments/{environment}/sdk-keys",
+    summary="Generate new SDK keys (rotation: existing keys keep working)",
+    body=GenerateKeys,
+    headers=ORG,
+)
+async def generate_sdk_keys(ctx: Ctx) -> Any:
+    return await generate_keys(ctx)
+
+
+@router.route(
+    "POST",
     "/v1/projects/{project}/environments/{environment}/keys",
-    summary="Generate new SDK keys (rotation: existing keys keep working); new keys are returned once",
+    summary="Generate new SDK keys (alias of POST .../sdk-keys)",
     body=GenerateKeys,
     headers=ORG,
 )
@@ -58,7 +76,7 @@ async def generate_keys(ctx: Ctx) -> Any:
     def change(w: Write) -> dict[str, Any]:
         access = write_project(w, ctx, "admin")
         row = environment(w.db, access.id, ctx.path("environment"))
-        created = add_keys(w, row["id"], row["type"], kinds)
+        created = add_keys(w, ctx.services.vault, row["id"], row["type"], kinds)
         w.audit(
             "sdk_key.create",
             f"environment:{row['key']}",
@@ -67,15 +85,25 @@ async def generate_keys(ctx: Ctx) -> Any:
             details={"kinds": list(kinds), "prefixes": [s[:PREFIX_LENGTH] for s in created.values()]},
         )
         w.touch(access.id)
-        return environment_view(w.db, row, created)
+        return environment_view(w.db, row, created, ctx.services.vault)
 
     return ctx.commit(change, idempotent=False)
 
 
 @router.route(
+    "DELETE",
+    "/v1/projects/{project}/environments/{environment}/sdk-keys/{key}",
+    summary="Invalidate an SDK key (the full key or its displayed prefix) immediately",
+    headers=ORG,
+)
+async def invalidate_sdk_key(ctx: Ctx) -> Any:
+    return await invalidate_key(ctx)
+
+
+@router.route(
     "PUT",
     "/v1/projects/{project}/environments/{environment}/keys/{key}/invalidate",
-    summary="Invalidate an SDK key (the full key or its displayed prefix) immediately",
+    summary="Invalidate an SDK key (alias of DELETE .../sdk-keys/{key})",
     headers=ORG,
 )
 async def invalidate_key(ctx: Ctx) -> Any:
@@ -104,6 +132,6 @@ async def invalidate_key(ctx: Ctx) -> Any:
             details={"kind": matches[0]["kind"], "prefix": matches[0]["prefix"]},
         )
         w.touch(access.id)
-        return environment_view(w.db, row)
+        return environment_view(w.db, row, readable=ctx.services.vault)
 
     return ctx.commit(change)

@@ -15,11 +15,12 @@ from typing import Any
 from starlette.responses import Response
 
 from control_plane.errors import ApiError, conflict, validation
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     bump_feature,
     dumps,
+    dv_router,
     key_taken,
     list_rows,
     loads,
@@ -37,7 +38,7 @@ from control_plane.routes.devcycle.models import (
 from control_plane.routes.devcycle.views import variable_view
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-features")
+router = dv_router("devcycle-features")
 
 
 def value_ok(kind: str, value: Any) -> bool:

@@ -13,11 +13,12 @@ from typing import Any
 from starlette.responses import Response
 
 from control_plane.errors import conflict
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     bump_feature,
     dumps,
+    dv_router,
     feature,
     key_taken,
     loads,
@@ -31,7 +32,7 @@ from control_plane.routes.devcycle.variables import check_values, feature_variab
 from control_plane.routes.devcycle.views import feature_view, variation_view
 from control_plane.store import new_id
 
-router = Router("devcycle-features")
+router = dv_router("devcycle-features")
 
 
 def variations_in_use(db: sqlite3.Connection, feature_id: str) -> dict[str, str]:

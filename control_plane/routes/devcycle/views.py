@@ -11,10 +11,44 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from control_plane.routes.devcycle.common import loads
+from control_plane.key_vault import KeyVault
+from control_plane.routes.devcycle.common import loads, merge_settings
+from control_plane.routes.devcycle.feature_audit import latest_update
+from control_plane.routes.devcycle.staleness import prod_targeting_updated_at, staleness
+
+# Every settings object DevCycle's Project has, as it reads before anything is set; stored
+# settings are merged over it.
+PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
+    "edgeDB": {"enabled": False},
+    "optIn": {
+        "enabled": False,
+        "title": "",
+        "description": "",
+        "imageURL": "",
+        "colors": {"primary": "", "secondary": ""},
+        "poweredByAlignment": "center",
+    },
+    "sdkTypeVisibility": {"enabledInFeatureSettings": False},
+    "lifeCycle": {"disableCodeRefChecks": False},
+    "obfuscation": {"enabled": False, "required": False},
+    "featureApprovalWorkflow": {"enabled": False, "allowPublisherBypass": True, "defaultReviewers": []},
+    "disablePassthroughRollouts": False,
+    "staleness": {
+        "enabled": True,
+        "released": {"enabled": True},
+        "unmodifiedLong": {"enabled": True},
+        "unmodifiedShort": {"enabled": True},
+        "unused": {"enabled": True},
+        "email": {"enabled": False, "frequency": "weekly", "users": [], "lastNotification": None},
+    },
+    "dynatrace": {"enabled": False, "environmentMap": {}},
+}
 
 
 def project_view(row: sqlite3.Row) -> dict[str, Any]:
+    """DevCycle's Project. ``hasJiraIntegration`` says whether any feature links a Jira issue
+    (the integration is stored records only: no base URL); code usages, SDK config fetches and
+    Vercel Edge Config are not tracked here, so they read false and empty."""
     return {
         "_id": row["id"],
         "_organization": row["organisation_id"],
@@ -23,10 +57,15 @@ def project_view(row: sqlite3.Row) -> dict[str, Any]:
         "key": row["key"],
         "description": row["description"],
         "color": row["dv_color"] or "",
-        "settings": loads(row["settings"], {}),
+        "settings": merge_settings(PROJECT_SETTINGS_DEFAULTS, loads(row["settings"], {})),
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
+        "hasJiraIntegration": bool(row["dv_has_jira"]),
+        "hasReceivedCodeUsages": False,
+        "hasUserConfigFetch": False,
+        "jiraBaseUrl": "",
         "readonly": False,
+        "vercelEdgeConfigConnections": [],
     }
 
 
@@ -40,16 +79,28 @@ def key_view(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def environment_view(
-    db: sqlite3.Connection, row: sqlite3.Row, new_keys: dict[str, str] | None = None
+    db: sqlite3.Connection,
+    row: sqlite3.Row,
+    new_keys: dict[str, str] | None = None,
+    readable: KeyVault | None = None,
 ) -> dict[str, Any]:
-    """The DevCycle environment; ``new_keys`` (hash -> plaintext) are shown in full, once."""
+    """The DevCycle environment. ``new_keys`` (hash -> plaintext) are shown in full; with
+    ``readable`` (the caller is an admin) every key kept encrypted is too, as the DevCycle CLI
+    reads ``sdkKeys[type][i].key``. A key from before encryption at rest has only its hash: it
+    shows its prefix and ``"key": null``."""
     keys: dict[str, list[dict[str, Any]]] = {"mobile": [], "client": [], "server": []}
-    for k in db.execute(
-        "SELECT * FROM sdk_keys WHERE environment_id = ? ORDER BY created_at, rowid", (row["id"],)
-    ).fetchall():
+    rows = db.execute(
+        "SELECT k.*, s.ciphertext FROM sdk_keys k LEFT JOIN dv_sdk_key_secrets s ON s.key_hash = k.key_hash"
+        " WHERE k.environment_id = ? ORDER BY k.created_at, k.prefix",
+        (row["id"],),
+    ).fetchall()
+    for k in rows:
         view = key_view(k)
         if new_keys and k["key_hash"] in new_keys:
             view = {"key": new_keys[k["key_hash"]], **view}
+        elif readable is not None:
+            plain = readable.open(k["ciphertext"], k["key_hash"]) if k["ciphertext"] else None
+            view = {"key": plain, **view}
         keys[k["kind"]].append(view)
     meta = db.execute("SELECT created_by FROM dv_environment_meta WHERE environment_id = ?", (row["id"],)).fetchone()
     return {
@@ -69,14 +120,18 @@ def environment_view(
     }
 
 
-def feature_view(db: sqlite3.Connection, feature_id: str) -> dict[str, Any]:
+def feature_view(db: sqlite3.Connection, feature_id: str, *, include_latest: bool = True) -> dict[str, Any]:
+    """DevCycle's Feature (v1 and v2 alike). ``latestUpdate`` is the newest audit entry (lists
+    leave it out unless asked, ``includeLatestUpdate``), ``staleness`` is computed
+    (:mod:`staleness`), ``changeRequests`` lists pending change requests (none until the
+    approval workflow lands)."""
     f = db.execute("SELECT * FROM features WHERE id = ?", (feature_id,)).fetchone()
     variations = db.execute("SELECT * FROM variations WHERE feature_id = ? ORDER BY position", (feature_id,)).fetchall()
     keys = {v["id"]: v["key"] for v in variations}
     variables = db.execute(
         "SELECT * FROM variables WHERE feature_id = ? ORDER BY created_at, rowid", (feature_id,)
     ).fetchall()
-    return {
+    view = {
         "_id": f["id"],
         "_project": f["project_id"],
         "source": "api",
@@ -98,7 +153,14 @@ def feature_view(db: sqlite3.Connection, feature_id: str) -> dict[str, Any]:
         "sdkVisibility": {"mobile": True, "client": True, "server": True, **loads(f["sdk_visibility"], {})},
         "configurations": feature_configurations(db, f),
         "summary": loads(f["summary"], {}),
+        "prodTargetingUpdatedAt": prod_targeting_updated_at(db, feature_id),
+        "ldLink": None,
+        "changeRequests": [],
+        "staleness": staleness(db, f),
     }
+    if include_latest:
+        view["latestUpdate"] = latest_update(db, f["project_id"], f["key"])
+    return view
 
 
 def variation_view(row: sqlite3.Row) -> dict[str, Any]:

@@ -27,6 +27,11 @@ FEATURE_FIELDS = {
     "sdkVisibility",
     "configurations",
     "summary",
+    "prodTargetingUpdatedAt",
+    "ldLink",
+    "changeRequests",
+    "staleness",
+    "latestUpdate",
 }
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.control_plane.conftest import Api, assert_error
+from tests.control_plane.conftest import Api, assert_error, error_of
 from tests.control_plane.devcycle_support import ALL, PRO, PRO_NODE, Project, fields, member, project, target
 
 AUDIENCE_FIELDS = {
@@ -74,7 +74,7 @@ def test_create_and_get_audience(api: Api) -> None:
     [
         ({"name": "A", "key": "a"}, "filters"),
         ({"name": "A", "key": "A B", "filters": ALL}, "key"),
-        ({"key": "a", "filters": ALL}, "name"),
+        ({"name": "", "key": "a", "filters": ALL}, "name"),  # optional (the document), but never empty
         ({"name": "A", "key": "a", "filters": []}, "filters"),
         ({"name": "A", "key": "a", "filters": {"operator": "nand", "filters": []}}, "filters.operator"),
         ({"name": "A", "key": "a", "filters": {"operator": "and", "filters": {}}}, "filters.filters"),
@@ -191,7 +191,7 @@ def test_audience_edits_that_break_a_configuration_are_rejected(api: Api) -> Non
     r = p.patch("/audiences/a", {"filters": nest({"type": "all"}, 30)})
     body = assert_error(r, 400, "validation_failed")
     assert fields(r) == ["filters"]
-    assert "feature 'f' in environment 'development'" in body["error"]["message"]
+    assert "feature 'f' in environment 'development'" in error_of(body)["message"]
     assert p.get("/audiences/a").json()["filters"] == nest({"type": "all"}, 5)
     assert p.snapshot()[0]["targeting"]["version"] == 2
     # Using the deep audience in a new configuration is rejected the same way.
@@ -283,7 +283,7 @@ def test_audience_usages_by_features(api: Api) -> None:
     assert p.get("/audiences/pro").json()["hasUsage"] is True
     r = p.delete("/audiences/pro")
     assert_error(r, 409, "conflict")
-    assert "new-dash" in r.json()["error"]["message"]
+    assert "new-dash" in r.json()["message"]
     p.configure("new-dash", "development", {"targets": []})
     p.configure("new-dash", "production", {"targets": []})
     assert p.get(f"/audiences/{a['_id']}/usages").json() == {"features": [], "audiences": []}

@@ -288,9 +288,9 @@ def test_rejected_filter_names_the_node_and_valid_one_is_served(api: Api) -> Non
         },
     )
     body = assert_error(r, 400, "validation_failed")
-    assert body["error"]["details"][0]["field"] == "targeting.rules[1].filter.filters[1].operator"
-    assert body["error"]["details"][0]["code"] == "invalid_rule"
-    assert "SOUNDS_LIKE" in body["error"]["details"][0]["message"]
+    assert body["details"][0]["field"] == "targeting.rules[1].filter.filters[1].operator"
+    assert body["details"][0]["code"] == "invalid_rule"
+    assert "SOUNDS_LIKE" in body["details"][0]["message"]
     # Inside a DevCycle target's audience: the path points into the target.
     r = p.configure(
         "new-dash",
@@ -298,7 +298,7 @@ def test_rejected_filter_names_the_node_and_valid_one_is_served(api: Api) -> Non
         {"status": "active", "targets": [target(), target({"operator": "or", "filters": [{"type": "all"}, bad]})]},
     )
     body = assert_error(r, 400, "validation_failed")
-    assert body["error"]["details"][0]["field"] == "targets[1].audience.filters.filters[1].operator"
+    assert body["details"][0]["field"] == "targets[1].audience.filters.filters[1].operator"
     r = p.configure("new-dash", "development", {"targeting": {"rules": [{"filter": {"type": "constant"}}]}})
     assert fields(r) == ["targeting.rules[0].filter.value"]
     r = p.configure(

@@ -52,15 +52,20 @@ def test_create_environment_returns_each_sdk_key_once(api: Api, tmp_path: Path) 
         assert entry["compromised"] is False
         secrets[kind] = entry["key"]
     assert len(set(secrets.values())) == 3
-    # Later reads show prefixes only.
-    for r in (p.get("/environments/staging-upcoming"), p.get(f"/environments/{env['_id']}")):
+    # Later reads by a member below admin show prefixes only ...
+    writer = member(p, "write")
+    for r in (p.get("/environments/staging-upcoming", user=writer), p.get(f"/environments/{env['_id']}", user=writer)):
         assert r.status_code == 200
         shown = r.json()
         assert all("key" not in k for kind in ("client", "server", "mobile") for k in shown["sdkKeys"][kind])
         assert not any(s in r.text for s in secrets.values())
-    listed = p.get("/environments").text
+    listed = p.get("/environments", user=writer).text
     assert not any(s in listed for s in secrets.values())
-    # Stored as SHA-256 only: the plaintext is nowhere in the database files.
+    # ... and admins read the full keys, as the DevCycle CLI does (sdkKeys[type][i].key).
+    for r in (p.get("/environments/staging-upcoming"), p.get("/environments")):
+        shown = r.json() if isinstance(r.json(), dict) else r.json()[0]
+        assert {kind: shown["sdkKeys"][kind][0]["key"] for kind in secrets} == secrets
+    # Stored as SHA-256 and AES-GCM ciphertext: the plaintext is nowhere in the database files.
     with p.store().read() as db:
         hashes = {
             r["kind"]: r["key_hash"]

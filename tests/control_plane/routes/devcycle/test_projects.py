@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from control_plane.routes.devcycle.common import merge_settings
+from control_plane.routes.devcycle.views import PROJECT_SETTINGS_DEFAULTS
 from tests.control_plane.conftest import Api, assert_error
 from tests.control_plane.devcycle_support import Project, fields, member, project
 
@@ -21,11 +23,16 @@ PROJECT_FIELDS = {
     "createdAt",
     "updatedAt",
     "readonly",
+    "hasJiraIntegration",
+    "hasReceivedCodeUsages",
+    "hasUserConfigFetch",
+    "jiraBaseUrl",
+    "vercelEdgeConfigConnections",
 }
 
 
 def error_without_id(response: Any) -> dict[str, Any]:
-    body: dict[str, Any] = response.json()["error"]
+    body: dict[str, Any] = response.json()
     return {k: v for k, v in body.items() if k != "request_id"}
 
 
@@ -48,7 +55,9 @@ def test_create_project_shape_and_settings(api: Api) -> None:
     p = r.json()
     assert set(p) == PROJECT_FIELDS
     assert p["name"] == "Delivery App" and p["key"] == "delivery-app" and p["color"] == "#4073FF"
-    assert p["settings"] == body["settings"]
+    # Stored settings over DevCycle's defaults: every settings object is there.
+    assert p["settings"] == merge_settings(PROJECT_SETTINGS_DEFAULTS, body["settings"])
+    assert set(p["settings"]) == set(PROJECT_SETTINGS_DEFAULTS)
     assert p["_createdBy"] == owner.user_id
     assert p["createdAt"].endswith("Z") and p["updatedAt"] == p["createdAt"]
     assert len(p["_id"]) == 24
@@ -209,7 +218,9 @@ def test_update_project(api: Api) -> None:
     r = api.client.patch("/v1/projects/app", json={"settings": {"obfuscation": {"enabled": True}}}, headers=p.h)
     after = r.json()
     assert after["name"] == "Renamed" and after["color"] == "#abc" and after["key"] == "app"
-    assert after["settings"] == {"edgeDB": {"enabled": True}, "obfuscation": {"enabled": True}}
+    assert after["settings"] == merge_settings(
+        PROJECT_SETTINGS_DEFAULTS, {"edgeDB": {"enabled": True}, "obfuscation": {"enabled": True}}
+    )
     assert after["createdAt"] == before["createdAt"] and after["updatedAt"] >= before["updatedAt"]
     api.client.post("/v1/projects", json={"name": "Other", "key": "other"}, headers=p.h)
     assert_error(api.client.patch("/v1/projects/app", json={"key": "other"}, headers=p.h), 409, "conflict")

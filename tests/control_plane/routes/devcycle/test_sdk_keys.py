@@ -25,9 +25,10 @@ def test_rotate_adds_keys_and_old_ones_keep_working(api: Api, tmp_path: Path) ->
     keys = r.json()["sdkKeys"]
     assert_not_stored(p, tmp_path, [keys["client"][1]["key"], keys["server"][1]["key"]])
     assert len(keys["client"]) == 2 and len(keys["server"]) == 2 and len(keys["mobile"]) == 1
-    assert "key" not in keys["client"][0] and "key" in keys["client"][1]
+    # The caller is an admin: every key reads in full (kept encrypted), old and new.
+    assert keys["client"][0]["key"] == old["client"][0]["key"] and keys["client"][1]["key"]
     assert keys["client"][1]["key"] != old["client"][0]["key"]
-    assert "key" not in keys["mobile"][0]
+    assert keys["mobile"][0]["key"] == old["mobile"][0]["key"]
     with p.store().read() as db:
         rows = db.execute(
             "SELECT kind, revoked_at FROM sdk_keys WHERE environment_id = ?", (p.env_id("development"),)
@@ -96,3 +97,31 @@ def test_invalidate_roles_and_cross_org(api: Api) -> None:
     with p.store().read() as db:
         audit = db.execute("SELECT * FROM audit_log WHERE action = 'sdk_key.invalidate'").fetchall()
     assert len(audit) == 1 and secret not in audit[0]["details"]
+
+
+def test_documented_sdk_key_paths(api: Api) -> None:
+    """DevCycle's POST .../sdk-keys and DELETE .../sdk-keys/{key} (the CLI's paths)."""
+    p = project(api)
+    r = p.post("/environments/development/sdk-keys", {"server": True})
+    assert r.status_code == 200, r.text
+    server = r.json()["sdkKeys"]["server"]
+    assert len(server) == 2 and all(k["key"] for k in server)
+    r = p.delete(f"/environments/development/sdk-keys/{server[0]['key']}")
+    assert r.status_code == 200, r.text
+    assert [k["compromised"] for k in r.json()["sdkKeys"]["server"]] == [True, False]
+    assert_error(p.delete("/environments/development/sdk-keys/server-nope"), 404, "not_found", shape="devcycle")
+    writer = member(p, "write")
+    assert_error(p.post("/environments/development/sdk-keys", {"client": True}, user=writer), 403, "forbidden")
+
+
+def test_keys_from_before_encryption_show_redacted(api: Api) -> None:
+    """A key stored only as a hash (before migration 0010) reads as its prefix with key null."""
+    p = project(api)
+    with p.store().transaction() as db:
+        db.execute(
+            "DELETE FROM dv_sdk_key_secrets WHERE key_hash IN (SELECT key_hash FROM sdk_keys WHERE kind = 'client')"
+        )
+    env = p.get("/environments/development").json()
+    (client,) = env["sdkKeys"]["client"]
+    assert client["key"] is None and client["prefix"]
+    assert env["sdkKeys"]["server"][0]["key"].startswith("server-")

@@ -10,10 +10,12 @@ from __future__ import annotations
 from control_plane.http import Router
 from control_plane.routes.devcycle import (
     audiences,
+    change_requests,
     configurations,
     custom_properties,
     environments,
     features,
+    project_settings,
     projects,
     sdk_keys,
     variables,
@@ -22,6 +24,7 @@ from control_plane.routes.devcycle import (
 
 routers: list[Router] = [
     projects.router,
+    project_settings.router,
     environments.router,
     sdk_keys.router,
     features.router,
@@ -30,4 +33,5 @@ routers: list[Router] = [
     configurations.router,
     audiences.router,
     custom_properties.router,
+    change_requests.router,
 ]

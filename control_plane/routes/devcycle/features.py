@@ -9,6 +9,7 @@ rolls back with a 400 naming the node if one does not compile.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import Response
@@ -16,6 +17,7 @@ from starlette.responses import Response
 from control_plane import authz
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import Ctx, Router, Write
+from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import (
     ORG,
     bump_feature,
@@ -215,11 +217,19 @@ def _updated_variations(
     responses=(409,),
 )
 async def update_feature(ctx: Ctx) -> Any:
-    body: UpdateFeature = ctx.body
+    return ctx.commit(
+        update_feature_change(ctx.path("project"), ctx.path("feature"), ctx.header("x-organisation"), ctx.body)
+    )
+
+
+def update_feature_change(
+    project_ref: str, feature_ref: str, organisation: str | None, body: UpdateFeature
+) -> Callable[[Write], dict[str, Any]]:
+    """The write of ``PATCH .../features/{feature}``, also run by the apply of a change request."""
 
     def change(w: Write) -> dict[str, Any]:
-        access = write_project(w, ctx, "write")
-        f = feature(w.db, access.id, ctx.path("feature"))
+        access = authz.project_by_key(w.db, w.principal, project_ref, "write", organisation)
+        f = feature(w.db, access.id, feature_ref)
         fid = f["id"]
         if body.key is not None and key_taken(w.db, "features", "project_id", access.id, body.key, fid):
             raise conflict(f"a feature with key {body.key!r} already exists in this project")
@@ -254,6 +264,8 @@ async def update_feature(ctx: Ctx) -> Any:
         check_feature_values(w.db, fid)
         _set_control(w, fid, body.controlVariation)
         if served_changed:
+            # Keys, variations and variable values reach every environment, protected ones too.
+            approval.guard_every_environment(w, access.id, fid)
             bump_feature(w, fid)
         if body.configurations:
             apply_configurations(w, access.id, fid, body.configurations)
@@ -267,7 +279,7 @@ async def update_feature(ctx: Ctx) -> Any:
         w.touch(access.id)
         return feature_view(w.db, fid)
 
-    return ctx.commit(change)
+    return change
 
 
 @router.route(
@@ -308,11 +320,19 @@ async def delete_feature(ctx: Ctx) -> Any:
     headers=ORG,
 )
 async def update_feature_status(ctx: Ctx) -> Any:
-    body: FeatureStatus = ctx.body
+    return ctx.commit(
+        feature_status_change(ctx.path("project"), ctx.path("feature"), ctx.header("x-organisation"), ctx.body)
+    )
+
+
+def feature_status_change(
+    project_ref: str, feature_ref: str, organisation: str | None, body: FeatureStatus
+) -> Callable[[Write], dict[str, Any]]:
+    """The write of ``PATCH .../features/{feature}/status``, also run by the apply of a change request."""
 
     def change(w: Write) -> dict[str, Any]:
-        access = write_project(w, ctx, "write")
-        f = feature(w.db, access.id, ctx.path("feature"))
+        access = authz.project_by_key(w.db, w.principal, project_ref, "write", organisation)
+        f = feature(w.db, access.id, feature_ref)
         static = None
         if body.status == "complete":
             if not body.staticVariation:
@@ -329,6 +349,7 @@ async def update_feature_status(ctx: Ctx) -> Any:
             (body.status, static, now_iso(), f["id"]),
         )
         if (body.status, static) != (f["status"], f["static_variation"]):
+            approval.guard_every_environment(w, access.id, f["id"])
             bump_feature(w, f["id"])
         w.audit(
             "feature.status",
@@ -340,4 +361,4 @@ async def update_feature_status(ctx: Ctx) -> Any:
         w.touch(access.id)
         return feature_view(w.db, f["id"])
 
-    return ctx.commit(change)
+    return change

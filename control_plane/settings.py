@@ -50,6 +50,14 @@ class Settings:
     file_fetch_hosts: frozenset[str] = frozenset()
     file_fetch_max_bytes: int = 256 << 20
     file_fetch_timeout: float = 30.0
+    # Webhook delivery (control_plane/webhook_delivery.py): loopback, private and link-local
+    # targets are refused unless allowed (SSRF); seconds per attempt; attempts before an event is
+    # given up; exponential backoff between attempts from base to cap seconds.
+    webhook_allow_private: bool = False
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 12
+    webhook_backoff_base: float = 2.0
+    webhook_backoff_cap: float = 3600.0
 
     @property
     def fetch_policy(self) -> FetchPolicy:
@@ -134,6 +142,28 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for flag, env, help_text, default in _API_V1_LIMITS:
         env_arg(parser, flag, env, help_text, default, float)
+    env_arg(
+        parser,
+        "--webhook-allow-private",
+        "WEBHOOK_ALLOW_PRIVATE",
+        "1: webhooks may target loopback/private/link-local addresses (refused by default)",
+        "0",
+    )
+    env_arg(parser, "--webhook-timeout", "WEBHOOK_TIMEOUT", "seconds per webhook delivery attempt", "10", float)
+    env_arg(
+        parser, "--webhook-max-attempts", "WEBHOOK_MAX_ATTEMPTS", "attempts before a webhook event fails", "12", int
+    )
+    env_arg(
+        parser, "--webhook-backoff-base", "WEBHOOK_BACKOFF_BASE", "first retry delay of a webhook, seconds", "2", float
+    )
+    env_arg(
+        parser,
+        "--webhook-backoff-cap",
+        "WEBHOOK_BACKOFF_CAP",
+        "longest retry delay of a webhook, seconds",
+        "3600",
+        float,
+    )
 
 
 def parse_trusted(spec: str) -> str:
@@ -194,6 +224,11 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         file_fetch_hosts=parse_hosts(ns.file_fetch_hosts),
         file_fetch_max_bytes=int(ns.file_fetch_max_bytes),
         file_fetch_timeout=float(ns.file_fetch_timeout),
+        webhook_allow_private=str(ns.webhook_allow_private).strip().lower() in ("1", "true", "yes"),
+        webhook_timeout=float(ns.webhook_timeout),
+        webhook_max_attempts=int(ns.webhook_max_attempts),
+        webhook_backoff_base=float(ns.webhook_backoff_base),
+        webhook_backoff_cap=float(ns.webhook_backoff_cap),
     )
 
 
@@ -228,6 +263,11 @@ def to_env(settings: Settings) -> dict[str, str]:
         "API_V1_BURST_PER_KEY": str(settings.api_v1_burst_per_key),
         "API_V1_RATE_PER_ADDRESS": str(settings.api_v1_rate_per_address),
         "API_V1_BURST_PER_ADDRESS": str(settings.api_v1_burst_per_address),
+        "WEBHOOK_ALLOW_PRIVATE": "1" if settings.webhook_allow_private else "0",
+        "WEBHOOK_TIMEOUT": str(settings.webhook_timeout),
+        "WEBHOOK_MAX_ATTEMPTS": str(settings.webhook_max_attempts),
+        "WEBHOOK_BACKOFF_BASE": str(settings.webhook_backoff_base),
+        "WEBHOOK_BACKOFF_CAP": str(settings.webhook_backoff_cap),
     }
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url

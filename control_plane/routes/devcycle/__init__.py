@@ -20,6 +20,7 @@ from control_plane.routes.devcycle import (
     sdk_keys,
     variables,
     variations,
+    webhooks,
 )
 
 routers: list[Router] = [
@@ -34,4 +35,5 @@ routers: list[Router] = [
     audiences.router,
     custom_properties.router,
     change_requests.router,
+    webhooks.router,
 ]

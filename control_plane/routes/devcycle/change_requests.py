@@ -251,7 +251,7 @@ async def get_change_request(ctx: Ctx) -> Any:
 @router.route(
     "PATCH",
     BASE + "/{id}/submit",
-    summary="Submit a change request for review by publishers",
+    summary="Submit a change request for review by publishers (author or publisher)",
     body=SubmitChangeRequest,
     headers=ORG,
     responses=(409,),
@@ -263,8 +263,7 @@ async def submit_change_request(ctx: Ctx) -> Any:
         access = write_project(w, ctx, "write")
         f = feature(w.db, access.id, ctx.path("feature"))
         row = _change_request(w.db, f["id"], ctx.path("id"))
-        if row["created_by"] != w.principal.user_id:
-            raise forbidden("only the author submits a change request")
+        _author_or_publisher(w, access, row)
         _expect(row, "draft", "rejected")
         reviewers = list(
             dict.fromkeys(body.reviewers or approval.workflow(w.db, access.id).get("defaultReviewers", []))

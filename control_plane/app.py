@@ -36,6 +36,7 @@ from control_plane.routes import airborne, api_keys, devcycle, oauth, organisati
 from control_plane.security import Tokens
 from control_plane.settings import KEY_ENCRYPTION_SECRET_FILE, Settings, from_env, load_secret
 from control_plane.store import Store
+from control_plane.webhook_delivery import Deliverer, delivery_policy
 
 log = logging.getLogger("control_plane")
 # How often the control plane checks whether Redis announced a version above its own.
@@ -158,7 +159,15 @@ def create_app(settings: Settings) -> Starlette:
             settings.data_dir, store, redis_url=settings.redis_url, publish=publisher.publish_projects
         )
         catching_up = asyncio.create_task(_catch_up(publisher)) if settings.redis_url else None
+        # Webhooks are sent by the process that publishes (outbox rows are claimed with a lease,
+        # so replicas sharing a database never send one twice at the same time).
+        deliverer = Deliverer(store, delivery_policy(settings))
+        delivering = asyncio.create_task(deliverer.run())
         yield
+        delivering.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivering
+        await deliverer.close()
         if catching_up is not None:
             catching_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from contract.client_address import ClientAddress
+from control_plane import webhook_events
 from control_plane.authz import KeyAccess, Principal, admit, authenticate
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
@@ -122,6 +123,9 @@ class Write:
     change_reason: str | None
     touched: set[str] = field(default_factory=set)
     entries: list[tuple[Any, ...]] = field(default_factory=list)
+    # Set while an approved change request is applied (its id): the approval gate lets the change
+    # through the same write code a direct request runs (routes/devcycle/approval.py).
+    change_request: str | None = None
 
     def audit(
         self,
@@ -221,6 +225,8 @@ class Ctx:
                 result = change(w)
                 if w.touched:
                     documents = self.services.validate_projects(db, w.touched)
+                # In the change's transaction: an acknowledged change is a webhook delivery owed.
+                webhook_events.enqueue(db, principal.email, w.entries)
                 if idempotent and idem_key:
                     stored = {**result, "replayed": False} if isinstance(result, dict) else result
                     db.execute(

@@ -73,6 +73,15 @@ class Settings:
             self.oidc_issuer, self.oidc_client_id, self.oidc_client_secret, self.oidc_redirect_url, self.oidc_signup
         )
 
+    # Webhook delivery (control_plane/webhook_delivery.py): loopback, private and link-local
+    # targets are refused unless allowed (SSRF); seconds per attempt; attempts before an event is
+    # given up; exponential backoff between attempts from base to cap seconds.
+    webhook_allow_private: bool = False
+    webhook_timeout: float = 10.0
+    webhook_max_attempts: int = 12
+    webhook_backoff_base: float = 2.0
+    webhook_backoff_cap: float = 3600.0
+
     @property
     def fetch_policy(self) -> FetchPolicy:
         return FetchPolicy(self.file_fetch_hosts, self.file_fetch_max_bytes, self.file_fetch_timeout)
@@ -186,6 +195,30 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         parse_bool,
     )
 
+    env_arg(
+        parser,
+        "--webhook-allow-private",
+        "WEBHOOK_ALLOW_PRIVATE",
+        "webhooks may target loopback/private/link-local addresses (true/false; refused by default)",
+        "false",
+        parse_bool,
+    )
+    env_arg(parser, "--webhook-timeout", "WEBHOOK_TIMEOUT", "seconds per webhook delivery attempt", "10", float)
+    env_arg(
+        parser, "--webhook-max-attempts", "WEBHOOK_MAX_ATTEMPTS", "attempts before a webhook event fails", "12", int
+    )
+    env_arg(
+        parser, "--webhook-backoff-base", "WEBHOOK_BACKOFF_BASE", "first retry delay of a webhook, seconds", "2", float
+    )
+    env_arg(
+        parser,
+        "--webhook-backoff-cap",
+        "WEBHOOK_BACKOFF_CAP",
+        "longest retry delay of a webhook, seconds",
+        "3600",
+        float,
+    )
+
 
 def parse_bool(text: str) -> bool:
     """``true``/``false`` (also 1/0, yes/no, on/off); argparse turns the ValueError into a usage error."""
@@ -288,6 +321,11 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         oidc_client_secret=ns.oidc_client_secret or "",
         oidc_redirect_url=ns.oidc_redirect_url or "",
         oidc_signup=bool(ns.oidc_signup),
+        webhook_allow_private=bool(ns.webhook_allow_private),
+        webhook_timeout=float(ns.webhook_timeout),
+        webhook_max_attempts=int(ns.webhook_max_attempts),
+        webhook_backoff_base=float(ns.webhook_backoff_base),
+        webhook_backoff_cap=float(ns.webhook_backoff_cap),
     )
     return check_oidc(settings)
 
@@ -329,6 +367,11 @@ def to_env(settings: Settings) -> dict[str, str]:
         "OIDC_CLIENT_SECRET": settings.oidc_client_secret,
         "OIDC_REDIRECT_URL": settings.oidc_redirect_url,
         "OIDC_SIGNUP": "true" if settings.oidc_signup else "false",
+        "WEBHOOK_ALLOW_PRIVATE": "true" if settings.webhook_allow_private else "false",
+        "WEBHOOK_TIMEOUT": str(settings.webhook_timeout),
+        "WEBHOOK_MAX_ATTEMPTS": str(settings.webhook_max_attempts),
+        "WEBHOOK_BACKOFF_BASE": str(settings.webhook_backoff_base),
+        "WEBHOOK_BACKOFF_CAP": str(settings.webhook_backoff_cap),
     }
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url

@@ -650,6 +650,83 @@ PRIORITY = {"priority_map": {"g1": 0}}
 FILE = {"file_path": "main.js", "url": "https://cdn.example.com/main.js", "tag": "latest"}
 TARGET_ALL = {"audience": {"filters": ALL_FILTER}, "distribution": [{"_variation": "on", "percentage": 1}]}
 
+WORKFLOW = {"featureApprovalWorkflow": {"enabled": True, "allowPublisherBypass": True, "defaultReviewers": []}}
+
+
+def _change_request(action: str, state: str, body: Any = None) -> Callable[[Scene], Req]:
+    """A change request in ``state``, written by the spare user (a writer here, and none of the
+    callers: author-or-publisher routes then follow the caller's role alone)."""
+
+    def build(sc: Scene) -> Req:
+        s = sc.devcycle_project()
+        p = s["project"]
+        sc.call("PATCH", f"/v1/projects/{p}/settings/protected", {"settings": WORKFLOW})
+        f = sc.feature(s)["_id"]
+        _ensure_spare(sc, True)
+        sc.call(
+            "POST",
+            "/organisation/user/update",
+            {"user": sc.world.spare.email, "access": "write"},
+            **{"x-organisation": sc.org},
+        )
+        base = f"/v2/projects/{p}/features/{f}/change-requests"
+        proposal = {
+            "path": f"/v1/projects/{p}/features/{f}/configurations?environment=development",
+            "method": "PATCH",
+            "body": {"status": "active"},
+        }
+        r = sc.world.client.post(base, json=proposal, headers=sc.world.spare.auth)
+        assert r.status_code == 201, r.text
+        cr = r.json()["_id"]
+        if state in ("pending", "approved"):
+            sc.call("PATCH", f"{base}/{cr}/submit", {"description": "d", "reviewers": [sc.owner.user_id]})
+        if state == "approved":
+            sc.call("PATCH", f"{base}/{cr}/review", {"action": "approved", "comment": "ok"})
+        sent = {"description": "d", "reviewers": [sc.owner.user_id]} if action == "submit" else body
+        return Req(
+            "PATCH",
+            "/v2/projects/{project}/features/{feature}/change-requests/{id}/" + action,
+            {**s, "feature": f, "id": cr},
+            {"x-organisation": "{org}"},
+            body=sent,
+        )
+
+    return build
+
+
+def _webhook(method: str, body: Any = None) -> Callable[[Scene], Req]:
+    def build(sc: Scene) -> Req:
+        s = sc.devcycle_project()
+        hook = sc.call(
+            "POST",
+            f"/v1/projects/{s['project']}/webhooks",
+            {"name": "h", "url": "https://hooks.example.com/x", "events": ["createdFeature"]},
+            **{"x-organisation": sc.org},
+        )
+        return sc.dv(method, "/webhooks/{id}", body, **s, id=hook["_id"])
+
+    return build
+
+
+def _proposal(sc: Scene) -> Req:
+    s = sc.devcycle_project()
+    p = s["project"]
+    sc.call("PATCH", f"/v1/projects/{p}/settings/protected", {"settings": WORKFLOW})
+    f = sc.feature(s)["_id"]
+    body = {
+        "path": f"/v1/projects/{p}/features/{f}/configurations?environment=development",
+        "method": "PATCH",
+        "body": {"status": "active"},
+    }
+    return Req(
+        "POST",
+        "/v2/projects/{project}/features/{feature}/change-requests",
+        {**s, "feature": f},
+        {"x-organisation": "{org}"},
+        body=body,
+    )
+
+
 MATRIX: dict[tuple[str, str], Entry] = {
     # -- the caller's own sessions --------------------------------------------------------------------
     ("POST", "/users/logout"): Entry(
@@ -896,6 +973,55 @@ MATRIX: dict[tuple[str, str], Entry] = {
             body={"name": "Mobile", "key": uid("mobile")},
         ),
         201,
+    ),
+    ("PATCH", "/v1/projects/{project}/settings"): Entry(
+        "admin",
+        lambda sc: sc.dv("PATCH", "/settings", {"settings": {"edgeDB": {"enabled": True}}}, **sc.devcycle_project()),
+        200,
+    ),
+    ("PATCH", "/v1/projects/{project}/settings/protected"): Entry(
+        "owner", lambda sc: sc.dv("PATCH", "/settings/protected", {"settings": WORKFLOW}, **sc.devcycle_project()), 200
+    ),
+    ("POST", "/v1/projects/{project}/webhooks"): Entry(
+        "admin",
+        lambda sc: sc.dv(
+            "POST",
+            "/webhooks",
+            {"name": "h", "url": "https://hooks.example.com/x", "events": ["createdFeature"]},
+            **sc.devcycle_project(),
+        ),
+        201,
+    ),
+    ("PATCH", "/v1/projects/{project}/webhooks/{id}"): Entry(
+        "admin", _webhook("PATCH", {"name": "renamed"}), 200, foreign=("id",)
+    ),
+    ("DELETE", "/v1/projects/{project}/webhooks/{id}"): Entry("admin", _webhook("DELETE"), 200, foreign=("id",)),
+    ("POST", "/v2/projects/{project}/features/{feature}/change-requests"): Entry(
+        "write",
+        lambda sc: _proposal(sc),
+        201,
+        foreign=("feature",),
+    ),
+    ("PATCH", "/v2/projects/{project}/features/{feature}/change-requests/{id}/submit"): Entry(
+        "admin",
+        _change_request("submit", "draft"),
+        200,
+        foreign=("feature", "id"),
+    ),
+    ("PATCH", "/v2/projects/{project}/features/{feature}/change-requests/{id}/review"): Entry(
+        "admin",
+        _change_request("review", "pending", {"action": "approved", "comment": "ok"}),
+        200,
+        foreign=("feature", "id"),
+    ),
+    ("PATCH", "/v2/projects/{project}/features/{feature}/change-requests/{id}/apply"): Entry(
+        "admin",
+        _change_request("apply", "approved", {"description": "go", "action": "applied"}),
+        200,
+        foreign=("feature", "id"),
+    ),
+    ("PATCH", "/v2/projects/{project}/features/{feature}/change-requests/{id}/cancel"): Entry(
+        "admin", _change_request("cancel", "pending"), 200, foreign=("feature", "id")
     ),
     ("PATCH", "/v1/projects/{project}"): Entry(
         "admin", lambda sc: sc.dv("PATCH", "", {"name": "Renamed"}, **sc.devcycle_project()), 200

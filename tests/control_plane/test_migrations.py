@@ -28,7 +28,15 @@ from control_plane.store import Store
 PREVIOUS_RELEASE_DB = Path(__file__).parent / "fixtures" / "previous_release.sqlite3"
 BASELINE = ["0001_core", "0002_devcycle", "0003_airborne", "0004_releaseo", "0005_events"]
 # Every migration this release ships; the tests add theirs after it.
-SHIPPED = [*BASELINE, "0006_sessions", "0007_sytwm", "0008_releaseo_board"]
+SHIPPED = [
+    *BASELINE,
+    "0006_sessions",
+    "0007_sytwm",
+    "0008_releaseo_board",
+    "0009_oidc",
+    "0010_devcycle_features",
+    "0011_flow",
+]
 # The version a test's own extra migration takes: the one after the shipped ones.
 NEXT = f"{len(SHIPPED) + 1:04d}"
 ADD_COLUMN = "ALTER TABLE features ADD COLUMN owner TEXT NOT NULL DEFAULT 'nobody';\n"

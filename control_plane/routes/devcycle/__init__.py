@@ -11,6 +11,7 @@ from control_plane.http import Router
 from control_plane.routes.devcycle import (
     audience_patch,
     audiences,
+    change_requests,
     configurations,
     custom_properties,
     environments,
@@ -18,14 +19,17 @@ from control_plane.routes.devcycle import (
     features,
     features_v2,
     integrations,
+    project_settings,
     projects,
     sdk_keys,
     variables,
     variations,
+    webhooks,
 )
 
 routers: list[Router] = [
     projects.router,
+    project_settings.router,
     environments.router,
     sdk_keys.router,
     features.router,
@@ -38,4 +42,6 @@ routers: list[Router] = [
     audience_patch.router,
     custom_properties.router,
     integrations.router,
+    change_requests.router,
+    webhooks.router,
 ]

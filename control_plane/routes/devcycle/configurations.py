@@ -12,14 +12,17 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 import evaluator
+from control_plane import authz
 from control_plane.errors import validation
 from control_plane.features_snapshot import Built, audience_refs, config_filters, feature_definition
 from control_plane.http import Ctx, Write
+from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import (
     ORG,
     FilterChecker,
@@ -34,7 +37,6 @@ from control_plane.routes.devcycle.common import (
     rule_error,
     touch_feature,
     variation_id_of,
-    write_project,
 )
 from control_plane.routes.devcycle.models import ConfigurationFields, EnvironmentQuery, Target, UpdateConfiguration
 from control_plane.routes.devcycle.views import configuration_view, feature_configurations
@@ -195,6 +197,7 @@ def apply_configuration(
     changed = (new_status, new_targets, new_reflag) != (status, targets, reflag)
     if row is not None and not changed:
         return
+    approval.guard(w, project_id, env, feature_id)
     now = now_iso()
     started = (row["started_at"] if row else None) or (now if new_status == "active" else None)
     w.db.execute(
@@ -278,11 +281,22 @@ async def update_configuration(ctx: Ctx) -> Any:
     query: EnvironmentQuery = ctx.query
     if not query.environment:
         raise validation("the environment query parameter is required", "query.environment", "required")
+    change = configuration_change(
+        ctx.path("project"), ctx.path("feature"), query.environment, ctx.header("x-organisation"), body
+    )
+    return ctx.commit(change)
+
+
+def configuration_change(
+    project_ref: str, feature_ref: str, environment_ref: str, organisation: str | None, body: UpdateConfiguration
+) -> Callable[[Write], dict[str, Any]]:
+    """The write of ``PATCH .../features/{feature}/configurations?environment=``, also run by the
+    apply of a change request that carries it."""
 
     def change(w: Write) -> dict[str, Any]:
-        access = write_project(w, ctx, "write")
-        f = feature(w.db, access.id, ctx.path("feature"))
-        env = environment(w.db, access.id, query.environment or "")
+        access = authz.project_by_key(w.db, w.principal, project_ref, "write", organisation)
+        f = feature(w.db, access.id, feature_ref)
+        env = environment(w.db, access.id, environment_ref)
         apply_configuration(w, access.id, f["id"], env, body)
         touch_feature(w, f["id"])
         w.audit(
@@ -298,4 +312,4 @@ async def update_configuration(ctx: Ctx) -> Any:
         ).fetchone()
         return configuration_view(feature(w.db, access.id, f["id"]), env, row)
 
-    return ctx.commit(change)
+    return change

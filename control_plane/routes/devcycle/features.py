@@ -10,6 +10,7 @@ rolls back with a 400 naming the node if one does not compile.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import Response
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from control_plane import authz
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import Ctx, Write
+from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import (
     ORG,
     bump_feature,
@@ -242,14 +244,22 @@ def _updated_variations(
     responses=(409,),
 )
 async def update_feature(ctx: Ctx) -> Any:
-    body: UpdateFeature = ctx.body
-    return ctx.commit(lambda w: feature_view(w.db, apply_update(w, ctx, body)))
+    return ctx.commit(
+        update_feature_change(ctx.path("project"), ctx.path("feature"), ctx.header("x-organisation"), ctx.body)
+    )
 
 
-def apply_update(w: Write, ctx: Ctx, body: UpdateFeature) -> str:
-    """The PATCH of a feature (v1 and v2 paths); returns its id."""
-    access = write_project(w, ctx, "write")
-    f = feature(w.db, access.id, ctx.path("feature"))
+def update_feature_change(
+    project_ref: str, feature_ref: str, organisation: str | None, body: UpdateFeature
+) -> Callable[[Write], dict[str, Any]]:
+    """The write of ``PATCH .../features/{feature}`` (v1 and v2), also run by the apply of a change request."""
+    return lambda w: feature_view(w.db, apply_update(w, project_ref, feature_ref, organisation, body))
+
+
+def apply_update(w: Write, project_ref: str, feature_ref: str, organisation: str | None, body: UpdateFeature) -> str:
+    """The PATCH of a feature; returns its id."""
+    access = authz.project_by_key(w.db, w.principal, project_ref, "write", organisation)
+    f = feature(w.db, access.id, feature_ref)
     fid = f["id"]
     if body.key is not None and key_taken(w.db, "features", "project_id", access.id, body.key, fid):
         raise conflict(f"a feature with key {body.key!r} already exists in this project")
@@ -284,6 +294,8 @@ def apply_update(w: Write, ctx: Ctx, body: UpdateFeature) -> str:
     check_feature_values(w.db, fid)
     _set_control(w, fid, body.controlVariation)
     if served_changed:
+        # Keys, variations and variable values reach every environment, protected ones too.
+        approval.guard_every_environment(w, access.id, fid)
         bump_feature(w, fid)
     if body.configurations:
         apply_configurations(w, access.id, fid, body.configurations)
@@ -336,14 +348,22 @@ async def delete_feature(ctx: Ctx) -> Any:
     headers=ORG,
 )
 async def update_feature_status(ctx: Ctx) -> Any:
-    body: FeatureStatus = ctx.body
-    return ctx.commit(lambda w: feature_view(w.db, apply_status(w, ctx, body)))
+    return ctx.commit(
+        feature_status_change(ctx.path("project"), ctx.path("feature"), ctx.header("x-organisation"), ctx.body)
+    )
 
 
-def apply_status(w: Write, ctx: Ctx, body: FeatureStatus) -> str:
-    """The status change of a feature (v1 and v2 paths); returns its id."""
-    access = write_project(w, ctx, "write")
-    f = feature(w.db, access.id, ctx.path("feature"))
+def feature_status_change(
+    project_ref: str, feature_ref: str, organisation: str | None, body: FeatureStatus
+) -> Callable[[Write], dict[str, Any]]:
+    """The write of ``PATCH .../features/{feature}/status`` (v1 and v2), also run by the apply of a change request."""
+    return lambda w: feature_view(w.db, apply_status(w, project_ref, feature_ref, organisation, body))
+
+
+def apply_status(w: Write, project_ref: str, feature_ref: str, organisation: str | None, body: FeatureStatus) -> str:
+    """The status change of a feature; returns its id."""
+    access = authz.project_by_key(w.db, w.principal, project_ref, "write", organisation)
+    f = feature(w.db, access.id, feature_ref)
     static = None
     if body.status == "complete":
         if not body.staticVariation:
@@ -360,6 +380,7 @@ def apply_status(w: Write, ctx: Ctx, body: FeatureStatus) -> str:
         (body.status, static, now_iso(), f["id"]),
     )
     if (body.status, static) != (f["status"], f["static_variation"]):
+        approval.guard_every_environment(w, access.id, f["id"])
         bump_feature(w, f["id"])
     w.audit(
         "feature.status",

@@ -17,6 +17,7 @@ from pydantic import Field
 from control_plane import authz
 from control_plane.errors import ApiError
 from control_plane.http import Ctx, Write, parse_model
+from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import (
     ORG,
     DvBody,
@@ -34,7 +35,13 @@ from control_plane.routes.devcycle.common import (
     write_project,
 )
 from control_plane.routes.devcycle.configurations import apply_configurations
-from control_plane.routes.devcycle.features import apply_status, apply_update, insert_feature, list_features
+from control_plane.routes.devcycle.features import (
+    apply_update,
+    feature_status_change,
+    insert_feature,
+    list_features,
+    update_feature_change,
+)
 from control_plane.routes.devcycle.models import (
     ConfigurationFields,
     CreateFeature,
@@ -122,14 +129,16 @@ async def get_feature_v2(ctx: Ctx) -> Any:
     "PATCH", FEATURE, summary="Update a feature by id or key", body=UpdateFeature, headers=ORG, responses=(409,)
 )
 async def update_feature_v2(ctx: Ctx) -> Any:
-    body: UpdateFeature = ctx.body
-    return ctx.commit(lambda w: feature_view(w.db, apply_update(w, ctx, body)))
+    return ctx.commit(
+        update_feature_change(ctx.path("project"), ctx.path("feature"), ctx.header("x-organisation"), ctx.body)
+    )
 
 
 @router.route("PATCH", FEATURE + "/status", summary="Set a feature's status", body=FeatureStatus, headers=ORG)
 async def update_feature_status_v2(ctx: Ctx) -> Any:
-    body: FeatureStatus = ctx.body
-    return ctx.commit(lambda w: feature_view(w.db, apply_status(w, ctx, body)))
+    return ctx.commit(
+        feature_status_change(ctx.path("project"), ctx.path("feature"), ctx.header("x-organisation"), ctx.body)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,12 +199,19 @@ async def _update_static(ctx: Ctx) -> Any:
             exclude_unset=True, exclude={"variables", "environments", "staleness", "change_reason", "client_dedup_id"}
         )
         if fields:
-            apply_update(w, ctx, parse_model(UpdateFeature, fields))
+            apply_update(
+                w,
+                ctx.path("project"),
+                ctx.path("feature"),
+                ctx.header("x-organisation"),
+                parse_model(UpdateFeature, fields),
+            )
         if body.variables is not None:
             row = w.db.execute("SELECT variables FROM variations WHERE id = ?", (f["static_variation"],)).fetchone()
             values = {**loads(row["variables"], {}), **body.variables}
             w.db.execute("UPDATE variations SET variables = ? WHERE id = ?", (dumps(values), f["static_variation"]))
             check_feature_values(w.db, f["id"], "variables")
+            approval.guard_every_environment(w, access.id, f["id"])
             bump_feature(w, f["id"])
         if body.environments:
             configs = {env: ConfigurationFields(status=s.status) for env, s in body.environments.items()}

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from control_plane.errors import conflict
 from control_plane.http import Ctx, Write
+from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import (
     ORG,
     ListQuery,
@@ -124,6 +125,7 @@ async def update_dv_project(ctx: Ctx) -> Any:
                 raise conflict(f"a project with key {body.key!r} already exists in this organisation")
         settings = loads(row["settings"], {})
         if body.settings is not None:
+            approval.check_settings_permission(access.role, body.settings.model_dump(exclude_none=True))
             settings = merge_settings(settings, body.settings.model_dump(exclude_none=True))
         w.db.execute(
             "UPDATE projects SET name = ?, key = ?, description = ?, settings = ?, updated_at = ? WHERE id = ?",

@@ -88,6 +88,18 @@ def test_reader_sees_what_the_writer_published(tmp_path: Path) -> None:
         reader.close()
 
 
+def test_get_reads_one_raw_value(tmp_path: Path) -> None:
+    writer = SnapshotWriter(tmp_path)
+    try:
+        writer.publish(ChangeSet(releases={"Acme Mobile/shop-app": {"live": []}}))
+        raw = writer.get("releases", "Acme Mobile/shop-app")
+        assert raw is not None and decode(raw) == {"live": []}
+        assert writer.get("releases", "Acme Mobile/other") is None
+        assert writer.get("widgets", "Acme Mobile/shop-app") is None
+    finally:
+        writer.close()
+
+
 def test_reader_over_a_writer_leaves_it_open(tmp_path: Path) -> None:
     writer = SnapshotWriter(tmp_path)
     try:

@@ -113,7 +113,8 @@ def test_previous_release_database_is_adopted_with_its_data(tmp_path: Path) -> N
     assert [name for _, name, _ in recorded(path)] == SHIPPED
     # Adoption changed nothing but the record and what later migrations add (0006: sessions; 0007:
     # the api column of api_keys and the sytwm tables; Releaseo's board, and segment versions
-    # rebuilt to outlive their segment): the same tables and indexes as a fresh store, same rows.
+    # rebuilt to outlive their segment; 0009: OIDC logins and identities): the same tables and
+    # indexes as a fresh store, same rows.
     fresh = tmp_path / "fresh.sqlite3"
     Store(fresh).close()
     assert schema_of(path) == schema_of(fresh)
@@ -121,6 +122,7 @@ def test_previous_release_database_is_adopted_with_its_data(tmp_path: Path) -> N
     added |= {"releaseo_segment_versions"}
     added |= {name for name, _ in schema_of(fresh) if name.startswith("sytwm_")}
     added |= {name for name, _ in schema_of(fresh) if name.startswith("releaseo_") and (name, _) not in before}
+    added |= {name for name, _ in schema_of(fresh) if name.startswith("oauth_")}  # 0009: OIDC logins
     assert [row for row in schema_of(path) if row[0] not in added] == [r for r in before if r[0] not in added]
     assert "api TEXT NOT NULL DEFAULT 'admin'" in dict(schema_of(path))["api_keys"]
     with sqlite3.connect(path) as db:

@@ -185,3 +185,28 @@ def test_offset_and_limit_on_every_airborne_list(s: Stack) -> None:
         assert items(path, offset=3) == everything[3:], path
         assert_error(c.get(path, params={"offset": -1}, headers=app.h), 400, "validation_failed", shape="airborne")
         assert_error(c.get(path, params={"limit": 0}, headers=app.h), 400, "validation_failed", shape="airborne")
+
+
+def test_openapi_declares_the_airborne_headers_and_bodies(s: Stack) -> None:
+    """Routes that refuse to run without ``x-organisation``/``x-application`` declare them
+    required, and every Airborne route that answers a body documents it."""
+    doc = s.api.client.get("/openapi.json").json()
+    airborne = [
+        (path, method, op)
+        for path, item in doc["paths"].items()
+        for method, op in item.items()
+        if any(t.startswith("airborne-") for t in op["tags"])
+    ]
+    assert len(airborne) >= 29
+    for path, method, op in airborne:
+        headers = {p["name"]: p["required"] for p in op["parameters"] if p["in"] == "header"}
+        if path.startswith("/release/"):
+            assert headers == {"x-dimensions": False, "x-dimension": False}
+        else:
+            assert headers == {"x-organisation": True, "x-application": True}, (method, path)
+        if not (method == "delete" and "/dimension/" in path):  # answers {}
+            assert "schema" in op["responses"]["200"]["content"]["application/json"], (method, path)
+    members = doc["paths"]["/organisation/user/list"]["get"]
+    assert {p["name"]: p["required"] for p in members["parameters"] if p["in"] == "header"} == {"x-organisation": True}
+    served = doc["components"]["schemas"]["ServedRelease"]
+    assert set(served["required"]) == {"version", "config", "package", "resources"}

@@ -97,6 +97,8 @@ struct RawTop<'a> {
     custom_data_types: Option<Value>,
     #[serde(default, rename = "sdkVisibility")]
     sdk_visibility: Option<Value>,
+    #[serde(default, rename = "devcycleOverrides")]
+    devcycle_overrides: Option<Value>,
 }
 
 /// The top-level members beside `features`.
@@ -105,6 +107,7 @@ struct Extras<'a> {
     devcycle: Option<&'a Value>,
     custom_data_types: Option<&'a Value>,
     sdk_visibility: Option<&'a Value>,
+    devcycle_overrides: Option<&'a Value>,
 }
 
 #[derive(Debug)]
@@ -160,6 +163,7 @@ impl Snapshot {
                         devcycle: top.devcycle.as_ref(),
                         custom_data_types: top.custom_data_types.as_ref(),
                         sdk_visibility: top.sdk_visibility.as_ref(),
+                        devcycle_overrides: top.devcycle_overrides.as_ref(),
                     };
                     return Self::build(&features, &extras, raw.get().as_bytes().to_vec());
                 }
@@ -183,6 +187,7 @@ impl Snapshot {
             devcycle: root.get("devcycle"),
             custom_data_types: root.get("customDataTypes"),
             sdk_visibility: root.get("sdkVisibility"),
+            devcycle_overrides: root.get("devcycleOverrides"),
         };
         Self::build(features, &extras, definitions)
     }
@@ -212,7 +217,11 @@ impl Snapshot {
         }
         let devcycle = match extras.devcycle {
             None | Some(Value::Null) => None,
-            Some(cfg) => Some(devcycle::Config::compile(cfg, "$.devcycle")?),
+            Some(cfg) => {
+                let mut config = devcycle::Config::compile(cfg, "$.devcycle")?;
+                config.set_overrides(extras.devcycle_overrides, "$.devcycleOverrides")?;
+                Some(config)
+            }
         };
         let custom_types = CustomTypes::compile(extras.custom_data_types, "$.customDataTypes")?;
         let hidden = edge_devcycle::visibility(extras.sdk_visibility, "$.sdkVisibility")?;
@@ -539,6 +548,7 @@ impl Snapshot {
         } else {
             match &served {
                 None => "DEFAULT",
+                Some(s) if s.overridden => "OVERRIDE",
                 Some(s) if s.split => "SPLIT",
                 Some(_) => "TARGETING_MATCH",
             }

@@ -16,6 +16,7 @@ from control_plane.routes.devcycle import (
     features,
     projects,
     sdk_keys,
+    self_targeting,
     variables,
     variations,
 )
@@ -30,4 +31,5 @@ routers: list[Router] = [
     configurations.router,
     audiences.router,
     custom_properties.router,
+    self_targeting.router,
 ]

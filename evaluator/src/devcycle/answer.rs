@@ -225,8 +225,10 @@ fn eval_bytes(out: &mut Vec<u8>, eval: &Eval<'_>) {
     put(out, eval.reason);
     out.extend_from_slice(b",\"details\":");
     put(out, eval.details.as_str());
-    out.extend_from_slice(b",\"target_id\":");
-    put(out, eval.target_id);
+    if let Some(target) = eval.target_id {
+        out.extend_from_slice(b",\"target_id\":");
+        put(out, target);
+    }
     out.push(b'}');
 }
 
@@ -258,7 +260,9 @@ fn ofrep_flag_bytes(
     if !eval.details.is_empty() {
         field(out, b"\"evalReasonDetails\":", &eval.details);
     }
-    field(out, b"\"evalReasonTargetId\":", eval.target_id);
+    if let Some(target) = eval.target_id {
+        field(out, b"\"evalReasonTargetId\":", target);
+    }
     if !feature.key.is_empty() {
         field(out, b"\"featureKey\":", &feature.key);
     }

@@ -14,6 +14,7 @@ from control_plane.routes.devcycle import (
     custom_properties,
     environments,
     features,
+    metrics,
     projects,
     sdk_keys,
     self_targeting,
@@ -32,4 +33,5 @@ routers: list[Router] = [
     audiences.router,
     custom_properties.router,
     self_targeting.router,
+    metrics.router,
 ]

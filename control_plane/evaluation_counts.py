@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from contract.intake import IntakeRecord
+from contract.intake import EVALUATION_COUNTS, IntakeRecord
 
-EDGE_COUNTS = "evaluation-counts"
+EDGE_COUNTS = EVALUATION_COUNTS
 DEVCYCLE_EVENT = "devcycle-event"  # server.devcycle.events.EVENT_TYPE (the edge's package)
 SDK_TYPES = ("client", "server", "mobile", "api")
 MAX_COUNT = 1 << 40

@@ -13,6 +13,7 @@
 //! `ruleEvaluationResults` has one entry per target. Other flags take the Reflag path.
 
 use crate::context::{unflatten, Fields, FlatContext};
+use crate::counts::{self, index_in, Counts};
 use crate::devcycle;
 use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
@@ -126,6 +127,9 @@ pub struct Snapshot {
     local_json: Option<Vec<u8>>,
     /// Flags left out of `local_json`, with the reason.
     remote_only: Vec<(Box<str>, String)>,
+    /// Evaluations per Reflag-path flag and variation ([`counts::reflag_slot`]); DevCycle-decided
+    /// flags count in their DevCycle config's counters.
+    counts: Counts,
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -253,6 +257,13 @@ impl Snapshot {
         let needs_nested = flags.iter().any(|f| {
             f.devcycle.is_some() || f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested)
         });
+        let counts = Counts::new(flags.iter().map(|f| {
+            if f.devcycle.is_some() {
+                0
+            } else {
+                counts::reflag_slots(f.variants.len())
+            }
+        }));
         Ok(Self {
             fields,
             flags,
@@ -263,6 +274,7 @@ impl Snapshot {
             definitions_json,
             local_json,
             remote_only,
+            counts,
         })
     }
 
@@ -388,6 +400,7 @@ impl Snapshot {
                     }
                     first = false;
                     self.write_devcycle(out, flag, dc, served.as_ref(), opts.debug.then_some(&results[..]));
+                    self.count_served(dc, served.as_ref());
                     continue;
                 }
                 let mut budget = Budget::default();
@@ -425,6 +438,7 @@ impl Snapshot {
                         out.push(b'}');
                     }
                 }
+                self.count(flag, enabled, flag.variants.first().and(cfg_results.iter().position(|hit| *hit)));
                 out.push(b'}');
             }
             out.push(b'}');
@@ -471,6 +485,11 @@ impl Snapshot {
                 (_, true) => "on".to_string(),
                 (_, false) => "off".to_string(),
             };
+            self.count(
+                flag,
+                enabled,
+                config.as_ref().and_then(|(k, _)| flag.variants.iter().position(|v| *v.key == **k)),
+            );
             FlagResult {
                 enabled,
                 variant,
@@ -540,6 +559,7 @@ impl Snapshot {
     fn devcycle_result(&self, flag: &Flag, dc: &DevcycleFlag, scope: &Scope<'_, '_>) -> FlagResult {
         let mut results = Vec::new();
         let served = self.serve(dc, scope, &mut None, Some(&mut results));
+        self.count_served(dc, served.as_ref());
         let config = served.as_ref().and_then(|s| dc.config_of(s)).map(|c| (c.key.to_string(), c.payload.clone()));
         let reason = if flag.rules.is_empty() {
             "DISABLED"
@@ -568,6 +588,46 @@ impl Snapshot {
             rule_results: results,
             missing: Vec::new(),
         }
+    }
+}
+
+/// Evaluation counts ([`crate::counts`]).
+impl Snapshot {
+    /// Count a Reflag-path flag's evaluation: enabled or not, and the config variant it matched.
+    fn count(&self, flag: &Flag, enabled: bool, variant: Option<usize>) {
+        if let Some(i) = index_in(&self.flags, flag) {
+            self.counts.hit(i, counts::reflag_slot(enabled, variant));
+        }
+    }
+
+    fn count_served(&self, dc: &DevcycleFlag, served: Option<&devcycle::Served>) {
+        if let Some(config) = &self.devcycle {
+            config.count_served(dc.feature, served);
+        }
+    }
+
+    /// `(flag or feature key, variation key, evaluations)` counted on every route since the
+    /// last drain, each counter reset as it is read. A Reflag-path flag's variation is what its
+    /// OFREP answer reports as `variant`: `"off"` (disabled), `"on"` (enabled, no config
+    /// variant) or the matched config variant's key; a DevCycle feature's is the served
+    /// variation's key (its `_id` without one). Unserved DevCycle features are not counted.
+    pub fn drain_counts(&self) -> Vec<(&str, &str, u32)> {
+        let mut out = Vec::new();
+        for (i, slot, n) in self.counts.drain() {
+            let Some(flag) = self.flags.get(i) else { continue };
+            let variation = match slot {
+                0 => Some(counts::OFF),
+                1 => Some(counts::ON),
+                _ => flag.variants.get(slot - 2).map(|v| &*v.key),
+            };
+            if let Some(variation) = variation {
+                out.push((&*flag.key, variation, n));
+            }
+        }
+        if let Some(config) = &self.devcycle {
+            out.extend(config.drain_counts());
+        }
+        out
     }
 }
 

@@ -22,6 +22,7 @@
 //! ignores `dataKeyType`).
 
 mod answer;
+mod counting;
 mod filter;
 mod path;
 mod rollout;
@@ -34,6 +35,7 @@ pub use answer::{write as write_part, Part};
 pub use filter::UserFilter;
 pub use version::version_compare;
 
+use crate::counts::Counts;
 use crate::error::{EvalError, RuleError, MAX_DATA_DEPTH, MAX_RULE_DEPTH};
 use crate::hash::murmur3_32;
 use crate::jsnum::{json_number_to_f64, json_number_to_string};
@@ -70,6 +72,8 @@ pub struct Config {
     /// ([`Config::set_overrides`]); empty in most environments, so a request pays one
     /// `is_empty` check.
     overrides: HashMap<Box<str>, Box<[(usize, usize)]>>,
+    /// Evaluations per feature and variation ([`crate::counts`], module `counting`).
+    counts: Counts,
 }
 
 #[derive(Debug, Clone)]
@@ -331,7 +335,8 @@ impl Config {
             .iter()
             .enumerate()
             .map(|(i, f)| Feature::compile(f, &index_path(&features_path, i), &shared))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Box<[Feature]>, _>>()?;
+        let counts = Counts::new(features.iter().map(|f| f.variations.len()));
 
         Ok(Config {
             project: project_out,
@@ -341,6 +346,7 @@ impl Config {
             opt_in_audiences,
             features,
             overrides: HashMap::new(),
+            counts,
         })
     }
 

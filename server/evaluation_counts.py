@@ -4,9 +4,10 @@ intake records (``contract.intake.EVALUATION_COUNTS``) for DevCycle's ``results/
 Counting costs a request no I/O: every compiled snapshot counts its own evaluations in memory
 (the evaluator's ``counts`` module; ``Snapshot.drain_counts``). Every ``--evaluation-counts-
 interval`` seconds (and when the worker stops) :class:`EvaluationCounts` drains the snapshots the
-worker serves and those replaced since the last drain, and enqueues one record per environment
-through the event intake (``EventIntake.enqueue``: the Redis stream or the spool), stamped with
-the current UTC hour. An interval of 0 turns counting off (snapshots then keep no counters).
+worker serves (one that a new view replaces is drained at the swap) and enqueues one record per
+environment through the event intake (``EventIntake.enqueue``: the Redis stream or the spool),
+stamped with the current UTC hour. An interval of 0 turns counting off (snapshots then keep no
+counters).
 
 A record the intake refuses (a full spool: 503) is not lost: its counts stay pending and go with
 the next flush. Counts of a worker killed with ``-9`` since its last flush are lost (at most one
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import evaluator
@@ -53,25 +55,28 @@ class EvaluationCounts:
         # Before the first snapshot compiles: a worker that does not count keeps no counters.
         evaluator.set_counting(self.enabled)
         self.pending: Pending = {}
-        # Environments whose snapshot a new view replaced since the last drain.
-        self.retired: list[Environment] = []
         self.projects: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         if self.enabled:
             state.on_swap.append(self.retire)
 
     def retire(self, previous: View, view: View) -> None:
-        """Keep the replaced snapshots of ``previous`` until the next drain has read them."""
-        for env_id, env in previous.environments.items():
-            now = view.environments.get(env_id)
-            if now is None or now.snapshot is not env.snapshot:
-                self.retired.append(env)
+        """Drain the snapshots a new view replaced, now: holding them until the next flush would
+        keep every compiled version of a busy interval in memory."""
+        replaced = [
+            env
+            for env_id, env in previous.environments.items()
+            if (now := view.environments.get(env_id)) is None or now.snapshot is not env.snapshot
+        ]
+        self.drain(replaced)
 
     def collect(self) -> None:
-        """Drain every snapshot served or replaced since the last time into :attr:`pending`."""
+        """Drain every snapshot served into :attr:`pending`."""
+        self.drain(self.state.view.environments.values())
+
+    def drain(self, environments: Iterable[Environment]) -> None:
         hour = current_hour()
-        retired, self.retired = self.retired, []
-        for env in [*retired, *self.state.view.environments.values()]:
+        for env in environments:
             drained = env.snapshot.drain_counts()
             if not drained:
                 continue

@@ -158,16 +158,29 @@ def test_every_route_counts_each_evaluation_once(system: System) -> None:
 
 def test_a_stopping_worker_flushes_what_it_counted(system: System) -> None:
     s = system
-    before = totals(s, "banner").get("on", 0)
+    before = totals(s, "banner").get("on", 0), totals(s, "retired").get("on", 0)
     running, client = edge(s, "3600")  # no periodic flush during the test
+    polls = 0
+
+    def retired_is_on() -> bool:
+        nonlocal polls
+        polls += 1
+        return bool(evaluated(client, s)["retired"]["isEnabled"])
+
     with running as proc:
         for _ in range(4):
             assert evaluated(client, s)["banner"]["isEnabled"]
+        # A publish replaces the snapshot that counted those: its counts are not lost.
+        assert patch_flag(s.admin, s.auth, "retired", enabled=True).is_success
+        eventually(retired_is_on)
+        for _ in range(2):
+            assert evaluated(client, s)["banner"]["isEnabled"]
         time.sleep(1)
-        assert totals(s, "banner").get("on", 0) == before
+        assert totals(s, "banner").get("on", 0) == before[0]
         proc.send_signal(signal.SIGTERM)  # granian stops its workers gracefully
         proc.wait(30)
-    eventually(lambda: totals(s, "banner").get("on", 0) == before + 4)
+    eventually(lambda: totals(s, "banner").get("on", 0) == before[0] + 4 + polls + 2)
+    assert totals(s, "retired").get("on", 0) == before[1] + 1 + 2
 
 
 def test_counting_can_be_turned_off(system: System) -> None:

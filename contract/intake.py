@@ -36,6 +36,11 @@ STREAM_RECORD_FIELD = "record"
 
 MAX_ID_CHARS = 200
 
+#: The edge's own count of what it evaluated (``server/evaluation_counts.py``): per environment,
+#: ``{"hour": "YYYY-MM-DDTHH:00:00.000Z", "counts": [{"feature", "variation", "count"}]}``; the
+#: control plane adds it to ``evaluation_counts`` (``control_plane/evaluation_counts.py``).
+EVALUATION_COUNTS = "evaluation-counts"
+
 # Releaseo's public writes (``server/releaseo.py`` validates them at the edge; the control plane's
 # consumer stores each record once and applies it, ``control_plane/releaseo_intake.py``). The
 # record's ``environment`` is :func:`releaseo_scope` of the project and ``event`` holds:

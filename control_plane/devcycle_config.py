@@ -19,6 +19,7 @@ top-level members it adds to the snapshot document (``control_plane.snapshots``)
   property types, and for keys no property declares, the type of the first filter on that key
   (its ``dataKeyType``, else the JSON type of its first value). The edge coerces string custom
   data (query strings carry nothing else) to these types before evaluating.
+- ``devcycleOverrides`` (when any): the self-targeting overrides, ``control_plane.devcycle_overrides``.
 - ``sdkVisibility``: ``{feature key: {"client"?: false, "mobile"?: false, "server"?: false}}``
   for the features hidden from some kind of SDK key (key kinds ``client``, ``mobile``,
   ``server`` of the key index): the edge neither evaluates nor sends them to such keys.
@@ -41,6 +42,8 @@ from typing import Any
 import orjson
 
 import evaluator
+from control_plane.devcycle_overrides import MEMBER as OVERRIDES
+from control_plane.devcycle_overrides import environment_overrides
 from control_plane.features_snapshot import config_filters
 
 # Filter node types DevCycle's bucketing evaluates (an operator group has no type).
@@ -266,11 +269,15 @@ def environment_devcycle(db: sqlite3.Connection, environment_id: str) -> dict[st
         "audiences": audiences,
         "debugUsers": [],
     }
-    return {
+    members: dict[str, Any] = {
         "devcycle": config,
         "customDataTypes": custom_data_types(declared, trees),
         "sdkVisibility": visibility,
     }
+    overrides = environment_overrides(db, environment_id)
+    if overrides:  # absent when empty: an environment without overrides keeps its bytes
+        members[OVERRIDES] = overrides
+    return members
 
 
 def _variations(db: sqlite3.Connection, feature_id: str, variable_ids: Mapping[tuple[str, str], str]) -> list[Any]:

@@ -57,7 +57,7 @@ from contract.intake import (
 )
 from contract.redis_protocol import client as redis_client
 from contract.redis_protocol import redact
-from control_plane import releaseo_intake
+from control_plane import evaluation_counts, releaseo_intake
 from control_plane.store import Store, now_iso
 
 #: Called with the projects whose public snapshot changed, after the commit, under the store lock.
@@ -150,6 +150,8 @@ def _store(db: sqlite3.Connection, records: Iterable[IntakeRecord]) -> tuple[int
     for record in records:
         new = db.execute(INSERT, _row(record)).rowcount
         inserted += new
+        if new:
+            evaluation_counts.apply(db, record)
         if new and record["type"] in RELEASEO_TYPES:
             project = releaseo_intake.apply(db, record)
             if project is not None:

@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from contract.lifecycle import die_with_master
 from server.errors import EdgeError, Shape, error_response, request_id
+from server.evaluation_counts import EvaluationCounts
 from server.hot_path import HotPath
 from server.overload import LoadShedder
 from server.routes import CORS_ALLOW_HEADERS, HOT_SHAPES, NEVER_SHED, ROUTES, Endpoint, Handlers, hot_parts, shape_for
@@ -64,13 +65,16 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def create_app(settings: EdgeSettings) -> Starlette:
     edge = Edge(settings)
     handlers = Handlers.build(edge)
+    counts = EvaluationCounts(edge.state, handlers.events, settings.evaluation_counts_interval)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # LMDB is opened here, after granian forked this worker.
         await edge.state.start()
         log.info("edge worker serving snapshot version %d from %s", edge.state.view.version, settings.data_dir)
+        counts.start()
         yield
+        await counts.stop()
         await edge.state.stop()
 
     routes = [

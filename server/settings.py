@@ -59,6 +59,9 @@ class EdgeSettings:
     # Reverse proxies whose X-Forwarded-For names the client (addresses or CIDRs, comma-separated;
     # "" = the peer is the client). See contract/client_address.py.
     trusted_proxies: str = ""
+    # Seconds between flushes of each worker's evaluation counts to the intake (DevCycle's
+    # results/evaluations; server/evaluation_counts.py); 0 turns counting off.
+    evaluation_counts_interval: float = 10.0
 
 
 FIELDS: list[tuple[str, str, str, str, type]] = [
@@ -156,6 +159,13 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
         "reverse proxies (addresses/CIDRs, comma-separated) whose X-Forwarded-For names the client",
         "",
         str,
+    ),
+    (
+        "--evaluation-counts-interval",
+        "EDGE_EVALUATION_COUNTS_INTERVAL",
+        "seconds between flushes of each worker's evaluation counts, 0 = do not count",
+        "10",
+        float,
     ),
 ]
 

@@ -242,6 +242,9 @@ class EdgeState:
         self.failure: RefreshFailure | None = None
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        # Called with (previous view, new view) right after each swap (evaluation counts drain
+        # the snapshots a swap replaced, ``server.evaluation_counts``).
+        self.on_swap: list[Callable[[View, View], None]] = []
 
     def _close_reader(self) -> None:
         if self.reader is not None:
@@ -306,6 +309,8 @@ class EdgeState:
         compiled = any(env is not previous.environments.get(i) for i, env in view.environments.items())
         self.view = view
         self.loaded = True
+        for listener in self.on_swap:
+            listener(previous, view)
         if compiled:
             del previous, tables
             await asyncio.to_thread(release_freed_memory)

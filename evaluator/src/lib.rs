@@ -5,6 +5,7 @@
 //! `evaluator._evaluator` extension module.
 
 pub mod context;
+pub mod counts;
 pub mod dates;
 pub mod devcycle;
 pub mod edge_devcycle;

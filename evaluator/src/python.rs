@@ -360,6 +360,12 @@ impl PySnapshot {
         Ok(self.inner.hidden_from(kind).map(str::to_owned).collect())
     }
 
+    /// `(flag or feature key, variation key, evaluations)` counted since the last call, on every
+    /// route (`crate::counts`); each counter is reset as it is read.
+    fn drain_counts(&self) -> Vec<(String, String, u32)> {
+        self.inner.drain_counts().into_iter().map(|(f, v, n)| (f.to_owned(), v.to_owned(), n)).collect()
+    }
+
     /// Per flag decided by DevCycle's bucketing: per target, whether serving from it is a SPLIT.
     fn devcycle_splits(&self) -> Vec<(String, Vec<bool>)> {
         self.inner.devcycle_splits().map(|(k, s)| (k.to_owned(), s.to_vec())).collect()
@@ -416,6 +422,12 @@ impl PySnapshot {
 #[pyfunction]
 fn reflag_hash(value: &str) -> u32 {
     hash::reflag_hash(value)
+}
+
+/// Whether snapshots compiled from now on count their evaluations (on by default).
+#[pyfunction]
+fn set_counting(enabled: bool) {
+    crate::counts::set_enabled(enabled);
 }
 
 /// MurmurHash3 x86 32-bit of the UTF-8 bytes of `data`, unsigned.
@@ -526,6 +538,7 @@ fn _evaluator(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BudgetExceededError", py.get_type::<BudgetExceededError>())?;
     m.add_class::<PySnapshot>()?;
     m.add_function(wrap_pyfunction!(reflag_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(set_counting, m)?)?;
     m.add_function(wrap_pyfunction!(murmur3_32, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(parse_query, m)?)?;

@@ -13,6 +13,7 @@
 //! `ruleEvaluationResults` has one entry per target. Other flags take the Reflag path.
 
 use crate::context::{unflatten, Fields, FlatContext};
+use crate::counts::{self, index_in, Counts};
 use crate::devcycle;
 use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
@@ -97,6 +98,8 @@ struct RawTop<'a> {
     custom_data_types: Option<Value>,
     #[serde(default, rename = "sdkVisibility")]
     sdk_visibility: Option<Value>,
+    #[serde(default, rename = "devcycleOverrides")]
+    devcycle_overrides: Option<Value>,
 }
 
 /// The top-level members beside `features`.
@@ -105,6 +108,7 @@ struct Extras<'a> {
     devcycle: Option<&'a Value>,
     custom_data_types: Option<&'a Value>,
     sdk_visibility: Option<&'a Value>,
+    devcycle_overrides: Option<&'a Value>,
 }
 
 #[derive(Debug)]
@@ -123,6 +127,9 @@ pub struct Snapshot {
     local_json: Option<Vec<u8>>,
     /// Flags left out of `local_json`, with the reason.
     remote_only: Vec<(Box<str>, String)>,
+    /// Evaluations per Reflag-path flag and variation ([`counts::reflag_slot`]); DevCycle-decided
+    /// flags count in their DevCycle config's counters.
+    counts: Counts,
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -160,6 +167,7 @@ impl Snapshot {
                         devcycle: top.devcycle.as_ref(),
                         custom_data_types: top.custom_data_types.as_ref(),
                         sdk_visibility: top.sdk_visibility.as_ref(),
+                        devcycle_overrides: top.devcycle_overrides.as_ref(),
                     };
                     return Self::build(&features, &extras, raw.get().as_bytes().to_vec());
                 }
@@ -183,6 +191,7 @@ impl Snapshot {
             devcycle: root.get("devcycle"),
             custom_data_types: root.get("customDataTypes"),
             sdk_visibility: root.get("sdkVisibility"),
+            devcycle_overrides: root.get("devcycleOverrides"),
         };
         Self::build(features, &extras, definitions)
     }
@@ -212,7 +221,11 @@ impl Snapshot {
         }
         let devcycle = match extras.devcycle {
             None | Some(Value::Null) => None,
-            Some(cfg) => Some(devcycle::Config::compile(cfg, "$.devcycle")?),
+            Some(cfg) => {
+                let mut config = devcycle::Config::compile(cfg, "$.devcycle")?;
+                config.set_overrides(extras.devcycle_overrides, "$.devcycleOverrides")?;
+                Some(config)
+            }
         };
         let custom_types = CustomTypes::compile(extras.custom_data_types, "$.customDataTypes")?;
         let hidden = edge_devcycle::visibility(extras.sdk_visibility, "$.sdkVisibility")?;
@@ -244,6 +257,13 @@ impl Snapshot {
         let needs_nested = flags.iter().any(|f| {
             f.devcycle.is_some() || f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested)
         });
+        let counts = Counts::new(flags.iter().map(|f| {
+            if f.devcycle.is_some() {
+                0
+            } else {
+                counts::reflag_slots(f.variants.len())
+            }
+        }));
         Ok(Self {
             fields,
             flags,
@@ -254,6 +274,7 @@ impl Snapshot {
             definitions_json,
             local_json,
             remote_only,
+            counts,
         })
     }
 
@@ -379,6 +400,7 @@ impl Snapshot {
                     }
                     first = false;
                     self.write_devcycle(out, flag, dc, served.as_ref(), opts.debug.then_some(&results[..]));
+                    self.count_served(dc, served.as_ref());
                     continue;
                 }
                 let mut budget = Budget::default();
@@ -416,6 +438,7 @@ impl Snapshot {
                         out.push(b'}');
                     }
                 }
+                self.count(flag, enabled, flag.variants.first().and(cfg_results.iter().position(|hit| *hit)));
                 out.push(b'}');
             }
             out.push(b'}');
@@ -462,6 +485,11 @@ impl Snapshot {
                 (_, true) => "on".to_string(),
                 (_, false) => "off".to_string(),
             };
+            self.count(
+                flag,
+                enabled,
+                config.as_ref().and_then(|(k, _)| flag.variants.iter().position(|v| *v.key == **k)),
+            );
             FlagResult {
                 enabled,
                 variant,
@@ -531,6 +559,7 @@ impl Snapshot {
     fn devcycle_result(&self, flag: &Flag, dc: &DevcycleFlag, scope: &Scope<'_, '_>) -> FlagResult {
         let mut results = Vec::new();
         let served = self.serve(dc, scope, &mut None, Some(&mut results));
+        self.count_served(dc, served.as_ref());
         let config = served.as_ref().and_then(|s| dc.config_of(s)).map(|c| (c.key.to_string(), c.payload.clone()));
         let reason = if flag.rules.is_empty() {
             "DISABLED"
@@ -539,6 +568,7 @@ impl Snapshot {
         } else {
             match &served {
                 None => "DEFAULT",
+                Some(s) if s.overridden => "OVERRIDE",
                 Some(s) if s.split => "SPLIT",
                 Some(_) => "TARGETING_MATCH",
             }
@@ -558,6 +588,46 @@ impl Snapshot {
             rule_results: results,
             missing: Vec::new(),
         }
+    }
+}
+
+/// Evaluation counts ([`crate::counts`]).
+impl Snapshot {
+    /// Count a Reflag-path flag's evaluation: enabled or not, and the config variant it matched.
+    fn count(&self, flag: &Flag, enabled: bool, variant: Option<usize>) {
+        if let Some(i) = index_in(&self.flags, flag) {
+            self.counts.hit(i, counts::reflag_slot(enabled, variant));
+        }
+    }
+
+    fn count_served(&self, dc: &DevcycleFlag, served: Option<&devcycle::Served>) {
+        if let Some(config) = &self.devcycle {
+            config.count_served(dc.feature, served);
+        }
+    }
+
+    /// `(flag or feature key, variation key, evaluations)` counted on every route since the
+    /// last drain, each counter reset as it is read. A Reflag-path flag's variation is what its
+    /// OFREP answer reports as `variant`: `"off"` (disabled), `"on"` (enabled, no config
+    /// variant) or the matched config variant's key; a DevCycle feature's is the served
+    /// variation's key (its `_id` without one). Unserved DevCycle features are not counted.
+    pub fn drain_counts(&self) -> Vec<(&str, &str, u32)> {
+        let mut out = Vec::new();
+        for (i, slot, n) in self.counts.drain() {
+            let Some(flag) = self.flags.get(i) else { continue };
+            let variation = match slot {
+                0 => Some(counts::OFF),
+                1 => Some(counts::ON),
+                _ => flag.variants.get(slot - 2).map(|v| &*v.key),
+            };
+            if let Some(variation) = variation {
+                out.push((&*flag.key, variation, n));
+            }
+        }
+        if let Some(config) = &self.devcycle {
+            out.extend(config.drain_counts());
+        }
+        out
     }
 }
 

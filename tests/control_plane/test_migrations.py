@@ -36,6 +36,7 @@ SHIPPED = [
     "0009_oidc",
     "0010_devcycle_features",
     "0011_flow",
+    "0012_self_targeting_metrics",
 ]
 # The version a test's own extra migration takes: the one after the shipped ones.
 NEXT = f"{len(SHIPPED) + 1:04d}"

@@ -19,9 +19,11 @@ from control_plane.routes.devcycle import (
     features,
     features_v2,
     integrations,
+    metrics,
     project_settings,
     projects,
     sdk_keys,
+    self_targeting,
     variables,
     variations,
     webhooks,
@@ -44,4 +46,6 @@ routers: list[Router] = [
     integrations.router,
     change_requests.router,
     webhooks.router,
+    self_targeting.router,
+    metrics.router,
 ]

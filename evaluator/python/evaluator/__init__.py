@@ -18,6 +18,7 @@ from evaluator._evaluator import (
     reflag_evaluate,
     reflag_hash,
     semver_compare,
+    set_counting,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "reflag_evaluate",
     "reflag_hash",
     "semver_compare",
+    "set_counting",
 ]

@@ -21,6 +21,7 @@ __all__ = [
     "reflag_evaluate",
     "reflag_hash",
     "semver_compare",
+    "set_counting",
 ]
 
 __version__: str
@@ -120,6 +121,9 @@ class Snapshot:
     ) -> _FlagResult | None: ...
     def hidden_from(self, key_kind: _KeyKind) -> list[str]:
         """Keys of the flags ``sdkVisibility`` hides from SDK keys of this kind, in snapshot order."""
+    def drain_counts(self) -> list[tuple[str, str, int]]:
+        """``(flag or feature key, variation key, evaluations)`` counted on every route since the
+        last call; each counter is reset as it is read (README, "Evaluation counts")."""
     def devcycle_splits(self) -> list[tuple[str, list[bool]]]:
         """Per flag DevCycle's bucketing decides: per target, whether serving from it is a SPLIT."""
     def devcycle_bucket(
@@ -136,6 +140,9 @@ class Snapshot:
         """A DevCycle route's answer bytes for one user, without the features whose ``_id`` is in
         ``hidden``; None without a ``devcycle`` section or for a variable (``part``
         ``variable``/``ofrep_flag`` with ``key``) the user is not served."""
+
+def set_counting(enabled: bool) -> None:
+    """Whether snapshots compiled from now on count their evaluations (on by default)."""
 
 def reflag_hash(value: str) -> int: ...
 def murmur3_32(data: str, seed: int = 0) -> int: ...

@@ -168,6 +168,7 @@ impl Config {
     pub fn answer(&self, user: &Value, now_ms: i64, part: Part<'_>, hidden: &HashSet<String>) -> Option<Vec<u8>> {
         let mut served: Vec<Served<'_>> = Vec::new();
         self.assign(user, now_ms, |_| true, |feature, variation, eval| served.push((feature, variation, eval)));
+        self.count_answered(&served, part, hidden);
         if !streamable(&served) {
             return write(self.bucket(user, now_ms), part, hidden);
         }
@@ -225,8 +226,10 @@ fn eval_bytes(out: &mut Vec<u8>, eval: &Eval<'_>) {
     put(out, eval.reason);
     out.extend_from_slice(b",\"details\":");
     put(out, eval.details.as_str());
-    out.extend_from_slice(b",\"target_id\":");
-    put(out, eval.target_id);
+    if let Some(target) = eval.target_id {
+        out.extend_from_slice(b",\"target_id\":");
+        put(out, target);
+    }
     out.push(b'}');
 }
 
@@ -258,7 +261,9 @@ fn ofrep_flag_bytes(
     if !eval.details.is_empty() {
         field(out, b"\"evalReasonDetails\":", &eval.details);
     }
-    field(out, b"\"evalReasonTargetId\":", eval.target_id);
+    if let Some(target) = eval.target_id {
+        field(out, b"\"evalReasonTargetId\":", target);
+    }
     if !feature.key.is_empty() {
         field(out, b"\"featureKey\":", &feature.key);
     }
@@ -287,7 +292,7 @@ fn find<'s, 'c>(served: &'s [Served<'c>], key: &str) -> Option<(&'s Map<String, 
 }
 
 /// The variation's `variationKey` as OFREP's `variant`, its `_id` when it has no string key.
-fn variant_name(variation: &Variation) -> &str {
+pub(super) fn variant_name(variation: &Variation) -> &str {
     variation.key.as_ref().and_then(Value::as_str).unwrap_or(&variation.id)
 }
 

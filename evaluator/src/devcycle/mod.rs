@@ -22,6 +22,7 @@
 //! ignores `dataKeyType`).
 
 mod answer;
+mod counting;
 mod filter;
 mod path;
 mod rollout;
@@ -34,6 +35,7 @@ pub use answer::{write as write_part, Part};
 pub use filter::UserFilter;
 pub use version::version_compare;
 
+use crate::counts::Counts;
 use crate::error::{EvalError, RuleError, MAX_DATA_DEPTH, MAX_RULE_DEPTH};
 use crate::hash::murmur3_32;
 use crate::jsnum::{json_number_to_f64, json_number_to_string};
@@ -66,6 +68,12 @@ pub struct Config {
     /// audience they reference): their memoized results are dropped between features.
     opt_in_audiences: Box<[usize]>,
     features: Box<[Feature]>,
+    /// Self-targeting overrides: DevCycle `user_id` → `(feature index, variation index)`
+    /// ([`Config::set_overrides`]); empty in most environments, so a request pays one
+    /// `is_empty` check.
+    overrides: HashMap<Box<str>, Box<[(usize, usize)]>>,
+    /// Evaluations per feature and variation ([`crate::counts`], module `counting`).
+    counts: Counts,
 }
 
 #[derive(Debug, Clone)]
@@ -327,7 +335,8 @@ impl Config {
             .iter()
             .enumerate()
             .map(|(i, f)| Feature::compile(f, &index_path(&features_path, i), &shared))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Box<[Feature]>, _>>()?;
+        let counts = Counts::new(features.iter().map(|f| f.variations.len()));
 
         Ok(Config {
             project: project_out,
@@ -336,7 +345,53 @@ impl Config {
             audiences,
             opt_in_audiences,
             features,
+            overrides: HashMap::new(),
+            counts,
         })
+    }
+
+    /// Take the snapshot's `devcycleOverrides`, `{user_id: {feature _id: variation _id}}`:
+    /// those users get those variations (reason `OVERRIDE`) wherever this config is evaluated,
+    /// as `generateBucketedConfig(..., overrides)` applies them after bucketing. Overrides of a
+    /// feature or variation the config does not have are ignored, as DevCycle ignores them.
+    pub fn set_overrides(&mut self, v: Option<&Value>, path: &str) -> Result<(), RuleError> {
+        let users = match v {
+            None | Some(Value::Null) => return Ok(()),
+            Some(Value::Object(o)) => o,
+            Some(_) => return Err(RuleError::new(path, "must be an object")),
+        };
+        let mut out = HashMap::with_capacity(users.len());
+        for (user, features) in users {
+            let p = key_path(path, user);
+            let features = object_at(Some(features), &p)?;
+            let mut pairs = Vec::with_capacity(features.len());
+            for (feature_id, variation) in features {
+                let variation =
+                    variation.as_str().ok_or_else(|| RuleError::new(key_path(&p, feature_id), "must be a string"))?;
+                let Some(fi) = self.features.iter().position(|f| f.id == *feature_id) else {
+                    continue;
+                };
+                if let Some(vi) =
+                    self.features.get(fi).and_then(|f| f.variations.iter().position(|x| x.id == variation))
+                {
+                    pairs.push((fi, vi));
+                }
+            }
+            if !pairs.is_empty() {
+                out.insert(user.as_str().into(), pairs.into_boxed_slice());
+            }
+        }
+        self.overrides = out;
+        Ok(())
+    }
+
+    /// The variation index overriding `feature` for `user`, if any.
+    fn overridden(&self, feature: usize, user: &Map<String, Value>) -> Option<usize> {
+        if self.overrides.is_empty() {
+            return None;
+        }
+        let id = user.get("user_id")?.as_str()?;
+        self.overrides.get(id)?.iter().find(|(f, _)| *f == feature).map(|&(_, v)| v)
     }
 
     /// The bucketed config for one user at `now_ms` (epoch milliseconds): the JSON that
@@ -382,7 +437,11 @@ impl Config {
         let mut memo = vec![AudienceMemo::default(); self.audiences.len()];
         let mut scratch = String::new();
 
-        for feature in self.features.iter().filter(|f| visible(&f.key)) {
+        for (index, feature) in self.features.iter().enumerate().filter(|(_, f)| visible(&f.key)) {
+            if let Some(variation) = self.overridden(index, user).and_then(|v| feature.variations.get(v)) {
+                served(feature, variation, Eval::overridden());
+                continue;
+            }
             for &i in self.opt_in_audiences.iter() {
                 if let Some(m) = memo.get_mut(i) {
                     *m = AudienceMemo::default();
@@ -451,6 +510,8 @@ pub struct Served {
     pub variation: usize,
     /// DevCycle's reason is `SPLIT` (several variations and/or a rollout), not `TARGETING_MATCH`.
     pub split: bool,
+    /// A self-targeting override served it (`target` is then `usize::MAX`): reason `OVERRIDE`.
+    pub overridden: bool,
 }
 
 /// Per-user working memory of [`Config::serve`]: audience results shared by the features
@@ -525,6 +586,9 @@ impl Config {
         mut results: Option<&mut Vec<bool>>,
     ) -> Option<Served> {
         let feature_obj = self.features.get(feature)?;
+        if let Some(variation) = self.overridden(feature, user) {
+            return Some(Served { target: usize::MAX, variation, split: false, overridden: true });
+        }
         for &i in self.opt_in_audiences.iter() {
             if let Some(m) = scratch.memo.get_mut(i) {
                 *m = AudienceMemo::default();
@@ -573,7 +637,7 @@ impl Config {
         let target = feature_obj.targets.get(index)?;
         let value = bucketing_value(user, target.bucketing_key.as_deref());
         let variation = target.pick(bounded_hash(murmur3_32(value.as_bytes(), target.seed)))?;
-        Some(Served { target: index, variation, split: target.split_prefix.is_some() })
+        Some(Served { target: index, variation, split: target.split_prefix.is_some(), overridden: false })
     }
 }
 
@@ -813,27 +877,35 @@ impl Target {
     fn eval_reason(&self, reason_details: String) -> Eval<'_> {
         match self.split_prefix {
             Some(prefix) => {
-                Eval { reason: "SPLIT", details: format!("{prefix} | {reason_details}"), target_id: &self.id }
+                Eval { reason: "SPLIT", details: format!("{prefix} | {reason_details}"), target_id: Some(&self.id) }
             }
-            None => Eval { reason: "TARGETING_MATCH", details: reason_details, target_id: &self.id },
+            None => Eval { reason: "TARGETING_MATCH", details: reason_details, target_id: Some(&self.id) },
         }
     }
 }
 
-/// The `eval` object of a bucketed feature and its variables: `{reason, details, target_id}`.
+/// The `eval` object of a bucketed feature and its variables: `{reason, details, target_id}`
+/// (an override has no target: `{reason, details}`, as DevCycle writes it).
 #[derive(Debug, Clone)]
 struct Eval<'c> {
     reason: &'static str,
     details: String,
-    target_id: &'c str,
+    target_id: Option<&'c str>,
 }
 
 impl Eval<'_> {
+    /// DevCycle's `EVAL_REASONS.OVERRIDE` with `EVAL_REASON_DETAILS.OVERRIDE`.
+    fn overridden() -> Eval<'static> {
+        Eval { reason: "OVERRIDE", details: "Override".to_owned(), target_id: None }
+    }
+
     fn to_value(&self) -> Value {
         let mut eval = Map::new();
         eval.insert("reason".into(), Value::String(self.reason.into()));
         eval.insert("details".into(), Value::String(self.details.clone()));
-        eval.insert("target_id".into(), Value::String(self.target_id.to_owned()));
+        if let Some(target) = self.target_id {
+            eval.insert("target_id".into(), Value::String(target.to_owned()));
+        }
         Value::Object(eval)
     }
 }

@@ -383,6 +383,30 @@ fn targets_are_evaluated_in_order() {
 }
 
 #[test]
+fn overrides_apply_after_bucketing_to_their_user_only() {
+    // As `generateBucketedConfig(..., overrides)`: the override wins over targeting (and serves a
+    // user no target would), with `{reason: OVERRIDE, details: Override}` and no target id;
+    // overrides of unknown features or variations are ignored.
+    let us_only = json!([{"_id": "t1", "_audience": {"_id": "x", "filters": {"operator": "and", "filters": [
+        {"type": "user", "subType": "country", "comparator": "=", "values": ["US"]}]}},
+        "distribution": [{"_variation": "a", "percentage": 1}]}]);
+    let mut config = Config::compile(&config_with(us_only, false), "$").expect("compiles");
+    let overrides = json!({"qa": {"f1": "b", "nope": "a"}, "qa2": {"f1": "nope"}});
+    config.set_overrides(Some(&overrides), "$.devcycleOverrides").expect("overrides");
+    let qa = config.bucket(&json!({"user_id": "qa", "country": "US"}), NOW);
+    assert_eq!(variation_of(&qa), Some("b"));
+    assert_eq!(qa["features"]["feat"]["eval"], json!({"reason": "OVERRIDE", "details": "Override"}));
+    assert_eq!(qa["variables"]["the-var"]["value"], "B");
+    assert_eq!(variation_of(&config.bucket(&json!({"user_id": "qa", "country": "DE"}), NOW)), Some("b"));
+    assert_eq!(variation_of(&config.bucket(&json!({"user_id": "qa2", "country": "US"}), NOW)), Some("a"));
+    assert_eq!(variation_of(&config.bucket(&json!({"user_id": "u", "country": "US"}), NOW)), Some("a"));
+    let user = json!({"user_id": "qa", "country": "DE"});
+    let served = config.serve(0, user.as_object().expect("object"), NOW as f64, &mut config.scratch(), None);
+    assert_eq!(served.map(|s| (s.variation, s.overridden)), Some((1, true)));
+    assert!(config.set_overrides(Some(&json!({"qa": {"f1": 1}})), "$.devcycleOverrides").is_err());
+}
+
+#[test]
 fn passthrough_rollouts() {
     let mut future = all_target("t1", "a");
     future["rollout"] = json!({"type": "schedule", "startDate": "2024-06-16T00:00:00.000Z"});

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from contract.client_address import parse_networks
 from control_plane.bundle_fetch import FetchPolicy, parse_hosts
@@ -50,6 +52,8 @@ class Settings:
     file_fetch_hosts: frozenset[str] = frozenset()
     file_fetch_max_bytes: int = 256 << 20
     file_fetch_timeout: float = 30.0
+    # Edges whose /ready the dashboard's live state shows (base URLs; none: not shown).
+    edge_urls: tuple[str, ...] = ()
 
     @property
     def fetch_policy(self) -> FetchPolicy:
@@ -65,7 +69,12 @@ def env_default(name: str, default: str | None = None) -> str | None:
 
 
 def env_arg(
-    parser: argparse.ArgumentParser, flag: str, env: str, help_text: str, default: str | None = None, kind: type = str
+    parser: argparse.ArgumentParser,
+    flag: str,
+    env: str,
+    help_text: str,
+    default: str | None = None,
+    kind: Callable[[str], Any] = str,
 ) -> None:
     """A flag whose default comes from ``FLAGEDGE_<env>``; ``--help`` names the variable."""
     parser.add_argument(flag, default=env_default(env, default), type=kind, help=f"{help_text} [env {ENV_PREFIX}{env}]")
@@ -134,6 +143,23 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
     for flag, env, help_text, default in _API_V1_LIMITS:
         env_arg(parser, flag, env, help_text, default, float)
+    env_arg(
+        parser,
+        "--edge-urls",
+        "EDGE_URLS",
+        "comma-separated edge base URLs whose /ready the dashboard shows",
+        "",
+        parse_urls,
+    )
+
+
+def parse_urls(spec: str) -> tuple[str, ...]:
+    """Comma-separated http(s) base URLs, without trailing slashes."""
+    urls = tuple(u.strip().rstrip("/") for u in spec.split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+    return urls
 
 
 def parse_trusted(spec: str) -> str:
@@ -194,6 +220,7 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         file_fetch_hosts=parse_hosts(ns.file_fetch_hosts),
         file_fetch_max_bytes=int(ns.file_fetch_max_bytes),
         file_fetch_timeout=float(ns.file_fetch_timeout),
+        edge_urls=tuple(ns.edge_urls or ()),
     )
 
 
@@ -224,6 +251,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         "FILE_FETCH_HOSTS": ",".join(sorted(settings.file_fetch_hosts)),
         "FILE_FETCH_MAX_BYTES": str(settings.file_fetch_max_bytes),
         "FILE_FETCH_TIMEOUT": str(settings.file_fetch_timeout),
+        "EDGE_URLS": ",".join(settings.edge_urls),
         "API_V1_RATE_PER_KEY": str(settings.api_v1_rate_per_key),
         "API_V1_BURST_PER_KEY": str(settings.api_v1_burst_per_key),
         "API_V1_RATE_PER_ADDRESS": str(settings.api_v1_rate_per_address),

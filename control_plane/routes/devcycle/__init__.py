@@ -13,6 +13,7 @@ from control_plane.routes.devcycle import (
     configurations,
     custom_properties,
     environments,
+    evaluate,
     features,
     projects,
     sdk_keys,
@@ -28,6 +29,7 @@ routers: list[Router] = [
     variations.router,
     variables.router,
     configurations.router,
+    evaluate.router,
     audiences.router,
     custom_properties.router,
 ]

@@ -15,12 +15,11 @@ from urllib.parse import quote
 
 import httpx
 import orjson
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from control_plane import authz
-from control_plane.errors import ApiError
 from control_plane.http import Ctx, Router
-from control_plane.models import Body
+from control_plane.routes.airborne.common import APP
 from control_plane.routes.devcycle.common import ORG, project
 
 router = Router("live")
@@ -96,34 +95,36 @@ async def project_live(ctx: Ctx) -> Any:
     return {"project": access.key, "environments": out}
 
 
-class WhichRelease(Body):
-    dimensions: str = Field(default="", max_length=8192, description="An x-dimensions header value: k=v;k2=v2 or JSON")
+class WhichRelease(BaseModel):
+    dimensions: str = Field(default="", max_length=4096, description="An x-dimensions header value: k=v;k2=v2 or JSON")
 
 
 @router.route(
-    "POST",
-    "/live/release/{organisation}/{application}",
-    summary="Which release the first configured edge serves for an x-dimensions context (its answer, as is)",
-    body=WhichRelease,
-    responses=(503,),
+    "GET",
+    "/live/release",
+    summary="Which release the first configured edge serves for ?dimensions= (an x-dimensions value), as it answers",
+    query=WhichRelease,
+    headers=APP,
 )
 async def which_release(ctx: Ctx) -> Any:
-    body: WhichRelease = ctx.body
-    organisation, application = ctx.path("organisation"), ctx.path("application")
+    query: WhichRelease = ctx.query
     with ctx.services.store.read() as db:
-        authz.application(db, ctx.principal, organisation, application, "read")
+        app = authz.application(db, ctx.principal, ctx.header("x-organisation"), ctx.header("x-application"), "read")
+    organisation, application = app.organisation_name, app.key
     urls = ctx.services.settings.edge_urls
+    # Like /live/edges, an edge that is missing or does not answer is the state reported, not a
+    # failure of this request.
     if not urls:
-        raise ApiError(503, "no edge is configured (--edge-urls): the control plane cannot ask one")
+        return {"edge": None, "reachable": False, "error": "no edge is configured (--edge-urls)"}
     url = f"{urls[0]}/release/{quote(organisation, safe='')}/{quote(application, safe='')}"
-    headers = {"x-dimensions": body.dimensions} if body.dimensions else {}
+    headers = {"x-dimensions": query.dimensions} if query.dimensions else {}
     try:
         async with httpx.AsyncClient(timeout=PROBE_TIMEOUT) as client:
             r = await client.get(url, headers=headers)
     except httpx.HTTPError as e:
-        raise ApiError(503, f"the edge at {urls[0]} did not answer: {e or type(e).__name__}") from None
+        return {"edge": urls[0], "reachable": False, "error": str(e) or type(e).__name__}
     try:
         answer: Any = orjson.loads(r.content)
     except orjson.JSONDecodeError:
         answer = r.text[:1000]
-    return {"edge": urls[0], "status": r.status_code, "answer": answer}
+    return {"edge": urls[0], "reachable": True, "status": r.status_code, "answer": answer}

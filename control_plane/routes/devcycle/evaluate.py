@@ -1,4 +1,4 @@
-"""Try a context against a feature (``POST .../features/{feature}/evaluate?environment=``).
+"""Try a context against a feature (``GET .../features/{feature}/evaluate?environment=&context=``).
 
 The answer is what the edge would answer for that context now: the environment's snapshot
 document is built from the saved state exactly as the publisher builds it and evaluated by the
@@ -15,24 +15,43 @@ import time
 from typing import Any
 
 import orjson
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 import evaluator
 from control_plane.errors import validation
 from control_plane.features_snapshot import rollout_percentage, translate_filter
 from control_plane.http import Ctx, Router
-from control_plane.routes.devcycle.common import ORG, JsonObject, Strict, environment, feature, loads, project
-from control_plane.routes.devcycle.models import EnvironmentQuery
+from control_plane.routes.devcycle.common import ORG, check_json, environment, feature, loads, project
 from control_plane.snapshots import build_environment_document, compile_environment
 
 router = Router("devcycle-features")
 
+# A context fits in a URL: browsers and proxies take 8 KiB and more.
+MAX_CONTEXT = 6000
 
-class TryContext(Strict):
-    context: JsonObject = Field(
-        default_factory=dict,
-        description='A Reflag-shape context: {"user": {"id", "email", "customData": {...}}, "company": {...}, ...}',
+
+class TryContext(BaseModel):
+    environment: str | None = Field(default=None, min_length=1, max_length=100)
+    context: str = Field(
+        default="{}",
+        max_length=MAX_CONTEXT,
+        description='A Reflag-shape context as JSON: {"user": {"id", "email", "customData": {...}}, "company": {...}}',
     )
+
+
+def _context(raw: str) -> dict[str, Any]:
+    """The ``context`` query parameter: a JSON object (typed values, unlike flattened pairs)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise validation(f"context is not JSON: {e}", "query.context", "invalid_json") from None
+    if not isinstance(value, dict):
+        raise validation("context must be a JSON object", "query.context", "invalid_context")
+    try:
+        checked: dict[str, Any] = check_json(value)
+    except ValueError as e:
+        raise validation(str(e), "query.context", "invalid_context") from None
+    return checked
 
 
 def _audiences(db: sqlite3.Connection, project_id: str) -> dict[str, Any]:
@@ -102,18 +121,17 @@ def _explain(
 
 
 @router.route(
-    "POST",
+    "GET",
     "/v1/projects/{project}/features/{feature}/evaluate",
-    summary="Evaluate a feature in ?environment= for a context, as the edge would now, and say which target matched",
-    query=EnvironmentQuery,
-    body=TryContext,
+    summary="Evaluate a feature in ?environment= for ?context= (JSON) as the edge would; which target matched, why",
+    query=TryContext,
     headers=ORG,
 )
 async def evaluate_feature(ctx: Ctx) -> Any:
-    body: TryContext = ctx.body
-    query: EnvironmentQuery = ctx.query
+    query: TryContext = ctx.query
     if not query.environment:
         raise validation("the environment query parameter is required", "query.environment", "required")
+    context = _context(query.context)
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
         f = feature(db, access.id, ctx.path("feature"))
@@ -128,7 +146,7 @@ async def evaluate_feature(ctx: Ctx) -> Any:
         # The document is rebuilt only to tell which rule is which for Reflag targeting.
         definitions = {d["key"]: d for d in build_environment_document(db, env["id"])["features"]}
     status = row["status"] if row else "inactive"
-    evaluated = snapshot.evaluate_flag(f["key"], body.context) if status == "active" else None
+    evaluated = snapshot.evaluate_flag(f["key"], context) if status == "active" else None
     result: dict[str, Any] | None = dict(evaluated) if evaluated is not None else None
     qualified = list(result["ruleEvaluationResults"]) if result else []
     reflag = loads(row["reflag"]) if row else None
@@ -139,14 +157,14 @@ async def evaluate_feature(ctx: Ctx) -> Any:
                 "index": i,
                 "_id": None,
                 "name": None,
-                "audienceMatch": _in_audience(f["key"], r.get("filter"), body.context),
+                "audienceMatch": _in_audience(f["key"], r.get("filter"), context),
                 "rolloutPercentage": None,
                 "qualified": qualified[i] if i < len(qualified) else False,
             }
             for i, r in enumerate(rules)
         ]
     else:
-        targets = _targets(f["key"], loads(row["targets"], []) if row else [], audiences, body.context, qualified)
+        targets = _targets(f["key"], loads(row["targets"], []) if row else [], audiences, context, qualified)
     served = next((t for t in targets if t["qualified"]), None) if result and result["value"] else None
     return {
         "feature": f["key"],
@@ -161,5 +179,5 @@ async def evaluate_feature(ctx: Ctx) -> Any:
         "targets": targets,
         "missingContextFields": result["missingContextFields"] if result else [],
         "explanation": _explain(status, served, result, targets),
-        "context": orjson.loads(orjson.dumps(body.context)),
+        "context": orjson.loads(orjson.dumps(context)),
     }

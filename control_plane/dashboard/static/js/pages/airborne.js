@@ -109,7 +109,7 @@ function WhichRelease({ org, project }) {
   const ask = async (e) => {
     e.preventDefault();
     try {
-      setAnswer(await post(`/live/release/${seg(org)}/${seg(project)}`, { dimensions: dims }));
+      setAnswer(await get("/live/release", { org, app: project, query: { dimensions: dims } }));
       setError(null);
     } catch (err) {
       setError(err);
@@ -127,9 +127,11 @@ function WhichRelease({ org, project }) {
     <${ErrorBox} error=${error} />
     ${answer &&
     html`<div role="status" data-which-release>
-      <p>The edge ${answer.edge} answered ${answer.status}${answer.status === 200 && a?.config
-        ? html`: package v${a.package.version}, config ${a.version}, properties <code data-release-properties>${JSON.stringify(a.config.properties)}</code>`
-        : answer.status === 404 ? ": no release for this context" : ""}.</p>
+      ${answer.reachable
+        ? html`<p>The edge ${answer.edge} answered ${answer.status}${answer.status === 200 && a?.config
+            ? html`: package v${a.package.version}, config ${a.version}, properties <code data-release-properties>${JSON.stringify(a.config.properties)}</code>`
+            : answer.status === 404 ? ": no release for this context" : ""}.</p>`
+        : html`<p class="error-box">No answer: ${answer.error}${answer.edge ? ` (${answer.edge})` : ""}.</p>`}
       <details><summary>Full answer</summary><pre>${JSON.stringify(a, null, 2)}</pre></details>
     </div>`}`;
 }

@@ -367,7 +367,7 @@ function TryContext({ f, env, base, org, version, status, onResult, dirty }) {
       return;
     }
     try {
-      const r = await post(`${base}/features/${seg(f.key)}/evaluate`, { context }, { org, query: { environment: env.key } });
+      const r = await get(`${base}/features/${seg(f.key)}/evaluate`, { org, query: { environment: env.key, context: JSON.stringify(context) } });
       setResult(r);
       setError(null);
       onResult(r);

@@ -106,7 +106,7 @@ def _explain(
         pct = served.get("rolloutPercentage")
         if pct is not None and pct < 1:
             why += f", inside its rollout of {pct * 100:.4g}%"
-        variant = result.get("variant")
+        variant = (result.get("config") or {}).get("key")
         return f"Enabled: {why}" + (f"; variation {variant!r}." if variant else ".")
     missed = [r for r in rules if r["audienceMatch"]]
     if missed:
@@ -172,7 +172,8 @@ async def evaluate_feature(ctx: Ctx) -> Any:
         "status": status,
         "targetingVersion": int(row["targeting_version"]) if row else 0,
         "enabled": bool(result["value"]) if result else False,
-        "variation": result.get("variant") or None if result else None,
+        # The served variation is the config variant's key (Reflag's own "variant" is on/off).
+        "variation": ((result.get("config") or {}).get("key") or None) if result else None,
         "variables": (result.get("config") or {}).get("payload") if result else None,
         "reason": result["reason"] if result else "DISABLED",
         "target": served,

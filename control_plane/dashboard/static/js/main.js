@@ -109,4 +109,7 @@ function App() {
     </div>`;
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+// The placeholder shown until the modules load goes: Preact renders into an empty container.
+const root = document.getElementById("app");
+root.replaceChildren();
+render(html`<${App} />`, root);

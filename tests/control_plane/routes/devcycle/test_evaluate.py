@@ -69,7 +69,7 @@ def test_the_answer_is_the_edges_and_names_the_target(api: Api) -> None:
 def test_why_not(api: Api) -> None:
     p = staff_half_then_pro(api)
     body = tried(p, {"user": {"id": "x", "email": "someone@example.com"}})
-    assert (body["enabled"], body["target"]) == (False, None)
+    assert (body["enabled"], body["target"], body["variation"], body["variables"]) == (False, None, None, None)
     assert [t["audienceMatch"] for t in body["targets"]] == [False, False]
     assert body["missingContextFields"] == ["user.plan"]
     assert body["explanation"] == "Not enabled: no target matched; the context lacks user.plan."

@@ -325,6 +325,7 @@ function TargetEditor({ index, count, t, f, audiences, write, now, onChange, onM
     ${["gradual", "stepped"].includes(t.rollout.type) &&
     html`<fieldset>
       <legend>Stages</legend>
+      ${t.rollout.stages.length === 0 && html`<${Empty}>No stages: the rollout stays at its start percentage.<//>`}
       ${t.rollout.stages.map(
         (s, j) => html`<div class="row">
           <label>Kind <select value=${s.type} onChange=${(e) => setRollout({ stages: t.rollout.stages.map((x, k) => (k === j ? { ...x, type: e.target.value } : x)) })}>

@@ -65,9 +65,48 @@ export function Releaseo({ params }) {
             )}
           </tbody>
         </table>`}
+    <${Segments} items=${segments.items} base=${base} org=${org} write=${write} act=${act} />
     <${Roadmap} items=${roadmap.items} segments=${segments.items} base=${base} org=${org} write=${write} act=${act} />
     <${Changelog} items=${changelog.items} segments=${segments.items} base=${base} org=${org} write=${write} act=${act} />
     <${Widget} widget=${widget} base=${base} org=${org} write=${write} act=${act} />`;
+}
+
+// Segments: saved Reflag filter trees; publishing one freezes a version that changelog entries
+// and roadmap items targeted at it keep.
+function Segments({ items, base, org, write, act }) {
+  const create = (e) => {
+    const f = formData(e);
+    act(() => post(`${base}/segments`, { name: f.name, description: f.description, definition: JSON.parse(f.definition) }, { org }), `Segment ${f.name} saved (publish it to target with it).`);
+  };
+  return html`<h2>Segments</h2>
+    ${items.length === 0
+      ? html`<${Empty}>No segments: changelog and roadmap audiences can still be all users or a condition.<//>`
+      : html`<table>
+          <thead><tr><th>Segment</th><th>Definition</th><th>Published</th>${write && html`<th></th>`}</tr></thead>
+          <tbody>
+            ${items.map(
+              (s) => html`<tr>
+                <td><strong>${s.name}</strong><br /><small>${s.description}</small></td>
+                <td><code>${JSON.stringify(s.definition)}</code></td>
+                <td>${s.published ? html`v${s.published.version}${s.hasUnpublishedChanges ? html` <${Badge} warn=${true}>changed since<//>` : ""}` : html`<${Badge} on=${false}>never<//>`}</td>
+                ${write && html`<td><button type="button" class="secondary" onClick=${() => act(() => post(`${base}/segments/${seg(s.id)}/publish`, {}, { org }), `Segment ${s.name} published.`)}>Publish</button></td>`}
+              </tr>`,
+            )}
+          </tbody>
+        </table>`}
+    ${write &&
+    html`<details><summary>New segment</summary>
+      <form onSubmit=${create} aria-label="New segment">
+        <div class="row">
+          <label>Name <input name="name" required /></label>
+          <label>Description <input name="description" /></label>
+        </div>
+        <label>Definition (Reflag filter JSON)
+          <input name="definition" required value='{"type":"context","field":"user.plan","operator":"IS","values":["pro"]}' />
+        </label>
+        <button type="submit">Save segment</button>
+      </form>
+    </details>`}`;
 }
 
 // An audience picker: everyone, a saved segment, or a custom condition (Reflag filter JSON).

@@ -74,8 +74,9 @@ try {
   await page.getByRole("button", { name: "Sign in" }).click();
   const refused = await page.getByRole("alert").innerText();
   await shot("01-sign-in");
+  // From the keyboard: Enter in the password field submits the form.
   await page.getByLabel("Password").fill("correct-horse");
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByLabel("Password").press("Enter");
   await heading("Organisations").waitFor();
   const stored = await page.evaluate(() => Object.keys(sessionStorage));
   say("signed-in", { refused, sessionStorage: stored, cookies: (await context.cookies()).length });

@@ -1,7 +1,7 @@
 // The dashboard's shell: sign-in gate, top bar (organisation and project pickers), side
 // navigation and the page the hash route names (pages/index.js lists them).
 import { render } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { get, seg } from "./api.js";
 import { html } from "./html.js";
 import { PAGES } from "./pages/index.js";
@@ -78,8 +78,13 @@ function App() {
     if (session.signedIn && !refreshed) get("/user").then((u) => (session.setUser(u), setRefreshed(true)), () => setRefreshed(true));
   }, [session.signedIn]);
   const found = resolve(path);
+  const first = useRef(true);
   useEffect(() => {
     document.title = `${session.signedIn ? found?.page.title || "Not found" : "Sign in"} · flagedge`;
+    // After a navigation, keyboard and screen-reader users continue at the new page's content
+    // (not at the link they left); the first load keeps the browser's own focus.
+    if (!first.current) document.getElementById("main")?.focus();
+    first.current = false;
   }, [path, session.signedIn]);
   if (!session.signedIn) return html`<${SignIn} />`;
   const params = found?.params || {};
@@ -103,7 +108,7 @@ function App() {
     </header>
     <div class="layout">
       <${SideNav} params=${params} path=${path} />
-      <main id="main">
+      <main id="main" tabindex="-1">
         ${Page ? html`<${Page} params=${params} query=${query} key=${path} />` : html`<h1>Not found</h1><${Empty}>No page at ${path}.<//>`}
       </main>
     </div>`;

@@ -93,6 +93,7 @@ def test_dashboard_acceptance(tmp_path: Path) -> None:
         # Targeting: off before, on at the edge for a staff member inside the 50% rollout, off for
         # one outside it and for a non-staff context; the try-a-context panel said why.
         targeting = steps["targeting"]
+        assert targeting["tags"] == ["release", "active", "checkout", "q4"]
         assert targeting["before"] is False and targeting["after"] is True
         assert targeting["current"] == "50%"
         inside, outside = targeting["inside"], targeting["outside"]

@@ -119,6 +119,11 @@ try {
   await feature.getByLabel("Name").fill("New checkout");
   await feature.getByRole("button", { name: "Create feature" }).click();
   await page.getByRole("heading", { name: /New checkout/, level: 1 }).waitFor();
+  await reveal("Edit the feature and its status");
+  await form("Edit feature").getByLabel("Tags (comma-separated)").fill("checkout, q4");
+  await form("Edit feature").getByRole("button", { name: "Save feature" }).click();
+  await page.getByText("Feature saved.").waitFor();
+  const tags = await page.locator("h1 + p .badge").allInnerTexts();
   const staff = { id: "u-0", email: "ada@acme.com" };
   const before = await edgeFlag(clientKey, staff);
 
@@ -165,6 +170,7 @@ try {
   // The edge follows the control plane's writes within its poll interval.
   const after = await until(async () => (await edgeFlag(clientKey, inside.user)) && true, "the edge to enable the flag");
   say("targeting", {
+    tags,
     before,
     after,
     current,
@@ -290,7 +296,7 @@ try {
   await heading("Organisations").waitFor();
 
   // Every control that writes, by its accessible name, on the pages that have them.
-  const WRITES = /^(Save targeting|Add target|Create|Apply ramp|Conclude|Discard|Approve|Reject|Rotate|Invalidate|Add member|Remove|Publish|Save widget|Add variation|Add variable|Set status|Record file|Add |Unpublish|Hide|Show$)/;
+  const WRITES = /^(Save|Add target|Create|Apply ramp|Conclude|Discard|Approve|Reject|Rotate|Invalidate|Add member|Remove|Publish|Add variation|Add variable|Set status|Record file|Add |Unpublish|Hide|Show$)/;
   const writeControls = {};
   for (const [hash, title] of [
     [`/o/acme/p/shop/features/${FEATURE}`, /New checkout/],

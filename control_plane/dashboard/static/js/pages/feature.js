@@ -8,7 +8,7 @@ import { ALL, ConditionsEditor, audienceMatch, audienceOnly, conditionsOf, descr
 import { html } from "../html.js";
 import { can } from "../session.js";
 import { ActionState, Badge, Empty, ErrorBox, Pending, formData, pct, useAction, useLoad } from "../ui.js";
-import { STATUSES } from "./features.js";
+import { STATUSES, TYPES } from "./features.js";
 
 const ROLLOUTS = ["none", "schedule", "gradual", "stepped"];
 
@@ -125,8 +125,22 @@ function FeatureStatus({ f, base, org, write, reload }) {
     if (v.status === "complete") body.staticVariation = v.staticVariation;
     run(() => patch(`${base}/features/${seg(f.key)}/status`, body, { org }).then(reload), `Status set to ${v.status}.`);
   };
+  const edit = (e) => {
+    const v = formData(e);
+    const tags = v.tags.split(",").map((t) => t.trim()).filter(Boolean);
+    run(() => patch(`${base}/features/${seg(f.key)}`, { name: v.name, description: v.description, type: v.type, tags }, { org }).then(reload), "Feature saved.");
+  };
   return html`<details>
-    <summary>Feature status</summary>
+    <summary>Edit the feature and its status</summary>
+    <form onSubmit=${edit} aria-label="Edit feature">
+      <div class="row">
+        <label>Name <input name="name" value=${f.name} required /></label>
+        <label>Type <select name="type" value=${f.type}>${TYPES.map((t) => html`<option value=${t}>${t}</option>`)}</select></label>
+        <label>Tags (comma-separated) <input name="tags" value=${f.tags.join(", ")} /></label>
+      </div>
+      <label>Description <input name="description" value=${f.description} /></label>
+      <button type="submit">Save feature</button>
+    </form>
     <form class="row" onSubmit=${submit} aria-label="Feature status">
       <label>Status <select name="status" value=${f.status}>${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}</select></label>
       <label>Variation everyone gets when complete

@@ -60,7 +60,8 @@ def content_security_policy(html: bytes) -> str:
 
 
 class DashboardFiles:
-    """StaticFiles with the dashboard's headers on every answer (also on 304 and 404)."""
+    """StaticFiles with the dashboard's headers on its answers (200 and 304; a missing file is the
+    app's 404 in the API's error envelope)."""
 
     def __init__(self, directory: Path = STATIC) -> None:
         self.files = StaticFiles(directory=directory, html=True)
@@ -68,17 +69,17 @@ class DashboardFiles:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        suffix = Path(path).suffix
+        content_type = _TYPES.get(Path(path).suffix)
+        vendored = "/vendor/" in path
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                retype = fix if message["status"] in (200, 304) else None
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if not (retype and k.lower() == b"content-type")
-                ]
-                if retype:
-                    headers.append((b"content-type", retype.encode()))
-                cache = IMMUTABLE if "/vendor/" in path and message["status"] in (200, 304) else REVALIDATE
+                found = message["status"] in (200, 304)
+                headers = list(message.get("headers", []))
+                if found and content_type:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"content-type"]
+                    headers.append((b"content-type", content_type.encode()))
+                cache = IMMUTABLE if vendored and found else REVALIDATE
                 headers += [
                     (b"cache-control", cache.encode()),
                     (b"content-security-policy", self.csp.encode()),
@@ -89,7 +90,6 @@ class DashboardFiles:
                 message["headers"] = headers
             await send(message)
 
-        fix = _TYPES.get(suffix)
         await self.files(scope, receive, with_headers)
 
 

@@ -94,6 +94,12 @@ def test_dashboard_acceptance(tmp_path: Path) -> None:
         # one outside it and for a non-staff context; the try-a-context panel said why.
         targeting = steps["targeting"]
         assert targeting["tags"] == ["release", "active", "checkout", "q4"]
+        # The unsaved draft was evaluated (the feature was still off then, as saved).
+        assert targeting["draft"] == {
+            "draft": True,
+            "status": "inactive",
+            "explanation": "The feature is off in this environment: every context gets the default (not enabled).",
+        }
         assert targeting["before"] is False and targeting["after"] is True
         assert targeting["current"] == "50%"
         inside, outside = targeting["inside"], targeting["outside"]

@@ -5,7 +5,8 @@ document is built from the saved state exactly as the publisher builds it and ev
 evaluator (DevCycle targets by DevCycle's bucketing, Reflag rules as Reflag evaluates them), and
 it says why: per target, whether the context is in the target's audience, the rollout's current
 percentage, and whether the context qualified; the first target it qualified for served it.
-Nothing is written; read access is enough.
+Nothing is written; read access is enough. ``POST`` evaluates a draft: unsaved targeting, applied
+and compiled as a save would be, inside a transaction that is rolled back.
 """
 
 from __future__ import annotations
@@ -20,8 +21,19 @@ from pydantic import BaseModel, Field
 import evaluator
 from control_plane.errors import validation
 from control_plane.features_snapshot import rollout_percentage, translate_filter
-from control_plane.http import Ctx, Router
-from control_plane.routes.devcycle.common import ORG, check_json, environment, feature, loads, project
+from control_plane.http import Ctx, Router, Write
+from control_plane.routes.devcycle.common import (
+    ORG,
+    JsonObject,
+    Strict,
+    check_json,
+    environment,
+    feature,
+    loads,
+    project,
+)
+from control_plane.routes.devcycle.configurations import apply_configuration
+from control_plane.routes.devcycle.models import ConfigurationFields, EnvironmentQuery
 from control_plane.snapshots import build_environment_document, compile_environment
 
 router = Router("devcycle-features")
@@ -120,31 +132,19 @@ def _explain(
     return "Not enabled: the context is in no target's audience." if rules else "Not enabled: there are no targets."
 
 
-@router.route(
-    "GET",
-    "/v1/projects/{project}/features/{feature}/evaluate",
-    summary="Evaluate a feature in ?environment= for ?context= (JSON) as the edge would; which target matched, why",
-    query=TryContext,
-    headers=ORG,
-)
-async def evaluate_feature(ctx: Ctx) -> Any:
-    query: TryContext = ctx.query
-    if not query.environment:
-        raise validation("the environment query parameter is required", "query.environment", "required")
-    context = _context(query.context)
-    with ctx.services.store.read() as db:
-        access = project(db, ctx, "read")
-        f = feature(db, access.id, ctx.path("feature"))
-        env = environment(db, access.id, query.environment)
-        row = db.execute(
-            "SELECT status, targets, reflag, targeting_version FROM feature_configurations"
-            " WHERE feature_id = ? AND environment_id = ?",
-            (f["id"], env["id"]),
-        ).fetchone()
-        snapshot = compile_environment(db, env["id"])
-        audiences = _audiences(db, access.id)
-        # The document is rebuilt only to tell which rule is which for Reflag targeting.
-        definitions = {d["key"]: d for d in build_environment_document(db, env["id"])["features"]}
+def _answer(
+    db: sqlite3.Connection, project_id: str, f: sqlite3.Row, env: sqlite3.Row, context: dict[str, Any], draft: bool
+) -> dict[str, Any]:
+    """The evaluation of ``f`` in ``env`` for ``context`` from the state ``db`` holds."""
+    row = db.execute(
+        "SELECT status, targets, reflag, targeting_version FROM feature_configurations"
+        " WHERE feature_id = ? AND environment_id = ?",
+        (f["id"], env["id"]),
+    ).fetchone()
+    snapshot = compile_environment(db, env["id"])
+    audiences = _audiences(db, project_id)
+    # The document is rebuilt only to tell which rule is which for Reflag targeting.
+    definitions = {d["key"]: d for d in build_environment_document(db, env["id"])["features"]}
     status = row["status"] if row else "inactive"
     evaluated = snapshot.evaluate_flag(f["key"], context) if status == "active" else None
     result: dict[str, Any] | None = dict(evaluated) if evaluated is not None else None
@@ -169,6 +169,7 @@ async def evaluate_feature(ctx: Ctx) -> Any:
     return {
         "feature": f["key"],
         "environment": env["key"],
+        "draft": draft,
         "status": status,
         "targetingVersion": int(row["targeting_version"]) if row else 0,
         "enabled": bool(result["value"]) if result else False,
@@ -182,3 +183,67 @@ async def evaluate_feature(ctx: Ctx) -> Any:
         "explanation": _explain(status, served, result, targets),
         "context": orjson.loads(orjson.dumps(context)),
     }
+
+
+def _environment_param(value: str | None) -> str:
+    if not value:
+        raise validation("the environment query parameter is required", "query.environment", "required")
+    return value
+
+
+@router.route(
+    "GET",
+    "/v1/projects/{project}/features/{feature}/evaluate",
+    summary="Evaluate a feature in ?environment= for ?context= (JSON) as the edge would; which target matched, why",
+    query=TryContext,
+    headers=ORG,
+)
+async def evaluate_feature(ctx: Ctx) -> Any:
+    query: TryContext = ctx.query
+    env_key = _environment_param(query.environment)
+    context = _context(query.context)
+    with ctx.services.store.read() as db:
+        access = project(db, ctx, "read")
+        f = feature(db, access.id, ctx.path("feature"))
+        return _answer(db, access.id, f, environment(db, access.id, env_key), context, draft=False)
+
+
+class TryDraft(Strict):
+    context: JsonObject = Field(default_factory=dict, description="A Reflag-shape context (typed values)")
+    configuration: ConfigurationFields | None = Field(
+        default=None, description="Unsaved targeting for ?environment=, as PATCH .../configurations takes it"
+    )
+
+
+class _Evaluated(Exception):
+    """Carries the answer out of the transaction, which then rolls back: a draft is never saved."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+
+
+@router.route(
+    "POST",
+    "/v1/projects/{project}/features/{feature}/evaluate",
+    summary="Evaluate unsaved targeting (a draft) for a context; nothing is saved, read access is enough",
+    query=EnvironmentQuery,
+    body=TryDraft,
+    headers=ORG,
+)
+async def evaluate_draft(ctx: Ctx) -> Any:
+    body: TryDraft = ctx.body
+    env_key = _environment_param(ctx.query.environment)
+    try:
+        # The draft is applied, checked and compiled exactly as a save would, in a transaction
+        # that is always rolled back.
+        with ctx.services.store.transaction() as db:
+            access = project(db, ctx, "read")
+            f = feature(db, access.id, ctx.path("feature"))
+            env = environment(db, access.id, env_key)
+            if body.configuration is not None:
+                apply_configuration(
+                    Write(db, ctx.principal, None), access.id, f["id"], env, body.configuration, "configuration."
+                )
+            raise _Evaluated(_answer(db, access.id, f, env, body.context, draft=body.configuration is not None))
+    except _Evaluated as done:
+        return done.answer

@@ -123,6 +123,7 @@ try {
   await form("Edit feature").getByLabel("Tags (comma-separated)").fill("checkout, q4");
   await form("Edit feature").getByRole("button", { name: "Save feature" }).click();
   await page.getByText("Feature saved.").waitFor();
+  await page.locator("h1 + p .badge", { hasText: "q4" }).waitFor(); // the page reloads the feature
   const tags = await page.locator("h1 + p .badge").allInnerTexts();
   const staff = { id: "u-0", email: "ada@acme.com" };
   const before = await edgeFlag(clientKey, staff);
@@ -139,6 +140,11 @@ try {
     return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
   });
   await page.getByLabel("Starts").fill(anHourAgo);
+  // Before saving: the panel evaluates the draft (POST .../evaluate with the unsaved targets).
+  await page.getByLabel(/^Context \(JSON/).fill(JSON.stringify({ user: { id: "u-1", email: "draft@example.com" } }));
+  const draftAnswer = page.waitForResponse((r) => r.url().includes("/evaluate") && r.request().method() === "POST");
+  await page.getByRole("button", { name: "Evaluate" }).click();
+  const draft = await (await draftAnswer).json();
   await page.getByLabel("Change reason (optional, goes to the audit log)").fill("staff first, half of them");
   await page.getByRole("button", { name: "Save targeting" }).click();
   await page.getByText("Targeting saved in Production").waitFor();
@@ -170,6 +176,7 @@ try {
   // The edge follows the control plane's writes within its poll interval.
   const after = await until(async () => (await edgeFlag(clientKey, inside.user)) && true, "the edge to enable the flag");
   say("targeting", {
+    draft: { draft: draft.draft, status: draft.status, explanation: draft.explanation },
     tags,
     before,
     after,

@@ -135,3 +135,34 @@ def test_read_access_is_enough_and_bad_input_is_400(api: Api) -> None:
     assert_error(long, 400, "validation_failed")
     unknown = p.api.client.get(f"{p.url}/features/nope/evaluate", params={"environment": "development"}, headers=p.h)
     assert_error(unknown, 404, "not_found")
+
+
+def test_a_draft_is_evaluated_as_saved_and_never_saved(api: Api) -> None:
+    p = project(api)
+    p.feature()
+    reader = member(p, "read")
+    url = f"{p.url}/features/new-dash/evaluate"
+    draft = {"status": "active", "targets": [target(STAFF, name="Staff")]}
+    staff = {"user": {"id": "u1", "email": "a@acme.com"}}
+    r = api.client.post(
+        url, params={"environment": "development"}, json={"context": staff, "configuration": draft}, headers=reader.auth
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["draft"], body["enabled"], body["variation"], body["target"]["name"]) == (True, True, "on", "Staff")
+    # Nothing was saved: the saved configuration is still off, and no audit entry was written.
+    saved = tried(p, staff)
+    assert (saved["draft"], saved["status"], saved["enabled"]) == (False, "inactive", False)
+    assert p.get("/features/new-dash/configurations", environment="development").json()[0]["targets"] == []
+    with p.store().read() as db:
+        assert db.execute("SELECT COUNT(*) FROM audit_log WHERE action = 'configuration.update'").fetchone()[0] == 0
+    # A draft that would not save is refused the same way, naming the field under configuration.
+    bad = {
+        "targets": [target({"operator": "and", "filters": [{"type": "user", "subType": "email", "comparator": "~"}]})]
+    }
+    r = api.client.post(url, params={"environment": "development"}, json={"configuration": bad}, headers=p.h)
+    err = assert_error(r, 400, "validation_failed")["error"]
+    assert err["details"][0]["field"].startswith("configuration.targets[0].audience.filters")
+    # Without a configuration, POST evaluates the saved one.
+    r = api.client.post(url, params={"environment": "development"}, json={"context": staff}, headers=p.h)
+    assert r.status_code == 200 and r.json()["draft"] is False and r.json()["enabled"] is False

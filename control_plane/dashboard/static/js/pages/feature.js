@@ -276,7 +276,7 @@ function EnvironmentTargeting({ f, env, config, audiences, base, org, write, rel
             <button type="button" onClick=${save} disabled=${!dirty || state.busy} aria-busy=${state.busy}>Save targeting</button>
           </div>`}`}
     <${ActionState} state=${state} />
-    <${TryContext} f=${f} env=${env} base=${base} org=${org} version=${config?.targetingVersion} status=${config?.status} onResult=${setTried} dirty=${dirty} />
+    <${TryContext} f=${f} env=${env} base=${base} org=${org} version=${config?.targetingVersion} status=${config?.status} onResult=${setTried} draft=${dirty && !reflag ? () => ({ targets: targets.map(toApi) }) : null} />
   </section>`;
 }
 
@@ -369,7 +369,9 @@ function TargetEditor({ index, count, t, f, audiences, write, now, onChange, onM
 
 const SAMPLE = JSON.stringify({ user: { id: "user-1", email: "ada@example.com", customData: { plan: "pro" } } }, null, 2);
 
-function TryContext({ f, env, base, org, version, status, onResult, dirty }) {
+// `draft`: while targets are edited and not saved, a function giving them as the API takes them;
+// the control plane then evaluates them as they would be saved (and saves nothing).
+function TryContext({ f, env, base, org, version, status, onResult, draft }) {
   const [text, setText] = useState(SAMPLE);
   const [result, setResult] = useState(null);
   const [error, setError] = useState(null);
@@ -382,7 +384,10 @@ function TryContext({ f, env, base, org, version, status, onResult, dirty }) {
       return;
     }
     try {
-      const r = await get(`${base}/features/${seg(f.key)}/evaluate`, { org, query: { environment: env.key, context: JSON.stringify(context) } });
+      const url = `${base}/features/${seg(f.key)}/evaluate`;
+      const r = draft
+        ? await post(url, { context, configuration: draft() }, { org, query: { environment: env.key } })
+        : await get(url, { org, query: { environment: env.key, context: JSON.stringify(context) } });
       setResult(r);
       setError(null);
       onResult(r);
@@ -395,7 +400,9 @@ function TryContext({ f, env, base, org, version, status, onResult, dirty }) {
   useEffect(() => void evaluate(), [env.key, version, status]);
   return html`<article aria-labelledby="try-title">
     <header><h3 id="try-title">Try a context in ${env.name}</h3></header>
-    <p><small>Evaluates the saved configuration with the evaluator, as the edge answers it now${dirty ? " (save your edits to try them)" : ""}.</small></p>
+    <p><small>${draft
+      ? "Evaluates your unsaved targeting with the evaluator, as the edge would answer once it is saved (nothing is saved)."
+      : "Evaluates the saved configuration with the evaluator, as the edge answers it now."}</small></p>
     <label>Context (JSON: user.id, user.email, user.customData…)
       <textarea rows="5" value=${text} onInput=${(e) => setText(e.target.value)} name="context" />
     </label>
@@ -406,7 +413,7 @@ function TryContext({ f, env, base, org, version, status, onResult, dirty }) {
       <p>
         <${Badge} on=${result.enabled}>${result.enabled ? "enabled" : "not enabled"}<//>
         ${result.variation && html` variation <code data-variation>${result.variation}</code>`}
-        <small> reason ${result.reason}</small>
+        <small> reason ${result.reason}${result.draft ? " · unsaved draft" : ""}</small>
       </p>
       <p data-explanation>${result.explanation}</p>
       ${result.targets.length > 0 &&

@@ -14,13 +14,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.client_address import ClientAddress
 from contract.lifecycle import die_with_master
 from contract.store_recovery import recover_damaged_store
 from control_plane import snapshots
+from control_plane.dashboard.serve import dashboard_routes
 from control_plane.errors import ApiError, Shape
 from control_plane.events_consumer import start_consumer_thread
 from control_plane.group_commit import GroupCommits
@@ -32,7 +33,7 @@ from control_plane.published_releases import PublishedReleases
 from control_plane.publisher import Publisher
 from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.redis_publish import RedisRetention
-from control_plane.routes import airborne, api_keys, devcycle, oauth, organisations, releaseo, sytwm, users
+from control_plane.routes import airborne, api_keys, devcycle, live, oauth, organisations, releaseo, sytwm, users
 from control_plane.security import Tokens
 from control_plane.settings import KEY_ENCRYPTION_SECRET_FILE, Settings, from_env, load_secret
 from control_plane.store import Store
@@ -43,7 +44,7 @@ log = logging.getLogger("control_plane")
 CATCH_UP_INTERVAL = 2.0
 VERSION = "0.1.0"
 ROUTERS: list[Router] = [users.router, oauth.router, organisations.router, api_keys.router]
-ROUTERS += releaseo.routers + airborne.routers + devcycle.routers + sytwm.routers
+ROUTERS += releaseo.routers + airborne.routers + devcycle.routers + sytwm.routers + [live.router]
 
 
 class RequestIdMiddleware:
@@ -147,8 +148,9 @@ def create_app(settings: Settings) -> Starlette:
         return error_response(request, ApiError(status, message), shape)
 
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {HTTPException: http_error}
-    routes = [Route("/openapi.json", openapi_json), Route("/health", health), Route("/ready", ready)]
+    routes: list[BaseRoute] = [Route("/openapi.json", openapi_json), Route("/health", health), Route("/ready", ready)]
     routes += starlette_routes(ROUTERS, services)
+    routes += dashboard_routes()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

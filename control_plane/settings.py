@@ -81,6 +81,8 @@ class Settings:
     webhook_max_attempts: int = 12
     webhook_backoff_base: float = 2.0
     webhook_backoff_cap: float = 3600.0
+    # Edges whose /ready the dashboard's live state shows (base URLs; none: not shown).
+    edge_urls: tuple[str, ...] = ()
 
     @property
     def fetch_policy(self) -> FetchPolicy:
@@ -219,6 +221,15 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
         float,
     )
 
+    env_arg(
+        parser,
+        "--edge-urls",
+        "EDGE_URLS",
+        "comma-separated edge base URLs whose /ready the dashboard shows",
+        "",
+        parse_urls,
+    )
+
 
 def parse_bool(text: str) -> bool:
     """``true``/``false`` (also 1/0, yes/no, on/off); argparse turns the ValueError into a usage error."""
@@ -245,6 +256,15 @@ def check_oidc(settings: Settings) -> Settings:
         if missing:
             raise SystemExit(f"--oidc-issuer is set but {', '.join(missing)} is not")
     return settings
+
+
+def parse_urls(spec: str) -> tuple[str, ...]:
+    """Comma-separated http(s) base URLs, without trailing slashes."""
+    urls = tuple(u.strip().rstrip("/") for u in spec.split(",") if u.strip())
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {url!r}")
+    return urls
 
 
 def parse_trusted(spec: str) -> str:
@@ -326,6 +346,7 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         webhook_max_attempts=int(ns.webhook_max_attempts),
         webhook_backoff_base=float(ns.webhook_backoff_base),
         webhook_backoff_cap=float(ns.webhook_backoff_cap),
+        edge_urls=tuple(ns.edge_urls or ()),
     )
     return check_oidc(settings)
 
@@ -358,6 +379,7 @@ def to_env(settings: Settings) -> dict[str, str]:
         "FILE_FETCH_HOSTS": ",".join(sorted(settings.file_fetch_hosts)),
         "FILE_FETCH_MAX_BYTES": str(settings.file_fetch_max_bytes),
         "FILE_FETCH_TIMEOUT": str(settings.file_fetch_timeout),
+        "EDGE_URLS": ",".join(settings.edge_urls),
         "API_V1_RATE_PER_KEY": str(settings.api_v1_rate_per_key),
         "API_V1_BURST_PER_KEY": str(settings.api_v1_burst_per_key),
         "API_V1_RATE_PER_ADDRESS": str(settings.api_v1_rate_per_address),

@@ -1,5 +1,6 @@
 """Feedback: submitted with a submit key (``POST /api/v1/feedback``), listed newest first with a
-read key (``GET /api/v1/feedback``), hidden or shown again from the dashboard.
+read key (``GET /api/v1/feedback``) or in the dashboard's inbox (``GET /admin/feedback``), hidden
+or shown again from the dashboard.
 
 A submission answers the post's published version; each answer is checked against its step
 (:mod:`.answers`). ``client_dedup_id`` makes retries safe: the unique constraint on
@@ -125,20 +126,36 @@ def _item(row: sqlite3.Row, labels: dict[str, str]) -> dict[str, Any]:
     keys=READ,
 )
 async def list_feedback(ctx: Ctx) -> Any:
-    query: FeedbackPage = ctx.query
-    below = decode_cursor(CURSOR, query.cursor)
     with ctx.services.store.read() as db:
-        rows = db.execute(
-            "SELECT f.*, p.slug FROM sytwm_feedback f JOIN sytwm_posts p ON p.id = f.post_id"
-            " WHERE f.organisation_id = ? AND f.seq < ? ORDER BY f.seq DESC LIMIT ?",
-            (key_org(ctx), below if below is not None else 2**63 - 1, query.limit + 1),
-        ).fetchall()
-        shown, next_cursor = page(rows, query.limit, CURSOR, "seq")
-        labels = _labels(db, shown)
+        return _feedback_page(db, key_org(ctx), ctx.query)
+
+
+def _feedback_page(db: sqlite3.Connection, organisation_id: str, query: FeedbackPage) -> dict[str, Any]:
+    """One page of an organisation's feedback, newest first: the key API's list and the inbox."""
+    below = decode_cursor(CURSOR, query.cursor)
+    rows = db.execute(
+        "SELECT f.*, p.slug FROM sytwm_feedback f JOIN sytwm_posts p ON p.id = f.post_id"
+        " WHERE f.organisation_id = ? AND f.seq < ? ORDER BY f.seq DESC LIMIT ?",
+        (organisation_id, below if below is not None else 2**63 - 1, query.limit + 1),
+    ).fetchall()
+    shown, next_cursor = page(rows, query.limit, CURSOR, "seq")
+    labels = _labels(db, shown)
     return {
         "items": [_item(r, labels[(r["post_id"], r["post_version"])]) for r in shown],
         "next_cursor": next_cursor,
     }
+
+
+@dashboard.route(
+    "GET",
+    "/admin/feedback",
+    summary="The feedback inbox for the signed-in user (hidden entries included), newest first",
+    query=FeedbackPage,
+    headers=ORG,
+)
+async def feedback_inbox(ctx: Ctx) -> Any:
+    with ctx.services.store.read() as db:
+        return _feedback_page(db, dashboard_org(db, ctx, "read").id, ctx.query)
 
 
 def _moderate(hidden: bool) -> Handler:

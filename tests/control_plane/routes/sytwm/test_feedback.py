@@ -307,3 +307,27 @@ def test_hide_and_unhide(api: Api) -> None:
     assert_error(c.post(f"/admin/feedback/{entry}/hide", json={}, headers=other.h), 404, "not_found")
     assert_error(c.post("/admin/feedback/nope/hide", json={}, headers=s.h), 404, "not_found")
     assert other.list_feedback().json()["items"] == []  # a read key sees its own organisation only
+
+
+def test_the_dashboard_inbox_lists_what_the_read_key_lists_for_signed_in_members(api: Api) -> None:
+    s = site(api)
+    first = s.feedback(answer("yes", plan="pro")).json()["id"]
+    second = s.feedback(answer("no", plan="free")).json()["id"]
+    c = api.client
+    assert c.post(f"/admin/feedback/{first}/hide", json={}, headers=s.h).status_code == 200
+    inbox = c.get("/admin/feedback", headers=s.h)
+    assert inbox.status_code == 200, inbox.text
+    assert inbox.json() == s.list_feedback().json()
+    assert [(i["id"], i["is_hidden"]) for i in inbox.json()["items"]] == [(second, False), (first, True)]
+    # Pages like the key API's, newest first.
+    one = c.get("/admin/feedback", params={"limit": 1}, headers=s.h).json()
+    assert [i["id"] for i in one["items"]] == [second] and one["next_cursor"]
+    rest = c.get("/admin/feedback", params={"limit": 1, "cursor": one["next_cursor"]}, headers=s.h).json()
+    assert [i["id"] for i in rest["items"]] == [first]
+    # A read member may look; an API key (of any kind) and another organisation may not.
+    reader = api.signup()
+    api.member(s.owner, s.org, reader, "read")
+    assert c.get("/admin/feedback", headers={**reader.auth, "x-organisation": s.org}).status_code == 200
+    assert_error(c.get("/admin/feedback", headers={**bearer(s.read), "x-organisation": s.org}), 403, "forbidden")
+    other = site(api)
+    assert_error(c.get("/admin/feedback", headers={**other.owner.auth, "x-organisation": s.org}), 404, "not_found")

@@ -111,7 +111,7 @@ def test_features(cli: Cli) -> None:
     feature = r.json()
     assert [c["status"] for c in feature["configurations"]][-3:] == ["active", "inactive", "inactive"]
     # fetchFeatures with the CLI's queries.
-    queries = {
+    queries: dict[str, str | int] = {
         "page": 1,
         "perPage": 100,
         "sortBy": "createdAt",

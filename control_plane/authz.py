@@ -50,8 +50,12 @@ class Principal:
 
 
 def bearer_token(authorization: str | None) -> str | None:
+    """``Bearer <token>``, or a bare ``<token>`` as DevCycle's API takes it (its CLI sends the
+    access token alone in ``Authorization``)."""
     if not authorization:
         return None
+    if " " not in authorization.strip():
+        return authorization.strip()
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

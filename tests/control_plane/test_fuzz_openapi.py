@@ -243,6 +243,8 @@ class World:
             # Airborne's public release route: the seeded application.
             "organisation": org,
             "application": "fz",
+            "dynatraceEnvironmentId": "fz",
+            "issue_id": "FZ-1",
         }
         return Seed(org, path, {**self.owner.auth, **h}, sytwm, ids)
 
@@ -647,7 +649,12 @@ VALID: dict[tuple[str, str], Any] = {
         "key": _u("a"),
         "filters": _COUNTRY,
     },
-    ("PATCH", "/v1/projects/{project}/audiences/{key}"): lambda: {"filters": {"filters": [{"type": "all"}]}},
+    ("PATCH", "/v1/projects/{project}/audiences/{key}"): lambda: {
+        "filters": {"filters": [{"type": "user", "subType": "country", "comparator": "=", "values": ["DE"]}]}
+    },
+    ("PATCH", "/v1/semantic/projects/{project}/audiences/{key}"): lambda: {
+        "instructions": [{"op": "addFilterValues", "action": {"filterIndex": "0", "values": ["AT"]}}]
+    },
     ("POST", "/v1/projects/{project}/customProperties"): lambda: {
         "name": "P",
         "key": (k := _u("c")),
@@ -671,6 +678,28 @@ VALID: dict[tuple[str, str], Any] = {
     ("POST", "/admin/feedback/{feedback_id}/hide"): lambda: {"change_reason": "spam"},
     ("POST", "/admin/feedback/{feedback_id}/unhide"): lambda: {},
     ("POST", "/admin/posts/{slug}/unpublish"): lambda: {},
+    # DevCycle v2 features, SDK keys at DevCycle's paths, integrations.
+    ("POST", "/v1/projects/{project}/environments/{environment}/sdk-keys"): lambda: {"mobile": True},
+    ("POST", "/v2/projects/{project}/features"): _feature_body,
+    ("PATCH", "/v2/projects/{project}/features/{feature}"): lambda: {"description": "v2"},
+    ("PATCH", "/v2/projects/{project}/features/{feature}/staleness"): lambda: {"snoozedUntil": "2030-01-01T00:00:00Z"},
+    ("PATCH", "/v2/projects/{project}/features/{feature}/summary"): lambda: {"markdown": "# fz"},
+    # Complete, so that its static configuration exists for the two routes after.
+    ("PATCH", "/v2/projects/{project}/features/{feature}/status"): lambda: {
+        "status": "complete",
+        "staticVariation": "fz",
+    },
+    ("PATCH", "/v1/projects/{project}/features/{feature}/static-configuration"): lambda: {"description": "s"},
+    ("PATCH", "/v2/projects/{project}/features/{feature}/static-configuration"): lambda: {
+        "variables": {"fz": False},
+        "environments": {"development": {"status": "active"}},
+    },
+    ("POST", "/v1/projects/{project}/features/{feature}/integrations/jira/issues"): lambda: {"issueId": "FZ-1"},
+    ("POST", "/v1/integrations/dynatrace"): lambda: {
+        "dynatraceEnvironmentId": "fz",
+        "accessToken": "fz-token",
+        "environmentUrl": "https://fz.live",
+    },
 }
 
 

@@ -36,7 +36,8 @@ def test_backup_while_serving_and_restore(tmp_path: Path) -> None:
         done = _cli("backup", "--data-dir", str(live), "--out", str(backup_dir))
         assert done.returncode == 0, done.stderr
         assert _cli("backup", "--data-dir", str(live), "--out", str(backup_dir)).returncode == 1  # not empty
-    assert (backup_dir / "jwt_secret").stat().st_mode & 0o077 == 0
+    for secret in ("jwt_secret", "key_encryption_secret"):
+        assert (backup_dir / secret).stat().st_mode & 0o077 == 0
     assert _cli("restore", "--from", str(backup_dir), "--data-dir", str(live)).returncode == 1  # not empty
     done = _cli("restore", "--from", str(backup_dir), "--data-dir", str(restored))
     assert done.returncode == 0, done.stderr
@@ -51,6 +52,9 @@ def test_backup_while_serving_and_restore(tmp_path: Path) -> None:
         assert admin.get("/v1/projects/shop/features/kept", headers=auth).status_code == 200
         login = admin.post("/users/login", json={"name": "ops", "password": "correct-horse"})
         assert login.status_code == 200
+        # The same key-encryption secret: admins still read the full SDK keys.
+        env = admin.get("/v1/projects/shop/environments/prod", headers=auth).json()
+        assert {kind: env["sdkKeys"][kind][-1]["key"] for kind in keys} == keys
     # Snapshots were rebuilt from the restored store: the SDK key resolves in the new LMDB.
     edge_port = free_port()
     with process(

@@ -48,9 +48,8 @@ def _node(filters: dict[str, Any], index: str, field: str) -> dict[str, Any]:
         if not isinstance(children, list) or int(step) >= len(children):
             raise validation(f"the audience has no filter at index {index}", field, "unknown_filter")
         node = children[int(step)]
-    if not isinstance(node, dict) or node.get("comparator") in ("exist", "!exist"):
-        raise validation(f"the filter at index {index} takes no values", field, "no_values")
-    if not isinstance(node.get("values", []), list):
+    # Only a filter that has values takes them ("all", groups and exist/!exist comparators do not).
+    if not isinstance(node, dict) or not isinstance(node.get("values"), list):
         raise validation(f"the filter at index {index} takes no values", field, "no_values")
     return node
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from control_plane import authz
 from control_plane.errors import ApiError, conflict, validation
-from control_plane.http import Ctx, Write
+from control_plane.http import JSON, Ctx, Write
 from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import (
     ORG,
@@ -187,15 +187,14 @@ async def list_features(ctx: Ctx) -> Any:
         params += keys
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
-        select = "SELECT f.* FROM features f"
-        if query.staleness is None:
-            rows = list_rows(db, select, where, [access.id, *params], query, alias="f")
-        else:
-            everything = query.model_copy(update={"page": 1, "perPage": 1 << 31})
-            matches = list_rows(db, select, where, [access.id, *params], everything, alias="f")
-            kept = [r for r in matches if _staleness_matches(db, r, query.staleness)]
-            rows = kept[(query.page - 1) * query.perPage : query.page * query.perPage]
-        return [feature_view(db, r["id"], include_latest=query.includeLatestUpdate) for r in rows]
+        everything = query.model_copy(update={"page": 1, "perPage": 1 << 31})
+        matches = list_rows(db, "SELECT f.* FROM features f", where, [access.id, *params], everything, alias="f")
+        if query.staleness is not None:
+            matches = [r for r in matches if _staleness_matches(db, r, query.staleness)]
+        rows = matches[(query.page - 1) * query.perPage : query.page * query.perPage]
+        views = [feature_view(db, r["id"], include_latest=query.includeLatestUpdate) for r in rows]
+    # DevCycle's total in the "count" header: its CLI pages through lists by it.
+    return JSON(views, headers={"count": str(len(matches))})
 
 
 @router.route("GET", "/v1/projects/{project}/features/{feature}", summary="Get a feature by id or key", headers=ORG)

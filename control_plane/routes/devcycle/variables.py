@@ -15,7 +15,7 @@ from typing import Any
 from starlette.responses import Response
 
 from control_plane.errors import ApiError, conflict, validation
-from control_plane.http import Ctx, Write
+from control_plane.http import JSON, Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     bump_feature,
@@ -208,8 +208,11 @@ async def list_variables(ctx: Ctx) -> Any:
         if query.feature:
             where.append("v.feature_id IN (SELECT id FROM features WHERE project_id = ? AND (id = ? OR key = ?))")
             params += [access.id, query.feature, query.feature]
-        rows = list_rows(db, "SELECT v.* FROM variables v", where, [access.id, *params], query, alias="v")
-        return [variable_view(r) for r in rows]
+        everything = query.model_copy(update={"page": 1, "perPage": 1 << 31})
+        matches = list_rows(db, "SELECT v.* FROM variables v", where, [access.id, *params], everything, alias="v")
+        rows = matches[(query.page - 1) * query.perPage : query.page * query.perPage]
+        # DevCycle's total in the "count" header: its CLI pages through lists by it.
+        return JSON([variable_view(r) for r in rows], headers={"count": str(len(matches))})
 
 
 @router.route("GET", "/v1/projects/{project}/variables/{key}", summary="Get a variable by id or key", headers=ORG)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -56,7 +56,7 @@ def test_create_project_shape_and_settings(api: Api) -> None:
     assert set(p) == PROJECT_FIELDS
     assert p["name"] == "Delivery App" and p["key"] == "delivery-app" and p["color"] == "#4073FF"
     # Stored settings over DevCycle's defaults: every settings object is there.
-    assert p["settings"] == merge_settings(PROJECT_SETTINGS_DEFAULTS, body["settings"])
+    assert p["settings"] == merge_settings(PROJECT_SETTINGS_DEFAULTS, cast(dict[str, Any], body["settings"]))
     assert set(p["settings"]) == set(PROJECT_SETTINGS_DEFAULTS)
     assert p["_createdBy"] == owner.user_id
     assert p["createdAt"].endswith("Z") and p["updatedAt"] == p["createdAt"]

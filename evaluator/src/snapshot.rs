@@ -16,6 +16,7 @@ use crate::context::{unflatten, Fields, FlatContext};
 use crate::devcycle;
 use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
+use crate::ofrep;
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope};
 use crate::reflag_sdk;
 use serde_json::{Map, Value};
@@ -30,6 +31,8 @@ struct Variant {
     payload: Value,
     /// `,"config":{"key":…,"version":…,"payload":…` without the closing brace.
     json: Vec<u8>,
+    /// How OFREP answers show it.
+    ofrep: ofrep::VariantBytes,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ struct Flag {
     head: Vec<u8>,
     /// `,"key":"…","targetingVersion":…`
     tail: Vec<u8>,
+    /// The constant parts of its OFREP answers.
+    ofrep: ofrep::FlagBytes,
 }
 
 /// How to evaluate all flags.
@@ -123,6 +128,28 @@ pub struct Snapshot {
     local_json: Option<Vec<u8>>,
     /// Flags left out of `local_json`, with the reason.
     remote_only: Vec<(Box<str>, String)>,
+    /// The field OFREP's targeting key stands for (`user.id`), when a rule reads it.
+    user_id_field: Option<u32>,
+}
+
+/// What one flag answers in OFREP.
+enum OfrepOutcome<'s> {
+    Success {
+        enabled: bool,
+        reason: &'static str,
+        config: Option<&'s ofrep::VariantBytes>,
+    },
+    /// Off because it reads `user.id` and the context has no targeting key.
+    TargetingKeyMissing,
+}
+
+/// Buffers one OFREP answer reuses from flag to flag.
+#[derive(Default)]
+struct OfrepScratch {
+    missing: Missing,
+    variant_missing: Missing,
+    results: Vec<bool>,
+    devcycle: Option<devcycle::Scratch>,
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -244,6 +271,7 @@ impl Snapshot {
         let needs_nested = flags.iter().any(|f| {
             f.devcycle.is_some() || f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested)
         });
+        let user_id_field = fields.get(USER_ID);
         Ok(Self {
             fields,
             flags,
@@ -254,6 +282,7 @@ impl Snapshot {
             definitions_json,
             local_json,
             remote_only,
+            user_id_field,
         })
     }
 
@@ -561,6 +590,120 @@ impl Snapshot {
     }
 }
 
+/// The context field OFREP's `targetingKey` stands for.
+const USER_ID: &str = "user.id";
+
+impl Snapshot {
+    /// The OFREP bulk answer for one context: `{"flags":[...]` (every flag the key's kind
+    /// sees, in snapshot order; module [`ofrep`]), then `tail` (the caller's further members,
+    /// each with its leading comma), then `}`.
+    pub fn ofrep_all<S: AsRef<str>>(&self, ctx: &Context<'_, S>, opts: ofrep::Options, tail: &[u8], out: &mut Vec<u8>) {
+        self.with_scope(ctx, opts.now_ms, |scope| {
+            out.reserve(self.flags.len() * 128 + tail.len() + 16);
+            out.extend_from_slice(b"{\"flags\":[");
+            let mut scratch = OfrepScratch::default();
+            let mut first = true;
+            for flag in &self.flags {
+                if flag.hidden.hides(opts.kind) {
+                    continue;
+                }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                self.write_ofrep(out, flag, scope, opts, &mut scratch);
+            }
+            out.push(b']');
+            out.extend_from_slice(tail);
+            out.push(b'}');
+        });
+    }
+
+    /// One flag's OFREP answer for one context: `Some(true)` after writing its success object
+    /// with `tail` before the closing brace, `Some(false)` after writing its
+    /// TARGETING_KEY_MISSING failure object (no `tail`); `None` for a flag the snapshot does not
+    /// have or hides from `opts.kind` keys.
+    pub fn ofrep_flag<S: AsRef<str>>(
+        &self,
+        key: &str,
+        ctx: &Context<'_, S>,
+        opts: ofrep::Options,
+        tail: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
+        let flag = self.flags.get(*self.by_key.get(key)?)?;
+        if flag.hidden.hides(opts.kind) {
+            return None;
+        }
+        Some(self.with_scope(ctx, opts.now_ms, |scope| {
+            let start = out.len();
+            let ok = self.write_ofrep(out, flag, scope, opts, &mut OfrepScratch::default());
+            if ok {
+                // Reopen the object for the caller's members.
+                out.truncate(out.len() - 1);
+                out.extend_from_slice(tail);
+                out.push(b'}');
+            }
+            debug_assert!(out.len() > start);
+            ok
+        }))
+    }
+
+    /// One flag's OFREP object; false when it is the TARGETING_KEY_MISSING failure.
+    fn write_ofrep(
+        &self,
+        out: &mut Vec<u8>,
+        flag: &Flag,
+        scope: &Scope<'_, '_>,
+        opts: ofrep::Options,
+        scratch: &mut OfrepScratch,
+    ) -> bool {
+        match self.ofrep_outcome(flag, scope, opts, scratch) {
+            OfrepOutcome::Success { enabled, reason, config } => {
+                flag.ofrep.write_success(out, enabled, reason, config, opts.flag_state_version);
+                true
+            }
+            OfrepOutcome::TargetingKeyMissing => {
+                out.extend_from_slice(flag.ofrep.missing_key());
+                false
+            }
+        }
+    }
+
+    /// The outcome [`Snapshot::evaluate_flag`] gives, without building its result.
+    fn ofrep_outcome<'s>(
+        &'s self,
+        flag: &'s Flag,
+        scope: &Scope<'_, '_>,
+        opts: ofrep::Options,
+        scratch: &mut OfrepScratch,
+    ) -> OfrepOutcome<'s> {
+        if let Some(dc) = &flag.devcycle {
+            let served = self.serve(dc, scope, &mut scratch.devcycle, None);
+            let reason = flag.ofrep.fixed.unwrap_or(match &served {
+                None => "DEFAULT",
+                Some(s) if s.split => "SPLIT",
+                Some(_) => "TARGETING_MATCH",
+            });
+            let config = served.as_ref().and_then(|s| dc.config_of(s)).map(|c| &c.ofrep);
+            return OfrepOutcome::Success { enabled: served.is_some(), reason, config };
+        }
+        scratch.missing.0.clear();
+        scratch.results.clear();
+        let mut budget = Budget::default();
+        // Every rule is evaluated, as for `/features/evaluated`, so that the missing fields are
+        // complete and the budget left for the variants is the same.
+        let enabled = eval_rules(&flag.rules, scope, &mut scratch.missing, &mut budget, Some(&mut scratch.results));
+        if !enabled && !opts.has_targeting_key && self.user_id_field.is_some_and(|id| scratch.missing.0.contains(&id)) {
+            return OfrepOutcome::TargetingKeyMissing;
+        }
+        let reason = flag.ofrep.reason(scratch.results.iter().position(|r| *r));
+        scratch.variant_missing.0.clear();
+        let config = pick_variant(&flag.variants, scope, &mut scratch.variant_missing, &mut budget, None);
+        OfrepOutcome::Success { enabled, reason, config: config.map(|v| &v.ofrep) }
+    }
+}
+
 /// `,"config":{"key":…,"version":…,"payload":…` (without the closing brace).
 fn variant_json(key: &str, version: Option<i64>, payload: &Value) -> Vec<u8> {
     let mut json = b",\"config\":{\"key\":".to_vec();
@@ -687,7 +830,8 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         };
         let payload = vm.get("payload").cloned().unwrap_or(Value::Null);
         let json = variant_json(vkey, config_version, &payload);
-        variants.push(Variant { filter, key: vkey.into(), payload, json });
+        let ofrep = ofrep::VariantBytes::new(vkey, &payload);
+        variants.push(Variant { filter, key: vkey.into(), payload, json, ofrep });
     }
     let mut head = Vec::with_capacity(key.len() + 16);
     json_str(&mut head, key);
@@ -699,6 +843,15 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
+    let fixed = if rules.is_empty() {
+        Some("DISABLED")
+    } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
+        Some("STATIC")
+    } else {
+        None
+    };
+    let rollout = rules.iter().map(Filter::has_rollout).collect();
+    let ofrep = ofrep::FlagBytes::new(key, targeting_version, fixed, rollout);
     Ok(Flag {
         key: key.into(),
         targeting_version,
@@ -710,6 +863,7 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         hidden: Hidden::default(),
         head,
         tail,
+        ofrep,
     })
 }
 

@@ -48,10 +48,9 @@ struct Flag {
     devcycle: Option<DevcycleFlag>,
     /// The SDK key kinds that never see this flag (`sdkVisibility`).
     hidden: Hidden,
-    /// `"key":{"isEnabled":`
-    head: Vec<u8>,
-    /// `,"key":"…","targetingVersion":…`
-    tail: Vec<u8>,
+    /// `"key":{"isEnabled":false,"key":"…","targetingVersion":…` and the same with `true`: one
+    /// copy per flag into the answer instead of three.
+    open: [Box<[u8]>; 2],
     /// The constant parts of its OFREP answers.
     ofrep: ofrep::FlagBytes,
 }
@@ -421,9 +420,7 @@ impl Snapshot {
                     out.push(b',');
                 }
                 first = false;
-                out.extend_from_slice(&flag.head);
-                out.extend_from_slice(if enabled { b"true" } else { b"false" });
-                out.extend_from_slice(&flag.tail);
+                out.extend_from_slice(&flag.open[usize::from(enabled)]);
                 write_details(out, &results, &missing, &self.fields, opts.debug);
                 if !flag.variants.is_empty() {
                     cfg_missing.0.clear();
@@ -529,9 +526,7 @@ impl Snapshot {
         served: Option<&devcycle::Served>,
         results: Option<&[bool]>,
     ) {
-        out.extend_from_slice(&flag.head);
-        out.extend_from_slice(if served.is_some() { b"true" } else { b"false" });
-        out.extend_from_slice(&flag.tail);
+        out.extend_from_slice(&flag.open[usize::from(served.is_some())]);
         let no_missing = Missing::default();
         if let Some(results) = results {
             write_details(out, results, &no_missing, &self.fields, true);
@@ -843,6 +838,10 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
+    let open = [false, true].map(|enabled| {
+        let word: &[u8] = if enabled { b"true" } else { b"false" };
+        [&head[..], word, &tail[..]].concat().into_boxed_slice()
+    });
     let fixed = if rules.is_empty() {
         Some("DISABLED")
     } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
@@ -861,8 +860,7 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         has_config,
         devcycle: None,
         hidden: Hidden::default(),
-        head,
-        tail,
+        open,
         ofrep,
     })
 }

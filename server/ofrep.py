@@ -28,6 +28,12 @@ TARGETING_KEY_MISSING otherwise). A variable the user is not served is FLAG_NOT_
 DevCycle's bucketing API answers it; the bulk answer lists only the variables served. Features
 hidden from the key's SDK kind (``sdkVisibility``) are left out.
 
+The two evaluation routes are answered by the hot path on POST (``server.hot_path``; other
+methods reach the routed handlers, for OFREP's 405). The evaluator writes the Reflag answers
+(``Snapshot.ofrep_all`` / ``ofrep_flag``, ``evaluator/src/ofrep.rs``); this module adds the
+members that end them (``eventStreams``, bulk ``metadata``), built once per snapshot version and
+publishable key (:class:`TailCache`).
+
 Errors keep OFREP's bodies, never the project envelope: ``{"key", "errorCode", "errorDetails"}``
 for evaluation failures (400 PARSE_ERROR / INVALID_CONTEXT / TARGETING_KEY_MISSING / GENERAL,
 404 FLAG_NOT_FOUND), ``{"errorCode", "errorDetails"}`` for a failed bulk request and for the
@@ -56,8 +62,6 @@ from server.ratelimit import RateLimiter
 from server.service import Edge, Parts
 from server.state import Environment, SdkKey
 from server.streams import sse_response, version_stream
-
-JSON_TYPE = "application/json"
 
 PARSE_ERROR = "PARSE_ERROR"
 TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"

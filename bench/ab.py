@@ -22,10 +22,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import throughput
+from bench import throughput, wrk
+from bench.peers import contexts
+from bench.peers.servers import Ours, Served
 from bench.processes import THIS, Checkout
-from bench.stack import running
+from bench.stack import LOAD_CPU, Stack, running
 from bench.wrk import WrkResult
+
+ROUTES = ("evaluated", "bulk", "single")
 
 
 @dataclass(frozen=True)
@@ -33,28 +37,51 @@ class Sample:
     side: str
     dataset: str
     result: WrkResult
+    route: str = "evaluated"
+
+    @property
+    def row(self) -> str:
+        return self.dataset if self.route == "evaluated" else f"{self.route} {self.dataset}"
 
 
-def measure(checkout: Checkout, dataset: str, connections: int, seconds: float) -> WrkResult:
-    with running(dataset, checkout=checkout) as stack:
+def measure_route(stack: Stack, route: str, connections: int, seconds: float) -> WrkResult:
+    if route == "evaluated":
         (result,) = throughput.edge(stack, [connections], seconds)
-    return result
+        return result
+    found = Ours().route(route, Served(stack.edge_url, stack.edge_pid, stack.client_key))
+    assert found is not None
+    script = contexts.lua_script(stack.dataset, found.wire, found.path, found.headers)
+    wrk.run(stack.edge_url, script, connections, 1, cpu=LOAD_CPU)  # warm-up
+    return wrk.run(stack.edge_url, script, connections, seconds, cpu=LOAD_CPU)
 
 
-def table(samples: list[Sample], datasets: list[str]) -> str:
+def measure(
+    checkout: Checkout, dataset: str, routes: list[str], connections: int, seconds: float
+) -> dict[str, WrkResult]:
+    """Every route of ``routes`` that ``dataset`` has, on one stack (the single-flag route's
+    flag, ``flag-0003``, is a W2 flag)."""
+    with running(dataset, checkout=checkout) as stack:
+        return {
+            route: measure_route(stack, route, connections, seconds)
+            for route in routes
+            if route != "single" or dataset == "w2"
+        }
+
+
+def table(samples: list[Sample]) -> str:
     lines = [
-        "| dataset | baseline req/s | this req/s | this/baseline | baseline p99 ms | this p99 ms |",
+        "| row | baseline req/s | this req/s | this/baseline | baseline p99 ms | this p99 ms |",
         "|---|---|---|---|---|---|",
     ]
-    for dataset in datasets:
+    for row in dict.fromkeys(s.row for s in samples):
 
-        def median(side: str, field: str, dataset: str = dataset) -> float:
-            values: list[float] = [getattr(s.result, field) for s in samples if s.side == side and s.dataset == dataset]
+        def median(side: str, field: str, row: str = row) -> float:
+            values: list[float] = [getattr(s.result, field) for s in samples if s.side == side and s.row == row]
             return statistics.median(values)
 
         base, this = median("baseline", "rps"), median("this", "rps")
         lines.append(
-            f"| {dataset} | {base:,.0f} | {this:,.0f} | {this / base:.3f} | "
+            f"| {row} | {base:,.0f} | {this:,.0f} | {this / base:.3f} | "
             f"{median('baseline', 'p99_ms'):.2f} | {median('this', 'p99_ms'):.2f} |"
         )
     return "\n".join(lines)
@@ -70,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--routes", nargs="+", default=["evaluated"], choices=ROUTES)
     ns = parser.parse_args(argv)
     root = ns.baseline.resolve()
     python = ns.baseline_python or root / ".venv" / "bin" / "python"
@@ -80,16 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     for round_no in range(1, ns.rounds + 1):
         for dataset in ns.datasets:
             for side, checkout in sides.items():
-                result = measure(checkout, dataset, ns.connections, ns.seconds)
-                samples.append(Sample(side, dataset, result))
-                print(
-                    f"round {round_no} {dataset} {side}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.2f} ms,"
-                    f" errors {result.errors}",
-                    flush=True,
-                )
+                for route, result in measure(checkout, dataset, ns.routes, ns.connections, ns.seconds).items():
+                    sample = Sample(side, dataset, result, route)
+                    samples.append(sample)
+                    print(
+                        f"round {round_no} {sample.row} {side}: {result.rps:,.0f} req/s,"
+                        f" p99 {result.p99_ms:.2f} ms, errors {result.errors}",
+                        flush=True,
+                    )
     print()
     print(f"{ns.rounds} rounds, {ns.seconds:g} s each, {ns.connections} connections; medians:")
-    print(table(samples, ns.datasets))
+    print(table(samples))
     return 0
 
 

@@ -70,7 +70,12 @@ def process(
     """Run ``python -m <args>`` of ``checkout`` (pinned to ``cpu`` if given) until ``health_url``
     answers 200; kill its process group after."""
     cmd = [str(checkout.python), "-m", *args]
-    with command(cmd, health_url, log, env=env, cpu=cpu, timeout=timeout, cwd=checkout.root) as proc:
+    # The checkout's own packages and extension first, whatever the caller's PYTHONPATH says (a
+    # worktree run with PYTHONPATH pointing at itself must not lend its code to the baseline).
+    path = {"PYTHONPATH": f"{checkout.root}{os.pathsep}{checkout.root / 'evaluator' / 'python'}"}
+    with command(
+        cmd, health_url, log, env={**path, **(env or {})}, cpu=cpu, timeout=timeout, cwd=checkout.root
+    ) as proc:
         yield proc
 
 

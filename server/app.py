@@ -3,7 +3,7 @@
 
 From the inside out: the Starlette router (every route of the table, each behind :func:`guard`,
 which counts requests and answers every error in the route's shape; 404/405 in the shape of the
-path's route, the envelope for no route), the hot path (the table's ``hot`` routes on GET), load
+path's route, the envelope for no route), the hot path (the table's ``hot`` routes), load
 shedding (never for the table's ``shed=False`` routes), CORS (allowing the headers the table's
 routes declare). ``granian`` and the tests build it with :func:`app_from_env` / :func:`create_app`.
 """
@@ -26,7 +26,7 @@ from server.errors import EdgeError, Shape, error_response, request_id
 from server.evaluation_counts import EvaluationCounts
 from server.hot_path import HotPath
 from server.overload import LoadShedder
-from server.routes import CORS_ALLOW_HEADERS, HOT_SHAPES, NEVER_SHED, ROUTES, Endpoint, Handlers, hot_parts, shape_for
+from server.routes import CORS_ALLOW_HEADERS, NEVER_SHED, ROUTES, Endpoint, Handlers, hot_routes, shape_for
 from server.service import Edge
 from server.settings import EdgeSettings, from_environ
 
@@ -82,7 +82,7 @@ def create_app(settings: EdgeSettings) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: http_error})
     # First added = innermost: load shedding and CORS below still wrap the SDK polling routes.
-    app.add_middleware(HotPath, edge=edge, routes=hot_parts(handlers), shapes=HOT_SHAPES)
+    app.add_middleware(HotPath, edge=edge, routes=hot_routes(handlers))
     if settings.shed_queue_delay > 0:
         # Added before CORS (the outer one), so a shed 503 carries the CORS headers as well.
         app.add_middleware(LoadShedder, max_delay=settings.shed_queue_delay, exempt=NEVER_SHED, shape_for=shape_for)

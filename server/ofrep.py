@@ -28,6 +28,12 @@ TARGETING_KEY_MISSING otherwise). A variable the user is not served is FLAG_NOT_
 DevCycle's bucketing API answers it; the bulk answer lists only the variables served. Features
 hidden from the key's SDK kind (``sdkVisibility``) are left out.
 
+The two evaluation routes are answered by the hot path on POST (``server.hot_path``; other
+methods reach the routed handlers, for OFREP's 405). The evaluator writes the Reflag answers
+(``Snapshot.ofrep_all`` / ``ofrep_flag``, ``evaluator/src/ofrep.rs``); this module adds the
+members that end them (``eventStreams``, bulk ``metadata``), built once per snapshot version and
+publishable key (:class:`TailCache`).
+
 Errors keep OFREP's bodies, never the project envelope: ``{"key", "errorCode", "errorDetails"}``
 for evaluation failures (400 PARSE_ERROR / INVALID_CONTEXT / TARGETING_KEY_MISSING / GENERAL,
 404 FLAG_NOT_FOUND), ``{"errorCode", "errorDetails"}`` for a failed bulk request and for the
@@ -37,6 +43,7 @@ rest, with errorCode GENERAL (401, 403, 405, 408, 413, 429 with integer ``Retry-
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -49,23 +56,18 @@ import evaluator
 from contract.sdk_keys import Kind
 from server.auth import PUBLISHABLE, bearer, sdk_key
 from server.devcycle import users
-from server.errors import GENERAL, EdgeError, read_limited
+from server.errors import GENERAL, EdgeError, read_limited, request_id
 from server.etags import etag_of, not_modified
 from server.ratelimit import RateLimiter
-from server.service import Edge
+from server.service import Edge, Parts
 from server.state import Environment, SdkKey
 from server.streams import sse_response, version_stream
-
-JSON_TYPE = "application/json"
 
 PARSE_ERROR = "PARSE_ERROR"
 TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
 INVALID_CONTEXT = "INVALID_CONTEXT"
 FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
 
-# The context field OFREP's targetingKey stands for, and the flags that cannot be evaluated
-# without it report missing.
-TARGETING_FIELD = "user.id"
 SSE_INACTIVITY_DELAY = 120
 # Every method reaches the handlers, so that a wrong one gets an OFREP 405 body.
 ANY_METHOD = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -111,69 +113,6 @@ def ofrep_error(
 
 
 @dataclass(frozen=True)
-class FlagShape:
-    """What of a flag's OFREP reason its rules fix, whatever the context."""
-
-    # DISABLED (no rules) or STATIC (only constant rules); None when the context decides.
-    fixed: str | None
-    # Per rule: the filter contains a percentage rollout (SPLIT when it is the first match).
-    rollout: tuple[bool, ...]
-
-
-def _has_rollout(node: Any) -> bool:
-    """The evaluator's ``Filter::has_rollout`` over the filter's JSON (depth is bounded by compile)."""
-    if not isinstance(node, dict):
-        return False
-    kind = node.get("type")
-    if kind == "rolloutPercentage":
-        return True
-    if kind == "group":
-        filters = node.get("filters")
-        return isinstance(filters, list) and any(_has_rollout(f) for f in filters)
-    if kind == "negation":
-        return _has_rollout(node.get("filter"))
-    return False
-
-
-def flag_shapes(definitions: list[Any], devcycle_splits: list[tuple[str, list[bool]]]) -> dict[str, FlagShape]:
-    """The shape of every flag of a snapshot's definitions (``Snapshot.definitions_json()``).
-
-    A flag DevCycle's bucketing decides (``Snapshot.devcycle_splits()``: per target, whether
-    serving from it is a SPLIT) has one rule result per target, SPLIT as DevCycle says."""
-    splits = dict(devcycle_splits)
-    shapes: dict[str, FlagShape] = {}
-    for feature in definitions:
-        targeting = feature.get("targeting") or {}
-        filters = [rule.get("filter") for rule in targeting.get("rules") or []]
-        if not filters:
-            shapes[feature["key"]] = FlagShape("DISABLED", ())
-        elif all(isinstance(f, dict) and f.get("type") == "constant" for f in filters):
-            shapes[feature["key"]] = FlagShape("STATIC", tuple(False for _ in filters))
-        elif feature["key"] in splits:
-            shapes[feature["key"]] = FlagShape(None, tuple(splits[feature["key"]]))
-        else:
-            shapes[feature["key"]] = FlagShape(None, tuple(_has_rollout(f) for f in filters))
-    return shapes
-
-
-class ShapeCache:
-    """Flag shapes per environment, rebuilt when the environment's snapshot version moves."""
-
-    def __init__(self) -> None:
-        self._by_env: dict[str, tuple[int, dict[str, FlagShape]]] = {}
-
-    def get(self, env: Environment) -> dict[str, FlagShape]:
-        hit = self._by_env.get(env.id)
-        if hit is not None and hit[0] == env.version:
-            return hit[1]
-        shapes = flag_shapes(orjson.loads(env.snapshot.definitions_json()), env.snapshot.devcycle_splits())
-        if len(self._by_env) > 10_000:
-            self._by_env.clear()
-        self._by_env[env.id] = (env.version, shapes)
-        return shapes
-
-
-@dataclass(frozen=True)
 class Context:
     """A request's context: the nested Reflag context and whether it names its subject."""
 
@@ -197,98 +136,51 @@ def reflag_context(context: dict[str, Any], key: str | None = None) -> Context:
     return Context({**context, "user": {**(user or {}), "id": targeting_key}}, True)
 
 
-def _needs_targeting_key(value: bool, missing: list[str], context: Context) -> bool:
-    """The flag could not match because it reads the targeting key and the context has none."""
-    return not value and not context.has_targeting_key and TARGETING_FIELD in missing
+def evaluate_one(env: Environment, key: str, context: Context, kind: Kind, tail: bytes = b"") -> bytes:
+    """One flag's OFREP success body, written by the evaluator (``Snapshot.ofrep_flag``) with
+    ``tail`` (further members, each with its leading comma) before its closing brace.
 
-
-def _success(
-    key: str,
-    value: bool,
-    reason: str,
-    variant: str,
-    targeting_version: int | None,
-    config: dict[str, Any] | None,
-    version: int,
-) -> dict[str, Any]:
-    metadata: dict[str, bool | int | float | str] = {"flagStateVersion": version}
-    if targeting_version is not None:
-        metadata["targetingVersion"] = targeting_version
-    if config is not None:
-        metadata["configKey"] = config["key"]
-        metadata["configPayload"] = orjson.dumps(config.get("payload")).decode()
-    return {"key": key, "value": value, "reason": reason, "variant": variant, "metadata": metadata}
-
-
-def _targeting_key_missing(key: str) -> dict[str, str]:
-    return {
-        "key": key,
-        "errorCode": TARGETING_KEY_MISSING,
-        "errorDetails": f"flag {key!r} needs a targetingKey (or user.id) in the context",
-    }
-
-
-def evaluate_one(env: Environment, key: str, context: Context, kind: Kind) -> dict[str, Any]:
-    """One flag's OFREP success body; EdgeError 404 for an unknown flag (or one ``sdkVisibility``
-    hides from keys of ``kind``), 400 for a bad context."""
+    EdgeError 404 for an unknown flag (or one ``sdkVisibility`` hides from keys of ``kind``), 400
+    for a bad context or a flag that needs the targeting key the context lacks."""
     try:
-        result = env.snapshot.evaluate_flag(key, context.reflag, key_kind=kind)
+        answer = env.snapshot.ofrep_flag(
+            key,
+            context.reflag,
+            flag_state_version=env.version,
+            has_targeting_key=context.has_targeting_key,
+            tail=tail,
+            key_kind=kind,
+        )
     except evaluator.EvaluatorError as e:
         raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL, key=key) from None
     except (ValueError, TypeError) as e:
         raise ofrep_error(400, f"context cannot be evaluated: {e}", code=INVALID_CONTEXT, key=key) from None
-    if result is None:
+    if answer is None:
         raise ofrep_error(404, f"flag {key!r} not found", code=FLAG_NOT_FOUND, key=key)
-    if _needs_targeting_key(result["value"], result["missingContextFields"], context):
-        raise ofrep_error(400, _targeting_key_missing(key)["errorDetails"], code=TARGETING_KEY_MISSING, key=key)
-    config = dict(result["config"]) if result["config"] is not None else None
-    return _success(
-        key, result["value"], result["reason"], result["variant"], result["targetingVersion"], config, env.version
-    )
+    ok, body = answer
+    if not ok:
+        # The failure object the bulk answer would list for this flag, answered as the error.
+        failure: dict[str, str] = orjson.loads(body)
+        raise ofrep_error(400, failure["errorDetails"], code=failure["errorCode"], key=key)
+    return body
 
 
-def evaluate_all(env: Environment, context: Context, shapes: dict[str, FlagShape], kind: Kind) -> list[dict[str, Any]]:
-    """Every flag of the environment, each an OFREP success or failure, in snapshot order.
-
-    The context is converted once for all flags (``Snapshot.evaluate_all``); calling
-    ``evaluate_flag`` per flag would convert it once per flag. The reason and variant follow
-    ``evaluate_flag``'s rules from the per-rule results and the flag's shape."""
+def evaluate_all(env: Environment, context: Context, kind: Kind, tail: bytes = b"") -> bytes:
+    """The OFREP bulk body, written by the evaluator (``Snapshot.ofrep_all``): every flag of the
+    environment in snapshot order, each a success or a TARGETING_KEY_MISSING failure, then
+    ``tail`` (further members, each with its leading comma)."""
     try:
-        raw: dict[str, dict[str, Any]] = orjson.loads(
-            env.snapshot.evaluate_all(context.reflag, debug=True, key_kind=kind)
+        return env.snapshot.ofrep_all(
+            context.reflag,
+            flag_state_version=env.version,
+            has_targeting_key=context.has_targeting_key,
+            tail=tail,
+            key_kind=kind,
         )
     except evaluator.EvaluatorError as e:
         raise ofrep_error(400, f"evaluation failed: {e}", code=GENERAL) from None
     except (ValueError, TypeError) as e:
         raise ofrep_error(400, f"context cannot be evaluated: {e}", code=INVALID_CONTEXT) from None
-    flags: list[dict[str, Any]] = []
-    for key, r in raw.items():
-        shape = shapes.get(key)
-        value = bool(r["isEnabled"])
-        results: list[bool] = r.get("ruleEvaluationResults", [])
-        first = next((i for i, hit in enumerate(results) if hit), None)
-        if shape is None or (value and (first is None or first >= len(shape.rollout))):
-            # Not expected; the single-flag path is the reference.
-            try:
-                flags.append(evaluate_one(env, key, context, kind))
-            except EdgeError as err:
-                flags.append({"key": key, **err.ofrep_body()})
-            continue
-        if _needs_targeting_key(value, r.get("missingContextFields", []), context):
-            flags.append(_targeting_key_missing(key))
-            continue
-        if shape.fixed is not None:
-            reason = shape.fixed
-        elif not value:
-            reason = "DEFAULT"
-        else:
-            reason = "SPLIT" if first is not None and shape.rollout[first] else "TARGETING_MATCH"
-        config = r.get("config")
-        if config is not None and "key" not in config:
-            config = None
-        variant = config["key"] if value and config is not None else ("on" if value else "off")
-        flags.append(_success(key, value, reason, variant, r.get("targetingVersion"), config, env.version))
-    return flags
 
 
 # --- DevCycle projects -----------------------------------------------------------------------
@@ -312,15 +204,16 @@ def _hidden(env: Environment, kind: Kind) -> frozenset[str] | None:
     return (env.devcycle.hidden.get(kind) or None) if env.devcycle is not None else None
 
 
-def devcycle_one(env: Environment, kind: Kind, key: str, context: dict[str, Any]) -> dict[str, Any]:
-    """One DevCycle variable's OFREP success body; 404 FLAG_NOT_FOUND when the user is not served it."""
+def devcycle_one(env: Environment, kind: Kind, key: str, context: dict[str, Any], tail: bytes = b"") -> bytes:
+    """One DevCycle variable's OFREP success body with ``tail`` before its closing brace; 404
+    FLAG_NOT_FOUND when the user is not served it."""
     user = devcycle_user(context, key)
     raw = env.snapshot.devcycle_json(user, now_ms(), "ofrep_flag", key, _hidden(env, kind))
     if raw is None:
         raise ofrep_error(404, f"variable {key!r} is not served to this user", code=FLAG_NOT_FOUND, key=key)
     flag: dict[str, Any] = orjson.loads(raw)
     flag["metadata"]["flagStateVersion"] = env.version
-    return flag
+    return orjson.dumps(flag)[:-1] + tail + b"}"
 
 
 def devcycle_all(env: Environment, kind: Kind, context: dict[str, Any]) -> bytes:
@@ -358,36 +251,58 @@ async def read_context(request: Request, limit: int, key: str | None = None, tim
     return context
 
 
-def _json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(body, status_code=status, media_type=JSON_TYPE, headers=headers)
-
-
-def _cached(request: Request, body: bytes) -> Response:
-    etag = etag_of(body)
-    if not_modified(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers={"ETag": etag})
-    return _json(body, headers={"ETag": etag})
-
-
 def _allow(request: Request, method: str) -> None:
     if request.method != method:
         raise ofrep_error(405, f"method not allowed; use {method}", headers={"Allow": method})
 
 
-def event_streams(request: Request, key: SdkKey, version: int, public_url: str) -> list[dict[str, Any]]:
+def event_streams(token: str | None, version: int, public_url: str) -> list[dict[str, Any]]:
     """``eventStreams`` (ADR-0008): this edge's change stream for the key's environment.
 
     The URL is absolute from the configured ``public_url``, else relative to the edge: never built
     from the request's Host header, which would let whoever sends the request (or poisons a cache
     in front of the edge) point other clients' streams at their own server. A publishable key
-    rides in it, as browsers' EventSource cannot send headers; a secret key never does (it is sent
-    as a header)."""
+    (``token``) rides in it, as browsers' EventSource cannot send headers; a secret key never
+    does (it is sent as a header)."""
     params = {"since": str(version)}
-    token = bearer(request) or request.headers.get("x-api-key")
-    if key.kind in PUBLISHABLE and token:
+    if token:
         params["publishableKey"] = token
     url = f"{public_url.rstrip('/')}/ofrep/v1/stream?{urlencode(params)}"
     return [{"type": "sse", "url": url, "inactivityDelaySec": SSE_INACTIVITY_DELAY}]
+
+
+@dataclass(frozen=True)
+class Tails:
+    """The members that end every evaluation answer of one snapshot version for one key token,
+    each with its leading comma: ``eventStreams`` (single flag), and ``metadata`` with it (bulk)."""
+
+    single: bytes
+    bulk: bytes
+
+
+class TailCache:
+    """:class:`Tails` per (snapshot version, publishable key), built once rather than per request
+    (the stream URL, its query encoding and the JSON around it)."""
+
+    LIMIT = 4096
+
+    def __init__(self, public_url: str) -> None:
+        self.public_url = public_url
+        self._tails: dict[tuple[int, str | None], Tails] = {}
+
+    def get(self, request: Request, key: SdkKey, version: int) -> Tails:
+        # Only a publishable key rides in the URL; sdk_key() has already checked it is one of the
+        # view's keys, so the cache holds at most the live keys of the live versions.
+        token = (bearer(request) or request.headers.get("x-api-key")) if key.kind in PUBLISHABLE else None
+        hit = self._tails.get((version, token))
+        if hit is not None:
+            return hit
+        streams = b',"eventStreams":' + orjson.dumps(event_streams(token, version, self.public_url))
+        tails = Tails(streams, b',"metadata":{"flagStateVersion":%d}' % version + streams)
+        if len(self._tails) >= self.LIMIT:
+            self._tails.clear()
+        self._tails[(version, token)] = tails
+        return tails
 
 
 def _event_id(raw: str | None, name: str) -> int | None:
@@ -403,73 +318,104 @@ def _refetch_event(version: int) -> bytes:
     return f"id: {version}\nevent: message\ndata: ".encode() + data + b"\n\n"
 
 
+def _answer(request: Request, body: bytes, etag: str) -> Parts:
+    return (
+        200,
+        [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"etag", etag.encode()),
+            (b"x-request-id", request_id(request).encode()),
+        ],
+        body,
+    )
+
+
+def _cached(request: Request, body: bytes, etag: str | None = None) -> Parts:
+    """``body`` with its ETag (``etag`` when known), or ``304`` when ``If-None-Match`` names it."""
+    etag = etag or etag_of(body)
+    if not_modified(request.headers.get("if-none-match"), etag):
+        return 304, [(b"etag", etag.encode()), (b"x-request-id", request_id(request).encode())], b""
+    return _answer(request, body, etag)
+
+
+def _routed(method: str, parts: Callable[[Request], Awaitable[Parts]]) -> Callable[[Request], Awaitable[Response]]:
+    """The routed handler of a route whose ``method`` the hot path answers: any other method
+    gets OFREP's 405 (a ``method`` request reaches it only without the hot path)."""
+
+    async def run(request: Request) -> Response:
+        _allow(request, method)
+        status, headers, body = await parts(request)
+        response = Response(body, status_code=status)
+        response.raw_headers = headers
+        return response
+
+    return run
+
+
+CONFIGURATION_ETAG = etag_of(CONFIGURATION_BODY)
+DEVCYCLE_CONFIGURATION_ETAG = etag_of(DEVCYCLE_CONFIGURATION_BODY)
+
+
 class OfrepApi:
-    """The OFREP handlers of one edge worker (their rate limiter per SDK key and flag shape cache
+    """The OFREP handlers of one edge worker (their rate limiter per SDK key and answer tails
     with them; a refused evaluation is answered in OFREP's body, errorCode GENERAL).
 
-    Every method reaches the handlers (``ANY_METHOD`` in the route table), so that a wrong one
-    gets an OFREP 405 body; errors are raised as EdgeError and answered in OFREP's shape by the
-    route guard."""
+    The evaluation routes are answered by the hot path on POST (``flag_parts``, ``flags_parts``:
+    ``server.hot_path``); every other method reaches the routed handlers (``ANY_METHOD`` in the
+    route table), so that a wrong one gets an OFREP 405 body. Errors are raised as EdgeError and
+    answered in OFREP's shape by the hot path or the route guard."""
 
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
         self.limiter = RateLimiter(edge.settings.ofrep_rate_limit)
-        self.shapes = ShapeCache()
+        self.tails = TailCache(edge.settings.public_url)
+        self.evaluate_flag = _routed("POST", self.flag_parts)
+        self.evaluate_flags = _routed("POST", self.flags_parts)
 
-    async def evaluate_flag(self, request: Request) -> Response:
-        _allow(request, "POST")
+    async def flag_parts(self, request: Request) -> Parts:
+        """``POST /ofrep/v1/evaluate/flags/{key}``: one flag, with an ETag like every
+        snapshot-dependent answer of the edge (the spec has no 304 here)."""
         edge = self.edge
         key: str = request.path_params["key"]
         view = edge.state.view
         sdk = sdk_key(view, request, allow_query=False)
         env = edge.environment(view, sdk.environment)
         self.limiter.check(sdk.key_hash)
-        body_timeout = edge.settings.body_timeout
-        raw = await read_context(request, edge.settings.max_body_bytes, key, body_timeout)
+        raw = await read_context(request, edge.settings.max_body_bytes, key, edge.settings.body_timeout)
+        tail = self.tails.get(request, sdk, env.version).single
         if is_devcycle(env):
-            flag = devcycle_one(env, sdk.kind, key, raw)
+            body = devcycle_one(env, sdk.kind, key, raw, tail)
         else:
-            flag = evaluate_one(env, key, reflag_context(raw, key), sdk.kind)
-        body = orjson.dumps(
-            {**flag, "eventStreams": event_streams(request, sdk, env.version, edge.settings.public_url)}
-        )
-        # An ETag like every snapshot-dependent answer of the edge; the spec has no 304 here.
-        return _json(body, headers={"ETag": etag_of(body)})
+            body = evaluate_one(env, key, reflag_context(raw, key), sdk.kind, tail)
+        return _answer(request, body, etag_of(body))
 
-    async def evaluate_flags(self, request: Request) -> Response:
-        _allow(request, "POST")
+    async def flags_parts(self, request: Request) -> Parts:
+        """``POST /ofrep/v1/evaluate/flags``: every flag, ETag and ``If-None-Match`` → 304."""
         edge = self.edge
         view = edge.state.view
         sdk = sdk_key(view, request, allow_query=False)
         env = edge.environment(view, sdk.environment)
         self.limiter.check(sdk.key_hash)
         raw = await read_context(request, edge.settings.max_body_bytes, timeout=edge.settings.body_timeout)
-        streams = event_streams(request, sdk, env.version, edge.settings.public_url)
+        tail = self.tails.get(request, sdk, env.version).bulk
         if is_devcycle(env):
-            return _cached(
-                request,
-                b'{"flags":'
-                + devcycle_all(env, sdk.kind, raw)
-                + b',"metadata":{"flagStateVersion":%d},"eventStreams":' % env.version
-                + orjson.dumps(streams)
-                + b"}",
-            )
-        context = reflag_context(raw)
-        body = {
-            "flags": evaluate_all(env, context, self.shapes.get(env), sdk.kind),
-            "metadata": {"flagStateVersion": env.version},
-            "eventStreams": streams,
-        }
-        return _cached(request, orjson.dumps(body))
+            return _cached(request, b'{"flags":' + devcycle_all(env, sdk.kind, raw) + tail + b"}")
+        return _cached(request, evaluate_all(env, reflag_context(raw), sdk.kind, tail))
 
     async def configuration(self, request: Request) -> Response:
         _allow(request, "GET")
         view = self.edge.state.view
         sdk = sdk_key(view, request, allow_query=False)
         env = view.environments.get(sdk.environment)
-        return _cached(
-            request, DEVCYCLE_CONFIGURATION_BODY if env is not None and is_devcycle(env) else CONFIGURATION_BODY
-        )
+        if env is not None and is_devcycle(env):
+            parts = _cached(request, DEVCYCLE_CONFIGURATION_BODY, DEVCYCLE_CONFIGURATION_ETAG)
+        else:
+            parts = _cached(request, CONFIGURATION_BODY, CONFIGURATION_ETAG)
+        status, headers, body = parts
+        response = Response(body, status_code=status)
+        response.raw_headers = headers
+        return response
 
     async def stream(self, request: Request) -> Response:
         """SSE: a ``refetchEvaluation`` event each time the key's environment gets a new version.

@@ -7,7 +7,8 @@ routes, the answer parts the hot path sends for a GET. Everything else derives f
 
 * the Starlette routes (``server.app``), each wrapped in the guard that answers errors in the
   route's shape;
-* the hot path's dispatch (:func:`hot_parts`): path → answer parts, for ``GET`` only;
+* the hot path's dispatch (:func:`hot_routes`): method and path → answer parts (``GET`` for the
+  SDK polling routes, ``POST`` for OFREP evaluation);
 * the load shedder's exemptions (:data:`NEVER_SHED`): probes and SSE subscriptions;
 * the CORS allow-headers (:data:`CORS_ALLOW_HEADERS`);
 * the error shape of a path answered before or without its handler (:func:`shape_for`: a shed
@@ -30,6 +31,7 @@ from server.devcycle.config import STREAM_PATH, ConfigRoutes
 from server.devcycle.events import EventRoutes
 from server.errors import AIRBORNE, DEVCYCLE, ENVELOPE, OFREP, Shape
 from server.events import FLAG_EVENT, EventIntake
+from server.hot_path import HotRoute
 from server.ofrep import ANY_METHOD, OfrepApi
 from server.release import release_endpoint
 from server.releaseo import ReleaseoApi
@@ -90,9 +92,10 @@ class Api:
     shed: bool = True
     # Request headers the route's browser clients send (CORS preflights must allow them).
     cors_headers: tuple[str, ...] = ()
-    # The hot path answers GET with these parts, before routing; the routed handler (HEAD)
-    # wraps the same parts in a Response.
+    # The hot path answers `hot_method` with these parts, before routing; the routed handler
+    # (other methods) wraps the same parts in a Response.
     hot: Callable[[Handlers], PartsEndpoint] | None = None
+    hot_method: str = "GET"
 
 
 def hot_api(
@@ -123,10 +126,16 @@ def _devcycle(
 
 
 def _ofrep(
-    path: str, handler: Callable[[Handlers], Endpoint], *, shed: bool = True, cors_headers: tuple[str, ...] = ()
+    path: str,
+    handler: Callable[[Handlers], Endpoint],
+    *,
+    shed: bool = True,
+    cors_headers: tuple[str, ...] = (),
+    hot: Callable[[Handlers], PartsEndpoint] | None = None,
 ) -> Api:
-    """An OFREP route: every method reaches the handler (a wrong one gets OFREP's 405 body)."""
-    return Api(path, handler, ANY_METHOD, OFREP, shed, (*OFREP_HEADERS, *cors_headers))
+    """An OFREP route: every method reaches the handler (a wrong one gets OFREP's 405 body);
+    with ``hot``, the hot path answers its POSTs."""
+    return Api(path, handler, ANY_METHOD, OFREP, shed, (*OFREP_HEADERS, *cors_headers), hot, "POST")
 
 
 REFLAG_READ = (*REFLAG_HEADERS, "Last-Event-ID")
@@ -168,8 +177,8 @@ ROUTES: tuple[Api, ...] = (
     _releaseo("/sdk/roadmap/{id}/follow", lambda r: r.follow, ("POST",)),
     _releaseo("/e", lambda r: r.product_events, ("POST",)),
     # OpenFeature remote evaluation.
-    _ofrep("/ofrep/v1/evaluate/flags/{key:path}", lambda h: h.ofrep.evaluate_flag),
-    _ofrep("/ofrep/v1/evaluate/flags", lambda h: h.ofrep.evaluate_flags),
+    _ofrep("/ofrep/v1/evaluate/flags/{key:path}", lambda h: h.ofrep.evaluate_flag, hot=lambda h: h.ofrep.flag_parts),
+    _ofrep("/ofrep/v1/evaluate/flags", lambda h: h.ofrep.evaluate_flags, hot=lambda h: h.ofrep.flags_parts),
     _ofrep("/ofrep/v1/configuration", lambda h: h.ofrep.configuration),
     _ofrep("/ofrep/v1/stream", lambda h: h.ofrep.stream, shed=False, cors_headers=OFREP_STREAM),
     # DevCycle SDKs: local-bucketing server SDKs' config and realtime stream, client SDKs'
@@ -228,6 +237,16 @@ def shape_for(path: str) -> Shape:
     return ENVELOPE
 
 
-def hot_parts(handlers: Handlers) -> dict[str, PartsEndpoint]:
-    """The hot path's dispatch: path → the answer parts of a GET."""
-    return {api.path: api.hot(handlers) for api in ROUTES if api.hot is not None}
+def hot_routes(handlers: Handlers) -> list[HotRoute]:
+    """The hot path's dispatch: every route declared ``hot``, its method and answer parts. A
+    trailing ``{name:path}`` parameter makes the path a prefix (no other parameter is allowed)."""
+    out: list[HotRoute] = []
+    for api in ROUTES:
+        if api.hot is None:
+            continue
+        path, brace, param = api.path.partition("{")
+        if brace and not (param.endswith(":path}") and "{" not in param):
+            raise ValueError(f"hot route {api.path}: only a trailing {{name:path}} parameter is supported")
+        name = param.removesuffix(":path}") if brace else None
+        out.append(HotRoute(api.hot_method, path, api.hot(handlers), api.shape, name))
+    return out

@@ -5,6 +5,7 @@ use crate::jsnum::json_number_to_string;
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::cell::Cell;
 
 /// Interned names of the flattened context fields that a set of rules reads.
 ///
@@ -52,12 +53,29 @@ impl Fields {
 /// fields a compiled snapshot reads. Slot `i` holds the value of field `i`, if present.
 #[derive(Debug, Default)]
 pub struct FlatContext<'a> {
-    slots: Vec<Option<Cow<'a, str>>>,
+    slots: Vec<Slot<'a>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slot<'a> {
+    value: Option<Cow<'a, str>>,
+    /// The value as a date (epoch ms), parsed at the first date comparison that reads it: W2
+    /// compares the same `company.createdAt` in dozens of flags, and parsing it each time was a
+    /// tenth of the evaluation.
+    date: Cell<DateMemo>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+enum DateMemo {
+    #[default]
+    Unparsed,
+    Invalid,
+    At(f64),
 }
 
 impl<'a> FlatContext<'a> {
     pub fn empty(fields: &Fields) -> Self {
-        Self { slots: vec![None; fields.len()] }
+        Self { slots: vec![Slot::default(); fields.len()] }
     }
 
     /// Flatten a nested context (an object; anything else flattens to nothing).
@@ -69,7 +87,7 @@ impl<'a> FlatContext<'a> {
         let slots = &mut flat.slots;
         flatten_into(ctx, &|k| fields.get(k).is_some(), &mut |k, v| {
             if let Some(slot) = fields.get(k).and_then(|id| slots.get_mut(id as usize)) {
-                *slot = Some(v);
+                slot.value = Some(v);
             }
         });
         flat
@@ -89,13 +107,29 @@ impl<'a> FlatContext<'a> {
     #[inline]
     fn set(&mut self, id: u32, v: Cow<'a, str>) {
         if let Some(slot) = self.slots.get_mut(id as usize) {
-            *slot = Some(v);
+            slot.value = Some(v);
         }
     }
 
     #[inline]
     pub fn get(&self, id: u32) -> Option<&str> {
-        self.slots.get(id as usize).and_then(|s| s.as_deref())
+        self.slots.get(id as usize).and_then(|s| s.value.as_deref())
+    }
+
+    /// Field `id`'s value parsed with `parse` as a date (`None` when absent or not a date),
+    /// parsed once per context.
+    #[inline]
+    pub fn date(&self, id: u32, parse: impl FnOnce(&str) -> Option<f64>) -> Option<f64> {
+        let slot = self.slots.get(id as usize)?;
+        match slot.date.get() {
+            DateMemo::At(at) => Some(at),
+            DateMemo::Invalid => None,
+            DateMemo::Unparsed => {
+                let at = parse(slot.value.as_deref()?);
+                slot.date.set(at.map_or(DateMemo::Invalid, DateMemo::At));
+                at
+            }
+        }
     }
 }
 
@@ -204,29 +238,37 @@ fn ordered_entries(map: &Map<String, Value>) -> Vec<(&str, &Value)> {
     all
 }
 
+/// The object at the dotted path `parents` under `node`, made where missing; `None` when a
+/// non-object sits on the way. Keys are only allocated for objects it creates.
+fn descend<'m>(mut node: &'m mut Map<String, Value>, parents: Option<&str>) -> Option<&'m mut Map<String, Value>> {
+    for seg in parents.into_iter().flat_map(|p| p.split('.')) {
+        if !node.contains_key(seg) {
+            node.insert(seg.to_owned(), Value::Object(Map::new()));
+        }
+        node = match node.get_mut(seg) {
+            Some(Value::Object(m)) => m,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
 /// `@reflag/flag-evaluation` `unflattenJSON`: dotted names back into nested objects, skipping
 /// prototype-polluting segments, so JSON Logic and DevCycle nodes can read a query-string context.
 pub fn unflatten<S: AsRef<str>>(pairs: &[(S, S)]) -> Value {
     let mut root = Map::new();
     for (name, value) in pairs {
         let name = name.as_ref();
-        let segments: Vec<&str> = name.split('.').collect();
-        if segments.iter().any(|s| matches!(*s, "__proto__" | "constructor" | "prototype")) {
+        if name.split('.').any(|s| matches!(s, "__proto__" | "constructor" | "prototype")) {
             continue;
         }
-        let mut node = &mut root;
-        let last = segments.len().saturating_sub(1);
-        for (i, seg) in segments.iter().enumerate() {
-            if i == last {
-                node.insert((*seg).to_owned(), Value::String(value.as_ref().to_owned()));
-                break;
-            }
-            let entry = node.entry((*seg).to_owned()).or_insert_with(|| Value::Object(Map::new()));
-            match entry {
-                Value::Object(m) => node = m,
-                // A string already sits here: JS assigns into a primitive, which is a no-op.
-                _ => break,
-            }
+        let (parents, leaf) = match name.rsplit_once('.') {
+            Some((parents, leaf)) => (Some(parents), leaf),
+            None => (None, name),
+        };
+        // A string already sits on the way: JS assigns into a primitive, which is a no-op.
+        if let Some(node) = descend(&mut root, parents) {
+            node.insert(leaf.to_owned(), Value::String(value.as_ref().to_owned()));
         }
     }
     Value::Object(root)
@@ -276,6 +318,40 @@ mod tests {
         assert_eq!(flat.get(0), None);
     }
 
+    /// `unflatten` as it was before it stopped allocating per segment: the reference.
+    fn unflatten_before(pairs: &[(&str, &str)]) -> Value {
+        let mut root = Map::new();
+        for (name, value) in pairs {
+            let segments: Vec<&str> = name.split('.').collect();
+            if segments.iter().any(|s| matches!(*s, "__proto__" | "constructor" | "prototype")) {
+                continue;
+            }
+            let mut node = &mut root;
+            let last = segments.len().saturating_sub(1);
+            for (i, seg) in segments.iter().enumerate() {
+                if i == last {
+                    node.insert((*seg).to_owned(), Value::String((*value).to_owned()));
+                    break;
+                }
+                let entry = node.entry((*seg).to_owned()).or_insert_with(|| Value::Object(Map::new()));
+                match entry {
+                    Value::Object(m) => node = m,
+                    _ => break,
+                }
+            }
+        }
+        Value::Object(root)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unflatten_is_what_it_was(pairs in proptest::collection::vec(("[ab.]{0,5}", "[0-9]"), 0..8)) {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let (got, want) = (unflatten(&pairs), unflatten_before(&pairs));
+            proptest::prop_assert_eq!(serde_json::to_string(&got).ok(), serde_json::to_string(&want).ok());
+        }
+    }
+
     #[test]
     fn unflatten_skips_pollution() {
         let pairs = vec![
@@ -285,5 +361,12 @@ mod tests {
             ("c.d".into(), "4".into()),
         ];
         assert_eq!(unflatten(&pairs), json!({"a": {"b": "1"}, "c": "3"}));
+        // Empty segments are keys; a later leaf replaces an object in place; a primitive blocks.
+        let odd = [(".b", "1"), ("a..c", "2"), ("", "3"), ("c.d", "4"), ("x.y", "5"), ("x", "6"), ("x.z", "7")];
+        let got = unflatten(&odd);
+        assert_eq!(got, unflatten_before(&odd));
+        assert_eq!(got, json!({"": "3", "a": {"": {"c": "2"}}, "c": {"d": "4"}, "x": "6"}));
+        let keys: Vec<&String> = got.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        assert_eq!(keys, ["", "a", "c", "x"]);
     }
 }

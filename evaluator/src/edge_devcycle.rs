@@ -185,6 +185,8 @@ pub struct VariationConfig {
     pub payload: Value,
     /// `,"config":{"key":…,"version":…,"payload":…` without the closing brace.
     pub json: Vec<u8>,
+    /// How OFREP answers show it.
+    pub ofrep: crate::ofrep::VariantBytes,
 }
 
 impl DevcycleFlag {
@@ -203,7 +205,8 @@ impl DevcycleFlag {
                 config_version.map(|version| {
                     let payload = Value::Object(v.payload);
                     let json = variant_json(v.key, version, &payload);
-                    VariationConfig { key: v.key.into(), payload, json }
+                    let ofrep = crate::ofrep::VariantBytes::new(v.key, &payload);
+                    VariationConfig { key: v.key.into(), payload, json, ofrep }
                 })
             })
             .collect();

@@ -6,15 +6,42 @@
 use crate::edge_devcycle::KeyKind;
 use crate::error::{EvalError, RuleError as CoreRuleError, MAX_DATA_DEPTH};
 use crate::snapshot::{self, Context, FlagResult, Options};
-use crate::{context, devcycle, hash, jsonlogic, semver};
+use crate::{context, devcycle, hash, jsonlogic, ofrep, semver};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+
+thread_local! {
+    /// The answer buffer of this thread's evaluations: an answer is written here and copied once
+    /// into its Python bytes, so a worker allocates its buffer once instead of growing a new one
+    /// (tens of kB for a W2 answer) per request.
+    static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Buffers above this are dropped after use (a 100,000-flag answer should not stay resident).
+const BUFFER_KEEP: usize = 1 << 20;
+
+/// Run `write` on this thread's empty answer buffer and return what `finish` makes of it.
+fn with_buffer<R>(write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut out) => {
+            out.clear();
+            let r = write(&mut out);
+            if out.capacity() > BUFFER_KEEP {
+                *out = Vec::new();
+            }
+            r
+        }
+        // Re-entered (not expected: nothing inside calls back into Python): a buffer of its own.
+        Err(_) => write(&mut Vec::new()),
+    })
+}
 
 create_exception!(_evaluator, EvaluatorError, PyValueError, "Base class of evaluator errors.");
 create_exception!(
@@ -253,9 +280,10 @@ impl PySnapshot {
             let ctx = context_value(context)?;
             let kind = self::key_kind(key_kind)?;
             let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms), kind };
-            let mut out = Vec::new();
-            self.inner.evaluate_all::<String>(&Context::Nested(&ctx), opts, &mut out);
-            Ok(PyBytes::new(py, &out))
+            Ok(with_buffer(|out| {
+                self.inner.evaluate_all::<String>(&Context::Nested(&ctx), opts, out);
+                PyBytes::new(py, out)
+            }))
         })
     }
 
@@ -275,9 +303,10 @@ impl PySnapshot {
             let pairs = to_pairs(pairs)?;
             let kind = self::key_kind(key_kind)?;
             let opts = Options { enabled_only, debug, now_ms: now_ms.unwrap_or_else(self::now_ms), kind };
-            let mut out = Vec::new();
-            self.inner.evaluate_all(&Context::Flat(&pairs), opts, &mut out);
-            Ok(PyBytes::new(py, &out))
+            Ok(with_buffer(|out| {
+                self.inner.evaluate_all(&Context::Flat(&pairs), opts, out);
+                PyBytes::new(py, out)
+            }))
         })
     }
 
@@ -351,6 +380,62 @@ impl PySnapshot {
             let now = now_ms.unwrap_or_else(self::now_ms);
             let r = self.inner.evaluate_flag(key, &Context::Flat(&pairs), now, kind);
             r.map(|r| flag_result(py, key, r)).transpose()
+        })
+    }
+
+    /// The OFREP bulk answer for a nested context (module `ofrep`): `{"flags":[...]`, then
+    /// `tail` (further members, each with its leading comma), then `}`. `has_targeting_key`:
+    /// the OFREP context named its subject; flags hidden from `key_kind` keys are left out.
+    #[pyo3(signature = (context = None, *, flag_state_version, has_targeting_key, tail = None, now_ms = None, key_kind = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn ofrep_all<'py>(
+        &self,
+        py: Python<'py>,
+        context: Option<&Bound<'py, PyAny>>,
+        flag_state_version: u64,
+        has_targeting_key: bool,
+        tail: Option<&[u8]>,
+        now_ms: Option<f64>,
+        key_kind: Option<&str>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        guard(|| {
+            let ctx = context_value(context)?;
+            let kind = self::key_kind(key_kind)?;
+            let now_ms = now_ms.unwrap_or_else(self::now_ms);
+            let opts = ofrep::Options { flag_state_version, has_targeting_key, now_ms, kind };
+            Ok(with_buffer(|out| {
+                self.inner.ofrep_all::<String>(&Context::Nested(&ctx), opts, tail.unwrap_or_default(), out);
+                PyBytes::new(py, out)
+            }))
+        })
+    }
+
+    /// One flag's OFREP answer for a nested context: `(True, success object with tail before
+    /// its closing brace)`, `(False, its TARGETING_KEY_MISSING failure object)`, or `None` for an
+    /// unknown flag (or one hidden from `key_kind` keys).
+    #[pyo3(signature = (key, context = None, *, flag_state_version, has_targeting_key, tail = None, now_ms = None, key_kind = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn ofrep_flag<'py>(
+        &self,
+        py: Python<'py>,
+        key: &str,
+        context: Option<&Bound<'py, PyAny>>,
+        flag_state_version: u64,
+        has_targeting_key: bool,
+        tail: Option<&[u8]>,
+        now_ms: Option<f64>,
+        key_kind: Option<&str>,
+    ) -> PyResult<Option<(bool, Bound<'py, PyBytes>)>> {
+        guard(|| {
+            let ctx = context_value(context)?;
+            let kind = self::key_kind(key_kind)?;
+            let now_ms = now_ms.unwrap_or_else(self::now_ms);
+            let opts = ofrep::Options { flag_state_version, has_targeting_key, now_ms, kind };
+            Ok(with_buffer(|out| {
+                let ok =
+                    self.inner.ofrep_flag::<String>(key, &Context::Nested(&ctx), opts, tail.unwrap_or_default(), out);
+                ok.map(|ok| (ok, PyBytes::new(py, out)))
+            }))
         })
     }
 

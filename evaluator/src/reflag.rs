@@ -11,8 +11,8 @@ use crate::error::{Budget, RuleError, MAX_RULE_DEPTH};
 use crate::hash::reflag_hash_parts;
 use crate::jsnum::{json_number_to_f64, string_to_number};
 use crate::jsonlogic::Logic;
+use rustc_hash::FxHashSet;
 use serde_json::{Map, Value};
-use std::collections::HashSet;
 
 /// Context operators of Reflag's `context` filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,8 @@ impl Operator {
 pub struct Comparison {
     pub op: Operator,
     values: Vec<String>,
-    set: Option<HashSet<String>>,
+    // Fx: the set is the snapshot's values; a context value is only looked up, never inserted.
+    set: Option<FxHashSet<String>>,
     /// `values[0]` lower-cased (CONTAINS), or `None` when absent.
     lower: Option<String>,
     /// `Number(values[0])` (GT/LT, AFTER/BEFORE days); NaN when absent.
@@ -94,6 +95,42 @@ impl Comparison {
         }
     }
 
+    /// The operator compares dates (the field's value is parsed as one).
+    #[inline]
+    pub fn reads_date(&self) -> bool {
+        matches!(self.op, Operator::After | Operator::Before | Operator::DateAfter | Operator::DateBefore)
+    }
+
+    /// A date comparison of the field's value already parsed (`at`, `None` when not a date).
+    pub fn eval_date(&self, at: Option<f64>, now_ms: f64) -> bool {
+        let Some(at) = at else {
+            return false;
+        };
+        match self.op {
+            Operator::After | Operator::Before => {
+                let Some(then) = days_ago(now_ms, self.number) else {
+                    return false;
+                };
+                if self.op == Operator::After {
+                    at > then
+                } else {
+                    at < then
+                }
+            }
+            Operator::DateAfter | Operator::DateBefore => {
+                let Some(v) = self.date else {
+                    return false;
+                };
+                if self.op == Operator::DateAfter {
+                    at >= v
+                } else {
+                    at <= v
+                }
+            }
+            _ => false,
+        }
+    }
+
     /// `evaluate(fieldValue, operator, values)`; `now_ms` is the clock for AFTER/BEFORE.
     pub fn eval(&self, field: &str, now_ms: f64) -> bool {
         let first = self.values.first().map(String::as_str);
@@ -108,25 +145,8 @@ impl Comparison {
                 let f = string_to_number(field);
                 !f.is_nan() && !self.number.is_nan() && f < self.number
             }
-            Operator::After | Operator::Before => {
-                let (Some(then), Some(at)) = (days_ago(now_ms, self.number), parse_date(field)) else {
-                    return false;
-                };
-                if self.op == Operator::After {
-                    at > then
-                } else {
-                    at < then
-                }
-            }
-            Operator::DateAfter | Operator::DateBefore => {
-                let (Some(at), Some(v)) = (parse_date(field), self.date) else {
-                    return false;
-                };
-                if self.op == Operator::DateAfter {
-                    at >= v
-                } else {
-                    at <= v
-                }
+            Operator::After | Operator::Before | Operator::DateAfter | Operator::DateBefore => {
+                self.eval_date(parse_date(field), now_ms)
             }
             Operator::Set => !field.is_empty(),
             Operator::NotSet => field.is_empty(),
@@ -196,6 +216,7 @@ impl Filter {
         match self {
             Filter::Constant(b) => *b,
             Filter::Context { field, cmp } => match scope.flat.get(*field) {
+                Some(_) if cmp.reads_date() => cmp.eval_date(scope.flat.date(*field, parse_date), scope.now_ms),
                 Some(v) => cmp.eval(v, scope.now_ms),
                 None if matches!(cmp.op, Operator::Set | Operator::NotSet) => cmp.eval("", scope.now_ms),
                 None => {

@@ -17,6 +17,7 @@ use crate::counts::{self, index_in, Counts};
 use crate::devcycle;
 use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
+use crate::ofrep;
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope};
 use crate::reflag_sdk;
 use serde_json::{Map, Value};
@@ -31,6 +32,8 @@ struct Variant {
     payload: Value,
     /// `,"config":{"key":…,"version":…,"payload":…` without the closing brace.
     json: Vec<u8>,
+    /// How OFREP answers show it.
+    ofrep: ofrep::VariantBytes,
 }
 
 #[derive(Debug, Clone)]
@@ -46,10 +49,11 @@ struct Flag {
     devcycle: Option<DevcycleFlag>,
     /// The SDK key kinds that never see this flag (`sdkVisibility`).
     hidden: Hidden,
-    /// `"key":{"isEnabled":`
-    head: Vec<u8>,
-    /// `,"key":"…","targetingVersion":…`
-    tail: Vec<u8>,
+    /// `"key":{"isEnabled":false,"key":"…","targetingVersion":…` and the same with `true`: one
+    /// copy per flag into the answer instead of three.
+    open: [Box<[u8]>; 2],
+    /// The constant parts of its OFREP answers.
+    ofrep: ofrep::FlagBytes,
 }
 
 /// How to evaluate all flags.
@@ -130,6 +134,28 @@ pub struct Snapshot {
     /// Evaluations per Reflag-path flag and variation ([`counts::reflag_slot`]); DevCycle-decided
     /// flags count in their DevCycle config's counters.
     counts: Counts,
+    /// The field OFREP's targeting key stands for (`user.id`), when a rule reads it.
+    user_id_field: Option<u32>,
+}
+
+/// What one flag answers in OFREP.
+enum OfrepOutcome<'s> {
+    Success {
+        enabled: bool,
+        reason: &'static str,
+        config: Option<&'s ofrep::VariantBytes>,
+    },
+    /// Off because it reads `user.id` and the context has no targeting key.
+    TargetingKeyMissing,
+}
+
+/// Buffers one OFREP answer reuses from flag to flag.
+#[derive(Default)]
+struct OfrepScratch {
+    missing: Missing,
+    variant_missing: Missing,
+    results: Vec<bool>,
+    devcycle: Option<devcycle::Scratch>,
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -264,6 +290,7 @@ impl Snapshot {
                 counts::reflag_slots(f.variants.len())
             }
         }));
+        let user_id_field = fields.get(USER_ID);
         Ok(Self {
             fields,
             flags,
@@ -275,6 +302,7 @@ impl Snapshot {
             local_json,
             remote_only,
             counts,
+            user_id_field,
         })
     }
 
@@ -414,9 +442,7 @@ impl Snapshot {
                     out.push(b',');
                 }
                 first = false;
-                out.extend_from_slice(&flag.head);
-                out.extend_from_slice(if enabled { b"true" } else { b"false" });
-                out.extend_from_slice(&flag.tail);
+                out.extend_from_slice(&flag.open[usize::from(enabled)]);
                 write_details(out, &results, &missing, &self.fields, opts.debug);
                 if !flag.variants.is_empty() {
                     cfg_missing.0.clear();
@@ -528,9 +554,7 @@ impl Snapshot {
         served: Option<&devcycle::Served>,
         results: Option<&[bool]>,
     ) {
-        out.extend_from_slice(&flag.head);
-        out.extend_from_slice(if served.is_some() { b"true" } else { b"false" });
-        out.extend_from_slice(&flag.tail);
+        out.extend_from_slice(&flag.open[usize::from(served.is_some())]);
         let no_missing = Missing::default();
         if let Some(results) = results {
             write_details(out, results, &no_missing, &self.fields, true);
@@ -628,6 +652,123 @@ impl Snapshot {
             out.extend(config.drain_counts());
         }
         out
+    }
+}
+
+/// The context field OFREP's `targetingKey` stands for.
+const USER_ID: &str = "user.id";
+
+impl Snapshot {
+    /// The OFREP bulk answer for one context: `{"flags":[...]` (every flag the key's kind
+    /// sees, in snapshot order; module [`ofrep`]), then `tail` (the caller's further members,
+    /// each with its leading comma), then `}`.
+    pub fn ofrep_all<S: AsRef<str>>(&self, ctx: &Context<'_, S>, opts: ofrep::Options, tail: &[u8], out: &mut Vec<u8>) {
+        self.with_scope(ctx, opts.now_ms, |scope| {
+            out.reserve(self.flags.len() * 128 + tail.len() + 16);
+            out.extend_from_slice(b"{\"flags\":[");
+            let mut scratch = OfrepScratch::default();
+            let mut first = true;
+            for flag in &self.flags {
+                if flag.hidden.hides(opts.kind) {
+                    continue;
+                }
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                self.write_ofrep(out, flag, scope, opts, &mut scratch);
+            }
+            out.push(b']');
+            out.extend_from_slice(tail);
+            out.push(b'}');
+        });
+    }
+
+    /// One flag's OFREP answer for one context: `Some(true)` after writing its success object
+    /// with `tail` before the closing brace, `Some(false)` after writing its
+    /// TARGETING_KEY_MISSING failure object (no `tail`); `None` for a flag the snapshot does not
+    /// have or hides from `opts.kind` keys.
+    pub fn ofrep_flag<S: AsRef<str>>(
+        &self,
+        key: &str,
+        ctx: &Context<'_, S>,
+        opts: ofrep::Options,
+        tail: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<bool> {
+        let flag = self.flags.get(*self.by_key.get(key)?)?;
+        if flag.hidden.hides(opts.kind) {
+            return None;
+        }
+        Some(self.with_scope(ctx, opts.now_ms, |scope| {
+            let start = out.len();
+            let ok = self.write_ofrep(out, flag, scope, opts, &mut OfrepScratch::default());
+            if ok {
+                // Reopen the object for the caller's members.
+                out.truncate(out.len() - 1);
+                out.extend_from_slice(tail);
+                out.push(b'}');
+            }
+            debug_assert!(out.len() > start);
+            ok
+        }))
+    }
+
+    /// One flag's OFREP object; false when it is the TARGETING_KEY_MISSING failure.
+    fn write_ofrep(
+        &self,
+        out: &mut Vec<u8>,
+        flag: &Flag,
+        scope: &Scope<'_, '_>,
+        opts: ofrep::Options,
+        scratch: &mut OfrepScratch,
+    ) -> bool {
+        match self.ofrep_outcome(flag, scope, opts, scratch) {
+            OfrepOutcome::Success { enabled, reason, config } => {
+                flag.ofrep.write_success(out, enabled, reason, config, opts.flag_state_version);
+                true
+            }
+            OfrepOutcome::TargetingKeyMissing => {
+                out.extend_from_slice(flag.ofrep.missing_key());
+                false
+            }
+        }
+    }
+
+    /// The outcome [`Snapshot::evaluate_flag`] gives, without building its result.
+    fn ofrep_outcome<'s>(
+        &'s self,
+        flag: &'s Flag,
+        scope: &Scope<'_, '_>,
+        opts: ofrep::Options,
+        scratch: &mut OfrepScratch,
+    ) -> OfrepOutcome<'s> {
+        if let Some(dc) = &flag.devcycle {
+            let served = self.serve(dc, scope, &mut scratch.devcycle, None);
+            self.count_served(dc, served.as_ref());
+            let reason = flag.ofrep.fixed.unwrap_or(match &served {
+                None => "DEFAULT",
+                Some(s) if s.split => "SPLIT",
+                Some(_) => "TARGETING_MATCH",
+            });
+            let config = served.as_ref().and_then(|s| dc.config_of(s)).map(|c| &c.ofrep);
+            return OfrepOutcome::Success { enabled: served.is_some(), reason, config };
+        }
+        scratch.missing.0.clear();
+        scratch.results.clear();
+        let mut budget = Budget::default();
+        // Every rule is evaluated, as for `/features/evaluated`, so that the missing fields are
+        // complete and the budget left for the variants is the same.
+        let enabled = eval_rules(&flag.rules, scope, &mut scratch.missing, &mut budget, Some(&mut scratch.results));
+        if !enabled && !opts.has_targeting_key && self.user_id_field.is_some_and(|id| scratch.missing.0.contains(&id)) {
+            self.count(flag, false, None);
+            return OfrepOutcome::TargetingKeyMissing;
+        }
+        let reason = flag.ofrep.reason(scratch.results.iter().position(|r| *r));
+        scratch.variant_missing.0.clear();
+        let config = pick_variant(&flag.variants, scope, &mut scratch.variant_missing, &mut budget, None);
+        self.count(flag, enabled, config.and_then(|v| index_in(&flag.variants, v)));
+        OfrepOutcome::Success { enabled, reason, config: config.map(|v| &v.ofrep) }
     }
 }
 
@@ -757,7 +898,8 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         };
         let payload = vm.get("payload").cloned().unwrap_or(Value::Null);
         let json = variant_json(vkey, config_version, &payload);
-        variants.push(Variant { filter, key: vkey.into(), payload, json });
+        let ofrep = ofrep::VariantBytes::new(vkey, &payload);
+        variants.push(Variant { filter, key: vkey.into(), payload, json, ofrep });
     }
     let mut head = Vec::with_capacity(key.len() + 16);
     json_str(&mut head, key);
@@ -769,6 +911,19 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
+    let open = [false, true].map(|enabled| {
+        let word: &[u8] = if enabled { b"true" } else { b"false" };
+        [&head[..], word, &tail[..]].concat().into_boxed_slice()
+    });
+    let fixed = if rules.is_empty() {
+        Some("DISABLED")
+    } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
+        Some("STATIC")
+    } else {
+        None
+    };
+    let rollout = rules.iter().map(Filter::has_rollout).collect();
+    let ofrep = ofrep::FlagBytes::new(key, targeting_version, fixed, rollout);
     Ok(Flag {
         key: key.into(),
         targeting_version,
@@ -778,8 +933,8 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         has_config,
         devcycle: None,
         hidden: Hidden::default(),
-        head,
-        tail,
+        open,
+        ofrep,
     })
 }
 

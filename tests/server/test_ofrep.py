@@ -21,7 +21,7 @@ import evaluator
 from contract.store import ChangeSet, SnapshotReader, SnapshotWriter
 from server.app import create_app
 from server.errors import OFREP, EdgeError, render
-from server.ofrep import evaluate_all, evaluate_one, flag_shapes, reflag_context
+from server.ofrep import evaluate_all, evaluate_one, reflag_context
 from server.service import Edge
 from server.settings import EdgeSettings
 from server.state import Environment
@@ -320,6 +320,12 @@ class FailingSnapshot:
     def evaluate_all(self, context: Any = None, **options: Any) -> bytes:
         raise evaluator.EvaluatorError("internal evaluator error")
 
+    def ofrep_flag(self, key: str, context: Any = None, **options: Any) -> None:
+        raise evaluator.EvaluatorError("internal evaluator error")
+
+    def ofrep_all(self, context: Any = None, **options: Any) -> bytes:
+        raise evaluator.EvaluatorError("internal evaluator error")
+
 
 def test_evaluator_failure_is_400_general() -> None:
     env = Environment("env", "production", "proj", 1, cast(evaluator.Snapshot, FailingSnapshot()), b"")
@@ -333,7 +339,7 @@ def test_evaluator_failure_is_400_general() -> None:
         "errorDetails": "evaluation failed: internal evaluator error",
     }
     with pytest.raises(EdgeError) as bulk:
-        evaluate_all(env, context, {}, "server")
+        evaluate_all(env, context, "server")
     assert (bulk.value.status, bulk.value.ofrep_code, bulk.value.flag_key) == (400, "GENERAL", None)
 
 
@@ -502,6 +508,10 @@ def test_half_rollout_splits_users(edge: Harness) -> None:
 
 
 def test_flag_shapes() -> None:
+    """The reference's shapes (tests/server/ofrep_reference.py; the evaluator's answers are
+    compared with it in test_ofrep_answers.py)."""
+    from tests.server.ofrep_reference import flag_shapes
+
     shapes = flag_shapes(FEATURES, [])
     assert (shapes["legacy-banner"].fixed, shapes["new-checkout"].fixed, shapes["kill-switch"].fixed) == (
         "DISABLED",

@@ -27,10 +27,12 @@ def test_never_shed_are_the_probes_and_the_streams() -> None:
     assert {"/health", "/ready", "/metrics", *streams} == NEVER_SHED
 
 
-def test_the_hot_path_serves_the_polling_routes() -> None:
+def test_the_hot_path_serves_the_polling_routes_and_ofrep_evaluation() -> None:
     assert HOT_SHAPES == {
         "/features/evaluated": ENVELOPE,
         "/features/enabled": ENVELOPE,
+        "/ofrep/v1/evaluate/flags/{key:path}": OFREP,
+        "/ofrep/v1/evaluate/flags": OFREP,
         "/v1/sdkConfig": DEVCYCLE,
         "/v1/mobileSDKConfig": DEVCYCLE,
     }

@@ -119,6 +119,31 @@ class Snapshot:
     def evaluate_flag_flat(
         self, key: str, pairs: _FlatContext, *, now_ms: float | None = None, key_kind: _KeyKind | None = None
     ) -> _FlagResult | None: ...
+    def ofrep_all(
+        self,
+        context: Mapping[str, _JSONValue] | None = None,
+        *,
+        flag_state_version: int,
+        has_targeting_key: bool,
+        tail: bytes | None = None,
+        now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
+    ) -> bytes:
+        """The OFREP bulk answer: ``{"flags":[...]``, then ``tail`` (further members, each with
+        its leading comma), then ``}``; flags hidden from ``key_kind`` keys are left out."""
+    def ofrep_flag(
+        self,
+        key: str,
+        context: Mapping[str, _JSONValue] | None = None,
+        *,
+        flag_state_version: int,
+        has_targeting_key: bool,
+        tail: bytes | None = None,
+        now_ms: float | None = None,
+        key_kind: _KeyKind | None = None,
+    ) -> tuple[bool, bytes] | None:
+        """One flag's OFREP answer: ``(True, success object with tail before its closing brace)``,
+        ``(False, its TARGETING_KEY_MISSING failure object)``, or None for an unknown or hidden flag."""
     def hidden_from(self, key_kind: _KeyKind) -> list[str]:
         """Keys of the flags ``sdkVisibility`` hides from SDK keys of this kind, in snapshot order."""
     def drain_counts(self) -> list[tuple[str, str, int]]:

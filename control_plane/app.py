@@ -65,7 +65,7 @@ class RequestIdMiddleware:
 
 
 def create_app(settings: Settings) -> Starlette:
-    store = Store(settings.db_path)
+    store = Store(settings.database)
     # A damaged LMDB file is moved aside and rebuilt by the republish below (it is derived data).
     floor = recover_damaged_store(settings.data_dir)
     publisher = Publisher(

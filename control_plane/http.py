@@ -12,7 +12,6 @@ import asyncio
 import logging
 import re
 import secrets
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -25,6 +24,7 @@ from starlette.routing import Route
 
 from contract.client_address import ClientAddress
 from control_plane.authz import KeyAccess, Principal, admit, authenticate
+from control_plane.dialect import STORAGE_ERRORS, Connection
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
 from control_plane.group_commit import GroupCommits
@@ -54,7 +54,7 @@ class Services:
     # Called with the ids of projects whose snapshot data changed, inside the write transaction;
     # raises ApiError when a snapshot does not compile (the write then rolls back). Returns the
     # validated environment documents by environment id.
-    validate_projects: Callable[[sqlite3.Connection, set[str]], dict[str, dict[str, Any]]]
+    validate_projects: Callable[[Connection, set[str]], dict[str, dict[str, Any]]]
     # Called after commit, still under the store lock, with the same ids and those documents:
     # publishes the snapshots.
     publish_projects: Callable[[set[str], dict[str, dict[str, Any]]], object]
@@ -108,7 +108,7 @@ def _pydantic_details(e: ValidationError, prefix: str = "") -> list[dict[str, st
 class Write:
     """What a change function receives inside :meth:`Ctx.commit`."""
 
-    db: sqlite3.Connection
+    db: Connection
     principal: Principal
     change_reason: str | None
     touched: set[str] = field(default_factory=set)
@@ -350,7 +350,7 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
             return JSON(result, status_code=spec.status)
         except ApiError as err:
             return error_response(request, err, spec.shape)
-        except (sqlite3.Error, OSError) as e:
+        except STORAGE_ERRORS as e:
             # A full or failing disk is the store's state, not this request's bug: 503, not 500.
             failure = services.store.note_failure(e)
             if failure is None:

@@ -7,6 +7,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from contract.client_address import parse_networks
 from control_plane.bundle_fetch import FetchPolicy, parse_hosts
@@ -20,6 +21,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
+    # postgresql://… puts the source of truth in PostgreSQL (several replicas may serve it);
+    # None: SQLite in the data dir.
+    database_url: str | None = field(default=None, repr=False)
     jwt_secret: str = field(default="", repr=False)
     access_token_ttl: int = 3600
     refresh_token_ttl: int = 30 * 24 * 3600
@@ -59,16 +63,37 @@ class Settings:
     def db_path(self) -> Path:
         return self.data_dir / "control_plane.sqlite3"
 
+    @property
+    def database(self) -> Path | str:
+        """What :class:`control_plane.store.Store` opens: the PostgreSQL URL, else the SQLite file."""
+        return self.database_url or self.db_path
+
 
 def env_default(name: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + name, default)
 
 
 def env_arg(
-    parser: argparse.ArgumentParser, flag: str, env: str, help_text: str, default: str | None = None, kind: type = str
+    parser: argparse.ArgumentParser,
+    flag: str,
+    env: str,
+    help_text: str,
+    default: str | None = None,
+    kind: type = str,
+    *,
+    type_: Any = None,
 ) -> None:
     """A flag whose default comes from ``FLAGEDGE_<env>``; ``--help`` names the variable."""
-    parser.add_argument(flag, default=env_default(env, default), type=kind, help=f"{help_text} [env {ENV_PREFIX}{env}]")
+    parser.add_argument(
+        flag, default=env_default(env, default), type=type_ or kind, help=f"{help_text} [env {ENV_PREFIX}{env}]"
+    )
+
+
+def parse_database_url(url: str) -> str:
+    """A ``postgresql://`` URL, or "" for SQLite (argparse turns the ValueError into a usage error)."""
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("the database URL is postgresql://user@host:port/database")
+    return url
 
 
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,6 +101,14 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     env_arg(parser, "--host", "HOST", "address to listen on", "127.0.0.1")
     env_arg(parser, "--port", "PORT", "port to listen on", "8080", int)
     env_arg(parser, "--redis-url", "REDIS_URL", "Redis for multi-host snapshot distribution (optional)")
+    env_arg(
+        parser,
+        "--database-url",
+        "DATABASE_URL",
+        "postgresql://… keeps the source of truth in PostgreSQL, shared by several control-plane replicas"
+        " (default: SQLite in the data dir)",
+        type_=parse_database_url,
+    )
     env_arg(parser, "--jwt-secret", "JWT_SECRET", "HS256 signing secret (default: generated once into the data dir)")
     env_arg(parser, "--access-token-ttl", "ACCESS_TOKEN_TTL", "access token lifetime in seconds", "3600", int)
     env_arg(parser, "--max-body-bytes", "MAX_BODY_BYTES", "largest accepted request body in bytes", str(1 << 20), int)
@@ -178,6 +211,7 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         host=ns.host,
         port=int(ns.port),
         redis_url=ns.redis_url or None,
+        database_url=ns.database_url or None,
         jwt_secret=load_jwt_secret(data_dir, ns.jwt_secret),
         access_token_ttl=int(ns.access_token_ttl),
         max_body_bytes=int(ns.max_body_bytes),
@@ -231,6 +265,8 @@ def to_env(settings: Settings) -> dict[str, str]:
     }
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
     return {ENV_PREFIX + name: value for name, value in env.items()}
 
 

@@ -8,13 +8,13 @@ their targetingVersion. An audience that a feature or audience uses cannot be de
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 from starlette.responses import Response
 
 import evaluator
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.features_snapshot import audience_refs, translate_filter
 from control_plane.http import Ctx, Router, Write
@@ -40,17 +40,17 @@ from control_plane.store import new_id, now_iso
 router = Router("devcycle-audiences")
 
 
-def _used_audiences(db: sqlite3.Connection, project_id: str) -> set[str]:
+def _used_audiences(db: Connection, project_id: str) -> set[str]:
     return {a for t in project_filter_trees(db, project_id) for a in audience_refs(t)}
 
 
-def _audience_parents(db: sqlite3.Connection, project_id: str, audience_id: str) -> list[sqlite3.Row]:
+def _audience_parents(db: Connection, project_id: str, audience_id: str) -> list[Row]:
     """Audiences whose filters reference ``audience_id`` directly."""
     rows = db.execute("SELECT * FROM audiences WHERE project_id = ? AND id != ?", (project_id, audience_id)).fetchall()
     return [r for r in rows if audience_id in audience_refs(loads(r["filters"], {}))]
 
 
-def _audience(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
+def _audience(db: Connection, project_id: str, ident: str) -> Row:
     return row_by_id_or_key(db, "audiences", "project_id", project_id, ident, "audience")
 
 
@@ -214,7 +214,7 @@ async def update_audience(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-def _usages(db: sqlite3.Connection, project_id: str, audience_id: str) -> dict[str, Any]:
+def _usages(db: Connection, project_id: str, audience_id: str) -> dict[str, Any]:
     features: dict[str, dict[str, Any]] = {}
     for row in configurations_using(db, project_id, {audience_id}):
         entry = features.setdefault(

@@ -7,12 +7,12 @@ every DevCycle configuration's targetingVersion. Deleting a project deletes ever
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from starlette.responses import Response
 
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.devcycle.common import (
@@ -38,8 +38,8 @@ _PROJECT_SELECT = (
 )
 
 
-def _project_row(db: sqlite3.Connection, project_id: str) -> sqlite3.Row:
-    row: sqlite3.Row = db.execute(_PROJECT_SELECT + " WHERE p.id = ?", (project_id,)).fetchone()
+def _project_row(db: Connection, project_id: str) -> Row:
+    row: Row = db.execute(_PROJECT_SELECT + " WHERE p.id = ?", (project_id,)).fetchone()
     return row
 
 

@@ -8,13 +8,13 @@ the environment.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.routes.devcycle.common import loads
 
 
-def project_view(row: sqlite3.Row) -> dict[str, Any]:
+def project_view(row: Row) -> dict[str, Any]:
     return {
         "_id": row["id"],
         "_organization": row["organisation_id"],
@@ -30,7 +30,7 @@ def project_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def key_view(row: sqlite3.Row) -> dict[str, Any]:
+def key_view(row: Row) -> dict[str, Any]:
     return {
         "prefix": row["prefix"],
         "createdAt": row["created_at"],
@@ -39,13 +39,11 @@ def key_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def environment_view(
-    db: sqlite3.Connection, row: sqlite3.Row, new_keys: dict[str, str] | None = None
-) -> dict[str, Any]:
+def environment_view(db: Connection, row: Row, new_keys: dict[str, str] | None = None) -> dict[str, Any]:
     """The DevCycle environment; ``new_keys`` (hash -> plaintext) are shown in full, once."""
     keys: dict[str, list[dict[str, Any]]] = {"mobile": [], "client": [], "server": []}
     for k in db.execute(
-        "SELECT * FROM sdk_keys WHERE environment_id = ? ORDER BY created_at, rowid", (row["id"],)
+        "SELECT * FROM sdk_keys WHERE environment_id = ? ORDER BY created_at, key_hash", (row["id"],)
     ).fetchall():
         view = key_view(k)
         if new_keys and k["key_hash"] in new_keys:
@@ -69,12 +67,12 @@ def environment_view(
     }
 
 
-def feature_view(db: sqlite3.Connection, feature_id: str) -> dict[str, Any]:
+def feature_view(db: Connection, feature_id: str) -> dict[str, Any]:
     f = db.execute("SELECT * FROM features WHERE id = ?", (feature_id,)).fetchone()
     variations = db.execute("SELECT * FROM variations WHERE feature_id = ? ORDER BY position", (feature_id,)).fetchall()
     keys = {v["id"]: v["key"] for v in variations}
     variables = db.execute(
-        "SELECT * FROM variables WHERE feature_id = ? ORDER BY created_at, rowid", (feature_id,)
+        "SELECT * FROM variables WHERE feature_id = ? ORDER BY created_at, id", (feature_id,)
     ).fetchall()
     return {
         "_id": f["id"],
@@ -101,11 +99,11 @@ def feature_view(db: sqlite3.Connection, feature_id: str) -> dict[str, Any]:
     }
 
 
-def variation_view(row: sqlite3.Row) -> dict[str, Any]:
+def variation_view(row: Row) -> dict[str, Any]:
     return {"_id": row["id"], "key": row["key"], "name": row["name"], "variables": loads(row["variables"], {})}
 
 
-def variable_view(row: sqlite3.Row) -> dict[str, Any]:
+def variable_view(row: Row) -> dict[str, Any]:
     view: dict[str, Any] = {
         "_id": row["id"],
         "_project": row["project_id"],
@@ -127,7 +125,7 @@ def variable_view(row: sqlite3.Row) -> dict[str, Any]:
     return view
 
 
-def configuration_view(feature: sqlite3.Row, env: sqlite3.Row, row: sqlite3.Row | None) -> dict[str, Any]:
+def configuration_view(feature: Row, env: Row, row: Row | None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "_feature": feature["id"],
         "_environment": env["id"],
@@ -148,15 +146,13 @@ def configuration_view(feature: sqlite3.Row, env: sqlite3.Row, row: sqlite3.Row 
     return view
 
 
-def feature_configurations(
-    db: sqlite3.Connection, feature: sqlite3.Row, env_id: str | None = None
-) -> list[dict[str, Any]]:
+def feature_configurations(db: Connection, feature: Row, env_id: str | None = None) -> list[dict[str, Any]]:
     """The feature's configuration in every environment of its project (or only ``env_id``), in
     environment creation order; an environment without a row shows the inactive default."""
     envs = db.execute(
         "SELECT * FROM environments WHERE project_id = ?"
         + (" AND id = ?" if env_id else "")
-        + " ORDER BY created_at, rowid",
+        + " ORDER BY created_at, id",
         (feature["project_id"], env_id) if env_id else (feature["project_id"],),
     ).fetchall()
     rows = {
@@ -166,7 +162,7 @@ def feature_configurations(
     return [configuration_view(feature, e, rows.get(e["id"])) for e in envs]
 
 
-def audience_view(row: sqlite3.Row, used: set[str] | None = None) -> dict[str, Any]:
+def audience_view(row: Row, used: set[str] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "name": row["name"],
         "key": row["key"],
@@ -186,7 +182,7 @@ def audience_view(row: sqlite3.Row, used: set[str] | None = None) -> dict[str, A
     return view
 
 
-def property_view(row: sqlite3.Row, used: set[str] | None = None) -> dict[str, Any]:
+def property_view(row: Row, used: set[str] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "name": row["name"],
         "key": row["key"],

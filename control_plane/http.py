@@ -64,6 +64,9 @@ class Services:
     key_limits: KeyLimits
     # Batched durable inserts for high-volume intake (telemetry).
     group_commits: GroupCommits
+    # Several replicas (PostgreSQL): called inside the write transaction with the touched project
+    # ids, to queue them for the replica that publishes (control_plane/replication.py).
+    record_change: Callable[[Connection, set[str]], None] | None = None
 
 
 def request_id(request: Request) -> str:
@@ -197,6 +200,8 @@ class Ctx:
                 result = change(w)
                 if w.touched:
                     documents = self.services.validate_projects(db, w.touched)
+                    if self.services.record_change is not None:
+                        self.services.record_change(db, w.touched)
                 db.executemany(
                     "INSERT INTO audit_log (at, actor, organisation_id, project_id, action, target,"
                     " change_reason, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

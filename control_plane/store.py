@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import sqlite3
 import threading
-import uuid
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -74,8 +75,27 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+_ids = threading.Lock()
+_last_id = [0, 0]  # the milliseconds and the counter of the newest id this process made
+
+
 def new_id() -> str:
-    return uuid.uuid4().hex[:24]
+    """24 hex digits that sort in creation order within a process: milliseconds since the epoch
+    (11 digits), a counter within the millisecond (3), 40 random bits (10) that keep ids of several
+    replicas apart. Lists order rows by ``created_at, id``: rows written in one millisecond (one
+    transaction's variables) keep the order they were made in, on either store (PostgreSQL has no
+    SQLite ``rowid``)."""
+    ms = time.time_ns() // 1_000_000
+    with _ids:
+        last_ms, counter = _last_id
+        if ms <= last_ms:
+            ms, counter = last_ms, counter + 1
+            if counter > 0xFFF:
+                ms, counter = last_ms + 1, 0
+        else:
+            counter = 0
+        _last_id[:] = [ms, counter]
+    return f"{ms:011x}{counter:03x}{secrets.token_hex(5)}"
 
 
 class Store:

@@ -142,7 +142,7 @@ class PageQuery(BaseModel):
 
 def paginate(db: Connection, q: PageQuery, sql: str, params: tuple[Any, ...]) -> tuple[list[Row], int, int]:
     """``(rows, total_items, total_pages)`` of ``sql`` (which must carry its ORDER BY)."""
-    total = int(db.execute(f"SELECT COUNT(*) FROM ({sql})", params).fetchone()[0])
+    total = int(db.execute(f"SELECT COUNT(*) FROM ({sql}) matching", params).fetchone()[0])
     if q.all:
         return list(db.execute(sql, params)), total, 1 if total else 0
     rows = db.execute(f"{sql} LIMIT ? OFFSET ?", (*params, q.count, (q.page_number - 1) * q.count)).fetchall()

@@ -32,6 +32,7 @@ from control_plane.replication import Replication
 from control_plane.routes import airborne, api_keys, devcycle, organisations, releaseo, sytwm, users
 from control_plane.security import Tokens
 from control_plane.settings import Settings, from_env
+from control_plane.shared_limits import SharedKeyLimits, SharedLoginGuard
 from control_plane.store import Store
 
 log = logging.getLogger("control_plane")
@@ -92,20 +93,27 @@ def create_app(settings: Settings) -> Starlette:
             publisher.republish_all()
     else:
         replication.start()  # tries to become the publisher once before serving
+    # Several replicas share their limits in PostgreSQL; one SQLite process keeps them in memory.
+    limits = (
+        settings.api_v1_rate_per_key,
+        settings.api_v1_burst_per_key,
+        settings.api_v1_rate_per_address,
+        settings.api_v1_burst_per_address,
+    )
+    if store.postgresql:
+        login_guard: LoginGuard = SharedLoginGuard(store, settings.login_attempts_per_minute)
+        key_limits: KeyLimits = SharedKeyLimits(store, *limits)
+    else:
+        login_guard, key_limits = LoginGuard(settings.login_attempts_per_minute), KeyLimits(*limits)
     services = Services(
         settings=settings,
         store=store,
         tokens=Tokens(settings.jwt_secret, settings.access_token_ttl, settings.refresh_token_ttl),
         validate_projects=snapshots.validate_projects,
         publish_projects=replication.publish if replication else publisher.publish_projects,
-        login_guard=LoginGuard(settings.login_attempts_per_minute),
+        login_guard=login_guard,
         client_address=ClientAddress(settings.trusted_proxies),
-        key_limits=KeyLimits(
-            settings.api_v1_rate_per_key,
-            settings.api_v1_burst_per_key,
-            settings.api_v1_rate_per_address,
-            settings.api_v1_burst_per_address,
-        ),
+        key_limits=key_limits,
         group_commits=GroupCommits(store),
         record_change=replication.record if replication else None,
     )

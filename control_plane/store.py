@@ -166,11 +166,14 @@ class Store:
             yield PgConnection(raw)
 
     @contextmanager
-    def write_transaction(self, conn: Connection) -> Iterator[None]:
-        """A write transaction on ``conn`` holding the database's write lock from its start."""
+    def write_transaction(self, conn: Connection, *, serialized: bool = True) -> Iterator[None]:
+        """A write transaction on ``conn`` holding the database's write lock from its start
+        (PostgreSQL, ``serialized=False``: only the row locks its statements take, for state that
+        is not the source of truth's, e.g. rate limits)."""
         if self.postgresql:
             conn.execute("BEGIN")
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+            if serialized:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
         else:
             conn.execute("BEGIN IMMEDIATE")
         try:
@@ -185,12 +188,12 @@ class Store:
             raise
 
     @contextmanager
-    def transaction(self) -> Iterator[Connection]:
+    def transaction(self, *, serialized: bool = True) -> Iterator[Connection]:
         """A write transaction; everything inside commits together or not at all. A storage
         fault on the way is recorded (:meth:`note_failure`); a commit clears it."""
         with self._lock:
             try:
-                with self._connection() as conn, self.write_transaction(conn):
+                with self._connection() as conn, self.write_transaction(conn, serialized=serialized):
                     yield conn
             except STORAGE_ERRORS as e:
                 self.note_failure(e)

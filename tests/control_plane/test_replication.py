@@ -63,7 +63,9 @@ def test_one_replica_publishes_what_any_committed_and_another_takes_over(tmp_pat
         assert a.get("/v1/projects/shop", headers=h).status_code == 200  # one database behind both
         for key in ("one", "two"):
             client = a if key == "one" else b
-            assert client.post("/v1/projects/shop/features", json={"key": key, "name": key}, headers=h).status_code == 201
+            assert (
+                client.post("/v1/projects/shop/features", json={"key": key, "name": key}, headers=h).status_code == 201
+            )
             r = client.patch(
                 f"/v1/projects/shop/features/{key}/configurations",
                 params={"environment": "prod"},
@@ -121,3 +123,17 @@ def test_outbox_rows_follow_commit_order(tmp_path: Path, postgres_url: str) -> N
         replication.leader = True
         assert replication.drain() is not None
         assert store.one("SELECT COUNT(*) FROM publish_outbox")[0] == 0
+
+
+def test_login_backoff_and_limits_hold_on_every_replica(tmp_path: Path, postgres_url: str) -> None:
+    """A login backoff earned on one replica refuses the next attempt on the other."""
+    with _replica(tmp_path / "a", postgres_url) as a, _replica(tmp_path / "b", postgres_url) as b:
+        owner = Api(a).signup()
+        for _ in range(5):  # the free failures, all on replica a
+            r = a.post("/users/login", json={"name": owner.name, "password": "wrong-password"})
+            assert r.status_code == 401, r.text
+        r = a.post("/users/login", json={"name": owner.name, "password": "wrong-password"})
+        assert r.status_code == 401  # the sixth failure earns a backoff
+        r = b.post("/users/login", json={"name": owner.name, "password": "correct-horse"})
+        assert r.status_code == 429, r.text
+        assert int(r.headers["retry-after"]) >= 1

@@ -19,3 +19,31 @@ CREATE TABLE publish_state (
     publisher TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
+
+-- Rate limits and login budgets shared by every replica (control_plane/shared_limits.py; the
+-- single SQLite process keeps them in memory). Times are seconds since the epoch.
+CREATE TABLE rate_buckets (
+    limiter TEXT NOT NULL,
+    key TEXT NOT NULL,
+    tokens REAL NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (limiter, key)
+);
+
+-- Login attempts per client address (kind 'address') and failures per account (kind 'account').
+CREATE TABLE login_hits (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX login_hits_key ON login_hits(kind, key, at);
+
+-- Per account and client address: failures and the backoff they earned.
+CREATE TABLE login_backoff (
+    account TEXT NOT NULL,
+    address TEXT NOT NULL,
+    failures INTEGER NOT NULL,
+    last REAL NOT NULL,
+    locked_until REAL NOT NULL,
+    PRIMARY KEY (account, address)
+);

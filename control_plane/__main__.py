@@ -74,6 +74,9 @@ def _demo(ns: argparse.Namespace) -> int:
 
 
 def _backup(ns: argparse.Namespace) -> int:
+    if os.environ.get("FLAGEDGE_DATABASE_URL"):
+        print("the store is PostgreSQL: back it up with pg_dump (README, Backup and restore)", file=sys.stderr)
+        return 2
     from pathlib import Path
 
     from control_plane.backup import BackupError, backup

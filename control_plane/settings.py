@@ -204,6 +204,10 @@ def load_jwt_secret(data_dir: Path, configured: str | None) -> str:
 
 
 def from_namespace(ns: argparse.Namespace) -> Settings:
+    if ns.database_url and not ns.jwt_secret:
+        # A secret generated into one replica's data dir would make every other replica refuse
+        # its tokens.
+        raise SystemExit("--database-url needs --jwt-secret (FLAGEDGE_JWT_SECRET): every replica signs with it")
     data_dir = Path(ns.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     return Settings(

@@ -28,7 +28,7 @@ from control_plane.store import Store
 PREVIOUS_RELEASE_DB = Path(__file__).parent / "fixtures" / "previous_release.sqlite3"
 BASELINE = ["0001_core", "0002_devcycle", "0003_airborne", "0004_releaseo", "0005_events"]
 # Every migration this release ships; the tests add theirs after it.
-SHIPPED = [*BASELINE, "0006_sessions", "0007_sytwm", "0008_releaseo_board"]
+SHIPPED = [*BASELINE, "0006_sessions", "0007_sytwm", "0008_releaseo_board", "0013_replicas"]
 # The version a test's own extra migration takes: the one after the shipped ones.
 NEXT = f"{len(SHIPPED) + 1:04d}"
 ADD_COLUMN = "ALTER TABLE features ADD COLUMN owner TEXT NOT NULL DEFAULT 'nobody';\n"
@@ -113,6 +113,8 @@ def test_previous_release_database_is_adopted_with_its_data(tmp_path: Path) -> N
     added |= {"releaseo_segment_versions"}
     added |= {name for name, _ in schema_of(fresh) if name.startswith("sytwm_")}
     added |= {name for name, _ in schema_of(fresh) if name.startswith("releaseo_") and (name, _) not in before}
+    # 0013: the replicas' publish outbox and shared limits.
+    added |= {"publish_outbox", "publish_state", "rate_buckets", "login_hits", "login_hits_key", "login_backoff"}
     assert [row for row in schema_of(path) if row[0] not in added] == [r for r in before if r[0] not in added]
     assert "api TEXT NOT NULL DEFAULT 'admin'" in dict(schema_of(path))["api_keys"]
     with sqlite3.connect(path) as db:

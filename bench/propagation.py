@@ -5,7 +5,10 @@ host), and — with ``--redis`` — a redis-server, ``sync`` and edge B on a sec
 host). Each round changes one flag's rule to a new value and polls the edges until they serve
 it; the time from the 200 of the admin write to the first matching edge answer is recorded.
 
-    python -m bench.propagation [--changes 200] [--redis]
+    python -m bench.propagation [--changes 200] [--redis] [--database-url postgresql://…]
+
+With ``--database-url`` the control plane keeps its source of truth in that PostgreSQL database
+(an empty one: it is migrated and written) instead of SQLite.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def _served(edge: httpx.Client, key: str, plan: str) -> bool:
     return r.status_code == 200 and r.json()["features"].get("prop", {}).get("isEnabled") is True
 
 
-def run(changes: int, with_redis: bool) -> dict[str, Any]:
+def run(changes: int, with_redis: bool, database_url: str | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="flagedge-prop-"))
     a, b = tmp / "a", tmp / "b"
     a.mkdir()
@@ -72,6 +75,8 @@ def run(changes: int, with_redis: bool) -> dict[str, Any]:
             stack.callback(sync.kill)
         cp = free_port()
         args = ["control_plane", "serve", "--data-dir", str(a), "--port", str(cp)]
+        # Replicas on PostgreSQL share one signing secret (given, not generated per data dir).
+        args += ["--database-url", database_url, "--jwt-secret", "propagation-" + "x" * 32] if database_url else []
         stack.enter_context(
             process(
                 args + (["--redis-url", redis_url] if redis_url else []),
@@ -142,8 +147,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--redis", action="store_true", help="also measure a second host through Redis + sync")
+    parser.add_argument("--database-url", help="the control plane's store in this (empty) PostgreSQL database")
     args = parser.parse_args()
-    print(json.dumps(run(args.changes, args.redis), indent=2))
+    print(json.dumps(run(args.changes, args.redis, args.database_url), indent=2))
     return 0
 
 

@@ -23,7 +23,7 @@ def _serve(ns: argparse.Namespace) -> int:
     except DataDirLocked as e:
         print(f"control plane cannot start: {e}", file=sys.stderr)
         return 1
-    if not _schema_ready(str(settings.db_path)):
+    if not _schema_ready(str(settings.database)):
         return 1
     # Workers build their app from the environment (granian imports the factory after fork).
     os.environ.update(to_env(settings))
@@ -59,7 +59,8 @@ def _schema_ready(db_path: str) -> bool:
     try:
         Store(db_path).close()
     except MigrationError as e:
-        print(f"control plane cannot start on {db_path}: {e}", file=sys.stderr)
+        where = "PostgreSQL" if db_path.startswith("postgres") else db_path  # the URL may hold a password
+        print(f"control plane cannot start on {where}: {e}", file=sys.stderr)
         return False
     return True
 
@@ -73,6 +74,9 @@ def _demo(ns: argparse.Namespace) -> int:
 
 
 def _backup(ns: argparse.Namespace) -> int:
+    if os.environ.get("FLAGEDGE_DATABASE_URL"):
+        print("the store is PostgreSQL: back it up with pg_dump (README, Backup and restore)", file=sys.stderr)
+        return 2
     from pathlib import Path
 
     from control_plane.backup import BackupError, backup

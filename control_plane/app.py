@@ -33,9 +33,11 @@ from control_plane.published_releases import PublishedReleases
 from control_plane.publisher import Publisher
 from control_plane.ratelimit import KeyLimits, LoginGuard
 from control_plane.redis_publish import RedisRetention
+from control_plane.replication import Replication
 from control_plane.routes import airborne, api_keys, devcycle, live, oauth, organisations, releaseo, sytwm, users
 from control_plane.security import Tokens
 from control_plane.settings import KEY_ENCRYPTION_SECRET_FILE, Settings, from_env, load_secret
+from control_plane.shared_limits import SharedKeyLimits, SharedLoginGuard
 from control_plane.store import Store
 from control_plane.webhook_delivery import Deliverer, delivery_policy
 
@@ -71,7 +73,7 @@ class RequestIdMiddleware:
 
 
 def create_app(settings: Settings) -> Starlette:
-    store = Store(settings.db_path)
+    store = Store(settings.database)
     # A damaged LMDB file is moved aside and rebuilt by the republish below (it is derived data).
     floor = recover_damaged_store(settings.data_dir)
     publisher = Publisher(
@@ -86,29 +88,43 @@ def create_app(settings: Settings) -> Starlette:
             bytes=settings.redis_retention_bytes,
         ),
     )
-    # Repairs a publish lost between a SQLite commit and the LMDB write (crash), and gives a new
-    # install its first version, so edges become ready. If LMDB refuses it (map full), the admin
-    # API still starts and /ready reports the failure (the publisher logged it).
-    with contextlib.suppress(ApiError):
-        publisher.republish_all()
+    # PostgreSQL: any number of replicas; the one that holds the publish lock publishes what any
+    # of them committed, in commit order (it republishes everything when it takes over).
+    replication = Replication(store, publisher) if store.postgresql else None
+    if replication is None:
+        # Repairs a publish lost between a SQLite commit and the LMDB write (crash), and gives a
+        # new install its first version, so edges become ready. If LMDB refuses it (map full), the
+        # admin API still starts and /ready reports the failure (the publisher logged it).
+        with contextlib.suppress(ApiError):
+            publisher.republish_all()
+    else:
+        replication.start()  # tries to become the publisher once before serving
+    # Several replicas share their limits in PostgreSQL; one SQLite process keeps them in memory.
+    limits = (
+        settings.api_v1_rate_per_key,
+        settings.api_v1_burst_per_key,
+        settings.api_v1_rate_per_address,
+        settings.api_v1_burst_per_address,
+    )
+    if store.postgresql:
+        login_guard: LoginGuard = SharedLoginGuard(store, settings.login_attempts_per_minute)
+        key_limits: KeyLimits = SharedKeyLimits(store, *limits)
+    else:
+        login_guard, key_limits = LoginGuard(settings.login_attempts_per_minute), KeyLimits(*limits)
     services = Services(
         settings=settings,
         store=store,
         tokens=Tokens(settings.jwt_secret, settings.access_token_ttl, settings.refresh_token_ttl),
         validate_projects=snapshots.validate_projects,
-        publish_projects=publisher.publish_projects,
-        login_guard=LoginGuard(settings.login_attempts_per_minute),
+        publish_projects=replication.publish if replication else publisher.publish_projects,
+        login_guard=login_guard,
         client_address=ClientAddress(settings.trusted_proxies),
-        key_limits=KeyLimits(
-            settings.api_v1_rate_per_key,
-            settings.api_v1_burst_per_key,
-            settings.api_v1_rate_per_address,
-            settings.api_v1_burst_per_address,
-        ),
+        key_limits=key_limits,
         group_commits=GroupCommits(store),
         releases=PublishedReleases(functools.partial(publisher.writer.get, "releases")),
         oidc=OidcClient(settings.oidc) if settings.oidc is not None else None,
         vault=KeyVault(load_secret(settings.data_dir, KEY_ENCRYPTION_SECRET_FILE, settings.key_encryption_secret)),
+        record_change=replication.record if replication else None,
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 
@@ -122,7 +138,7 @@ def create_app(settings: Settings) -> Starlette:
         """503 while the latest snapshot publish failed (changes are saved but edges do not get
         them) or while the disk refuses writes (``storage``, present only then; each call probes
         the disk, so readiness comes back by itself when space returns)."""
-        publish = publisher.status()
+        publish = await asyncio.to_thread(replication.status) if replication else publisher.status()
         failure = await asyncio.to_thread(store.probe)
         body: dict[str, Any] = {"ready": publish["ok"] and failure is None, "publish": publish}
         if failure is not None:
@@ -158,13 +174,17 @@ def create_app(settings: Settings) -> Starlette:
         # de-duplicated by event id).
         # Releaseo's public writes among them that change a project's public board republish it.
         consumer = start_consumer_thread(
-            settings.data_dir, store, redis_url=settings.redis_url, publish=publisher.publish_projects
+            settings.data_dir,
+            store,
+            redis_url=settings.redis_url,
+            publish=replication.enqueue if replication else publisher.publish_projects,
         )
-        catching_up = asyncio.create_task(_catch_up(publisher)) if settings.redis_url else None
         # Webhooks are sent by the process that publishes (outbox rows are claimed with a lease,
         # so replicas sharing a database never send one twice at the same time).
         deliverer = Deliverer(store, delivery_policy(settings))
         delivering = asyncio.create_task(deliverer.run())
+        catch_up = replication.catch_up if replication else publisher.catch_up
+        catching_up = asyncio.create_task(_catch_up(catch_up)) if settings.redis_url else None
         yield
         delivering.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -176,22 +196,25 @@ def create_app(settings: Settings) -> Starlette:
                 await catching_up
         consumer.stop()
         await services.group_commits.close()
+        if replication is not None:
+            replication.stop()
         publisher.close()
         store.close()
 
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.state.services = services
     app.state.publisher = publisher
+    app.state.replication = replication
     app.add_middleware(RequestIdMiddleware)
     return app
 
 
-async def _catch_up(publisher: Publisher, interval: float = CATCH_UP_INTERVAL) -> None:
+async def _catch_up(catch_up: Callable[[], int | None], interval: float = CATCH_UP_INTERVAL) -> None:
     """Go above a Redis high-water mark learned after start without waiting for a write."""
     while True:
         await asyncio.sleep(interval)
         try:
-            publisher.catch_up()  # on the event loop, like every publish of this single worker
+            catch_up()  # on the event loop, like every publish of this single worker
         except ApiError:
             pass  # a failed publish is logged and reported by /ready; tried again next round
         except Exception:

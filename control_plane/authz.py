@@ -6,10 +6,10 @@ so another organisation's resources are indistinguishable from missing ones (404
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from contract.airborne_names import application_key
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, forbidden, not_found, unauthorized
 from control_plane.security import ADMIN_API, Tokens, key_hash, looks_like_api_key, same
 from control_plane.store import Store, now_iso
@@ -146,7 +146,7 @@ class ProjectAccess:
     role: str
 
 
-def org_by_name(db: sqlite3.Connection, principal: Principal, name: str, needed: str = "read") -> OrgAccess:
+def org_by_name(db: Connection, principal: Principal, name: str, needed: str = "read") -> OrgAccess:
     row = db.execute(
         "SELECT o.id, o.name, m.role FROM organisations o JOIN memberships m ON m.organisation_id = o.id "
         "WHERE o.name = ? AND m.user_id = ?",
@@ -159,7 +159,7 @@ def org_by_name(db: sqlite3.Connection, principal: Principal, name: str, needed:
     return OrgAccess(row["id"], row["name"], role)
 
 
-def _project(row: sqlite3.Row | None, principal: Principal, needed: str) -> ProjectAccess:
+def _project(row: Row | None, principal: Principal, needed: str) -> ProjectAccess:
     role = principal.effective_role(row["organisation_id"], row["role"]) if row else None
     if row is None or role is None:
         raise not_found("project")
@@ -175,7 +175,7 @@ _PROJECT_SQL = (
 
 
 def project_by_key(
-    db: sqlite3.Connection, principal: Principal, key_or_id: str, needed: str = "read", organisation: str | None = None
+    db: Connection, principal: Principal, key_or_id: str, needed: str = "read", organisation: str | None = None
 ) -> ProjectAccess:
     """A project the caller can see, by key or id; with several matches ``x-organisation`` decides."""
     rows = db.execute(
@@ -192,7 +192,7 @@ def project_by_key(
 
 
 def application(
-    db: sqlite3.Connection, principal: Principal, organisation: str | None, name: str | None, needed: str = "read"
+    db: Connection, principal: Principal, organisation: str | None, name: str | None, needed: str = "read"
 ) -> ProjectAccess:
     """An Airborne application from the ``x-organisation``/``x-application`` headers."""
     if not organisation or not name:

@@ -17,12 +17,12 @@ End users are named by the ``authorName`` they chose, never by their user id.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
 from contract.store import audience_key
+from control_plane.dialect import Connection
 from control_plane.widget_snapshot import widget_project_key
 
 # Newest comments published per request: a busy thread's older comments stay in the dashboard.
@@ -41,7 +41,7 @@ def _audience(kind: str, item_id: str, stored: str | None, doc: list[dict[str, A
     return "targeted"
 
 
-def _requests(db: sqlite3.Connection, project_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _requests(db: Connection, project_id: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     requests = [
         {
             "id": r["id"],
@@ -68,7 +68,7 @@ def _requests(db: sqlite3.Connection, project_id: str) -> tuple[list[dict[str, A
         "SELECT * FROM (SELECT c.id, c.request_id, c.author_name, c.body, c.created_at, c.seq,"
         " ROW_NUMBER() OVER (PARTITION BY c.request_id ORDER BY c.seq DESC) AS newest"
         " FROM releaseo_comments c JOIN releaseo_feature_requests r ON r.id = c.request_id"
-        " WHERE r.project_id = ? AND r.kind = 'feature_request' AND r.review_status = 'approved')"
+        " WHERE r.project_id = ? AND r.kind = 'feature_request' AND r.review_status = 'approved') ranked"
         " WHERE newest <= ? ORDER BY seq",
         (project_id, MAX_PUBLIC_COMMENTS),
     ):
@@ -78,7 +78,7 @@ def _requests(db: sqlite3.Connection, project_id: str) -> tuple[list[dict[str, A
     return requests, comments
 
 
-def board_snapshot(db: sqlite3.Connection, project_id: str) -> dict[str, Any] | None:
+def board_snapshot(db: Connection, project_id: str) -> dict[str, Any] | None:
     """The project's ``boards`` value, or None while it has no public project key."""
     project_key = widget_project_key(db, project_id)
     if project_key is None:

@@ -35,7 +35,6 @@ audiences by id), so that an unchanged environment serializes to the same bytes.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -44,6 +43,7 @@ import orjson
 import evaluator
 from control_plane.devcycle_overrides import MEMBER as OVERRIDES
 from control_plane.devcycle_overrides import environment_overrides
+from control_plane.dialect import Connection
 from control_plane.features_snapshot import config_filters
 
 # Filter node types DevCycle's bucketing evaluates (an operator group has no type).
@@ -153,7 +153,7 @@ def custom_data_types(declared: Mapping[str, str], trees: list[Any]) -> dict[str
     return dict(sorted(types.items()))
 
 
-def _project(db: sqlite3.Connection, project_id: str) -> dict[str, Any]:
+def _project(db: Connection, project_id: str) -> dict[str, Any]:
     row = db.execute("SELECT id, key, organisation_id, settings FROM projects WHERE id = ?", (project_id,)).fetchone()
     stored = _loads(row["settings"], {})
     settings: dict[str, Any] = {"edgeDB": {"enabled": False}}
@@ -181,7 +181,7 @@ def _hidden(visibility: Mapping[str, Any]) -> dict[str, bool]:
     return {kind: False for kind in SDK_KINDS if visibility.get(kind) is False}
 
 
-def environment_devcycle(db: sqlite3.Connection, environment_id: str) -> dict[str, Any]:
+def environment_devcycle(db: Connection, environment_id: str) -> dict[str, Any]:
     """``{"devcycle", "customDataTypes", "sdkVisibility"}`` of one environment (module doc);
     empty when the environment does not exist."""
     env = db.execute("SELECT id, key, project_id FROM environments WHERE id = ?", (environment_id,)).fetchone()
@@ -206,7 +206,7 @@ def environment_devcycle(db: sqlite3.Connection, environment_id: str) -> dict[st
         "SELECT f.id, f.key, f.type, f.status, f.static_variation, f.settings, f.sdk_visibility, f.tags, "
         "c.targets, c.reflag FROM features f "
         "JOIN feature_configurations c ON c.feature_id = f.id AND c.environment_id = ? "
-        "WHERE f.project_id = ? AND f.status != 'archived' AND c.status = 'active' ORDER BY f.created_at, f.rowid",
+        "WHERE f.project_id = ? AND f.status != 'archived' AND c.status = 'active' ORDER BY f.created_at, f.id",
         (environment_id, project_id),
     ).fetchall()
     features: list[dict[str, Any]] = []
@@ -280,7 +280,7 @@ def environment_devcycle(db: sqlite3.Connection, environment_id: str) -> dict[st
     return members
 
 
-def _variations(db: sqlite3.Connection, feature_id: str, variable_ids: Mapping[tuple[str, str], str]) -> list[Any]:
+def _variations(db: Connection, feature_id: str, variable_ids: Mapping[tuple[str, str], str]) -> list[Any]:
     out = []
     for r in db.execute(
         "SELECT id, key, name, variables FROM variations WHERE feature_id = ? ORDER BY position", (feature_id,)

@@ -17,12 +17,12 @@ match the config. Archived features are not in the config, so their overrides ar
 
 from __future__ import annotations
 
-import sqlite3
+from control_plane.dialect import Connection
 
 MEMBER = "devcycleOverrides"
 
 
-def environment_overrides(db: sqlite3.Connection, environment_id: str) -> dict[str, dict[str, str]]:
+def environment_overrides(db: Connection, environment_id: str) -> dict[str, dict[str, str]]:
     """``{dvcUserId: {feature id: variation id}}`` of one environment (module doc), sorted."""
     out: dict[str, dict[str, str]] = {}
     for r in db.execute(

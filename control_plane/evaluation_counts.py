@@ -17,12 +17,12 @@ The SDK type is the key kind that sent the record (``client``, ``mobile``, ``ser
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from contract.intake import EVALUATION_COUNTS, IntakeRecord
+from control_plane.dialect import Connection
 
 EDGE_COUNTS = EVALUATION_COUNTS
 DEVCYCLE_EVENT = "devcycle-event"  # server.devcycle.events.EVENT_TYPE (the edge's package)
@@ -66,7 +66,7 @@ def _edge_counts(event: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
             yield feature, variation, count
 
 
-def _sdk_counts(db: sqlite3.Connection, environment: str, event: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
+def _sdk_counts(db: Connection, environment: str, event: dict[str, Any]) -> Iterator[tuple[str, str, int]]:
     kind = event.get("type")
     if kind not in ("aggVariableEvaluated", "variableEvaluated"):
         return
@@ -96,7 +96,7 @@ def _sdk_counts(db: sqlite3.Connection, environment: str, event: dict[str, Any])
         yield row["feature"], row["variation"], count
 
 
-def apply(db: sqlite3.Connection, record: IntakeRecord) -> None:
+def apply(db: Connection, record: IntakeRecord) -> None:
     """Add a newly stored record's evaluations (if it has any) to ``evaluation_counts``."""
     kind, event = record["type"], record["event"]
     sdk_type = record["keyKind"] if record["keyKind"] in SDK_TYPES else "api"

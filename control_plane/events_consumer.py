@@ -3,7 +3,7 @@
 The spool and stream formats are the intake contract (``contract/intake.py``). For every ``spool-*.jsonl`` file the
 consumer reads complete lines from the byte offset it stored for that file (keyed by the id in the
 file's header line, so a rotated file keeps its offset), and in one transaction inserts the events
-with ``INSERT OR IGNORE`` on their id and advances the offset. A crash between the two can only
+with ``INSERT … ON CONFLICT DO NOTHING`` on their id and advances the offset. A crash between the two can only
 replay lines, and replayed events are ignored duplicates: delivery is at least once, storage once.
 
 A file is removed once it is fully consumed and will never grow again: a rotated file, or an
@@ -14,7 +14,7 @@ Only one consumer runs at a time per data directory (``events/.consumer.lock``).
 With a Redis URL, :class:`RedisConsumer` also reads the stream ``flagedge:events`` that edges add to
 (``contract/intake.py``) as consumer group ``control-plane`` (created with MKSTREAM, from the start
 of the stream, if missing). Each batch from XREADGROUP is inserted in one transaction with the same
-``INSERT OR IGNORE``, and XACKed (and XDELed: the stream is a queue, not a log) only after that
+``INSERT … ON CONFLICT DO NOTHING``, and XACKed (and XDELed: the stream is a queue, not a log) only after that
 commit. A crash between commit and ack leaves the entries pending: on start the consumer claims
 pending entries that sat idle longer than ``claim_idle`` (XAUTOCLAIM, from consumers that died;
 repeated while running) and re-reads its own pending entries (its name is stable per host), so
@@ -33,7 +33,6 @@ import fcntl
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -58,6 +57,7 @@ from contract.intake import (
 from contract.redis_protocol import client as redis_client
 from contract.redis_protocol import redact
 from control_plane import evaluation_counts, releaseo_intake
+from control_plane.dialect import Connection
 from control_plane.store import Store, now_iso
 
 #: Called with the projects whose public snapshot changed, after the commit, under the store lock.
@@ -132,8 +132,9 @@ def _row(record: IntakeRecord) -> tuple[Any, ...]:
 
 
 INSERT = (
-    "INSERT OR IGNORE INTO events (id, environment_id, project_id, type, key_kind, user_id, company_id, name,"
+    "INSERT INTO events (id, environment_id, project_id, type, key_kind, user_id, company_id, name,"
     " dedup_id, payload, client_timestamp, received_at, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO NOTHING"
 )
 SAVE_OFFSET = (
     "INSERT INTO event_spool_offsets (file_id, path, byte_offset, updated_at) VALUES (?, ?, ?, ?)"
@@ -142,7 +143,7 @@ SAVE_OFFSET = (
 )
 
 
-def _store(db: sqlite3.Connection, records: Iterable[IntakeRecord]) -> tuple[int, set[str]]:
+def _store(db: Connection, records: Iterable[IntakeRecord]) -> tuple[int, set[str]]:
     """Store each record once; apply Releaseo records newly stored. The number newly stored and
     the projects whose public board changed."""
     inserted = 0

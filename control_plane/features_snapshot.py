@@ -39,7 +39,6 @@ its static variation to everyone; ``archived`` features are left out.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +46,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from control_plane.dialect import Connection
 
 THRESHOLD_SCALE = 100_000
 # Built-in DevCycle user fields and where they live in a Reflag context.
@@ -301,7 +302,7 @@ def build_definition(
     return built
 
 
-def _project_context(db: sqlite3.Connection, project_id: str) -> tuple[dict[str, Any], bool]:
+def _project_context(db: Connection, project_id: str) -> tuple[dict[str, Any], bool]:
     audiences = {
         r["id"]: _loads(r["filters"], {})
         for r in db.execute("SELECT id, filters FROM audiences WHERE project_id = ?", (project_id,))
@@ -311,7 +312,7 @@ def _project_context(db: sqlite3.Connection, project_id: str) -> tuple[dict[str,
     return audiences, bool(isinstance(settings, dict) and settings.get("disablePassthroughRollouts"))
 
 
-def _variations(db: sqlite3.Connection, project_id: str, feature_id: str | None = None) -> dict[str, list[Any]]:
+def _variations(db: Connection, project_id: str, feature_id: str | None = None) -> dict[str, list[Any]]:
     active: dict[str, set[str]] = {}
     sql = "SELECT feature_id, key FROM variables WHERE project_id = ? AND status = 'active' AND feature_id IS NOT NULL"
     for r in db.execute(sql, (project_id,)):
@@ -334,9 +335,7 @@ def _now(now_ms: float | None) -> float:
     return time.time() * 1000.0 if now_ms is None else now_ms
 
 
-def environment_features(
-    db: sqlite3.Connection, environment_id: str, *, now_ms: float | None = None
-) -> list[dict[str, Any]]:
+def environment_features(db: Connection, environment_id: str, *, now_ms: float | None = None) -> list[dict[str, Any]]:
     """``[{"key", "targeting": {"version", "rules"}, "config"?}]`` for every feature of the
     environment's project whose configuration in that environment is active."""
     env = db.execute("SELECT project_id FROM environments WHERE id = ?", (environment_id,)).fetchone()
@@ -348,7 +347,7 @@ def environment_features(
     rows = db.execute(
         "SELECT f.id, f.key, f.status, f.static_variation, c.targets, c.reflag, c.targeting_version "
         "FROM features f JOIN feature_configurations c ON c.feature_id = f.id AND c.environment_id = ? "
-        "WHERE f.project_id = ? AND f.status != 'archived' AND c.status = 'active' ORDER BY f.created_at, f.rowid",
+        "WHERE f.project_id = ? AND f.status != 'archived' AND c.status = 'active' ORDER BY f.created_at, f.id",
         (environment_id, project_id),
     ).fetchall()
     now = _now(now_ms)
@@ -396,7 +395,7 @@ def with_rollout_keys(definition: dict[str, Any], flag_key: str) -> dict[str, An
 
 
 def feature_definition(
-    db: sqlite3.Connection, feature_id: str, environment_id: str, *, now_ms: float | None = None
+    db: Connection, feature_id: str, environment_id: str, *, now_ms: float | None = None
 ) -> Built | None:
     """The definition of one feature in one environment as configured, whatever its status
     (used to check a configuration before it is saved)."""

@@ -4,9 +4,9 @@ per batch instead of once per request.
 
 Contract:
 
-* :meth:`GroupCommit.insert` returns the new row's ``rowid`` once the transaction holding the
-  row has committed (``synchronous=FULL``: acknowledged means on disk), or raises the error that
-  failed that transaction (no row of a failed batch is stored).
+* :meth:`GroupCommit.insert` returns the new row's id (the statement ends ``RETURNING id``) once
+  the transaction holding the row has committed (acknowledged means on disk), or raises the
+  error that failed that transaction (no row of a failed batch is stored).
 * One batch is in flight at a time, on a worker thread, on the group commit's own connection
   (:meth:`Store.connect`): the event loop keeps taking requests meanwhile, and the store's own
   connection keeps reading (WAL). A batch holds at most ``max_batch`` rows.
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import DATABASE_ERRORS, Connection
 from control_plane.store import Store
 
 Params = tuple[Any, ...]
@@ -29,11 +29,12 @@ Params = tuple[Any, ...]
 
 class GroupCommit:
     def __init__(self, store: Store, sql: str, max_batch: int = 1000) -> None:
-        """``sql``: one INSERT statement whose parameters each :meth:`insert` call supplies."""
+        """``sql``: one INSERT statement ``… RETURNING id`` whose parameters each :meth:`insert` call
+        supplies."""
         self.store = store
         self.sql = sql
         self.max_batch = max_batch
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._pending: list[tuple[Params, asyncio.Future[int]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -67,14 +68,15 @@ class GroupCommit:
         if self._conn is None:
             self._conn = self.store.connect()
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            ids = [int(conn.execute(self.sql, row).lastrowid or 0) for row in rows]
-            conn.execute("COMMIT")
+            with self.store.write_transaction(conn):
+                ids = [int(conn.execute(self.sql, row).fetchone()[0]) for row in rows]
         except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
+            # The next batch starts on a new connection (a PostgreSQL connection broken by a
+            # server restart stays broken).
+            with contextlib.suppress(*DATABASE_ERRORS):
+                conn.close()
+            self._conn = None
             raise
         if self.store.failure is not None:
             self.store.probe()

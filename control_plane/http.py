@@ -12,7 +12,6 @@ import asyncio
 import logging
 import re
 import secrets
-import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,6 +25,7 @@ from starlette.routing import Route
 from contract.client_address import ClientAddress
 from control_plane import webhook_events
 from control_plane.authz import KeyAccess, Principal, admit, authenticate
+from control_plane.dialect import STORAGE_ERRORS, Connection
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
 from control_plane.group_commit import GroupCommits
@@ -58,7 +58,7 @@ class Services:
     # Called with the ids of projects whose snapshot data changed, inside the write transaction;
     # raises ApiError when a snapshot does not compile (the write then rolls back). Returns the
     # validated environment documents by environment id.
-    validate_projects: Callable[[sqlite3.Connection, set[str]], dict[str, dict[str, Any]]]
+    validate_projects: Callable[[Connection, set[str]], dict[str, dict[str, Any]]]
     # Called after commit, still under the store lock, with the same ids and those documents:
     # publishes the snapshots.
     publish_projects: Callable[[set[str], dict[str, dict[str, Any]]], object]
@@ -74,6 +74,9 @@ class Services:
     oidc: OidcClient | None
     # Values kept encrypted at rest and read back (SDK keys, integration tokens).
     vault: KeyVault
+    # Several replicas (PostgreSQL): called inside the write transaction with the touched project
+    # ids, to queue them for the replica that publishes (control_plane/replication.py).
+    record_change: Callable[[Connection, set[str]], None] | None = None
 
 
 def request_id(request: Request) -> str:
@@ -118,7 +121,7 @@ def _pydantic_details(e: ValidationError, prefix: str = "") -> list[dict[str, st
 class Write:
     """What a change function receives inside :meth:`Ctx.commit`."""
 
-    db: sqlite3.Connection
+    db: Connection
     principal: Principal
     change_reason: str | None
     touched: set[str] = field(default_factory=set)
@@ -225,6 +228,8 @@ class Ctx:
                 result = change(w)
                 if w.touched:
                     documents = self.services.validate_projects(db, w.touched)
+                    if self.services.record_change is not None:
+                        self.services.record_change(db, w.touched)
                 # In the change's transaction: an acknowledged change is a webhook delivery owed.
                 webhook_events.enqueue(db, principal.email, w.entries)
                 if idempotent and idem_key:
@@ -384,7 +389,7 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
             return JSON(result, status_code=spec.status)
         except ApiError as err:
             return error_response(request, err, spec.shape)
-        except (sqlite3.Error, OSError) as e:
+        except STORAGE_ERRORS as e:
             # A full or failing disk is the store's state, not this request's bug: 503, not 500.
             failure = services.store.note_failure(e)
             if failure is None:

@@ -27,7 +27,6 @@ events that carry a user (DevCycle ``variableEvaluated``); aggregated counts car
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from control_plane.dialect import Connection, Row
 from control_plane.store import now_iso
 
 PERIOD_CHARS = {"hour": 13, "day": 10, "month": 7}  # prefix of the stored ISO hour
@@ -93,8 +93,8 @@ def _stats(v: _Variation, dimension: str) -> dict[str, float]:
 
 
 def metric_result(
-    db: sqlite3.Connection,
-    feature: sqlite3.Row,
+    db: Connection,
+    feature: Row,
     environment_ids: Sequence[str],
     *,
     event: str,
@@ -179,7 +179,7 @@ def metric_result(
 
 
 def evaluation_series(
-    db: sqlite3.Connection,
+    db: Connection,
     environment_ids: Sequence[str],
     *,
     feature_key: str | None,
@@ -212,7 +212,7 @@ def evaluation_series(
 
 
 def unique_user_series(
-    db: sqlite3.Connection, environment_ids: Sequence[str], *, start: str, end: str, period: str
+    db: Connection, environment_ids: Sequence[str], *, start: str, end: str, period: str
 ) -> list[dict[str, Any]]:
     """Distinct users with an evaluation event per period (``{date, value}``)."""
     marks = ",".join("?" * len(environment_ids))

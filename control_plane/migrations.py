@@ -5,7 +5,7 @@ Rules:
 * A migration is a file ``NNNN_description.sql`` in ``control_plane/schema/`` (four digits, then
   lower-case letters, digits and ``_``). Versions run 0001, 0002, … without gaps and are applied in
   that order. A migration that one dialect needs written differently is ``NNNN_description.<dialect>.sql``
-  (``sqlite``; later ``postgresql``) beside the shared file: that dialect applies it instead.
+  (``sqlite`` or ``postgresql``) beside the shared file: that dialect applies it instead.
 * Each migration runs in its own write transaction together with its row in ``schema_migrations``
   (version, name, SHA-256 checksum of the file, applied_at): it is applied entirely or not at all.
 * A shipped migration is never edited or renamed. At start, the store refuses to open (a
@@ -20,8 +20,10 @@ Rules:
   (``ALTER TABLE … ADD COLUMN``, ``CREATE TABLE``, ``CREATE INDEX``) and must work on such a database.
 
 The runner is written against ``Dialect``; everything specific to one database (transactions and the
-write lock, running a script, placeholders) lives in its dialect class. ``SQLiteDialect`` is the only
-one today.
+write lock, running a script, placeholders) lives in its dialect class: ``SQLiteDialect`` and
+``PostgreSQLDialect``. A shared migration is written in SQLite's portable subset (``TEXT``,
+``INTEGER``, ``REAL``, ``BLOB``, ``INTEGER PRIMARY KEY``); PostgreSQL runs it with its own types
+(``control_plane.dialect.postgresql_ddl``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+
+from control_plane.dialect import DATABASE_ERRORS, Connection, postgresql_ddl
 
 log = logging.getLogger("control_plane.migrations")
 
@@ -262,3 +266,50 @@ def _first_line(statement: str) -> str:
 
 
 SQLITE = SQLiteDialect()
+
+# Taken (for the transaction) by every migration run on a PostgreSQL database: replicas starting
+# together apply each migration once.
+MIGRATION_LOCK = 0x666C_6167_0000
+
+
+class PostgreSQLDialect:
+    """PostgreSQL through :class:`control_plane.dialect.PgConnection` (``?`` placeholders).
+
+    DDL is transactional in PostgreSQL, so a migration and its record commit together as in SQLite;
+    foreign keys are checked by each statement (a migration cannot leave dangling references)."""
+
+    name = "postgresql"
+    param = "?"
+
+    @contextmanager
+    def session(self, conn: Connection) -> Iterator[None]:
+        if conn.in_transaction:
+            raise MigrationError("migrations need a PostgreSQL connection in autocommit mode, outside a transaction")
+        yield
+
+    @contextmanager
+    def write_transaction(self, conn: Connection) -> Iterator[None]:
+        conn.execute("BEGIN")
+        try:
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def run_script(self, conn: Connection, migration: Migration) -> None:
+        for statement in statements(migration.sql):
+            try:
+                conn.execute(postgresql_ddl(statement))
+            except DATABASE_ERRORS as e:
+                raise MigrationError(f"{migration.filename} failed: {e} in: {_first_line(statement)}") from e
+            if not conn.in_transaction:
+                raise MigrationError(f"{migration.filename} ended the transaction: migrations must not BEGIN or COMMIT")
+
+    def execute(self, conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in conn.execute(sql, params).fetchall()]
+
+
+POSTGRESQL = PostgreSQLDialect()

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from contract.lifecycle import DataDirLock
 from contract.store import DEFAULT_MAP_SIZE, TABLES, ChangeSet, Items, SnapshotWriter, StoreChanged, unstamped
 from control_plane.backup import version_floor
 from control_plane.board_snapshot import board_snapshot
+from control_plane.dialect import Connection
 from control_plane.errors import ApiError
 from control_plane.redis_publish import DEFAULT_RETENTION, RedisPublisher, RedisRetention
 from control_plane.releases_snapshot import release_snapshot
@@ -54,9 +54,7 @@ from control_plane.widget_snapshot import widget_snapshot
 log = logging.getLogger("control_plane.publisher")
 
 
-def project_state(
-    db: sqlite3.Connection, project_id: str, documents: Mapping[str, dict[str, Any]] | None = None
-) -> ChangeSet:
+def project_state(db: Connection, project_id: str, documents: Mapping[str, dict[str, Any]] | None = None) -> ChangeSet:
     """Everything the edge serves for one project, keyed as in LMDB. ``documents`` are environment
     documents already built from this same state (by validation), by environment id."""
     state = ChangeSet()
@@ -204,7 +202,7 @@ class Publisher:
         return self.floor if self.floor > self.writer.version() else 0
 
     def _diff(
-        self, db: sqlite3.Connection, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None
+        self, db: Connection, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None
     ) -> tuple[ChangeSet, dict[str, dict[str, bytes]]]:
         """The change that makes LMDB (as the index knows it) hold the projects' current state."""
         change = ChangeSet()

@@ -1,13 +1,13 @@
 """Applies Releaseo's public writes (intake records, ``contract/intake.py``) to the store.
 
-The events consumer stores every intake record once by its id (``INSERT OR IGNORE`` into
+The events consumer stores every intake record once by its id (``INSERT … ON CONFLICT DO NOTHING`` into
 ``events``) and calls :func:`apply` only for a record it newly stored, in the same transaction:
 a record delivered twice (a retried request with the same ``Idempotency-Key``, a spooled and a
 streamed copy, a replay after a crash) is applied once.
 
 Each write is also idempotent in itself, so a client that retries without a key does no harm:
 
-* submissions and comments carry the id the edge minted (``INSERT OR IGNORE`` on it);
+* submissions and comments carry the id the edge minted (``INSERT … ON CONFLICT DO NOTHING`` on it);
 * votes and follows *set* a state (``voted``/``following`` true or false), never toggle it: a
   user has at most one vote per request and takes it back by setting false. Each row keeps the
   time the edge received the write that set it, and an older write arriving later (another edge
@@ -22,13 +22,13 @@ a request no longer approved) is dropped with a log line: intake must never stal
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 import orjson
 
 from contract import intake
 from contract.intake import IntakeRecord
+from control_plane.dialect import INTEGRITY_ERRORS, Connection
 from control_plane.store import now_iso
 
 log = logging.getLogger("control_plane.releaseo")
@@ -39,21 +39,22 @@ def _text(event: dict[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _seen(
-    db: sqlite3.Connection, project_id: str, user_id: str, at: str, *, identify: int = 0, events: int = 0
-) -> None:
+def _seen(db: Connection, project_id: str, user_id: str, at: str, *, identify: int = 0, events: int = 0) -> None:
     """Create or refresh the end user's row (first/last seen, counts)."""
     db.execute(
         "INSERT INTO releaseo_sdk_users (project_id, user_id, first_seen_at, last_seen_at, identify_count, event_count)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, user_id) DO UPDATE SET"
-        " first_seen_at = MIN(first_seen_at, excluded.first_seen_at),"
-        " last_seen_at = MAX(last_seen_at, excluded.last_seen_at),"
-        " identify_count = identify_count + excluded.identify_count, event_count = event_count + excluded.event_count",
+        " first_seen_at = CASE WHEN excluded.first_seen_at < releaseo_sdk_users.first_seen_at"
+        " THEN excluded.first_seen_at ELSE releaseo_sdk_users.first_seen_at END,"
+        " last_seen_at = CASE WHEN excluded.last_seen_at > releaseo_sdk_users.last_seen_at"
+        " THEN excluded.last_seen_at ELSE releaseo_sdk_users.last_seen_at END,"
+        " identify_count = releaseo_sdk_users.identify_count + excluded.identify_count,"
+        " event_count = releaseo_sdk_users.event_count + excluded.event_count",
         (project_id, user_id, at, at, identify, events),
     )
 
 
-def _identify(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: str) -> None:
+def _identify(db: Connection, project_id: str, event: dict[str, Any], at: str) -> None:
     user_id = _text(event, "userId")
     if user_id is None:
         return
@@ -70,7 +71,7 @@ def _identify(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at
         )
 
 
-def _submit(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: str) -> None:
+def _submit(db: Connection, project_id: str, event: dict[str, Any], at: str) -> None:
     category = _text(event, "categoryId")
     if (
         category is not None
@@ -81,9 +82,9 @@ def _submit(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: 
         category = None  # deleted since the edge checked it: keep the submission, uncategorised
     user_id = _text(event, "userId")
     db.execute(
-        "INSERT OR IGNORE INTO releaseo_feature_requests (id, project_id, kind, review_status, status, title,"
+        "INSERT INTO releaseo_feature_requests (id, project_id, kind, review_status, status, title,"
         " description, category_id, author_user_id, author_name, source, created_at, updated_at)"
-        " VALUES (?, ?, 'feature_request', 'pending', 'open', ?, ?, ?, ?, ?, 'sdk', ?, ?)",
+        " VALUES (?, ?, 'feature_request', 'pending', 'open', ?, ?, ?, ?, ?, 'sdk', ?, ?) ON CONFLICT (id) DO NOTHING",
         (
             event["id"],
             project_id,
@@ -100,7 +101,7 @@ def _submit(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: 
         _seen(db, project_id, user_id, at)
 
 
-def _public_request(db: sqlite3.Connection, project_id: str, request_id: str) -> bool:
+def _public_request(db: Connection, project_id: str, request_id: str) -> bool:
     return bool(
         db.execute(
             "SELECT 1 FROM releaseo_feature_requests WHERE id = ? AND project_id = ? AND kind = 'feature_request'"
@@ -110,14 +111,14 @@ def _public_request(db: sqlite3.Connection, project_id: str, request_id: str) ->
     )
 
 
-def _comment(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: str) -> bool:
+def _comment(db: Connection, project_id: str, event: dict[str, Any], at: str) -> bool:
     request_id = str(event["requestId"])
     if not _public_request(db, project_id, request_id):
         log.info("dropping a comment on request %s: it is not public any more", request_id)
         return False
     inserted = db.execute(
-        "INSERT OR IGNORE INTO releaseo_comments (id, request_id, user_id, author_name, body, source, created_at)"
-        " VALUES (?, ?, ?, ?, ?, 'sdk', ?)",
+        "INSERT INTO releaseo_comments (id, request_id, user_id, author_name, body, source, created_at)"
+        " VALUES (?, ?, ?, ?, ?, 'sdk', ?) ON CONFLICT (id) DO NOTHING",
         (event["id"], request_id, _text(event, "userId"), _text(event, "authorName"), event["body"], at),
     ).rowcount
     if inserted:
@@ -125,7 +126,7 @@ def _comment(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at:
     return bool(inserted)
 
 
-def _set_state(db: sqlite3.Connection, table: str, key: str, column: str, values: tuple[str, str, bool, str]) -> bool:
+def _set_state(db: Connection, table: str, key: str, column: str, values: tuple[str, str, bool, str]) -> bool:
     """Set ``(key, user_id) → column`` unless a newer write set it; True if the state changed."""
     target, user_id, on, at = values
     row = db.execute(f"SELECT {column}, at FROM {table} WHERE {key} = ? AND user_id = ?", (target, user_id)).fetchone()
@@ -139,7 +140,7 @@ def _set_state(db: sqlite3.Connection, table: str, key: str, column: str, values
     return bool(row[column]) != on if row is not None else on
 
 
-def _vote(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: str) -> bool:
+def _vote(db: Connection, project_id: str, event: dict[str, Any], at: str) -> bool:
     request_id = str(event["requestId"])
     if not _public_request(db, project_id, request_id):
         log.info("dropping a vote on request %s: it is not public any more", request_id)
@@ -155,7 +156,7 @@ def _vote(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: st
     return True
 
 
-def _follow(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: str) -> bool:
+def _follow(db: Connection, project_id: str, event: dict[str, Any], at: str) -> bool:
     item_id = str(event["itemId"])
     if not db.execute(
         "SELECT 1 FROM releaseo_roadmap_items WHERE id = ? AND project_id = ? AND visibility != 'internal_only'",
@@ -172,13 +173,17 @@ def _follow(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: 
     )
 
 
-def _product_event(db: sqlite3.Connection, project_id: str, event: dict[str, Any], at: str) -> None:
+def _product_event(db: Connection, project_id: str, event: dict[str, Any], at: str) -> None:
     user_id = _text(event, "userId")
     if user_id is not None:
         _seen(db, project_id, user_id, at, events=1)
 
 
-def apply(db: sqlite3.Connection, record: IntakeRecord) -> str | None:
+# What makes one record not apply (a constraint: an id already used by another project).
+_NOT_APPLICABLE: tuple[type[Exception], ...] = (KeyError, TypeError, ValueError, *INTEGRITY_ERRORS)
+
+
+def apply(db: Connection, record: IntakeRecord) -> str | None:
     """Apply one newly stored Releaseo record; the project to republish, if its board changed."""
     project_id = record["project"]
     if project_id is None or not db.execute("SELECT 1 FROM projects WHERE id = ?", (project_id,)).fetchone():
@@ -200,7 +205,7 @@ def apply(db: sqlite3.Connection, record: IntakeRecord) -> str | None:
             changed = _follow(db, project_id, event, at)
         elif kind == intake.RELEASEO_EVENT:
             _product_event(db, project_id, event, at)
-    except (KeyError, TypeError, ValueError, sqlite3.IntegrityError) as e:
+    except _NOT_APPLICABLE as e:
         # A record the edge validated cannot normally fail here; if one does, it alone is dropped.
         db.execute("ROLLBACK TO releaseo_apply")
         db.execute("RELEASE releaseo_apply")

@@ -22,13 +22,13 @@ evaluator's lenient rules, checkpoint ordering, rule building and rule validatio
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
 
 import evaluator
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError
 
 OTHERWISE = "otherwise"
@@ -66,10 +66,10 @@ def compare_values(comparator: str, a: str, b: str) -> int:
 # Cohort rules.
 
 
-def _checkpoint_order(checkpoints: Sequence[sqlite3.Row]) -> list[sqlite3.Row]:
+def _checkpoint_order(checkpoints: Sequence[Row]) -> list[Row]:
     """Highest value first; for one value the stricter ``*_gt`` before ``*_ge``."""
 
-    def cmp(a: sqlite3.Row, b: sqlite3.Row) -> int:
+    def cmp(a: Row, b: Row) -> int:
         c = compare_values(a["comparator"], a["value"], b["value"])
         if c:
             return -c
@@ -78,7 +78,7 @@ def _checkpoint_order(checkpoints: Sequence[sqlite3.Row]) -> list[sqlite3.Row]:
     return sorted(checkpoints, key=functools.cmp_to_key(cmp))
 
 
-def ordered_cohorts(db: sqlite3.Connection, dimension_id: str) -> list[sqlite3.Row]:
+def ordered_cohorts(db: Connection, dimension_id: str) -> list[Row]:
     """Cohorts in evaluation order: groups by priority, then checkpoints from the top down."""
     rows = db.execute("SELECT * FROM ab_cohorts WHERE dimension_id = ? ORDER BY created_at, name", (dimension_id,))
     all_rows = list(rows)
@@ -87,7 +87,7 @@ def ordered_cohorts(db: sqlite3.Connection, dimension_id: str) -> list[sqlite3.R
     return groups + checkpoints
 
 
-def cohort_definitions(depends_on: str, cohorts: Iterable[sqlite3.Row]) -> list[tuple[str, str, Any]]:
+def cohort_definitions(depends_on: str, cohorts: Iterable[Row]) -> list[tuple[str, str, Any]]:
     """``(name, kind, json_logic)`` per cohort, in evaluation order.
 
     A group is ``in`` its member list. A checkpoint is its lower bound, and below the top
@@ -97,7 +97,7 @@ def cohort_definitions(depends_on: str, cohorts: Iterable[sqlite3.Row]) -> list[
     """
     var = {"var": depends_on}
     out: list[tuple[str, str, Any]] = []
-    above: sqlite3.Row | None = None
+    above: Row | None = None
     for row in cohorts:
         if row["kind"] == "group":
             out.append((row["name"], "group", {"in": [var, orjson.loads(row["members"])]}))
@@ -143,7 +143,7 @@ def validate_rule(rule: Any, field: str) -> None:
         ) from None
 
 
-def cohort_view(db: sqlite3.Connection, dimension: sqlite3.Row) -> dict[str, Any]:
+def cohort_view(db: Connection, dimension: Row) -> dict[str, Any]:
     """``{type, enum, definitions}`` of a cohort dimension (enum in priority order, then otherwise)."""
     defs = cohort_definitions(dimension["depends_on"], ordered_cohorts(db, dimension["id"]))
     return {
@@ -153,7 +153,7 @@ def cohort_view(db: sqlite3.Connection, dimension: sqlite3.Row) -> dict[str, Any
     }
 
 
-def validate_cohort_dimension(db: sqlite3.Connection, dimension: sqlite3.Row) -> None:
+def validate_cohort_dimension(db: Connection, dimension: Row) -> None:
     """Every cohort definition and the selection rule of ``dimension`` compile."""
     defs = cohort_definitions(dimension["depends_on"], ordered_cohorts(db, dimension["id"]))
     for name, _, rule in defs:
@@ -169,7 +169,7 @@ def weight(dimensions: dict[str, Any], positions: dict[str, int]) -> int:
     return sum(2 ** positions.get(name, 0) for name in dimensions)
 
 
-def live_release_ids(db: sqlite3.Connection, project_id: str) -> set[str]:
+def live_release_ids(db: Connection, project_id: str) -> set[str]:
     """Per dimension context, the release whose experimental variant was concluded last."""
     rows = db.execute(
         "SELECT id, dimensions_key FROM ab_releases WHERE project_id = ? AND status = 'CONCLUDED'"
@@ -182,7 +182,7 @@ def live_release_ids(db: sqlite3.Connection, project_id: str) -> set[str]:
     return set(seen.values())
 
 
-def _release_content(row: sqlite3.Row) -> dict[str, Any]:
+def _release_content(row: Row) -> dict[str, Any]:
     return {
         "config": orjson.loads(row["config"]),
         "package": orjson.loads(row["package"]),
@@ -190,7 +190,7 @@ def _release_content(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def release_snapshot(db: sqlite3.Connection, project_id: str) -> dict[str, Any]:
+def release_snapshot(db: Connection, project_id: str) -> dict[str, Any]:
     """Everything the edge needs for the project's public release route, as a JSON-able dict."""
     project = db.execute(
         "SELECT p.key, o.name AS org_name FROM projects p JOIN organisations o ON o.id = p.organisation_id"

@@ -23,6 +23,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
+    # postgresql://… puts the source of truth in PostgreSQL (several replicas may serve it);
+    # None: SQLite in the data dir.
+    database_url: str | None = field(default=None, repr=False)
     jwt_secret: str = field(default="", repr=False)
     # AES-GCM secret of the values kept encrypted at rest (control_plane.key_vault); "" = the one
     # generated once into the data dir.
@@ -92,6 +95,11 @@ class Settings:
     def db_path(self) -> Path:
         return self.data_dir / "control_plane.sqlite3"
 
+    @property
+    def database(self) -> Path | str:
+        """What :class:`control_plane.store.Store` opens: the PostgreSQL URL, else the SQLite file."""
+        return self.database_url or self.db_path
+
 
 def env_default(name: str, default: str | None = None) -> str | None:
     return os.environ.get(ENV_PREFIX + name, default)
@@ -109,11 +117,26 @@ def env_arg(
     parser.add_argument(flag, default=env_default(env, default), type=kind, help=f"{help_text} [env {ENV_PREFIX}{env}]")
 
 
+def parse_database_url(url: str) -> str:
+    """A ``postgresql://`` URL, or "" for SQLite (argparse turns the ValueError into a usage error)."""
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("the database URL is postgresql://user@host:port/database")
+    return url
+
+
 def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     env_arg(parser, "--data-dir", "DATA_DIR", "directory of the SQLite store, LMDB snapshots and secrets", "./data")
     env_arg(parser, "--host", "HOST", "address to listen on", "127.0.0.1")
     env_arg(parser, "--port", "PORT", "port to listen on", "8080", int)
     env_arg(parser, "--redis-url", "REDIS_URL", "Redis for multi-host snapshot distribution (optional)")
+    env_arg(
+        parser,
+        "--database-url",
+        "DATABASE_URL",
+        "postgresql://… keeps the source of truth in PostgreSQL, shared by several control-plane replicas"
+        " (default: SQLite in the data dir)",
+        kind=parse_database_url,
+    )
     env_arg(parser, "--jwt-secret", "JWT_SECRET", "HS256 signing secret (default: generated once into the data dir)")
     env_arg(
         parser,
@@ -312,6 +335,10 @@ def load_secret(data_dir: Path, name: str, configured: str | None) -> str:
 
 
 def from_namespace(ns: argparse.Namespace) -> Settings:
+    if ns.database_url and not ns.jwt_secret:
+        # A secret generated into one replica's data dir would make every other replica refuse
+        # its tokens.
+        raise SystemExit("--database-url needs --jwt-secret (FLAGEDGE_JWT_SECRET): every replica signs with it")
     data_dir = Path(ns.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(
@@ -319,6 +346,7 @@ def from_namespace(ns: argparse.Namespace) -> Settings:
         host=ns.host,
         port=int(ns.port),
         redis_url=ns.redis_url or None,
+        database_url=ns.database_url or None,
         jwt_secret=load_jwt_secret(data_dir, ns.jwt_secret),
         key_encryption_secret=load_secret(data_dir, KEY_ENCRYPTION_SECRET_FILE, ns.key_encryption_secret),
         access_token_ttl=int(ns.access_token_ttl),
@@ -397,6 +425,8 @@ def to_env(settings: Settings) -> dict[str, str]:
     }
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
+    if settings.database_url:
+        env["DATABASE_URL"] = settings.database_url
     return {ENV_PREFIX + name: value for name, value in env.items()}
 
 

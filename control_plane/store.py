@@ -1,4 +1,6 @@
-"""The SQLite source of truth: one connection, WAL with ``synchronous=FULL``, serialized writes.
+"""The source of truth: SQLite (the default: one connection, WAL with ``synchronous=FULL``,
+serialized writes) or PostgreSQL (``--database-url``: a small connection pool, writes serialized
+across every replica by an advisory lock). Dialect differences live in ``control_plane/dialect.py``.
 
 Opening the store brings its schema to this release's: the numbered migrations in
 ``control_plane/schema/`` that it lacks are applied (``control_plane/migrations.py``), and a database
@@ -16,12 +18,12 @@ request that met it: the store records it as :attr:`Store.failure` (the admin AP
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
+import secrets
 import sqlite3
 import threading
-import uuid
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,31 +32,33 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg_pool import ConnectionPool
+
 from control_plane import migrations
+from control_plane.dialect import (
+    DATABASE_ERRORS,
+    STORAGE_ERRORS,
+    Connection,
+    PgConnection,
+    Row,
+    configure,
+    is_postgresql,
+    pg_connect,
+)
+from control_plane.dialect import storage_fault as storage_fault
 
 log = logging.getLogger("control_plane.store")
 
-# Primary SQLite result codes and errnos that mean "the disk cannot take this now", by the code
-# the API reports. Anything else (a constraint, a syntax error, a busy lock) is not a storage fault.
-_SQLITE_FAULTS = {
-    sqlite3.SQLITE_FULL: "disk_full",
-    sqlite3.SQLITE_IOERR: "io_error",
-    sqlite3.SQLITE_CANTOPEN: "io_error",
-    sqlite3.SQLITE_READONLY: "read_only",
-}
-_OS_FAULTS = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EIO: "io_error", errno.EROFS: "read_only"}
 # What the readiness probe writes (and fsyncs) next to the database: a few pages of WAL.
 _PROBE_BYTES = 64 << 10
-
-
-def storage_fault(e: BaseException) -> str | None:
-    """The code of a storage fault (``disk_full``, ``io_error``, ``read_only``), or None."""
-    if isinstance(e, sqlite3.Error):
-        code = getattr(e, "sqlite_errorcode", None)
-        return _SQLITE_FAULTS.get(code & 0xFF) if isinstance(code, int) else None
-    if isinstance(e, OSError):
-        return _OS_FAULTS.get(e.errno or 0)
-    return None
+# PostgreSQL: every write transaction takes this transaction-level advisory lock first, so writes
+# are serialized across all replicas as SQLite's BEGIN IMMEDIATE serializes them in one process:
+# a read-check-write inside a transaction stays correct, and commit order is the order in which
+# the lock was granted (the publish outbox relies on it, control_plane/replication.py).
+WRITE_LOCK = 0x666C_6167_0001
+# How long a replica waits for a pooled connection to PostgreSQL before the request fails (503).
+POOL_TIMEOUT = 10.0
 
 
 @dataclass
@@ -71,28 +75,73 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+_ids = threading.Lock()
+_last_id = [0, 0]  # the milliseconds and the counter of the newest id this process made
+
+
 def new_id() -> str:
-    return uuid.uuid4().hex[:24]
+    """24 hex digits that sort in creation order within a process: milliseconds since the epoch
+    (11 digits), a counter within the millisecond (3), 40 random bits (10) that keep ids of several
+    replicas apart. Lists order rows by ``created_at, id``: rows written in one millisecond (one
+    transaction's variables) keep the order they were made in, on either store (PostgreSQL has no
+    SQLite ``rowid``)."""
+    ms = time.time_ns() // 1_000_000
+    with _ids:
+        last_ms, counter = _last_id
+        if ms <= last_ms:
+            ms, counter = last_ms, counter + 1
+            if counter > 0xFFF:
+                ms, counter = last_ms + 1, 0
+        else:
+            counter = 0
+        _last_id[:] = [ms, counter]
+    return f"{ms:011x}{counter:03x}{secrets.token_hex(5)}"
 
 
 class Store:
     def __init__(self, path: Path | str, schema: Traversable | Path | None = None) -> None:
-        """``schema``: the migrations directory, ``control_plane/schema/`` unless a test gives another."""
-        self.path = Path(path)
+        """``path``: the SQLite file, or a ``postgresql://`` URL (then the store is PostgreSQL, shared
+        by every replica). ``schema``: the migrations directory, ``control_plane/schema/`` unless a
+        test gives another."""
+        self.url = str(path) if is_postgresql(path) else None
+        self.path = Path("postgresql") if self.url else Path(path)
         self.failure: StorageFailure | None = None
-        self._conn = self.connect()
         self._lock = threading.RLock()
+        self._pool: ConnectionPool[Any] | None = None
+        self._conn: Connection | None = None
+        if self.url is not None:
+            self._pool = ConnectionPool(
+                self.url,
+                min_size=1,
+                max_size=4,
+                kwargs={"autocommit": True, "cursor_factory": psycopg.ClientCursor},
+                configure=configure,
+                check=ConnectionPool.check_connection,
+                timeout=POOL_TIMEOUT,
+                name="flagedge-store",
+                open=False,
+            )
+            self._pool.open(wait=True, timeout=POOL_TIMEOUT)
+        else:
+            self._conn = self.connect()
         try:
             self._migrate(schema)
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
-    def connect(self) -> sqlite3.Connection:
-        """A new connection to the database, set up as the store's own (WAL, ``synchronous=FULL``,
-        foreign keys, explicit transactions). The store serializes its own connection; one made
-        here is the caller's to serialize (a group-commit writer has its own, so that its fsyncs
-        do not hold the store's lock: WAL readers on the store's connection go on meanwhile)."""
+    @property
+    def postgresql(self) -> bool:
+        return self.url is not None
+
+    def connect(self) -> Connection:
+        """A new connection to the database, set up as the store's own (SQLite: WAL,
+        ``synchronous=FULL``, foreign keys, explicit transactions; PostgreSQL: autocommit, explicit
+        transactions). The store serializes its own connection; one made here is the caller's to
+        serialize (a group-commit writer has its own, so that its fsyncs do not hold the store's
+        lock: readers on the store's connection go on meanwhile)."""
+        if self.url is not None:
+            return PgConnection(pg_connect(self.url))
         conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         conn.row_factory = sqlite3.Row
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=5000"):
@@ -100,30 +149,57 @@ class Store:
         return conn
 
     def _migrate(self, schema: Traversable | Path | None) -> None:
-        dialect = migrations.SQLITE
+        dialect: migrations.Dialect[Any] = migrations.POSTGRESQL if self.postgresql else migrations.SQLITE
         wanted = migrations.shipped(dialect.name) if schema is None else migrations.load(schema, dialect.name)
-        with self._lock:
-            migrations.migrate(self._conn, dialect, wanted)
+        with self.read() as conn:
+            migrations.migrate(conn, dialect, wanted)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def _connection(self) -> Iterator[Connection]:
+        """The connection to use while the store lock is held (PostgreSQL: one from the pool,
+        which replaces a connection broken by a server restart)."""
+        if self._pool is None:
+            assert self._conn is not None
+            yield self._conn
+            return
+        with self._pool.connection() as raw:
+            yield PgConnection(raw)
+
+    @contextmanager
+    def write_transaction(self, conn: Connection, *, serialized: bool = True) -> Iterator[None]:
+        """A write transaction on ``conn`` holding the database's write lock from its start
+        (PostgreSQL, ``serialized=False``: only the row locks its statements take, for state that
+        is not the source of truth's, e.g. rate limits)."""
+        if self.postgresql:
+            conn.execute("BEGIN")
+            if serialized:
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) may or may not have rolled back
+            # already; a transaction left open would refuse every later BEGIN.
+            if conn.in_transaction:
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def transaction(self, *, serialized: bool = True) -> Iterator[Connection]:
         """A write transaction; everything inside commits together or not at all. A storage
         fault on the way is recorded (:meth:`note_failure`); a commit clears it."""
         with self._lock:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    # A failed COMMIT (SQLITE_FULL, SQLITE_IOERR) may or may not have rolled back
-                    # already; a transaction left open would refuse every later BEGIN.
-                    if self._conn.in_transaction:
-                        with contextlib.suppress(sqlite3.Error):
-                            self._conn.execute("ROLLBACK")
-                    raise
-            except (sqlite3.Error, OSError) as e:
+                with self._connection() as conn, self.write_transaction(conn, serialized=serialized):
+                    yield conn
+            except STORAGE_ERRORS as e:
                 self.note_failure(e)
+                raise
+            except Exception as e:
+                self.note_failure(e)  # psycopg_pool's PoolTimeout: the server cannot be reached
                 raise
             self._recovered("a write committed")
 
@@ -132,7 +208,8 @@ class Store:
         code = storage_fault(e)
         if code is None:
             return None
-        reason = f"the database cannot be written ({code}): {type(e).__name__}: {e}"
+        what = "reached" if code == "database_unavailable" else "written"
+        reason = f"the database cannot be {what} ({code}): {type(e).__name__}: {e}"
         with self._lock:
             if self.failure is None:
                 self.failure = StorageFailure(code, reason)
@@ -147,9 +224,19 @@ class Store:
             self.failure = None
 
     def probe(self) -> StorageFailure | None:
-        """While a failure is recorded: write and fsync a small file beside the database; if the
-        disk takes it, the failure is cleared (the next write proves it or records it again)."""
+        """While a failure is recorded: SQLite: write and fsync a small file beside the database;
+        PostgreSQL: run a statement on the server. If that works, the failure is cleared (the next
+        write proves it or records it again)."""
         if self.failure is None:
+            return None
+        if self.postgresql:
+            try:
+                self.one("SELECT 1")
+            except Exception as e:
+                self.note_failure(e)
+                return self.failure
+            with self._lock:
+                self._recovered("the readiness probe reached the database")
             return None
         probe = self.path.with_name(f".{self.path.name}.probe")
         try:
@@ -175,19 +262,22 @@ class Store:
             yield
 
     @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            yield self._conn
+    def read(self) -> Iterator[Connection]:
+        with self._lock, self._connection() as conn:
+            yield conn
 
-    def one(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Row | None:
-        with self._lock:
-            row: sqlite3.Row | None = self._conn.execute(sql, params).fetchone()
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Row | None:
+        with self.read() as conn:
+            row: Row | None = conn.execute(sql, params).fetchone()
             return row
 
-    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return list(self._conn.execute(sql, params).fetchall())
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+        with self.read() as conn:
+            return list(conn.execute(sql, params).fetchall())
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
+            if self._pool is not None:
+                self._pool.close()

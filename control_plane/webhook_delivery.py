@@ -37,7 +37,6 @@ import ipaddress
 import logging
 import random
 import socket
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +44,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from control_plane.dialect import STORAGE_ERRORS, Row
 from control_plane.settings import Settings
 from control_plane.store import Store, new_id, now_iso
 
@@ -145,7 +145,7 @@ class Deliverer:
         while True:
             try:
                 rows = self._claim()
-            except (sqlite3.Error, OSError):
+            except STORAGE_ERRORS:
                 log.exception("claiming webhook deliveries failed; trying again")
                 rows = []
             if rows:
@@ -153,7 +153,7 @@ class Deliverer:
             else:
                 await asyncio.sleep(POLL_INTERVAL)
 
-    def _claim(self) -> list[sqlite3.Row]:
+    def _claim(self) -> list[Row]:
         now = now_iso()
         with self.store.transaction() as db:
             claimed = db.execute(
@@ -175,7 +175,7 @@ class Deliverer:
                 ).fetchall()
             )
 
-    async def _deliver(self, row: sqlite3.Row) -> None:
+    async def _deliver(self, row: Row) -> None:
         body = row["payload"].encode()
         started = time.monotonic()
         status: int | None = None
@@ -200,7 +200,7 @@ class Deliverer:
                 error = f"{type(e).__name__}: {e}"[:MAX_ERROR]
         self._record(row, status, error, int((time.monotonic() - started) * 1000))
 
-    def _record(self, row: sqlite3.Row, status: int | None, error: str | None, duration_ms: int) -> None:
+    def _record(self, row: Row, status: int | None, error: str | None, duration_ms: int) -> None:
         now = now_iso()
         attempts = int(row["attempts"])
         with self.store.transaction() as db:

@@ -14,12 +14,12 @@ only that feature's changes; one limited to environments gets the environment-sp
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from typing import Any
 
 import orjson
 
+from control_plane.dialect import Connection, Row
 from control_plane.store import new_id
 
 # DevCycle event name -> the audit action that raises it.
@@ -52,7 +52,7 @@ def _target(target: str) -> dict[str, str]:
     return out
 
 
-def enqueue(db: sqlite3.Connection, user_email: str, entries: list[Entry]) -> int:
+def enqueue(db: Connection, user_email: str, entries: list[Entry]) -> int:
     """Write the outbox rows of a change's audit ``entries``; the number written."""
     by_project: dict[str, list[tuple[str, Entry, dict[str, str]]]] = defaultdict(list)
     for entry in entries:
@@ -110,7 +110,7 @@ def enqueue(db: sqlite3.Connection, user_email: str, entries: list[Entry]) -> in
     return written
 
 
-def _feature_of_variable(db: sqlite3.Connection, project_id: str, variable_key: str | None) -> str | None:
+def _feature_of_variable(db: Connection, project_id: str, variable_key: str | None) -> str | None:
     if not variable_key:
         return None
     row = db.execute(
@@ -120,14 +120,14 @@ def _feature_of_variable(db: sqlite3.Connection, project_id: str, variable_key: 
     return str(row["key"]) if row else None
 
 
-def _feature_id(db: sqlite3.Connection, project_id: str, feature_key: str | None) -> str | None:
+def _feature_id(db: Connection, project_id: str, feature_key: str | None) -> str | None:
     if not feature_key:
         return None
     row = db.execute("SELECT id FROM features WHERE project_id = ? AND key = ?", (project_id, feature_key)).fetchone()
     return str(row["id"]) if row else None
 
 
-def _wants(hook: sqlite3.Row, change: dict[str, Any], feature_id: str | None, feature_key: str | None) -> bool:
+def _wants(hook: Row, change: dict[str, Any], feature_id: str | None, feature_key: str | None) -> bool:
     if change["type"] not in orjson.loads(hook["events"]):
         return False
     if hook["feature_id"] is not None and hook["feature_id"] != feature_id and hook["feature_key"] != feature_key:

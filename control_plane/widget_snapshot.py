@@ -8,13 +8,14 @@ the result under the project key (``projectKey -> widget config`` in LMDB). When
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
+from control_plane.dialect import Connection
 
-def widget_snapshot(db: sqlite3.Connection, project_id: str) -> dict[str, Any] | None:
+
+def widget_snapshot(db: Connection, project_id: str) -> dict[str, Any] | None:
     """``{"projectKey", "settings", "version", "updatedAt"}`` of the project's widget, or ``None``."""
     row = db.execute(
         "SELECT project_key, settings, version, updated_at FROM releaseo_widgets WHERE project_id = ?", (project_id,)
@@ -29,7 +30,7 @@ def widget_snapshot(db: sqlite3.Connection, project_id: str) -> dict[str, Any] |
     }
 
 
-def widget_project_key(db: sqlite3.Connection, project_id: str) -> str | None:
+def widget_project_key(db: Connection, project_id: str) -> str | None:
     """The project's public Releaseo key (``rp_...``), also after its widget was removed."""
     row = db.execute("SELECT project_key FROM releaseo_widgets WHERE project_id = ?", (project_id,)).fetchone()
     return None if row is None else str(row["project_key"])

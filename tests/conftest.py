@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,3 +43,40 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+# The database every test's PostgreSQL database is copied from, migrated once per session.
+TEMPLATE = "flagedge_template"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the test session, with a migrated template database."""
+    from control_plane.store import Store
+
+    server = PostgresServer(free_port())
+    server.start()
+    try:
+        Store(server.create_database(name=TEMPLATE)).close()
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test (dropped after it)."""
+    url = postgres_server.create_database(template=TEMPLATE)
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each store in turn: None (SQLite in the data dir), then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -11,12 +11,12 @@ use is a 409: log in instead, which links it). Errors are in Airborne's shape.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict
 from control_plane.http import Ctx, Router
 from control_plane.models import Body
@@ -123,7 +123,7 @@ async def _identity(ctx: Ctx, body: OAuthCode) -> Identity:
         raise _error(e) from None
 
 
-def _link(db: sqlite3.Connection, identity: Identity, user_id: str) -> None:
+def _link(db: Connection, identity: Identity, user_id: str) -> None:
     db.execute(
         "INSERT INTO oauth_identities (issuer, subject, user_id, created_at) VALUES (?, ?, ?, ?)",
         (identity.issuer, identity.subject, user_id, now_iso()),
@@ -134,8 +134,8 @@ def _link(db: sqlite3.Connection, identity: Identity, user_id: str) -> None:
     )
 
 
-def _linked(db: sqlite3.Connection, identity: Identity) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute(
+def _linked(db: Connection, identity: Identity) -> Row | None:
+    row: Row | None = db.execute(
         "SELECT u.id, u.email FROM oauth_identities i JOIN users u ON u.id = i.user_id"
         " WHERE i.issuer = ? AND i.subject = ?",
         (identity.issuer, identity.subject),
@@ -165,7 +165,7 @@ async def oauth_login(ctx: Ctx) -> Any:
         return start_session(ctx, db, row["id"], row["email"])
 
 
-def _user_name(db: sqlite3.Connection, identity: Identity, email: str) -> str:
+def _user_name(db: Connection, identity: Identity, email: str) -> str:
     """The provider's username when it is a valid, free name (and nobody's email), else the email."""
     wanted = identity.username
     if wanted and len(wanted) <= 100 and set(wanted) <= USER_NAME_CHARS:

@@ -8,12 +8,12 @@ caller's session, a password change every session of the user.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from pydantic import Field
 from starlette.responses import Response
 
+from control_plane.dialect import Connection
 from control_plane.errors import ApiError, conflict, unauthorized
 from control_plane.http import Ctx, Router
 from control_plane.models import Body
@@ -46,7 +46,7 @@ class ChangePassword(Body):
     new_password: str = Field(min_length=8, max_length=256)
 
 
-def user_view(db: sqlite3.Connection, user_id: str) -> dict[str, Any]:
+def user_view(db: Connection, user_id: str) -> dict[str, Any]:
     """``{user_id, organisations: [{name, applications: [...], access: [...]}]}`` (Airborne)."""
     orgs = db.execute(
         "SELECT o.id, o.name, m.role FROM memberships m JOIN organisations o ON o.id = m.organisation_id "
@@ -68,7 +68,7 @@ def user_view(db: sqlite3.Connection, user_id: str) -> dict[str, Any]:
     return {"user_id": user_id, "organisations": out}
 
 
-def start_session(ctx: Ctx, db: sqlite3.Connection, user_id: str, email: str) -> dict[str, Any]:
+def start_session(ctx: Ctx, db: Connection, user_id: str, email: str) -> dict[str, Any]:
     """The login answer of a new session (``db`` is in a write transaction)."""
     session_id = new_id()
     pair = ctx.services.tokens.issue(user_id, email, session_id)
@@ -79,7 +79,7 @@ def start_session(ctx: Ctx, db: sqlite3.Connection, user_id: str, email: str) ->
     return {**user_view(db, user_id), "user_token": pair.as_json()}
 
 
-def _revoke(db: sqlite3.Connection, reason: str, *, session_id: str | None = None, user_id: str | None = None) -> None:
+def _revoke(db: Connection, reason: str, *, session_id: str | None = None, user_id: str | None = None) -> None:
     """Revoke one session, or every session of a user: their access and refresh tokens stop working."""
     column, value = ("id", session_id) if session_id is not None else ("user_id", user_id)
     db.execute(

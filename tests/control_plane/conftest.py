@@ -127,7 +127,8 @@ def assert_error(response: Any, status: int, code: str, shape: str | None = None
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
-    app = create_app(Settings(data_dir=tmp_path, jwt_secret="test-secret-" + "x" * 32))
+def api(tmp_path: Path, database_url: str | None) -> Iterator[Api]:
+    """A control plane on each store (SQLite, then PostgreSQL: ``database_url``)."""
+    app = create_app(Settings(data_dir=tmp_path, jwt_secret="test-secret-" + "x" * 32, database_url=database_url))
     with TestClient(app) as client:
         yield Api(client)

@@ -3,7 +3,6 @@ holds (pending or rejected requests, other kinds, internal roadmap items, drafts
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from contract.store import audience_key
 from control_plane.board_snapshot import MAX_PUBLIC_COMMENTS, board_snapshot
+from control_plane.dialect import Connection
 from control_plane.store import Store
 
 PRO = {"type": "context", "field": "user.plan", "operator": "IS", "values": ["pro"]}
@@ -31,7 +31,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def _request(db: sqlite3.Connection, request_id: str, review: str, kind: str) -> None:
+def _request(db: Connection, request_id: str, review: str, kind: str) -> None:
     db.execute(
         "INSERT INTO releaseo_feature_requests (id, project_id, kind, review_status, title, source, created_at,"
         " updated_at) VALUES (?, 'p1', ?, ?, ?, 'sdk', 'x', 'x')",

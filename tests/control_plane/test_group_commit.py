@@ -24,7 +24,7 @@ def _store(tmp_path: Path) -> Store:
 
 def test_concurrent_inserts_share_commits_and_get_their_ids(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    writer = GroupCommit(store, "INSERT INTO t (v) VALUES (?)")
+    writer = GroupCommit(store, "INSERT INTO t (v) VALUES (?) RETURNING id")
     commits: list[int] = []
     commit = writer._commit
 
@@ -49,7 +49,7 @@ def test_concurrent_inserts_share_commits_and_get_their_ids(tmp_path: Path) -> N
 
 def test_a_failed_commit_fails_its_whole_batch_and_stores_nothing(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    writer = GroupCommit(store, "INSERT INTO t (v) VALUES (?)")
+    writer = GroupCommit(store, "INSERT INTO t (v) VALUES (?) RETURNING id")
 
     async def run() -> list[object]:
         results = await asyncio.gather(writer.insert(("ok",)), writer.insert(("bad",)), return_exceptions=True)
@@ -79,7 +79,7 @@ def test_store_connect_is_set_up_like_the_store(tmp_path: Path) -> None:
 @pytest.mark.parametrize("batch", [1, 7])
 def test_batches_are_bounded(tmp_path: Path, batch: int) -> None:
     store = _store(tmp_path)
-    writer = GroupCommit(store, "INSERT INTO t (v) VALUES (?)", max_batch=batch)
+    writer = GroupCommit(store, "INSERT INTO t (v) VALUES (?) RETURNING id", max_batch=batch)
     sizes: list[int] = []
     commit = writer._commit
 

@@ -9,11 +9,11 @@ value for a context is the first cohort, in priority order, whose JSON Logic rul
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from control_plane import releases_snapshot as rs
 from control_plane.authz import ProjectAccess
+from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import APP, app_access, dumps
@@ -25,7 +25,7 @@ from control_plane.store import new_id, now_iso
 router = Router("airborne-dimensions", shape="airborne", required_headers=APP)
 
 
-def _cohort_dimension(db: sqlite3.Connection, project_id: str, name: str) -> sqlite3.Row:
+def _cohort_dimension(db: Connection, project_id: str, name: str) -> Row:
     row = require_dimension(db, project_id, name)
     if row["dimension_type"] != "cohort":
         raise validation(f"dimension {name} is not a cohort dimension", "cohort_dimension_name", "not_cohort")
@@ -33,7 +33,7 @@ def _cohort_dimension(db: sqlite3.Connection, project_id: str, name: str) -> sql
 
 
 def _commit_cohort_change(
-    w: Write, app: ProjectAccess, dim: sqlite3.Row, action: str, target: str, details: dict[str, Any]
+    w: Write, app: ProjectAccess, dim: Row, action: str, target: str, details: dict[str, Any]
 ) -> None:
     rs.validate_cohort_dimension(w.db, dim)
     w.db.execute("UPDATE ab_dimensions SET updated_at = ? WHERE id = ?", (now_iso(), dim["id"]))
@@ -41,7 +41,7 @@ def _commit_cohort_change(
     w.touch(app.id)
 
 
-def _priority_map(db: sqlite3.Connection, dimension_id: str) -> dict[str, int]:
+def _priority_map(db: Connection, dimension_id: str) -> dict[str, int]:
     rows = db.execute(
         "SELECT name, priority FROM ab_cohorts WHERE dimension_id = ? AND kind = 'group' ORDER BY priority, name",
         (dimension_id,),

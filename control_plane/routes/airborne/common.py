@@ -4,7 +4,6 @@ pagination, JSON columns, per-application counters. Nothing here declares a rout
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, validation
 from control_plane.http import Ctx
 
@@ -24,7 +24,7 @@ _PACKAGE_KEY = re.compile(r"^(?:(?:version:(?P<version>[0-9]{1,9}))|(?:tag:(?P<t
 DEFAULT_TAG = "latest"
 
 
-def app_access(ctx: Ctx, db: sqlite3.Connection, needed: str) -> authz.ProjectAccess:
+def app_access(ctx: Ctx, db: Connection, needed: str) -> authz.ProjectAccess:
     """The application named by the ``x-organisation``/``x-application`` headers, at ``needed`` role."""
     return authz.application(db, ctx.principal, ctx.header("x-organisation"), ctx.header("x-application"), needed)
 
@@ -87,12 +87,12 @@ def file_id(path: str, version: int) -> str:
     return f"{path}@version:{version}"
 
 
-def find_file(db: sqlite3.Connection, project_id: str, key: FileKey) -> sqlite3.Row | None:
+def find_file(db: Connection, project_id: str, key: FileKey) -> Row | None:
     if key.version is not None:
         sql, arg = "version = ?", key.version
     else:
         sql, arg = "tag = ?", key.tag  # type: ignore[assignment]
-    row: sqlite3.Row | None = db.execute(
+    row: Row | None = db.execute(
         f"SELECT * FROM ab_files WHERE project_id = ? AND file_path = ? AND {sql}", (project_id, key.path, arg)
     ).fetchone()
     return row
@@ -109,10 +109,10 @@ def parse_package_key(key: str, field: str) -> tuple[int | None, str | None]:
     return (int(version) if version is not None else None), m.group("tag")
 
 
-def find_package(db: sqlite3.Connection, project_id: str, version: int | None, tag: str | None) -> sqlite3.Row | None:
+def find_package(db: Connection, project_id: str, version: int | None, tag: str | None) -> Row | None:
     """A package by version, or the newest package carrying ``tag``."""
     if version is not None:
-        row: sqlite3.Row | None = db.execute(
+        row: Row | None = db.execute(
             "SELECT * FROM ab_packages WHERE project_id = ? AND version = ?", (project_id, version)
         ).fetchone()
     else:
@@ -156,11 +156,9 @@ class PageQuery(BaseModel):
         return self.offset if self.offset is not None else (self.page_number - 1) * self.size
 
 
-def paginate(
-    db: sqlite3.Connection, q: PageQuery, sql: str, params: tuple[Any, ...]
-) -> tuple[list[sqlite3.Row], int, int]:
+def paginate(db: Connection, q: PageQuery, sql: str, params: tuple[Any, ...]) -> tuple[list[Row], int, int]:
     """``(rows, total_items, total_pages)`` of ``sql`` (which must carry its ORDER BY)."""
-    total = int(db.execute(f"SELECT COUNT(*) FROM ({sql})", params).fetchone()[0])
+    total = int(db.execute(f"SELECT COUNT(*) FROM ({sql}) matching", params).fetchone()[0])
     if q.all:
         return list(db.execute(sql, params)), total, 1 if total else 0
     rows = db.execute(f"{sql} LIMIT ? OFFSET ?", (*params, q.size, q.skip)).fetchall()
@@ -171,7 +169,7 @@ def not_in_app(what: str) -> ApiError:
     return ApiError(404, f"{what} not found")
 
 
-def next_number(db: sqlite3.Connection, table: str, column: str, project_id: str) -> int:
+def next_number(db: Connection, table: str, column: str, project_id: str) -> int:
     """The next per-application counter value (versions, config numbers, release sequences).
 
     ``table`` and ``column`` are fixed names from the calling module, never request input."""

@@ -4,9 +4,9 @@ application; a release starts from the newest one (timeouts, properties) and ove
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import APP, app_access, dumps, next_number
 from control_plane.routes.airborne.models import AirborneCreateConfig
@@ -16,8 +16,8 @@ from control_plane.store import new_id, now_iso
 router = Router("airborne-releases", shape="airborne", required_headers=APP)
 
 
-def latest_config(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute(
+def latest_config(db: Connection, project_id: str) -> Row | None:
+    row: Row | None = db.execute(
         "SELECT * FROM ab_configs WHERE project_id = ? ORDER BY number DESC LIMIT 1", (project_id,)
     ).fetchone()
     return row

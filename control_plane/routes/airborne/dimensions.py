@@ -8,10 +8,10 @@ cohort dimension depends on, or that an open or live release targets, cannot be 
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from control_plane import releases_snapshot as rs
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import APP, PageQuery, app_access, dumps, loads, paginate
@@ -25,21 +25,21 @@ BASE = "/organisations/applications/dimension"
 RESERVED = {"create", "list"}  # path segments of the dimension routes
 
 
-def find_dimension(db: sqlite3.Connection, project_id: str, name: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute(
+def find_dimension(db: Connection, project_id: str, name: str) -> Row | None:
+    row: Row | None = db.execute(
         "SELECT * FROM ab_dimensions WHERE project_id = ? AND name = ?", (project_id, name)
     ).fetchone()
     return row
 
 
-def require_dimension(db: sqlite3.Connection, project_id: str, name: str) -> sqlite3.Row:
+def require_dimension(db: Connection, project_id: str, name: str) -> Row:
     row = find_dimension(db, project_id, name)
     if row is None:
         raise ApiError(404, f"dimension {name} not found")
     return row
 
 
-def dimension_view(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+def dimension_view(db: Connection, row: Row) -> dict[str, Any]:
     cohort = row["dimension_type"] == "cohort"
     return {
         "dimension": row["name"],
@@ -53,12 +53,12 @@ def dimension_view(db: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _renumber(db: sqlite3.Connection, order: list[str]) -> None:
+def _renumber(db: Connection, order: list[str]) -> None:
     for i, dim_id in enumerate(order, start=1):
         db.execute("UPDATE ab_dimensions SET position = ? WHERE id = ?", (i, dim_id))
 
 
-def _ordered_ids(db: sqlite3.Connection, project_id: str) -> list[str]:
+def _ordered_ids(db: Connection, project_id: str) -> list[str]:
     return [
         r["id"]
         for r in db.execute(
@@ -83,7 +83,7 @@ def _json_type_ok(value: Any, t: str) -> bool:
     return False  # object/array values are not dimension values
 
 
-def check_dimension_value(db: sqlite3.Connection, dim: sqlite3.Row, value: Any, field: str) -> None:
+def check_dimension_value(db: Connection, dim: Row, value: Any, field: str) -> None:
     """A release context value must fit its dimension: a cohort name, or the standard schema's type/enum."""
     if dim["dimension_type"] == "cohort":
         names = rs.cohort_view(db, dim)["enum"]

@@ -13,10 +13,10 @@ returns it; with a different one it is a 409.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from control_plane.bundle_fetch import FetchError, fetch_digest
+from control_plane.dialect import Connection, Row, contains, contains_pattern
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import APP, app_access, dumps, file_id, find_file, loads, parse_file_key
@@ -34,7 +34,7 @@ from control_plane.store import new_id, now_iso
 router = Router("airborne-files", shape="airborne", required_headers=APP)
 
 
-def file_view(row: sqlite3.Row) -> dict[str, Any]:
+def file_view(row: Row) -> dict[str, Any]:
     return {
         "id": file_id(row["file_path"], row["version"]),
         "file_path": row["file_path"],
@@ -49,7 +49,7 @@ def file_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def served_file(row: sqlite3.Row) -> dict[str, Any]:
+def served_file(row: Row) -> dict[str, Any]:
     """The file as releases carry it."""
     return {
         "file_id": file_id(row["file_path"], row["version"]),
@@ -60,14 +60,14 @@ def served_file(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _by_path_and_tag(db: sqlite3.Connection, project_id: str, path: str, tag: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute(
+def _by_path_and_tag(db: Connection, project_id: str, path: str, tag: str) -> Row | None:
+    row: Row | None = db.execute(
         "SELECT * FROM ab_files WHERE project_id = ? AND file_path = ? AND tag = ?", (project_id, path, tag)
     ).fetchone()
     return row
 
 
-def _same_file(row: sqlite3.Row, f: AirborneFileFields) -> bool:
+def _same_file(row: Row, f: AirborneFileFields) -> bool:
     return (
         row["url"] == f.url
         and (f.checksum is None or row["checksum"] == f.checksum.lower())
@@ -75,7 +75,7 @@ def _same_file(row: sqlite3.Row, f: AirborneFileFields) -> bool:
     )
 
 
-def _insert_file(db: sqlite3.Connection, project_id: str, f: AirborneFileFields) -> sqlite3.Row:
+def _insert_file(db: Connection, project_id: str, f: AirborneFileFields) -> Row:
     latest = db.execute(
         "SELECT COALESCE(MAX(version), 0) FROM ab_files WHERE project_id = ? AND file_path = ?",
         (project_id, f.file_path),
@@ -97,7 +97,7 @@ def _insert_file(db: sqlite3.Connection, project_id: str, f: AirborneFileFields)
             now_iso(),
         ),
     )
-    row: sqlite3.Row = db.execute("SELECT * FROM ab_files WHERE id = ?", (row_id,)).fetchone()
+    row: Row = db.execute("SELECT * FROM ab_files WHERE id = ?", (row_id,)).fetchone()
     return row
 
 
@@ -246,11 +246,11 @@ async def list_files(ctx: Ctx) -> Any:
         app = app_access(ctx, db, "read")
         params.append(app.id)
         if q.search:
-            where += " AND (instr(lower(file_path), lower(?)) > 0 OR instr(lower(url), lower(?)) > 0)"
-            params += [q.search, q.search]
+            where += f" AND ({contains('file_path')} OR {contains('url')})"
+            params += [contains_pattern(q.search)] * 2
         total = int(db.execute(f"SELECT COUNT(*) FROM ab_files WHERE {where}", params).fetchone()[0])
         rows = db.execute(
-            f"SELECT * FROM ab_files WHERE {where} ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
+            f"SELECT * FROM ab_files WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
             (*params, per_page, offset),
         ).fetchall()
     return {"files": [file_view(r) for r in rows], "total": total, "page": page, "per_page": per_page}

@@ -5,9 +5,9 @@ newest package with that tag.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Row, contains, contains_pattern
 from control_plane.errors import ApiError, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import (
@@ -30,7 +30,7 @@ from control_plane.store import new_id, now_iso
 router = Router("airborne-files", shape="airborne", required_headers=APP)
 
 
-def package_view(row: sqlite3.Row) -> dict[str, Any]:
+def package_view(row: Row) -> dict[str, Any]:
     return {
         "index": row["index_file"],
         "tag": row["tag"],
@@ -115,8 +115,8 @@ async def list_packages(ctx: Ctx) -> Any:
         app = app_access(ctx, db, "read")
         sql, params = "SELECT * FROM ab_packages WHERE project_id = ?", [app.id]
         if q.search:
-            sql += " AND instr(lower(index_file), lower(?)) > 0"
-            params.append(q.search)
+            sql += f" AND {contains('index_file')}"
+            params.append(contains_pattern(q.search))
         rows, total, pages = paginate(db, q, sql + " ORDER BY version DESC", tuple(params))
     return {"data": [package_view(r) for r in rows], "total_items": total, "total_pages": pages}
 

@@ -19,11 +19,11 @@ above 0% or concluding it with the experimental variant is a 409 naming the file
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from control_plane import releases_snapshot as rs
 from control_plane.authz import ProjectAccess
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.airborne.common import (
@@ -62,8 +62,8 @@ STATUSES = ("CREATED", "INPROGRESS", "CONCLUDED", "DISCARDED")
 OPEN = ("CREATED", "INPROGRESS")
 
 
-def _release(db: sqlite3.Connection, project_id: str, release_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _release(db: Connection, project_id: str, release_id: str) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM ab_releases WHERE id = ? AND project_id = ?", (release_id, project_id)
     ).fetchone()
     if row is None:
@@ -71,7 +71,7 @@ def _release(db: sqlite3.Connection, project_id: str, release_id: str) -> sqlite
     return row
 
 
-def release_view(row: sqlite3.Row) -> dict[str, Any]:
+def release_view(row: Row) -> dict[str, Any]:
     config = loads(row["config"])
     return {
         "id": row["id"],
@@ -94,11 +94,11 @@ def release_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _chosen_id(row: sqlite3.Row) -> str | None:
+def _chosen_id(row: Row) -> str | None:
     return f"{row['id']}-{row['chosen_variant']}" if row["chosen_variant"] else None
 
 
-def release_detail(row: sqlite3.Row, app: ProjectAccess) -> dict[str, Any]:
+def release_detail(row: Row, app: ProjectAccess) -> dict[str, Any]:
     """The create/list shape plus the flat fields of the seed's ``GET /releases/{release_id}``."""
     view = release_view(row)
     package = view["package"]
@@ -119,8 +119,8 @@ def release_detail(row: sqlite3.Row, app: ProjectAccess) -> dict[str, Any]:
     }
 
 
-def _resolve_list(db: sqlite3.Connection, project_id: str, keys: list[str], field: str) -> list[sqlite3.Row]:
-    rows: list[sqlite3.Row] = []
+def _resolve_list(db: Connection, project_id: str, keys: list[str], field: str) -> list[Row]:
+    rows: list[Row] = []
     seen: set[str] = set()
     for i, key in enumerate(keys):
         row = find_file(db, project_id, parse_file_key(key, f"{field}[{i}]"))
@@ -133,7 +133,7 @@ def _resolve_list(db: sqlite3.Connection, project_id: str, keys: list[str], fiel
     return rows
 
 
-def _file_row(db: sqlite3.Connection, project_id: str, resolved: str) -> sqlite3.Row:
+def _file_row(db: Connection, project_id: str, resolved: str) -> Row:
     key = parse_file_key(resolved, "package")
     row = find_file(db, project_id, key)
     if row is None:  # files are never deleted; a package only holds existing versions
@@ -142,14 +142,14 @@ def _file_row(db: sqlite3.Connection, project_id: str, resolved: str) -> sqlite3
 
 
 def _split_package(
-    db: sqlite3.Connection, project_id: str, pkg: sqlite3.Row, body: AirborneReleasePackage | None
-) -> tuple[list[sqlite3.Row], list[sqlite3.Row]]:
+    db: Connection, project_id: str, pkg: Row, body: AirborneReleasePackage | None
+) -> tuple[list[Row], list[Row]]:
     """``(important, lazy)`` file rows: given lists must be package files; the rest fills the list not given."""
     members = [_file_row(db, project_id, k) for k in loads(pkg["files"])]
     member_ids = {r["id"] for r in members}
     important_keys = body.important if body else None
     lazy_keys = body.lazy if body else None
-    chosen: dict[str, list[sqlite3.Row]] = {}
+    chosen: dict[str, list[Row]] = {}
     for name, keys in (("important", important_keys), ("lazy", lazy_keys)):
         if keys is None:
             continue
@@ -187,7 +187,7 @@ def unverified_files(package: dict[str, Any], resources: list[dict[str, Any]]) -
     return [f["file_id"] for f in files if not f.get("checksum") or not f.get("size")]
 
 
-def _must_be_verified(row: sqlite3.Row, action: str) -> None:
+def _must_be_verified(row: Row, action: str) -> None:
     pending = unverified_files(loads(row["package"]), loads(row["resources"]))
     if pending:
         raise conflict(
@@ -196,7 +196,7 @@ def _must_be_verified(row: sqlite3.Row, action: str) -> None:
         )
 
 
-def _next(db: sqlite3.Connection, column: str, project_id: str) -> int:
+def _next(db: Connection, column: str, project_id: str) -> int:
     return next_number(db, "ab_releases", column, project_id)
 
 
@@ -355,7 +355,7 @@ async def get_release(ctx: Ctx) -> Any:
         return release_detail(_release(db, app.id, release_id), app)
 
 
-def _open(row: sqlite3.Row, action: str) -> None:
+def _open(row: Row, action: str) -> None:
     if row["status"] not in OPEN:
         raise conflict(f"release {row['id']} is {row['status']}; it cannot be {action}")
 

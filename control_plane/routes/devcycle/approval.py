@@ -16,12 +16,12 @@ means. No route is declared here.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from typing import Any
 
 import orjson
 
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError
 from control_plane.http import Write
 from control_plane.routes.devcycle.common import loads
@@ -32,7 +32,7 @@ REVIEWER_ROLE = "admin"
 PROTECTED_SETTINGS_ROLE = "owner"
 
 
-def workflow(db: sqlite3.Connection, project_id: str) -> dict[str, Any]:
+def workflow(db: Connection, project_id: str) -> dict[str, Any]:
     """The project's ``featureApprovalWorkflow`` settings ({} when never set)."""
     row = db.execute("SELECT settings FROM projects WHERE id = ?", (project_id,)).fetchone()
     settings = loads(row["settings"], {}) if row else {}
@@ -40,24 +40,24 @@ def workflow(db: sqlite3.Connection, project_id: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def enabled(db: sqlite3.Connection, project_id: str) -> bool:
+def enabled(db: Connection, project_id: str) -> bool:
     return bool(workflow(db, project_id).get("enabled"))
 
 
-def is_protected(env: sqlite3.Row) -> bool:
+def is_protected(env: Row) -> bool:
     return str(env["type"]) in PROTECTED_TYPES
 
 
-def role_in(db: sqlite3.Connection, principal: authz.Principal, project_id: str) -> str:
+def role_in(db: Connection, principal: authz.Principal, project_id: str) -> str:
     """The caller's role in the project (by id: no organisation ambiguity)."""
     return authz.project_by_key(db, principal, project_id, "read").role
 
 
-def may_bypass(db: sqlite3.Connection, project_id: str, role: str) -> bool:
+def may_bypass(db: Connection, project_id: str, role: str) -> bool:
     return bool(workflow(db, project_id).get("allowPublisherBypass")) and authz.RANK[role] >= authz.RANK[REVIEWER_ROLE]
 
 
-def guard(w: Write, project_id: str, env: sqlite3.Row, feature_id: str) -> None:
+def guard(w: Write, project_id: str, env: Row, feature_id: str) -> None:
     """412 unless a change of the feature in ``env`` may be written directly (no workflow, an
     unprotected environment, a publisher bypass, or the apply of an approved change request)."""
     if w.change_request is not None or not is_protected(env) or not enabled(w.db, project_id):
@@ -81,7 +81,7 @@ def guard_every_environment(w: Write, project_id: str, feature_id: str) -> None:
         guard(w, project_id, env, feature_id)
 
 
-def check_reviewer(db: sqlite3.Connection, principal: authz.Principal, project_id: str, author: str) -> None:
+def check_reviewer(db: Connection, principal: authz.Principal, project_id: str, author: str) -> None:
     """403 unless the caller may approve or reject a change request written by ``author``."""
     role = role_in(db, principal, project_id)
     authz.require(role, REVIEWER_ROLE)
@@ -89,7 +89,7 @@ def check_reviewer(db: sqlite3.Connection, principal: authz.Principal, project_i
         raise ApiError(403, "the author of a change request cannot review it (allowPublisherBypass is off)")
 
 
-def reviewers_allowed(db: sqlite3.Connection, organisation_id: str, user_ids: list[str]) -> list[str]:
+def reviewers_allowed(db: Connection, organisation_id: str, user_ids: list[str]) -> list[str]:
     """The ids of ``user_ids`` that cannot review in the organisation (not members, or below publisher)."""
     rows = db.execute("SELECT user_id, role FROM memberships WHERE organisation_id = ?", (organisation_id,)).fetchall()
     roles = {r["user_id"]: r["role"] for r in rows}
@@ -106,7 +106,7 @@ def check_settings_permission(role: str, settings: dict[str, Any]) -> None:
         )
 
 
-def feature_digest(db: sqlite3.Connection, feature_id: str) -> str:
+def feature_digest(db: Connection, feature_id: str) -> str:
     """What identifies the feature's current definition (row, variations, variables,
     configurations): a change request created against one digest applies only to it."""
     parts: list[Any] = []

@@ -9,7 +9,6 @@ their targetingVersion. An audience that a feature or audience uses cannot be de
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Any
 
 import orjson
@@ -17,6 +16,7 @@ from starlette.responses import Response
 
 import evaluator
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.features_snapshot import audience_refs, translate_filter
 from control_plane.http import Ctx, Write
@@ -43,17 +43,17 @@ from control_plane.store import new_id, now_iso
 router = dv_router("devcycle-audiences")
 
 
-def _used_audiences(db: sqlite3.Connection, project_id: str) -> set[str]:
+def _used_audiences(db: Connection, project_id: str) -> set[str]:
     return {a for t in project_filter_trees(db, project_id) for a in audience_refs(t)}
 
 
-def _audience_parents(db: sqlite3.Connection, project_id: str, audience_id: str) -> list[sqlite3.Row]:
+def _audience_parents(db: Connection, project_id: str, audience_id: str) -> list[Row]:
     """Audiences whose filters reference ``audience_id`` directly."""
     rows = db.execute("SELECT * FROM audiences WHERE project_id = ? AND id != ?", (project_id, audience_id)).fetchall()
     return [r for r in rows if audience_id in audience_refs(loads(r["filters"], {}))]
 
 
-def audience_row(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
+def audience_row(db: Connection, project_id: str, ident: str) -> Row:
     return row_by_id_or_key(db, "audiences", "project_id", project_id, ident, "audience")
 
 
@@ -111,7 +111,7 @@ def _reserve_users_of(w: Write, project_id: str, audience_id: str) -> None:
             ) from None
 
 
-def _free_key(db: sqlite3.Connection, project_id: str, name: str | None, audience_id: str) -> str:
+def _free_key(db: Connection, project_id: str, name: str | None, audience_id: str) -> str:
     """The key of an audience created without one (the document makes it optional): its name
     made a key, else ``audience``; a taken key gets the new id's first characters appended."""
     base = re.sub(r"[^a-z0-9-_.]+", "-", (name or "").lower()).strip("-")[:80] or "audience"
@@ -199,9 +199,7 @@ async def update_audience(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-def apply_audience_update(
-    w: Write, access: authz.ProjectAccess, a: sqlite3.Row, body: UpdateAudience
-) -> dict[str, Any]:
+def apply_audience_update(w: Write, access: authz.ProjectAccess, a: Row, body: UpdateAudience) -> dict[str, Any]:
     """The PATCH of audience ``a`` (also the semantic patch's last step); returns its view."""
     if body.key is not None and key_taken(w.db, "audiences", "project_id", access.id, body.key, a["id"]):
         raise conflict(f"an audience with key {body.key!r} already exists in this project")
@@ -233,7 +231,7 @@ def apply_audience_update(
     return audience_view(audience_row(w.db, access.id, a["id"]), _used_audiences(w.db, access.id))
 
 
-def _usages(db: sqlite3.Connection, project_id: str, audience_id: str) -> dict[str, Any]:
+def _usages(db: Connection, project_id: str, audience_id: str) -> dict[str, Any]:
     features: dict[str, dict[str, Any]] = {}
     for row in configurations_using(db, project_id, {audience_id}):
         entry = features.setdefault(

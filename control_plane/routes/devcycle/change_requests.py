@@ -12,13 +12,13 @@ if the feature changed since the request was created. Who may do what: ``approva
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, forbidden, not_found, validation
 from control_plane.http import Ctx, Router, Write, parse_model
 from control_plane.routes.devcycle import approval
@@ -94,7 +94,7 @@ def plan(path: str, body: dict[str, Any]) -> Planned:
     raise validation("this path cannot be proposed as a change request", "path", "unsupported_path")
 
 
-def _view(row: sqlite3.Row, feature_row: sqlite3.Row | None = None) -> dict[str, Any]:
+def _view(row: Row, feature_row: Row | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "_id": row["id"],
         "_project": row["project_id"],
@@ -116,8 +116,8 @@ def _view(row: sqlite3.Row, feature_row: sqlite3.Row | None = None) -> dict[str,
     return out
 
 
-def _change_request(db: sqlite3.Connection, feature_id: str, ident: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _change_request(db: Connection, feature_id: str, ident: str) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM change_requests WHERE id = ? AND feature_id = ?", (ident, feature_id)
     ).fetchone()
     if row is None:
@@ -131,17 +131,17 @@ def _set(w: Write, cr_id: str, **columns: Any) -> None:
     w.db.execute(f"UPDATE change_requests SET {assignments} WHERE id = ?", (*columns.values(), cr_id))
 
 
-def _expect(row: sqlite3.Row, *statuses: str) -> None:
+def _expect(row: Row, *statuses: str) -> None:
     if row["status"] not in statuses:
         raise conflict(f"the change request is {row['status']}, not {' or '.join(statuses)}")
 
 
-def _author_or_publisher(w: Write, access: authz.ProjectAccess, row: sqlite3.Row) -> None:
+def _author_or_publisher(w: Write, access: authz.ProjectAccess, row: Row) -> None:
     if row["created_by"] != w.principal.user_id and authz.RANK[access.role] < authz.RANK[approval.REVIEWER_ROLE]:
         raise forbidden("only the author or a publisher may do this")
 
 
-def _apply(w: Write, ctx: Ctx, access: authz.ProjectAccess, row: sqlite3.Row) -> None:
+def _apply(w: Write, ctx: Ctx, access: authz.ProjectAccess, row: Row) -> None:
     """Run the stored change through the direct route's write; 409 if the feature moved."""
     if approval.feature_digest(w.db, row["feature_id"]) != row["base_snapshot"]:
         raise conflict("the feature changed since this change request was created; create a new one")

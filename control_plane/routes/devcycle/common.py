@@ -4,8 +4,6 @@ merges, feature bookkeeping, filters. Nothing here declares a route."""
 from __future__ import annotations
 
 import math
-import re
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -15,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 import evaluator
 from control_plane import authz
+from control_plane.dialect import Connection, Row, contains, contains_pattern
 from control_plane.errors import ApiError, not_found, validation
 from control_plane.features_snapshot import config_filters
 from control_plane.http import Ctx, Router, Write
@@ -136,12 +135,8 @@ class ListQuery(BaseModel):
     createdBy: str | None = Field(default=None, max_length=100)
 
 
-def _like(text: str) -> str:
-    return "%" + re.sub(r"([\\%_])", r"\\\1", text.lower()) + "%"
-
-
 def list_rows(
-    db: sqlite3.Connection,
+    db: Connection,
     select_from: str,
     where: list[str],
     params: list[Any],
@@ -151,7 +146,7 @@ def list_rows(
     search_columns: tuple[str, ...] = ("name", "key"),
     sort_columns: dict[str, str] | None = None,
     created_by: str | None = None,
-) -> list[sqlite3.Row]:
+) -> list[Row]:
     """One page of rows of ``select_from`` (a ``SELECT ... FROM ...`` whose main table is
     ``alias``) matching ``where``, searched and sorted as the query says; ties keep insertion order."""
     columns = {k: f"{alias}.{v}" for k, v in SORT_COLUMNS.items()}
@@ -163,15 +158,15 @@ def list_rows(
         raise validation(f"cannot sort by {query.sortBy} here", "query.sortBy", "invalid_sort")
     clauses, args = list(where), list(params)
     if query.search:
-        clauses.append("(" + " OR ".join(f"lower({alias}.{c}) LIKE ? ESCAPE '\\'" for c in search_columns) + ")")
-        args += [_like(query.search)] * len(search_columns)
+        clauses.append("(" + " OR ".join(contains(f"{alias}.{c}") for c in search_columns) + ")")
+        args += [contains_pattern(query.search)] * len(search_columns)
     if query.createdBy:
         clauses.append(f"{created_by or alias + '.created_by'} = ?")
         args.append(query.createdBy)
     order = "ASC" if query.sortOrder == "asc" else "DESC"
     sql = (
-        f"{select_from} WHERE {' AND '.join(clauses) or '1'} "
-        f"ORDER BY {column} {order}, {alias}.rowid {order} LIMIT ? OFFSET ?"
+        f"{select_from} WHERE {' AND '.join(clauses) or '1 = 1'} "
+        f"ORDER BY {column} {order}, {alias}.id {order} LIMIT ? OFFSET ?"
     )
     args += [query.perPage, (query.page - 1) * query.perPage]
     return list(db.execute(sql, args).fetchall())
@@ -181,12 +176,12 @@ def list_rows(
 # Look-ups
 
 
-def project(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.ProjectAccess:
+def project(db: Connection, ctx: Ctx, needed: str) -> authz.ProjectAccess:
     """The ``{project}`` path parameter (key or id), through the caller's memberships."""
     return authz.project_by_key(db, ctx.principal, ctx.path("project"), needed, ctx.header("x-organisation"))
 
 
-def caller_organisation(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.OrgAccess:
+def caller_organisation(db: Connection, ctx: Ctx, needed: str) -> authz.OrgAccess:
     """The organisation a DevCycle route without a project acts in: the ``x-organisation``
     header, else the API key's organisation, else the caller's only one (400 if several)."""
     name = ctx.header("x-organisation")
@@ -214,11 +209,9 @@ def write_project(w: Write, ctx: Ctx, needed: str) -> authz.ProjectAccess:
     return authz.project_by_key(w.db, w.principal, ctx.path("project"), needed, ctx.header("x-organisation"))
 
 
-def row_by_id_or_key(
-    db: sqlite3.Connection, table: str, scope_column: str, scope: str, ident: str, what: str
-) -> sqlite3.Row:
+def row_by_id_or_key(db: Connection, table: str, scope_column: str, scope: str, ident: str, what: str) -> Row:
     """A row of ``table`` within ``scope`` by id (preferred) or key; 404 when there is none."""
-    row: sqlite3.Row | None = db.execute(
+    row: Row | None = db.execute(
         f"SELECT * FROM {table} WHERE {scope_column} = ? AND (id = ? OR key = ?) ORDER BY id = ? DESC LIMIT 1",
         (scope, ident, ident, ident),
     ).fetchone()
@@ -227,20 +220,20 @@ def row_by_id_or_key(
     return row
 
 
-def environment(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
+def environment(db: Connection, project_id: str, ident: str) -> Row:
     return row_by_id_or_key(db, "environments", "project_id", project_id, ident, "environment")
 
 
-def key_taken(db: sqlite3.Connection, table: str, scope_column: str, scope: str, key: str, exclude: str = "") -> bool:
+def key_taken(db: Connection, table: str, scope_column: str, scope: str, key: str, exclude: str = "") -> bool:
     sql = f"SELECT 1 FROM {table} WHERE {scope_column} = ? AND key = ? AND id != ?"
     return db.execute(sql, (scope, key, exclude)).fetchone() is not None
 
 
-def feature(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
+def feature(db: Connection, project_id: str, ident: str) -> Row:
     return row_by_id_or_key(db, "features", "project_id", project_id, ident, "feature")
 
 
-def variation_id_of(db: sqlite3.Connection, feature_id: str, ident: str) -> str | None:
+def variation_id_of(db: Connection, feature_id: str, ident: str) -> str | None:
     row = db.execute(
         "SELECT id FROM variations WHERE feature_id = ? AND (id = ? OR key = ?) ORDER BY id = ? DESC LIMIT 1",
         (feature_id, ident, ident, ident),
@@ -457,7 +450,7 @@ def _trial_evaluation(rule: Any, path: str) -> None:
         pass
 
 
-def project_filter_trees(db: sqlite3.Connection, project_id: str) -> list[Any]:
+def project_filter_trees(db: Connection, project_id: str) -> list[Any]:
     """Every filter tree of the project: audiences and configurations."""
     trees = [
         loads(r["filters"], {}) for r in db.execute("SELECT filters FROM audiences WHERE project_id = ?", (project_id,))
@@ -472,7 +465,7 @@ def project_filter_trees(db: sqlite3.Connection, project_id: str) -> list[Any]:
     return trees
 
 
-def audience_resolver(db: sqlite3.Connection, project_id: str) -> Callable[[str], str | None]:
+def audience_resolver(db: Connection, project_id: str) -> Callable[[str], str | None]:
     def resolve(ref: str) -> str | None:
         row = db.execute(
             "SELECT id FROM audiences WHERE project_id = ? AND (id = ? OR key = ?) ORDER BY id = ? DESC LIMIT 1",

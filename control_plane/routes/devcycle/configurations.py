@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import orjson
 
 import evaluator
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import validation
 from control_plane.features_snapshot import Built, audience_refs, config_filters, feature_definition
 from control_plane.http import Ctx, Write
@@ -68,7 +68,7 @@ def _map_path(path: str, built: Built, reflag: bool, prefix: str) -> str:
     return f"{prefix}targets[{index}]"
 
 
-def compile_configuration(db: sqlite3.Connection, feature_id: str, env_id: str, reflag: bool, prefix: str) -> None:
+def compile_configuration(db: Connection, feature_id: str, env_id: str, reflag: bool, prefix: str) -> None:
     """Compile one feature's definition in one environment alone; 400 naming the request field."""
     built = feature_definition(db, feature_id, env_id)
     if built is None:
@@ -99,7 +99,7 @@ def _normalise_rollout(target: Target, path: str) -> dict[str, Any] | None:
 
 
 def _normalise_targets(
-    db: sqlite3.Connection, checker: FilterChecker, feature_id: str, targets: list[Target], prefix: str
+    db: Connection, checker: FilterChecker, feature_id: str, targets: list[Target], prefix: str
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen_ids: set[str] = set()
@@ -148,7 +148,7 @@ def _normalise_targets(
 
 
 def apply_configuration(
-    w: Write, project_id: str, feature_id: str, env: sqlite3.Row, body: ConfigurationFields, prefix: str = ""
+    w: Write, project_id: str, feature_id: str, env: Row, body: ConfigurationFields, prefix: str = ""
 ) -> None:
     """Write one environment's configuration; targetingVersion goes up by one if it changed."""
     if body.targets is not None and (body.targeting is not None or body.config is not None):
@@ -236,7 +236,7 @@ def apply_configurations(
         apply_configuration(w, project_id, feature_id, env, body, f"configurations.{ident}.")
 
 
-def configurations_using(db: sqlite3.Connection, project_id: str, audience_ids: set[str]) -> list[sqlite3.Row]:
+def configurations_using(db: Connection, project_id: str, audience_ids: set[str]) -> list[Row]:
     """Configuration rows of the project whose filters reference any of ``audience_ids`` directly."""
     rows = db.execute(
         "SELECT c.*, f.key AS feature_key, f.name AS feature_name, e.key AS environment_key "

@@ -7,11 +7,11 @@ property cannot be deleted.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from starlette.responses import Response
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict
 from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
@@ -44,18 +44,18 @@ def _custom_data_keys(node: Any, out: set[str]) -> None:
                 _custom_data_keys(child, out)
 
 
-def _used_property_keys(db: sqlite3.Connection, project_id: str) -> set[str]:
+def _used_property_keys(db: Connection, project_id: str) -> set[str]:
     keys: set[str] = set()
     for tree in project_filter_trees(db, project_id):
         _custom_data_keys(tree, keys)
     return keys
 
 
-def _property(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
+def _property(db: Connection, project_id: str, ident: str) -> Row:
     return row_by_id_or_key(db, "custom_properties", "project_id", project_id, ident, "custom property")
 
 
-def _property_key_taken(db: sqlite3.Connection, project_id: str, property_key: str, exclude: str = "") -> bool:
+def _property_key_taken(db: Connection, project_id: str, property_key: str, exclude: str = "") -> bool:
     sql = "SELECT 1 FROM custom_properties WHERE project_id = ? AND property_key = ? AND id != ?"
     return db.execute(sql, (project_id, property_key, exclude)).fetchone() is not None
 

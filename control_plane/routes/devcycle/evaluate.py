@@ -11,7 +11,6 @@ and compiled as a save would be, inside a transaction that is rolled back.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Any
 
@@ -19,6 +18,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 import evaluator
+from control_plane.dialect import Connection, Row
 from control_plane.errors import validation
 from control_plane.features_snapshot import rollout_percentage, translate_filter
 from control_plane.http import Ctx, Router, Write
@@ -66,7 +66,7 @@ def _context(raw: str) -> dict[str, Any]:
     return checked
 
 
-def _audiences(db: sqlite3.Connection, project_id: str) -> dict[str, Any]:
+def _audiences(db: Connection, project_id: str) -> dict[str, Any]:
     return {
         r["id"]: loads(r["filters"], {})
         for r in db.execute("SELECT id, filters FROM audiences WHERE project_id = ?", (project_id,))
@@ -132,9 +132,7 @@ def _explain(
     return "Not enabled: the context is in no target's audience." if rules else "Not enabled: there are no targets."
 
 
-def _answer(
-    db: sqlite3.Connection, project_id: str, f: sqlite3.Row, env: sqlite3.Row, context: dict[str, Any], draft: bool
-) -> dict[str, Any]:
+def _answer(db: Connection, project_id: str, f: Row, env: Row, context: dict[str, Any], draft: bool) -> dict[str, Any]:
     """The evaluation of ``f`` in ``env`` for ``context`` from the state ``db`` holds."""
     row = db.execute(
         "SELECT status, targets, reflag, targeting_version FROM feature_configurations"

@@ -9,11 +9,11 @@ follows the key: entries written under a feature's earlier key stay with that ke
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Literal
 
 from pydantic import Field
 
+from control_plane.dialect import Connection, Row
 from control_plane.http import Ctx
 from control_plane.routes.devcycle.common import ORG, ListQuery, dv_router, feature, iso_date, loads, project
 
@@ -36,7 +36,7 @@ def _target_clause(key: str, environment: str | None) -> tuple[str, list[Any]]:
     return "(target = ? OR substr(target, 1, ?) = ?)", [f"feature:{key}", len(prefix), prefix]
 
 
-def entry_view(row: sqlite3.Row) -> dict[str, Any]:
+def entry_view(row: Row) -> dict[str, Any]:
     return {
         "date": row["at"],
         "a0_user": row["actor"],
@@ -51,15 +51,15 @@ def entry_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def latest_entry(db: sqlite3.Connection, project_id: str, key: str) -> sqlite3.Row | None:
+def latest_entry(db: Connection, project_id: str, key: str) -> Row | None:
     clause, args = _target_clause(key, None)
-    row: sqlite3.Row | None = db.execute(
+    row: Row | None = db.execute(
         f"SELECT * FROM audit_log WHERE project_id = ? AND {clause} ORDER BY id DESC LIMIT 1", [project_id, *args]
     ).fetchone()
     return row
 
 
-def latest_update(db: sqlite3.Connection, project_id: str, key: str) -> dict[str, Any] | None:
+def latest_update(db: Connection, project_id: str, key: str) -> dict[str, Any] | None:
     """DevCycle's ``latestUpdate`` of a feature: its newest audit entry, or None."""
     row = latest_entry(db, project_id, key)
     return entry_view(row) if row is not None else None

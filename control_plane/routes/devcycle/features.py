@@ -9,13 +9,13 @@ rolls back with a 400 naming the node if one does not compile.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import Response
 
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import JSON, Ctx, Write
 from control_plane.routes.devcycle import approval
@@ -160,7 +160,7 @@ def _keys(ctx: Ctx) -> list[str]:
     return keys
 
 
-def _staleness_matches(db: sqlite3.Connection, f: sqlite3.Row, wanted: str) -> bool:
+def _staleness_matches(db: Connection, f: Row, wanted: str) -> bool:
     entity = staleness(db, f)
     if wanted == "notStale":
         return not entity["stale"]

@@ -9,12 +9,12 @@ filters by computed staleness.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Literal
 
 from pydantic import Field
 
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError
 from control_plane.http import Ctx, Write, parse_model
 from control_plane.routes.devcycle import approval
@@ -149,7 +149,7 @@ def _not_complete(key: str) -> ApiError:
     return ApiError(412, f"feature {key!r} is not complete: only a complete feature has a static configuration")
 
 
-def static_view(db: sqlite3.Connection, f: sqlite3.Row) -> dict[str, Any]:
+def static_view(db: Connection, f: Row) -> dict[str, Any]:
     variation = db.execute("SELECT variables FROM variations WHERE id = ?", (f["static_variation"],)).fetchone()
     configs = {
         r["environment_id"]: r["status"]

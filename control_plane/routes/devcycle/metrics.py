@@ -5,13 +5,13 @@ intake stored (``control_plane.metric_results``); ``cached`` is always false."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict, not_found, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.metric_results import evaluation_series, iso_ms, metric_result, unique_user_series
@@ -106,7 +106,7 @@ class EvaluationsQuery(BaseModel):
     variable: str | None = Field(default=None, max_length=100)
 
 
-def metric_view(r: sqlite3.Row) -> dict[str, Any]:
+def metric_view(r: Row) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": r["name"],
         "key": r["key"],
@@ -124,7 +124,7 @@ def metric_view(r: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
-def _metric(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
+def _metric(db: Connection, project_id: str, ident: str) -> Row:
     return row_by_id_or_key(db, "metrics", "project_id", project_id, ident, "metric")
 
 
@@ -250,13 +250,13 @@ def _range(q: ResultsQuery) -> tuple[str, str]:
     return start, end
 
 
-def _environment_ids(db: sqlite3.Connection, project_id: str, ident: str | None) -> list[str]:
+def _environment_ids(db: Connection, project_id: str, ident: str | None) -> list[str]:
     if ident is not None:
         return [str(environment(db, project_id, ident)["id"])]
     return [r["id"] for r in db.execute("SELECT id FROM environments WHERE project_id = ?", (project_id,))]
 
 
-def _control_key(db: sqlite3.Connection, f: sqlite3.Row, given: str | None) -> str | None:
+def _control_key(db: Connection, f: Row, given: str | None) -> str | None:
     ident = given or f["control_variation"]
     if not ident:
         return None
@@ -321,7 +321,7 @@ async def test_metric_results(ctx: Ctx) -> Any:
         )
 
 
-def _association_view(db: sqlite3.Connection, r: sqlite3.Row) -> dict[str, Any]:
+def _association_view(db: Connection, r: Row) -> dict[str, Any]:
     m = db.execute("SELECT * FROM metrics WHERE id = ?", (r["metric_id"],)).fetchone()
     return {
         "_project": r["project_id"],

@@ -7,11 +7,11 @@ every DevCycle configuration's targetingVersion. Deleting a project deletes ever
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from starlette.responses import Response
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict
 from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle import approval
@@ -41,8 +41,8 @@ PROJECT_SELECT = (
 )
 
 
-def project_row(db: sqlite3.Connection, project_id: str) -> sqlite3.Row:
-    row: sqlite3.Row = db.execute(PROJECT_SELECT + " WHERE p.id = ?", (project_id,)).fetchone()
+def project_row(db: Connection, project_id: str) -> Row:
+    row: Row = db.execute(PROJECT_SELECT + " WHERE p.id = ?", (project_id,)).fetchone()
     return row
 
 

@@ -21,12 +21,12 @@ is served.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from pydantic import Field
 from starlette.responses import Response
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.devcycle.common import (
@@ -53,7 +53,7 @@ class UpdateOverride(DvBody):
     variation: str = Field(pattern=ID_PATTERN)
 
 
-def _profile_view(row: sqlite3.Row | None, project_id: str, user_id: str) -> dict[str, Any]:
+def _profile_view(row: Row | None, project_id: str, user_id: str) -> dict[str, Any]:
     if row is None:
         now = now_iso()
         return {
@@ -74,8 +74,8 @@ def _profile_view(row: sqlite3.Row | None, project_id: str, user_id: str) -> dic
     }
 
 
-def _profile(db: sqlite3.Connection, project_id: str, user_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute(
+def _profile(db: Connection, project_id: str, user_id: str) -> Row | None:
+    row: Row | None = db.execute(
         "SELECT * FROM user_profiles WHERE project_id = ? AND user_id = ?", (project_id, user_id)
     ).fetchone()
     return row
@@ -130,7 +130,7 @@ async def update_user_profile(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-def _override_view(row: sqlite3.Row) -> dict[str, Any]:
+def _override_view(row: Row) -> dict[str, Any]:
     return {
         "_project": row["project_id"],
         "_environment": row["environment_id"],

@@ -18,11 +18,11 @@ newest audit entry. Archived features are never stale. A feature's own staleness
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.routes.devcycle.common import loads
 from control_plane.routes.devcycle.feature_audit import latest_entry
 
@@ -33,14 +33,14 @@ UNMODIFIED_LONG_DAYS = 90
 REASONS = ("released", "unused", "unmodified")
 
 
-def no_evaluation_data(db: sqlite3.Connection, feature_id: str, since: str) -> int | None:
+def no_evaluation_data(db: Connection, feature_id: str, since: str) -> int | None:
     """Evaluations of the feature since ``since``, or None where none are recorded: until the
     evaluation counts land (issue 18, metrics), ``unused`` never holds."""
     return None
 
 
 # The one place the evaluation counts are read from; the metrics work replaces this function.
-evaluations_since: Callable[[sqlite3.Connection, str, str], int | None] = no_evaluation_data
+evaluations_since: Callable[[Connection, str, str], int | None] = no_evaluation_data
 
 
 def _parse(at: str) -> datetime:
@@ -61,7 +61,7 @@ def _serves_one_to_everyone(targets: list[Any]) -> bool:
     return False
 
 
-def last_change(db: sqlite3.Connection, f: sqlite3.Row) -> str:
+def last_change(db: Connection, f: Row) -> str:
     times = [f["updated_at"]]
     row = db.execute("SELECT max(updated_at) AS at FROM feature_configurations WHERE feature_id = ?", (f["id"],))
     at = row.fetchone()["at"]
@@ -73,7 +73,7 @@ def last_change(db: sqlite3.Connection, f: sqlite3.Row) -> str:
     return str(max(times))
 
 
-def production_configs(db: sqlite3.Connection, feature_id: str) -> list[sqlite3.Row]:
+def production_configs(db: Connection, feature_id: str) -> list[Row]:
     return list(
         db.execute(
             "SELECT c.* FROM feature_configurations c JOIN environments e ON e.id = c.environment_id"
@@ -83,14 +83,12 @@ def production_configs(db: sqlite3.Connection, feature_id: str) -> list[sqlite3.
     )
 
 
-def prod_targeting_updated_at(db: sqlite3.Connection, feature_id: str) -> str | None:
+def prod_targeting_updated_at(db: Connection, feature_id: str) -> str | None:
     times = [r["updated_at"] for r in production_configs(db, feature_id) if r["updated_at"]]
     return max(times) if times else None
 
 
-def _reason(
-    db: sqlite3.Connection, f: sqlite3.Row, settings: dict[str, Any], changed: datetime, now: datetime
-) -> str | None:
+def _reason(db: Connection, f: Row, settings: dict[str, Any], changed: datetime, now: datetime) -> str | None:
     def on(kind: str) -> bool:
         return bool((settings.get(kind) or {}).get("enabled", True))
 
@@ -115,12 +113,12 @@ def _reason(
     return None
 
 
-def staleness(db: sqlite3.Connection, f: sqlite3.Row) -> dict[str, Any]:
+def staleness(db: Connection, f: Row) -> dict[str, Any]:
     """DevCycle's FeatureStalenessEntity of the feature row ``f``."""
     return assess(db, f)[0]
 
 
-def assess(db: sqlite3.Connection, f: sqlite3.Row, now: datetime | None = None) -> tuple[dict[str, Any], bool]:
+def assess(db: Connection, f: Row, now: datetime | None = None) -> tuple[dict[str, Any], bool]:
     """The staleness entity, and whether the feature's own settings hide a reason it has
     (``includeSilenced`` of the project's stale list)."""
     now = now or datetime.now(UTC)

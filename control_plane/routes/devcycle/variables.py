@@ -9,11 +9,11 @@ served. Writes that change what a feature serves bump its targetingVersion.
 from __future__ import annotations
 
 import math
-import sqlite3
 from typing import Any
 
 from starlette.responses import Response
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import JSON, Ctx, Write
 from control_plane.routes.devcycle.common import (
@@ -51,7 +51,7 @@ def value_ok(kind: str, value: Any) -> bool:
     return isinstance(value, dict)
 
 
-def feature_variable_types(db: sqlite3.Connection, feature_id: str) -> dict[str, str]:
+def feature_variable_types(db: Connection, feature_id: str) -> dict[str, str]:
     rows = db.execute("SELECT key, type FROM variables WHERE feature_id = ?", (feature_id,)).fetchall()
     return {r["key"]: r["type"] for r in rows}
 
@@ -71,7 +71,7 @@ def check_values(types: dict[str, str], values: dict[str, Any], prefix: str) -> 
             )
 
 
-def check_feature_values(db: sqlite3.Connection, feature_id: str, field: str | None = None) -> None:
+def check_feature_values(db: Connection, feature_id: str, field: str | None = None) -> None:
     """Every variation of the feature against its variables; errors name ``field`` when given."""
     types = feature_variable_types(db, feature_id)
     rows = db.execute("SELECT key, variables FROM variations WHERE feature_id = ? ORDER BY position", (feature_id,))
@@ -155,7 +155,7 @@ def strip_variable(w: Write, feature_id: str, key: str) -> None:
             w.db.execute("UPDATE variations SET variables = ? WHERE id = ?", (dumps(values), r["id"]))
 
 
-def _variable(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
+def _variable(db: Connection, project_id: str, ident: str) -> Row:
     return row_by_id_or_key(db, "variables", "project_id", project_id, ident, "variable")
 
 

@@ -7,11 +7,11 @@ deleted. Every write bumps the feature's targetingVersion and touches the projec
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from starlette.responses import Response
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict
 from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
@@ -35,7 +35,7 @@ from control_plane.store import new_id
 router = dv_router("devcycle-features")
 
 
-def variations_in_use(db: sqlite3.Connection, feature_id: str) -> dict[str, str]:
+def variations_in_use(db: Connection, feature_id: str) -> dict[str, str]:
     """Variation ids that targets or the feature itself refer to, with where."""
     used: dict[str, str] = {}
     f = db.execute("SELECT static_variation, control_variation FROM features WHERE id = ?", (feature_id,)).fetchone()
@@ -105,7 +105,7 @@ async def list_variations(ctx: Ctx) -> Any:
         return [variation_view(r) for r in rows]
 
 
-def _variation(db: sqlite3.Connection, feature_id: str, ident: str) -> sqlite3.Row:
+def _variation(db: Connection, feature_id: str, ident: str) -> Row:
     return row_by_id_or_key(db, "variations", "feature_id", feature_id, ident, "variation")
 
 

@@ -8,9 +8,9 @@ the environment.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.key_vault import KeyVault
 from control_plane.routes.devcycle.common import loads, merge_settings
 from control_plane.routes.devcycle.feature_audit import latest_update
@@ -45,7 +45,7 @@ PROJECT_SETTINGS_DEFAULTS: dict[str, Any] = {
 }
 
 
-def project_view(row: sqlite3.Row) -> dict[str, Any]:
+def project_view(row: Row) -> dict[str, Any]:
     """DevCycle's Project. ``hasJiraIntegration`` says whether any feature links a Jira issue
     (the integration is stored records only: no base URL); code usages, SDK config fetches and
     Vercel Edge Config are not tracked here, so they read false and empty."""
@@ -69,7 +69,7 @@ def project_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def key_view(row: sqlite3.Row) -> dict[str, Any]:
+def key_view(row: Row) -> dict[str, Any]:
     return {
         "prefix": row["prefix"],
         "createdAt": row["created_at"],
@@ -79,8 +79,8 @@ def key_view(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def environment_view(
-    db: sqlite3.Connection,
-    row: sqlite3.Row,
+    db: Connection,
+    row: Row,
     new_keys: dict[str, str] | None = None,
     readable: KeyVault | None = None,
 ) -> dict[str, Any]:
@@ -120,7 +120,7 @@ def environment_view(
     }
 
 
-def feature_view(db: sqlite3.Connection, feature_id: str, *, include_latest: bool = True) -> dict[str, Any]:
+def feature_view(db: Connection, feature_id: str, *, include_latest: bool = True) -> dict[str, Any]:
     """DevCycle's Feature (v1 and v2 alike). ``latestUpdate`` is the newest audit entry (lists
     leave it out unless asked, ``includeLatestUpdate``), ``staleness`` is computed
     (:mod:`staleness`), ``changeRequests`` lists pending change requests (none until the
@@ -129,7 +129,7 @@ def feature_view(db: sqlite3.Connection, feature_id: str, *, include_latest: boo
     variations = db.execute("SELECT * FROM variations WHERE feature_id = ? ORDER BY position", (feature_id,)).fetchall()
     keys = {v["id"]: v["key"] for v in variations}
     variables = db.execute(
-        "SELECT * FROM variables WHERE feature_id = ? ORDER BY created_at, rowid", (feature_id,)
+        "SELECT * FROM variables WHERE feature_id = ? ORDER BY created_at, id", (feature_id,)
     ).fetchall()
     view = {
         "_id": f["id"],
@@ -163,11 +163,11 @@ def feature_view(db: sqlite3.Connection, feature_id: str, *, include_latest: boo
     return view
 
 
-def variation_view(row: sqlite3.Row) -> dict[str, Any]:
+def variation_view(row: Row) -> dict[str, Any]:
     return {"_id": row["id"], "key": row["key"], "name": row["name"], "variables": loads(row["variables"], {})}
 
 
-def variable_view(row: sqlite3.Row) -> dict[str, Any]:
+def variable_view(row: Row) -> dict[str, Any]:
     view: dict[str, Any] = {
         "_id": row["id"],
         "_project": row["project_id"],
@@ -189,7 +189,7 @@ def variable_view(row: sqlite3.Row) -> dict[str, Any]:
     return view
 
 
-def configuration_view(feature: sqlite3.Row, env: sqlite3.Row, row: sqlite3.Row | None) -> dict[str, Any]:
+def configuration_view(feature: Row, env: Row, row: Row | None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "_feature": feature["id"],
         "_environment": env["id"],
@@ -210,15 +210,13 @@ def configuration_view(feature: sqlite3.Row, env: sqlite3.Row, row: sqlite3.Row 
     return view
 
 
-def feature_configurations(
-    db: sqlite3.Connection, feature: sqlite3.Row, env_id: str | None = None
-) -> list[dict[str, Any]]:
+def feature_configurations(db: Connection, feature: Row, env_id: str | None = None) -> list[dict[str, Any]]:
     """The feature's configuration in every environment of its project (or only ``env_id``), in
     environment creation order; an environment without a row shows the inactive default."""
     envs = db.execute(
         "SELECT * FROM environments WHERE project_id = ?"
         + (" AND id = ?" if env_id else "")
-        + " ORDER BY created_at, rowid",
+        + " ORDER BY created_at, id",
         (feature["project_id"], env_id) if env_id else (feature["project_id"],),
     ).fetchall()
     rows = {
@@ -228,7 +226,7 @@ def feature_configurations(
     return [configuration_view(feature, e, rows.get(e["id"])) for e in envs]
 
 
-def audience_view(row: sqlite3.Row, used: set[str] | None = None) -> dict[str, Any]:
+def audience_view(row: Row, used: set[str] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "name": row["name"],
         "key": row["key"],
@@ -248,7 +246,7 @@ def audience_view(row: sqlite3.Row, used: set[str] | None = None) -> dict[str, A
     return view
 
 
-def property_view(row: sqlite3.Row, used: set[str] | None = None) -> dict[str, Any]:
+def property_view(row: Row, used: set[str] | None = None) -> dict[str, Any]:
     view: dict[str, Any] = {
         "name": row["name"],
         "key": row["key"],

@@ -10,9 +10,9 @@ refused URL is a 400 at once rather than a failed delivery later.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, not_found, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.devcycle.common import (
@@ -35,7 +35,7 @@ router = Router("devcycle-webhooks")
 BASE = "/v1/projects/{project}/webhooks"
 
 
-def _view(row: sqlite3.Row) -> dict[str, Any]:
+def _view(row: Row) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": row["name"],
         "description": row["description"],
@@ -55,8 +55,8 @@ def _view(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
-def _webhook(db: sqlite3.Connection, project_id: str, ident: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _webhook(db: Connection, project_id: str, ident: str) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM webhooks WHERE project_id = ? AND id = ?", (project_id, ident)
     ).fetchone()
     if row is None:
@@ -70,7 +70,7 @@ def _check_url(ctx: Ctx, url: str) -> None:
         raise validation(f"url {problem}", "url", "invalid_url")
 
 
-def _scope(db: sqlite3.Connection, project_id: str, feature_ref: str | None, envs: list[str] | None) -> dict[str, Any]:
+def _scope(db: Connection, project_id: str, feature_ref: str | None, envs: list[str] | None) -> dict[str, Any]:
     """The ``_feature`` and ``_environments`` columns (ids; 400 for unknown ones)."""
     out: dict[str, Any] = {}
     if feature_ref is not None:

@@ -8,13 +8,14 @@ each key had and in how many users, and per key its most frequent values with th
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, Field
 
 from contract.intake import RELEASEO_EVENT, releaseo_scope
+from control_plane.dialect import Connection, Row
 from control_plane.errors import not_found
 from control_plane.http import Ctx, Router
 from control_plane.routes.releaseo.common import ORG, decode_cursor, encode_cursor, project_access
@@ -24,7 +25,8 @@ router = Router("releaseo")
 BASE = "/analytics/{projectId}"
 RECENT_EVENTS = 50
 TOP_VALUES = 100
-# SQLite's json_each types → JSON's.
+# A stored property value's JSON type, by the names SQLite's json_each gives them (booleans and
+# null have their own), and the JSON Schema name the API answers with.
 _TYPES = {
     "text": "string",
     "integer": "number",
@@ -37,13 +39,37 @@ _TYPES = {
 }
 
 
+def _type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "real"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def _properties(db: Connection, project_id: str) -> Iterator[dict[str, Any]]:
+    """Every SDK user's properties of the project (decoded here: JSON functions are not portable SQL)."""
+    for row in db.execute("SELECT properties FROM releaseo_sdk_users WHERE project_id = ?", (project_id,)):
+        properties = orjson.loads(row["properties"])
+        if isinstance(properties, dict):
+            yield properties
+
+
 class UsersQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=100)
     cursor: str | None = Field(default=None, max_length=200, description="Opaque next_cursor of the previous page")
     search: str | None = Field(default=None, min_length=1, max_length=256, description="User id prefix")
 
 
-def _user_view(row: sqlite3.Row) -> dict[str, Any]:
+def _user_view(row: Row) -> dict[str, Any]:
     return {
         "userId": row["user_id"],
         "properties": orjson.loads(row["properties"]),
@@ -113,21 +139,26 @@ async def get_user(ctx: Ctx) -> Any:
     headers=ORG,
 )
 async def property_keys(ctx: Ctx) -> Any:
+    # Per (key, type): the users that have it and the distinct values it took (null is no value).
+    users: dict[tuple[str, str], int] = {}
+    distinct: dict[tuple[str, str], set[bytes]] = {}
     with ctx.services.store.read() as db:
         project = project_access(db, ctx, "read")
-        rows = db.execute(
-            "SELECT j.key AS key, j.type AS type, COUNT(*) AS users, COUNT(DISTINCT j.value) AS distinct_values"
-            " FROM releaseo_sdk_users u, json_each(u.properties) j WHERE u.project_id = ?"
-            " GROUP BY j.key, j.type ORDER BY j.key",
-            (project.id,),
-        ).fetchall()
+        for properties in _properties(db, project.id):
+            for key, value in properties.items():
+                group = (key, _type_of(value))
+                users[group] = users.get(group, 0) + 1
+                values = distinct.setdefault(group, set())
+                if value is not None:
+                    values.add(orjson.dumps(value))
     keys: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        entry = keys.setdefault(r["key"], {"key": r["key"], "types": {}, "userCount": 0, "valueCount": 0})
-        kind = _TYPES.get(r["type"], r["type"])
-        entry["types"][kind] = entry["types"].get(kind, 0) + r["users"]
-        entry["userCount"] += r["users"]
-        entry["valueCount"] += r["distinct_values"]
+    for key, kind in sorted(users):
+        entry = keys.setdefault(key, {"key": key, "types": {}, "userCount": 0, "valueCount": 0})
+        name = _TYPES[kind]
+        count = users[(key, kind)]
+        entry["types"][name] = entry["types"].get(name, 0) + count
+        entry["userCount"] += count
+        entry["valueCount"] += len(distinct[(key, kind)])
     return {"items": list(keys.values())}
 
 
@@ -139,24 +170,23 @@ async def property_keys(ctx: Ctx) -> Any:
 )
 async def property_values(ctx: Ctx) -> Any:
     key = ctx.path("key")
+    # Per (type, the value's JSON text): the users that have it.
+    counts: dict[tuple[str, str], int] = {}
+    decoded: dict[tuple[str, str], Any] = {}
     with ctx.services.store.read() as db:
         project = project_access(db, ctx, "read")
-        rows = db.execute(
-            "SELECT j.type AS type, CASE WHEN j.type IN ('array', 'object') THEN j.value ELSE json_quote(j.value) END"
-            " AS value, COUNT(*) AS users FROM releaseo_sdk_users u, json_each(u.properties) j"
-            " WHERE u.project_id = ? AND j.key = ? GROUP BY j.type, value ORDER BY users DESC, value LIMIT ?",
-            (project.id, key, TOP_VALUES),
-        ).fetchall()
-    if not rows:
+        for properties in _properties(db, project.id):
+            if key not in properties:
+                continue
+            value = properties[key]
+            group = (_type_of(value), orjson.dumps(value).decode())
+            counts[group] = counts.get(group, 0) + 1
+            decoded[group] = value
+    if not counts:
         raise not_found("user property")
+    top = sorted(counts, key=lambda g: (-counts[g], g[1]))[:TOP_VALUES]
     types: dict[str, int] = {}
-    values = []
-    for r in rows:
-        kind = _TYPES.get(r["type"], r["type"])
-        types[kind] = types.get(kind, 0) + r["users"]
-        if r["type"] in ("true", "false"):
-            value: Any = r["type"] == "true"  # json_each gives booleans as 1/0
-        else:
-            value = orjson.loads(r["value"]) if r["value"] is not None else None
-        values.append({"value": value, "type": kind, "count": r["users"]})
+    for kind, text in top:
+        types[_TYPES[kind]] = types.get(_TYPES[kind], 0) + counts[(kind, text)]
+    values = [{"value": decoded[g], "type": _TYPES[g[0]], "count": counts[g]} for g in top]
     return {"key": key, "types": types, "values": values}

@@ -15,17 +15,17 @@ The edge evaluates ``definition`` with the evaluator the flags use (``control_pl
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
+from control_plane.dialect import Connection
 from control_plane.errors import validation
 from control_plane.routes.releaseo.models import Audience
 from control_plane.routes.releaseo.segments import compile_definition
 
 
-def stored_audience(db: sqlite3.Connection, project_id: str, audience: Audience) -> str | None:
+def stored_audience(db: Connection, project_id: str, audience: Audience) -> str | None:
     """The JSON to store for ``audience`` (None for everyone); 400 naming the bad field."""
     if audience.mode == "all":
         return None

@@ -7,9 +7,9 @@ uncategorised).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict, not_found, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.releaseo.common import ORG, project_access
@@ -22,7 +22,7 @@ router = Router("releaseo")
 BASE = "/projects/{projectId}/feature-request-categories"
 
 
-def _view(row: sqlite3.Row) -> dict[str, Any]:
+def _view(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -33,8 +33,8 @@ def _view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _category(db: sqlite3.Connection, project_id: str, category_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _category(db: Connection, project_id: str, category_id: str) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM releaseo_categories WHERE id = ? AND project_id = ?", (category_id, project_id)
     ).fetchone()
     if row is None:
@@ -42,7 +42,7 @@ def _category(db: sqlite3.Connection, project_id: str, category_id: str) -> sqli
     return row
 
 
-def _name_taken(db: sqlite3.Connection, project_id: str, name: str, except_id: str = "") -> None:
+def _name_taken(db: Connection, project_id: str, name: str, except_id: str = "") -> None:
     if db.execute(
         "SELECT 1 FROM releaseo_categories WHERE project_id = ? AND name = ? AND id != ?", (project_id, name, except_id)
     ).fetchone():

@@ -11,9 +11,9 @@ Roles: reading ``read``; creating, editing and deleting ``write``.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import not_found, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.releaseo.audience import audience_view, stored_audience
@@ -27,7 +27,7 @@ router = Router("releaseo")
 BASE = "/projects/{projectId}/changelog"
 
 
-def _view(row: sqlite3.Row) -> dict[str, Any]:
+def _view(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "title": row["title"],
@@ -40,8 +40,8 @@ def _view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _entry(db: sqlite3.Connection, project_id: str, entry_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _entry(db: Connection, project_id: str, entry_id: str) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM releaseo_changelog_entries WHERE id = ? AND project_id = ?", (entry_id, project_id)
     ).fetchone()
     if row is None:

@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import sqlite3
 from typing import Any
 
 import orjson
 
 from control_plane import authz
+from control_plane.dialect import Connection
 from control_plane.errors import ApiError, validation
 from control_plane.http import Ctx
 
@@ -55,7 +55,7 @@ def encode_bounded(value: dict[str, Any], field: str, max_bytes: int, max_depth:
     return encoded
 
 
-def project_access(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.ProjectAccess:
+def project_access(db: Connection, ctx: Ctx, needed: str) -> authz.ProjectAccess:
     """The ``{projectId}`` path parameter (key or id), through the caller's memberships, at ``needed``."""
     return authz.project_by_key(db, ctx.principal, ctx.path("projectId"), needed, ctx.header("x-organisation"))
 

@@ -11,9 +11,9 @@ Roles: reading needs ``read``; creating, moderating and deleting requests or com
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import not_found, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.releaseo.common import ORG, decode_cursor, encode_cursor, project_access
@@ -39,7 +39,7 @@ _UPDATABLE = {
 }
 
 
-def request_view(row: sqlite3.Row) -> dict[str, Any]:
+def request_view(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "projectId": row["project_id"],
@@ -61,8 +61,8 @@ def request_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _request(db: sqlite3.Connection, project_id: str, request_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _request(db: Connection, project_id: str, request_id: str) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM releaseo_feature_requests WHERE id = ? AND project_id = ?", (request_id, project_id)
     ).fetchone()
     if row is None:
@@ -70,7 +70,7 @@ def _request(db: sqlite3.Connection, project_id: str, request_id: str) -> sqlite
     return row
 
 
-def check_category(db: sqlite3.Connection, project_id: str, category_id: str | None) -> None:
+def check_category(db: Connection, project_id: str, category_id: str | None) -> None:
     if (
         category_id is not None
         and not db.execute(
@@ -239,7 +239,7 @@ async def delete_feature_request(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-def _comment_view(row: sqlite3.Row) -> dict[str, Any]:
+def _comment_view(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "requestId": row["request_id"],
@@ -281,7 +281,8 @@ async def delete_comment(ctx: Ctx) -> Any:
         if not deleted:
             raise not_found("comment")
         w.db.execute(
-            "UPDATE releaseo_feature_requests SET comment_count = MAX(0, comment_count - 1) WHERE id = ?",
+            "UPDATE releaseo_feature_requests"
+            " SET comment_count = CASE WHEN comment_count > 0 THEN comment_count - 1 ELSE 0 END WHERE id = ?",
             (request_id,),
         )
         w.touch(project.id)

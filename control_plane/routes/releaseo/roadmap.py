@@ -13,9 +13,9 @@ Roles: reading ``read``; creating, editing, ordering and deleting ``write``.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import not_found, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.releaseo.audience import audience_view, stored_audience
@@ -29,7 +29,7 @@ router = Router("releaseo")
 BASE = "/projects/{projectId}/roadmap"
 
 
-def _view(row: sqlite3.Row) -> dict[str, Any]:
+def _view(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "title": row["title"],
@@ -51,16 +51,14 @@ _SELECT = (
 )
 
 
-def _item(db: sqlite3.Connection, project_id: str, item_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
-        _SELECT + "WHERE i.id = ? AND i.project_id = ?", (item_id, project_id)
-    ).fetchone()
+def _item(db: Connection, project_id: str, item_id: str) -> Row:
+    row: Row | None = db.execute(_SELECT + "WHERE i.id = ? AND i.project_id = ?", (item_id, project_id)).fetchone()
     if row is None:
         raise not_found("roadmap item")
     return row
 
 
-def _check_request(db: sqlite3.Connection, project_id: str, request_id: str | None) -> None:
+def _check_request(db: Connection, project_id: str, request_id: str | None) -> None:
     if (
         request_id is not None
         and not db.execute(
@@ -70,9 +68,7 @@ def _check_request(db: sqlite3.Connection, project_id: str, request_id: str | No
         raise validation("no such feature request in this project", "featureRequestId", "not_found")
 
 
-def _audience_for(
-    db: sqlite3.Connection, project_id: str, visibility: str, body: Any, current: str | None
-) -> str | None:
+def _audience_for(db: Connection, project_id: str, visibility: str, body: Any, current: str | None) -> str | None:
     """The audience to store: required (and not ``all``) for a targeted item, dropped otherwise."""
     if visibility != "audience_targeted":
         return None

@@ -11,12 +11,12 @@ a draft equal to the latest version mints no new version. Lists page with an opa
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
 import evaluator
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, not_found, validation
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.releaseo import common
@@ -61,7 +61,7 @@ _SEGMENT_SQL = (
 )
 
 
-def _segment_view(row: sqlite3.Row) -> dict[str, Any]:
+def _segment_view(row: Row) -> dict[str, Any]:
     published = None
     changed = True
     if row["pub_version"] is not None:
@@ -90,8 +90,8 @@ def _segment_view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _segment(db: sqlite3.Connection, project_id: str, segment_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _segment(db: Connection, project_id: str, segment_id: str) -> Row:
+    row: Row | None = db.execute(
         _SEGMENT_SQL + "WHERE s.id = ? AND s.project_id = ?", (segment_id, project_id)
     ).fetchone()
     if row is None:
@@ -99,7 +99,7 @@ def _segment(db: sqlite3.Connection, project_id: str, segment_id: str) -> sqlite
     return row
 
 
-def _name_taken(db: sqlite3.Connection, project_id: str, name: str, except_id: str = "") -> None:
+def _name_taken(db: Connection, project_id: str, name: str, except_id: str = "") -> None:
     if db.execute(
         "SELECT 1 FROM releaseo_segments WHERE project_id = ? AND name = ? AND id != ?", (project_id, name, except_id)
     ).fetchone():
@@ -299,7 +299,7 @@ async def publish_segment(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-def _version_view(row: sqlite3.Row) -> dict[str, Any]:
+def _version_view(row: Row) -> dict[str, Any]:
     return {
         "segmentId": row["segment_id"],
         "version": row["version"],

@@ -10,12 +10,12 @@ pipeline republishes what :mod:`control_plane.widget_snapshot` returns and the e
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from typing import Any
 
 import orjson
 
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import not_found
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.releaseo.common import ORG, encode_bounded, project_access
@@ -34,7 +34,7 @@ def new_project_key() -> str:
     return PROJECT_KEY_PREFIX + secrets.token_urlsafe(24)
 
 
-def ensure_project_key(db: sqlite3.Connection, project_id: str) -> str:
+def ensure_project_key(db: Connection, project_id: str) -> str:
     """The project's public Releaseo key, issued now if it has none: the board, roadmap and
     identify routes need it even before a widget config exists (a row without settings)."""
     row = _widget_row(db, project_id)
@@ -49,14 +49,12 @@ def ensure_project_key(db: sqlite3.Connection, project_id: str) -> str:
     return key
 
 
-def _widget_row(db: sqlite3.Connection, project_id: str) -> sqlite3.Row | None:
-    row: sqlite3.Row | None = db.execute(
-        "SELECT * FROM releaseo_widgets WHERE project_id = ?", (project_id,)
-    ).fetchone()
+def _widget_row(db: Connection, project_id: str) -> Row | None:
+    row: Row | None = db.execute("SELECT * FROM releaseo_widgets WHERE project_id = ?", (project_id,)).fetchone()
     return row
 
 
-def _widget_view(project: authz.ProjectAccess, row: sqlite3.Row) -> dict[str, Any]:
+def _widget_view(project: authz.ProjectAccess, row: Row) -> dict[str, Any]:
     return {
         "projectId": project.id,
         "project": project.key,

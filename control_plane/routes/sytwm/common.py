@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import sqlite3
 from typing import Any
 
 import orjson
 
 from control_plane import authz
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, forbidden, not_found, validation
 from control_plane.http import Ctx
 from control_plane.security import SYTWM_API
@@ -23,7 +23,7 @@ READ = authz.KeyAccess(SYTWM_API, ("read",))
 ANY_KEY = authz.KeyAccess(SYTWM_API, ("submit", "read"))
 
 
-def dashboard_org(db: sqlite3.Connection, ctx: Ctx, needed: str) -> authz.OrgAccess:
+def dashboard_org(db: Connection, ctx: Ctx, needed: str) -> authz.OrgAccess:
     """The ``x-organisation`` of a dashboard (``/admin``) request, through the signed-in user's
     membership, at ``needed``. The dashboard takes a user's token only: an API key of any kind
     is refused (403), so a leaked key can neither mint keys nor rewrite posts."""
@@ -62,7 +62,7 @@ def decode_cursor(kind: str, cursor: str | None) -> int | None:
     return int(number)
 
 
-def page(rows: list[sqlite3.Row], limit: int, kind: str, position: str) -> tuple[list[sqlite3.Row], str | None]:
+def page(rows: list[Row], limit: int, kind: str, position: str) -> tuple[list[Row], str | None]:
     """The first ``limit`` of ``limit + 1`` rows fetched newest first, and the cursor after them
     (None when nothing is left)."""
     if len(rows) <= limit:
@@ -71,8 +71,8 @@ def page(rows: list[sqlite3.Row], limit: int, kind: str, position: str) -> tuple
     return shown, encode_cursor(kind, int(shown[-1][position]))
 
 
-def post_row(db: sqlite3.Connection, organisation_id: str, slug: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def post_row(db: Connection, organisation_id: str, slug: str) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM sytwm_posts WHERE organisation_id = ? AND slug = ?", (organisation_id, slug)
     ).fetchone()
     if row is None:
@@ -80,8 +80,8 @@ def post_row(db: sqlite3.Connection, organisation_id: str, slug: str) -> sqlite3
     return row
 
 
-def version_row(db: sqlite3.Connection, post_id: str, version: int) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def version_row(db: Connection, post_id: str, version: int) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM sytwm_post_versions WHERE post_id = ? AND version = ?", (post_id, version)
     ).fetchone()
     if row is None:
@@ -89,7 +89,7 @@ def version_row(db: sqlite3.Connection, post_id: str, version: int) -> sqlite3.R
     return row
 
 
-def published_view(slug: str, version: sqlite3.Row) -> dict[str, Any]:
+def published_view(slug: str, version: Row) -> dict[str, Any]:
     """A published post as the key API shows it."""
     return {
         "slug": slug,

@@ -14,11 +14,11 @@ skip what is left to read (they show on a fresh first page).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import not_found
 from control_plane.http import Ctx, Handler, Router, Write
 from control_plane.routes.sytwm import answers
@@ -33,7 +33,7 @@ CURSOR = "feedback"
 MAX_BODY = 256 << 10
 
 
-def _replay(db: sqlite3.Connection, key_id: str, dedup: str) -> dict[str, Any] | None:
+def _replay(db: Connection, key_id: str, dedup: str) -> dict[str, Any] | None:
     row = db.execute(
         "SELECT id, is_public FROM sytwm_feedback WHERE api_key_id = ? AND client_dedup_id = ?", (key_id, dedup)
     ).fetchone()
@@ -90,7 +90,7 @@ async def submit_feedback(ctx: Ctx) -> Any:
     return {"id": entry_id, "is_public": body.is_public, "replayed": False}
 
 
-def _labels(db: sqlite3.Connection, rows: list[sqlite3.Row]) -> dict[tuple[str, int], dict[str, str]]:
+def _labels(db: Connection, rows: list[Row]) -> dict[tuple[str, int], dict[str, str]]:
     """Step labels of every post version the rows answered: what the submitter was asked."""
     labels: dict[tuple[str, int], dict[str, str]] = {}
     for post_id, version in {(r["post_id"], r["post_version"]) for r in rows}:
@@ -102,7 +102,7 @@ def _labels(db: sqlite3.Connection, rows: list[sqlite3.Row]) -> dict[tuple[str, 
     return labels
 
 
-def _item(row: sqlite3.Row, labels: dict[str, str]) -> dict[str, Any]:
+def _item(row: Row, labels: dict[str, str]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "post_slug": row["slug"],
@@ -130,7 +130,7 @@ async def list_feedback(ctx: Ctx) -> Any:
         return _feedback_page(db, key_org(ctx), ctx.query)
 
 
-def _feedback_page(db: sqlite3.Connection, organisation_id: str, query: FeedbackPage) -> dict[str, Any]:
+def _feedback_page(db: Connection, organisation_id: str, query: FeedbackPage) -> dict[str, Any]:
     """One page of an organisation's feedback, newest first: the key API's list and the inbox."""
     below = decode_cursor(CURSOR, query.cursor)
     rows = db.execute(

@@ -5,9 +5,9 @@ shown once, revoked at once (every request looks its key up)."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import not_found
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.sytwm.common import ORG, dashboard_org
@@ -18,7 +18,7 @@ from control_plane.store import new_id, now_iso
 router = Router("sytwm-dashboard")
 
 
-def _view(row: sqlite3.Row) -> dict[str, Any]:
+def _view(row: Row) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],
@@ -30,8 +30,8 @@ def _view(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _key(db: sqlite3.Connection, organisation_id: str, key_id: str) -> sqlite3.Row:
-    row: sqlite3.Row | None = db.execute(
+def _key(db: Connection, organisation_id: str, key_id: str) -> Row:
+    row: Row | None = db.execute(
         "SELECT * FROM api_keys WHERE id = ? AND organisation_id = ? AND api = ?", (key_id, organisation_id, SYTWM_API)
     ).fetchone()
     if row is None:

@@ -7,11 +7,11 @@ published in turn, and feedback keeps pointing at the version it answered.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import orjson
 
+from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, not_found
 from control_plane.http import Ctx, Router, Write
 from control_plane.routes.sytwm.common import (
@@ -30,14 +30,14 @@ dashboard = Router("sytwm-dashboard")
 api = Router("sytwm-api")
 
 
-def _latest(db: sqlite3.Connection, post_id: str) -> sqlite3.Row:
-    row: sqlite3.Row = db.execute(
+def _latest(db: Connection, post_id: str) -> Row:
+    row: Row = db.execute(
         "SELECT * FROM sytwm_post_versions WHERE post_id = ? ORDER BY version DESC LIMIT 1", (post_id,)
     ).fetchone()
     return row
 
 
-def _admin_view(db: sqlite3.Connection, post: sqlite3.Row, versions: bool = False) -> dict[str, Any]:
+def _admin_view(db: Connection, post: Row, versions: bool = False) -> dict[str, Any]:
     latest = _latest(db, post["id"])
     view: dict[str, Any] = {
         "slug": post["slug"],

@@ -27,7 +27,7 @@ MAX_PAYLOAD = 4 << 10
 _COLUMNS = ("event_type", "post_slug", "step_id", "session_id", "path", "referrer")
 _INSERT = (
     "INSERT INTO sytwm_telemetry (organisation_id, api_key_id, event_type, post_slug, step_id, session_id,"
-    " path, referrer, payload, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " path, referrer, payload, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from tests.control_plane.conftest import Api, assert_error
+from tests.support.database import dump_text
 
 
 def test_api_keys(api: Api, tmp_path: object) -> None:
@@ -49,7 +48,5 @@ def test_api_keys_are_stored_hashed(api: Api) -> None:
     owner = api.signup()
     api.organisation(owner, "acme")
     key = api.api_key(owner, "acme", "write")
-    db_path = api.client.app.state.services.settings.db_path  # type: ignore[attr-defined]
-    with sqlite3.connect(db_path) as db:
-        dump = "\n".join(db.iterdump())
+    dump = dump_text(api.client.app.state.services.store)  # type: ignore[attr-defined]
     assert key not in dump and key[10:] not in dump

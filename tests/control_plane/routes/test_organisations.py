@@ -4,7 +4,6 @@ audit and the OpenAPI route list."""
 from __future__ import annotations
 
 import re
-import sqlite3
 
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -146,10 +145,9 @@ def test_idempotency_key_replays(api: Api) -> None:
 def test_audit_records_change_reason(api: Api) -> None:
     owner = api.signup()
     api.client.post("/organisations/create", json={"name": "acme", "change_reason": "new customer"}, headers=owner.auth)
-    db_path = api.client.app.state.services.settings.db_path  # type: ignore[attr-defined]
-    with sqlite3.connect(db_path) as db:
-        rows = db.execute("SELECT action, change_reason FROM audit_log WHERE action = 'organisation.create'").fetchall()
-    assert rows == [("organisation.create", "new customer")]
+    store = api.client.app.state.services.store  # type: ignore[attr-defined]
+    rows = store.all("SELECT action, change_reason FROM audit_log WHERE action = 'organisation.create'")
+    assert [tuple(r) for r in rows] == [("organisation.create", "new customer")]
 
 
 def test_openapi_lists_every_route(api: Api) -> None:

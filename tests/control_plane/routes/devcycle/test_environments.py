@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.control_plane.conftest import Api, assert_error
 from tests.control_plane.devcycle_support import fields, member, project
+from tests.support.database import flush
 
 ENV_FIELDS = {
     "_id",
@@ -71,7 +72,7 @@ def test_create_environment_returns_each_sdk_key_once(api: Api, tmp_path: Path) 
             r["kind"]: r["key_hash"]
             for r in db.execute("SELECT kind, key_hash FROM sdk_keys WHERE environment_id = ?", (env["_id"],))
         }
-        db.execute("PRAGMA wal_checkpoint(FULL)")
+    flush(p.store())
     assert hashes == {k: hashlib.sha256(v.encode()).hexdigest() for k, v in secrets.items()}
     files = [f for f in tmp_path.rglob("*") if f.is_file()]
     assert files

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from tests.control_plane.conftest import Api, assert_error
 from tests.control_plane.devcycle_support import Project, member, project
+from tests.support.database import flush
 
 
 def assert_not_stored(p: Project, data_dir: Path, secrets: list[str]) -> None:
-    with p.store().read() as db:
-        db.execute("PRAGMA wal_checkpoint(FULL)")
+    flush(p.store())
     for f in (f for f in data_dir.rglob("*") if f.is_file()):
         data = f.read_bytes()
         assert not any(s.encode() in data for s in secrets), f

@@ -8,6 +8,7 @@ import hashlib
 from tests.control_plane.conftest import Api, assert_error
 from tests.control_plane.routes.releaseo.support import services
 from tests.control_plane.routes.sytwm.support import bearer, create_key, site
+from tests.support.database import dump_text
 
 
 def test_keys_are_shown_once_and_stored_as_hashes(api: Api) -> None:
@@ -24,7 +25,7 @@ def test_keys_are_shown_once_and_stored_as_hashes(api: Api) -> None:
     assert created["key"] not in str(listed)
     with services(api).store.read() as db:
         row = db.execute("SELECT key_hash, api FROM api_keys WHERE id = ?", (created["id"],)).fetchone()
-        dump = "\n".join(db.iterdump())
+    dump = dump_text(services(api).store)
     assert row["key_hash"] == hashlib.sha256(created["key"].encode()).hexdigest()
     assert row["api"] == "sytwm"
     assert created["key"] not in dump

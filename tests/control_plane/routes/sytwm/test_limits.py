@@ -23,9 +23,17 @@ from tests.control_plane.routes.sytwm.support import bearer, create_key, site
 EVENT = {"event_type": "page_hit"}
 
 
-def _api(tmp_path: Path, per_key: float, key_burst: float, per_address: float, address_burst: float) -> Iterator[Api]:
+def _api(
+    tmp_path: Path,
+    per_key: float,
+    key_burst: float,
+    per_address: float,
+    address_burst: float,
+    database_url: str | None = None,
+) -> Iterator[Api]:
     settings = Settings(
         data_dir=tmp_path,
+        database_url=database_url,
         jwt_secret="l" * 40,
         api_v1_rate_per_key=per_key,
         api_v1_burst_per_key=key_burst,
@@ -38,15 +46,15 @@ def _api(tmp_path: Path, per_key: float, key_burst: float, per_address: float, a
 
 
 @pytest.fixture
-def per_key(tmp_path: Path) -> Iterator[Api]:
-    """3 requests per key, then one every 100 s; no per-address limit."""
-    yield from _api(tmp_path, per_key=0.01, key_burst=3, per_address=0, address_burst=1)
+def per_key(tmp_path: Path, database_url: str | None) -> Iterator[Api]:
+    """3 requests per key, then one every 100 s; no per-address limit (on each store)."""
+    yield from _api(tmp_path, per_key=0.01, key_burst=3, per_address=0, address_burst=1, database_url=database_url)
 
 
 @pytest.fixture
-def per_address(tmp_path: Path) -> Iterator[Api]:
-    """2 requests per key and address, then one every 10 s; no per-key limit."""
-    yield from _api(tmp_path, per_key=0, key_burst=1, per_address=0.1, address_burst=2)
+def per_address(tmp_path: Path, database_url: str | None) -> Iterator[Api]:
+    """2 requests per key and address, then one every 10 s; no per-key limit (on each store)."""
+    yield from _api(tmp_path, per_key=0, key_burst=1, per_address=0.1, address_burst=2, database_url=database_url)
 
 
 def test_429_with_retry_after_and_the_envelope_per_key(per_key: Api) -> None:

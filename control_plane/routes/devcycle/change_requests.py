@@ -20,9 +20,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from control_plane import authz
 from control_plane.errors import ApiError, conflict, forbidden, not_found, validation
-from control_plane.http import Ctx, Router, Write, parse_model
+from control_plane.http import Ctx, Write, parse_model
 from control_plane.routes.devcycle import approval
-from control_plane.routes.devcycle.common import ORG, dumps, feature, list_rows, loads, project, write_project
+from control_plane.routes.devcycle.common import (
+    ORG,
+    dumps,
+    dv_router,
+    feature,
+    list_rows,
+    loads,
+    project,
+    write_project,
+)
 from control_plane.routes.devcycle.configurations import configuration_change
 from control_plane.routes.devcycle.features import feature_status_change, update_feature_change
 from control_plane.routes.devcycle.flow_models import (
@@ -36,7 +45,7 @@ from control_plane.routes.devcycle.flow_models import (
 from control_plane.routes.devcycle.models import FeatureStatus, UpdateConfiguration, UpdateFeature
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-change-requests")
+router = dv_router("devcycle-change-requests")
 
 BASE = "/v2/projects/{project}/features/{feature}/change-requests"
 OPEN = ("draft", "pending", "approved", "rejected")

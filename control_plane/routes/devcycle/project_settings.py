@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle import approval
-from control_plane.routes.devcycle.common import ORG, dumps, loads, merge_settings, write_project
+from control_plane.routes.devcycle.common import ORG, dumps, dv_router, loads, merge_settings, write_project
 from control_plane.routes.devcycle.flow_models import UpdateProjectSettings, UpdateProtectedSettings
 from control_plane.routes.devcycle.views import project_view
 from control_plane.store import now_iso
 
-router = Router("devcycle-projects")
+router = dv_router("devcycle-projects")
 
 _PROJECT_SELECT = (
     "SELECT p.*, m.color AS dv_color, m.created_by AS dv_created_by FROM projects p "

@@ -28,11 +28,12 @@ from pydantic import Field
 from starlette.responses import Response
 
 from control_plane.errors import conflict, validation
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ID_PATTERN,
     ORG,
     DvBody,
+    dv_router,
     environment,
     feature,
     project,
@@ -41,7 +42,7 @@ from control_plane.routes.devcycle.common import (
 )
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-self-targeting")
+router = dv_router("devcycle-self-targeting")
 
 
 class UpdateUserProfile(DvBody):

@@ -11,15 +11,11 @@ from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import ORG, dumps, dv_router, loads, merge_settings, write_project
 from control_plane.routes.devcycle.flow_models import UpdateProjectSettings, UpdateProtectedSettings
+from control_plane.routes.devcycle.projects import project_row
 from control_plane.routes.devcycle.views import project_view
 from control_plane.store import now_iso
 
 router = dv_router("devcycle-projects")
-
-_PROJECT_SELECT = (
-    "SELECT p.*, m.color AS dv_color, m.created_by AS dv_created_by FROM projects p "
-    "LEFT JOIN dv_project_meta m ON m.project_id = p.id WHERE p.id = ?"
-)
 
 
 def _settings_change(ctx: Ctx, settings: dict[str, Any], needed: str, action: str) -> Any:
@@ -46,7 +42,7 @@ def _settings_change(ctx: Ctx, settings: dict[str, Any], needed: str, action: st
             details={"settings": sorted(settings)},
         )
         w.touch(access.id)
-        return project_view(w.db.execute(_PROJECT_SELECT, (access.id,)).fetchone())
+        return project_view(project_row(w.db, access.id))
 
     return ctx.commit(change)
 

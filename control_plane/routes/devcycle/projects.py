@@ -41,7 +41,7 @@ PROJECT_SELECT = (
 )
 
 
-def _project_row(db: sqlite3.Connection, project_id: str) -> sqlite3.Row:
+def project_row(db: sqlite3.Connection, project_id: str) -> sqlite3.Row:
     row: sqlite3.Row = db.execute(PROJECT_SELECT + " WHERE p.id = ?", (project_id,)).fetchone()
     return row
 
@@ -70,7 +70,7 @@ async def create_dv_project(ctx: Ctx) -> Any:
             (project_id, body.color or "", w.principal.user_id),
         )
         w.audit("project.create", f"project:{body.key}", organisation_id=org.id, project_id=project_id)
-        return project_view(_project_row(w.db, project_id))
+        return project_view(project_row(w.db, project_id))
 
     return ctx.commit(change, status=201)
 
@@ -99,7 +99,7 @@ async def list_dv_projects(ctx: Ctx) -> Any:
 async def get_dv_project(ctx: Ctx) -> Any:
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
-        return project_view(_project_row(db, access.id))
+        return project_view(project_row(db, access.id))
 
 
 @router.route(
@@ -115,7 +115,7 @@ async def update_dv_project(ctx: Ctx) -> Any:
 
     def change(w: Write) -> dict[str, Any]:
         access = write_project(w, ctx, "admin")
-        row = _project_row(w.db, access.id)
+        row = project_row(w.db, access.id)
         if body.key is not None and body.key != row["key"]:
             taken = w.db.execute(
                 "SELECT 1 FROM projects WHERE organisation_id = ? AND key = ? AND id != ?",
@@ -160,7 +160,7 @@ async def update_dv_project(ctx: Ctx) -> Any:
                 (now_iso(), access.id),
             )
         w.touch(access.id)
-        return project_view(_project_row(w.db, access.id))
+        return project_view(project_row(w.db, access.id))
 
     return ctx.commit(change)
 

@@ -161,7 +161,7 @@ def create_app(settings: Settings) -> Starlette:
         catching_up = asyncio.create_task(_catch_up(publisher)) if settings.redis_url else None
         # Webhooks are sent by the process that publishes (outbox rows are claimed with a lease,
         # so replicas sharing a database never send one twice at the same time).
-        deliverer = Deliverer(store, delivery_policy(settings))
+        deliverer = Deliverer(store, delivery_policy(settings), services.vault)
         delivering = asyncio.create_task(deliverer.run())
         yield
         delivering.cancel()

@@ -125,7 +125,8 @@ async def create_webhook(ctx: Ctx) -> Any:
                 scope.get("feature_id"),
                 scope.get("feature_key"),
                 dumps(body.outputFormat or {}),
-                secret,
+                # Sealed (the deliverer needs it back to sign), bound to this webhook's row.
+                ctx.services.vault.seal(secret, hook_id),
                 w.principal.user_id,
                 now,
                 now,

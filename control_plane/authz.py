@@ -50,8 +50,12 @@ class Principal:
 
 
 def bearer_token(authorization: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>``, or of a bare ``Authorization: <token>`` (one
+    word, no scheme) as the DevCycle CLI sends it (its ``buildHeaders``); other schemes are none."""
     if not authorization:
         return None
+    if " " not in authorization.strip():
+        return authorization.strip()
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

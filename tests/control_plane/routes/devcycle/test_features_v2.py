@@ -47,7 +47,10 @@ def test_v2_list_filters(api: Api) -> None:
     p = setup(api)
     for key, type_ in (("alpha", "release"), ("beta", "ops"), ("gamma", "release")):
         assert v2(p, "POST", "", {"key": key, "name": key.title(), "type": type_}).status_code == 201
-    keys = lambda r: sorted(f["key"] for f in r.json())  # noqa: E731
+
+    def keys(r: Any) -> list[str]:
+        return sorted(f["key"] for f in r.json())
+
     assert keys(v2(p, "GET", "", keys=["alpha", "beta"])) == ["alpha", "beta"]  # repeated
     assert keys(v2(p, "GET", "", keys="alpha,gamma")) == ["alpha", "gamma"]  # CSV
     assert keys(v2(p, "GET", "", type="ops")) == ["beta"]

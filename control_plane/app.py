@@ -181,7 +181,7 @@ def create_app(settings: Settings) -> Starlette:
         )
         # Webhooks are sent by the process that publishes (outbox rows are claimed with a lease,
         # so replicas sharing a database never send one twice at the same time).
-        deliverer = Deliverer(store, delivery_policy(settings))
+        deliverer = Deliverer(store, delivery_policy(settings), services.vault)
         delivering = asyncio.create_task(deliverer.run())
         catch_up = replication.catch_up if replication else publisher.catch_up
         catching_up = asyncio.create_task(_catch_up(catch_up)) if settings.redis_url else None

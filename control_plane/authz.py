@@ -50,8 +50,8 @@ class Principal:
 
 
 def bearer_token(authorization: str | None) -> str | None:
-    """``Bearer <token>``, or a bare ``<token>`` as DevCycle's API takes it (its CLI sends the
-    access token alone in ``Authorization``)."""
+    """The token of ``Authorization: Bearer <token>``, or of a bare ``Authorization: <token>`` (one
+    word, no scheme) as the DevCycle CLI sends it (its ``buildHeaders``); other schemes are none."""
     if not authorization:
         return None
     if " " not in authorization.strip():

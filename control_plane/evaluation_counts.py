@@ -114,3 +114,26 @@ def apply(db: Connection, record: IntakeRecord) -> None:
     else:
         return
     db.executemany(ADD, [(record["environment"], f, v, hour, sdk_type, n) for f, v, n in counts])
+
+
+def feature_evaluations_since(db: Connection, feature_id: str, since: str) -> int | None:
+    """Evaluations of the feature (by its key, in every environment of its project) counted in the
+    hours from the one ``since`` falls in; None when the project has no counts at all (counting is
+    off or nothing reported yet: absence of data is not evidence of no use)."""
+    feature = db.execute("SELECT project_id, key FROM features WHERE id = ?", (feature_id,)).fetchone()
+    if feature is None:
+        return None
+    envs = "SELECT id FROM environments WHERE project_id = ?"
+    if (
+        db.execute(
+            f"SELECT 1 FROM evaluation_counts WHERE environment_id IN ({envs}) LIMIT 1", (feature["project_id"],)
+        ).fetchone()
+        is None
+    ):
+        return None
+    row = db.execute(
+        f"SELECT COALESCE(SUM(evaluations), 0) AS n FROM evaluation_counts WHERE environment_id IN ({envs})"
+        " AND feature_key = ? AND hour >= ?",
+        (feature["project_id"], feature["key"], _hour_of_text(since)),
+    ).fetchone()
+    return int(row["n"])

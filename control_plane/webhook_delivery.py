@@ -9,7 +9,8 @@ the same ``X-FlagEdge-Event-Id``, which receivers use to drop duplicates.
 Each request carries:
 
 * ``X-FlagEdge-Signature: sha256=<hex>``: HMAC-SHA256 of the exact body bytes, keyed with the
-  webhook's secret (returned once, when the webhook is created);
+  webhook's secret (returned once, when the webhook is created; stored sealed with the
+  :class:`~control_plane.key_vault.KeyVault`, bound to the webhook's id);
 * ``X-FlagEdge-Event-Id`` (and the same value as ``Idempotency-Key``): the event id, the same on
   every attempt;
 * ``X-FlagEdge-Event``: the event names, comma-separated; ``X-FlagEdge-Delivery-Attempt``: 1, 2, …
@@ -45,6 +46,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from control_plane.dialect import STORAGE_ERRORS, Row
+from control_plane.key_vault import KeyVault
 from control_plane.settings import Settings
 from control_plane.store import Store, new_id, now_iso
 
@@ -135,9 +137,10 @@ async def _resolved_problem(url: str, allow_private: bool) -> str | None:
 class Deliverer:
     """Runs in the control plane that publishes (one event loop); see the module doc."""
 
-    def __init__(self, store: Store, policy: DeliveryPolicy) -> None:
+    def __init__(self, store: Store, policy: DeliveryPolicy, vault: KeyVault) -> None:
         self.store = store
         self.policy = policy
+        self.vault = vault
         self.lease = policy.timeout + LEASE_MARGIN
         self._client = httpx.AsyncClient(follow_redirects=False, timeout=policy.timeout, trust_env=False)
 
@@ -180,7 +183,12 @@ class Deliverer:
         started = time.monotonic()
         status: int | None = None
         error: str | None = await _resolved_problem(row["url"], self.policy.allow_private)
-        if error is None:
+        secret = self.vault.open(row["secret"], row["webhook_id"])
+        if secret is None and error is None:
+            # Sealed under another key-encryption secret (or damaged): an unsigned or wrongly
+            # signed request would be worse than none; the attempt fails and is recorded.
+            error = "the webhook's secret cannot be read with this key-encryption secret"
+        if error is None and secret is not None:
             headers = {
                 "Content-Type": "application/json",
                 "User-Agent": "flagedge-webhooks/1",
@@ -188,7 +196,7 @@ class Deliverer:
                 "Idempotency-Key": row["id"],
                 "X-FlagEdge-Event": row["events"],
                 "X-FlagEdge-Delivery-Attempt": str(row["attempts"]),
-                "X-FlagEdge-Signature": signature(row["secret"], body),
+                "X-FlagEdge-Signature": signature(secret, body),
             }
             try:
                 # The answer's body is not read: only its status counts.

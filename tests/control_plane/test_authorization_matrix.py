@@ -723,6 +723,53 @@ def _webhook(method: str, body: Any = None) -> Callable[[Scene], Req]:
     return build
 
 
+def _metric_body() -> dict[str, str]:
+    return {
+        "name": "M",
+        "key": uid("m"),
+        "event": "purchase",
+        "dimension": "COUNT_PER_UNIQUE_USER",
+        "optimize": "increase",
+    }
+
+
+def _metric(method: str, body: Any = None) -> Callable[[Scene], Req]:
+    def build(sc: Scene) -> Req:
+        s = sc.devcycle_project()
+        m = sc.call("POST", f"/v1/projects/{s['project']}/metrics", _metric_body(), **{"x-organisation": sc.org})
+        return sc.dv(method, "/metrics/{key}", body, **s, key=m["_id"])
+
+    return build
+
+
+def _association(method: str) -> Callable[[Scene], Req]:
+    """A metric and a feature (associated first when the request removes the association)."""
+
+    def build(sc: Scene) -> Req:
+        s = sc.devcycle_project()
+        m = sc.call("POST", f"/v1/projects/{s['project']}/metrics", _metric_body(), **{"x-organisation": sc.org})
+        pair = {"metric": m["_id"], "feature": sc.feature(s)["_id"]}
+        if method == "DELETE":
+            sc.call("POST", f"/v1/projects/{s['project']}/metric-associations", pair, **{"x-organisation": sc.org})
+        return sc.dv(method, "/metric-associations", pair, **s)
+
+    return build
+
+
+def _override(method: str) -> Callable[[Scene], Req]:
+    """The caller's override of a fresh feature in development (self-targeting needs read access)."""
+
+    def build(sc: Scene) -> Req:
+        s = sc.devcycle_project()
+        slots = {**s, "feature": sc.feature(s)["_id"]}
+        path, org = "/v1/projects/{project}/features/{feature}/overrides/current", {"x-organisation": "{org}"}
+        if method == "PUT":
+            return Req("PUT", path, slots, org, body={"environment": "development", "variation": "on"})
+        return Req("DELETE", path, slots, org, params={"environment": "development"})
+
+    return build
+
+
 def _proposal(sc: Scene) -> Req:
     s = sc.devcycle_project()
     p = s["project"]
@@ -1037,6 +1084,29 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("PATCH", "/v2/projects/{project}/features/{feature}/change-requests/{id}/cancel"): Entry(
         "admin", _change_request("cancel", "pending"), 200, foreign=("feature", "id")
+    ),
+    ("POST", "/v1/projects/{project}/metrics"): Entry(
+        "write", lambda sc: sc.dv("POST", "/metrics", _metric_body(), **sc.devcycle_project()), 201
+    ),
+    ("PATCH", "/v1/projects/{project}/metrics/{key}"): Entry(
+        "write", _metric("PATCH", {"name": "Renamed"}), 200, foreign=("key",)
+    ),
+    ("DELETE", "/v1/projects/{project}/metrics/{key}"): Entry("write", _metric("DELETE"), 204, foreign=("key",)),
+    ("POST", "/v1/projects/{project}/metric-associations"): Entry("write", _association("POST"), 201),
+    ("DELETE", "/v1/projects/{project}/metric-associations"): Entry("write", _association("DELETE"), 204),
+    ("PATCH", "/v1/projects/{project}/userProfile/current"): Entry(
+        "read",
+        lambda sc: sc.dv("PATCH", "/userProfile/current", {"dvcUserId": uid("qa")}, **sc.devcycle_project()),
+        200,
+    ),
+    ("PUT", "/v1/projects/{project}/features/{feature}/overrides/current"): Entry(
+        "read", _override("PUT"), 200, foreign=("feature",)
+    ),
+    ("DELETE", "/v1/projects/{project}/features/{feature}/overrides/current"): Entry(
+        "read", _override("DELETE"), 204, foreign=("feature",)
+    ),
+    ("DELETE", "/v1/projects/{project}/overrides/current"): Entry(
+        "read", lambda sc: sc.dv("DELETE", "/overrides/current", **sc.devcycle_project()), 204
     ),
     ("PATCH", "/v1/projects/{project}"): Entry(
         "admin", lambda sc: sc.dv("PATCH", "", {"name": "Renamed"}, **sc.devcycle_project()), 200

@@ -130,6 +130,9 @@ def test_delivery_signature_and_retry_after_500s(tmp_path: Path) -> None:
         auth, _keys = bootstrap_project(admin)
         hook = _webhook(admin, auth, receiver.url, ["createdFeature", "modifiedTargeting"])
         assert "secret" not in admin.get(f"/v1/projects/shop/webhooks/{hook['_id']}", headers=auth).json()
+        # Kept sealed at rest: the secret is in no file of the data dir (store, WAL, logs).
+        secret = hook["secret"].encode()
+        assert not [f for f in tmp_path.rglob("*") if f.is_file() and secret in f.read_bytes()]
 
         assert admin.post("/v1/projects/shop/features", json={"key": "w", "name": "W"}, headers=auth).status_code == 201
         r = admin.patch(

@@ -4,8 +4,10 @@ means. No route is declared here.
 
 * A **protected environment** is one of type ``production`` (DevCycle's protected type: its SDK
   keys and its type are publisher-only too). With the workflow enabled, a change of a feature's
-  targeting or status in a protected environment is refused with 412 unless it is the apply of
-  an approved change request; ``allowPublisherBypass`` lets publishers write directly.
+  targeting or status in a protected environment, or of what it serves everywhere (variations,
+  their values, variables: feature PATCH, static configuration, the variation and variable
+  routes), is refused with 412 unless it is the apply of an approved change request;
+  ``allowPublisherBypass`` lets publishers write directly.
 * DevCycle roles map onto ours as Reader = ``read``, Writer = ``write``, Publisher = ``admin``,
   Owner = ``owner``. Publishers and owners review; the author of a change request reviews their
   own only when ``allowPublisherBypass`` is on (they could then have written directly anyway).
@@ -24,7 +26,7 @@ from control_plane import authz
 from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError
 from control_plane.http import Write
-from control_plane.routes.devcycle.common import loads
+from control_plane.routes.devcycle.common import bump_feature, loads
 
 PROTECTED_TYPES = frozenset({"production"})
 PROTECTED_SETTINGS = frozenset({"featureApprovalWorkflow", "staleness"})
@@ -79,6 +81,13 @@ def guard_every_environment(w: Write, project_id: str, feature_id: str) -> None:
     """:func:`guard` for a change that reaches every environment (a feature's status)."""
     for env in w.db.execute("SELECT * FROM environments WHERE project_id = ? ORDER BY key", (project_id,)):
         guard(w, project_id, env, feature_id)
+
+
+def served_change(w: Write, project_id: str, feature_id: str) -> None:
+    """What the feature serves changed in every environment (its variations' values, keys or
+    variables): :func:`guard_every_environment`, then the configurations' targetingVersion bump."""
+    guard_every_environment(w, project_id, feature_id)
+    bump_feature(w, feature_id)
 
 
 def check_reviewer(db: Connection, principal: authz.Principal, project_id: str, author: str) -> None:

@@ -4,9 +4,13 @@ and the project-wide list ``/v2/projects/{project}/change-requests``).
 A change request holds a proposed ``PATCH`` as sent (``path``, ``method``, ``body``) and moves
 ``draft`` → (submit) ``pending`` → (review) ``approved`` or ``rejected`` → (apply) ``applied``;
 ``cancel`` ends any open one. Apply runs the very write function the direct route runs (the
-``*_change`` factories of ``features`` and ``configurations``) with ``Write.change_request`` set,
-so the approval gate lets it through; it re-validates the stored body first and refuses with 409
-if the feature changed since the request was created. Who may do what: ``approval``.
+``*_change`` factories of ``features``, ``features_v2`` and ``configurations``) with
+``Write.change_request`` set, so the approval gate lets it through; it re-validates the stored
+body first and refuses with 409 if the feature changed since the request was created. Who may do what: ``approval``.
+
+The PATCHes a change request may hold (:func:`plan`): ``/v1|v2/projects/{p}/features/{f}``,
+``…/status`` and ``…/static-configuration`` (v1 and v2 alike), and
+``/v1/projects/{p}/features/{f}/configurations?environment=…``.
 """
 
 from __future__ import annotations
@@ -20,11 +24,21 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from control_plane import authz
 from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, forbidden, not_found, validation
-from control_plane.http import Ctx, Router, Write, parse_model
+from control_plane.http import Ctx, Write, parse_model
 from control_plane.routes.devcycle import approval
-from control_plane.routes.devcycle.common import ORG, dumps, feature, list_rows, loads, project, write_project
+from control_plane.routes.devcycle.common import (
+    ORG,
+    dumps,
+    dv_router,
+    feature,
+    list_rows,
+    loads,
+    project,
+    write_project,
+)
 from control_plane.routes.devcycle.configurations import configuration_change
 from control_plane.routes.devcycle.features import feature_status_change, update_feature_change
+from control_plane.routes.devcycle.features_v2 import UpdateStaticConfiguration, static_configuration_change
 from control_plane.routes.devcycle.flow_models import (
     ApplyChangeRequest,
     ChangeRequestListQuery,
@@ -33,10 +47,14 @@ from control_plane.routes.devcycle.flow_models import (
     ReviewQuery,
     SubmitChangeRequest,
 )
-from control_plane.routes.devcycle.models import FeatureStatus, UpdateConfiguration, UpdateFeature
+from control_plane.routes.devcycle.models import (
+    FeatureStatus,
+    UpdateConfiguration,
+    UpdateFeature,
+)
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-change-requests")
+router = dv_router("devcycle-change-requests")
 
 BASE = "/v2/projects/{project}/features/{feature}/change-requests"
 OPEN = ("draft", "pending", "approved", "rejected")
@@ -60,13 +78,13 @@ def plan(path: str, body: dict[str, Any]) -> Planned:
     query = parse_qs(split.query)
     if len(parts) < 5 or parts[0] not in ("v1", "v2") or parts[1] != "projects" or parts[3] != "features":
         raise validation(
-            "path must be a feature PATCH route: /v1/projects/{project}/features/{feature}[/status|"
-            "/configurations?environment=...]",
+            "path must be a feature PATCH route: /v1|v2/projects/{project}/features/{feature}[/status|"
+            "/static-configuration|/configurations?environment=...]",
             "path",
             "unsupported_path",
         )
     project_ref, feature_ref, rest = parts[2], parts[4], parts[5:]
-    if rest == [] and parts[0] == "v1":
+    if rest == []:  # v1 and v2 take the same body and run the same write
         fields = parse_model(UpdateFeature, body, "body.")
         return Planned(
             "featureUpdate",
@@ -82,7 +100,15 @@ def plan(path: str, body: dict[str, Any]) -> Planned:
             feature_ref,
             lambda org: feature_status_change(project_ref, feature_ref, org, status),
         )
-    if rest == ["configurations"] and query.get("environment"):
+    if rest == ["static-configuration"]:
+        static = parse_model(UpdateStaticConfiguration, body, "body.")
+        return Planned(
+            "featureUpdate",
+            project_ref,
+            feature_ref,
+            lambda org: static_configuration_change(project_ref, feature_ref, org, static),
+        )
+    if rest == ["configurations"] and query.get("environment") and parts[0] == "v1":
         env = query["environment"][0]
         config = parse_model(UpdateConfiguration, body, "body.")
         return Planned(

@@ -9,6 +9,7 @@ filters by computed staleness.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field
@@ -187,12 +188,14 @@ async def _get_static(ctx: Ctx) -> Any:
         return static_view(db, f)
 
 
-async def _update_static(ctx: Ctx) -> Any:
-    body: UpdateStaticConfiguration = ctx.body
+def static_configuration_change(
+    project_ref: str, feature_ref: str, organisation: str | None, body: UpdateStaticConfiguration
+) -> Callable[[Write], dict[str, Any]]:
+    """The write of ``PATCH .../static-configuration`` (v1 and v2), also run by the apply of a change request."""
 
     def change(w: Write) -> dict[str, Any]:
-        access = write_project(w, ctx, "write")
-        f = feature(w.db, access.id, ctx.path("feature"))
+        access = authz.project_by_key(w.db, w.principal, project_ref, "write", organisation)
+        f = feature(w.db, access.id, feature_ref)
         if f["status"] != "complete":
             raise _not_complete(f["key"])
         fields = body.model_dump(
@@ -201,9 +204,9 @@ async def _update_static(ctx: Ctx) -> Any:
         if fields:
             apply_update(
                 w,
-                ctx.path("project"),
-                ctx.path("feature"),
-                ctx.header("x-organisation"),
+                project_ref,
+                feature_ref,
+                organisation,
                 parse_model(UpdateFeature, fields),
             )
         if body.variables is not None:
@@ -226,7 +229,7 @@ async def _update_static(ctx: Ctx) -> Any:
         w.touch(access.id)
         return static_view(w.db, feature(w.db, access.id, f["id"]))
 
-    return ctx.commit(change)
+    return change
 
 
 @router.route(
@@ -249,7 +252,9 @@ async def get_static_configuration_v2(ctx: Ctx) -> Any:
     responses=(412,),
 )
 async def update_static_configuration_v2(ctx: Ctx) -> Any:
-    return await _update_static(ctx)
+    return ctx.commit(
+        static_configuration_change(ctx.path("project"), ctx.path("feature"), ctx.header("x-organisation"), ctx.body)
+    )
 
 
 @router.route(
@@ -272,7 +277,9 @@ async def get_static_configuration(ctx: Ctx) -> Any:
     responses=(412,),
 )
 async def update_static_configuration(ctx: Ctx) -> Any:
-    return await _update_static(ctx)
+    return ctx.commit(
+        static_configuration_change(ctx.path("project"), ctx.path("feature"), ctx.header("x-organisation"), ctx.body)
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict, not_found, validation
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.metric_results import evaluation_series, iso_ms, metric_result, unique_user_series
 from control_plane.models import KEY_PATTERN
 from control_plane.routes.devcycle.common import (
@@ -21,6 +21,7 @@ from control_plane.routes.devcycle.common import (
     ORG,
     DvBody,
     ListQuery,
+    dv_router,
     environment,
     feature,
     iso_date,
@@ -33,7 +34,7 @@ from control_plane.routes.devcycle.common import (
 from control_plane.routes.devcycle.views import feature_view
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-metrics")
+router = dv_router("devcycle-metrics")
 
 Dimension = Literal[
     "COUNT_PER_UNIQUE_USER",

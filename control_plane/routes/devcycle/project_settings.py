@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle import approval
-from control_plane.routes.devcycle.common import ORG, dumps, loads, merge_settings, write_project
+from control_plane.routes.devcycle.common import ORG, dumps, dv_router, loads, merge_settings, write_project
 from control_plane.routes.devcycle.flow_models import UpdateProjectSettings, UpdateProtectedSettings
 from control_plane.routes.devcycle.projects import project_row
 from control_plane.routes.devcycle.views import project_view
 from control_plane.store import now_iso
 
-router = Router("devcycle-projects")
+router = dv_router("devcycle-projects")
 
 
 def _settings_change(ctx: Ctx, settings: dict[str, Any], needed: str, action: str) -> Any:

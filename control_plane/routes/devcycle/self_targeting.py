@@ -7,9 +7,13 @@
   none yet answers a profile with ``dvcUserId: null`` (nothing is stored until a PATCH).
 * ``PUT /v1/projects/{project}/features/{feature}/overrides/current`` ``{environment,
   variation}``: serve the caller (as their ``dvcUserId``) that variation of the feature in that
-  environment, whatever the targeting says. ``GET`` (optional ``environment``): the feature's
-  overrides of every team member, by environment key, and how many members have one;
+  environment, whatever the targeting says. ``GET`` (optional ``environment``): the caller's
+  overrides of the feature, ``{"overrides": [{_environment, _variation}]}`` (what the DevCycle
+  CLI's ``dvc overrides get`` reads: it looks the environment's ``_id`` up in that list);
   ``DELETE`` (``environment`` required): the caller's overrides of the feature there.
+* ``GET /v1/projects/{project}/features/{feature}/overrides`` (optional ``environment``,
+  ``addMetadata``): the feature's overrides of every team member, by environment key, and how
+  many members have one. ``addMetadata`` is accepted; the document's answer has no field it adds.
 * ``GET/DELETE /v1/projects/{project}/overrides/current``: the caller's overrides across the
   project (list with names), or all of them removed.
 
@@ -23,16 +27,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict, validation
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ID_PATTERN,
     ORG,
     DvBody,
+    dv_router,
     environment,
     feature,
     project,
@@ -41,7 +46,7 @@ from control_plane.routes.devcycle.common import (
 )
 from control_plane.store import new_id, now_iso
 
-router = Router("devcycle-self-targeting")
+router = dv_router("devcycle-self-targeting")
 
 
 class UpdateUserProfile(DvBody):
@@ -195,22 +200,51 @@ async def put_override(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
+class FeatureOverridesQuery(BaseModel):
+    environment: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
+class TeamOverridesQuery(FeatureOverridesQuery):
+    addMetadata: bool = False
+
+
+def _feature_overrides(db: Connection, ctx: Ctx, only_caller: bool) -> list[Row]:
+    """The feature's overrides (the caller's alone, or every member's), in ``environment`` if given."""
+    access = project(db, ctx, "read")
+    f = feature(db, access.id, ctx.path("feature"))
+    sql, args = f"{_OVERRIDES} WHERE o.feature_id = ?", [f["id"]]
+    if only_caller:
+        sql += " AND o.user_id = ?"
+        args.append(ctx.principal.user_id)
+    if ctx.query.environment is not None:
+        sql += " AND o.environment_id = ?"
+        args.append(environment(db, access.id, ctx.query.environment)["id"])
+    return list(db.execute(sql + " ORDER BY e.key, o.created_at", args).fetchall())
+
+
 @router.route(
     "GET",
     "/v1/projects/{project}/features/{feature}/overrides/current",
+    summary="The caller's overrides of the feature",
+    query=FeatureOverridesQuery,
+    headers=ORG,
+)
+async def get_own_feature_overrides(ctx: Ctx) -> Any:
+    with ctx.services.store.read() as db:
+        rows = _feature_overrides(db, ctx, only_caller=True)
+        return {"overrides": [{"_environment": r["environment_id"], "_variation": r["variation_id"]} for r in rows]}
+
+
+@router.route(
+    "GET",
+    "/v1/projects/{project}/features/{feature}/overrides",
     summary="The feature's overrides of every team member, by environment key",
+    query=TeamOverridesQuery,
     headers=ORG,
 )
 async def get_feature_overrides(ctx: Ctx) -> Any:
     with ctx.services.store.read() as db:
-        access = project(db, ctx, "read")
-        f = feature(db, access.id, ctx.path("feature"))
-        sql, args = f"{_OVERRIDES} WHERE o.feature_id = ?", [f["id"]]
-        wanted = ctx.request.query_params.get("environment")
-        if wanted is not None:
-            sql += " AND o.environment_id = ?"
-            args.append(environment(db, access.id, wanted)["id"])
-        rows = db.execute(sql + " ORDER BY e.key, o.created_at", args).fetchall()
+        rows = _feature_overrides(db, ctx, only_caller=False)
         overrides: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             overrides.setdefault(r["environment_key"], []).append(_override_view(r))

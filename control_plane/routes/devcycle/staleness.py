@@ -6,7 +6,8 @@ project's ``settings.staleness``; ``settings.staleness.enabled: false`` turns al
 * ``released``: the feature is complete, or every production environment serves one variation to
   everyone, and nothing about it changed for :data:`RELEASED_DAYS` days;
 * ``unused``: it is older than :data:`UNUSED_DAYS` days and was evaluated 0 times in the last
-  :data:`UNUSED_DAYS` days (only where evaluation counts exist: :func:`evaluations_since`);
+  :data:`UNUSED_DAYS` days, by the project's evaluation counts (``evaluation_counts``: the edge's
+  and DevCycle SDKs' own; a project with no counts at all has no ``unused`` features);
 * ``unmodified``: nothing changed for :data:`UNMODIFIED_LONG_DAYS` days (``unmodifiedLong``), or
   for :data:`UNMODIFIED_SHORT_DAYS` days while no production environment serves it
   (``unmodifiedShort``).
@@ -18,11 +19,11 @@ newest audit entry. Archived features are never stale. A feature's own staleness
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from control_plane.dialect import Connection, Row
+from control_plane.evaluation_counts import feature_evaluations_since
 from control_plane.routes.devcycle.common import loads
 from control_plane.routes.devcycle.feature_audit import latest_entry
 
@@ -31,16 +32,6 @@ UNUSED_DAYS = 7
 UNMODIFIED_SHORT_DAYS = 30
 UNMODIFIED_LONG_DAYS = 90
 REASONS = ("released", "unused", "unmodified")
-
-
-def no_evaluation_data(db: Connection, feature_id: str, since: str) -> int | None:
-    """Evaluations of the feature since ``since``, or None where none are recorded: until the
-    evaluation counts land (issue 18, metrics), ``unused`` never holds."""
-    return None
-
-
-# The one place the evaluation counts are read from; the metrics work replaces this function.
-evaluations_since: Callable[[Connection, str, str], int | None] = no_evaluation_data
 
 
 def _parse(at: str) -> datetime:
@@ -103,7 +94,7 @@ def _reason(db: Connection, f: Row, settings: dict[str, Any], changed: datetime,
     if on("released") and released and age >= timedelta(days=RELEASED_DAYS):
         return "released"
     if on("unused") and now - _parse(f["created_at"]) >= timedelta(days=UNUSED_DAYS):
-        count = evaluations_since(db, f["id"], _iso(now - timedelta(days=UNUSED_DAYS)))
+        count = feature_evaluations_since(db, f["id"], _iso(now - timedelta(days=UNUSED_DAYS)))
         if count == 0:
             return "unused"
     if on("unmodifiedLong") and age >= timedelta(days=UNMODIFIED_LONG_DAYS):

@@ -16,9 +16,9 @@ from starlette.responses import Response
 from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, conflict, validation
 from control_plane.http import JSON, Ctx, Write
+from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import (
     ORG,
-    bump_feature,
     dumps,
     dv_router,
     key_taken,
@@ -266,7 +266,7 @@ async def update_variable(ctx: Ctx) -> Any:
                         values = {new_key if k == v["key"] else k: x for k, x in values.items()}
                         w.db.execute("UPDATE variations SET variables = ? WHERE id = ?", (dumps(values), r["id"]))
             check_feature_values(w.db, v["feature_id"], "type")
-            bump_feature(w, v["feature_id"])
+            approval.served_change(w, access.id, v["feature_id"])
         w.audit(
             "variable.update",
             f"variable:{v['key']}",
@@ -295,7 +295,7 @@ async def update_variable_status(ctx: Ctx) -> Any:
         v = _variable(w.db, access.id, ctx.path("key"))
         w.db.execute("UPDATE variables SET status = ?, updated_at = ? WHERE id = ?", (body.status, now_iso(), v["id"]))
         if v["feature_id"] and body.status != v["status"]:
-            bump_feature(w, v["feature_id"])
+            approval.served_change(w, access.id, v["feature_id"])
         w.audit(
             "variable.status",
             f"variable:{v['key']}",
@@ -322,7 +322,7 @@ async def delete_variable(ctx: Ctx) -> Any:
         v = _variable(w.db, access.id, ctx.path("key"))
         if v["feature_id"]:
             strip_variable(w, v["feature_id"], v["key"])
-            bump_feature(w, v["feature_id"])
+            approval.served_change(w, access.id, v["feature_id"])
         w.db.execute("DELETE FROM variables WHERE id = ?", (v["id"],))
         w.audit("variable.delete", f"variable:{v['key']}", organisation_id=access.organisation_id, project_id=access.id)
         w.touch(access.id)

@@ -14,9 +14,9 @@ from starlette.responses import Response
 from control_plane.dialect import Connection, Row
 from control_plane.errors import conflict
 from control_plane.http import Ctx, Write
+from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import (
     ORG,
-    bump_feature,
     dumps,
     dv_router,
     feature,
@@ -81,7 +81,7 @@ async def create_variation(ctx: Ctx) -> Any:
             (new_id(), f["id"], position, body.key, body.name, dumps(body.variables or {})),
         )
         touch_feature(w, f["id"])
-        bump_feature(w, f["id"])
+        approval.served_change(w, access.id, f["id"])
         w.audit(
             "variation.create",
             f"feature:{f['key']}/variation:{body.key}",
@@ -151,7 +151,7 @@ async def update_variation(ctx: Ctx) -> Any:
             ),
         )
         touch_feature(w, f["id"])
-        bump_feature(w, f["id"])
+        approval.served_change(w, access.id, f["id"])
         w.audit(
             "variation.update",
             f"feature:{f['key']}/variation:{v['key']}",
@@ -182,7 +182,7 @@ async def delete_variation(ctx: Ctx) -> Any:
             raise conflict(f"variation {v['key']!r} is used by {used[v['id']]}")
         w.db.execute("DELETE FROM variations WHERE id = ?", (v["id"],))
         touch_feature(w, f["id"])
-        bump_feature(w, f["id"])
+        approval.served_change(w, access.id, f["id"])
         w.audit(
             "variation.delete",
             f"feature:{f['key']}/variation:{v['key']}",

@@ -14,11 +14,12 @@ from typing import Any
 
 from control_plane.dialect import Connection, Row
 from control_plane.errors import ApiError, not_found, validation
-from control_plane.http import Ctx, Router, Write
+from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle.common import (
     ORG,
     ListQuery,
     dumps,
+    dv_router,
     environment,
     feature,
     list_rows,
@@ -30,7 +31,7 @@ from control_plane.routes.devcycle.flow_models import CreateWebhook, DeliveryLis
 from control_plane.store import new_id, now_iso
 from control_plane.webhook_delivery import url_problem
 
-router = Router("devcycle-webhooks")
+router = dv_router("devcycle-webhooks")
 
 BASE = "/v1/projects/{project}/webhooks"
 
@@ -124,7 +125,8 @@ async def create_webhook(ctx: Ctx) -> Any:
                 scope.get("feature_id"),
                 scope.get("feature_key"),
                 dumps(body.outputFormat or {}),
-                secret,
+                # Sealed (the deliverer needs it back to sign), bound to this webhook's row.
+                ctx.services.vault.seal(secret, hook_id),
                 w.principal.user_id,
                 now,
                 now,

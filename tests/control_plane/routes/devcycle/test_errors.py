@@ -4,8 +4,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.control_plane.conftest import Api
-from tests.control_plane.devcycle_support import project
+from tests.control_plane.devcycle_support import BOOL_FEATURE, Project, project
 
 
 def test_validation_error_lists_messages(api: Api) -> None:
@@ -50,3 +54,56 @@ def test_openapi_documents_the_devcycle_shape(api: Api) -> None:
         "$ref": "#/components/schemas/DevCycleError"
     }
     assert "statusCode" in doc["components"]["schemas"]["DevCycleError"]["properties"]
+
+
+# One bad request and one missing resource per route family of the workflow and self-targeting
+# work (settings, webhooks, change requests, metrics, overrides and user profile): each answers
+# in DevCycle's shape, as the rest of the DevCycle API does.
+FAMILIES: dict[str, tuple[tuple[str, str, Any], tuple[str, str]]] = {
+    "settings": (("PATCH", "/settings", {"settings": {"nope": 1}}), ("PATCH", "/v1/projects/nope/settings")),
+    "protected settings": (
+        ("PATCH", "/settings/protected", {"settings": {"staleness": "x"}}),
+        ("PATCH", "/v1/projects/nope/settings/protected"),
+    ),
+    "webhooks": (("POST", "/webhooks", {"name": ""}), ("GET", "/webhooks/0123456789abcdef01234567")),
+    "change requests": (
+        ("POST", "/change-requests", {"path": "/x", "method": "PUT", "body": {}}),
+        ("GET", "/change-requests/0123456789abcdef01234567"),
+    ),
+    "metrics": (("POST", "/metrics", {"name": "M", "type": "median"}), ("GET", "/metrics/nope")),
+    "overrides": (
+        ("PUT", "/features/new-dash/overrides/current", {"environment": "development"}),
+        ("GET", "/features/nope/overrides/current"),
+    ),
+    "user profile": (
+        ("PATCH", "/userProfile/current", {"dvcUserId": 3}),
+        ("GET", "/v1/projects/nope/userProfile/current"),
+    ),
+}
+
+
+def _url(p: Project, path: str) -> str:
+    if path.startswith("/v1/"):
+        return path
+    if path.startswith("/change-requests"):
+        return "/v2/projects/app/features/new-dash" + path
+    return p.url + path
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_answers_in_devcycle_shape(api: Api, family: str) -> None:
+    p = project(api)
+    p.feature(BOOL_FEATURE)
+    (method, path, body), (missing_method, missing_path) = FAMILIES[family]
+    r = api.client.request(method, _url(p, path), json=body, headers=p.h)
+    assert r.status_code == 400, r.text
+    bad = r.json()
+    assert set(bad) == {"statusCode", "message", "error", "details", "request_id"}, bad
+    assert bad["statusCode"] == 400 and bad["error"] == "Bad Request"
+    assert isinstance(bad["message"], list) and bad["message"] and all(isinstance(m, str) for m in bad["message"])
+    assert bad["details"] and bad["request_id"] == r.headers["x-request-id"]
+    # A body every 404 path takes (the settings routes check it first); GET ignores it.
+    r = api.client.request(missing_method, _url(p, missing_path), json={"settings": {}}, headers=p.h)
+    assert r.status_code == 404, r.text
+    assert r.json()["statusCode"] == 404 and r.json()["error"] == "Not Found"
+    assert isinstance(r.json()["message"], str) and r.json()["message"]

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from control_plane.routes.devcycle import staleness as staleness_module
+from control_plane.evaluation_counts import hour_of
+from control_plane.events_consumer import _store
 from tests.control_plane.conftest import Api, assert_error
 from tests.control_plane.devcycle_support import BOOL_FEATURE, Project, target
-from tests.control_plane.routes.devcycle.support import FEATURE_FIELDS, setup
+from tests.control_plane.routes.devcycle.support import FEATURE_FIELDS, record, setup
 
 V2_FIELDS = FEATURE_FIELDS  # v1 and v2 answer the same Feature
 
@@ -92,9 +93,20 @@ def test_static_configuration_v1_and_v2(api: Api) -> None:
     assert_error(bad, 400, "validation_failed", shape="devcycle")
 
 
-def test_staleness_kinds_and_silencing(api: Api, monkeypatch: Any) -> None:
+def test_staleness_kinds_and_silencing(api: Api) -> None:
     p = setup(api)
     v2(p, "POST", "", BOOL_FEATURE)
+    v2(
+        p,
+        "POST",
+        "",
+        {
+            **BOOL_FEATURE,
+            "key": "used",
+            "variables": [{"key": "used-var", "type": "Boolean"}],
+            "variations": [{"key": "on", "name": "On", "variables": {"used-var": True}}],
+        },
+    )
     p.configure("new-dash", "production", {"status": "active", "targets": [target()]})
     assert v2(p, "GET", "/new-dash/staleness").json()["stale"] is False
     # Everything about it is 8 days old: released (production serves one variation to everyone).
@@ -107,14 +119,31 @@ def test_staleness_kinds_and_silencing(api: Api, monkeypatch: Any) -> None:
     assert (s["stale"], s["reason"]) == (True, "released")
     assert [f["key"] for f in v2(p, "GET", "", staleness="released").json()] == ["new-dash"]
     assert [e["key"] for e in p.get("/staleness").json()] == ["new-dash"]
-    # Unused needs evaluation data: with a source that counts 0, a non-released feature is unused.
+    # Unused, from the evaluation counts: with none at all in the project, nothing is unused ...
     p.configure("new-dash", "production", {"status": "inactive", "targets": []})
     with p.store().transaction() as db:
         db.execute("UPDATE feature_configurations SET updated_at = ?", (old,))
         db.execute("UPDATE audit_log SET at = ?", (old,))
     assert v2(p, "GET", "/new-dash/staleness").json()["stale"] is False
-    monkeypatch.setattr(staleness_module, "evaluations_since", lambda db, fid, since: 0)
-    assert v2(p, "GET", "/new-dash/staleness").json()["reason"] == "unused"
+    assert v2(p, "GET", "/used/staleness").json()["stale"] is False
+    # ... once the edge reports counts, the feature evaluated this hour is in use and the other,
+    # not evaluated for the last 7 days (counts 8 days old do not count), is unused.
+    now_ms = datetime.now(UTC).timestamp() * 1000
+    counts = [
+        ({"hour": hour_of(now_ms), "counts": [{"feature": "used", "variation": "on", "count": 3}]}),
+        (
+            {
+                "hour": hour_of(now_ms - 8 * 86_400_000),
+                "counts": [{"feature": "new-dash", "variation": "on", "count": 9}],
+            }
+        ),
+    ]
+    with p.store().transaction() as db:
+        _store(db, [record(n, p.env_id("production"), "evaluation-counts", c) for n, c in enumerate(counts)])
+    s = v2(p, "GET", "/new-dash/staleness").json()
+    assert (s["stale"], s["reason"]) == (True, "unused")
+    assert v2(p, "GET", "/used/staleness").json()["stale"] is False
+    assert [f["key"] for f in v2(p, "GET", "", staleness="unused").json()] == ["new-dash"]
     # Snoozed: not stale, listed only with includeSilenced.
     until = (datetime.now(UTC) + timedelta(days=3)).isoformat()
     r = v2(p, "PATCH", "/new-dash/staleness", {"snoozedUntil": until, "metaData": {"why": "demo"}})

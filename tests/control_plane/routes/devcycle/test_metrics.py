@@ -7,11 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract.intake import IntakeRecord
 from control_plane.events_consumer import _store
-from control_plane.store import now_iso
 from tests.control_plane.conftest import Api, assert_error
 from tests.control_plane.devcycle_support import project, target
+from tests.control_plane.routes.devcycle.support import record
 
 METRIC = {
     "name": "New Signups",
@@ -23,19 +22,6 @@ METRIC = {
 }
 METRIC_FIELDS = set(METRIC) | {"_id", "_project", "source", "createdAt", "updatedAt"}
 RANGE: dict[str, Any] = {"startDate": "2020-01-01T00:00:00Z", "endDate": "2100-01-01T00:00:00Z"}
-
-
-def record(n: int, env: str, kind: str, event: dict[str, Any], key_kind: str = "server") -> IntakeRecord:
-    return {
-        "id": f"r{n}",
-        "type": kind,
-        "environment": env,
-        "project": None,
-        "keyKind": key_kind,
-        "receivedAt": now_iso(),
-        "dedupId": None,
-        "event": event,
-    }
 
 
 def test_metric_crud(api: Api) -> None:

@@ -39,7 +39,7 @@ def error_without_id(response: Any) -> dict[str, Any]:
 def test_create_project_shape_and_settings(api: Api) -> None:
     owner = api.signup()
     api.organisation(owner, "acme")
-    body = {
+    body: dict[str, Any] = {
         "name": "Delivery App",
         "key": "delivery-app",
         "description": "A web app to manage outbound deliveries",

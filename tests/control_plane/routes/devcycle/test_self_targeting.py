@@ -69,10 +69,14 @@ def test_override_routes_and_the_snapshot(api: Api) -> None:
     other = member(p, "read")
     assert p.patch("/userProfile/current", {"dvcUserId": "qa-2"}, user=other).status_code == 200
     assert put(p, "new-dash", {"environment": "production", "variation": "on"}, other).status_code == 200
-    listed = p.get("/features/new-dash/overrides/current").json()
+    listed = p.get("/features/new-dash/overrides", addMetadata="true").json()
     assert listed["uniqueTeamMembers"] == 2 and set(listed["overrides"]) == {"development", "production"}
-    only = p.get("/features/new-dash/overrides/current", environment="production").json()
+    only = p.get("/features/new-dash/overrides", environment="production").json()
     assert list(only["overrides"]) == ["production"] and only["uniqueTeamMembers"] == 1
+    # .../overrides/current is the caller's own, as the DevCycle CLI reads it.
+    own = p.get("/features/new-dash/overrides/current").json()
+    assert own == {"overrides": [{"_environment": p.env_id("development"), "_variation": off}]}
+    assert p.get("/features/new-dash/overrides/current", environment="production").json() == {"overrides": []}
     mine = p.get("/overrides/current").json()
     assert mine == [
         {
@@ -98,7 +102,7 @@ def test_override_routes_and_the_snapshot(api: Api) -> None:
     # DELETE removes only the caller's override in that environment.
     assert p.delete("/features/new-dash/overrides/current", environment="development").status_code == 204
     assert "devcycleOverrides" not in p.document()
-    assert p.get("/features/new-dash/overrides/current").json()["uniqueTeamMembers"] == 1
+    assert p.get("/features/new-dash/overrides").json()["uniqueTeamMembers"] == 1
     assert p.delete("/overrides/current", user=other).status_code == 204
-    assert p.get("/features/new-dash/overrides/current").json() == {"overrides": {}, "uniqueTeamMembers": 0}
+    assert p.get("/features/new-dash/overrides").json() == {"overrides": {}, "uniqueTeamMembers": 0}
     assert p.get("/overrides/current").json() == []

@@ -70,12 +70,13 @@ def _in(seconds: int) -> str:
 @router.route(
     "GET",
     "/users/oauth/config",
-    summary="Whether OIDC login is configured (the dashboard shows its sign-in button when it is)",
+    summary="Whether OIDC login is configured, and signup through it (the dashboard shows its buttons by it)",
     auth=False,
     response=OAuthConfig,
 )
 async def oauth_config(ctx: Ctx) -> Any:
-    return {"enabled": ctx.services.oidc is not None}
+    client = ctx.services.oidc
+    return {"enabled": client is not None, "signup": client is not None and client.config.signup}
 
 
 @router.route(

@@ -232,6 +232,7 @@ class LoginResponse(UserResponse):
 
 class OAuthConfig(_Open):
     enabled: bool = Field(description="Whether an OIDC issuer is configured (--oidc-issuer)")
+    signup: bool = Field(description="Whether /users/oauth/signup creates accounts (--oidc-signup)")
 
 
 class OAuthUrl(_Open):

@@ -48,4 +48,4 @@ def test_members_carry_user_ids_and_oauth_config_says_off(api: Api) -> None:
     members = api.client.get("/organisation/user/list", headers={**p.h, "x-organisation": "acme"}).json()["users"]
     assert [m["user_id"] for m in members] == [p.owner.user_id]
     r = api.client.get("/users/oauth/config")
-    assert (r.status_code, r.json()) == (200, {"enabled": False})
+    assert (r.status_code, r.json()) == (200, {"enabled": False, "signup": False})

@@ -1,0 +1,135 @@
+"""The dashboard's second pass (issue 20) in headless Chromium, through the real control plane
+and edge: with the project's approval workflow on (turned on in the page by the owner), a direct
+production targeting change is refused (412) and offered as a change request, which the owner
+submits to a publisher; the publisher, signed in in the browser, approves and applies it, and the
+edge then serves it; the audit page shows the change with its before/after diff. On the way: an
+audience edited in place, the features list's staleness filter, a webhook created in the page and
+its delivery history, and the feature's evaluation counts from the edge's own counters.
+
+``dashboard/drive_flow.mjs`` drives the page and prints what each step saw; this test checks those
+and asks the edge itself. (``test_dashboard.py`` covers the first pass.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.processes import free_port, process
+from tests.e2e.sdk_support import lines_of, npm_fixture
+
+DASHBOARD_DIR = Path(__file__).parent / "dashboard"
+SHOTS = DASHBOARD_DIR / "screenshots"
+
+
+def drive(script: str, args: list[str]) -> dict[str, dict[str, Any]]:
+    """Run a driver script; its steps by name (fails on its "failed" step)."""
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is required (apt-get install chromium; ./dev test installs it)"
+    steps: dict[str, dict[str, Any]] = {}
+    driver = subprocess.Popen(
+        ["node", script, *args],
+        cwd=DASHBOARD_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "CHROMIUM": chromium},
+    )
+    try:
+        lines = lines_of(driver)
+        while "done" not in steps and "failed" not in steps:
+            line = lines.get(timeout=180)
+            step: dict[str, Any] = json.loads(line) if line.startswith("{") else {"step": "?", "line": line}
+            assert step["step"] != "failed", step
+            steps[step["step"]] = step
+        assert driver.wait(30) == 0
+    finally:
+        driver.kill()
+        driver.wait(10)
+    return steps
+
+
+def test_approval_workflow_audit_and_settings(tmp_path: Path) -> None:
+    npm_fixture(DASHBOARD_DIR, "playwright-core")
+    cp_port, edge_port = free_port(), free_port()
+    cp, edge_url = f"http://127.0.0.1:{cp_port}", f"http://127.0.0.1:{edge_port}"
+    with (
+        process(
+            ["control_plane", "serve", "--data-dir", str(tmp_path), "--port", str(cp_port), "--edge-urls", edge_url],
+            f"{cp}/health",
+            tmp_path / "cp.log",
+            # The test's webhook receiver listens on loopback.
+            env={"FLAGEDGE_WEBHOOK_ALLOW_PRIVATE": "true"},
+        ),
+        process(
+            [
+                "server",
+                "serve",
+                "--data-dir",
+                str(tmp_path),
+                "--port",
+                str(edge_port),
+                "--workers",
+                "1",
+                "--evaluation-counts-interval",
+                "1",
+            ],
+            f"{edge_url}/health",
+            tmp_path / "edge.log",
+        ),
+        httpx.Client(base_url=edge_url, timeout=10) as edge,
+    ):
+        steps = drive("drive_flow.mjs", [cp, edge_url, str(SHOTS)])
+        client_key = steps["setup"]["clientKey"]
+
+        # No OIDC issuer: no identity-provider button. The webhook's secret is shown once.
+        assert steps["settings"] == {"step": "settings", "oidcButtons": 0, "secretShown": True}
+
+        lists = steps["lists"]
+        assert lists["audienceValues"] == ["@beta.example", "@acme.com"]
+        assert lists["notStale"] == ["one-click"] and lists["stalenessCell"] == "fresh"
+
+        # The direct save was refused by the workflow and became a pending change request that
+        # its author cannot approve; nothing changed at the edge meanwhile.
+        proposed = steps["proposed"]
+        assert proposed["refusedStatus"] == 412 and "protected by the project's approval workflow" in proposed["refusal"]
+        assert proposed["proposed"]["status"] == "pending" and proposed["proposed"]["ownerSeesApprove"] == 0
+        assert "targets[0].audience.filters.filters[0]._audiences[0]" in proposed["proposed"]["diffPaths"]
+        assert proposed["servedBefore"] is False
+
+        # Approved and applied by the publisher: the edge serves the beta tester, not a stranger.
+        applied = steps["applied"]
+        assert applied["served"] is True and applied["stranger"] is False
+        assert applied["publisherWorkflowForm"] == 0  # the workflow is an owner's setting
+        ask = {"publishableKey": client_key, "context.user.id": "b-2", "context.user.email": "bo@beta.example"}
+        r = edge.get("/features/evaluated", params=ask)
+        assert r.status_code == 200 and r.json()["features"]["one-click"]["isEnabled"] is True
+
+        # The audit log: the applied change with its diff (no targets before, the beta target
+        # after), the change request's life, and the reason given in the page.
+        audit = steps["audit"]
+        assert audit["actions"][:4] == [
+            "change_request.apply",
+            "configuration.update",
+            "change_request.approved",
+            "change_request.submit",
+        ]
+        diff = {path: (before, after) for path, before, after in audit["diff"]}
+        assert diff["targets[0].name"] == ("absent", '"Beta first"')
+        assert "targets" not in diff  # the empty list before is said by the rows of the new target
+        assert {"project.settings_protected", "webhook.create", "audience.update"} <= set(audit["projectActions"])
+
+        delivered = steps["delivered"]
+        assert {"event": "modifiedTargeting", "signature": True} in delivered["received"]
+        assert "delivered" in delivered["delivered"] and "modifiedTargeting" in delivered["delivered"]
+        assert delivered["evaluations"] >= 1
+
+        assert steps["done"]["problems"] == []
+    shots = sorted(p.name for p in SHOTS.glob("*.png"))
+    assert {"11-settings.png", "12-change-request.png", "13-audit.png"} <= set(shots), shots

@@ -112,17 +112,19 @@ def test_approval_workflow_audit_and_settings(tmp_path: Path) -> None:
         assert r.status_code == 200 and r.json()["features"]["one-click"]["isEnabled"] is True
 
         # The audit log: the applied change with its diff (no targets before, the beta target
-        # after), the change request's life, and the reason given in the page.
+        # after) and the change request's life.
         audit = steps["audit"]
         assert audit["actions"][:4] == [
-            "change_request.apply",
             "configuration.update",
             "change_request.approved",
             "change_request.submit",
+            "change_request.create",
         ]
         diff = {path: (before, after) for path, before, after in audit["diff"]}
         assert diff["targets[0].name"] == ("absent", '"Beta first"')
         assert "targets" not in diff  # the empty list before is said by the rows of the new target
+        # Project-wide: the apply itself too, and the settings, webhook and audience changed in the page.
+        assert audit["projectActions"][:2] == ["change_request.apply", "configuration.update"]
         assert {"project.settings_protected", "webhook.create", "audience.update"} <= set(audit["projectActions"])
 
         delivered = steps["delivered"]

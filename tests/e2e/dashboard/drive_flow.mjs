@@ -209,7 +209,8 @@ try {
     ),
   };
   await shot("13-audit");
-  await go("/o/acme/p/shop/audit", "Audit log");
+  await go("/o/acme/p/shop/audit", /^Audit log$/);
+  await page.waitForLoadState("networkidle");
   const projectActions = await page.locator("li[data-action]").evaluateAll((items) => items.map((i) => i.getAttribute("data-action")));
   say("audit", { ...audit, projectActions });
 
@@ -218,8 +219,10 @@ try {
   await go("/o/acme/p/shop/settings", "Settings of Shop");
   await page.getByRole("button", { name: "Deliveries" }).click();
   const delivered = await page.locator('table[aria-label="Deliveries"]').innerText();
+  await go(`/o/acme/p/shop/features/${FEATURE}`, /One-click checkout/);
   const evaluations = await until(async () => {
-    await go(`/o/acme/p/shop/features/${FEATURE}`, /One-click checkout/);
+    await page.reload(); // the same hash again would not load the page anew
+    await heading(/One-click checkout/).waitFor();
     await page.locator("#evaluations-title").waitFor();
     await page.waitForLoadState("networkidle");
     const total = page.locator("[data-evaluations-total]");

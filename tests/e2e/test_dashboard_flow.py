@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,11 +22,12 @@ from typing import Any
 
 import httpx
 
-from bench.processes import free_port, process
+from bench.processes import command, free_port, process
 from tests.e2e.sdk_support import lines_of, npm_fixture
 
 DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 SHOTS = DASHBOARD_DIR / "screenshots"
+PROVIDER = Path(__file__).parent / "oidc_provider"
 
 
 def drive(script: str, args: list[str]) -> dict[str, dict[str, Any]]:
@@ -46,7 +48,7 @@ def drive(script: str, args: list[str]) -> dict[str, dict[str, Any]]:
         while "done" not in steps and "failed" not in steps:
             line = lines.get(timeout=180)
             step: dict[str, Any] = json.loads(line) if line.startswith("{") else {"step": "?", "line": line}
-            assert step["step"] != "failed", step
+            assert step["step"] != "failed", json.dumps(step, indent=1)
             steps[step["step"]] = step
         assert driver.wait(30) == 0
     finally:
@@ -135,3 +137,43 @@ def test_approval_workflow_audit_and_settings(tmp_path: Path) -> None:
         assert steps["done"]["problems"] == []
     shots = sorted(p.name for p in SHOTS.glob("*.png"))
     assert {"11-settings.png", "12-change-request.png", "13-audit.png"} <= set(shots), shots
+
+
+def test_oidc_sign_in_in_the_browser(tmp_path: Path) -> None:
+    """Sign in with the local OpenID provider of test_airborne_oidc (panva/oidc-provider): no
+    account yet (said on the page), signup through the provider, a later login, a forged return."""
+    npm_fixture(DASHBOARD_DIR, "playwright-core")
+    npm_fixture(PROVIDER, "oidc-provider")
+    op_port, cp_port = free_port(), free_port()
+    issuer, cp = f"http://127.0.0.1:{op_port}", f"http://127.0.0.1:{cp_port}"
+    redirect = f"{cp}/dashboard/"  # the dashboard finishes the login from ?code=…&state=…
+    secret = "s3cret-" + secrets.token_hex(16)
+    with (
+        command(
+            ["node", "provider.mjs"],
+            f"{issuer}/.well-known/openid-configuration",
+            tmp_path / "provider.log",
+            env={"PORT": str(op_port), "CLIENT_ID": "flagedge-dashboard", "CLIENT_SECRET": secret, "REDIRECT_URI": redirect},
+            cwd=PROVIDER,
+        ),
+        process(
+            ["control_plane", "serve", "--data-dir", str(tmp_path), "--port", str(cp_port)],
+            f"{cp}/health",
+            tmp_path / "cp.log",
+            env={
+                "FLAGEDGE_OIDC_ISSUER": issuer,
+                "FLAGEDGE_OIDC_CLIENT_ID": "flagedge-dashboard",
+                "FLAGEDGE_OIDC_CLIENT_SECRET": secret,
+                "FLAGEDGE_OIDC_REDIRECT_URL": redirect,
+                "FLAGEDGE_OIDC_SIGNUP": "true",
+            },
+        ),
+    ):
+        steps = drive("drive_oidc.mjs", [cp, str(SHOTS)])
+    oidc = steps["oidc"]
+    assert oidc["providerUrl"].startswith(f"{issuer}/")
+    assert "no account is linked to this identity" in oidc["noAccount"]
+    assert oidc["afterSignup"] == {"url": f"{cp}/dashboard/#/", "session": True}
+    assert oidc["me"] == 200
+    assert "not started from this tab" in oidc["forged"]
+    assert steps["done"]["problems"] == []

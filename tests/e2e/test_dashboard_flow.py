@@ -100,7 +100,8 @@ def test_approval_workflow_audit_and_settings(tmp_path: Path) -> None:
         # The direct save was refused by the workflow and became a pending change request that
         # its author cannot approve; nothing changed at the edge meanwhile.
         proposed = steps["proposed"]
-        assert proposed["refusedStatus"] == 412 and "protected by the project's approval workflow" in proposed["refusal"]
+        assert proposed["refusedStatus"] == 412
+        assert "protected by the project's approval workflow" in proposed["refusal"]
         assert proposed["proposed"]["status"] == "pending" and proposed["proposed"]["ownerSeesApprove"] == 0
         assert "targets[0].audience.filters.filters[0]._audiences[0]" in proposed["proposed"]["diffPaths"]
         assert proposed["servedBefore"] is False
@@ -153,7 +154,12 @@ def test_oidc_sign_in_in_the_browser(tmp_path: Path) -> None:
             ["node", "provider.mjs"],
             f"{issuer}/.well-known/openid-configuration",
             tmp_path / "provider.log",
-            env={"PORT": str(op_port), "CLIENT_ID": "flagedge-dashboard", "CLIENT_SECRET": secret, "REDIRECT_URI": redirect},
+            env={
+                "PORT": str(op_port),
+                "CLIENT_ID": "flagedge-dashboard",
+                "CLIENT_SECRET": secret,
+                "REDIRECT_URI": redirect,
+            },
             cwd=PROVIDER,
         ),
         process(

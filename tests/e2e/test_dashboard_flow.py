@@ -4,7 +4,9 @@ production targeting change is refused (412) and offered as a change request, wh
 submits to a publisher; the publisher, signed in in the browser, approves and applies it, and the
 edge then serves it; the audit page shows the change with its before/after diff. On the way: an
 audience edited in place, the features list's staleness filter, a webhook created in the page and
-its delivery history, and the feature's evaluation counts from the edge's own counters.
+its delivery history, the feature's evaluation counts from the edge's own counters, the
+publisher's self-targeting override served by the edge, and a read-only member who sees the
+workflow's requests but no control to act on them.
 
 ``dashboard/drive_flow.mjs`` drives the page and prints what each step saw; this test checks those
 and asks the edge itself. (``test_dashboard.py`` covers the first pass.)
@@ -134,6 +136,16 @@ def test_approval_workflow_audit_and_settings(tmp_path: Path) -> None:
         assert {"event": "modifiedTargeting", "signature": True} in delivered["received"]
         assert "delivered" in delivered["delivered"] and "modifiedTargeting" in delivered["delivered"]
         assert delivered["evaluations"] >= 1
+
+        # The publisher's override serves their SDK user id, who is in no target.
+        assert steps["self-targeting"]["overridden"] is True
+
+        # A read-only member sees the pending request, and no control to review, apply, cancel,
+        # change the workflow or webhooks, save targeting or edit an audience.
+        reader = steps["reader"]
+        assert reader["readerSeesRequest"] == "pending"
+        for page, controls in reader["readerControls"].items():
+            assert controls == [], page
 
         assert steps["done"]["problems"] == []
     shots = sorted(p.name for p in SHOTS.glob("*.png"))

@@ -231,6 +231,50 @@ try {
   await page.locator("#evaluations-title").scrollIntoViewIfNeeded();
   await shot("14-feature-evaluations");
   say("delivered", { received, delivered, evaluations });
+
+  // --- self-targeting: the publisher tests the feature as their SDK user id ------------------
+  await go("/o/acme/p/shop/settings", "Settings of Shop");
+  await form("Your SDK user id").getByLabel(/Your SDK user id/).fill("pub-device");
+  await form("Your SDK user id").getByRole("button", { name: "Save user id" }).click();
+  await page.getByText("Your SDK user id is saved.").waitFor();
+  const override = form("New override");
+  await override.getByLabel("Feature").selectOption(FEATURE);
+  await override.getByLabel("Environment").selectOption("prod");
+  await override.getByLabel("Variation").selectOption("on");
+  await override.getByRole("button", { name: "Override" }).click();
+  await page.getByText(`You are served on of ${FEATURE}.`).waitFor();
+  await page.getByRole("button", { name: "Remove override" }).waitFor();
+  // Not a beta tester, yet served: the override, at the edge.
+  const overridden = await until(() => edgeFlag(clientKey, { id: "pub-device", email: "pub@example.com" }), "the edge to serve the override");
+  say("self-targeting", { overridden });
+
+  // --- a read-only member: the workflow's and settings' write controls are not shown ---------
+  await call("POST", "/users/create", { name: "rita", password: "correct-horse", first_name: "R", last_name: "O", email: "rita@acme.com" });
+  await call("POST", "/organisation/user/create", { user: "rita@acme.com", access: "read" }, owner);
+  // An open request for the reader to look at (made by the owner through the API).
+  const crs = `/v2/projects/shop/features/${FEATURE}/change-requests`;
+  const open = await call("POST", crs, { path: `/v1/projects/shop/features/${FEATURE}/configurations?environment=prod`, method: "PATCH", body: { status: "inactive" } }, owner);
+  const pubId = (await call("GET", "/organisation/user/list", undefined, owner)).users.find((u) => u.email === "pub@acme.com").user_id;
+  await call("PATCH", `${crs}/${open._id}/submit`, { description: "turn it off", reviewers: [pubId] }, owner);
+  await signOut();
+  await signIn("rita");
+  const WRITES = /^(Approve|Reject|Apply change|Cancel request|Submit for review|Save workflow|Create webhook|Delete|Deliveries|Save targeting|Add target|Create change request|Edit|Save audience)/;
+  const readerControls = {};
+  for (const [hash, title] of [
+    [`/o/acme/p/shop/features/${FEATURE}`, /One-click checkout/],
+    ["/o/acme/p/shop/settings", "Settings of Shop"],
+    ["/o/acme/p/shop/change-requests", "Change requests"],
+    ["/o/acme/p/shop/audit", /^Audit log$/],
+    ["/o/acme/p/shop/audiences", "Audiences"],
+  ]) {
+    await go(hash, title);
+    await page.waitForLoadState("networkidle");
+    const buttons = await page.getByRole("button").allInnerTexts();
+    readerControls[hash] = buttons.map((b) => b.trim()).filter((b) => WRITES.test(b));
+  }
+  await go(`/o/acme/p/shop/features/${FEATURE}`, /One-click checkout/);
+  const readerSeesRequest = await page.locator(`article[data-change-request="${open._id}"]`).getAttribute("data-status");
+  say("reader", { readerControls, readerSeesRequest });
   say("done", { problems });
 } catch (error) {
   const pages = browser.contexts().flatMap((c) => c.pages());

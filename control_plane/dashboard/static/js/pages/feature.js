@@ -283,6 +283,11 @@ function EnvironmentTargeting({ f, env, config, audiences, base, org, project, w
         <small id="toggle-help">Off: every context gets the default.</small>
       </div>`}
     </div>
+    ${write &&
+    workflow.enabled &&
+    env.type === "production" &&
+    !(workflow.allowPublisherBypass && can(org, "admin")) &&
+    html`<p><small>Protected by the approval workflow: a change here is proposed as a change request for a publisher to approve.</small></p>`}
     ${reflag
       ? html`<p>This environment uses Reflag-style rules (edit them through the API):</p><pre>${JSON.stringify(config.targeting.rules, null, 2)}</pre>`
       : html`${targets.length === 0 && html`<${Empty}>No targets: ${on ? "nobody" : "nobody (and the feature is off)"} is served a variation here.<//>`}

@@ -1,4 +1,5 @@
-"""Airborne's OIDC login: ``GET /users/oauth/url``, ``POST /users/oauth/login`` and (with
+"""Airborne's OIDC login: ``GET /users/oauth/config`` (ours: whether it is on),
+``GET /users/oauth/url``, ``POST /users/oauth/login`` and (with
 ``--oidc-signup``) ``POST /users/oauth/signup``, against the issuer configured with
 ``--oidc-issuer`` (:mod:`control_plane.oidc` does the protocol). Without an issuer they answer 400
 ``unsupported``; password login works either way.
@@ -21,7 +22,7 @@ from control_plane.errors import ApiError, conflict
 from control_plane.http import Ctx, Router
 from control_plane.models import Body
 from control_plane.oidc import LOGIN_TTL, Identity, OidcClient, OidcError, PendingLogin, new_login, state_hash
-from control_plane.routes.airborne.responses import LoginResponse, OAuthUrl
+from control_plane.routes.airborne.responses import LoginResponse, OAuthConfig, OAuthUrl
 from control_plane.routes.users import start_session
 from control_plane.store import new_id, now_iso
 
@@ -64,6 +65,18 @@ def _client(ctx: Ctx) -> OidcClient:
 def _in(seconds: int) -> str:
     """A time ``seconds`` from now, spelled as :func:`now_iso` spells times (they compare as text)."""
     return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@router.route(
+    "GET",
+    "/users/oauth/config",
+    summary="Whether OIDC login is configured, and signup through it (the dashboard shows its buttons by it)",
+    auth=False,
+    response=OAuthConfig,
+)
+async def oauth_config(ctx: Ctx) -> Any:
+    client = ctx.services.oidc
+    return {"enabled": client is not None, "signup": client is not None and client.config.signup}
 
 
 @router.route(

@@ -311,8 +311,11 @@ async def list_members(ctx: Ctx) -> Any:
     with ctx.services.store.read() as db:
         org = authz.org_by_name(db, ctx.principal, org_name, "read")
         rows = db.execute(
-            "SELECT u.name, u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id "
+            "SELECT u.id, u.name, u.email, m.role FROM memberships m JOIN users u ON u.id = m.user_id "
             "WHERE m.organisation_id = ? ORDER BY u.name",
             (org.id,),
         ).fetchall()
-    return {"users": [{"username": r["name"], "email": r["email"], "roles": [r["role"]]} for r in rows]}
+    # user_id (ours): what change-request reviewers and audit entries name a member by.
+    return {
+        "users": [{"username": r["name"], "email": r["email"], "roles": [r["role"]], "user_id": r["id"]} for r in rows]
+    }

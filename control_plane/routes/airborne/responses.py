@@ -206,6 +206,7 @@ class Member(_Open):
     username: str
     email: str | None
     roles: list[str]
+    user_id: str = Field(description="The member's user id (flagedge: change-request reviewers name members by it)")
 
 
 class MemberList(_Open):
@@ -227,6 +228,11 @@ class UserToken(_Open):
 
 class LoginResponse(UserResponse):
     user_token: UserToken
+
+
+class OAuthConfig(_Open):
+    enabled: bool = Field(description="Whether an OIDC issuer is configured (--oidc-issuer)")
+    signup: bool = Field(description="Whether /users/oauth/signup creates accounts (--oidc-signup)")
 
 
 class OAuthUrl(_Open):

@@ -287,6 +287,22 @@ async def update_configuration(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
+def audited_state(db: sqlite3.Connection, feature_id: str, env_id: str) -> dict[str, Any]:
+    """What a configuration's audit entry records before and after a change (the dashboard shows
+    the two as a diff): its status and targets, or its Reflag targeting."""
+    row = db.execute(
+        "SELECT status, targets, reflag FROM feature_configurations WHERE feature_id = ? AND environment_id = ?",
+        (feature_id, env_id),
+    ).fetchone()
+    if row is None:
+        return {"status": "inactive", "targets": []}
+    state: dict[str, Any] = {"status": row["status"], "targets": loads(row["targets"], [])}
+    reflag = loads(row["reflag"])
+    if reflag is not None:
+        state["reflag"] = reflag
+    return state
+
+
 def configuration_change(
     project_ref: str, feature_ref: str, environment_ref: str, organisation: str | None, body: UpdateConfiguration
 ) -> Callable[[Write], dict[str, Any]]:
@@ -297,14 +313,19 @@ def configuration_change(
         access = authz.project_by_key(w.db, w.principal, project_ref, "write", organisation)
         f = feature(w.db, access.id, feature_ref)
         env = environment(w.db, access.id, environment_ref)
+        before = audited_state(w.db, f["id"], env["id"])
         apply_configuration(w, access.id, f["id"], env, body)
         touch_feature(w, f["id"])
+        details: dict[str, Any] = {"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))}
+        after = audited_state(w.db, f["id"], env["id"])
+        if after != before:
+            details.update(before=before, after=after)
         w.audit(
             "configuration.update",
             f"feature:{f['key']}/environment:{env['key']}",
             organisation_id=access.organisation_id,
             project_id=access.id,
-            details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
+            details=details,
         )
         w.touch(access.id)
         row = w.db.execute(

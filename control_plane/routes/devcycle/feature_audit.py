@@ -1,5 +1,6 @@
-"""A feature's audit log (``GET /v1/projects/{project}/features/{feature}/audit``), read from the
-audit entries every write appends (``audit_log``, :meth:`control_plane.http.Write.audit`).
+"""A feature's audit log (``GET /v1/projects/{project}/features/{feature}/audit``) and its
+project's (``GET /v1/projects/{project}/audit``, flagedge's own), read from the audit entries
+every write appends (``audit_log``, :meth:`control_plane.http.Write.audit`).
 
 A feature's entries are those of its project whose target is ``feature:<key>`` or below it
 (``feature:<key>/environment:<env>``, ``feature:<key>/variation:<v>``); an entry is shown as
@@ -65,6 +66,33 @@ def latest_update(db: Connection, project_id: str, key: str) -> dict[str, Any] |
     return entry_view(row) if row is not None else None
 
 
+def _entries(db: sqlite3.Connection, ctx: Ctx, project_id: str, clause: tuple[str, list[Any]] | None) -> list[Any]:
+    """The project's entries (only those ``clause`` keeps), filtered and paged as ``AuditQuery`` says."""
+    query: AuditQuery = ctx.query
+    start = iso_date(query.startDate, "query.startDate") if query.startDate else None
+    end = iso_date(query.endDate, "query.endDate") if query.endDate else None
+    where, params = ["project_id = ?"], [project_id]
+    if clause is not None:
+        where.append(clause[0])
+        params.extend(clause[1])
+    if query.a0_user:
+        where.append("actor = ?")
+        params.append(query.a0_user)
+    if start:
+        where.append("at >= ?")
+        params.append(start)
+    if end:
+        where.append("at <= ?")
+        params.append(end)
+    # Entries are appended in time order: the id orders them (every sortBy is the date here).
+    order = "ASC" if query.sortOrder == "asc" else "DESC"
+    rows = db.execute(
+        f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ? OFFSET ?",
+        [*params, query.perPage, (query.page - 1) * query.perPage],
+    ).fetchall()
+    return [entry_view(r) for r in rows]
+
+
 @router.route(
     "GET",
     "/v1/projects/{project}/features/{feature}/audit",
@@ -74,26 +102,27 @@ def latest_update(db: Connection, project_id: str, key: str) -> dict[str, Any] |
 )
 async def feature_audit_log(ctx: Ctx) -> Any:
     query: AuditQuery = ctx.query
-    start = iso_date(query.startDate, "query.startDate") if query.startDate else None
-    end = iso_date(query.endDate, "query.endDate") if query.endDate else None
     with ctx.services.store.read() as db:
         access = project(db, ctx, "read")
         f = feature(db, access.id, ctx.path("feature"))
-        clause, args = _target_clause(f["key"], query.environment)
-        where, params = ["project_id = ?", clause], [access.id, *args]
-        if query.a0_user:
-            where.append("actor = ?")
-            params.append(query.a0_user)
-        if start:
-            where.append("at >= ?")
-            params.append(start)
-        if end:
-            where.append("at <= ?")
-            params.append(end)
-        # Entries are appended in time order: the id orders them (every sortBy is the date here).
-        order = "ASC" if query.sortOrder == "asc" else "DESC"
-        rows = db.execute(
-            f"SELECT * FROM audit_log WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ? OFFSET ?",
-            [*params, query.perPage, (query.page - 1) * query.perPage],
-        ).fetchall()
-        return [entry_view(r) for r in rows]
+        return _entries(db, ctx, access.id, _target_clause(f["key"], query.environment))
+
+
+@router.route(
+    "GET",
+    "/v1/projects/{project}/audit",
+    summary="The project's audit log: every entry of its features, settings, webhooks and keys (flagedge)",
+    query=AuditQuery,
+    headers=ORG,
+)
+async def project_audit_log(ctx: Ctx) -> Any:
+    query: AuditQuery = ctx.query
+    with ctx.services.store.read() as db:
+        access = project(db, ctx, "read")
+        # ?environment= keeps the entries of that environment (any feature's, and the environment's own).
+        clause = None
+        if query.environment:
+            suffix = f"environment:{query.environment}"
+            # substr from the end, not LIKE: a key may hold "_" (LIKE's wildcard).
+            clause = ("(target = ? OR substr(target, length(target) - ?) = ?)", [suffix, len(suffix), "/" + suffix])
+        return _entries(db, ctx, access.id, clause)

@@ -7,7 +7,7 @@ import { html } from "./html.js";
 import { PAGES } from "./pages/index.js";
 import { href, match, navigate, useLocation } from "./router.js";
 import { roleIn, session } from "./session.js";
-import { SignIn } from "./pages/signin.js";
+import { OidcReturn, SignIn, oidcReturn } from "./pages/signin.js";
 import { Empty } from "./ui.js";
 
 function useSession() {
@@ -72,6 +72,8 @@ function App() {
   useSession();
   const { path, query } = useLocation();
   const [refreshed, setRefreshed] = useState(false);
+  // Back from the identity provider (?code=…&state=…): finish that sign-in first.
+  const [oidc, setOidc] = useState(oidcReturn);
   // The organisations and roles come from /user on every start: a role changed by an admin
   // shows after a reload, and a stale token signs out.
   useEffect(() => {
@@ -86,6 +88,7 @@ function App() {
     if (!first.current) document.getElementById("main")?.focus();
     first.current = false;
   }, [path, session.signedIn]);
+  if (oidc) return html`<${OidcReturn} back=${oidc} onDone=${() => setOidc(null)} />`;
   if (!session.signedIn) return html`<${SignIn} />`;
   const params = found?.params || {};
   const Page = found?.page.component;

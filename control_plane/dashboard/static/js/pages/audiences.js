@@ -1,7 +1,7 @@
 // Audiences: reusable filter trees that targets reference (audienceMatch), and the project's
 // custom properties (typed context fields).
 import { useState } from "preact/hooks";
-import { del, get, post, seg } from "../api.js";
+import { del, get, patch, post, seg } from "../api.js";
 import { ConditionsEditor, conditionsOf, describe, newCondition, treeOf } from "../filters.js";
 import { html } from "../html.js";
 import { can } from "../session.js";
@@ -18,6 +18,8 @@ export function Audiences({ params }) {
   const [conditions, setConditions] = useState([newCondition()]);
   const [json, setJson] = useState("");
   const write = can(org, "write");
+  // The audience being edited (its key), shown in a form below its row.
+  const [editing, setEditing] = useState(null);
   const create = (e) => {
     const f = formData(e);
     run(async () => {
@@ -48,8 +50,14 @@ export function Audiences({ params }) {
               (a) => html`<tr>
                 <td>${a.name}<br /><small>${a.description}</small></td><td><code>${a.key}</code></td>
                 <td>${describe(a.filters, audiences)}</td><td>${when(a.updatedAt)}</td>
-                ${write && html`<td><button class="secondary outline" onClick=${() => remove(a)} aria-label=${`Delete audience ${a.key}`}>Delete</button></td>`}
-              </tr>`,
+                ${write &&
+                html`<td>
+                  <button class="secondary outline" onClick=${() => setEditing(editing === a.key ? null : a.key)} aria-expanded=${editing === a.key} aria-label=${`Edit audience ${a.key}`}>Edit</button>
+                  <button class="secondary outline" onClick=${() => remove(a)} aria-label=${`Delete audience ${a.key}`}>Delete</button>
+                </td>`}
+              </tr>
+              ${editing === a.key &&
+              html`<tr><td colspan="5"><${EditAudience} a=${a} base=${base} org=${org} onDone=${() => (setEditing(null), load.reload())} /></td></tr>`}`,
             )}
           </tbody>
         </table>`}
@@ -85,4 +93,37 @@ export function Audiences({ params }) {
       <label>Context field <input name="propertyKey" required /></label>
       <button type="submit">Add property</button>
     </form>`}`;
+}
+
+// Editing an audience (PATCH .../audiences/{key}): name, description, and its filter as
+// conditions when it is a list of "and"-ed user conditions, else as JSON. Every target that
+// references it follows at once (the API republishes the features that use it).
+function EditAudience({ a, base, org, onDone }) {
+  const simple = conditionsOf(a.filters);
+  const [conditions, setConditions] = useState(simple || [newCondition()]);
+  const [json, setJson] = useState(simple ? "" : JSON.stringify(a.filters, null, 2));
+  const [run, state] = useAction();
+  const save = (e) => {
+    const f = formData(e);
+    run(async () => {
+      const filters = json.trim() ? JSON.parse(json) : treeOf(conditions);
+      await patch(`${base}/audiences/${seg(a.key)}`, { name: f.name, description: f.description, filters }, { org });
+      onDone();
+    });
+  };
+  const usage = a.usage?.features?.length ? `Used by ${a.usage.features.length} feature(s): they follow the change at once.` : "";
+  return html`<form onSubmit=${save} aria-label=${`Edit audience ${a.key}`}>
+    <div class="row">
+      <label>Name <input name="name" defaultValue=${a.name} required /></label>
+      <label>Description <input name="description" defaultValue=${a.description || ""} /></label>
+    </div>
+    ${!json.trim() && html`<${ConditionsEditor} conditions=${conditions} onChange=${setConditions} idPrefix=${`edit-${a.key}`} />`}
+    <details open=${!simple}>
+      <summary>Filter as JSON (used instead of the conditions when filled)</summary>
+      <label>Filter JSON <textarea rows="6" value=${json} onInput=${(e) => setJson(e.target.value)} placeholder=${JSON.stringify(treeOf(conditions))} /></label>
+    </details>
+    ${usage && html`<p><small>${usage}</small></p>`}
+    <button type="submit" aria-busy=${state.busy}>Save audience</button>
+    <${ActionState} state=${state} />
+  </form>`;
 }

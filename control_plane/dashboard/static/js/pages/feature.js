@@ -3,12 +3,15 @@
 // bucketingKey) — and a "try a context" panel that asks the control plane what the edge would
 // answer for a context (POST .../evaluate: the saved configuration through the evaluator).
 import { useEffect, useState } from "preact/hooks";
-import { api, get, patch, post, seg } from "../api.js";
+import { get, patch, post, seg } from "../api.js";
 import { ALL, ConditionsEditor, audienceMatch, audienceOnly, conditionsOf, describe, isAll, newCondition, treeOf } from "../filters.js";
 import { html } from "../html.js";
+import { href } from "../router.js";
 import { can } from "../session.js";
-import { ActionState, Badge, Empty, ErrorBox, Pending, formData, pct, useAction, useLoad } from "../ui.js";
-import { STATUSES, TYPES } from "./features.js";
+import { ActionState, Badge, Empty, ErrorBox, Notice, Pending, formData, pct, useAction, useLoad } from "../ui.js";
+import { FeatureChangeRequests, ProposeChange, needsApproval } from "./changes.js";
+import { EvaluationCounts } from "./evaluations.js";
+import { STATUSES, TYPES, Staleness } from "./features.js";
 
 const ROLLOUTS = ["none", "schedule", "gradual", "stepped"];
 
@@ -78,19 +81,29 @@ export function Feature({ params, query }) {
   const { org, project, feature } = params;
   const base = `/v1/projects/${seg(project)}`;
   const load = useLoad(
-    () => Promise.all([get(`${base}/features/${seg(feature)}`, { org }), get(`${base}/environments`, { org }), get(`${base}/audiences`, { org, query: { perPage: 1000 } })]),
+    () =>
+      Promise.all([
+        get(`${base}/features/${seg(feature)}`, { org }),
+        get(`${base}/environments`, { org }),
+        get(`${base}/audiences`, { org, query: { perPage: 1000 } }),
+        get(base, { org }),
+      ]),
     [org, project, feature],
   );
   const [envKey, setEnvKey] = useState(query.env || null);
+  // Bumped when a change request is created here, so the list below shows it.
+  const [proposals, setProposals] = useState(0);
   if (!load.data) return html`<${Pending} load=${load} what="the feature" />`;
-  const [f, envs, audiences] = load.data;
+  const [f, envs, audiences, p] = load.data;
+  const workflow = p.settings?.featureApprovalWorkflow || {};
   const env = envs.find((e) => e.key === envKey) || envs[0];
   const write = can(org, "write");
   return html`<h1>${f.name} <small><code>${f.key}</code></small></h1>
     <p>
       <${Badge}>${f.type}<//> <${Badge} warn=${f.status !== "active"}>${f.status}<//>
-      ${f.tags.map((t) => html` <${Badge}>${t}<//>`)} ${f.description}
+      ${f.tags.map((t) => html` <${Badge}>${t}<//>`)} <${Staleness} s=${f.staleness} /> ${f.description}
     </p>
+    <p><a href=${href("o", org, "p", project, "audit") + `?feature=${encodeURIComponent(f.key)}`}>Audit log of this feature</a></p>
     <${FeatureStatus} f=${f} base=${base} org=${org} write=${write} reload=${load.reload} />
     <${Variations} f=${f} base=${base} org=${org} write=${write} reload=${load.reload} />
     <h2>Targeting</h2>
@@ -111,9 +124,15 @@ export function Feature({ params, query }) {
             audiences=${audiences}
             base=${base}
             org=${org}
+            project=${project}
+            workflow=${workflow}
+            onProposed=${() => setProposals((n) => n + 1)}
             write=${write}
             reload=${load.reload}
-          />`}`;
+          />`}
+    ${(workflow.enabled || f.changeRequests?.length > 0 || proposals > 0) &&
+    html`<${FeatureChangeRequests} f=${f} envs=${envs} org=${org} project=${project} workflow=${workflow} reload=${load.reload} version=${proposals} />`}
+    <${EvaluationCounts} f=${f} envs=${envs} base=${base} org=${org} />`;
 }
 
 function FeatureStatus({ f, base, org, write, reload }) {
@@ -201,7 +220,7 @@ function Variations({ f, base, org, write, reload }) {
     <${ActionState} state=${state} />`;
 }
 
-function EnvironmentTargeting({ f, env, config, audiences, base, org, write, reload }) {
+function EnvironmentTargeting({ f, env, config, audiences, base, org, project, workflow, onProposed, write, reload }) {
   const url = `${base}/features/${seg(f.key)}/configurations`;
   const on = config?.status === "active";
   const reflag = config?.targeting !== undefined;
@@ -210,7 +229,21 @@ function EnvironmentTargeting({ f, env, config, audiences, base, org, write, rel
   const [reason, setReason] = useState("");
   const [run, state] = useAction();
   const [tried, setTried] = useState(null);
+  // The body of a write the approval workflow refused (412): offered as a change request.
+  const [proposal, setProposal] = useState(null);
+  // Once proposed, the refusal above is answered: say so instead.
+  const [proposed, setProposed] = useState(null);
   const change = (next) => (setTargets(next), setDirty(true));
+  const send = async (body) => {
+    setProposal(null);
+    setProposed(null);
+    try {
+      return await patch(url, body, { org, query: { environment: env.key } });
+    } catch (e) {
+      if (needsApproval(e)) setProposal(body);
+      throw e;
+    }
+  };
   // A saved change comes back with the ids the server gave new targets (DevCycle buckets by
   // target id, so a later save must send them back): take the saved targets unless editing.
   useEffect(() => {
@@ -222,15 +255,14 @@ function EnvironmentTargeting({ f, env, config, audiences, base, org, write, rel
   const toggle = async () => {
     setWanted(!on);
     const done = await run(
-      () => patch(url, { status: on ? "inactive" : "active", change_reason: reason || undefined }, { org, query: { environment: env.key } }).then(reload).then(() => true),
+      () => send({ status: on ? "inactive" : "active", change_reason: reason || undefined }).then(reload).then(() => true),
       `${f.key} turned ${on ? "off" : "on"} in ${env.name}.`,
     );
     if (!done) setWanted(null);
   };
   const save = () =>
     run(async () => {
-      const body = { targets: targets.map(toApi), change_reason: reason || undefined };
-      await api("PATCH", url, { org, query: { environment: env.key }, body });
+      await send({ targets: targets.map(toApi), change_reason: reason || undefined });
       setDirty(false);
       reload();
     }, `Targeting saved in ${env.name}; edges serve it within a moment.`);
@@ -251,6 +283,11 @@ function EnvironmentTargeting({ f, env, config, audiences, base, org, write, rel
         <small id="toggle-help">Off: every context gets the default.</small>
       </div>`}
     </div>
+    ${write &&
+    workflow.enabled &&
+    env.type === "production" &&
+    !(workflow.allowPublisherBypass && can(org, "admin")) &&
+    html`<p><small>Protected by the approval workflow: a change here is proposed as a change request for a publisher to approve.</small></p>`}
     ${reflag
       ? html`<p>This environment uses Reflag-style rules (edit them through the API):</p><pre>${JSON.stringify(config.targeting.rules, null, 2)}</pre>`
       : html`${targets.length === 0 && html`<${Empty}>No targets: ${on ? "nobody" : "nobody (and the feature is off)"} is served a variation here.<//>`}
@@ -275,7 +312,24 @@ function EnvironmentTargeting({ f, env, config, audiences, base, org, write, rel
             <label>Change reason (optional, goes to the audit log) <input value=${reason} onInput=${(e) => setReason(e.target.value)} /></label>
             <button type="button" onClick=${save} disabled=${!dirty || state.busy} aria-busy=${state.busy}>Save targeting</button>
           </div>`}`}
-    <${ActionState} state=${state} />
+    ${proposed ? html`<${Notice}>${proposed}<//>` : html`<${ActionState} state=${state} />`}
+    ${proposal &&
+    html`<${ProposeChange}
+      org=${org}
+      project=${project}
+      feature=${f.key}
+      path=${`/v1/projects/${seg(project)}/features/${seg(f.key)}/configurations?environment=${encodeURIComponent(env.key)}`}
+      body=${proposal}
+      workflow=${workflow}
+      onDone=${(notice) => {
+        setProposed(notice);
+        setProposal(null);
+        setDirty(false);
+        setTargets((config?.targets || []).map((t) => editable(t, f.variations)));
+        onProposed();
+      }}
+      onCancel=${() => setProposal(null)}
+    />`}
     <${TryContext} f=${f} env=${env} base=${base} org=${org} version=${config?.targetingVersion} status=${config?.status} onResult=${setTried} draft=${dirty && !reflag ? () => ({ targets: targets.map(toApi) }) : null} />
   </section>`;
 }

@@ -10,12 +10,20 @@ import { ActionState, Badge, Empty, Pending, formData, useAction, useLoad } from
 
 export const TYPES = ["release", "experiment", "permission", "ops"];
 export const STATUSES = ["active", "complete", "archived"];
+// The list's ?staleness= filter (GET .../features): why a feature may be ready to clean up.
+export const STALENESS = { all: "stale for any reason", unused: "unused", released: "released", unmodified: "unmodified for long", notStale: "not stale" };
+
+// A feature's computed staleness (DevCycle's FeatureStalenessEntity) as a badge.
+export function Staleness({ s }) {
+  if (!s?.stale) return null;
+  return html`<${Badge} warn=${true}>stale: ${s.reason || "yes"}<//>`;
+}
 
 export function Features({ params, query }) {
   const { org, project } = params;
   const base = `/v1/projects/${seg(project)}`;
   const [search, setSearch] = useState(query.search || "");
-  const [filters, setFilters] = useState({ type: query.type || "", status: query.status || "" });
+  const [filters, setFilters] = useState({ type: query.type || "", status: query.status || "", staleness: query.staleness || "" });
   const [sent, setSent] = useState(search);
   // The API searches from 3 characters; shorter input lists everything (and says so).
   useEffect(() => {
@@ -24,7 +32,7 @@ export function Features({ params, query }) {
   }, [search]);
   const load = useLoad(
     () => Promise.all([get(`${base}/features`, { org, query: { perPage: 1000, search: sent, ...filters } }), get(`${base}/environments`, { org })]),
-    [org, project, sent, filters.type, filters.status],
+    [org, project, sent, filters.type, filters.status, filters.staleness],
   );
   const [run, state] = useAction();
   const create = (e) => {
@@ -58,8 +66,13 @@ export function Features({ params, query }) {
           <option value="">any</option>${STATUSES.map((t) => html`<option value=${t}>${t}</option>`)}
         </select>
       </label>
+      <label>Staleness
+        <select value=${filters.staleness} onChange=${(e) => setFilters({ ...filters, staleness: e.target.value })}>
+          <option value="">any</option>${Object.entries(STALENESS).map(([k, t]) => html`<option value=${k}>${t}</option>`)}
+        </select>
+      </label>
     </form>
-    ${!load.data ? html`<${Pending} load=${load} what="features" />` : html`<${FeatureTable} features=${load.data[0]} envs=${load.data[1]} org=${org} project=${project} filtered=${Boolean(sent || filters.type || filters.status)} />`}
+    ${!load.data ? html`<${Pending} load=${load} what="features" />` : html`<${FeatureTable} features=${load.data[0]} envs=${load.data[1]} org=${org} project=${project} filtered=${Boolean(sent || filters.type || filters.status || filters.staleness)} />`}
     ${can(org, "write") &&
     html`<h2>New feature</h2>
       <form onSubmit=${create} aria-label="New feature">
@@ -79,7 +92,7 @@ function FeatureTable({ features, envs, org, project, filtered }) {
   if (features.length === 0) return html`<${Empty}>${filtered ? "No feature matches these filters." : "No features yet."}<//>`;
   return html`<table>
     <thead>
-      <tr><th>Feature</th><th>Type</th><th>Status</th>${envs.map((e) => html`<th>${e.name}</th>`)}</tr>
+      <tr><th>Feature</th><th>Type</th><th>Status</th><th>Staleness</th>${envs.map((e) => html`<th>${e.name}</th>`)}</tr>
     </thead>
     <tbody>
       ${features.map(
@@ -87,6 +100,7 @@ function FeatureTable({ features, envs, org, project, filtered }) {
           <td><a href=${href("o", org, "p", project, "features", f.key)}>${f.name}</a><br /><small><code>${f.key}</code></small></td>
           <td>${f.type}</td>
           <td>${f.status}</td>
+          <td data-staleness=${f.staleness?.stale ? f.staleness.reason : "fresh"}>${f.staleness?.stale ? html`<${Staleness} s=${f.staleness} />` : html`<small>no</small>`}</td>
           ${envs.map((e) => {
             const c = f.configurations.find((x) => x._environment === e._id);
             const on = c?.status === "active";

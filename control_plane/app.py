@@ -89,7 +89,7 @@ def create_app(settings: Settings) -> Starlette:
         settings=settings,
         store=store,
         tokens=Tokens(settings.jwt_secret, settings.access_token_ttl, settings.refresh_token_ttl),
-        validate_projects=snapshots.validate_projects,
+        validate_projects=snapshots.Compiler().validate_projects,
         publish_projects=publisher.publish_projects,
         login_guard=LoginGuard(settings.login_attempts_per_minute),
         client_address=ClientAddress(settings.trusted_proxies),

@@ -28,7 +28,7 @@ from contract.store import (
 
 
 def test_tables_are_the_change_set_fields_in_order() -> None:
-    assert TABLES == ("environments", "sdk_keys", "releases", "widgets", "boards")
+    assert TABLES == ("environments", "sdk_keys", "releases", "widgets", "boards", "flags")
     change = ChangeSet(widgets={"w": {"a": 1}})
     assert [name for name, _ in change.tables()] == list(TABLES)
     assert change.table("widgets") == {"w": {"a": 1}}

@@ -291,9 +291,12 @@ impl Snapshot {
             custom_types: CustomTypes::compile(extras.custom_data_types, "$.customDataTypes")?,
             hidden: edge_devcycle::visibility(extras.sdk_visibility, "$.sdkVisibility")?,
         };
+        let mut entries = Vec::with_capacity(compiled.len());
         for (flag, entry) in compiled {
-            flags.push(Arc::new(shared.finish(flag, entry)));
+            flags.push(Arc::new(shared.finish(flag, &entry)));
+            entries.push(entry);
         }
+        drop(entries);
         Ok(Self::from_parts(fields, flags, Arc::new(by_key), Arc::new(shared)))
     }
 

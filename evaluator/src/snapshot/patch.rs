@@ -51,8 +51,10 @@ impl<'a> Entry<'a> {
 }
 
 impl Shared {
-    /// A compiled flag completed with what the document says about it.
-    pub(super) fn finish(&self, mut flag: Flag, entry: Entry<'_>) -> Flag {
+    /// A compiled flag completed with what the document says about it. `entry` is only read:
+    /// callers drop the parsed definitions all together after every flag is built, so the
+    /// freed trees are not interleaved with live flags (the allocator could not return them).
+    pub(super) fn finish(&self, mut flag: Flag, entry: &Entry<'_>) -> Flag {
         flag.hidden = self.hidden.get(&*flag.key).copied().unwrap_or_default();
         if let Some(cfg) = &self.devcycle {
             if let Some(feature) = cfg.feature_index(&flag.key) {
@@ -71,8 +73,8 @@ impl Shared {
         };
         flag.nested = flag.devcycle.is_some()
             || flag.rules.iter().chain(flag.variants.iter().map(|v| &v.filter)).any(|f| f.needs_nested());
-        flag.def = entry.text.into_owned().into_boxed_slice();
-        flag.order = entry.order;
+        flag.def = entry.text.as_ref().into();
+        flag.order = entry.order.clone();
         flag
     }
 }
@@ -85,7 +87,7 @@ impl Snapshot {
         let mut fields = self.fields.clone();
         let mut compiled = Vec::with_capacity(upserts.len());
         let mut seen = HashMap::with_capacity(upserts.len());
-        for entry in upserts {
+        for entry in &upserts {
             let key = entry.value.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
             let path = format!("$.features[{key:?}]");
             let flag = compile_flag(&mut fields, &entry.value, &path)?;
@@ -94,6 +96,7 @@ impl Snapshot {
             }
             compiled.push(Arc::new(self.shared.finish(flag, entry)));
         }
+        drop(upserts);
         let mut flags = self.flags.clone();
         let mut drop: Vec<usize> = removed.iter().filter_map(|k| self.by_key.get(*k).copied()).collect();
         let mut added = Vec::new();

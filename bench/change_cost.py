@@ -10,9 +10,14 @@ edges pinned to core 0). Then ``--changes`` times one flag's targeting is change
 admin API (``PATCH …/features/{key}/configurations``) and, from the write's 200, both edges'
 ``/ready`` is polled until it reports the version the write published.
 
-Edge CPU per change is the worker's CPU time (every thread, from ``/proc/<pid>/task/*/schedstat``,
-nanoseconds) from the write until both edges served it plus a settle time, less what the same
-time costs idle and what the ``/ready`` polls cost (both measured beforehand on the same worker).
+Edge CPU per change is measured two ways. ``cpu_ms_per_change``: the worker's CPU time (every
+thread, from ``/proc/<pid>/task/*/schedstat``, nanoseconds) from the write until both edges served
+it plus a settle time, less what the same time costs idle and what the ``/ready`` polls cost (both
+measured beforehand on the same worker): on a busy machine its noise is a few milliseconds.
+``refresh_cpu_ms``: a probe process of the same checkout (:data:`PROBE`, pinned to the other core)
+holds its own ``server.state.EdgeState`` over the same store and reports the process CPU time of
+the refreshes that bring it to the write's version: exactly a worker's work for the change,
+without the HTTP server around it.
 
     python -m bench.change_cost --flags 1000 10000 --changes 10 --baseline /tmp/base
 """
@@ -37,13 +42,36 @@ from typing import Any
 import httpx
 
 from bench import datasets
-from bench.processes import THIS, Checkout, bootstrap_project, free_port, process, rss_mb, worker_pids
+from bench.processes import THIS, Checkout, bootstrap_project, free_port, pinned, process, rss_mb, worker_pids
 from bench.propagation import percentile
 from bench.redis_server import RedisServer
 from bench.stack import EDGE_CPU, LOAD_CPU
 from contract.store import META, VERSION_KEY, open_env
 
 SETTLE = 0.3
+#: The refresh probe, run with the side's own code (``python -c``): the interface it uses,
+#: ``EdgeState(data_dir, poll_interval).refresh()`` and ``.view.version``, is the same on both.
+PROBE = r"""
+import asyncio, json, sys, time
+from pathlib import Path
+from server.state import EdgeState
+
+async def main():
+    state = EdgeState(Path(sys.argv[1]), 3600)
+    await state.refresh()
+    print(json.dumps({"version": state.view.version}), flush=True)
+    for line in sys.stdin:
+        target, cpu = int(line), 0.0
+        while state.view.version < target:
+            started = time.process_time()
+            await state.refresh()
+            cpu += time.process_time() - started
+            if state.view.version < target:
+                await asyncio.sleep(0.005)
+        print(json.dumps({"version": state.view.version, "cpu_ms": cpu * 1000}), flush=True)
+
+asyncio.run(main())
+"""
 DB = "control_plane.sqlite3"
 # The admin tokens are signed with it.
 SECRET = "jwt_secret"
@@ -124,14 +152,52 @@ class StoreVersion:
         self.env.close()
 
 
+class Probe:
+    """:data:`PROBE` over one data dir, fed target versions on stdin."""
+
+    def __init__(self, checkout: Checkout, data_dir: Path, log: Path) -> None:
+        self.log = open(log, "wb")  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen(
+            pinned([str(checkout.python), "-c", PROBE, str(data_dir)], LOAD_CPU),
+            cwd=checkout.root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env={**os.environ, **checkout.env()},
+            text=True,
+        )
+        self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the refresh probe exited with {self.proc.wait()}")
+        out: dict[str, Any] = json.loads(line)
+        return out
+
+    def refresh_to(self, version: int) -> float:
+        """CPU milliseconds the probe's refreshes took to reach ``version``."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{version}\n")
+        self.proc.stdin.flush()
+        return float(self._read()["cpu_ms"])
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        self.log.close()
+
+
 @dataclass
 class Side:
-    """One checkout's control plane, edges and ``sync``, running."""
+    """One checkout's control plane, edges and ``sync``, running, and a refresh probe per store."""
 
     admin: httpx.Client
     edges: dict[str, httpx.Client]
     workers: dict[str, int]
     store: StoreVersion
+    probes: dict[str, Probe]
 
 
 @contextmanager
@@ -157,7 +223,7 @@ def running(loaded: Loaded, checkout: Checkout, tmp: Path) -> Iterator[Side]:
             if time.monotonic() > deadline:
                 raise RuntimeError("sync never wrote its store")
             time.sleep(0.1)
-        edges, workers = {}, {}
+        edges, workers, probes = {}, {}, {}
         for name, data in (("same_host", a), ("via_redis", b)):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
@@ -173,11 +239,13 @@ def running(loaded: Loaded, checkout: Checkout, tmp: Path) -> Iterator[Side]:
             )
             edges[name] = stack.enter_context(httpx.Client(base_url=url, timeout=600))
             (workers[name],) = worker_pids(edge.pid)
+            probes[name] = Probe(checkout, data, tmp / f"probe-{name}.log")
+            stack.callback(probes[name].close)
         store = StoreVersion(a)
         stack.callback(store.close)
         for client in edges.values():
             _wait_version(client, store.version(), 900)
-        yield Side(admin, edges, workers, store)
+        yield Side(admin, edges, workers, store, probes)
 
 
 @contextmanager
@@ -223,6 +291,7 @@ def measure(loaded: Loaded, checkout: Checkout, changes: int) -> dict[str, Any]:
         idle, poll = _idle_costs(side)
         latency: dict[str, list[float]] = {name: [] for name in side.edges}
         cpu: dict[str, list[float]] = {name: [] for name in side.edges}
+        refresh: dict[str, list[float]] = {name: [] for name in side.edges}
         for i in range(changes):
             rule = {"filter": {"type": "context", "field": "company.plan", "operator": "IS", "values": [f"plan-{i}"]}}
             before = {name: cpu_ns(pid) for name, pid in side.workers.items()}
@@ -252,7 +321,8 @@ def measure(loaded: Loaded, checkout: Checkout, changes: int) -> dict[str, Any]:
             elapsed = time.monotonic() - started
             for name, pid in side.workers.items():
                 spent = cpu_ns(pid) - before[name] - idle[name] * elapsed - poll[name] * polls[name]
-                cpu[name].append(max(0.0, spent) / 1e6)
+                cpu[name].append(spent / 1e6)
+                refresh[name].append(side.probes[name].refresh_to(target))
         rss_end = {name: round(rss_mb(pid), 1) for name, pid in side.workers.items()}
     out: dict[str, Any] = {"flags": loaded.flags, "changes": changes}
     for name in latency:
@@ -260,6 +330,7 @@ def measure(loaded: Loaded, checkout: Checkout, changes: int) -> dict[str, Any]:
             "p50_ms": round(statistics.median(latency[name]), 1),
             "p99_ms": round(percentile(latency[name], 0.99), 1),
             "cpu_ms_per_change": round(statistics.median(cpu[name]), 2),
+            "refresh_cpu_ms": round(statistics.median(refresh[name]), 2),
             "rss_mb_start": rss_start[name],
             "rss_mb_end": rss_end[name],
         }
@@ -269,14 +340,16 @@ def measure(loaded: Loaded, checkout: Checkout, changes: int) -> dict[str, Any]:
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| flags | side | same host p50 / p99 ms | via Redis p50 / p99 ms "
-        "| edge CPU ms per change (same host / via Redis) | worker RSS MB (start → end) |",
-        "|---|---|---|---|---|---|",
+        "| worker CPU ms per change (same host / via Redis) | refresh CPU ms (probe) "
+        "| worker RSS MB (start → end) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         a, b = row["same_host"], row["via_redis"]
         lines.append(
             f"| {row['flags']:,} | {row['side']} | {a['p50_ms']} / {a['p99_ms']} | {b['p50_ms']} / {b['p99_ms']} | "
-            f"{a['cpu_ms_per_change']} / {b['cpu_ms_per_change']} | {a['rss_mb_start']} → {a['rss_mb_end']} |"
+            f"{a['cpu_ms_per_change']} / {b['cpu_ms_per_change']} | "
+            f"{a['refresh_cpu_ms']} / {b['refresh_cpu_ms']} | {a['rss_mb_start']} → {a['rss_mb_end']} |"
         )
     return "\n".join(lines)
 

@@ -286,10 +286,20 @@ class Follower:
         raise AssertionError(f"sync at {self.sync.version()}, wanted {version}")
 
 
+@dataclass
+class World:
+    model: Model
+    writer: SnapshotWriter
+    publisher: RedisPublisher
+    follower: Follower
+    ref_writer: SnapshotWriter
+    a: EdgeApp
+    b: EdgeApp
+    r: EdgeApp
+
+
 @contextmanager
-def world(
-    redis_url: str, prefix: str
-) -> Iterator[tuple[Model, SnapshotWriter, RedisPublisher, Follower, dict[str, Any]]]:
+def world(redis_url: str, prefix: str) -> Iterator[World]:
     with tempfile.TemporaryDirectory(prefix="flagedge-inc-") as tmp, ExitStack() as stack:
         a, b, r = Path(tmp) / "a", Path(tmp) / "b", Path(tmp) / "r"
         model = Model()
@@ -307,9 +317,8 @@ def world(
         ref_writer = SnapshotWriter(r)
         stack.callback(ref_writer.close)
         ref_writer.publish(model.reference())
-        apps = {"A": EdgeApp(stack, a, writer), "B": EdgeApp(stack, b, sync.writer), "R": EdgeApp(stack, r, ref_writer)}
-        apps["ref_writer"] = ref_writer
-        yield model, writer, publisher, follower, apps
+        apps = [EdgeApp(stack, a, writer), EdgeApp(stack, b, sync.writer), EdgeApp(stack, r, ref_writer)]
+        yield World(model, writer, publisher, follower, ref_writer, *apps)
 
 
 def check_b(follower: Follower, version: int, b: EdgeApp, r: EdgeApp, ctxs: list[Context]) -> None:
@@ -332,8 +341,9 @@ def test_deltas_serve_what_a_full_rebuild_serves(
 ) -> None:
     prefix = "inc" + hashlib.sha256(repr((plan, ctxs)).encode()).hexdigest()[:12]
     conn = redis.Redis.from_url(redis_server.url)
-    with world(redis_server.url, prefix) as (model, writer, publisher, follower, apps):
-        a, b, r, ref_writer = apps["A"], apps["B"], apps["R"], apps["ref_writer"]
+    with world(redis_server.url, prefix) as w:
+        model, writer, publisher, follower, ref_writer = w.model, w.writer, w.publisher, w.follower, w.ref_writer
+        a, b, r = w.a, w.b, w.r
         for app in (a, b, r):
             app.refresh()
         assert answers(a, ctxs, every_route=True) == answers(r, ctxs, every_route=True)

@@ -354,6 +354,19 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def curve(counts: list[int], changes: int, sides: dict[str, Checkout] | None = None) -> list[dict[str, Any]]:
+    """One row per flag count and side (default: this checkout only)."""
+    rows = []
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix=f"flagedge-scale-{n}-") as tmp:
+            loaded = load(n, Path(tmp))
+            for side, checkout in (sides or {"this": THIS}).items():
+                row = {"side": side, **measure(loaded, checkout, changes)}
+                print(f"  {json.dumps(row)}", flush=True)
+                rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.change_cost", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -366,14 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     sides = {"this": THIS}
     if ns.baseline is not None:
         sides = {"baseline": Checkout(ns.baseline.resolve(), ns.baseline_python or THIS.python), **sides}
-    rows = []
-    for n in ns.flags:
-        with tempfile.TemporaryDirectory(prefix=f"flagedge-scale-{n}-") as tmp:
-            loaded = load(n, Path(tmp))
-            for side, checkout in sides.items():
-                row = {"side": side, **measure(loaded, checkout, ns.changes)}
-                print(f"  {json.dumps(row)}", flush=True)
-                rows.append(row)
+    rows = curve(ns.flags, ns.changes, sides)
     print()
     print(table(rows))
     return 0

@@ -162,7 +162,8 @@ def _environment(
         removed = [k for k, r in flags.items() if r is None]
         snapshot = old.snapshot.patch(upserts, removed) if flags else old.snapshot
         devcycle = old.devcycle
-    _log_remote_only(env_id, snapshot, old)
+    if rebuild is not None:  # a patch leaves the list to GET /features (it costs every flag)
+        _log_remote_only(env_id, snapshot, old)
     return Environment(
         env_id,
         str(value.get("environment", "")),

@@ -158,8 +158,9 @@ pub struct Snapshot {
     /// What `GET /features` serves Reflag SDKs when it differs from `definitions_json`
     /// (module [`reflag_sdk`]); `None` when they are the same.
     local_json: OnceLock<Option<Vec<u8>>>,
-    /// Flags left out of `local_json`, with the reason.
-    remote_only: Vec<(Box<str>, String)>,
+    /// Flags left out of `local_json`, with the reason; listed when first asked for (a patch
+    /// would otherwise copy every remote-only flag's reason on every change).
+    remote_only: OnceLock<Vec<(Box<str>, String)>>,
 }
 
 /// `[a,b,…]` from JSON texts.
@@ -307,20 +308,6 @@ impl Snapshot {
         by_key: Arc<HashMap<Box<str>, usize>>,
         shared: Arc<Shared>,
     ) -> Self {
-        let mut remote_only: Vec<(Box<str>, String)> = flags
-            .iter()
-            .filter_map(|f| match &f.local {
-                Local::Remote(reason) => Some((f.key.clone(), reason.clone())),
-                _ => None,
-            })
-            .collect();
-        // A DevCycle-decided flag is bucketed with DevCycle's murmur3 on the edge; its
-        // Reflag-shape translation in `features` uses Reflag's hash, so a Reflag SDK evaluating
-        // it locally would put users elsewhere. Remote evaluation only.
-        let reason = "DevCycle targets: bucketed by DevCycle's algorithm (murmur3) on the edge";
-        remote_only.extend(
-            flags.iter().filter(|f| matches!(f.local, Local::Decided)).map(|f| (f.key.clone(), reason.to_string())),
-        );
         let needs_nested = flags.iter().any(|f| f.nested);
         Self {
             fields,
@@ -330,7 +317,7 @@ impl Snapshot {
             shared,
             definitions_json: OnceLock::new(),
             local_json: OnceLock::new(),
-            remote_only,
+            remote_only: OnceLock::new(),
         }
     }
 
@@ -377,7 +364,27 @@ impl Snapshot {
 
     /// The flags `GET /features` leaves out, each with the reason (remote evaluation only).
     pub fn remote_only(&self) -> &[(Box<str>, String)] {
-        &self.remote_only
+        self.remote_only.get_or_init(|| {
+            let mut out: Vec<(Box<str>, String)> = self
+                .flags
+                .iter()
+                .filter_map(|f| match &f.local {
+                    Local::Remote(reason) => Some((f.key.clone(), reason.clone())),
+                    _ => None,
+                })
+                .collect();
+            // A DevCycle-decided flag is bucketed with DevCycle's murmur3 on the edge; its
+            // Reflag-shape translation in `features` uses Reflag's hash, so a Reflag SDK
+            // evaluating it locally would put users elsewhere. Remote evaluation only.
+            let reason = "DevCycle targets: bucketed by DevCycle's algorithm (murmur3) on the edge";
+            out.extend(
+                self.flags
+                    .iter()
+                    .filter(|f| matches!(f.local, Local::Decided))
+                    .map(|f| (f.key.clone(), reason.to_string())),
+            );
+            out
+        })
     }
 
     /// DevCycle bucketed config for a DevCycle-shaped user, when the snapshot carries one (custom

@@ -342,7 +342,7 @@ def environment_features(db: Connection, environment_id: str, *, now_ms: float |
 
 
 def environment_flags(
-    db: sqlite3.Connection, environment_id: str, *, now_ms: float | None = None
+    db: Connection, environment_id: str, *, now_ms: float | None = None
 ) -> list[tuple[str, dict[str, Any]]]:
     """:func:`environment_features` with each definition's order key: ``{created_at}/{id}``,
     which sorts the flags as the list does and does not move when other flags come and go (the

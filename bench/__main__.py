@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
+    change_cost,
     devcycle,
     micro,
     propagation,
@@ -80,6 +81,8 @@ def _scale(plan: Plan) -> dict[str, Any]:
         "connections": connections,
         "flags": scale.flags_curve(plan.flags, connections, plan.seconds),
         "workers": scale.workers_curve(plan.workers, connections, plan.seconds),
+        # What one flag change costs at each size (write → served, edge CPU, memory).
+        "changes": change_cost.curve([n for n in plan.flags if n >= 1000], changes=5),
     }
 
 

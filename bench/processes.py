@@ -46,6 +46,10 @@ class Checkout:
     root: Path
     python: Path
 
+    def env(self) -> dict[str, str]:
+        """Its packages first on the path (a ``PYTHONPATH`` naming another checkout would win)."""
+        return {"PYTHONPATH": f"{self.root}{os.pathsep}{self.root / 'evaluator' / 'python'}"}
+
 
 THIS = Checkout(REPO, Path(sys.executable))
 
@@ -70,12 +74,8 @@ def process(
     """Run ``python -m <args>`` of ``checkout`` (pinned to ``cpu`` if given) until ``health_url``
     answers 200; kill its process group after."""
     cmd = [str(checkout.python), "-m", *args]
-    # The checkout's own packages and extension first, whatever the caller's PYTHONPATH says (a
-    # worktree run with PYTHONPATH pointing at itself must not lend its code to the baseline).
-    path = {"PYTHONPATH": f"{checkout.root}{os.pathsep}{checkout.root / 'evaluator' / 'python'}"}
-    with command(
-        cmd, health_url, log, env={**path, **(env or {})}, cpu=cpu, timeout=timeout, cwd=checkout.root
-    ) as proc:
+    env = {**checkout.env(), **(env or {})}
+    with command(cmd, health_url, log, env=env, cpu=cpu, timeout=timeout, cwd=checkout.root) as proc:
         yield proc
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from bench import change_cost
+
 P99_TARGET_MS = 5.0
 
 
@@ -142,6 +144,9 @@ def markdown(results: dict[str, Any], plots: list[Path]) -> str:
             "",
             "`ceiling` is granian serving a fixed 15-byte JSON answer from a bare ASGI app (bench/ceiling_app.py).",
         ]
+    changes = _get(results, "scale", "changes")
+    if changes:
+        out += ["", "## One flag change versus number of flags (`bench.change_cost`)", "", change_cost.table(changes)]
     flags = _get(results, "scale", "flags")
     if flags:
         out += ["", "## Versus number of flags (W2 mix, 1 worker)", ""]

@@ -26,16 +26,23 @@ def encode(value: Any) -> bytes:
     return _HEADER.pack(FORMAT, zlib.crc32(payload)) + payload
 
 
-def decode(raw: bytes) -> Any:
+def payload(raw: bytes) -> bytes:
+    """The JSON text of a framed value, its format byte and checksum checked but not parsed
+    (for a reader that hands it on, such as the evaluator's flag entries)."""
     if len(raw) < _HEADER.size:
         raise CorruptValue("value too short")
     fmt, crc = _HEADER.unpack_from(raw)
-    payload = raw[_HEADER.size :]
+    text = raw[_HEADER.size :]
     if fmt != FORMAT:
         raise CorruptValue(f"unknown format {fmt}")
-    if zlib.crc32(payload) != crc:
+    if zlib.crc32(text) != crc:
         raise CorruptValue("checksum mismatch")
+    return text
+
+
+def decode(raw: bytes) -> Any:
+    text = payload(raw)
     try:
-        return orjson.loads(payload)
+        return orjson.loads(text)
     except orjson.JSONDecodeError as e:
         raise CorruptValue(f"payload is not JSON: {e}") from None

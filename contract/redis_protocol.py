@@ -4,9 +4,11 @@ Keys (``flagedge`` is the default prefix):
 
 * ``flagedge:version``: the newest announced global version, a decimal string. Only ever raised.
 * ``flagedge:change:{N}``: the change set that turned version N-1 into N, encoded like every LMDB
-  value (format byte, CRC32, orjson) as ``{"version": N, "environments": {...}, "sdk_keys": {...},
-  "releases": {...}, "widgets": {...}}`` where a ``null`` value deletes the key. Kept for a bounded
-  time (TTL) and count (``flagedge:changes``, a sorted set of retained versions, trims the oldest).
+  value (format byte, CRC32, orjson) as ``{"version": N, <table>: {key: value}}`` for every table
+  of :class:`contract.store.ChangeSet`, where a ``null`` value deletes the key. Environments are
+  stored flag by flag (the ``flags`` table), so a one-flag change is a delta of that one flag.
+  Kept for a bounded time (TTL) and count (``flagedge:changes``, a sorted set of retained
+  versions, trims the oldest).
 * ``flagedge:full``: a hash ``{version: M, data: encoded {"version": M, <table>: {key: value}}}``,
   the complete state at version M, for hosts that miss a change set (new host, expiry, Redis restart).
 * channel ``flagedge:versions``: ``N`` is published after version N is stored.

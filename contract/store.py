@@ -4,8 +4,14 @@ host), read by every edge worker.
 Layout, one LMDB environment in ``<data-dir>/snapshots``:
 
 * ``meta``: ``version`` → 8-byte big-endian global version, bumped by every publish.
-* ``environments``: environment id → ``{"version", "project", "environment", "document"}``; the
-  ``version`` is stamped by the writer (see :func:`stamped`): the version that last wrote it.
+* ``environments``: environment id → ``{"version", "project", "environment", "document"}``, where
+  ``document`` is the evaluator document without its ``features`` (those are in ``flags``); the
+  ``version`` is stamped by the writer (see :func:`stamped`): the version that last wrote the
+  environment or any of its flags (the writer re-stamps an environment whose flags a change
+  writes), so an environment's stamp says what its ETags and ``flagStateVersion`` say.
+* ``flags``: ``{environment id}/{flag key}`` (:func:`flag_key`) → ``{"project", "order",
+  "definition"}``: one flag of the environment's document, and where it sits among them
+  (``order`` ascending). A change to one flag writes, announces and recompiles only that flag.
 * ``sdk_keys``: SHA-256 hex of an SDK key → ``{"environment", "kind", "project"}``.
 * ``releases``: ``"{organisation}/{application}"`` → release data.
 * ``widgets``: Releaseo project key → widget config.
@@ -19,6 +25,11 @@ Every value is framed by :mod:`contract.framing`; one write transaction carries 
 :class:`ChangeSet`, so readers see all of it or none of it, under one new version. Versions only
 go up: a change under a version that is not newer than the stored one is refused.
 
+The same transaction logs what it wrote (:data:`CHANGELOG`: one entry per key, at the version
+that last wrote or deleted it), so a reader at version N reads only the keys written after N
+(:meth:`ReadTxn.changed_since`) instead of every value. ``meta/log-since`` is the first version
+the log covers (a store written before it existed); older readers read everything.
+
 A damaged file is refused, not read: LMDB maps ``data.mdb`` into memory, and touching a mapped
 page past the end of a truncated file is a SIGBUS that kills the process. Before every
 transaction (and before opening), :func:`inspect_data_file` reads the two meta pages with plain
@@ -31,6 +42,7 @@ narrows the window to one transaction (``read_all`` copies everything out of the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator
@@ -65,6 +77,7 @@ class ChangeSet:
     releases: Items = field(default_factory=dict)
     widgets: Items = field(default_factory=dict)
     boards: Items = field(default_factory=dict)
+    flags: Items = field(default_factory=dict)
 
     def tables(self) -> Iterator[tuple[str, Items]]:
         for name in TABLES:
@@ -91,6 +104,29 @@ class ChangeSet:
 TABLES: tuple[str, ...] = tuple(f.name for f in fields(ChangeSet))
 #: Tables whose values carry the version that last wrote them.
 STAMPED_TABLES = frozenset({"environments", "boards"})
+#: ``changelog``: 8-byte big-endian version + table + NUL + key → empty; ``changed-at``: table +
+#: NUL + key → the version of its changelog entry (to drop that entry when the key changes again).
+CHANGELOG, CHANGED_AT = "changelog", "changed-at"
+LOG_SINCE_KEY = b"log-since"
+#: What changed, per table: key → new raw (framed) value, or None for a deleted key.
+RawChanges = dict[str, dict[str, bytes | None]]
+
+
+def flag_key(environment_id: str, key: str) -> str:
+    """The ``flags`` key of one flag of an environment (environment ids hold no ``/``)."""
+    return f"{environment_id}/{key}"
+
+
+def flag_environment(stored_key: str) -> str:
+    """The environment id of a ``flags`` key."""
+    return stored_key.partition("/")[0]
+
+
+def split_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """An evaluator document as stored: its members beside ``features``, and its features."""
+    features = document.get("features") or []
+    return {k: v for k, v in document.items() if k != "features"}, list(features)
+
 
 #: The fields of a ``boards`` value (besides ``project`` and the stamped ``version``). Audience
 #: keys in ``audiences`` (an evaluator document, ``{"features": [...]}``) are
@@ -201,7 +237,7 @@ def open_env(data_dir: Path, *, readonly: bool, map_size: int = DEFAULT_MAP_SIZE
     return lmdb.open(
         str(path),
         map_size=map_size,
-        max_dbs=len(TABLES) + 1,
+        max_dbs=len(TABLES) + 3,
         readonly=readonly,
         # Readers must not create the store; the writer fsyncs every publish.
         create=not readonly,
@@ -220,6 +256,8 @@ class _Store:
     _inode: int
     _db: dict[str, Any]
     _meta: Any
+    _log: Any
+    _changed_at: Any
 
     def _open_env(self, data_dir: Path, *, readonly: bool, map_size: int) -> None:
         self.data_dir = data_dir
@@ -245,6 +283,8 @@ class _Store:
     def _open_tables(self, *, create: bool) -> None:
         self._meta = self.env.open_db(META.encode(), create=create)
         self._db = {name: self.env.open_db(name.encode(), create=create) for name in TABLES}
+        self._log = self.env.open_db(CHANGELOG.encode(), create=create)
+        self._changed_at = self.env.open_db(CHANGED_AT.encode(), create=create)
 
     def _begin(self) -> lmdb.Transaction[bytes]:
         self.check()
@@ -263,14 +303,63 @@ class _Store:
 
     def read_all(self) -> tuple[int, RawTables]:
         """The version and every raw value of every table, from one consistent read transaction."""
+        with self.reading() as txn:
+            return txn.version, txn.tables()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[ReadTxn]:
+        """One consistent read transaction: everything read through it is of one version."""
         with self._begin() as txn:
-            raw = txn.get(VERSION_KEY, db=self._meta)
-            version = int.from_bytes(raw, "big") if raw else 0
-            tables = {name: {bytes(k).decode(): bytes(v) for k, v in txn.cursor(db=self._db[name])} for name in TABLES}
-        return version, tables
+            yield ReadTxn(self, txn)
 
     def close(self) -> None:
         self.env.close()
+
+
+class ReadTxn:
+    """Reads of one version of the store (values are copied out of the map)."""
+
+    def __init__(self, store: _Store, txn: lmdb.Transaction[bytes]) -> None:
+        self._store, self._txn = store, txn
+        raw = txn.get(VERSION_KEY, db=store._meta)
+        self.version = int.from_bytes(raw, "big") if raw else 0
+
+    def tables(self) -> RawTables:
+        """Every raw value of every table."""
+        return {name: self.table(name) for name in TABLES}
+
+    def table(self, name: str) -> dict[str, bytes]:
+        return {bytes(k).decode(): bytes(v) for k, v in self._txn.cursor(db=self._store._db[name])}
+
+    def prefixed(self, table: str, prefix: str) -> dict[str, bytes]:
+        """The raw values of ``table`` whose keys start with ``prefix``."""
+        start = prefix.encode()
+        out: dict[str, bytes] = {}
+        cursor = self._txn.cursor(db=self._store._db[table])
+        if cursor.set_range(start):
+            for k, v in cursor:
+                if not bytes(k).startswith(start):
+                    break
+                out[bytes(k).decode()] = bytes(v)
+        return out
+
+    def changed_since(self, version: int) -> RawChanges | None:
+        """Every key written or deleted after ``version``, with its raw value (None: deleted);
+        None when the log does not reach back to ``version`` (then read everything)."""
+        store = self._store
+        since = self._txn.get(LOG_SINCE_KEY, db=store._meta)
+        if since is None or int.from_bytes(since, "big") > version + 1:
+            return None
+        out: RawChanges = {name: {} for name in TABLES}
+        cursor = self._txn.cursor(db=store._log)
+        if not cursor.set_range((version + 1).to_bytes(8, "big")):
+            return out
+        for k in cursor.iternext(keys=True, values=False):
+            table, _, key = bytes(k)[8:].decode().partition("\0")
+            if table in out:
+                raw = self._txn.get(key.encode(), db=store._db[table])
+                out[table][key] = bytes(raw) if raw is not None else None
+        return out
 
 
 class StoreChanged(Exception):
@@ -287,6 +376,11 @@ class SnapshotWriter(_Store):
     def __init__(self, data_dir: Path, map_size: int = DEFAULT_MAP_SIZE) -> None:
         self._open_env(data_dir, readonly=False, map_size=map_size)
         self._open_tables(create=True)
+        with self.env.begin(write=True) as txn:
+            if txn.get(LOG_SINCE_KEY, db=self._meta) is None:
+                raw = txn.get(VERSION_KEY, db=self._meta)
+                first = (int.from_bytes(raw, "big") if raw else 0) + 1
+                txn.put(LOG_SINCE_KEY, first.to_bytes(8, "big"), db=self._meta)
 
     def publish(self, change: ChangeSet, version: int | None = None, *, base: int | None = None) -> int:
         """Write ``change`` in one transaction under a new version and return it.
@@ -306,6 +400,7 @@ class SnapshotWriter(_Store):
             new = current + 1 if version is None else version
             if new <= current:
                 raise ValueError(f"version {new} is not newer than {current}")
+            written = []
             for table, items in change.tables():
                 db = self._db[table]
                 for key, value in items.items():
@@ -313,8 +408,39 @@ class SnapshotWriter(_Store):
                         txn.delete(key.encode(), db=db)
                     else:
                         txn.put(key.encode(), encode(stamped(table, value, new)), db=db)
+                    written.append((table, key))
+            written += self._restamp(txn, change, new)
+            for table, key in written:
+                self._logged(txn, table, key, new)
             txn.put(VERSION_KEY, new.to_bytes(8, "big"), db=self._meta)
         return new
+
+    def _restamp(self, txn: lmdb.Transaction[bytes], change: ChangeSet, version: int) -> list[tuple[str, str]]:
+        """Stamp ``version`` on the environments whose flags ``change`` writes (and not they
+        themselves): an environment's stamp is the last version that changed anything it serves."""
+        db = self._db["environments"]
+        out = []
+        for env_id in sorted({flag_environment(k) for k in change.flags} - change.environments.keys()):
+            raw = txn.get(env_id.encode(), db=db)
+            if raw is None:
+                continue
+            try:
+                value = decode(raw)
+            except CorruptValue:
+                continue  # left as it is: readers report it
+            txn.put(env_id.encode(), encode(stamped("environments", value, version)), db=db)
+            out.append(("environments", env_id))
+        return out
+
+    def _logged(self, txn: lmdb.Transaction[bytes], table: str, key: str, version: int) -> None:
+        """Log that ``version`` wrote ``table/key``, replacing the key's older log entry."""
+        ident = table.encode() + b"\0" + key.encode()
+        at = version.to_bytes(8, "big")
+        before = txn.get(ident, db=self._changed_at)
+        if before is not None:
+            txn.delete(bytes(before) + ident, db=self._log)
+        txn.put(at + ident, b"", db=self._log)
+        txn.put(ident, at, db=self._changed_at)
 
 
 class SnapshotReader(_Store):

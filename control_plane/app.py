@@ -115,7 +115,7 @@ def create_app(settings: Settings) -> Starlette:
         settings=settings,
         store=store,
         tokens=Tokens(settings.jwt_secret, settings.access_token_ttl, settings.refresh_token_ttl),
-        validate_projects=snapshots.validate_projects,
+        validate_projects=snapshots.Compiler().validate_projects,
         publish_projects=replication.publish if replication else publisher.publish_projects,
         login_guard=login_guard,
         client_address=ClientAddress(settings.trusted_proxies),

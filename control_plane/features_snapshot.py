@@ -338,6 +338,15 @@ def _now(now_ms: float | None) -> float:
 def environment_features(db: Connection, environment_id: str, *, now_ms: float | None = None) -> list[dict[str, Any]]:
     """``[{"key", "targeting": {"version", "rules"}, "config"?}]`` for every feature of the
     environment's project whose configuration in that environment is active."""
+    return [definition for _, definition in environment_flags(db, environment_id, now_ms=now_ms)]
+
+
+def environment_flags(
+    db: Connection, environment_id: str, *, now_ms: float | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """:func:`environment_features` with each definition's order key: ``{created_at}/{id}``,
+    which sorts the flags as the list does and does not move when other flags come and go (the
+    snapshot store keeps each flag apart, in this order)."""
     env = db.execute("SELECT project_id FROM environments WHERE id = ?", (environment_id,)).fetchone()
     if env is None:
         return []
@@ -345,7 +354,7 @@ def environment_features(db: Connection, environment_id: str, *, now_ms: float |
     audiences, disable_passthrough = _project_context(db, project_id)
     variations = _variations(db, project_id)
     rows = db.execute(
-        "SELECT f.id, f.key, f.status, f.static_variation, c.targets, c.reflag, c.targeting_version "
+        "SELECT f.id, f.key, f.status, f.static_variation, f.created_at, c.targets, c.reflag, c.targeting_version "
         "FROM features f JOIN feature_configurations c ON c.feature_id = f.id AND c.environment_id = ? "
         "WHERE f.project_id = ? AND f.status != 'archived' AND c.status = 'active' ORDER BY f.created_at, f.id",
         (environment_id, project_id),
@@ -363,7 +372,7 @@ def environment_features(db: Connection, environment_id: str, *, now_ms: float |
             version=int(r["targeting_version"]),
         )
         definition = build_definition(data, audiences, disable_passthrough=disable_passthrough, now_ms=now).definition
-        out.append(with_rollout_keys(definition, r["key"]))
+        out.append((f"{r['created_at']}/{r['id']}", with_rollout_keys(definition, r["key"])))
     return out
 
 

@@ -58,10 +58,10 @@ class Services:
     # Called with the ids of projects whose snapshot data changed, inside the write transaction;
     # raises ApiError when a snapshot does not compile (the write then rolls back). Returns the
     # validated environment documents by environment id.
-    validate_projects: Callable[[Connection, set[str]], dict[str, dict[str, Any]]]
+    validate_projects: Callable[[Connection, set[str]], dict[str, Any]]
     # Called after commit, still under the store lock, with the same ids and those documents:
     # publishes the snapshots.
-    publish_projects: Callable[[set[str], dict[str, dict[str, Any]]], object]
+    publish_projects: Callable[[set[str], dict[str, Any]], object]
     login_guard: LoginGuard
     client_address: ClientAddress
     # Rate limits of the key-authenticated API routes (RouteSpec.keys).
@@ -209,7 +209,7 @@ class Ctx:
         route = f"{self.request.method} {self.request.url.path}"
         reason = getattr(self.body, "change_reason", None) or self.request.headers.get("x-change-reason")
         store = self.services.store
-        documents: dict[str, dict[str, Any]] = {}
+        documents: dict[str, Any] = {}
         # One lock from BEGIN to the LMDB write: no other commit can slip in between, so the
         # documents validated inside the transaction are still the latest when published.
         with store.exclusive():

@@ -3,7 +3,9 @@
 Each publish rebuilds the complete state of the touched projects from SQLite while holding the
 store lock (so publishes happen in commit order and never from a stale read), diffs it against
 what LMDB holds for those projects, and writes the difference in one LMDB transaction under a
-new global version. On start the control plane republishes everything, which also repairs a
+new global version. Environments are stored flag by flag (``contract.store``), so the difference
+of a one-flag change is that flag: what LMDB, Redis and every edge then handle. On start the
+control plane republishes everything, which also repairs a
 publish lost to a crash between the SQLite commit and the LMDB write.
 
 A publish that LMDB refuses (the map is full, the disk fails) happens after the SQLite commit,
@@ -40,23 +42,34 @@ import redis
 
 from contract.framing import CorruptValue, decode
 from contract.lifecycle import DataDirLock
-from contract.store import DEFAULT_MAP_SIZE, TABLES, ChangeSet, Items, SnapshotWriter, StoreChanged, unstamped
+from contract.store import (
+    DEFAULT_MAP_SIZE,
+    TABLES,
+    ChangeSet,
+    Items,
+    SnapshotWriter,
+    StoreChanged,
+    flag_key,
+    unstamped,
+)
 from control_plane.backup import version_floor
 from control_plane.board_snapshot import board_snapshot
 from control_plane.dialect import Connection
 from control_plane.errors import ApiError
 from control_plane.redis_publish import DEFAULT_RETENTION, RedisPublisher, RedisRetention
 from control_plane.releases_snapshot import release_snapshot
-from control_plane.snapshots import build_environment_document
+from control_plane.snapshots import EnvironmentState, build_environment_state
 from control_plane.store import Store, now_iso
 from control_plane.widget_snapshot import widget_snapshot
 
 log = logging.getLogger("control_plane.publisher")
 
 
-def project_state(db: Connection, project_id: str, documents: Mapping[str, dict[str, Any]] | None = None) -> ChangeSet:
+def project_state(
+    db: Connection, project_id: str, documents: Mapping[str, EnvironmentState] | None = None
+) -> ChangeSet:
     """Everything the edge serves for one project, keyed as in LMDB. ``documents`` are environment
-    documents already built from this same state (by validation), by environment id."""
+    states already built from this same state (by validation), by environment id."""
     state = ChangeSet()
     project = db.execute(
         "SELECT p.key, o.name AS org FROM projects p JOIN organisations o ON o.id = p.organisation_id WHERE p.id = ?",
@@ -65,11 +78,10 @@ def project_state(db: Connection, project_id: str, documents: Mapping[str, dict[
     if project is None:
         return state
     for env in db.execute("SELECT id, key FROM environments WHERE project_id = ?", (project_id,)):
-        state.environments[env["id"]] = {
-            "project": project_id,
-            "environment": env["key"],
-            "document": (documents or {}).get(env["id"]) or build_environment_document(db, env["id"]),
-        }
+        built = (documents or {}).get(env["id"]) or build_environment_state(db, env["id"])
+        state.environments[env["id"]] = {"project": project_id, "environment": env["key"], "document": built.extras}
+        for key in built.flags:
+            state.flags[flag_key(env["id"], key)] = built.entry(project_id, key)
         for key in db.execute(
             "SELECT key_hash, kind FROM sdk_keys WHERE environment_id = ? AND revoked_at IS NULL", (env["id"],)
         ):
@@ -202,7 +214,7 @@ class Publisher:
         return self.floor if self.floor > self.writer.version() else 0
 
     def _diff(
-        self, db: Connection, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None
+        self, db: Connection, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None
     ) -> tuple[ChangeSet, dict[str, dict[str, bytes]]]:
         """The change that makes LMDB (as the index knows it) hold the projects' current state."""
         change = ChangeSet()
@@ -215,7 +227,7 @@ class Publisher:
             digests[table] = self.written.drop_unchanged(table, items)
         return change, digests
 
-    def publish_projects(self, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None = None) -> int:
+    def publish_projects(self, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None = None) -> int:
         if self.failure is not None:
             project_ids = project_ids | self.failure.projects  # what an earlier failed publish left behind
         with self.store.read() as db:

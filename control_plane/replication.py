@@ -47,6 +47,7 @@ import psycopg
 from control_plane.dialect import Connection, PgConnection, pg_connect
 from control_plane.errors import ApiError
 from control_plane.publisher import Publisher
+from control_plane.snapshots import EnvironmentState
 from control_plane.store import Store, now_iso
 
 log = logging.getLogger("control_plane.replication")
@@ -85,14 +86,14 @@ class Replication:
         )
         db.execute(f"NOTIFY {CHANNEL}")
 
-    def publish(self, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None = None) -> int | None:
+    def publish(self, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None = None) -> int | None:
         """After a commit that :meth:`record`-ed ``project_ids``: the leader publishes now (its own
         writes are served before it answers); a standby leaves it to the leader."""
         if not self.leader:
             return None
         return self.drain()
 
-    def enqueue(self, project_ids: set[str], documents: Mapping[str, dict[str, Any]] | None = None) -> int | None:
+    def enqueue(self, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None = None) -> int | None:
         """For a change committed without :meth:`record` (the intake consumer's): queue it now."""
         if not project_ids:
             return None

@@ -118,7 +118,7 @@ class Edge:
         # The full flag definitions: a secret key, from the Authorization header only (§4).
         key = sdk_key(view, request, secret_only=True, allow_query=False, bearer_only=True)
         env = self.environment(view, key.environment)
-        return cached_json(request, env.definitions)
+        return cached_json(request, env.features_body())
 
     async def evaluated_parts(self, enabled_only: bool, request: Request) -> Parts:
         """``/features/evaluated`` (or ``/enabled``): the hot path sends these parts as they are,

@@ -1,11 +1,14 @@
 """What one edge worker serves: an immutable view of the LMDB store, swapped atomically.
 
-A background task polls the store's version; when it moves, the worker reads every table in
-one LMDB read transaction, compiles the environments whose stamped version changed (in a
-thread, off the event loop), and replaces the whole :class:`View` with one assignment. A
-request reads ``state.view`` once and uses only that object, so it never mixes two versions.
-An environment whose value is corrupt or does not compile keeps its last good snapshot and is
-reported not ready; everything else moves on.
+A background task polls the store's version; when it moves, the worker reads what changed since
+its view's version in one LMDB read transaction (``server.delta``: everything on start), patches
+the compiled snapshots of the environments whose flags changed with just those flags, compiles
+anew the environments it has no snapshot of or whose document-wide members changed (in a
+thread, off the event loop), and replaces the whole :class:`View` with one assignment. A request
+reads ``state.view`` once and uses only that object, so it never mixes two versions. An
+environment whose value is corrupt or does not compile keeps its last good snapshot and is
+reported not ready (and is compiled anew from all its flags on the next version); everything
+else moves on.
 
 A store that cannot be read at all (a damaged or missing file, LMDB reporting a corrupt page,
 a store at a version older than the one served) never stops the worker: it keeps the view it
@@ -34,10 +37,11 @@ import lmdb
 import orjson
 
 import evaluator
-from contract.framing import CorruptValue, decode
+from contract.framing import CorruptValue, decode, payload
 from contract.sdk_keys import Kind, is_kind
-from contract.store import RawTables, SnapshotReader, snapshot_dir
+from contract.store import SnapshotReader, snapshot_dir
 from server.board import Board, build_board
+from server.delta import Delta, document_digest, inline_entries, read_delta
 from server.devcycle.document import DevCycleDocument, devcycle_document
 
 log = logging.getLogger("server.state")
@@ -50,10 +54,22 @@ class Environment:
     project: str
     version: int
     snapshot: evaluator.Snapshot
-    # `GET /features` body, built once per version.
-    definitions: bytes
+    # `GET /features` body, built once per version when first asked for (``features_body``): a
+    # patched snapshot would otherwise pay for every flag on every change.
+    definitions: bytes | None = None
     # The environment's DevCycle config as the DevCycle routes serve it (None without one).
     devcycle: DevCycleDocument | None = None
+    # ``server.delta.document_digest`` of the stored document: a change to it compiles anew.
+    digest: str = ""
+
+    def features_body(self) -> bytes:
+        """The ``GET /features`` body of this version."""
+        body = self.definitions
+        if body is None:
+            body = _definitions_body(self.snapshot, self.version)
+            # A cache on an immutable value: every call would build the same bytes.
+            object.__setattr__(self, "definitions", body)
+        return body
 
 
 @dataclass(frozen=True)
@@ -109,44 +125,87 @@ def _definitions_body(env: evaluator.Snapshot, version: int) -> bytes:
     )
 
 
-def build_view(previous: View, version: int, tables: RawTables) -> View:
-    """The next view from raw LMDB tables, reusing compiled snapshots that did not change."""
+def _log_remote_only(env_id: str, snapshot: evaluator.Snapshot, old: Environment | None) -> None:
+    remote = snapshot.remote_only()
+    if remote and (old is None or not old.snapshot.remote_only()):
+        log.warning(
+            "environment %s: GET /features leaves out %d flag(s) Reflag SDKs cannot evaluate locally "
+            "(remote evaluation only): %s",
+            env_id,
+            len(remote),
+            ", ".join(key for key, _ in remote),
+        )
+
+
+def _environment(
+    env_id: str, raw: bytes, old: Environment | None, delta: Delta, flags: dict[str, bytes | None]
+) -> Environment:
+    """The environment at ``delta``'s version: compiled anew from all its flags when ``delta``
+    carries them (``rebuild``), else ``old`` patched with the flags that changed."""
+    value = decode(raw)
+    stamped = int(value["version"])
+    document = value["document"]
+    rebuild = delta.rebuild.get(env_id)
+    if rebuild is None and old is not None and old.version == stamped:
+        return old
+    if rebuild is not None:
+        if delta.complete and old is not None and old.version == stamped:
+            return old
+        extras, entries = inline_entries(document)
+        entries += [payload(r) for r in rebuild.values()]
+        snapshot = evaluator.Snapshot.assemble(orjson.dumps(extras), entries)
+        devcycle = devcycle_document(document)
+    else:
+        if old is None:  # read_delta rebuilds every environment the view lacks
+            raise KeyError(f"no snapshot of {env_id} to patch")
+        upserts = [payload(r) for r in flags.values() if r is not None]
+        removed = [k for k, r in flags.items() if r is None]
+        snapshot = old.snapshot.patch(upserts, removed) if flags else old.snapshot
+        devcycle = old.devcycle
+    if rebuild is not None:  # a patch leaves the list to GET /features (it costs every flag)
+        _log_remote_only(env_id, snapshot, old)
+    return Environment(
+        env_id,
+        str(value.get("environment", "")),
+        str(value.get("project", "")),
+        stamped,
+        snapshot,
+        None,
+        devcycle,
+        document_digest(document),
+    )
+
+
+def build_view(previous: View, delta: Delta) -> View:
+    """The next view: ``previous`` with ``delta`` applied, reusing every compiled snapshot (and
+    compiled flag) that did not change."""
+    changed = delta.tables
     problems: dict[str, str] = {}
-    environments: dict[str, Environment] = {}
-    for env_id, raw in tables.get("environments", {}).items():
+    if not delta.complete:
+        gone = set(changed["environments"]) | {f"{t}/{k}" for t in changed for k in changed[t]}
+        gone |= {f"sdk_keys/{k[:8]}" for k in changed["sdk_keys"]}
+        problems = {k: v for k, v in previous.problems.items() if k not in gone}
+    environments = {} if delta.complete else dict(previous.environments)
+    flags_by_env = delta.flags_of()
+    for env_id in set(changed["environments"]) | set(flags_by_env):
+        raw = changed["environments"].get(env_id)
         old = previous.environments.get(env_id)
+        if raw is None:
+            if env_id in changed["environments"]:
+                environments.pop(env_id, None)  # deleted
+            continue  # its flags changed without it: nothing the store allows
         try:
-            value = decode(raw)
-            stamped = int(value["version"])
-            if old is not None and old.version == stamped:
-                environments[env_id] = old
-                continue
-            document = value["document"]
-            snapshot = evaluator.Snapshot(orjson.dumps(document))
-            if snapshot.remote_only() and (old is None or not old.snapshot.remote_only()):
-                log.warning(
-                    "environment %s: GET /features leaves out %d flag(s) Reflag SDKs cannot evaluate locally "
-                    "(remote evaluation only): %s",
-                    env_id,
-                    len(snapshot.remote_only()),
-                    ", ".join(key for key, _ in snapshot.remote_only()),
-                )
-            environments[env_id] = Environment(
-                env_id,
-                str(value.get("environment", "")),
-                str(value.get("project", "")),
-                stamped,
-                snapshot,
-                _definitions_body(snapshot, stamped),
-                devcycle_document(document),
-            )
+            environments[env_id] = _environment(env_id, raw, old, delta, flags_by_env.get(env_id, {}))
         except (CorruptValue, evaluator.RuleError, KeyError, TypeError, ValueError) as e:
             problems[env_id] = f"{type(e).__name__}: {e}"
             if old is not None:
                 environments[env_id] = old
             log.error("environment %s: keeping the last good snapshot: %s", env_id, e)
-    keys: dict[str, SdkKey] = {}
-    for digest, raw in tables.get("sdk_keys", {}).items():
+    keys = {} if delta.complete else dict(previous.keys)
+    for digest, raw in changed["sdk_keys"].items():
+        keys.pop(digest, None)
+        if raw is None:
+            continue
         try:
             value = decode(raw)
             kind = value["kind"]
@@ -157,18 +216,23 @@ def build_view(previous: View, version: int, tables: RawTables) -> View:
             problems[f"sdk_keys/{digest[:8]}"] = str(e)
             if digest in previous.keys:
                 keys[digest] = previous.keys[digest]
-    releases = _decoded(tables.get("releases", {}), previous.releases, problems, "releases")
-    widgets = _decoded(tables.get("widgets", {}), previous.widgets, problems, "widgets")
-    boards = _boards(tables.get("boards", {}), previous.boards, problems)
-    return View(version, environments, keys, releases, widgets, boards, problems)
+    releases = _decoded(changed["releases"], previous.releases, problems, "releases", delta.complete)
+    widgets = _decoded(changed["widgets"], previous.widgets, problems, "widgets", delta.complete)
+    boards = _boards(changed["boards"], previous.boards, problems, delta.complete)
+    return View(delta.version, environments, keys, releases, widgets, boards, problems)
 
 
-def _boards(raw: dict[str, bytes], previous: dict[str, Board], problems: dict[str, str]) -> dict[str, Board]:
+def _boards(
+    raw: dict[str, bytes | None], previous: dict[str, Board], problems: dict[str, str], complete: bool
+) -> dict[str, Board]:
     """Boards by project key, reusing the compiled ones whose stamp did not move; a value that
     cannot be read keeps its last good board (and is reported), as environments do."""
-    out: dict[str, Board] = {}
+    out: dict[str, Board] = {} if complete else dict(previous)
     for key, value in raw.items():
         old = previous.get(key)
+        if value is None:
+            out.pop(key, None)
+            continue
         try:
             decoded = decode(value)
             if old is not None and old.version == int(decoded["version"]):
@@ -186,9 +250,14 @@ def _boards(raw: dict[str, bytes], previous: dict[str, Board], problems: dict[st
     return out
 
 
-def _decoded(raw: dict[str, bytes], previous: dict[str, Any], problems: dict[str, str], table: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+def _decoded(
+    raw: dict[str, bytes | None], previous: dict[str, Any], problems: dict[str, str], table: str, complete: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {} if complete else dict(previous)
     for key, value in raw.items():
+        if value is None:
+            out.pop(key, None)
+            continue
         try:
             out[key] = decode(value)
         except CorruptValue as e:
@@ -240,6 +309,9 @@ class EdgeState:
         # Set while the store cannot be read (None when it can): /ready names it while the last
         # good view keeps being served; cleared by the next refresh that works.
         self.failure: RefreshFailure | None = None
+        # Set when the reader is (re)opened: a rebuilt file's change log does not describe the
+        # view's history, so the next refresh reads everything.
+        self._everything = True
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         # Called with (previous view, new view) right after each swap (evaluation counts drain
@@ -292,6 +364,7 @@ class EdgeState:
             if not (snapshot_dir(self.data_dir) / "data.mdb").exists() and not self.loaded:
                 return False  # not published yet (a fresh host): not a failure, just not ready
             self.reader = SnapshotReader(self.data_dir)
+            self._everything = True
         reader = self.reader
         version = reader.version()
         if self.loaded and version == self.view.version:
@@ -302,17 +375,18 @@ class EdgeState:
             # copy: serving it would take versions backwards.
             self._problem(f"the store is at version {version}, older than the served {self.view.version}")
             return False
-        stored_version, tables = reader.read_all()
-        self._problem(None)
         previous = self.view
-        view = await asyncio.to_thread(build_view, previous, stored_version, tables)
-        compiled = any(env is not previous.environments.get(i) for i, env in view.environments.items())
+        with reader.reading() as txn:
+            delta = read_delta(txn, previous, everything=self._everything or not self.loaded)
+        self._problem(None)
+        view = await asyncio.to_thread(build_view, previous, delta)
+        self._everything = False
         self.view = view
         self.loaded = True
         for listener in self.on_swap:
             listener(previous, view)
-        if compiled:
-            del previous, tables
+        if delta.rebuild:
+            del previous, delta
             await asyncio.to_thread(release_freed_memory)
         async with self._changed:
             self._changed.notify_all()

@@ -3,7 +3,9 @@
 The process subscribes to ``flagedge:versions`` and, on every announcement, on (re)connect and every
 ``reconcile_interval`` seconds (pub/sub drops messages while disconnected), compares
 ``flagedge:version`` with the local version and catches up: change set N+1, N+2, ... each applied in
-its own LMDB transaction under its own version, strictly in order. When a change set is missing
+its own LMDB transaction under its own version, strictly in order (a change set is a delta: a
+one-flag change carries that flag, and the LMDB writer logs what it wrote, so the edge workers
+read and recompile only that; ``server.delta``). When a change set is missing
 (expired, lost with a Redis restart) or unreadable, it applies the full state instead, if that is
 newer than what it has; otherwise it waits for the control plane to write a newer one. It never goes
 backwards, never writes a value that fails its checksum, and keeps serving (the edge keeps reading)

@@ -238,6 +238,42 @@ impl PySnapshot {
         })
     }
 
+    /// A snapshot from the document's members beside `features` (`extras`, a JSON object) and
+    /// its flags as stored entries (each `{"order", "definition", …}` as JSON), sorted by order.
+    #[staticmethod]
+    fn assemble(py: Python<'_>, extras: &[u8], entries: Vec<Bound<'_, PyBytes>>) -> PyResult<Self> {
+        guard(|| {
+            let raw: Vec<&[u8]> = entries.iter().map(|b| b.as_bytes()).collect();
+            py.allow_threads(|| {
+                let parsed = raw.iter().map(|b| snapshot::Entry::from_stored(b)).collect::<Result<Vec<_>, _>>()?;
+                snapshot::Snapshot::assemble(extras, parsed)
+            })
+            .map(|s| Self { inner: Arc::new(s) })
+            .map_err(|e| rule_error(py, e))
+        })
+    }
+
+    /// This snapshot with `upserts` (stored entries, as for `assemble`) compiled in and the
+    /// flags keyed `removed` left out; unchanged flags are shared, not recompiled.
+    fn patch(&self, py: Python<'_>, upserts: Vec<Bound<'_, PyBytes>>, removed: Vec<String>) -> PyResult<Self> {
+        guard(|| {
+            let raw: Vec<&[u8]> = upserts.iter().map(|b| b.as_bytes()).collect();
+            let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
+            let inner = &self.inner;
+            py.allow_threads(|| {
+                let parsed = raw.iter().map(|b| snapshot::Entry::from_stored(b)).collect::<Result<Vec<_>, _>>()?;
+                inner.patch(parsed, &removed)
+            })
+            .map(|s| Self { inner: Arc::new(s) })
+            .map_err(|e| rule_error(py, e))
+        })
+    }
+
+    /// Whether this snapshot and `other` share flag `key`'s compiled form (a patch left it alone).
+    fn shares_flag(&self, other: &PySnapshot, key: &str) -> bool {
+        self.inner.shares_flag(&other.inner, key)
+    }
+
     fn __len__(&self) -> usize {
         self.inner.len()
     }

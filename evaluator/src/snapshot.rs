@@ -19,10 +19,13 @@ use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::ofrep;
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope};
-use crate::reflag_sdk;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+mod patch;
+pub use patch::Entry;
 
 /// One config variant: its filter and its pre-serialized `,"config":{...}` member.
 #[derive(Debug, Clone)]
@@ -54,6 +57,27 @@ struct Flag {
     open: [Box<[u8]>; 2],
     /// The constant parts of its OFREP answers.
     ofrep: ofrep::FlagBytes,
+    /// The definition's JSON text, as received: `GET /features` is assembled from it on demand.
+    def: Box<[u8]>,
+    /// What `GET /features` serves Reflag SDKs of this flag.
+    local: Local,
+    /// Where the flag sits among the environment's flags (see [`Entry`]); flags are kept sorted.
+    order: Box<str>,
+    /// Some rule, variant or DevCycle link reads the nested context.
+    nested: bool,
+}
+
+/// How a flag appears in `GET /features` (module [`reflag_sdk`]).
+#[derive(Debug, Clone)]
+enum Local {
+    /// As its definition.
+    Same,
+    /// Rewritten into the shape Reflag SDKs require.
+    Normalized(Box<[u8]>),
+    /// Left out: Reflag SDKs cannot evaluate it as the edge does (the reason).
+    Remote(String),
+    /// Left out: DevCycle's bucketing decides it.
+    Decided,
 }
 
 /// How to evaluate all flags.
@@ -115,24 +139,40 @@ struct Extras<'a> {
     devcycle_overrides: Option<&'a Value>,
 }
 
+/// What every flag of a snapshot is compiled against: the document's members beside `features`.
+/// A patch ([`Snapshot::patch`]) shares it with the snapshot it starts from.
+#[derive(Debug, Default)]
+struct Shared {
+    devcycle: Option<devcycle::Config>,
+    custom_types: CustomTypes,
+    /// `sdkVisibility`, by flag key.
+    hidden: HashMap<String, Hidden>,
+}
+
+/// A compiled environment. Flags are behind `Arc`s and the document-wide parts in [`Shared`], so
+/// a patch clones a vector of pointers and compiles only the flags that changed.
 #[derive(Debug)]
 pub struct Snapshot {
     fields: Fields,
-    flags: Vec<Flag>,
-    by_key: HashMap<Box<str>, usize>,
+    flags: Vec<Arc<Flag>>,
+    /// Flag key → index in `flags`; shared with the previous snapshot when no flag moved.
+    by_key: Arc<HashMap<Box<str>, usize>>,
     needs_nested: bool,
-    devcycle: Option<devcycle::Config>,
-    custom_types: CustomTypes,
-    // The `features` array as JSON, kept as bytes: a `Value` tree of it would cost several times
-    // the compiled flags' memory for a body that is only ever sent as is.
-    definitions_json: Vec<u8>,
+    shared: Arc<Shared>,
+    // The `features` array as JSON, assembled from the flags' own text when first asked for:
+    // `GET /features` is rarely asked for on every version, and a copy per version would cost
+    // as much memory as the compiled flags.
+    definitions_json: OnceLock<Vec<u8>>,
     /// What `GET /features` serves Reflag SDKs when it differs from `definitions_json`
     /// (module [`reflag_sdk`]); `None` when they are the same.
-    local_json: Option<Vec<u8>>,
-    /// Flags left out of `local_json`, with the reason.
-    remote_only: Vec<(Box<str>, String)>,
-    /// Evaluations per Reflag-path flag and variation ([`counts::reflag_slot`]); DevCycle-decided
-    /// flags count in their DevCycle config's counters.
+    local_json: OnceLock<Option<Vec<u8>>>,
+    /// Flags left out of `local_json`, with the reason; listed when first asked for (a patch
+    /// would otherwise copy every remote-only flag's reason on every change).
+    remote_only: OnceLock<Vec<(Box<str>, String)>>,
+    /// Evaluations per Reflag-path flag and variation ([`counts::reflag_slot`]), by this
+    /// snapshot's flag positions: every snapshot (a patched one too) counts afresh. DevCycle-decided
+    /// flags count in their DevCycle config's counters, which a patch shares with the snapshot it
+    /// starts from (each evaluation is still drained once, for the same environment).
     counts: Counts,
     /// The field OFREP's targeting key stands for (`user.id`), when a rule reads it.
     user_id_field: Option<u32>,
@@ -156,6 +196,19 @@ struct OfrepScratch {
     variant_missing: Missing,
     results: Vec<bool>,
     devcycle: Option<devcycle::Scratch>,
+}
+
+/// `[a,b,…]` from JSON texts.
+fn join_json<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = vec![b'['];
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.push(b']');
+    out
 }
 
 fn json_str(out: &mut Vec<u8>, s: &str) {
@@ -183,19 +236,28 @@ fn array<'v>(m: &'v Map<String, Value>, key: &str, path: &str) -> Result<&'v [Va
 
 impl Snapshot {
     pub fn from_json(bytes: &[u8]) -> Result<Self, RuleError> {
-        // Fast path: borrow the `features` text as it came, so `GET /features` can send it
-        // without a re-serialization. Anything unusual takes the general path, whose errors
-        // name the offending node.
+        // Fast path: borrow each flag's text as it came, so `GET /features` can send it without
+        // a re-serialization. Anything unusual takes the general path, whose errors name the
+        // offending node.
         if let Ok(top) = serde_json::from_slice::<RawTop<'_>>(bytes) {
             if let Some(raw) = top.features {
-                if let Ok(Value::Array(features)) = serde_json::from_str::<Value>(raw.get()) {
-                    let extras = Extras {
-                        devcycle: top.devcycle.as_ref(),
-                        custom_data_types: top.custom_data_types.as_ref(),
-                        sdk_visibility: top.sdk_visibility.as_ref(),
-                        devcycle_overrides: top.devcycle_overrides.as_ref(),
-                    };
-                    return Self::build(&features, &extras, raw.get().as_bytes().to_vec());
+                if let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(raw.get()) {
+                    let entries: Option<Vec<Entry<'_>>> = items
+                        .iter()
+                        .map(|item| {
+                            let value = serde_json::from_str(item.get()).ok()?;
+                            Some(Entry { order: "".into(), text: Cow::Borrowed(item.get().as_bytes()), value })
+                        })
+                        .collect();
+                    if let Some(entries) = entries {
+                        let extras = Extras {
+                            devcycle: top.devcycle.as_ref(),
+                            custom_data_types: top.custom_data_types.as_ref(),
+                            sdk_visibility: top.sdk_visibility.as_ref(),
+                            devcycle_overrides: top.devcycle_overrides.as_ref(),
+                        };
+                        return Self::build(entries, &extras);
+                    }
                 }
             }
         }
@@ -212,77 +274,83 @@ impl Snapshot {
     pub fn compile(doc: Value) -> Result<Self, RuleError> {
         let root = doc.as_object().ok_or_else(|| RuleError::new("$", "snapshot must be an object"))?;
         let features = array(root, "features", "$")?;
-        let definitions = serde_json::to_vec(features).unwrap_or_else(|_| b"[]".to_vec());
+        let entries = features
+            .iter()
+            .map(|f| Entry {
+                order: "".into(),
+                text: Cow::Owned(serde_json::to_vec(f).unwrap_or_else(|_| b"null".to_vec())),
+                value: f.clone(),
+            })
+            .collect();
         let extras = Extras {
             devcycle: root.get("devcycle"),
             custom_data_types: root.get("customDataTypes"),
             sdk_visibility: root.get("sdkVisibility"),
             devcycle_overrides: root.get("devcycleOverrides"),
         };
-        Self::build(features, &extras, definitions)
+        Self::build(entries, &extras)
     }
 
-    fn build(features: &[Value], extras: &Extras<'_>, definitions_json: Vec<u8>) -> Result<Self, RuleError> {
+    /// A snapshot from the document's members beside `features` (`extras`, a JSON object) and
+    /// its flags as stored entries ([`Entry::from_stored`]), in any order: they are sorted by
+    /// their `order`.
+    pub fn assemble(extras: &[u8], entries: Vec<Entry<'_>>) -> Result<Self, RuleError> {
+        let root: Value =
+            serde_json::from_slice(extras).map_err(|e| RuleError::new("$", format!("invalid JSON: {e}")))?;
+        let root = root.as_object().ok_or_else(|| RuleError::new("$", "snapshot must be an object"))?;
+        let extras = Extras {
+            devcycle: root.get("devcycle"),
+            custom_data_types: root.get("customDataTypes"),
+            sdk_visibility: root.get("sdkVisibility"),
+            devcycle_overrides: root.get("devcycleOverrides"),
+        };
+        let mut entries = entries;
+        entries.sort_by(|a, b| a.order.cmp(&b.order));
+        Self::build(entries, &extras)
+    }
+
+    fn build(entries: Vec<Entry<'_>>, extras: &Extras<'_>) -> Result<Self, RuleError> {
         let mut fields = Fields::default();
-        let mut flags = Vec::with_capacity(features.len());
-        let mut by_key = HashMap::with_capacity(features.len());
-        let mut local_differs = false;
-        let mut remote_only = Vec::new();
-        let mut local: Vec<Cow<'_, Value>> = Vec::with_capacity(features.len());
-        for (i, f) in features.iter().enumerate() {
+        let mut flags = Vec::with_capacity(entries.len());
+        let mut by_key = HashMap::with_capacity(entries.len());
+        let mut compiled = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.into_iter().enumerate() {
             let path = format!("$.features[{i}]");
-            let flag = compile_flag(&mut fields, f, &path)?;
+            let flag = compile_flag(&mut fields, &entry.value, &path)?;
             if by_key.insert(flag.key.clone(), i).is_some() {
                 return Err(RuleError::new(format!("{path}.key"), format!("duplicate flag key {:?}", flag.key)));
             }
-            if let Some(reason) = reflag_sdk::remote_only_reason(f) {
-                remote_only.push((flag.key.clone(), reason));
-            } else if let Some(fixed) = reflag_sdk::normalized(f) {
-                local_differs = true;
-                local.push(Cow::Owned(fixed));
-            } else {
-                local.push(Cow::Borrowed(f));
-            }
-            flags.push(flag);
+            compiled.push((flag, entry));
         }
-        let devcycle = match extras.devcycle {
-            None | Some(Value::Null) => None,
-            Some(cfg) => {
-                let mut config = devcycle::Config::compile(cfg, "$.devcycle")?;
-                config.set_overrides(extras.devcycle_overrides, "$.devcycleOverrides")?;
-                Some(config)
-            }
+        let shared = Shared {
+            devcycle: match extras.devcycle {
+                None | Some(Value::Null) => None,
+                Some(cfg) => {
+                    let mut config = devcycle::Config::compile(cfg, "$.devcycle")?;
+                    config.set_overrides(extras.devcycle_overrides, "$.devcycleOverrides")?;
+                    Some(config)
+                }
+            },
+            custom_types: CustomTypes::compile(extras.custom_data_types, "$.customDataTypes")?,
+            hidden: edge_devcycle::visibility(extras.sdk_visibility, "$.sdkVisibility")?,
         };
-        let custom_types = CustomTypes::compile(extras.custom_data_types, "$.customDataTypes")?;
-        let hidden = edge_devcycle::visibility(extras.sdk_visibility, "$.sdkVisibility")?;
-        for flag in &mut flags {
-            flag.hidden = hidden.get(&*flag.key).copied().unwrap_or_default();
-            if let Some(cfg) = &devcycle {
-                if let Some(feature) = cfg.feature_index(&flag.key) {
-                    let version = flag.has_config.then_some(flag.config_version);
-                    flag.devcycle = Some(DevcycleFlag::link(cfg, feature, version, variant_json));
-                }
-            }
+        let mut entries = Vec::with_capacity(compiled.len());
+        for (flag, entry) in compiled {
+            flags.push(Arc::new(shared.finish(flag, &entry)));
+            entries.push(entry);
         }
-        // A DevCycle-decided flag is bucketed with DevCycle's murmur3 on the edge; its Reflag-shape
-        // translation in `features` uses Reflag's hash, so a Reflag SDK evaluating it locally would
-        // put users elsewhere. Remote evaluation only.
-        let decided: std::collections::HashSet<&str> =
-            flags.iter().filter(|f| f.devcycle.is_some()).map(|f| &*f.key).collect();
-        if !decided.is_empty() {
-            local.retain(|f| !f.get("key").and_then(Value::as_str).is_some_and(|k| decided.contains(k)));
-            for f in flags.iter().filter(|f| f.devcycle.is_some()) {
-                if !remote_only.iter().any(|(k, _)| *k == f.key) {
-                    let reason = "DevCycle targets: bucketed by DevCycle's algorithm (murmur3) on the edge".to_string();
-                    remote_only.push((f.key.clone(), reason));
-                }
-            }
-        }
-        local_differs |= !remote_only.is_empty();
-        let local_json = local_differs.then(|| serde_json::to_vec(&local).unwrap_or_else(|_| b"[]".to_vec()));
-        let needs_nested = flags.iter().any(|f| {
-            f.devcycle.is_some() || f.rules.iter().chain(f.variants.iter().map(|v| &v.filter)).any(Filter::needs_nested)
-        });
+        drop(entries);
+        Ok(Self::from_parts(fields, flags, Arc::new(by_key), Arc::new(shared)))
+    }
+
+    /// The snapshot over compiled flags: what is derived from all of them.
+    fn from_parts(
+        fields: Fields,
+        flags: Vec<Arc<Flag>>,
+        by_key: Arc<HashMap<Box<str>, usize>>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        let needs_nested = flags.iter().any(|f| f.nested);
         let counts = Counts::new(flags.iter().map(|f| {
             if f.devcycle.is_some() {
                 0
@@ -291,19 +359,18 @@ impl Snapshot {
             }
         }));
         let user_id_field = fields.get(USER_ID);
-        Ok(Self {
+        Self {
             fields,
             flags,
             by_key,
             needs_nested,
-            devcycle,
-            custom_types,
-            definitions_json,
-            local_json,
-            remote_only,
+            shared,
+            definitions_json: OnceLock::new(),
+            local_json: OnceLock::new(),
+            remote_only: OnceLock::new(),
             counts,
             user_id_field,
-        })
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -319,38 +386,72 @@ impl Snapshot {
     }
 
     pub fn has_devcycle(&self) -> bool {
-        self.devcycle.is_some()
+        self.shared.devcycle.is_some()
     }
 
-    /// The `features` array of the document as JSON, serialized once.
+    /// The `features` array of the document as JSON (each flag's text as received), assembled
+    /// once when first asked for.
     pub fn definitions_json(&self) -> &[u8] {
-        &self.definitions_json
+        self.definitions_json.get_or_init(|| join_json(self.flags.iter().map(|f| &*f.def)))
     }
 
     /// The `features` array of `GET /features`: every flag a Reflag SDK evaluates locally exactly
     /// as the edge does, in the shape those SDKs require (module [`reflag_sdk`]).
     pub fn local_definitions_json(&self) -> &[u8] {
-        self.local_json.as_deref().unwrap_or(&self.definitions_json)
+        let local = self.local_json.get_or_init(|| {
+            let differs = self.flags.iter().any(|f| !matches!(f.local, Local::Same));
+            differs.then(|| {
+                join_json(self.flags.iter().filter_map(|f| match &f.local {
+                    Local::Same => Some(&*f.def),
+                    Local::Normalized(text) => Some(&**text),
+                    Local::Remote(_) | Local::Decided => None,
+                }))
+            })
+        });
+        match local {
+            Some(local) => local,
+            None => self.definitions_json(),
+        }
     }
 
     /// The flags `GET /features` leaves out, each with the reason (remote evaluation only).
     pub fn remote_only(&self) -> &[(Box<str>, String)] {
-        &self.remote_only
+        self.remote_only.get_or_init(|| {
+            let mut out: Vec<(Box<str>, String)> = self
+                .flags
+                .iter()
+                .filter_map(|f| match &f.local {
+                    Local::Remote(reason) => Some((f.key.clone(), reason.clone())),
+                    _ => None,
+                })
+                .collect();
+            // A DevCycle-decided flag is bucketed with DevCycle's murmur3 on the edge; its
+            // Reflag-shape translation in `features` uses Reflag's hash, so a Reflag SDK
+            // evaluating it locally would put users elsewhere. Remote evaluation only.
+            let reason = "DevCycle targets: bucketed by DevCycle's algorithm (murmur3) on the edge";
+            out.extend(
+                self.flags
+                    .iter()
+                    .filter(|f| matches!(f.local, Local::Decided))
+                    .map(|f| (f.key.clone(), reason.to_string())),
+            );
+            out
+        })
     }
 
     /// DevCycle bucketed config for a DevCycle-shaped user, when the snapshot carries one (custom
     /// data coerced to the declared types first, as on every route), without the features
     /// `sdkVisibility` hides from `kind` keys.
     pub fn devcycle_bucket(&self, user: &Value, now_ms: i64, kind: Option<KeyKind>) -> Option<Value> {
-        let config = self.devcycle.as_ref()?;
+        let config = self.shared.devcycle.as_ref()?;
         let visible =
             |key: &str| !self.by_key.get(key).and_then(|&i| self.flags.get(i)).is_some_and(|f| f.hidden.hides(kind));
-        if self.custom_types.is_empty() {
+        if self.shared.custom_types.is_empty() {
             return Some(config.bucket_visible(user, now_ms, visible));
         }
         let mut user = user.clone();
         if let Some(m) = user.as_object_mut() {
-            self.custom_types.coerce(m);
+            self.shared.custom_types.coerce(m);
         }
         Some(config.bucket_visible(&user, now_ms, visible))
     }
@@ -374,7 +475,7 @@ impl Snapshot {
         part: devcycle::Part<'_>,
         hidden: &std::collections::HashSet<String>,
     ) -> Option<Vec<u8>> {
-        self.devcycle.as_ref().and_then(|c| c.answer(user, now_ms, part, hidden))
+        self.shared.devcycle.as_ref().and_then(|c| c.answer(user, now_ms, part, hidden))
     }
 
     fn with_scope<S: AsRef<str>, R>(
@@ -398,7 +499,7 @@ impl Snapshot {
         };
         let mut user = if self.needs_nested { devcycle_user(nested) } else { Value::Null };
         if let Value::Object(m) = &mut user {
-            self.custom_types.coerce(m);
+            self.shared.custom_types.coerce(m);
         }
         f(&Scope { flat: &flat, nested, user: &user, now_ms })
     }
@@ -538,7 +639,7 @@ impl Snapshot {
         scratch: &mut Option<devcycle::Scratch>,
         results: Option<&mut Vec<bool>>,
     ) -> Option<devcycle::Served> {
-        let config = self.devcycle.as_ref()?;
+        let config = self.shared.devcycle.as_ref()?;
         let empty = Map::new();
         let user = scope.user.as_object().unwrap_or(&empty);
         let scratch = scratch.get_or_insert_with(|| config.scratch());
@@ -618,14 +719,16 @@ impl Snapshot {
 /// Evaluation counts ([`crate::counts`]).
 impl Snapshot {
     /// Count a Reflag-path flag's evaluation: enabled or not, and the config variant it matched.
-    fn count(&self, flag: &Flag, enabled: bool, variant: Option<usize>) {
+    /// `flag` is an element of `self.flags` (its slot, not the shared `Flag`): the slot's address
+    /// gives this snapshot's position of the flag, which a patch may have moved.
+    fn count(&self, flag: &Arc<Flag>, enabled: bool, variant: Option<usize>) {
         if let Some(i) = index_in(&self.flags, flag) {
             self.counts.hit(i, counts::reflag_slot(enabled, variant));
         }
     }
 
     fn count_served(&self, dc: &DevcycleFlag, served: Option<&devcycle::Served>) {
-        if let Some(config) = &self.devcycle {
+        if let Some(config) = &self.shared.devcycle {
             config.count_served(dc.feature, served);
         }
     }
@@ -648,7 +751,7 @@ impl Snapshot {
                 out.push((&*flag.key, variation, n));
             }
         }
-        if let Some(config) = &self.devcycle {
+        if let Some(config) = &self.shared.devcycle {
             out.extend(config.drain_counts());
         }
         out
@@ -718,7 +821,7 @@ impl Snapshot {
     fn write_ofrep(
         &self,
         out: &mut Vec<u8>,
-        flag: &Flag,
+        flag: &Arc<Flag>,
         scope: &Scope<'_, '_>,
         opts: ofrep::Options,
         scratch: &mut OfrepScratch,
@@ -738,7 +841,7 @@ impl Snapshot {
     /// The outcome [`Snapshot::evaluate_flag`] gives, without building its result.
     fn ofrep_outcome<'s>(
         &'s self,
-        flag: &'s Flag,
+        flag: &'s Arc<Flag>,
         scope: &Scope<'_, '_>,
         opts: ofrep::Options,
         scratch: &mut OfrepScratch,
@@ -935,6 +1038,10 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         hidden: Hidden::default(),
         open,
         ofrep,
+        def: Box::default(),
+        local: Local::Same,
+        order: Box::default(),
+        nested: false,
     })
 }
 

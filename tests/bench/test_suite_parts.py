@@ -10,7 +10,7 @@ import httpx
 import orjson
 
 import evaluator
-from bench import datasets, report, throughput, wrk
+from bench import datasets, report, scale, throughput, wrk
 from bench.stack import running
 
 
@@ -43,6 +43,9 @@ def test_w2_loaded_through_the_api_is_served_and_measured(tmp_path: Path) -> Non
             params={"publishableKey": stack.client_key, "context.user.id": "u1", "context.user.appVersion": "2.5.0"},
         )
         assert r.status_code == 200 and len(r.json()["features"]) == 350
+        # The compile column compiles the environment from its flags as stored (all 350 of them).
+        ms, size = scale.compile_ms(stack)
+        assert ms > 0 and size > 50_000
         [result] = throughput.edge(stack, [4], 1)
     assert result.requests > 100 and result.errors == 0
     assert 0 < result.p50_ms <= result.p90_ms <= result.p99_ms <= result.p999_ms <= result.max_ms

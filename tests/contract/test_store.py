@@ -19,6 +19,8 @@ from contract.store import (
     StoreReplaced,
     data_file,
     data_file_meta,
+    flag_environment,
+    flag_key,
     inspect_data_file,
     iter_decoded,
     open_env,
@@ -28,7 +30,7 @@ from contract.store import (
 
 
 def test_tables_are_the_change_set_fields_in_order() -> None:
-    assert TABLES == ("environments", "sdk_keys", "releases", "widgets", "boards")
+    assert TABLES == ("environments", "sdk_keys", "releases", "widgets", "boards", "flags")
     change = ChangeSet(widgets={"w": {"a": 1}})
     assert [name for name, _ in change.tables()] == list(TABLES)
     assert change.table("widgets") == {"w": {"a": 1}}
@@ -165,3 +167,53 @@ def test_an_open_reader_refuses_a_file_cut_or_replaced_under_it(tmp_path: Path) 
             reader.version()
     finally:
         reader.close()
+
+
+def _flag(key: str, order: str = "1") -> dict[str, object]:
+    return {"project": "p", "order": order, "definition": {"key": key}}
+
+
+def test_the_change_log_names_what_each_version_wrote_and_flags_restamp_their_environment(tmp_path: Path) -> None:
+    writer = SnapshotWriter(tmp_path)
+    try:
+        env = {"project": "p", "environment": "prod", "document": {}}
+        v1 = writer.publish(
+            ChangeSet(environments={"e": env}, flags={flag_key("e", "a"): _flag("a"), flag_key("e", "b"): _flag("b")})
+        )
+        v2 = writer.publish(ChangeSet(flags={flag_key("e", "a"): _flag("a", "2")}))
+        v3 = writer.publish(ChangeSet(flags={flag_key("e", "b"): None}, widgets={"w": {"x": 1}}))
+        reader = SnapshotReader.over(writer)
+        with reader.reading() as txn:
+            assert txn.version == v3
+            # The environment carries the version of the last change to it or its flags.
+            assert decode(txn.table("environments")["e"])["version"] == v3
+            since_v1 = txn.changed_since(v1)
+            assert since_v1 is not None
+            assert set(since_v1["flags"]) == {"e/a", "e/b"} and since_v1["flags"]["e/b"] is None
+            assert decode(since_v1["flags"]["e/a"] or b"")["order"] == "2"
+            assert set(since_v1["environments"]) == {"e"} and set(since_v1["widgets"]) == {"w"}
+            since_v2 = txn.changed_since(v2)
+            assert since_v2 is not None and set(since_v2["flags"]) == {"e/b"}
+            assert txn.changed_since(v3) == {t: {} for t in TABLES}
+            # A key written again leaves one log entry, at its newest version.
+            assert txn.changed_since(0) is not None
+            assert set(txn.prefixed("flags", "e/")) == {"e/a"}
+        assert flag_environment("e/a/b") == "e"
+    finally:
+        writer.close()
+
+
+def test_a_store_written_before_the_log_makes_readers_read_everything(tmp_path: Path) -> None:
+    env = open_env(tmp_path, readonly=False)
+    with env.begin(write=True) as txn:
+        txn.put(b"version", (5).to_bytes(8, "big"), db=env.open_db(META.encode(), txn=txn))
+    env.close()
+    writer = SnapshotWriter(tmp_path)
+    try:
+        v6 = writer.publish(ChangeSet(widgets={"w": {"x": 1}}))
+        with SnapshotReader.over(writer).reading() as txn:
+            assert txn.changed_since(4) is None  # version 5 was written before the log started
+            since = txn.changed_since(5)
+            assert since is not None and set(since["widgets"]) == {"w"} and v6 == 6
+    finally:
+        writer.close()

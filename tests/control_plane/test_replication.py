@@ -36,14 +36,11 @@ def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> float:
 
 
 def _served_flags(client: TestClient) -> set[str]:
-    """The flag keys of every environment document the replica's LMDB holds."""
+    """The flag keys of every environment the replica's LMDB holds (each flag a value of the
+    ``flags`` table)."""
     writer = client.app.state.publisher.writer  # type: ignore[attr-defined]
-    keys: set[str] = set()
     _, tables = writer.read_all()
-    for raw in tables["environments"].values():
-        document = decode(raw)["document"]
-        keys.update(f["key"] for f in document.get("features", []))
-    return keys
+    return {decode(raw)["definition"]["key"] for raw in tables["flags"].values()}
 
 
 def test_one_replica_publishes_what_any_committed_and_another_takes_over(tmp_path: Path, postgres_url: str) -> None:

@@ -37,17 +37,18 @@ from tests.reliability.support import (
     wait_until,
 )
 
-# Runs in its own process: damage one environment's value and bump the store version, in one
-# write transaction (LMDB serializes it with the control plane's writer).
+# Runs in its own process: damage one environment's value, log it as written (a damaged write, as
+# edges read only what the store's change log names) and bump the store version, in one write
+# transaction (LMDB serializes it with the control plane's writer).
 CORRUPT = r"""
 import os, struct, sys, zlib
 from pathlib import Path
 from contract.framing import decode, encode
-from contract.store import META, TABLES, open_env
+from contract.store import CHANGELOG, META, TABLES, open_env
 
 data, env_id, how = sys.argv[1:4]
 env = open_env(Path(data), readonly=False)
-dbs = {name: env.open_db(name.encode()) for name in (META, *TABLES)}
+dbs = {name: env.open_db(name.encode()) for name in (META, CHANGELOG, *TABLES)}
 with env.begin(write=True) as txn:
     raw = bytes(txn.get(env_id.encode(), db=dbs["environments"]))
     value = decode(raw)
@@ -77,6 +78,7 @@ with env.begin(write=True) as txn:
     meta = dbs[META]
     version = int.from_bytes(txn.get(b"version", db=meta), "big")
     txn.put(b"version", (version + 1).to_bytes(8, "big"), db=meta)
+    txn.put((version + 1).to_bytes(8, "big") + b"environments\0" + env_id.encode(), b"", db=dbs[CHANGELOG])
 env.close()
 print(version + 1)
 """

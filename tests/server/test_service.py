@@ -207,7 +207,7 @@ class FailingReader:
     def version(self) -> int:
         return 10**6
 
-    def read_all(self) -> Any:
+    def reading(self) -> Any:
         raise OSError(5, "Input/output error")
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """Type stubs of the Rust extension module ``evaluator._evaluator``."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any, Literal, Self, TypedDict, final
 
@@ -75,6 +75,16 @@ class Snapshot:
     """One environment's flags, compiled once and evaluated many times."""
 
     def __new__(cls, data: bytes, format: Literal["json", "msgpack"] = "json") -> Self: ...
+    @staticmethod
+    def assemble(extras: bytes, entries: Sequence[bytes]) -> Snapshot:
+        """A snapshot from the document's members beside ``features`` (a JSON object) and its
+        flags as stored entries (each ``{"order", "definition", ...}`` as JSON), sorted by order."""
+    def patch(self, upserts: Sequence[bytes], removed: Sequence[str]) -> Snapshot:
+        """This snapshot with ``upserts`` (stored entries) compiled in and the flags keyed
+        ``removed`` left out; unchanged flags are shared, not recompiled. RuleError names the key
+        of an upsert that does not compile."""
+    def shares_flag(self, other: Snapshot, key: str) -> bool:
+        """Whether both snapshots share flag ``key``'s compiled form (a patch left it alone)."""
     def __len__(self) -> int: ...
     def __contains__(self, key: str, /) -> bool: ...
     def flag_keys(self) -> list[str]: ...

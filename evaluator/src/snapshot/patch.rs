@@ -1,0 +1,240 @@
+//! Incremental snapshots: a new [`Snapshot`] from an old one and the flags that changed.
+//!
+//! Compiled flags are immutable and behind `Arc`s, and what the whole document contributes
+//! (DevCycle config, custom data types, `sdkVisibility`) sits in one shared [`Shared`]. A patch
+//! clones the vector of pointers, compiles only the upserted flags against the same `Shared`, and
+//! keeps the key index when no flag was added, removed or moved. Field ids only grow (a patch
+//! interns into a copy of the old table), so the unchanged flags' compiled filters stay valid.
+//! A change to the document-wide members is not a patch: the caller compiles the whole snapshot.
+
+use super::{compile_flag, Flag, Local, Shared, Snapshot};
+use crate::edge_devcycle::DevcycleFlag;
+use crate::error::RuleError;
+use crate::reflag_sdk;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One flag as the snapshot store holds it: `{"order": "…", "definition": {…}, …}` (other
+/// members ignored). `order` places it among the environment's flags (ascending, then by
+/// arrival), so a flag added by a patch lands where a full compile would put it.
+pub struct Entry<'a> {
+    pub order: Box<str>,
+    /// The definition's JSON text, served as is by `GET /features`.
+    pub text: Cow<'a, [u8]>,
+    pub value: Value,
+}
+
+#[derive(serde::Deserialize)]
+struct Stored<'a> {
+    #[serde(default)]
+    order: Option<String>,
+    #[serde(borrow)]
+    definition: &'a RawValue,
+}
+
+impl<'a> Entry<'a> {
+    /// An entry from its stored JSON (borrowing the definition's text).
+    pub fn from_stored(bytes: &'a [u8]) -> Result<Self, RuleError> {
+        let stored: Stored<'a> =
+            serde_json::from_slice(bytes).map_err(|e| RuleError::new("$", format!("invalid flag entry: {e}")))?;
+        let value =
+            serde_json::from_str(stored.definition.get()).map_err(|e| RuleError::new("$.definition", e.to_string()))?;
+        Ok(Self {
+            order: stored.order.unwrap_or_default().into(),
+            text: Cow::Borrowed(stored.definition.get().as_bytes()),
+            value,
+        })
+    }
+}
+
+impl Shared {
+    /// A compiled flag completed with what the document says about it. `entry` is only read:
+    /// callers drop the parsed definitions all together after every flag is built, so the
+    /// freed trees are not interleaved with live flags (the allocator could not return them).
+    pub(super) fn finish(&self, mut flag: Flag, entry: &Entry<'_>) -> Flag {
+        flag.hidden = self.hidden.get(&*flag.key).copied().unwrap_or_default();
+        if let Some(cfg) = &self.devcycle {
+            if let Some(feature) = cfg.feature_index(&flag.key) {
+                let version = flag.has_config.then_some(flag.config_version);
+                flag.devcycle = Some(DevcycleFlag::link(cfg, feature, version, super::variant_json));
+            }
+        }
+        flag.local = if let Some(reason) = reflag_sdk::remote_only_reason(&entry.value) {
+            Local::Remote(reason)
+        } else if flag.devcycle.is_some() {
+            Local::Decided
+        } else if let Some(fixed) = reflag_sdk::normalized(&entry.value) {
+            Local::Normalized(serde_json::to_vec(&fixed).unwrap_or_default().into_boxed_slice())
+        } else {
+            Local::Same
+        };
+        flag.nested = flag.devcycle.is_some()
+            || flag.rules.iter().chain(flag.variants.iter().map(|v| &v.filter)).any(|f| f.needs_nested());
+        flag.def = entry.text.as_ref().into();
+        flag.order = entry.order.clone();
+        flag
+    }
+}
+
+impl Snapshot {
+    /// This snapshot with `upserts` compiled in (replacing the flags of the same keys, or added
+    /// at their `order`) and the flags keyed `removed` left out; `self` is unchanged. An upsert
+    /// that does not compile fails the whole patch, naming its key.
+    pub fn patch(&self, upserts: Vec<Entry<'_>>, removed: &[&str]) -> Result<Snapshot, RuleError> {
+        let mut fields = self.fields.clone();
+        let mut compiled = Vec::with_capacity(upserts.len());
+        let mut seen = HashMap::with_capacity(upserts.len());
+        for entry in &upserts {
+            let key = entry.value.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
+            let path = format!("$.features[{key:?}]");
+            let flag = compile_flag(&mut fields, &entry.value, &path)?;
+            if seen.insert(flag.key.clone(), ()).is_some() {
+                return Err(RuleError::new(format!("{path}.key"), format!("duplicate flag key {:?}", flag.key)));
+            }
+            compiled.push(Arc::new(self.shared.finish(flag, entry)));
+        }
+        drop(upserts);
+        let mut flags = self.flags.clone();
+        let mut drop: Vec<usize> = removed.iter().filter_map(|k| self.by_key.get(*k).copied()).collect();
+        let mut added = Vec::new();
+        for flag in compiled {
+            match self.by_key.get(&flag.key) {
+                Some(&i) if flags[i].order == flag.order => flags[i] = flag,
+                Some(&i) => {
+                    drop.push(i);
+                    added.push(flag);
+                }
+                None => added.push(flag),
+            }
+        }
+        let by_key = if drop.is_empty() && added.is_empty() {
+            Arc::clone(&self.by_key)
+        } else {
+            drop.sort_unstable();
+            drop.dedup();
+            for i in drop.into_iter().rev() {
+                flags.remove(i);
+            }
+            for flag in added {
+                let at = flags.partition_point(|f| f.order <= flag.order);
+                flags.insert(at, flag);
+            }
+            Arc::new(flags.iter().enumerate().map(|(i, f)| (f.key.clone(), i)).collect())
+        };
+        Ok(Snapshot::from_parts(fields, flags, by_key, Arc::clone(&self.shared)))
+    }
+
+    /// Whether this snapshot and `other` share the compiled flag `key` (the same allocation):
+    /// what a patch left untouched.
+    pub fn shares_flag(&self, other: &Snapshot, key: &str) -> bool {
+        let mine = self.by_key.get(key).and_then(|&i| self.flags.get(i));
+        let theirs = other.by_key.get(key).and_then(|&i| other.flags.get(i));
+        matches!((mine, theirs), (Some(a), Some(b)) if Arc::ptr_eq(a, b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, Snapshot};
+    use crate::snapshot::{Context, Options};
+    use serde_json::{json, Value};
+
+    fn entry(order: &str, def: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"order": order, "definition": def, "project": "p"})).unwrap()
+    }
+
+    fn flag(key: &str, plan: &str) -> Value {
+        json!({"key": key, "targeting": {"version": 1, "rules": [
+            {"filter": {"type": "context", "field": "company.plan", "operator": "IS", "values": [plan]}}]}})
+    }
+
+    fn entries(raw: &[Vec<u8>]) -> Vec<Entry<'_>> {
+        raw.iter().map(|b| Entry::from_stored(b).unwrap()).collect()
+    }
+
+    fn answer(s: &Snapshot, plan: &str) -> Value {
+        let ctx = json!({"company": {"plan": plan}});
+        let opts = Options { enabled_only: false, debug: true, now_ms: 0.0, kind: None };
+        let mut out = Vec::new();
+        s.evaluate_all(&Context::<&str>::Nested(&ctx), opts, &mut out);
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    fn keys(s: &Snapshot) -> Vec<&str> {
+        s.flag_keys().collect()
+    }
+
+    #[test]
+    fn patch_equals_a_full_compile_and_reuses_unchanged_flags() {
+        let base = [entry("1", flag("a", "x")), entry("2", flag("b", "x")), entry("3", flag("c", "x"))];
+        let old = Snapshot::assemble(b"{}", entries(&base)).unwrap();
+        let up = [entry("2", flag("b", "y"))];
+        let new = old.patch(entries(&up), &[]).unwrap();
+        let full = Snapshot::assemble(b"{}", entries(&[base[0].clone(), up[0].clone(), base[2].clone()])).unwrap();
+        for plan in ["x", "y", "z"] {
+            assert_eq!(answer(&new, plan), answer(&full, plan));
+        }
+        assert_eq!(new.definitions_json(), full.definitions_json());
+        assert!(new.shares_flag(&old, "a") && new.shares_flag(&old, "c"));
+        assert!(!new.shares_flag(&old, "b"));
+        // The old snapshot still answers as before (requests in flight keep it).
+        assert_eq!(answer(&old, "x")["b"]["isEnabled"], json!(true));
+        assert_eq!(answer(&new, "x")["b"]["isEnabled"], json!(false));
+    }
+
+    #[test]
+    fn added_flags_take_their_order_and_removed_ones_go() {
+        let base = [entry("1", flag("a", "x")), entry("3", flag("c", "x"))];
+        let old = Snapshot::assemble(b"{}", entries(&base)).unwrap();
+        let new = old.patch(entries(&[entry("2", flag("b", "x")), entry("4", flag("d", "x"))]), &["a"]).unwrap();
+        assert_eq!(keys(&new), ["b", "c", "d"]);
+        assert!(new.shares_flag(&old, "c"));
+        let full = Snapshot::assemble(
+            b"{}",
+            entries(&[entry("4", flag("d", "x")), entry("2", flag("b", "x")), base[1].clone()]),
+        )
+        .unwrap();
+        assert_eq!(answer(&new, "x"), answer(&full, "x"));
+        assert_eq!(new.definitions_json(), full.definitions_json());
+        // Removing an absent key is nothing; re-adding a removed one brings it back in place.
+        let back = new.patch(entries(&[base[0].clone()]), &["zz"]).unwrap();
+        assert_eq!(keys(&back), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn new_context_fields_are_interned_without_disturbing_old_ids() {
+        let old = Snapshot::assemble(b"{}", entries(&[entry("1", flag("a", "x"))])).unwrap();
+        let other = json!({"key": "b", "targeting": {"version": 2, "rules": [
+            {"filter": {"type": "context", "field": "user.tier", "operator": "IS", "values": ["gold"]}}]}});
+        let new = old.patch(entries(&[entry("2", other)]), &[]).unwrap();
+        let ctx = json!({"company": {"plan": "x"}, "user": {"tier": "gold"}});
+        let opts = Options { enabled_only: true, debug: false, now_ms: 0.0, kind: None };
+        let mut out = Vec::new();
+        new.evaluate_all(&Context::<&str>::Nested(&ctx), opts, &mut out);
+        let got: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(got.as_object().unwrap().len(), 2, "{got}");
+    }
+
+    #[test]
+    fn a_bad_upsert_fails_the_patch_and_names_its_key() {
+        let old = Snapshot::assemble(b"{}", entries(&[entry("1", flag("a", "x"))])).unwrap();
+        let bad = json!({"key": "b", "targeting": {"rules": [{"filter": {"type": "context", "field": "x", "operator": "GT!"}}]}});
+        let e = old.patch(entries(&[entry("2", bad)]), &[]).unwrap_err();
+        assert!(e.path.starts_with("$.features[\"b\"]"), "{}", e.path);
+        let twice = [entry("2", flag("b", "x")), entry("3", flag("b", "y"))];
+        assert!(old.patch(entries(&twice), &[]).is_err());
+        assert!(Entry::from_stored(b"{\"order\": \"1\"}").is_err());
+    }
+
+    #[test]
+    fn shared_parts_apply_to_patched_flags() {
+        let extras = br#"{"sdkVisibility": {"b": {"client": false}}}"#;
+        let old = Snapshot::assemble(extras, entries(&[entry("1", flag("a", "x"))])).unwrap();
+        let new = old.patch(entries(&[entry("2", flag("b", "x"))]), &[]).unwrap();
+        let hidden: Vec<&str> = new.hidden_from(crate::edge_devcycle::KeyKind::Client).collect();
+        assert_eq!(hidden, ["b"]);
+    }
+}

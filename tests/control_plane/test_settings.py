@@ -67,7 +67,7 @@ def test_replicas_sharing_a_database_must_share_their_secrets(tmp_path: Path) ->
     # signs, or SDK keys it seals into the shared database, would be unreadable elsewhere.
     parser = server_parser()
     base = ["--data-dir", str(tmp_path), "--database-url", "postgresql://127.0.0.1:1/flagedge"]
-    with pytest.raises(SystemExit, match="--jwt-secret .* and --key-encryption-secret"):
+    with pytest.raises(SystemExit, match=r"--jwt-secret .* and --key-encryption-secret"):
         from_namespace(parser.parse_args(base))
     with pytest.raises(SystemExit, match="needs --key-encryption-secret"):
         from_namespace(parser.parse_args([*base, "--jwt-secret", "j" * 40]))

@@ -112,7 +112,16 @@ def test_kill_the_publishing_replica_mid_stream(tmp_path: Path, redis: RedisServ
     dirs = {name: tmp_path / name for name in ("r0", "r1", "edge-a", "edge-b")}
     for d in dirs.values():
         d.mkdir()
-    common = ["--redis-url", redis.url, "--database-url", postgres_url, "--jwt-secret", SECRET, "--key-encryption-secret", KEY_SECRET]
+    common = [
+        "--redis-url",
+        redis.url,
+        "--database-url",
+        postgres_url,
+        "--jwt-secret",
+        SECRET,
+        "--key-encryption-secret",
+        KEY_SECRET,
+    ]
     with ExitStack() as stack:
         replicas = []
         for i, port in enumerate(ports):

@@ -4,7 +4,9 @@ expects, integration tokens), encrypted at rest with AES-256-GCM.
 The key-encryption secret is kept like the JWT signing secret (:func:`settings.load_secret`):
 configured (``FLAGEDGE_KEY_ENCRYPTION_SECRET``) or generated once into the data dir (mode 0600),
 and copied by ``backup``/``restore`` beside the store, without which the ciphertexts are
-unreadable. The AES key is the SHA-256 of the secret, so any string of enough entropy works.
+unreadable. Replicas sharing a PostgreSQL store must be given the same one (they refuse to start
+without it, :func:`settings.from_namespace`): a secret per data dir would seal values that the
+other replicas cannot open. The AES key is the SHA-256 of the secret, so any string of enough entropy works.
 Each ciphertext carries a version byte and its random 96-bit nonce; the associated data binds it
 to its row (an SDK key's hash), so a ciphertext copied onto another row does not decrypt."""
 

@@ -335,10 +335,19 @@ def load_secret(data_dir: Path, name: str, configured: str | None) -> str:
 
 
 def from_namespace(ns: argparse.Namespace) -> Settings:
-    if ns.database_url and not ns.jwt_secret:
+    if ns.database_url:
         # A secret generated into one replica's data dir would make every other replica refuse
-        # its tokens.
-        raise SystemExit("--database-url needs --jwt-secret (FLAGEDGE_JWT_SECRET): every replica signs with it")
+        # its tokens, or fail to read the values it sealed (they all share the database).
+        missing = [
+            flag
+            for flag, value in (
+                ("--jwt-secret (FLAGEDGE_JWT_SECRET)", ns.jwt_secret),
+                ("--key-encryption-secret (FLAGEDGE_KEY_ENCRYPTION_SECRET)", ns.key_encryption_secret),
+            )
+            if not value
+        ]
+        if missing:
+            raise SystemExit(f"--database-url needs {' and '.join(missing)}: every replica shares it")
     data_dir = Path(ns.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings(

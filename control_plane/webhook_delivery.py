@@ -158,6 +158,9 @@ class Deliverer:
 
     def _claim(self) -> list[Row]:
         now = now_iso()
+        # A serialized write transaction (the default), not a bare UPDATE: under PostgreSQL's READ
+        # COMMITTED the ``IN (SELECT … LIMIT)`` is not re-checked against a concurrent claim, so
+        # two replicas would take the same rows; after the write lock, this one sees theirs.
         with self.store.transaction() as db:
             claimed = db.execute(
                 "UPDATE webhook_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN ("

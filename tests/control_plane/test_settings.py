@@ -60,3 +60,19 @@ def test_redis_retention_defaults_bound_memory() -> None:
     assert defaults.redis_retention_versions == 1000
     assert defaults.redis_retention_seconds == 3600
     assert defaults.redis_retention_bytes == 64 << 20
+
+
+def test_replicas_sharing_a_database_must_share_their_secrets(tmp_path: Path) -> None:
+    # Secrets generated into one replica's data dir would not be the other replicas': tokens one
+    # signs, or SDK keys it seals into the shared database, would be unreadable elsewhere.
+    parser = server_parser()
+    base = ["--data-dir", str(tmp_path), "--database-url", "postgresql://127.0.0.1:1/flagedge"]
+    with pytest.raises(SystemExit, match=r"--jwt-secret .* and --key-encryption-secret"):
+        from_namespace(parser.parse_args(base))
+    with pytest.raises(SystemExit, match="needs --key-encryption-secret"):
+        from_namespace(parser.parse_args([*base, "--jwt-secret", "j" * 40]))
+    with pytest.raises(SystemExit, match="needs --jwt-secret"):
+        from_namespace(parser.parse_args([*base, "--key-encryption-secret", "k" * 40]))
+    both = from_namespace(parser.parse_args([*base, "--jwt-secret", "j" * 40, "--key-encryption-secret", "k" * 40]))
+    assert both.key_encryption_secret == "k" * 40
+    assert not (tmp_path / "key_encryption_secret").exists() and not (tmp_path / "jwt_secret").exists()

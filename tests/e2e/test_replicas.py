@@ -27,6 +27,7 @@ BEFORE_KILL = 3.0  # seconds of writes before the leader dies
 AFTER_KILL = 4.0  # and after
 TAKEOVER_BOUND = 5.0  # seconds from kill -9 to the other replica publishing
 SECRET = "e2e-replicas-share-one-jwt-secret-0123456789"
+KEY_SECRET = "e2e-replicas-share-one-key-encryption-secret-0123"
 
 
 def _rule(value: str) -> dict[str, Any]:
@@ -111,7 +112,16 @@ def test_kill_the_publishing_replica_mid_stream(tmp_path: Path, redis: RedisServ
     dirs = {name: tmp_path / name for name in ("r0", "r1", "edge-a", "edge-b")}
     for d in dirs.values():
         d.mkdir()
-    common = ["--redis-url", redis.url, "--database-url", postgres_url, "--jwt-secret", SECRET]
+    common = [
+        "--redis-url",
+        redis.url,
+        "--database-url",
+        postgres_url,
+        "--jwt-secret",
+        SECRET,
+        "--key-encryption-secret",
+        KEY_SECRET,
+    ]
     with ExitStack() as stack:
         replicas = []
         for i, port in enumerate(ports):

@@ -76,6 +76,7 @@ class Seed:
     keys: dict[str, str]
     # ``{id}`` by the collection before it in the path (Releaseo's resources); else path["id"].
     ids: dict[str, str] = field(default_factory=dict)
+    owner_id: str = ""  # the seeding owner (a reviewer of the seeded change request)
 
     def value(self, path: str, name: str) -> str:
         """The seeded value of path parameter ``name`` in ``path``."""
@@ -215,6 +216,12 @@ class World:
         self.call("POST", "/admin/posts", {"slug": "fz", "title": "Fz", "definition": {"steps": steps}}, h)
         self.call("POST", "/admin/posts/fz/publish", {}, h)
         sytwm = {s: self.call("POST", "/admin/api-keys", {"name": s, "scope": s}, h)["key"] for s in ("submit", "read")}
+        # DevCycle: a metric, a webhook, the approval workflow (publishers bypass it) and a draft
+        # change request of fz.
+        self.call("POST", f"{p}/metrics", {**METRIC, "key": "fz"}, h)
+        ids["webhooks"] = self.call("POST", f"{p}/webhooks", WEBHOOK, h)["_id"]
+        self.call("PATCH", f"{p}/settings/protected", {"settings": WORKFLOW}, h)
+        ids["change-requests"] = self.call("POST", "/v2/projects/fz/features/fz/change-requests", PROPOSAL, h)["_id"]
         feedback = self.client.post(
             "/api/v1/feedback",
             json={"post_slug": "fz", "answers": [{"step_id": "fz", "answer": True}]},
@@ -245,8 +252,9 @@ class World:
             "application": "fz",
             "dynatraceEnvironmentId": "fz",
             "issue_id": "FZ-1",
+            "metric": "fz",
         }
-        return Seed(org, path, {**self.owner.auth, **h}, sytwm, ids)
+        return Seed(org, path, {**self.owner.auth, **h}, sytwm, ids, self.owner.user_id)
 
 
 @pytest.fixture(scope="module")
@@ -536,6 +544,15 @@ _TARGET: dict[str, Any] = {
 }
 _DEFINITION = {"type": "context", "field": "company.plan", "operator": "IS", "values": ["pro"]}
 _D = "/organisations/applications/dimension"
+METRIC = {"name": "M", "event": "fz", "dimension": "COUNT_PER_UNIQUE_USER", "optimize": "increase"}
+WEBHOOK = {"name": "h", "url": "https://hooks.example.com/fz", "events": ["createdFeature"]}
+WORKFLOW = {"featureApprovalWorkflow": {"enabled": True, "allowPublisherBypass": True, "defaultReviewers": []}}
+PROPOSAL = {
+    "path": "/v1/projects/fz/features/fz/configurations?environment=development",
+    "method": "PATCH",
+    "body": {"status": "active"},
+}
+_CR = "/v2/projects/{project}/features/{feature}/change-requests"
 
 
 def _feature_body() -> dict[str, Any]:
@@ -700,6 +717,25 @@ VALID: dict[tuple[str, str], Any] = {
         "accessToken": "fz-token",
         "environmentUrl": "https://fz.live",
     },
+    # DevCycle project settings, webhooks, metrics, self-targeting, drafts and change requests.
+    ("PATCH", "/v1/projects/{project}/settings"): lambda: {"settings": {"edgeDB": {"enabled": True}}},
+    ("PATCH", "/v1/projects/{project}/settings/protected"): lambda: {"settings": WORKFLOW},
+    ("POST", "/v1/projects/{project}/webhooks"): lambda: WEBHOOK,
+    ("PATCH", "/v1/projects/{project}/webhooks/{id}"): lambda: {"name": "renamed"},
+    ("POST", "/v1/projects/{project}/metrics"): lambda: {**METRIC, "key": _u("m")},
+    ("PATCH", "/v1/projects/{project}/metrics/{key}"): lambda: {"name": "N", "optimize": "decrease"},
+    ("POST", "/v1/projects/{project}/metric-associations"): lambda: {"metric": "fz", "feature": "fz"},
+    ("DELETE", "/v1/projects/{project}/metric-associations"): lambda: {"metric": "fz", "feature": "fz"},
+    ("PATCH", "/v1/projects/{project}/userProfile/current"): lambda: {"dvcUserId": _u("dvc")},
+    ("PUT", "/v1/projects/{project}/features/{feature}/overrides/current"): lambda: {
+        "environment": "development",
+        "variation": "fz",
+    },
+    ("POST", "/v1/projects/{project}/features/{feature}/evaluate"): lambda: {
+        "context": {"user": {"id": "fz"}},
+        "configuration": {"status": "active", "targets": [_TARGET]},
+    },
+    ("POST", _CR): lambda: PROPOSAL,
 }
 
 
@@ -728,7 +764,16 @@ SEEDED: dict[tuple[str, str], Callable[[Seed], Any]] = {
     },
     ("DELETE", f"{_B}/changelog/{{id}}"): lambda seed: {},
     ("DELETE", f"{_B}/feature-request-categories/{{id}}"): lambda seed: {},
+    # The seeded change request: submitted, approved, applied (on a seed of its own, see below).
+    ("PATCH", _CR + "/{id}/submit"): lambda seed: {"description": "d", "reviewers": [seed.owner_id]},
+    ("PATCH", _CR + "/{id}/review"): lambda seed: {"action": "approved", "comment": "ok"},
+    ("PATCH", _CR + "/{id}/apply"): lambda seed: {"description": "go", "action": "applied"},
 }
+
+
+def query_params(path: str) -> dict[str, str]:
+    """The query a route with a body needs besides it: the environment a configuration is of."""
+    return {"environment": "development"} if path.endswith(("/configurations", "/evaluate")) else {}
 
 
 def valid_body(method: str, path: str, seed: Seed) -> Any:
@@ -740,14 +785,15 @@ def valid_body(method: str, path: str, seed: Seed) -> Any:
 
 def test_valid_bodies_are_accepted(world: World) -> None:
     """The sweep's bases are real requests: each one succeeds (in one seeded organisation, in order;
-    discarding needs a release that the earlier ramp did not start)."""
-    shared = world.seed()
+    discarding needs a release that the earlier ramp did not start; applying a change request needs
+    its feature unchanged since it was written)."""
+    shared, flow = world.seed(), world.seed()
     services = world.client.app.state.services  # type: ignore[attr-defined]
     services.login_guard = LoginGuard(services.settings.login_attempts_per_minute)  # earlier fuzzing
     for method, path in [*VALID, *SEEDED]:
-        seed = world.seed() if path.endswith("/discard") else shared
+        seed = world.seed() if path.endswith("/discard") else flow if "/change-requests/" in path else shared
         url = seed.url(path)
-        params = {"environment": "development"} if path.endswith("/configurations") else {}
+        params = query_params(path)
         body = valid_body(method, path, seed)
         r = world.client.request(method, url, headers=world.headers(seed, method, path), params=params, json=body)
         if "/oauth/" in path:  # no OIDC issuer is configured here: a valid request gets the 400 that says so
@@ -775,7 +821,7 @@ def test_random_json_bodies(world: World, schema: Any, method: str, path: str) -
     seed = world.seed()
     spec = SPECS[(method, path)]
     url = seed.url(path)
-    params = {"environment": "development"} if path.endswith("/configurations") else {}
+    params = query_params(path)
     label = f"{method} {path}"
 
     headers = {**world.headers(seed, method, path), "content-type": "application/json"}

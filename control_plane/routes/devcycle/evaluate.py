@@ -38,8 +38,9 @@ from control_plane.snapshots import build_environment_document, compile_environm
 
 router = Router("devcycle-features")
 
-# A context fits in a URL: browsers and proxies take 8 KiB and more.
-MAX_CONTEXT = 6000
+# A context fits in a URL even percent-encoded: a character is up to 12 bytes there (4 UTF-8 bytes,
+# each %XX), and 5000 of them stay under the 64 KiB that HTTP clients (httpx) send at most.
+MAX_CONTEXT = 5000
 
 
 class TryContext(BaseModel):

@@ -789,57 +789,6 @@ def _proposal(sc: Scene) -> Req:
     )
 
 
-def metric_body(key: str) -> dict[str, Any]:
-    return {
-        "name": key.title(),
-        "key": key,
-        "event": "click",
-        "dimension": "COUNT_PER_UNIQUE_USER",
-        "optimize": "increase",
-    }
-
-
-def _dv_metric(method: str, body: Any = None) -> Callable[[Scene], Req]:
-    def build(sc: Scene) -> Req:
-        s = sc.devcycle_project()
-        m = sc.call("POST", f"/v1/projects/{s['project']}/metrics", metric_body(uid("m")))
-        return sc.dv(method, "/metrics/{metric}", body, **s, metric=m["_id"])
-
-    return build
-
-
-def _association(method: str) -> Callable[[Scene], Req]:
-    """Associating a fresh metric with a fresh feature (DELETE: removing that association)."""
-
-    def build(sc: Scene) -> Req:
-        s = sc.devcycle_project()
-        m = sc.call("POST", f"/v1/projects/{s['project']}/metrics", metric_body(uid("m")))
-        body = {"metric": m["_id"], "feature": sc.feature(s)["_id"]}
-        if method == "DELETE":
-            sc.call("POST", f"/v1/projects/{s['project']}/metric-associations", body)
-        return sc.dv(method, "/metric-associations", body, **s)
-
-    return build
-
-
-def _override_put(sc: Scene) -> Req:
-    s = sc.devcycle_project()
-    f = sc.feature(s)
-    body = {"environment": s["environment"], "variation": "on"}
-    return sc.dv("PUT", "/features/{feature}/overrides/current", body, **s, feature=f["_id"])
-
-
-def _override_delete(sc: Scene) -> Req:
-    """The owner's override of a fresh feature; the caller removes their own (none is no error)."""
-    s = sc.devcycle_project()
-    f = sc.feature(s)
-    body = {"environment": s["environment"], "variation": "on"}
-    sc.call("PUT", f"/v1/projects/{s['project']}/features/{f['_id']}/overrides/current", body)
-    req = sc.dv("DELETE", "/features/{feature}/overrides/current", None, **s, feature=f["_id"])
-    req.params = {"environment": "{environment}"}
-    return req
-
-
 MATRIX: dict[tuple[str, str], Entry] = {
     # -- the caller's own sessions --------------------------------------------------------------------
     ("POST", "/users/logout"): Entry(
@@ -1291,31 +1240,6 @@ MATRIX: dict[tuple[str, str], Entry] = {
     ),
     ("DELETE", "/v1/projects/{project}/variables/{key}"): Entry(
         "write", _dv_variable("DELETE", ""), 204, foreign=("variable",)
-    ),
-    # -- DevCycle metrics and self-targeting ------------------------------------------------------------
-    ("POST", "/v1/projects/{project}/metrics"): Entry(
-        "write", lambda sc: sc.dv("POST", "/metrics", metric_body(uid("m")), **sc.devcycle_project()), 201
-    ),
-    ("PATCH", "/v1/projects/{project}/metrics/{key}"): Entry(
-        "write", _dv_metric("PATCH", {"name": "Taps"}), 200, foreign=("metric",)
-    ),
-    ("DELETE", "/v1/projects/{project}/metrics/{key}"): Entry("write", _dv_metric("DELETE"), 204, foreign=("metric",)),
-    ("POST", "/v1/projects/{project}/metric-associations"): Entry("write", _association("POST"), 201),
-    ("DELETE", "/v1/projects/{project}/metric-associations"): Entry("write", _association("DELETE"), 204),
-    # Self-targeting needs only read access: it changes only what the caller is served.
-    ("PATCH", "/v1/projects/{project}/userProfile/current"): Entry(
-        "read",
-        lambda sc: sc.dv("PATCH", "/userProfile/current", {"dvcUserId": uid("dvc")}, **sc.devcycle_project()),
-        200,
-    ),
-    ("PUT", "/v1/projects/{project}/features/{feature}/overrides/current"): Entry(
-        "read", _override_put, 200, foreign=("feature",)
-    ),
-    ("DELETE", "/v1/projects/{project}/features/{feature}/overrides/current"): Entry(
-        "read", _override_delete, 204, foreign=("feature",)
-    ),
-    ("DELETE", "/v1/projects/{project}/overrides/current"): Entry(
-        "read", lambda sc: sc.dv("DELETE", "/overrides/current", **sc.devcycle_project()), 204
     ),
     # -- DevCycle audiences and custom properties -----------------------------------------------------
     ("POST", "/v1/projects/{project}/audiences"): Entry(

@@ -8,6 +8,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+from control_plane.key_vault import KeyVault
 from control_plane.store import Store, new_id, now_iso
 from control_plane.webhook_delivery import Deliverer, DeliveryPolicy
 
@@ -45,7 +46,8 @@ def test_concurrent_deliverers_claim_each_row_once(tmp_path: Path, database_url:
     database = database_url or tmp_path / "control.db"
     stores = [Store(database) for _ in range(2)]  # as two replicas: a connection (pool) each
     ids = _outbox(stores[0])
-    deliverers = [Deliverer(stores[i % 2], DeliveryPolicy(timeout=60)) for i in range(DELIVERERS)]
+    vault = KeyVault("a key-encryption secret for the test")
+    deliverers = [Deliverer(stores[i % 2], DeliveryPolicy(timeout=60), vault) for i in range(DELIVERERS)]
     claims: list[list[str]] = [[] for _ in deliverers]
     start = threading.Barrier(len(deliverers))
 

@@ -287,7 +287,7 @@ async def update_configuration(ctx: Ctx) -> Any:
     return ctx.commit(change)
 
 
-def audited_state(db: sqlite3.Connection, feature_id: str, env_id: str) -> dict[str, Any]:
+def audited_state(db: Connection, feature_id: str, env_id: str) -> dict[str, Any]:
     """What a configuration's audit entry records before and after a change (the dashboard shows
     the two as a diff): its status and targets, or its Reflag targeting."""
     row = db.execute(

@@ -66,7 +66,7 @@ def latest_update(db: Connection, project_id: str, key: str) -> dict[str, Any] |
     return entry_view(row) if row is not None else None
 
 
-def _entries(db: sqlite3.Connection, ctx: Ctx, project_id: str, clause: tuple[str, list[Any]] | None) -> list[Any]:
+def _entries(db: Connection, ctx: Ctx, project_id: str, clause: tuple[str, list[Any]] | None) -> list[Any]:
     """The project's entries (only those ``clause`` keeps), filtered and paged as ``AuditQuery`` says."""
     query: AuditQuery = ctx.query
     start = iso_date(query.startDate, "query.startDate") if query.startDate else None

@@ -15,9 +15,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from contract.errors import code_for, reason_phrase
 from control_plane.app import create_app
 from control_plane.settings import Settings
+from tests.support.error_shapes import error_of, shape_of
 
 _counter = itertools.count()
 
@@ -85,39 +85,13 @@ class Api:
         return key
 
 
-def error_of(body: dict[str, Any]) -> dict[str, Any]:
-    """``{code, message, details, request_id}`` of an error body in any shape of DESIGN.md 5b:
-    the envelope, Airborne's ``{"error": "<message>", "code", "details", "request_id"}``, or
-    DevCycle's ``{"statusCode", "message", "error": "<reason>", "details", "request_id"}`` (whose
-    code is the status's stable code)."""
-    if "statusCode" in body:
-        assert set(body) == {"statusCode", "message", "error", "details", "request_id"}, body
-        assert body["error"] == reason_phrase(body["statusCode"]), body
-        message = body["message"]
-        if isinstance(message, list):
-            assert message and all(isinstance(m, str) for m in message), body
-            message = "; ".join(message)
-        return {
-            "code": code_for(body["statusCode"]),
-            "message": message,
-            **{k: body[k] for k in ("details", "request_id")},
-        }
-    if isinstance(body.get("error"), str):
-        assert set(body) == {"error", "code", "details", "request_id"}, body
-        return {"message": body["error"], **{k: body[k] for k in ("code", "details", "request_id")}}
-    assert set(body) == {"error"}, body
-    err: dict[str, Any] = body["error"]
-    return err
-
-
 def assert_error(response: Any, status: int, code: str, shape: str | None = None) -> dict[str, Any]:
     """The response is a DESIGN.md error body (the envelope or, on Airborne routes, Airborne's
     shape; ``shape`` pins which) with this status and code."""
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
     if shape is not None:
-        assert ("statusCode" in body) == (shape == "devcycle"), body
-        assert (isinstance(body.get("error"), str) and "statusCode" not in body) == (shape == "airborne"), body
+        assert shape_of(body) == shape, body
     err = error_of(body)
     assert err["code"] == code
     assert isinstance(err["message"], str) and err["message"]

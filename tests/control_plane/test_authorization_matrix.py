@@ -39,7 +39,8 @@ from control_plane.app import ROUTERS, VERSION, create_app
 from control_plane.authz import RANK
 from control_plane.openapi import document
 from control_plane.settings import Settings
-from tests.control_plane.conftest import Api, User, assert_error, error_of
+from tests.control_plane.conftest import Api, User, assert_error
+from tests.support.error_shapes import error_of
 
 WRITE_METHODS = ("post", "put", "patch", "delete")
 USER_ROLES = ("owner", "admin", "write", "read")

@@ -21,8 +21,9 @@ import pytest
 
 from control_plane.app import ROUTERS
 from tests.control_plane.airborne_support import make_app
-from tests.control_plane.conftest import Api, assert_error, error_of
+from tests.control_plane.conftest import Api, assert_error
 from tests.control_plane.devcycle_support import project, target
+from tests.support.error_shapes import error_of
 
 D = "/organisations/applications/dimension"
 

@@ -43,7 +43,8 @@ from control_plane.app import ROUTERS, VERSION, create_app
 from control_plane.openapi import document
 from control_plane.ratelimit import LoginGuard
 from control_plane.settings import Settings
-from tests.control_plane.conftest import Api, User, assert_error, error_of
+from tests.control_plane.conftest import Api, User, assert_error
+from tests.support.error_shapes import error_of
 
 SCALE = float(os.environ.get("FUZZ_EXAMPLES", "1"))
 SCHEMATHESIS_EXAMPLES = max(1, int(10 * SCALE))

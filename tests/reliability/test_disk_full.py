@@ -37,6 +37,7 @@ from tests.reliability.support import (
     traffic,
     wait_until,
 )
+from tests.support.error_shapes import error_of, shape_of
 
 SIZE = "4m"
 
@@ -95,16 +96,22 @@ def test_disk_full_during_traffic(tmp_path: Path) -> None:
             served = load.wait_for(lambda a: a.ok and {"after", *acked} <= a.enabled, "the writes after recovery")
         saved = admin.get(f"/v1/projects/shop/features/full-{len(acked)}", headers=auth)
 
-    # The refused write: a 503 envelope with a reason, and Retry-After.
-    error = refused.json()["error"]
+    # The refused write: a 503 in DevCycle's shape (a DevCycle route) with a reason, and
+    # Retry-After. Its detail says which failure it was: not saved (storage) or saved but not
+    # published (snapshot).
     assert refused.status_code == 503, refused.text
-    assert error["code"] in ("storage_unavailable", "publish_failed"), error
-    if error["code"] == "storage_unavailable":
+    assert shape_of(refused.json()) == "devcycle", refused.text
+    error = error_of(refused.json())
+    assert error["code"] == "unavailable", error
+    assert error["details"][0]["field"] in ("storage", "snapshot"), error
+    if error["details"][0]["field"] == "storage":
+        assert "not saved" in error["message"], error
         assert error["details"][0]["code"] == "disk_full", error
         assert refused.headers.get("retry-after", "").isdigit()
         # Not saved: the transaction rolled back.
         assert saved.status_code == 404, saved.text
     else:
+        assert "saved but could not be published" in error["message"], error
         assert saved.status_code == 200, saved.text
     assert cp_ready.status_code == 503, cp_ready.text
     named = cp_ready.json().get("storage", cp_ready.json()["publish"])

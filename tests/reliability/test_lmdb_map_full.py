@@ -37,6 +37,7 @@ from tests.reliability.support import (
     traffic,
     wait_until,
 )
+from tests.support.error_shapes import error_of, shape_of
 
 SMALL_MAP = 1 << 20
 LARGE_MAP = 64 << 20
@@ -91,10 +92,13 @@ def test_lmdb_map_full_during_traffic(tmp_path: Path) -> None:
 
         # The write failed loudly, with a clear answer.
         assert failed.status_code == 503, failed.text
-        error = failed.json()["error"]
-        assert error["code"] == "publish_failed" and "saved" in error["message"], error
-        assert error["details"][0]["code"] == "lmdb_map_full", error
-        assert again.status_code == 503 and again.json()["error"]["code"] == "publish_failed", again.text
+        # In DevCycle's shape (a DevCycle route): the detail names the snapshot as what failed.
+        assert shape_of(failed.json()) == "devcycle", failed.text
+        error = error_of(failed.json())
+        assert error["code"] == "unavailable" and "saved but could not be published" in error["message"], error
+        assert error["details"][0]["field"] == "snapshot" and error["details"][0]["code"] == "lmdb_map_full", error
+        assert again.status_code == 503, again.text
+        assert error_of(again.json())["details"][0]["field"] == "snapshot", again.text
         assert "PUBLISH FAILED" in log and "LMDB snapshot store is full" in log
         assert cp_ready.status_code == 503, cp_ready.text
         assert cp_ready.json()["publish"]["code"] == "lmdb_map_full", cp_ready.text

@@ -13,6 +13,7 @@ import orjson
 
 from tests.security.conftest import World
 from tests.security.rawhttp import RawResponse, alive, rss_kb
+from tests.support.error_shapes import error_of, shape_of
 
 # Answers granian's HTTP layer gives before our app sees a request (malformed request line or
 # header, URI over 64 KiB, header section over its buffer): no body, so no envelope.
@@ -36,6 +37,22 @@ def assert_envelope(body: bytes, status: int) -> dict[str, Any]:
     assert isinstance(error["message"], str) and error["message"], body[:300]
     assert isinstance(error["details"], list) and isinstance(error["request_id"], str), body[:300]
     return doc
+
+
+def assert_error_body(body: bytes, status: int, shape: str) -> dict[str, Any]:
+    """An error body in ``shape`` (DESIGN.md §5b: ``"envelope"``, ``"airborne"`` or, on DevCycle
+    routes, ``"devcycle"``), read back as ``{code, message, details, request_id}`` (a DevCycle
+    body's code is its status's stable code; its details keep their own codes)."""
+    doc = orjson.loads(body)
+    assert isinstance(doc, dict), (status, body[:300])
+    assert shape_of(doc) == shape, (status, body[:300])
+    if shape == "devcycle":
+        assert doc["statusCode"] == status, body[:300]
+    error = error_of(doc)
+    assert isinstance(error["code"], str) and error["code"], body[:300]
+    assert isinstance(error["message"], str) and error["message"], body[:300]
+    assert isinstance(error["details"], list) and isinstance(error["request_id"], str), body[:300]
+    return error
 
 
 def assert_ofrep_error(body: bytes, status: int) -> dict[str, Any]:

@@ -48,6 +48,10 @@ ALLOWED = {
     ("server/auth.py", "key.kind != SECRET"): "the key's kind against the constant 'server'",
     ("control_plane/authz.py", "organisation_id != self.api_key_org"): "organisation ids, not secrets",
     ("control_plane/publisher.py", "entry[1] == digest"): "content digests of published snapshot values",
+    (
+        "control_plane/routes/devcycle/change_requests.py",
+        "approval.feature_digest(w.db, row['feature_id']) != row['base_snapshot']",
+    ): "content digests of a feature's definition (has it changed since the change request?)",
 }
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.security.checks import assert_envelope, assert_ofrep_error
+from tests.security.checks import assert_envelope, assert_error_body, assert_ofrep_error
 from tests.security.conftest import World
 from tests.security.rawhttp import request
 
@@ -110,10 +110,12 @@ def test_admin_credentials_are_not_sdk_keys(world: World) -> None:
 def test_sdk_keys_are_not_admin_credentials(world: World) -> None:
     for key in world.keys.values():
         for headers in ({"Authorization": f"Bearer {key}"}, {"X-API-Key": key}):
-            for path in ("/v1/projects", "/user", "/organisations/acme/api-keys"):
+            # Each in its API's shape: /v1/projects is DevCycle's, the others ours.
+            shapes = {"/v1/projects": "devcycle", "/user": "envelope", "/organisations/acme/api-keys": "envelope"}
+            for path, shape in shapes.items():
                 r = world.admin.get(path, headers={**headers, "x-organisation": "acme"})
                 assert r.status_code == 401, (path, r.text)
-                assert_envelope(r.content, r.status_code)
+                assert assert_error_body(r.content, r.status_code, shape)["code"] == "unauthorized", (path, r.text)
         r = world.admin.post("/v1/projects", json={"name": "x", "key": "x"}, headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 401
 

@@ -23,7 +23,7 @@ import socket
 import httpx
 import pytest
 
-from tests.security.checks import assert_envelope, assert_ofrep_error, assert_sane, workers_unharmed
+from tests.security.checks import assert_envelope, assert_error_body, assert_ofrep_error, assert_sane, workers_unharmed
 from tests.security.conftest import World
 from tests.security.rawhttp import RawResponse, read_response, request
 
@@ -84,15 +84,21 @@ def test_bodies_over_the_limit_are_413_on_the_edge(world: World, route: str) -> 
 
 def test_control_plane_nesting_and_size(world: World) -> None:
     auth = [(b"Authorization", world.auth["Authorization"].encode()), (b"x-organisation", b"acme")]
-    for target, headers in ((b"/users/login", []), (b"/users/create", []), (b"/v1/projects", auth)):
+    # Each route answers in its API's shape: ours the envelope, DevCycle's (/v1/projects) its own.
+    routes: list[tuple[bytes, list[tuple[bytes, bytes]], str]] = [
+        (b"/users/login", [], "envelope"),
+        (b"/users/create", [], "envelope"),
+        (b"/v1/projects", auth, "devcycle"),
+    ]
+    for target, headers, shape in routes:
         deep = request(world.cp_port, b"POST", target, headers, DEEP)
         assert deep.status == 400, deep
-        detail = assert_envelope(deep.body, deep.status)["error"]["details"][0]
+        detail = assert_error_body(deep.body, deep.status, shape)["details"][0]
         assert detail["code"] == "invalid_json" and "depth limit exceeded" in detail["message"]
         big = b'{"name": "' + b"x" * (MIB + 10) + b'"}'
         for r in (request(world.cp_port, b"POST", target, headers, big), chunked(world.cp_port, target, headers, big)):
             assert r.status == 413, r
-            assert assert_envelope(r.body, r.status)["error"]["code"] == "payload_too_large"
+            assert assert_error_body(r.body, r.status, shape)["code"] == "payload_too_large"
     # Nesting that orjson accepts (< 1024 levels) is refused by the bound on stored JSON (64).
     deep_filter = b'{"targeting": {"rules": [{"filter": ' + b'{"a":' * 500 + b"1" + b"}" * 500 + b"}]}}"
     target = b"/v1/projects/shop/features/plan/configurations?environment=prod"

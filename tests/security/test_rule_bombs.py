@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.security.checks import assert_envelope, workers_unharmed
+from tests.security.checks import assert_error_body, workers_unharmed
 from tests.security.conftest import World
 from tests.security.rawhttp import wait_until
 
@@ -140,7 +140,8 @@ def test_refused_with_a_400_naming_the_problem(world: World, bombs: dict[str, st
     r = _configure(world, "refused", rules)
     took = time.monotonic() - t0
     assert r.status_code == 400, (name, r.text[:500])
-    error = assert_envelope(r.content, r.status_code)["error"]
+    error = assert_error_body(r.content, r.status_code, "devcycle")  # a DevCycle route
+    assert error["code"] == "validation_failed", error
     text = error["message"] + " " + " ".join(d["message"] + " " + d["field"] for d in error["details"])
     assert words in text, (name, error)
     assert any(d["field"].startswith(field) for d in error["details"]), (name, error["details"])
@@ -154,7 +155,7 @@ def test_bombs_that_always_go_off_are_refused(world: World, bombs: dict[str, str
     t0 = time.monotonic()
     r = _configure(world, "static-bomb", _logic(BOMBS[name]))
     assert r.status_code == 400, (name, r.text[:500])
-    detail = assert_envelope(r.content, r.status_code)["error"]["details"][0]
+    detail = assert_error_body(r.content, r.status_code, "devcycle")["details"][0]  # a DevCycle route
     assert detail["code"] == "too_expensive" and "evaluation budget" in detail["message"], detail
     assert detail["field"] == "targeting.rules[0].filter.rule", detail
     assert time.monotonic() - t0 < 10

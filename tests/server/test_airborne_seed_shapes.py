@@ -68,9 +68,11 @@ def test_errors_on_airborne_routes_are_the_seeds_shape(s: Stack) -> None:
         _seed_shaped(body)
 
 
-def test_non_airborne_routes_keep_their_shapes(s: Stack) -> None:
-    assert_error(s.api.client.get("/organisations/acme/api-keys"), 401, "unauthorized", shape="envelope")
+def test_non_airborne_routes_keep_their_own_shape(s: Stack) -> None:
+    # DevCycle's routes answer in DevCycle's shape, ours and the edge's in the envelope.
     assert_error(s.api.client.get("/v1/projects"), 401, "unauthorized", shape="devcycle")
+    assert_error(s.api.client.get("/user"), 401, "unauthorized", shape="envelope")
+    assert_error(s.api.client.get("/organisations/acme/api-keys"), 401, "unauthorized", shape="envelope")
     assert_error(s.edge.get("/features/evaluated"), 401, "unauthorized", shape="envelope")
 
 

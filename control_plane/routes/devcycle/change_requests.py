@@ -169,6 +169,8 @@ def _author_or_publisher(w: Write, access: authz.ProjectAccess, row: Row) -> Non
 
 def _apply(w: Write, ctx: Ctx, access: authz.ProjectAccess, row: Row) -> None:
     """Run the stored change through the direct route's write; 409 if the feature moved."""
+    # A content digest of the feature's definition, not a secret: a plain comparison (allowed
+    # in tests/security/test_constant_time.py).
     if approval.feature_digest(w.db, row["feature_id"]) != row["base_snapshot"]:
         raise conflict("the feature changed since this change request was created; create a new one")
     planned = plan(row["path"], loads(row["body"], {}))

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from tests.control_plane.airborne_support import App, make_app
-from tests.control_plane.conftest import Api, error_of
+from tests.control_plane.conftest import Api
+from tests.support.error_shapes import error_of
 
 CONFIG = "/organisations/applications/config/create"
 D = "/organisations/applications/dimension"

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from tests.control_plane.conftest import Api, assert_error, error_of
+from tests.control_plane.conftest import Api, assert_error
 from tests.control_plane.devcycle_support import ALL, PRO, PRO_NODE, Project, fields, member, project, target
+from tests.support.error_shapes import error_of
 
 AUDIENCE_FIELDS = {
     "name",

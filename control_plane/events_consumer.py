@@ -104,7 +104,9 @@ def _row(record: IntakeRecord) -> tuple[Any, ...]:
     event = record["event"]
 
     def text(value: Any) -> str | None:
-        return value if isinstance(value, str) else None
+        # PostgreSQL's text cannot hold NUL (the batch would fail and be retried for ever): the
+        # indexed columns get U+FFFD instead; the payload keeps the exact value, JSON-escaped.
+        return value.replace("\x00", "\ufffd") if isinstance(value, str) else None
 
     # The flag key, event name or feature id (Reflag), or DevCycle's custom event type or target.
     name = (

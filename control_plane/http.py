@@ -357,6 +357,37 @@ def parse_model(model: type[T], raw: Any, prefix: str = "") -> T:
         raise ApiError(400, "request failed validation", details=_pydantic_details(e, prefix)) from None
 
 
+def _nul_field(value: Any, path: str) -> str | None:
+    """The first field of ``value`` (a key or a string, at any depth) holding a NUL character."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            inner = f"{path}.{k}" if path else str(k)
+            if "\x00" in str(k):
+                return inner
+            if (found := _nul_field(v, inner)) is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if (found := _nul_field(v, f"{path}[{i}]")) is not None:
+                return found
+    return None
+
+
+def refuse_nul(value: Any, prefix: str) -> None:
+    """A 400 for text holding NUL (U+0000): PostgreSQL's text cannot store it, and no name, key
+    or value of the API means it, so both stores refuse it alike, before any handler runs."""
+    field = _nul_field(value, "")
+    if field is not None:
+        field = prefix + field if field else prefix.rstrip(".")
+        raise ApiError(
+            400,
+            "request failed validation",
+            details=[{"field": field, "code": "nul_character", "message": "text may not contain NUL (U+0000)"}],
+        )
+
+
 def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitable[Response]]:
     async def run(request: Request) -> Response:
         try:
@@ -366,6 +397,9 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
                 if spec.keys is not None:
                     # Before the body is read: a refused client costs no parsing.
                     services.key_limits.check(ctx.principal.api_key_id or "", ctx.client_address())
+            refuse_nul(dict(request.path_params), "path.")
+            for name, value in request.query_params.multi_items():
+                refuse_nul({name: value}, "query.")
             if spec.query is not None:
                 ctx.query = parse_model(spec.query, dict(request.query_params), "query.")
             if spec.body is not None:
@@ -382,6 +416,8 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
                         "request body is not valid JSON",
                         details=[{"field": "body", "code": "invalid_json", "message": str(e)}],
                     ) from None
+                if b"\\u0000" in raw:  # JSON can only carry a NUL escaped
+                    refuse_nul(data, "body.")
                 ctx.body = parse_model(spec.body, data)
             result = await spec.handler(ctx)
             if isinstance(result, Response):

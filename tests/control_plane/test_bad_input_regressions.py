@@ -137,3 +137,20 @@ def test_segment_version_beyond_sqlite_integers_is_a_400(api: Api) -> None:
     r = api.client.post("/projects/app/changelog", json={"title": "T", "audience": audience}, headers=owner.auth)
     assert_error(r, 400, "validation_failed")
     assert _fields(r) == ["audience.segmentVersion"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/v1/projects", {"key": "nul", "name": "a\x00b"}, "body.name"),
+        ("POST", "/v1/projects", {"key": "nul", "name": "n", "settings": {"x\x00": 1}}, "body.settings.x\x00"),
+        ("GET", "/v1/projects?search=%00", None, "query.search"),
+    ],
+)
+def test_text_with_nul_is_a_400_on_every_store(api: Api, method: str, path: str, body: Any, field: str) -> None:
+    # PostgreSQL's text cannot hold NUL (it failed with a 500 there); SQLite refuses it alike.
+    auth = {**project(api).owner.auth, "x-organisation": "acme"}
+    r = api.client.request(method, path, json=body, headers=auth)
+    assert r.status_code == 400, r.text
+    assert error_of(r.json())["details"][0]["field"] == field
+    assert "nul" not in {p["key"] for p in api.client.get("/v1/projects", headers=auth).json()}

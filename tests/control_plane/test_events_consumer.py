@@ -217,3 +217,17 @@ def test_consumer_thread_survives_errors(tmp_path: Path, store: Store, monkeypat
         time.sleep(0.01)
     thread.stop()
     assert len(calls) >= 3 and not thread.is_alive()
+
+
+def test_text_with_nul_is_stored_not_retried_for_ever(tmp_path: Path, spool: Spool, database_url: str | None) -> None:
+    # PostgreSQL's text cannot hold NUL: an SDK's user id carrying one made every batch fail and
+    # the consumer retry it for ever, holding up every later event.
+    store = Store(database_url or tmp_path / "cp.sqlite3")
+    try:
+        spool.append([line("a\x00b"), line("c")])
+        assert consume_spool(tmp_path, store) == 2
+        assert users(store) == ["a\ufffdb", "c"]
+        nul = store.one("SELECT payload FROM events WHERE user_id <> 'c'")
+        assert nul is not None and orjson.loads(nul["payload"])["userId"] == "a\x00b"  # kept exactly
+    finally:
+        store.close()

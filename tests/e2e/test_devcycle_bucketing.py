@@ -28,7 +28,7 @@ import pytest
 import evaluator
 from bench.processes import bootstrap_project, free_port, process
 from contract.framing import decode
-from contract.store import SnapshotReader
+from contract.store import SnapshotReader, flag_environment
 from tests.support import devcycle_reference
 
 HOUR_MS = 3_600_000
@@ -219,10 +219,16 @@ class System:
             _, tables = reader.read_all()
         finally:
             reader.close()
-        for raw in tables["environments"].values():
+        for env_id, raw in tables["environments"].items():
             value = decode(raw)
             if value.get("environment") == "prod":
-                document: dict[str, Any] = value["document"]
+                # Flags are stored apart (issue 21): the document is its members plus its flags,
+                # in their order.
+                flags = [decode(v) for k, v in tables["flags"].items() if flag_environment(k) == env_id]
+                document: dict[str, Any] = {
+                    **value["document"],
+                    "features": [f["definition"] for f in sorted(flags, key=lambda f: str(f["order"]))],
+                }
                 return document
         raise AssertionError("no prod environment published")
 

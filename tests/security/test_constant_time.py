@@ -52,6 +52,9 @@ ALLOWED = {
         "control_plane/routes/devcycle/change_requests.py",
         "approval.feature_digest(w.db, row['feature_id']) != row['base_snapshot']",
     ): "content digests of a feature's definition (has it changed since the change request?)",
+    ("server/delta.py", "document_digest(value['document']) != old.digest"): (
+        "content digests of an environment's document-wide members (patch or rebuild?)"
+    ),
 }
 
 

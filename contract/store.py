@@ -352,6 +352,13 @@ class ReadTxn:
             return None
         out: RawChanges = {name: {} for name in TABLES}
         cursor = self._txn.cursor(db=store._log)
+        # A version the log does not explain (its newest entry is older than the store's version:
+        # a store written behind the writer's back, or damaged and bumped) is read whole, so
+        # whatever is wrong with it is met and reported rather than skipped.
+        if self.version > version and (
+            not cursor.last() or int.from_bytes(bytes(cursor.key())[:8], "big") < self.version
+        ):
+            return None
         if not cursor.set_range((version + 1).to_bytes(8, "big")):
             return out
         for k in cursor.iternext(keys=True, values=False):

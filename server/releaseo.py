@@ -329,7 +329,8 @@ class ReleaseoApi:
         title = _text(body, "title", MAX_TITLE, required=True)
         description = _text(body, "description", MAX_TEXT, required=False) or ""
         category = body.get("categoryId")
-        if category is not None and category not in board.category_ids:
+        # Only a string can name a category (a list or object would not even hash).
+        if category is not None and (not isinstance(category, str) or category not in board.category_ids):
             raise _fail("categoryId", "is not a category of this board")
         author = _text(body, "authorName", MAX_NAME, required=False)
         dedup = _dedup(request, body)

@@ -70,6 +70,17 @@ class Planned:
     make: Callable[[str | None], Callable[[Write], Any]]
 
 
+# The feature PATCH routes a change request may stand for, by what follows the feature in the
+# path: the operation name, the direct route's body model and its write.
+_FEATURE_WRITES: dict[
+    tuple[str, ...], tuple[str, Any, Callable[[str, str, str | None, Any], Callable[[Write], Any]]]
+] = {
+    (): ("featureUpdate", UpdateFeature, update_feature_change),
+    ("status",): ("featureStatusUpdate", FeatureStatus, feature_status_change),
+    ("static-configuration",): ("featureUpdate", UpdateStaticConfiguration, static_configuration_change),
+}
+
+
 def plan(path: str, body: dict[str, Any]) -> Planned:
     """The write a change request's ``path`` and ``body`` stand for; 400 for anything else. The
     body is validated with the direct route's model (again at apply: the rules may have moved)."""
@@ -84,30 +95,11 @@ def plan(path: str, body: dict[str, Any]) -> Planned:
             "unsupported_path",
         )
     project_ref, feature_ref, rest = parts[2], parts[4], parts[5:]
-    if rest == []:  # v1 and v2 take the same body and run the same write
-        fields = parse_model(UpdateFeature, body, "body.")
-        return Planned(
-            "featureUpdate",
-            project_ref,
-            feature_ref,
-            lambda org: update_feature_change(project_ref, feature_ref, org, fields),
-        )
-    if rest == ["status"]:
-        status = parse_model(FeatureStatus, body, "body.")
-        return Planned(
-            "featureStatusUpdate",
-            project_ref,
-            feature_ref,
-            lambda org: feature_status_change(project_ref, feature_ref, org, status),
-        )
-    if rest == ["static-configuration"]:
-        static = parse_model(UpdateStaticConfiguration, body, "body.")
-        return Planned(
-            "featureUpdate",
-            project_ref,
-            feature_ref,
-            lambda org: static_configuration_change(project_ref, feature_ref, org, static),
-        )
+    # v1 and v2 take the same body and run the same write.
+    if (feature_write := _FEATURE_WRITES.get(tuple(rest))) is not None:
+        operation, model, change = feature_write
+        fields = parse_model(model, body, "body.")
+        return Planned(operation, project_ref, feature_ref, lambda org: change(project_ref, feature_ref, org, fields))
     if rest == ["configurations"] and query.get("environment") and parts[0] == "v1":
         env = query["environment"][0]
         config = parse_model(UpdateConfiguration, body, "body.")

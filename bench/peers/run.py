@@ -31,11 +31,12 @@ import orjson
 from bench import datasets, report, throughput, wrk
 from bench.peers import check, contexts, install
 from bench.peers.servers import SINGLE_FLAG, Flagd, GoFeatureFlag, Ours, Served, Server, UnleashEdge
-from bench.processes import REPO
+from bench.processes import REPO, Checkout
 from bench.stack import LOAD_CPU
 from bench.wrk import WrkResult, lua_string
 
 OURS = "flagedge"
+BASELINE = "flagedge-baseline"
 CEILING = "ceiling"
 SCALE = "scale-10000"
 PEERS = ("unleash-edge", "flagd", "go-feature-flag")
@@ -210,7 +211,8 @@ def _rps(m: dict[str, float]) -> str:
 def markdown(results: dict[str, Any], plot: Path | None) -> str:
     meds: dict[str, dict[str, dict[str, float]]] = results["medians"]
     meta = results["meta"]
-    peers = [p for p in meta["servers"] if p != OURS]
+    peers = [p for p in meta["servers"] if p not in (OURS, BASELINE)]
+    baseline = BASELINE in meta["servers"]
     out = [
         f"# Peers, {meta['date']}",
         "",
@@ -220,8 +222,8 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
         "Versions: " + ", ".join(f"{name} {v}" for name, v in meta["versions"].items()) + ".",
         "",
         "| route | ours req/s | best peer on that route | ours / best peer | ceiling (granian, same body) "
-        "| ours / ceiling |",
-        "|---|---|---|---|---|---|",
+        "| ours / ceiling |" + (" baseline req/s | ours / baseline |" if baseline else ""),
+        "|---|---|---|---|---|---|" + ("---|---|" if baseline else ""),
     ]
     for row in ROWS:
         m = meds.get(row.label, {})
@@ -236,8 +238,13 @@ def markdown(results: dict[str, Any], plot: Path | None) -> str:
         ceiling = m.get(CEILING)
         ceiling_text = f"{ceiling['rps']:,.0f}" if ceiling else ""
         ceiling_ratio = f"{ours['rps'] / ceiling['rps']:.2f}" if ceiling and ceiling["rps"] else ""
-        out.append(f"| {label} | {_rps(ours)} | {best_text} | {ratio} | {ceiling_text} | {ceiling_ratio} |")
-    servers = [OURS, *peers, CEILING]
+        line = f"| {label} | {_rps(ours)} | {best_text} | {ratio} | {ceiling_text} | {ceiling_ratio} |"
+        if baseline:
+            before = m.get(BASELINE)
+            change = f"{ours['rps'] / before['rps']:.2f}x" if before and before["rps"] else ""
+            line += f" {_rps(before) if before else '—'} | {change} |"
+        out.append(line)
+    servers = [OURS, *([BASELINE] if baseline else []), *peers, CEILING]
     out += ["", "Every server (median req/s, p99):", "", "| route | " + " | ".join(servers) + " |"]
     out.append("|---" * (len(servers) + 1) + "|")
     for row in ROWS:
@@ -296,6 +303,10 @@ def _servers(args: argparse.Namespace, errors: dict[str, str]) -> list[Server]:
     """Ours, then every peer not skipped that could be found or installed (the others are
     reported in ``errors``)."""
     servers: list[Server] = [Ours()]
+    if args.baseline is not None:
+        root = args.baseline.resolve()
+        python = args.baseline_python or root / ".venv" / "bin" / "python"
+        servers.append(Ours(Checkout(root, python), BASELINE))
     for name in PEERS:
         if name in args.skip:
             continue
@@ -332,6 +343,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flagd-source", type=Path, help="a checkout of flagd's flagd/v0.16.1 tag to build")
     parser.add_argument("--gofeatureflag-source", type=Path, help="a checkout of go-feature-flag's v1.55.2 tag")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout of ours (extension built) timed in the same rounds: before/after",
+    )
+    parser.add_argument("--baseline-python", type=Path, help="its Python (default: BASELINE/.venv/bin/python)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     errors: dict[str, str] = {}

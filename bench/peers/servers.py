@@ -26,7 +26,7 @@ import httpx
 from bench.peers import check, contexts, translate
 from bench.peers.check import Outcome
 from bench.peers.contexts import Wire
-from bench.processes import command, free_port, rss_mb, worker_pids
+from bench.processes import THIS, Checkout, command, free_port, rss_mb, worker_pids
 from bench.stack import EDGE_CPU, running
 
 # The flag the single-flag rows ask for: W2's fourth flag, a nested group (or, and, negation)
@@ -132,12 +132,17 @@ class Ofrep(Server):
 
 
 class Ours(Ofrep):
+    """Our edge, from this checkout or (as a before/after baseline in the same run) another one."""
+
     name = "flagedge"
+
+    def __init__(self, checkout: Checkout = THIS, name: str = "flagedge") -> None:
+        self.checkout, self.name = checkout, name
 
     @contextmanager
     def start(self, dataset: str, flags: list[dict[str, Any]], work: Path) -> Iterator[Served]:
         work.mkdir(parents=True, exist_ok=True)
-        with running(dataset, tmp=work) as stack:
+        with running(dataset, tmp=work, checkout=self.checkout) as stack:
             yield Served(stack.edge_url, stack.edge_pid, stack.client_key)
 
     def route(self, kind: str, served: Served) -> Route | None:

@@ -361,3 +361,38 @@ def test_wrk_scripts_send_unique_well_formed_contexts(recorder: str, dataset: st
                 created = query.get("context.company.createdAt") or query["properties[company.createdAt]"]
                 assert created.endswith("T00:00:00.000Z")
     assert len(ids) == len(_Recorder.seen) > 2
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def test_report_with_a_baseline_adds_before_after_columns_and_keeps_it_out_of_the_peers() -> None:
+    from bench.peers import run
+
+    def cell(rps: float) -> dict[str, float]:
+        return {"rps": rps, "p99_ms": 1.0, "error_share": 0.0}
+
+    label = run.ROWS[0].label
+    results: dict[str, Any] = {
+        "meta": {
+            "date": "2026-12-05",
+            "command": "python -m bench peers --baseline /b",
+            "rounds": 1,
+            "seconds": 1,
+            "connections": 8,
+            "cpus": 2,
+            "cpu_model": "x",
+            "loadavg_start": "0",
+            "versions": {},
+            "servers": [run.OURS, run.BASELINE, "unleash-edge"],
+        },
+        "medians": {label: {run.OURS: cell(300), run.BASELINE: cell(100), "unleash-edge": cell(200)}},
+        "body_bytes": {},
+        "memory_mb": {},
+        "agreement": [],
+        "errors": {},
+    }
+    line = next(x for x in run.markdown(results, None).splitlines() if x.startswith(f"| {label} | 300"))
+    # The best peer is the real peer (200), not our own baseline (100); ours/baseline is 3x.
+    assert "unleash-edge 200" in line and "| 1.50x |" in line
+    assert line.endswith("| 100 (p99 1.0 ms) | 3.00x |")

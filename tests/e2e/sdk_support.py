@@ -11,10 +11,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from bench.processes import bootstrap_project, create_flags, free_port, process
+from bench.processes import bootstrap_project, create_flags
+from tests.support import services
 
 
 def npm_fixture(directory: Path, package: str) -> Path:
@@ -45,24 +47,35 @@ class Flagedge:
 def running_flagedge(data_dir: Path, flags: list[str]) -> Iterator[Flagedge]:
     """The control plane (which also moves edge events into its SQLite) and a 2-worker edge,
     with ``flags`` created enabled for everyone in ``prod``."""
-    cp_port, edge_port = free_port(), free_port()
-    with process(
-        ["control_plane", "serve", "--data-dir", str(data_dir), "--port", str(cp_port)],
-        f"http://127.0.0.1:{cp_port}/health",
-        data_dir / "cp.log",
-    ):
-        admin = httpx.Client(base_url=f"http://127.0.0.1:{cp_port}", timeout=30)
+    with services.control_plane(data_dir, log="cp.log") as admin:
         auth, keys = bootstrap_project(admin)
         if flags:
             r = create_flags(admin, auth, flags)
             assert r.status_code == 201, r.text
-        with process(
-            ["server", "serve", "--data-dir", str(data_dir), "--port", str(edge_port), "--workers", "2"],
-            f"http://127.0.0.1:{edge_port}/ready",
-            data_dir / "edge.log",
-        ):
-            yield Flagedge(f"http://127.0.0.1:{edge_port}", admin, auth, keys, data_dir)
-        admin.close()
+        with services.edge(data_dir, "--workers", "2", ready=True) as edge:
+            yield Flagedge(str(edge.base_url).rstrip("/"), admin, auth, keys, data_dir)
+
+
+def checkout_feature(variations: str, serves: str) -> dict[str, Any]:
+    """A DevCycle feature ``checkout`` whose String variable ``checkout-flow`` is ``flow-<v>`` in
+    each variation ``v`` of ``variations``, serving ``serves`` to everyone in ``prod``."""
+    return {
+        "key": "checkout",
+        "name": "Checkout",
+        "variables": [{"key": "checkout-flow", "type": "String"}],
+        "variations": [{"key": v, "name": v.upper(), "variables": {"checkout-flow": f"flow-{v}"}} for v in variations],
+        "configurations": {
+            "prod": {
+                "status": "active",
+                "targets": [
+                    {
+                        "audience": {"filters": {"operator": "and", "filters": [{"type": "all"}]}},
+                        "distribution": [{"_variation": serves, "percentage": 1}],
+                    }
+                ],
+            }
+        },
+    }
 
 
 def lines_of(proc: subprocess.Popen[str]) -> queue.Queue[str]:

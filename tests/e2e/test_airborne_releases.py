@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from bench.processes import free_port, process
 from tests.e2e.airborne_support import AirborneApp, Device, Owner, fleet, ok, sign_up
+from tests.support import services
 
 _apps = itertools.count()
 
@@ -41,21 +41,10 @@ class System:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     data = tmp_path_factory.mktemp("data")
-    cp_port, edge_port = free_port(), free_port()
-    with process(
-        ["control_plane", "serve", "--data-dir", str(data), "--port", str(cp_port)],
-        f"http://127.0.0.1:{cp_port}/health",
-        data / "control_plane.log",
-    ):
-        admin = httpx.Client(base_url=f"http://127.0.0.1:{cp_port}", timeout=30)
+    with services.control_plane(data) as admin:
         owner = sign_up(admin)
         ok(admin.post("/organisations/create", json={"name": "mobile"}, headers=owner.headers("mobile")))
-        with process(
-            ["server", "serve", "--data-dir", str(data), "--port", str(edge_port)],
-            f"http://127.0.0.1:{edge_port}/health",
-            data / "edge.log",
-        ):
-            edge = httpx.Client(base_url=f"http://127.0.0.1:{edge_port}", timeout=30)
+        with services.edge(data) as edge:
             yield System(admin, edge, owner, "mobile")
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench.processes import bootstrap_project, free_port, process
+from bench.processes import bootstrap_project
+from tests.support import services
 
 PROJECT = "shop"
 
@@ -38,13 +39,7 @@ class Cli:
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     data: Path = tmp_path_factory.mktemp("dvc-cli")
-    port = free_port()
-    with process(
-        ["control_plane", "serve", "--data-dir", str(data), "--port", str(port)],
-        f"http://127.0.0.1:{port}/health",
-        data / "cp.log",
-    ):
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    with services.control_plane(data, log="cp.log", timeout=60) as client:
         auth, keys = bootstrap_project(client)
         # DevCycle projects come with these three environments; the CLI's quick create configures them.
         for key in ("development", "staging", "production"):
@@ -60,7 +55,6 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
             "dvc-referrer-metadata": json.dumps({"command": "features get", "version": "6.2.2", "caller": "cli"}),
         }
         yield Cli(client, headers, keys)
-        client.close()
 
 
 def test_keys_get(cli: Cli) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.processes import bootstrap_project, free_port, process
+from bench.processes import bootstrap_project
+from tests.e2e.sdk_support import checkout_feature
+from tests.support import services
 
 QA = "qa-user-1"
 OTHER = "someone-else"
@@ -32,41 +34,12 @@ class System:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     data: Path = tmp_path_factory.mktemp("overrides")
-    cp_port, edge_port = free_port(), free_port()
-    with process(
-        ["control_plane", "serve", "--data-dir", str(data), "--port", str(cp_port)],
-        f"http://127.0.0.1:{cp_port}/health",
-        data / "control_plane.log",
-    ):
-        admin = httpx.Client(base_url=f"http://127.0.0.1:{cp_port}", timeout=30)
+    with services.control_plane(data) as admin:
         auth, keys = bootstrap_project(admin)
-        body = {
-            "key": "checkout",
-            "name": "Checkout",
-            "variables": [{"key": "checkout-flow", "type": "String"}],
-            "variations": [
-                {"key": v, "name": v.upper(), "variables": {"checkout-flow": f"flow-{v}"}} for v in ("a", "b", "c")
-            ],
-            "configurations": {
-                "prod": {
-                    "status": "active",
-                    "targets": [
-                        {
-                            "audience": {"filters": {"operator": "and", "filters": [{"type": "all"}]}},
-                            "distribution": [{"_variation": "a", "percentage": 1}],
-                        }
-                    ],
-                }
-            },
-        }
-        r = admin.post("/v1/projects/shop/features", json=body, headers=auth)
+        r = admin.post("/v1/projects/shop/features", json=checkout_feature("abc", serves="a"), headers=auth)
         assert r.status_code == 201, r.text
-        with process(
-            ["server", "serve", "--data-dir", str(data), "--port", str(edge_port)],
-            f"http://127.0.0.1:{edge_port}/ready",
-            data / "edge.log",
-        ):
-            yield System(admin, httpx.Client(base_url=f"http://127.0.0.1:{edge_port}", timeout=30), auth, keys)
+        with services.edge(data, ready=True) as edge:
+            yield System(admin, edge, auth, keys)
 
 
 def reflag(s: System, user: str) -> str | None:

@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from bench.processes import bootstrap_project, create_flags, free_port, patch_flag, process
+from tests.e2e.sdk_support import checkout_feature
+from tests.support import services
 
 FLUSH = "0.3"
 
@@ -33,32 +35,9 @@ class System:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     data: Path = tmp_path_factory.mktemp("evaluation-counts")
-    cp_port = free_port()
-    with process(
-        ["control_plane", "serve", "--data-dir", str(data), "--port", str(cp_port)],
-        f"http://127.0.0.1:{cp_port}/health",
-        data / "control_plane.log",
-    ):
-        admin = httpx.Client(base_url=f"http://127.0.0.1:{cp_port}", timeout=30)
+    with services.control_plane(data) as admin:
         auth, keys = bootstrap_project(admin)
-        checkout = {
-            "key": "checkout",
-            "name": "Checkout",
-            "variables": [{"key": "checkout-flow", "type": "String"}],
-            "variations": [{"key": v, "name": v.upper(), "variables": {"checkout-flow": f"flow-{v}"}} for v in "ab"],
-            "configurations": {
-                "prod": {
-                    "status": "active",
-                    "targets": [
-                        {
-                            "audience": {"filters": {"operator": "and", "filters": [{"type": "all"}]}},
-                            "distribution": [{"_variation": "b", "percentage": 1}],
-                        }
-                    ],
-                }
-            },
-        }
-        r = admin.post("/v1/projects/shop/features", json=checkout, headers=auth)
+        r = admin.post("/v1/projects/shop/features", json=checkout_feature("ab", serves="b"), headers=auth)
         assert r.status_code == 201, r.text
         assert create_flags(admin, auth, ["banner", "retired"]).is_success
         assert patch_flag(admin, auth, "retired", enabled=False).is_success

@@ -149,6 +149,15 @@ def _set(w: Write, cr_id: str, **columns: Any) -> None:
     w.db.execute(f"UPDATE change_requests SET {assignments} WHERE id = ?", (*columns.values(), cr_id))
 
 
+def _audit(w: Write, access: authz.ProjectAccess, feature_key: str, cr_id: str, action: str) -> None:
+    w.audit(
+        f"change_request.{action}",
+        f"feature:{feature_key}/change_request:{cr_id}",
+        organisation_id=access.organisation_id,
+        project_id=access.id,
+    )
+
+
 def _expect(row: Row, *statuses: str) -> None:
     if row["status"] not in statuses:
         raise conflict(f"the change request is {row['status']}, not {' or '.join(statuses)}")
@@ -221,12 +230,7 @@ async def create_change_request(ctx: Ctx) -> Any:
                 now,
             ),
         )
-        w.audit(
-            "change_request.create",
-            f"feature:{f['key']}/change_request:{cr_id}",
-            organisation_id=access.organisation_id,
-            project_id=access.id,
-        )
+        _audit(w, access, f["key"], cr_id, "create")
         return _view(_change_request(w.db, f["id"], cr_id))
 
     return ctx.commit(change, status=201)
@@ -296,12 +300,7 @@ async def submit_change_request(ctx: Ctx) -> Any:
                 f"not a publisher or owner of this organisation: {refused[0]}", "reviewers", "not_reviewer"
             )
         _set(w, row["id"], status="pending", description=body.description, reviewers=dumps(reviewers))
-        w.audit(
-            "change_request.submit",
-            f"feature:{f['key']}/change_request:{row['id']}",
-            organisation_id=access.organisation_id,
-            project_id=access.id,
-        )
+        _audit(w, access, f["key"], row["id"], "submit")
         return _view(_change_request(w.db, f["id"], row["id"]))
 
     return ctx.commit(change)
@@ -333,12 +332,7 @@ async def review_change_request(ctx: Ctx) -> Any:
             "createdAt": now_iso(),
         }
         _set(w, row["id"], status=body.action, reviews=dumps([*loads(row["reviews"], []), review]))
-        w.audit(
-            f"change_request.{body.action}",
-            f"feature:{f['key']}/change_request:{row['id']}",
-            organisation_id=access.organisation_id,
-            project_id=access.id,
-        )
+        _audit(w, access, f["key"], row["id"], body.action)
         if query.apply and body.action == "approved":
             _apply(w, ctx, access, _change_request(w.db, f["id"], row["id"]))
         return _view(_change_request(w.db, f["id"], row["id"]))
@@ -376,12 +370,7 @@ async def cancel_change_request(ctx: Ctx) -> Any:
         _author_or_publisher(w, access, row)
         _expect(row, *OPEN)
         _set(w, row["id"], status="cancelled")
-        w.audit(
-            "change_request.cancel",
-            f"feature:{f['key']}/change_request:{row['id']}",
-            organisation_id=access.organisation_id,
-            project_id=access.id,
-        )
+        _audit(w, access, f["key"], row["id"], "cancel")
         return _view(_change_request(w.db, f["id"], row["id"]))
 
     return ctx.commit(change)

@@ -75,8 +75,10 @@ def run(changes: int, with_redis: bool, database_url: str | None = None) -> dict
             stack.callback(sync.kill)
         cp = free_port()
         args = ["control_plane", "serve", "--data-dir", str(a), "--port", str(cp)]
-        # Replicas on PostgreSQL share one signing secret (given, not generated per data dir).
-        args += ["--database-url", database_url, "--jwt-secret", "propagation-" + "x" * 32] if database_url else []
+        # Replicas on PostgreSQL share their secrets (given, not generated per data dir).
+        if database_url:
+            args += ["--database-url", database_url, "--jwt-secret", "propagation-" + "x" * 32]
+            args += ["--key-encryption-secret", "propagation-key-" + "y" * 32]
         stack.enter_context(
             process(
                 args + (["--redis-url", redis_url] if redis_url else []),

@@ -13,8 +13,22 @@ Keys (``flagedge`` is the default prefix):
   the complete state at version M, for hosts that miss a change set (new host, expiry, Redis restart).
 * channel ``flagedge:versions``: ``N`` is published after version N is stored.
 
+* ``flagedge:term``: a hash ``{epoch: E, since: S}``, the fencing of several publishers (control-plane
+  replicas on one PostgreSQL, one publishing at a time): E is the highest leadership epoch (fencing
+  token, taken from PostgreSQL with the publish lock) that wrote or claimed, S the newest version
+  Redis held when that term began (:data:`CLAIM_SCRIPT`).
+
 Writes are Lua scripts, so a change set, the version bump and the announcement are one atomic step:
 a subscriber that hears ``N`` finds ``flagedge:change:{N}`` (unless it has already expired).
+
+Fencing: a write that carries an epoch is refused (:data:`DEPOSED`) when a higher epoch has written
+or claimed, so a publisher that lost its lock (partition, pause, its PostgreSQL session gone) but
+still reaches Redis cannot store anything; and a term writes only above the version Redis held when
+it began (else :data:`BEHIND`), so its versions never share a number with an older term's and
+followers, which apply change sets strictly in order, never apply one term's change set on another
+term's state. The announced version is only ever raised. A write without an epoch (the single
+SQLite control plane, whose data dir lock is its fence) is not checked. ``sync`` reads none of
+this: it sees only versions, change sets and full states that passed it.
 """
 
 from __future__ import annotations
@@ -34,52 +48,107 @@ from contract.store import TABLES, ChangeSet, Items
 
 DEFAULT_PREFIX = "flagedge"
 
-# KEYS: version, index, change, sizes. ARGV: N, blob, ttl seconds, versions to keep, change key
-# prefix, channel, bytes to keep. Trims the oldest change sets (expired, or over either bound; the
-# newest always stays) and announces N if it is newer. Returns the announced version.
-CHANGE_SCRIPT = """
+# The outcome of a write script (its first result): stored, or refused and why.
+STORED = 0
+DEPOSED = 1  # a higher epoch wrote or claimed: this publisher's term is over
+BEHIND = 2  # at or below the version Redis held when this term began: go above it (a full state)
+
+# Fencing, the start of every write script. KEYS[1]: term, KEYS[2]: version, KEYS[3]: full;
+# ARGV[1]: the version written, ARGV[2]: the writer's epoch ('' = unfenced). A first write of a
+# higher epoch claims the term (as CLAIM_SCRIPT does); sets ``refused`` to DEPOSED or BEHIND.
+_FENCE = """
 local n = tonumber(ARGV[1])
-redis.call('SET', KEYS[3], ARGV[2], 'EX', tonumber(ARGV[3]))
-redis.call('ZADD', KEYS[2], n, ARGV[1])
--- A retried push of the same version replaces its size in the ledger instead of adding it twice.
-local previous = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
-redis.call('HSET', KEYS[4], ARGV[1], string.len(ARGV[2]))
-local total = redis.call('HINCRBY', KEYS[4], 'total', string.len(ARGV[2]) - previous)
-local max_versions = tonumber(ARGV[4])
-local max_bytes = tonumber(ARGV[7])
-while redis.call('ZCARD', KEYS[2]) > 1 do
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-  local expired = redis.call('EXISTS', ARGV[5] .. oldest) == 0
-  if not (expired or total > max_bytes or redis.call('ZCARD', KEYS[2]) > max_versions) then break end
-  redis.call('DEL', ARGV[5] .. oldest)
-  redis.call('ZREM', KEYS[2], oldest)
-  local size = tonumber(redis.call('HGET', KEYS[4], oldest) or '0')
-  redis.call('HDEL', KEYS[4], oldest)
-  total = redis.call('HINCRBY', KEYS[4], 'total', -size)
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+local refused = nil
+local epoch = tonumber(ARGV[2])
+if epoch then
+  local held = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+  if epoch < held then
+    refused = 1
+  else
+    if epoch > held then
+      local full = tonumber(redis.call('HGET', KEYS[3], 'version') or '0')
+      redis.call('HSET', KEYS[1], 'epoch', ARGV[2], 'since', math.max(cur, full))
+    end
+    if n <= tonumber(redis.call('HGET', KEYS[1], 'since') or '0') then refused = 2 end
+  end
 end
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if n > cur then
-  redis.call('SET', KEYS[1], ARGV[1])
-  redis.call('PUBLISH', ARGV[6], ARGV[1])
-  return n
-end
-return cur
 """
 
-# KEYS: full, version. ARGV: M, blob, channel. Returns the announced version before this call.
-FULL_SCRIPT = """
-local m = tonumber(ARGV[1])
-local have = tonumber(redis.call('HGET', KEYS[1], 'version') or '-1')
-if m > have then
-  redis.call('HSET', KEYS[1], 'version', ARGV[1], 'data', ARGV[2])
+# KEYS: term, version, full, index, change, sizes. ARGV: N, epoch, blob, ttl seconds, versions to
+# keep, change key prefix, channel, bytes to keep. Trims the oldest change sets (expired, or over
+# either bound; the newest always stays) and announces N if it is newer. Returns {outcome, the
+# announced version}.
+CHANGE_SCRIPT = (
+    _FENCE
+    + """
+if refused then return {refused, cur} end
+redis.call('SET', KEYS[5], ARGV[3], 'EX', tonumber(ARGV[4]))
+redis.call('ZADD', KEYS[4], n, ARGV[1])
+-- A retried push of the same version replaces its size in the ledger instead of adding it twice.
+local previous = tonumber(redis.call('HGET', KEYS[6], ARGV[1]) or '0')
+redis.call('HSET', KEYS[6], ARGV[1], string.len(ARGV[3]))
+local total = redis.call('HINCRBY', KEYS[6], 'total', string.len(ARGV[3]) - previous)
+local max_versions = tonumber(ARGV[5])
+local max_bytes = tonumber(ARGV[8])
+while redis.call('ZCARD', KEYS[4]) > 1 do
+  local oldest = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
+  local expired = redis.call('EXISTS', ARGV[6] .. oldest) == 0
+  if not (expired or total > max_bytes or redis.call('ZCARD', KEYS[4]) > max_versions) then break end
+  redis.call('DEL', ARGV[6] .. oldest)
+  redis.call('ZREM', KEYS[4], oldest)
+  local size = tonumber(redis.call('HGET', KEYS[6], oldest) or '0')
+  redis.call('HDEL', KEYS[6], oldest)
+  total = redis.call('HINCRBY', KEYS[6], 'total', -size)
 end
-local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
-if m > cur then
+if n > cur then
   redis.call('SET', KEYS[2], ARGV[1])
-  redis.call('PUBLISH', ARGV[3], ARGV[1])
+  redis.call('PUBLISH', ARGV[7], ARGV[1])
+  return {0, n}
 end
-return cur
+return {0, cur}
 """
+)
+
+# KEYS: term, version, full. ARGV: M, epoch, blob, channel. Returns {outcome, the announced
+# version before this call}.
+FULL_SCRIPT = (
+    _FENCE
+    + """
+if refused then return {refused, cur} end
+local have = tonumber(redis.call('HGET', KEYS[3], 'version') or '-1')
+if n > have then
+  redis.call('HSET', KEYS[3], 'version', ARGV[1], 'data', ARGV[3])
+end
+if n > cur then
+  redis.call('SET', KEYS[2], ARGV[1])
+  redis.call('PUBLISH', ARGV[4], ARGV[1])
+end
+return {0, cur}
+"""
+)
+
+# A new term's claim, before it writes anything. KEYS: term, version, full. ARGV: epoch. Returns
+# {outcome, the version the term must write above}: DEPOSED (and the epoch that holds) when a
+# higher epoch claimed already;
+# else the term is this epoch's from now on, and older epochs' writes are refused.
+CLAIM_SCRIPT = """
+local epoch = tonumber(ARGV[1])
+local held = tonumber(redis.call('HGET', KEYS[1], 'epoch') or '0')
+if epoch < held then return {1, held} end
+if epoch > held then
+  local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+  local full = tonumber(redis.call('HGET', KEYS[3], 'version') or '0')
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'since', math.max(cur, full))
+end
+return {0, tonumber(redis.call('HGET', KEYS[1], 'since') or '0')}
+"""
+
+
+def outcome(reply: Any) -> tuple[int, int]:
+    """A write or claim script's reply: (outcome, version)."""
+    status, version = reply
+    return int(status), int(version)
 
 
 @dataclass(frozen=True)
@@ -102,6 +171,11 @@ class RedisKeys:
     def sizes(self) -> str:
         """Hash of change-set sizes by version, and their ``total``: the byte bound's ledger."""
         return f"{self.prefix}:change-sizes"
+
+    @property
+    def term(self) -> str:
+        """Hash ``{epoch, since}``: the fencing of several publishers (module docstring)."""
+        return f"{self.prefix}:term"
 
     @property
     def channel(self) -> str:

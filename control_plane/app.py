@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> Starlette:
         settings.redis_url,
         settings.lmdb_map_size,
         floor=floor,
+        fenced=store.postgresql,  # replicas: Redis takes only the current term's writes
         redis_retention=RedisRetention(
             versions=settings.redis_retention_versions,
             seconds=settings.redis_retention_seconds,
@@ -121,7 +122,9 @@ def create_app(settings: Settings) -> Starlette:
         client_address=ClientAddress(settings.trusted_proxies),
         key_limits=key_limits,
         group_commits=GroupCommits(store),
-        releases=PublishedReleases(functools.partial(publisher.writer.get, "releases")),
+        releases=PublishedReleases(
+            replication.read_release if replication else functools.partial(publisher.writer.get, "releases")
+        ),
         oidc=OidcClient(settings.oidc) if settings.oidc is not None else None,
         vault=KeyVault(load_secret(settings.data_dir, KEY_ENCRYPTION_SECRET_FILE, settings.key_encryption_secret)),
         record_change=replication.record if replication else None,

@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -60,7 +61,8 @@ class Services:
     # validated environment documents by environment id.
     validate_projects: Callable[[Connection, set[str]], dict[str, Any]]
     # Called after commit, still under the store lock, with the same ids and those documents:
-    # publishes the snapshots.
+    # publishes the snapshots (or, on a publishing replica, returns the Future of the version that
+    # will hold the change: the route answers once it resolves).
     publish_projects: Callable[[set[str], dict[str, Any]], object]
     login_guard: LoginGuard
     client_address: ClientAddress
@@ -170,6 +172,8 @@ class Ctx:
     body: Any = None
     query: Any = None
     _principal: Principal | None = None
+    # The publishes this request's commits wait for (a publishing replica publishes in batches).
+    published: list[Future[Any]] = field(default_factory=list)
 
     @property
     def principal(self) -> Principal:
@@ -241,7 +245,9 @@ class Ctx:
                     )
                     result = stored
             if w.touched:
-                self.services.publish_projects(w.touched, documents)
+                published = self.services.publish_projects(w.touched, documents)
+                if isinstance(published, Future):
+                    self.published.append(published)
         return JSON(result, status_code=status)
 
 
@@ -420,6 +426,8 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
                     refuse_nul(data, "body.")
                 ctx.body = parse_model(spec.body, data)
             result = await spec.handler(ctx)
+            for published in ctx.published:
+                await asyncio.wrap_future(published)  # raises the publish's ApiError (503)
             if isinstance(result, Response):
                 return result
             return JSON(result, status_code=spec.status)

@@ -25,13 +25,20 @@ other hosts may hold that its LMDB does not (a restored data dir's floor, and wh
 read on start and whenever Redis answers with a newer one). Its next publish goes above that
 version and reaches Redis as a full state only (followers hold states this LMDB never had, so a
 change set against it would leave them wrong). Until that publish, ``/ready`` answers 503 saying so.
+
+Several control-plane replicas (``control_plane.replication``): the replica that publishes reads
+the state through its own database session (``db``), calls :attr:`Publisher.fence` right before
+each LMDB write (it raises when this replica's leadership term is over, so a deposed publisher
+writes nothing), and its Redis writes carry the term's epoch (``fenced``); a term's first publish
+(``fresh_term``) goes above every version seen so far and reaches Redis as a full state.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,6 +188,7 @@ class Publisher:
         *,
         floor: int = 0,
         redis_retention: RedisRetention = DEFAULT_RETENTION,
+        fenced: bool = False,
     ) -> None:
         """``floor``: a version other hosts may hold that this data dir's LMDB does not (a store
         rebuilt after damage, :mod:`contract.store_recovery`); a restore's floor and
@@ -195,10 +203,14 @@ class Publisher:
         self.failure: PublishFailure | None = None
         self.written = _Written(self.writer)
         self.store = store
+        # Called right before each LMDB write; raises to refuse it (a replica whose term is over).
+        self.fence: Callable[[], None] | None = None
         # The newest version other hosts may hold that this LMDB does not descend from.
         self.floor = max(floor, version_floor(data_dir))
         # Other hosts follow Redis (`python -m server sync`); publishing there never blocks a write.
-        self.redis = RedisPublisher(redis_url, self.writer, retention=redis_retention) if redis_url else None
+        self.redis = (
+            RedisPublisher(redis_url, self.writer, retention=redis_retention, fenced=fenced) if redis_url else None
+        )
         if self.redis is not None:
             try:
                 self.floor = max(self.floor, self.redis.high_water())
@@ -227,10 +239,20 @@ class Publisher:
             digests[table] = self.written.drop_unchanged(table, items)
         return change, digests
 
-    def publish_projects(self, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None = None) -> int:
+    def publish_projects(
+        self,
+        project_ids: set[str],
+        documents: Mapping[str, EnvironmentState] | None = None,
+        *,
+        db: Connection | None = None,
+        fresh_term: bool = False,
+    ) -> int:
+        """Publish the projects' current state under a new version; the version. ``db``: read the
+        state there (else through the store). ``fresh_term``: go above every version seen (the
+        floor, LMDB's) and reach Redis as a full state only."""
         if self.failure is not None:
             project_ids = project_ids | self.failure.projects  # what an earlier failed publish left behind
-        with self.store.read() as db:
+        with contextlib.nullcontext(db) if db is not None else self.store.read() as db:
             for _ in range(3):
                 if self.written.version != self.writer.version():
                     # Someone else wrote this LMDB (the lock makes that an operator's doing, e.g. a
@@ -243,10 +265,14 @@ class Publisher:
                     self.written = _Written(self.writer)
                 change, digests = self._diff(db, project_ids, documents)
                 behind = self._behind()
+                if fresh_term:
+                    behind = max(behind, self.floor, self.writer.version())
                 if change.is_empty() and not behind:
                     # Nothing the edges serve changed (e.g. a restart): no new version, no recompiles.
                     self._recovered(self.writer.version())
                     return self.writer.version()
+                if self.fence is not None:
+                    self.fence()
                 try:
                     version = self.writer.publish(
                         change, version=behind + 1 if behind else None, base=self.written.version
@@ -259,7 +285,7 @@ class Publisher:
             else:
                 raise self._failed(project_ids, lmdb.Error("LMDB kept changing under this publisher"))
             self.written.record(version, change, digests)
-            if behind:
+            if behind and not fresh_term:
                 log.warning(
                     "published version %d above version %d, the newest other hosts may hold (restored or "
                     "replaced data dir); followers get it as a full state",
@@ -327,7 +353,7 @@ class Publisher:
             )
         return out
 
-    def catch_up(self) -> int | None:
+    def catch_up(self, db: Connection | None = None) -> int | None:
         """Publish above the newest version other hosts may hold, if it is newer than this LMDB's.
 
         On start the publisher goes above every high-water mark it can read; one it learns later
@@ -336,12 +362,12 @@ class Publisher:
         version published, or None when nothing was behind."""
         if self.failure is not None or not self._behind():
             return None
-        return self.publish_projects(set())
+        return self.publish_projects(set(), db=db)
 
-    def republish_all(self) -> int:
-        with self.store.read() as db:
-            ids = {row["id"] for row in db.execute("SELECT id FROM projects")}
-        return self.publish_projects(ids | self.written.projects())
+    def republish_all(self, db: Connection | None = None, *, fresh_term: bool = False) -> int:
+        with contextlib.nullcontext(db) if db is not None else self.store.read() as conn:
+            ids = {row["id"] for row in conn.execute("SELECT id FROM projects")}
+        return self.publish_projects(ids | self.written.projects(), db=db, fresh_term=fresh_term)
 
     def close(self) -> None:
         if self.redis is not None:

@@ -8,6 +8,13 @@ seconds behind. While Redis is down the queue grows (bounded; on overflow it is 
 full state covers it) and the thread retries with backoff; when Redis is back it pushes the queue
 and rewrites the full state, which also repairs a Redis that restarted empty. The full state is also
 written on start, which covers versions a previous control-plane process never got to announce.
+
+Fenced (several control-plane replicas, ``fenced=True``): nothing is written until
+:meth:`RedisPublisher.begin_term` gives the leadership epoch this process publishes under. Every
+write carries it and Redis refuses it once a higher epoch has claimed (``contract.redis_protocol``):
+then this publisher is :attr:`deposed`, drops what it queued and writes nothing more until a new
+term begins. The claim also names the version Redis held when the term began; the term's first
+publish must go above it as a full state (:meth:`take_restart`).
 """
 
 from __future__ import annotations
@@ -27,8 +34,11 @@ import redis
 
 from contract.framing import CorruptValue, decode
 from contract.redis_protocol import (
+    BEHIND,
     CHANGE_SCRIPT,
+    CLAIM_SCRIPT,
     DEFAULT_PREFIX,
+    DEPOSED,
     FULL_SCRIPT,
     FullTables,
     RedisKeys,
@@ -36,9 +46,11 @@ from contract.redis_protocol import (
     encode_change,
     encode_full,
     high_water,
+    outcome,
     redact,
 )
 from contract.store import ChangeSet, SnapshotWriter
+from control_plane.leadership import Deposed
 
 log = logging.getLogger("control_plane.redis_publish")
 
@@ -97,6 +109,7 @@ class RedisPublisher:
         max_backoff: float = 2.0,
         socket_timeout: float = 5.0,
         connect_timeout: float = 1.0,
+        fenced: bool = False,
     ) -> None:
         if full_state is not None:
             self._full_state: FullStateSource = full_state
@@ -118,9 +131,10 @@ class RedisPublisher:
         )
         self._change_script = self._redis.register_script(CHANGE_SCRIPT)
         self._full_script = self._redis.register_script(FULL_SCRIPT)
+        self._claim_script = self._redis.register_script(CLAIM_SCRIPT)
 
         self._cond = threading.Condition()
-        self._pending: deque[tuple[int, bytes]] = deque()
+        self._pending: deque[tuple[int, bytes, int | None]] = deque()  # version, blob, epoch
         self._pending_bytes = 0
         self._generation = 0  # bumped when the queue is dropped on overflow
         self._need_full = True  # on start: earlier processes may have left gaps
@@ -134,6 +148,12 @@ class RedisPublisher:
         self._overflowing = False
         self._ahead = 0  # newest version Redis announced above this publisher's
         self._deferred = False  # the last full-state write waited for a change set in flight
+        # Fencing (module docstring). Unfenced: every write goes out without an epoch.
+        self._fenced = fenced
+        self._epoch: int | None = None  # the term this process publishes under
+        self._claimed = not fenced  # the term's claim is in Redis
+        self.deposed = False  # Redis refused this term: a higher epoch publishes now
+        self._restart: int | None = None  # the version a term's first publish must go above
         self._thread = threading.Thread(target=self._run, name="redis-publisher", daemon=True)
         self._thread.start()
 
@@ -149,14 +169,14 @@ class RedisPublisher:
         """
         if full_only:
             with self._cond:
-                if not self._closing:
+                if not self._closing and not self._silenced():
                     self._enqueued = max(self._enqueued, version)
                     self._need_full = True
                     self._cond.notify_all()
             return
         blob = encode_change(version, change)
         with self._cond:
-            if self._closing:
+            if self._closing or self._silenced():
                 return
             if self._pending and (
                 len(self._pending) >= self._max_pending or self._pending_bytes + len(blob) > self._max_pending_bytes
@@ -171,10 +191,42 @@ class RedisPublisher:
                 self._pending_bytes = 0
                 self._generation += 1
                 self._need_full = True
-            self._pending.append((version, blob))
+            self._pending.append((version, blob, self._epoch))
             self._pending_bytes += len(blob)
             self._enqueued = max(self._enqueued, version)
             self._cond.notify_all()
+
+    def begin_term(self, epoch: int) -> int | None:
+        """Publish under leadership ``epoch`` from now on (fenced). Claims it in Redis now: from
+        then on Redis refuses every lower epoch. Returns the version this term must publish above
+        (as a full state), or None when Redis could not be reached: then the thread claims before
+        anything else, and :meth:`take_restart` tells the version once it has. Raises
+        :class:`Deposed` if a higher epoch claimed already."""
+        with self._cond:
+            # What an earlier term of this process queued was computed in that term: not sent.
+            self._drop_pending()
+            # Claimed right here (not by the thread) unless Redis cannot be reached now.
+            self._epoch, self._claimed, self.deposed, self._restart = epoch, True, False, None
+            self._enqueued = self._full_version = self._ahead = 0
+            self._need_full = False  # the term's first publish asks for the full state
+            self._cond.notify_all()
+        try:
+            since = self._claim(epoch)
+        except (redis.RedisError, OSError) as e:
+            log.warning("could not claim epoch %d in Redis (%s); claiming it before anything else is sent", epoch, e)
+            with self._cond:
+                if self._epoch == epoch:
+                    self._claimed = False  # the thread claims it, before anything else
+                    self._cond.notify_all()
+            return None
+        return since
+
+    def take_restart(self) -> int | None:
+        """The version above which this term must publish again as a full state (a claim made
+        late, or a write Redis refused as behind), once; None when there is none."""
+        with self._cond:
+            restart, self._restart = self._restart, None
+            return restart
 
     def high_water(self) -> int:
         """Read now (blocking, may raise redis errors) the newest version Redis has seen."""
@@ -216,6 +268,8 @@ class RedisPublisher:
                 "redis_version": self._pushed,
                 "full_version": self._full_version,
                 "redis_ahead": self._ahead if self._ahead > max(self._enqueued, self._full_version) else 0,
+                "epoch": self._epoch,
+                "deposed": self.deposed,
             }
 
     def close(self, timeout: float = 2.0) -> None:
@@ -246,13 +300,20 @@ class RedisPublisher:
             return None
         return self._last_full + self._full_interval - time.monotonic()
 
-    def _next_job(self) -> tuple[list[tuple[int, bytes]], int, str | None] | None:
+    def _next_job(self) -> tuple[list[tuple[int, bytes, int | None]], int, str | None] | None:
         """Under the lock: the next batch of change sets, or a full-state write ("forced" or
-        "periodic"); None to stop."""
+        "periodic"), or the claim of a term (fenced); None to stop."""
         while True:
             now = time.monotonic()
             if self._closing and (not self._pending or now >= self._close_deadline):
                 return None
+            if self._fenced and (self._epoch is None or self.deposed):
+                if self._closing:
+                    return None
+                self._cond.wait()  # a standby, or deposed: nothing to write until a term begins
+                continue
+            if not self._claimed:
+                return [], self._generation, "claim"
             if self._pending:
                 return list(itertools.islice(self._pending, self._batch_size)), self._generation, None
             wait = self._full_wait()
@@ -273,10 +334,13 @@ class RedisPublisher:
                 return
             batch, generation, full = job
             try:
-                if batch:
-                    self._push(batch, generation)
-                if full is not None:
-                    self._write_full(forced=full == "forced")
+                if full == "claim":
+                    self._claim_late()
+                else:
+                    if batch:
+                        self._push(batch, generation)
+                    if full is not None:
+                        self._write_full(forced=full == "forced")
             except Exception as e:  # Redis down, or anything else: never let the thread die
                 if not isinstance(e, (redis.RedisError, OSError, lmdb.Error)):
                     log.exception("unexpected error publishing to Redis")
@@ -303,14 +367,15 @@ class RedisPublisher:
                     )
                     self._down_since = None
 
-    def _push(self, batch: list[tuple[int, bytes]], generation: int) -> None:
+    def _push(self, batch: list[tuple[int, bytes, int | None]], generation: int) -> None:
         keys = self._keys
         pipe = self._redis.pipeline(transaction=False)
-        for version, blob in batch:
+        for version, blob, epoch in batch:
             self._change_script(
-                keys=[keys.version, keys.index, keys.change(version), keys.sizes],
+                keys=[keys.term, keys.version, keys.full, keys.index, keys.change(version), keys.sizes],
                 args=[
                     version,
+                    "" if epoch is None else epoch,
                     blob,
                     max(1, self._retention.seconds),
                     max(1, self._retention.versions),
@@ -320,9 +385,14 @@ class RedisPublisher:
                 ],
                 client=pipe,
             )
-        results = pipe.execute()
-        announced = max(int(r) for r in results)
+        results = [outcome(r) for r in pipe.execute()]
+        announced = max(version for _, version in results)
         with self._cond:
+            refusals = [(status, entry[2]) for (status, _), entry in zip(results, batch, strict=True) if status]
+            if refusals:
+                self._refused(refusals[0][0], refusals[0][1], announced)
+                self._cond.notify_all()
+                return
             if generation == self._generation:
                 for _ in batch:
                     self._pending_bytes -= len(self._pending.popleft()[1])
@@ -353,10 +423,17 @@ class RedisPublisher:
                 self._cond.notify_all()
             return
         blob = encode_full(version, tables)
-        announced = int(
-            self._full_script(keys=[self._keys.full, self._keys.version], args=[version, blob, self._keys.channel])
+        epoch = self._epoch
+        status, announced = outcome(
+            self._full_script(
+                keys=[self._keys.term, self._keys.version, self._keys.full],
+                args=[version, "" if epoch is None else epoch, blob, self._keys.channel],
+            )
         )
         with self._cond:
+            if status:
+                self._refused(status, epoch, announced)
+                return
             self._full_version = max(self._full_version, version)
             self._pushed = max(self._pushed, version)
             self._last_full = time.monotonic()
@@ -375,3 +452,63 @@ class RedisPublisher:
                 mine,
                 announced,
             )
+
+    # -- fencing ----------------------------------------------------------------------------------
+
+    def _silenced(self) -> bool:
+        """Under the lock: fenced and without a term to write under (standby, or deposed)."""
+        return self._fenced and (self._epoch is None or self.deposed)
+
+    def _drop_pending(self) -> None:
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._generation += 1
+
+    def _claim(self, epoch: int) -> int:
+        """Claim ``epoch`` in Redis; the version the term must publish above."""
+        keys = self._keys
+        status, since = outcome(self._claim_script(keys=[keys.term, keys.version, keys.full], args=[epoch]))
+        with self._cond:
+            if status == DEPOSED:
+                self._refused(DEPOSED, epoch, 0)
+                raise Deposed(f"Redis holds leadership epoch {since}, above {epoch}", since)
+            if self._epoch == epoch:
+                self._claimed = True
+                self._cond.notify_all()
+        log.info("publishing to Redis under leadership epoch %d, above version %d", epoch, since)
+        return since
+
+    def _claim_late(self) -> None:
+        """The thread's claim of a term Redis could not be told of when it began: what was queued
+        meanwhile is dropped, and the term publishes again above what Redis holds."""
+        with self._cond:
+            epoch = self._epoch
+        if epoch is None:
+            return
+        try:
+            since = self._claim(epoch)
+        except Deposed:
+            return
+        with self._cond:
+            if self._epoch == epoch:
+                self._drop_pending()
+                self._restart = since
+                self._cond.notify_all()
+
+    def _refused(self, status: int, epoch: int | None, announced: int) -> None:
+        """Under the lock: Redis refused a write of ``epoch`` (DEPOSED or BEHIND)."""
+        if epoch != self._epoch:
+            return  # written under an earlier term of this process: that term is over anyway
+        self._drop_pending()
+        if status == DEPOSED:
+            if not self.deposed:
+                log.error(
+                    "Redis refused leadership epoch %s: another control plane publishes under a higher epoch; "
+                    "this one writes nothing more to Redis until it leads again",
+                    epoch,
+                )
+            self.deposed = True
+        elif status == BEHIND:
+            # Versions at or below where this term began belong to an older term: go above them.
+            log.warning("Redis refused version(s) at or below %d for epoch %s; publishing above it", announced, epoch)
+            self._restart = max(self._restart or 0, announced)

@@ -4,30 +4,37 @@ Any number of replicas serve the admin API against one PostgreSQL (``--database-
 its own data dir (its own LMDB) and the same Redis, which edges on every host follow through
 ``python -m server sync``. Publishing is one replica's job at a time:
 
-* **Leader**: the replica holding a session-level advisory lock (:data:`PUBLISH_LOCK`) on a
-  dedicated connection. Every replica tries to take it every :data:`POLL` seconds. When the holder
-  dies (kill -9, crash, host loss), PostgreSQL ends its session and releases the lock: the
-  connection's socket closes at once when the process dies; a host that vanishes is noticed by
-  TCP keepalives (:data:`KEEPALIVES`). A leader whose lock connection breaks stops publishing at
-  once (it may no longer hold the lock).
+* **Leader**: the replica holding the publish lock, in a term with its own epoch (fencing token):
+  :mod:`control_plane.leadership`. Every replica tries to take the lock every :data:`POLL`
+  seconds. When the holder dies (kill -9, crash, host loss), PostgreSQL ends its session and
+  releases the lock. A leader that finds its term over (its session broke, the epoch moved on,
+  Redis refused its epoch) steps down at once; a deposed leader that has not noticed yet is
+  refused by the fences (leadership's docstring), so it publishes nothing stale.
 * **Commit order**: every write that changes what edges serve appends its projects to
   ``publish_outbox`` inside its own transaction (:meth:`Replication.record`). Write transactions
   are serialized across replicas (``control_plane.store.WRITE_LOCK``), so ``seq`` grows in commit
-  order. The leader drains the outbox in ``seq`` order: one publish rebuilds the drained projects
-  from the current state (which contains every drained change) and writes it under one new
-  version; ``publish_state`` then records the last ``seq`` and that version, and the drained rows
-  go. Each committed change thus reaches the edges once, in order, in the first version published
-  after its commit, from whichever replica committed it.
-* **Takeover**: a new leader first republishes every project above the newest version any
-  publisher recorded or Redis announces (a full state, so followers of the old leader's
-  versions converge), covering every outbox row up to the moment it started; then it drains.
-  Nothing committed is lost between the old leader's last publish and its death.
+  order.
+* **Batches**: one thread of the leader publishes, nothing else does (and at most
+  :data:`PUBLISH_SHARE` of the time, so that commits gather into batches). Each *drain* reads, in one
+  snapshot of the database (on the lock's session), every outbox row not yet published and the
+  current state of the projects they name (each project once, however many rows name it), and
+  publishes that state under one new version; ``publish_state`` then records the last ``seq`` and
+  that version, and the drained rows go. So a burst of writes costs one publish per drain, not one
+  per write, and each committed change reaches the edges in the first version published after its
+  commit, in order, from whichever replica committed it.
+* **Read your writes**: a write answered by the leader is answered once a version holding it is
+  published (:meth:`Replication.publish` returns a future the route awaits); a standby answers once
+  its write is committed (the leader publishes it within one drain).
+* **Takeover**: a new term claims its epoch in Redis (older epochs are refused from then on), then
+  republishes every project above every version published before (the newest recorded in
+  ``publish_state``, or held by Redis when the term began, or in its own LMDB), as a full state,
+  covering every outbox row committed by then; then it drains. Nothing committed is lost between
+  the old leader's last publish and its death.
 * **Wake-ups**: a write's transaction sends ``NOTIFY`` (delivered at commit); the leader listens
-  on its lock connection and drains at once, and every :data:`POLL` seconds anyway.
-
-A replica that is not the leader answers writes once they are committed (durable: the leader
-publishes them within one drain); the leader publishes its own writes before it answers, as a
-single process does.
+  on its lock's session and drains at once, and every :data:`POLL` seconds anyway.
+* **Published releases**: the leader records LMDB's ``releases`` values in ``published_releases``
+  with each publish state; a standby, whose own LMDB nobody writes, answers the Airborne release
+  route from there (:meth:`Replication.read_release`).
 """
 
 from __future__ import annotations
@@ -39,91 +46,142 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import orjson
 import psycopg
 
-from control_plane.dialect import Connection, PgConnection, pg_connect
+from control_plane.dialect import Connection
 from control_plane.errors import ApiError
+from control_plane.leadership import CHANNEL, Deposed, Leadership
 from control_plane.publisher import Publisher
 from control_plane.snapshots import EnvironmentState
 from control_plane.store import Store, now_iso
 
 log = logging.getLogger("control_plane.replication")
 
-PUBLISH_LOCK = 0x666C_6167_0002
-CHANNEL = "flagedge_outbox"
 # How often a standby tries to become the leader, and the leader drains without a wake-up.
 POLL = 0.25
-# A lock connection whose peer vanished is noticed within about idle + interval * count seconds.
-KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+# The share of the time a leader under a stream of writes spends publishing (see Replication._run):
+# at 0.5 a burst costs about one publish per two to three writes on one replica (bench numbers in
+# README), and a lone writer waits no longer (its next write commits after the pause anyway).
+PUBLISH_SHARE = 0.5
+
+# A write's wait for the version that holds it: the version, or None when this replica stopped
+# publishing first (the write is committed; the next leader publishes it).
+Published = Future[int | None]
 
 
 class Replication:
-    """This replica's part in publishing (see the module docstring); a thread runs the election."""
+    """This replica's part in publishing (see the module docstring); a thread runs it."""
 
     def __init__(self, store: Store, publisher: Publisher, *, name: str | None = None, poll: float = POLL) -> None:
         assert store.url is not None, "replication needs the PostgreSQL store"
         self.store = store
         self.publisher = publisher
-        self.url = store.url
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.poll = poll
+        self.leadership = Leadership(store.url, self.name)
+        publisher.fence = self.leadership.check
         self.leader = False
         self.leader_since: float | None = None
-        self._conn: PgConnection | None = None
+        # Counters for /ready and measurements: versions this replica published, outbox rows drained.
+        self.publishes = 0
+        self.published_rows = 0
+        self._fresh_term = False  # the term's first publish (a full republish) is still to come
+        self._releases: dict[str, bytes] | None = None  # published_releases as this term wrote it
+        self._recorded = threading.local()  # the outbox seq of this thread's latest write
+        self._waiting = threading.Lock()
+        self._waiters: list[tuple[int, Published]] = []
+        self._published_seq = 0
         self._halt = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="publish-election", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
     # ---- the write path -----------------------------------------------------------------------
 
     def record(self, db: Connection, project_ids: set[str]) -> None:
         """In the write's transaction: queue its projects for the leader and wake it at commit."""
-        db.execute(
-            "INSERT INTO publish_outbox (projects, committed_at) VALUES (?, ?)",
+        row = db.execute(
+            "INSERT INTO publish_outbox (projects, committed_at) VALUES (?, ?) RETURNING seq",
             (orjson.dumps(sorted(project_ids)).decode(), now_iso()),
-        )
+        ).fetchone()
+        self._recorded.seq = int(row[0])
         db.execute(f"NOTIFY {CHANNEL}")
 
-    def publish(self, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None = None) -> int | None:
-        """After a commit that :meth:`record`-ed ``project_ids``: the leader publishes now (its own
-        writes are served before it answers); a standby leaves it to the leader."""
-        if not self.leader:
+    def publish(
+        self, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None = None
+    ) -> Published | None:
+        """After the commit of a write that :meth:`record`-ed (on this thread): on the leader, the
+        future of the version that will hold it (the route answers once it is published); None on
+        a standby, which leaves it to the leader."""
+        seq: int | None = getattr(self._recorded, "seq", None)
+        self._recorded.seq = None
+        if seq is None:
             return None
-        return self.drain()
+        with self._waiting:
+            if not self.leader or seq <= self._published_seq:
+                return None
+            waiter: Published = Future()
+            self._waiters.append((seq, waiter))
+        return waiter
 
-    def enqueue(self, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None = None) -> int | None:
+    def enqueue(self, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None = None) -> None:
         """For a change committed without :meth:`record` (the intake consumer's): queue it now."""
-        if not project_ids:
-            return None
-        with self.store.transaction() as db:
-            self.record(db, project_ids)
-        return self.publish(project_ids)
+        if project_ids:
+            with self.store.transaction() as db:
+                self.record(db, project_ids)
+            self.publish(project_ids)
 
-    # ---- the leader -----------------------------------------------------------------------------
+    def read_release(self, key: str) -> bytes | None:
+        """The published release value of ``organisation/application``: the leader's LMDB holds it;
+        a standby's LMDB is never written, so it reads what the leader recorded."""
+        if self.leader:
+            return self.publisher.writer.get("releases", key)
+        row = self.store.one("SELECT value FROM published_releases WHERE release_key = ?", (key,))
+        return bytes(row[0]) if row is not None else None
 
-    def drain(self) -> int | None:
-        """Publish every queued change, in order, under one version; the version, or None if
-        nothing was queued. Raises the publisher's ApiError (503) if LMDB refuses the write."""
-        with self.store.exclusive():
-            if not self.leader:
-                return None
-            rows = self.store.all(
-                "SELECT seq, projects FROM publish_outbox WHERE seq > COALESCE((SELECT seq FROM publish_state"
-                " WHERE id = 1), 0) ORDER BY seq"
-            )
-            if not rows:
-                return None
-            projects: set[str] = set()
-            for row in rows:
-                projects.update(orjson.loads(row["projects"]))
-            version = self.publisher.publish_projects(projects)
-            self._published(int(rows[-1]["seq"]), version)
-            return version
+    # ---- the leader ---------------------------------------------------------------------------
+
+    def _drain(self) -> bool:
+        """Publish every change committed so far and not yet published under one new version (the
+        term's first publish: everything); True if it published. Raises :class:`Deposed` when the
+        term is over, the publisher's ApiError (503) when LMDB refuses the write."""
+        with self.leadership.snapshot() as db:
+            state = db.execute("SELECT seq FROM publish_state WHERE id = 1").fetchone()
+            done = int(state[0]) if state is not None else 0
+            rows = db.execute("SELECT seq, projects FROM publish_outbox WHERE seq > ? ORDER BY seq", (done,)).fetchall()
+            if not rows and not self._fresh_term:
+                return False
+            seq = int(rows[-1]["seq"]) if rows else done
+            before = self.publisher.writer.version()
+            try:
+                if self._fresh_term:
+                    version = self.publisher.republish_all(db, fresh_term=True)
+                else:
+                    projects: set[str] = set()
+                    for row in rows:
+                        projects.update(orjson.loads(row["projects"]))
+                    version = self.publisher.publish_projects(projects, db=db)
+            except ApiError as e:
+                self._answer(seq, error=e)  # saved, not served: those writes answer 503 saying so
+                raise
+        self._fresh_term = False
+        self._published(seq, version)
+        self.publishes += version > before  # none when nothing the edges serve changed
+        self.published_rows += len(rows)
+        self._answer(seq, version=version)
+        return True
 
     def _published(self, seq: int, version: int) -> None:
-        with self.store.transaction() as db:
+        """Record, in the term's session and only while the term is current, how far publishing got
+        and the release values it published."""
+        with self.publisher.writer.reading() as txn:
+            releases = txn.table("releases")
+        with self.leadership.transaction() as db:
+            row = db.execute("SELECT epoch FROM publish_terms WHERE id = 1").fetchone()
+            if row is None or int(row[0]) != self.leadership.epoch:
+                raise Deposed(f"term {self.leadership.epoch} is over: term {row[0] if row else None} publishes")
             db.execute(
                 "INSERT INTO publish_state (id, seq, version, publisher, updated_at) VALUES (1, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, version = excluded.version,"
@@ -131,99 +189,172 @@ class Replication:
                 (seq, version, self.name, now_iso()),
             )
             db.execute("DELETE FROM publish_outbox WHERE seq <= ?", (seq,))
+            self._record_releases(db, releases, version)
+        self._releases = releases
 
-    def _take_over(self) -> None:
-        """Republish everything above every version published before (the drains follow)."""
-        with self.store.exclusive():
-            state = self.store.one("SELECT seq, version FROM publish_state WHERE id = 1")
-            # What is committed by now is in the state this republish reads.
-            newest = self.store.one("SELECT MAX(seq) FROM publish_outbox")
-            seq = max(int(newest[0] or 0) if newest else 0, int(state["seq"]) if state else 0)
-            self.publisher.floor = max(self.publisher.floor, int(state["version"]) if state else 0)
-            version = self.publisher.republish_all()
-            self._published(seq, version)
+    def _record_releases(self, db: Connection, releases: dict[str, bytes], version: int) -> None:
+        known = self._releases
+        if known is None:  # the term's first publish: whatever an earlier term recorded goes
+            db.execute("DELETE FROM published_releases")
+            known = {}
+        for key in known.keys() - releases.keys():
+            db.execute("DELETE FROM published_releases WHERE release_key = ?", (key,))
+        for key, value in releases.items():
+            if known.get(key) != value:
+                db.execute(
+                    "INSERT INTO published_releases (release_key, value, version) VALUES (?, ?, ?)"
+                    " ON CONFLICT (release_key) DO UPDATE SET value = excluded.value, version = excluded.version",
+                    (key, value, version),
+                )
+
+    def _answer(self, seq: int, *, version: int | None = None, error: Exception | None = None) -> None:
+        """The writes up to ``seq`` are published in ``version`` (or failed with ``error``)."""
+        with self._waiting:
+            if error is None:
+                self._published_seq = max(self._published_seq, seq)
+            keep = []
+            for waiter_seq, waiter in self._waiters:
+                if waiter_seq > seq:
+                    keep.append((waiter_seq, waiter))
+                elif error is not None:
+                    waiter.set_exception(error)
+                else:
+                    waiter.set_result(version)
+            self._waiters = keep
+
+    def _take_over(self, epoch: int) -> None:
+        """Begin term ``epoch``: claim it in Redis, then republish everything above every version
+        published before (the drains follow)."""
+        redis = self.publisher.redis
+        since = None
+        if redis is not None:
+            try:
+                since = redis.begin_term(epoch)
+            except Deposed as e:
+                if e.epoch is None:
+                    raise
+                # Redis knows an epoch this database never gave (it was restored or replaced):
+                # the lock's holder goes above it, or no replica could ever publish again.
+                log.error(
+                    "Redis holds leadership epoch %d, above this database's %d; continuing above it", e.epoch, epoch
+                )
+                epoch = self.leadership.advance(e.epoch)
+                since = redis.begin_term(epoch)
+        with self.leadership.snapshot() as db:
+            state = db.execute("SELECT seq, version FROM publish_state WHERE id = 1").fetchone()
+        self.publisher.floor = max(self.publisher.floor, int(state["version"]) if state else 0, since or 0)
+        with self._waiting:
+            self._published_seq = int(state["seq"]) if state else 0
+        self._fresh_term, self._releases = True, None
+        with contextlib.suppress(ApiError):  # logged and reported by the publisher; the drains retry it
+            self._drain()
+        # Leader once the takeover is done: writes answered meanwhile were answered as a standby
+        # answers (committed; this term publishes them).
+        with self._waiting:
+            self.leader, self.leader_since = True, time.monotonic()
+        if self._fresh_term:
+            return
         log.warning(
-            "this replica (%s) publishes now: version %d holds every change committed so far", self.name, version
+            "this replica (%s) publishes now (term %d): version %d holds every change committed so far",
+            self.name,
+            epoch,
+            self.publisher.writer.version(),
         )
 
+    def _step_down(self, why: str) -> None:
+        with self._waiting:
+            was_leader = self.leader
+            self.leader = False
+            self.leader_since = None
+            # Their writes are committed: the next leader publishes them.
+            for _, waiter in self._waiters:
+                waiter.set_result(None)
+            self._waiters = []
+        if was_leader:
+            log.error("this replica (%s) stops publishing: %s", self.name, why)
+
     def catch_up(self) -> int | None:
-        """The publisher's catch-up with Redis's high-water mark, on the leader only."""
-        return self.publisher.catch_up() if self.leader else None
+        """Nothing to do here: the leader's publishing thread catches up with Redis every round."""
+        return None
 
     def status(self) -> dict[str, Any]:
         """For ``/ready``: the leader reports its publisher; a standby that its database works."""
+        counts = {"epoch": self.leadership.epoch, "publishes": self.publishes, "publishedRows": self.published_rows}
         if self.leader:
-            return {**self.publisher.status(), "role": "leader"}
+            return {**self.publisher.status(), "role": "leader", **counts}
         state = self.store.one("SELECT version, publisher, updated_at FROM publish_state WHERE id = 1")
-        out: dict[str, Any] = {"ok": True, "role": "standby"}
+        out: dict[str, Any] = {"ok": True, "role": "standby", **counts}
         if state is not None:
             out.update(version=state["version"], publisher=state["publisher"], publishedAt=state["updated_at"])
         return out
 
-    # ---- the election thread ------------------------------------------------------------------------
+    # ---- the publishing thread --------------------------------------------------------------------
 
     def start(self) -> None:
         """Try once to become the publisher (a lone replica publishes before it serves), then
         keep trying on a thread."""
-        try:
-            self._elect()
-        except psycopg.Error as e:
-            log.warning("publish election: %s: %s; trying again", type(e).__name__, e)
-            self._drop_connection()
+        self._step()
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._halt.set()
         self._thread.join(timeout)
-        self._drop_connection("the control plane stops")
+        self._end_term("the control plane stops")
 
-    def _connect(self) -> PgConnection:
-        if self._conn is None:
-            self._conn = PgConnection(pg_connect(self.url, **KEEPALIVES))
-            self._conn.execute(f"LISTEN {CHANNEL}")
-        return self._conn
-
-    def _drop_connection(self, why: str = "its connection to PostgreSQL broke") -> None:
+    def _end_term(self, why: str) -> None:
         self._step_down(why)
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
-            self._conn = None
+        self.leadership.drop()
 
-    def _step_down(self, why: str) -> None:
-        if self.leader:
-            self.leader = False
-            self.leader_since = None
-            log.error("this replica (%s) stops publishing: %s", self.name, why)
-
-    def _elect(self) -> None:
-        """One round: take the lock if free (then take over), or check it is still held; drain."""
-        conn = self._connect()
+    def _round(self) -> bool:
+        """Become the leader if the lock is free; as the leader, publish what is pending. True if
+        a publish happened (more may be pending: go again without waiting)."""
         if not self.leader:
-            row = conn.execute("SELECT pg_try_advisory_lock(?)", (PUBLISH_LOCK,)).fetchone()
-            if row is not None and row[0]:
-                # A publish LMDB refuses is logged by the publisher and reported by /ready; the
-                # drains retry it. Leader (the write path publishes) once the takeover is done.
-                with contextlib.suppress(ApiError):
-                    self._take_over()
-                self.leader, self.leader_since = True, time.monotonic()
-        else:
-            conn.execute("SELECT 1")  # still connected: still holding the lock
-        if self.leader:
-            with contextlib.suppress(ApiError):  # logged and reported; retried on the next wake-up
-                self.drain()
+            epoch = self.leadership.try_acquire()
+            if epoch is None:
+                return False
+            self._take_over(epoch)
+            return True
+        redis = self.publisher.redis
+        if redis is not None:
+            if redis.deposed:
+                raise Deposed("Redis refused this replica's epoch: a newer term publishes")
+            restart = redis.take_restart()
+            if restart is not None:
+                # Redis holds versions this term must go above (it was claimed late): all again.
+                self.publisher.floor = max(self.publisher.floor, restart)
+                self._fresh_term = True
+        self.publisher.catch_up()
+        return self._drain()
+
+    def _step(self) -> bool:
+        """One round, its failures handled: True if it published."""
+        try:
+            return self._round()
+        except Deposed as e:
+            self._end_term(str(e))
+        except psycopg.Error as e:
+            log.warning("publishing: %s: %s; reconnecting", type(e).__name__, e)
+            self._end_term("its connection to PostgreSQL broke")
+        except ApiError:
+            pass  # a publish LMDB refused: logged and reported by /ready; the next round retries
+        except Exception:
+            log.exception("publishing failed; trying again")
+        return False
 
     def _run(self) -> None:
         while not self._halt.is_set():
+            started = time.monotonic()
+            if self._step():
+                # Writes committed meanwhile are the next batch. This replica's commits and its
+                # publishes share one interpreter: publishing back to back would leave commits too
+                # little of it for a batch to gather, so publishing gets PUBLISH_SHARE of the time.
+                busy = time.monotonic() - started
+                self._halt.wait(min(self.poll, busy * (1 - PUBLISH_SHARE) / PUBLISH_SHARE))
+                continue
             try:
-                self._elect()
                 # Sleep until a write commits (NOTIFY) or the poll interval passes.
-                for _ in self._connect().raw.notifies(timeout=self.poll, stop_after=1):
-                    pass
+                self.leadership.wait(self.poll)
             except psycopg.Error as e:
-                log.warning("publish election: %s: %s; reconnecting", type(e).__name__, e)
-                self._drop_connection()
-                self._halt.wait(self.poll)
-            except Exception:
-                log.exception("publish election failed; trying again")
+                log.warning("publishing: %s: %s; reconnecting", type(e).__name__, e)
+                self._end_term("its connection to PostgreSQL broke")
                 self._halt.wait(self.poll)

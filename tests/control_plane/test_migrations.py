@@ -38,6 +38,7 @@ SHIPPED = [
     "0011_flow",
     "0012_self_targeting_metrics",
     "0013_replicas",
+    "0014_publish_fencing",
 ]
 # The version a test's own extra migration takes: the one after the shipped ones.
 NEXT = f"{len(SHIPPED) + 1:04d}"

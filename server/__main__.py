@@ -11,6 +11,9 @@ import sys
 
 from server import settings
 
+# --interface → the granian worker factory and interface name.
+TARGETS = {"asgi": ("server.app:app_from_env", "asgi"), "rsgi": ("server.rsgi:app_from_env", "rsgi")}
+
 
 def _serve(ns: argparse.Namespace) -> int:
     from granian import Granian
@@ -19,6 +22,9 @@ def _serve(ns: argparse.Namespace) -> int:
     from contract.lifecycle import mark_master
     from contract.store import snapshot_dir
 
+    if ns.interface not in TARGETS:
+        print(f"--interface must be one of {', '.join(TARGETS)}", file=sys.stderr)
+        return 2
     settings.to_environ(ns)
     s = settings.from_environ()
     # Every open SSE stream is a socket: use all the descriptors the hard limit allows.
@@ -31,10 +37,11 @@ def _serve(ns: argparse.Namespace) -> int:
         flush=True,
     )
     mark_master()  # workers die with this process
+    target, interface = TARGETS[s.interface]
     Granian(
-        "server.app:app_from_env",
+        target,
         factory=True,
-        interface=Interfaces.ASGI,
+        interface=Interfaces(interface),
         address=s.host,
         port=s.port,
         workers=s.workers,

@@ -11,9 +11,6 @@ import sys
 
 from server import settings
 
-# --interface → the granian worker factory and interface name.
-TARGETS = {"asgi": ("server.app:app_from_env", "asgi"), "rsgi": ("server.rsgi:app_from_env", "rsgi")}
-
 
 def _serve(ns: argparse.Namespace) -> int:
     from granian import Granian
@@ -22,9 +19,6 @@ def _serve(ns: argparse.Namespace) -> int:
     from contract.lifecycle import mark_master
     from contract.store import snapshot_dir
 
-    if ns.interface not in TARGETS:
-        print(f"--interface must be one of {', '.join(TARGETS)}", file=sys.stderr)
-        return 2
     settings.to_environ(ns)
     s = settings.from_environ()
     # Every open SSE stream is a socket: use all the descriptors the hard limit allows.
@@ -37,11 +31,10 @@ def _serve(ns: argparse.Namespace) -> int:
         flush=True,
     )
     mark_master()  # workers die with this process
-    target, interface = TARGETS[s.interface]
     Granian(
-        target,
+        "server.app:app_from_env",
         factory=True,
-        interface=Interfaces(interface),
+        interface=Interfaces.ASGI,
         address=s.host,
         port=s.port,
         workers=s.workers,

@@ -62,8 +62,6 @@ class EdgeSettings:
     # Seconds between flushes of each worker's evaluation counts to the intake (DevCycle's
     # results/evaluations; server/evaluation_counts.py); 0 turns counting off.
     evaluation_counts_interval: float = 10.0
-    # granian's interface to the workers: "asgi", or "rsgi" (server/rsgi.py).
-    interface: str = "asgi"
 
 
 FIELDS: list[tuple[str, str, str, str, type]] = [
@@ -169,7 +167,6 @@ FIELDS: list[tuple[str, str, str, str, type]] = [
         "10",
         float,
     ),
-    ("--interface", "EDGE_INTERFACE", 'granian interface to the workers, "asgi" or "rsgi"', "asgi", str),
 ]
 
 

@@ -108,11 +108,10 @@ def test_404_and_405_speak_the_shape_of_the_path(tmp_path: Path) -> None:
 
 
 def test_no_module_imports_the_wiring() -> None:
-    """Only the entry points (ASGI's server.app, RSGI's server.rsgi over it) name server.app:
-    route modules and the service depend on the service, never on the wiring (not even for type
-    checking)."""
+    """Only the entry point names server.app: route modules and the service depend on the
+    service, never on the wiring (not even for type checking)."""
     for path in SERVER.rglob("*.py"):
-        if path.name in {"app.py", "rsgi.py", "__main__.py"}:
+        if path.name in {"app.py", "__main__.py"}:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):

@@ -30,9 +30,10 @@ hidden from the key's SDK kind (``sdkVisibility``) are left out.
 
 The two evaluation routes are answered by the hot path on POST (``server.hot_path``; other
 methods reach the routed handlers, for OFREP's 405). The evaluator writes the Reflag answers
-(``Snapshot.ofrep_all`` / ``ofrep_flag``, ``evaluator/src/ofrep.rs``); this module adds the
-members that end them (``eventStreams``, bulk ``metadata``), built once per snapshot version and
-publishable key (:class:`TailCache`).
+(``Snapshot.ofrep_all`` / ``ofrep_flag``, ``evaluator/src/ofrep.rs``) and the DevCycle ones
+(``Snapshot.devcycle_json`` / ``devcycle_ofrep_flag``, ``evaluator/src/devcycle/answer.rs``);
+this module adds the members that end them (``eventStreams``, bulk ``metadata``), built once
+per snapshot version and publishable key (:class:`TailCache`).
 
 Errors keep OFREP's bodies, never the project envelope: ``{"key", "errorCode", "errorDetails"}``
 for evaluation failures (400 PARSE_ERROR / INVALID_CONTEXT / TARGETING_KEY_MISSING / GENERAL,
@@ -208,12 +209,12 @@ def devcycle_one(env: Environment, kind: Kind, key: str, context: dict[str, Any]
     """One DevCycle variable's OFREP success body with ``tail`` before its closing brace; 404
     FLAG_NOT_FOUND when the user is not served it."""
     user = devcycle_user(context, key)
-    raw = env.snapshot.devcycle_json(user, now_ms(), "ofrep_flag", key, _hidden(env, kind))
-    if raw is None:
+    body = env.snapshot.devcycle_ofrep_flag(
+        user, now_ms(), key, _hidden(env, kind), flag_state_version=env.version, tail=tail
+    )
+    if body is None:
         raise ofrep_error(404, f"variable {key!r} is not served to this user", code=FLAG_NOT_FOUND, key=key)
-    flag: dict[str, Any] = orjson.loads(raw)
-    flag["metadata"]["flagStateVersion"] = env.version
-    return orjson.dumps(flag)[:-1] + tail + b"}"
+    return body
 
 
 def devcycle_all(env: Environment, kind: Kind, context: dict[str, Any]) -> bytes:

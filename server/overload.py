@@ -114,19 +114,19 @@ class LoadShedder:
             return True
         return self._count >= BURST and now - self._first > self.max_delay
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
-            await self.app(scope, receive, send)
-            return
+    def admit(self) -> bool:
+        """Count a request starting now: False when it is to be shed (:meth:`refuse`). The hot
+        path (``server.hot_path``) asks this directly, before the middleware stack."""
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._heartbeat())
         now = time.monotonic()
         if self._count == 0:
             self._first = now
         self._count += 1
-        if not self.overloaded(now):
-            await self.app(scope, receive, send)
-            return
+        return not self.overloaded(now)
+
+    async def refuse(self, scope: Scope, send: Send) -> None:
+        """Answer a shed request: 503 + Retry-After in the error shape of its path."""
         stats.shed += 1
         if self._shedding_since is None:
             self._shedding_since = time.monotonic()
@@ -137,3 +137,9 @@ class LoadShedder:
             headers={"Retry-After": RETRY_AFTER, "Cache-Control": "no-store"},
         )
         await send_error(send, err, request_id(Request(scope)), self.shape_for(scope["path"]))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt or self.admit():
+            await self.app(scope, receive, send)
+            return
+        await self.refuse(scope, send)

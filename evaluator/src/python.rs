@@ -537,6 +537,34 @@ impl PySnapshot {
             Ok(out.map(|bytes| PyBytes::new(py, &bytes)))
         })
     }
+
+    /// One DevCycle variable's OFREP answer (`devcycle::ofrep_flag_answer`): the success object
+    /// with `flagStateVersion` in its `metadata` and `tail` before its closing brace; `None`
+    /// without a `devcycle` section or when the user is not served the variable.
+    #[pyo3(signature = (user, now_ms, key, hidden = None, *, flag_state_version, tail = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn devcycle_ofrep_flag<'py>(
+        &self,
+        py: Python<'py>,
+        user: &Bound<'py, PyAny>,
+        now_ms: i64,
+        key: &str,
+        hidden: Option<HashSet<String>>,
+        flag_state_version: u64,
+        tail: Option<&[u8]>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        guard(|| {
+            let user = to_value(user)?;
+            if !user.is_object() {
+                return Err(PyTypeError::new_err("user must be a dict"));
+            }
+            let hidden = hidden.unwrap_or_default();
+            let out = self.inner.devcycle_answer(&user, now_ms, devcycle::Part::OfrepFlag(key), &hidden);
+            Ok(out.map(|flag| {
+                PyBytes::new(py, &devcycle::ofrep_flag_answer(flag, flag_state_version, tail.unwrap_or_default()))
+            }))
+        })
+    }
 }
 
 /// Reflag rollout hash of a string: 0..=100000.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import pytest
+
 from server.app import create_app
 from server.settings import EdgeSettings
 
@@ -46,3 +48,17 @@ def test_cors_can_be_restricted_or_off(tmp_path: Path) -> None:
         assert (
             "access-control-allow-origin" not in client.get("/health", headers={"Origin": "https://a.example"}).headers
         )
+
+
+@pytest.mark.parametrize("origins", ["*", "https://app.example", ""])
+@pytest.mark.parametrize("origin", [None, "https://app.example", "https://evil.example"])
+def test_hot_answers_carry_what_the_cors_middleware_adds(tmp_path: Path, origins: str, origin: str | None) -> None:
+    """The hot path answers before the middleware stack and tags its answers itself: the same
+    headers, in the same order, as a HEAD of the same request answered through the stack."""
+    with TestClient(create_app(EdgeSettings(data_dir=tmp_path, cors_origins=origins))) as client:
+        headers = {"X-Request-Id": "req-1", **({"Origin": origin} if origin else {})}
+        hot = client.get("/features/evaluated", headers=headers)
+        routed = client.head("/features/evaluated", headers=headers)
+        assert hot.status_code == routed.status_code == 401
+        assert hot.headers.multi_items() == routed.headers.multi_items()
+        assert ("vary", "Origin") in hot.headers.multi_items() or not origins

@@ -229,3 +229,71 @@ def test_targeting_key_missing_details_name_the_key_as_python_does(key: str) -> 
         ]
     )
     answers(snapshot, {}, None, 1.7e12, [key])
+
+
+# --- DevCycle variables: one variable's answer written by the evaluator ------------------------
+
+
+def devcycle_one_before(
+    snapshot: evaluator.Snapshot, user: dict[str, Any], now_ms: int, key: str, hidden: set[str], tail: bytes
+) -> bytes | None:
+    """The single-variable answer as the edge built it in Python before the evaluator wrote it:
+    the ``ofrep_flag`` part parsed, ``flagStateVersion`` set in its metadata, serialized again."""
+    raw = snapshot.devcycle_json(user, now_ms, "ofrep_flag", key, hidden)
+    if raw is None:
+        return None
+    flag: dict[str, Any] = orjson.loads(raw)
+    flag["metadata"]["flagStateVersion"] = VERSION
+    return orjson.dumps(flag)[:-1] + tail + b"}"
+
+
+def with_values(config: dict[str, Any], values: list[Any], strings: list[str], shared: bool) -> dict[str, Any]:
+    """``config`` with generated values for its JSON and String variables (Boolean and Number ones
+    keep theirs), a String variable added to the first feature, and with ``shared`` a copy of the
+    first feature under another key and id (two features serving the same variable keys: the
+    evaluator's non-streaming path)."""
+    out = copy.deepcopy(config)
+    out["variables"].append({"_id": "0123456789abcdef01234567", "key": "odd-string", "type": "String"})
+    types = {v["_id"]: v["type"] for v in out["variables"]}
+    n = 0
+    for feature in out["features"]:
+        for variation in feature["variations"]:
+            if feature is out["features"][0]:
+                variation["variables"].append({"_var": "0123456789abcdef01234567", "value": ""})
+            for variable in variation["variables"]:
+                if types[variable["_var"]] == "JSON":
+                    variable["value"] = values[n % len(values)]
+                elif types[variable["_var"]] == "String":
+                    variable["value"] = strings[n % len(strings)]
+                n += 1
+    if shared:
+        twin = copy.deepcopy(out["features"][0])
+        twin["key"], twin["_id"] = "twin-feature", "fedcba9876543210fedcba98"
+        out["features"].append(twin)
+    return out
+
+
+json_objects = st.dictionaries(st.text(max_size=5), json_values, max_size=3)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    user=users,
+    values=st.lists(json_objects, min_size=1, max_size=4),
+    strings=st.lists(st.text(max_size=8), min_size=1, max_size=3),
+    shared=st.booleans(),
+    hide=st.lists(st.integers(0, 5), max_size=2),
+    offset=st.integers(-40 * 86_400_000, 40 * 86_400_000),
+)
+def test_devcycle_single_answer_is_the_one_built_in_python_before(
+    user: dict[str, Any], values: list[Any], strings: list[str], shared: bool, hide: list[int], offset: int
+) -> None:
+    config = with_values(CONFIG, values, strings, shared)
+    snapshot = evaluator.Snapshot(orjson.dumps(devcycle_document(config)))
+    hidden = {config["features"][i]["_id"] for i in hide if i < len(config["features"])}
+    tail = b',"eventStreams":' + orjson.dumps(STREAMS)
+    keys = [v["key"] for v in config["variables"]] + ["no-such-variable"]
+    for key in keys:
+        before = devcycle_one_before(snapshot, user, NOW + offset, key, hidden, tail)
+        got = snapshot.devcycle_ofrep_flag(user, NOW + offset, key, hidden, flag_state_version=VERSION, tail=tail)
+        assert got == before, key

@@ -176,6 +176,20 @@ class Snapshot:
         ``hidden``; None without a ``devcycle`` section or for a variable (``part``
         ``variable``/``ofrep_flag`` with ``key``) the user is not served."""
 
+    def devcycle_ofrep_flag(
+        self,
+        user: Mapping[str, _JSONValue],
+        now_ms: int,
+        key: str,
+        hidden: AbstractSet[str] | None = None,
+        *,
+        flag_state_version: int,
+        tail: bytes | None = None,
+    ) -> bytes | None:
+        """One DevCycle variable's OFREP answer: the ``ofrep_flag`` part with ``flagStateVersion``
+        last in its ``metadata`` and ``tail`` before its closing brace; None without a
+        ``devcycle`` section or when the user is not served the variable."""
+
 def set_counting(enabled: bool) -> None:
     """Whether snapshots compiled from now on count their evaluations (on by default)."""
 

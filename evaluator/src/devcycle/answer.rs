@@ -81,6 +81,24 @@ pub fn write(mut bucketed: Value, part: Part<'_>, hidden: &HashSet<String>) -> O
     serde_json::to_vec(&value).ok()
 }
 
+/// The edge's OFREP answer for one DevCycle variable: `flag`, the success object
+/// [`Part::OfrepFlag`] writes (by either path; `metadata`, whose values are all strings, is its
+/// last member), with `flagStateVersion` last in `metadata` and `tail` (further members, each
+/// with its leading comma) before the closing brace.
+pub fn ofrep_flag_answer(mut flag: Vec<u8>, flag_state_version: u64, tail: &[u8]) -> Vec<u8> {
+    debug_assert!(flag.ends_with(b"}}"), "an OFREP flag object ends with its metadata");
+    flag.truncate(flag.len().saturating_sub(2));
+    if flag.last() != Some(&b'{') {
+        flag.push(b',');
+    }
+    flag.extend_from_slice(b"\"flagStateVersion\":");
+    flag.extend_from_slice(flag_state_version.to_string().as_bytes());
+    flag.push(b'}');
+    flag.extend_from_slice(tail);
+    flag.push(b'}');
+    flag
+}
+
 /// Remove the hidden features, their variables and their `featureVariationMap` entries.
 fn hide(bucketed: &mut Value, hidden: &HashSet<String>) {
     let is_hidden = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).is_some_and(|id| hidden.contains(id));
@@ -411,6 +429,21 @@ mod tests {
         assert_eq!(parsed(write(bucketed(), Part::OfrepFlag("n"), &none())), expected);
         assert_eq!(parsed(write(bucketed(), Part::Ofrep, &none())), json!([expected]));
         assert_eq!(write(bucketed(), Part::OfrepFlag("missing"), &none()), None);
+    }
+
+    #[test]
+    fn the_edge_answer_ends_metadata_with_the_version_then_the_tail() {
+        let flag = write(bucketed(), Part::OfrepFlag("n"), &none()).expect("served");
+        let answer = ofrep_flag_answer(flag, 41, b",\"eventStreams\":[]");
+        let mut expected = parsed(write(bucketed(), Part::OfrepFlag("n"), &none()));
+        expected["metadata"]["flagStateVersion"] = json!(41);
+        expected["eventStreams"] = json!([]);
+        assert_eq!(serde_json::to_vec(&expected).expect("JSON"), answer);
+        let bare = br#"{"key":"k","value":null,"reason":"SPLIT","variant":"v","metadata":{}}"#.to_vec();
+        assert_eq!(
+            ofrep_flag_answer(bare, 7, b""),
+            br#"{"key":"k","value":null,"reason":"SPLIT","variant":"v","metadata":{"flagStateVersion":7}}"#
+        );
     }
 
     #[test]

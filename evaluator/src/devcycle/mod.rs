@@ -31,7 +31,7 @@ mod version;
 #[cfg(test)]
 mod tests;
 
-pub use answer::{write as write_part, Part};
+pub use answer::{ofrep_flag_answer, write as write_part, Part};
 pub use filter::UserFilter;
 pub use version::version_compare;
 

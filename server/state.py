@@ -324,6 +324,23 @@ class EdgeState:
                 self.reader.close()
             self.reader = None
 
+    def _unmap_store(self) -> None:
+        """Reopen the store after reading all of it (or a whole environment): the read mapped its
+        pages of ``data.mdb`` into this worker, and the pages stay in its RSS while mapped (about as much as the
+        compiled snapshots at 100,000 flags, though the page cache could drop them). Reopened,
+        the map holds only what later refreshes read. The same file keeps its change log, so the
+        next refresh stays incremental; a file replaced in between is read whole."""
+        reader, self.reader = self.reader, None
+        if reader is None:
+            return
+        try:
+            self.reader = reader.remapped()
+        except lmdb.Error:
+            self._everything = True  # opened again, and read whole, on the next poll
+            return
+        if self.reader.inode != reader.inode:
+            self._everything = True
+
     def _problem(self, problem: str | None, *, exc_info: bool = False) -> None:
         """Record the store's state; log only when it changes (the poll repeats every 20 ms)."""
         if problem is None:
@@ -385,6 +402,8 @@ class EdgeState:
         self.loaded = True
         for listener in self.on_swap:
             listener(previous, view)
+        if delta.complete or delta.rebuild:
+            self._unmap_store()
         if delta.rebuild:
             del previous, delta
             await asyncio.to_thread(release_freed_memory)

@@ -143,12 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         sides["baseline"] = Checkout(ns.baseline.resolve(), ns.baseline_python)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
-        for n in ns.flags:
-            data_dir = Path(tmp) / f"scale-{n}"
+        for i, n in enumerate(ns.flags):
+            data_dir = Path(tmp) / f"{i}-scale-{n}"
             data_dir.mkdir()
             write_store(data_dir, n)
             for name, checkout in sides.items():
-                point = {"side": name, **measure(checkout, data_dir, n, Path(tmp) / f"{name}-{n}.log")}
+                point = {"side": name, **measure(checkout, data_dir, n, Path(tmp) / f"{name}-{i}.log")}
                 print(json.dumps(point), flush=True)
                 results.append(point)
     return 0

@@ -36,12 +36,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+if TYPE_CHECKING:
+    import redis
 
 from contract.framing import CorruptValue, decode, encode
 from contract.store import TABLES, ChangeSet, Items
@@ -270,8 +269,22 @@ def redact(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def failures() -> tuple[type[Exception], ...]:
+    """What a Redis call may raise: redis-py's errors (imported on first use, as by
+    :func:`client`) and the socket's."""
+    import redis
+
+    return (redis.RedisError, OSError, TimeoutError)
+
+
 def client(url: str, *, name: str, socket_timeout: float, connect_timeout: float) -> redis.Redis:
     """A client that fails fast and never retries on its own: callers own retries and backoff."""
+    # Imported on first use: redis-py (with the TLS modules it loads) adds about 20 MB to a
+    # process, and every edge worker imports this module, with or without a Redis configured.
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return redis.Redis.from_url(
         url,
         socket_timeout=socket_timeout,

@@ -273,6 +273,11 @@ class _Store:
             self.env.close()
             raise
 
+    @property
+    def inode(self) -> int:
+        """The inode of the ``data.mdb`` this process opened (a rebuilt file is another one)."""
+        return self._inode
+
     def check(self) -> DataFile:
         """Raise :class:`StoreDamaged` unless the open file can be read safely now."""
         meta = inspect_data_file(self.data_dir)
@@ -476,6 +481,16 @@ class SnapshotReader(_Store):
     def close(self) -> None:
         if self._owns_env:
             self.env.close()
+
+    def remapped(self) -> SnapshotReader:
+        """This store closed and opened anew, so that its map holds only what is read from now on
+        (mapped pages count in the process's RSS); itself when it shares a writer's environment
+        (:meth:`over`: one map per process). :class:`StoreDamaged` (a :class:`lmdb.Error`) when
+        it cannot be opened again."""
+        if not self._owns_env:
+            return self
+        self.close()
+        return SnapshotReader(self.data_dir)
 
     def _begin(self) -> lmdb.Transaction[bytes]:
         self.check()

@@ -46,10 +46,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-import redis
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -57,12 +56,16 @@ from contract import intake
 from contract.client_address import ClientAddress
 from contract.intake import EVENTS_STREAM, STREAM_MAXLEN, event_id, spool_dir
 from contract.redis_protocol import client as redis_client
+from contract.redis_protocol import failures as redis_failures
 from contract.redis_protocol import redact
 from server.auth import sdk_key
 from server.errors import EdgeError, read_limited, request_id
 from server.ratelimit import RateLimited, RateLimiter, check_all
 from server.settings import EdgeSettings
 from server.state import EdgeState, SdkKey
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger("server.events")
 
@@ -596,7 +599,7 @@ class RedisQueue:
             # A thread that outlives the deadline may still add the records: the consumer
             # de-duplicates them against the spooled copies by id.
             await asyncio.wait_for(asyncio.to_thread(self.add, records), self.deadline)
-        except (redis.RedisError, OSError, TimeoutError) as e:
+        except redis_failures() as e:
             self._down_until = time.monotonic() + self.retry_after
             if not self._failing:
                 self._failing = True

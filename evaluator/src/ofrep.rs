@@ -31,68 +31,98 @@ pub struct Options {
     pub kind: Option<crate::edge_devcycle::KeyKind>,
 }
 
-/// A config variant as OFREP shows it, serialized once per snapshot.
+/// A config variant as OFREP shows it, serialized once per snapshot, in one allocation.
 #[derive(Debug, Clone)]
 pub struct VariantBytes {
-    /// `"<key>"`: the `variant` of an enabled flag.
-    pub variant: Box<[u8]>,
-    /// `,"configKey":"<key>","configPayload":"<payload as JSON text>"`.
-    pub metadata: Box<[u8]>,
+    /// `"<key>"` (the `variant` of an enabled flag), then
+    /// `,"configKey":"<key>","configPayload":"<payload as JSON text>"` from `split` on.
+    bytes: Box<[u8]>,
+    split: u32,
 }
 
 impl VariantBytes {
     pub fn new(key: &str, payload: &Value) -> Self {
-        let mut variant = Vec::with_capacity(key.len() + 2);
-        json_str(&mut variant, key);
-        let mut metadata = b",\"configKey\":".to_vec();
-        metadata.extend_from_slice(&variant);
-        metadata.extend_from_slice(b",\"configPayload\":");
+        let mut bytes = Vec::with_capacity(2 * key.len() + 48);
+        json_str(&mut bytes, key);
+        let split = bytes.len();
+        bytes.extend_from_slice(b",\"configKey\":");
+        bytes.extend_from_within(..split);
+        bytes.extend_from_slice(b",\"configPayload\":");
         // Serializing a `Value` cannot fail; the text is then a JSON string of its own.
         let text = serde_json::to_string(payload).unwrap_or_else(|_| "null".to_string());
-        json_str(&mut metadata, &text);
-        Self { variant: variant.into(), metadata: metadata.into() }
+        json_str(&mut bytes, &text);
+        Self { bytes: bytes.into(), split: u32::try_from(split).unwrap_or(u32::MAX) }
+    }
+
+    /// `"<key>"`: the `variant` of an enabled flag.
+    pub fn variant(&self) -> &[u8] {
+        self.bytes.get(..self.split as usize).unwrap_or_default()
+    }
+
+    /// `,"configKey":"<key>","configPayload":"<payload as JSON text>"`.
+    pub fn metadata(&self) -> &[u8] {
+        self.bytes.get(self.split as usize..).unwrap_or_default()
     }
 }
 
-/// A flag's constant parts of its OFREP answers, serialized once per snapshot.
+/// A flag's constant parts of its OFREP answers, serialized once per snapshot in one allocation
+/// (a snapshot holds one per flag, in every worker).
 #[derive(Debug, Clone, Default)]
 pub struct FlagBytes {
-    /// `{"key":"<key>","value":`
-    head: Box<[u8]>,
-    /// `,"targetingVersion":N`, empty without a targeting version.
-    targeting_version: Box<[u8]>,
-    /// The whole TARGETING_KEY_MISSING failure object of this flag.
-    missing_key: Box<[u8]>,
+    /// `{"key":"<key>","value":`, then `,"targetingVersion":N` (nothing without a targeting
+    /// version) up to `rollout_at`, then per rule a 1 when it holds a percentage rollout (SPLIT
+    /// when it is the first to match), a 0 when not; nothing when no rule holds one.
+    bytes: Box<[u8]>,
+    head_end: u32,
+    rollout_at: u32,
     /// DISABLED (no rules) or STATIC (constant rules only); `None` when the context decides.
     pub fixed: Option<&'static str>,
-    /// Per rule: it holds a percentage rollout (SPLIT when it is the first to match).
-    pub rollout: Box<[bool]>,
 }
+
+/// `,"value":`, the end of [`FlagBytes`]' head.
+const VALUE: &[u8] = b",\"value\":";
 
 impl FlagBytes {
     pub fn new(key: &str, targeting_version: Option<i64>, fixed: Option<&'static str>, rollout: Vec<bool>) -> Self {
-        let mut head = b"{\"key\":".to_vec();
-        json_str(&mut head, key);
-        head.extend_from_slice(b",\"value\":");
-        let targeting_version =
-            targeting_version.map_or_else(Vec::new, |v| format!(",\"targetingVersion\":{v}").into_bytes());
-        let mut missing_key = b"{\"key\":".to_vec();
-        json_str(&mut missing_key, key);
-        missing_key.extend_from_slice(b",\"errorCode\":\"TARGETING_KEY_MISSING\",\"errorDetails\":");
-        json_str(&mut missing_key, &targeting_key_missing(key));
-        missing_key.push(b'}');
-        Self {
-            head: head.into(),
-            targeting_version: targeting_version.into(),
-            missing_key: missing_key.into(),
-            fixed,
-            rollout: rollout.into(),
+        let mut bytes = Vec::with_capacity(key.len() + 48 + rollout.len());
+        bytes.extend_from_slice(b"{\"key\":");
+        json_str(&mut bytes, key);
+        bytes.extend_from_slice(VALUE);
+        let head_end = bytes.len();
+        if let Some(v) = targeting_version {
+            let _ = write!(bytes, ",\"targetingVersion\":{v}");
         }
+        let rollout_at = bytes.len();
+        if rollout.contains(&true) {
+            bytes.extend(rollout.iter().map(|r| u8::from(*r)));
+        }
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self { bytes: bytes.into(), head_end: at(head_end), rollout_at: at(rollout_at), fixed }
     }
 
-    /// The TARGETING_KEY_MISSING failure object.
-    pub fn missing_key(&self) -> &[u8] {
-        &self.missing_key
+    fn head(&self) -> &[u8] {
+        self.bytes.get(..self.head_end as usize).unwrap_or_default()
+    }
+
+    fn targeting_version(&self) -> &[u8] {
+        self.bytes.get(self.head_end as usize..self.rollout_at as usize).unwrap_or_default()
+    }
+
+    /// Write the TARGETING_KEY_MISSING failure object of this flag (`key`: its key).
+    pub fn write_missing_key(&self, out: &mut Vec<u8>, key: &str) {
+        let head = self.head();
+        out.extend_from_slice(head.get(..head.len().saturating_sub(VALUE.len())).unwrap_or_default());
+        out.extend_from_slice(b",\"errorCode\":\"TARGETING_KEY_MISSING\",\"errorDetails\":");
+        // Printable ASCII without quotes or backslashes (every key the control plane accepts)
+        // is the same in Python's repr and in JSON: written as is, without allocating.
+        if key.bytes().all(|b| matches!(b, b' '..=b'~') && !matches!(b, b'\'' | b'"' | b'\\')) {
+            out.extend_from_slice(b"\"flag '");
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"' needs a targetingKey (or user.id) in the context\"");
+        } else {
+            json_str(out, &targeting_key_missing(key));
+        }
+        out.push(b'}');
     }
 
     /// The reason of an evaluation that `first_match` (the index of the first matching rule,
@@ -101,7 +131,7 @@ impl FlagBytes {
         match (self.fixed, first_match) {
             (Some(fixed), _) => fixed,
             (None, None) => "DEFAULT",
-            (None, Some(i)) if self.rollout.get(i).copied().unwrap_or(false) => "SPLIT",
+            (None, Some(i)) if self.bytes.get(self.rollout_at as usize + i) == Some(&1) => "SPLIT",
             (None, Some(_)) => "TARGETING_MATCH",
         }
     }
@@ -115,22 +145,22 @@ impl FlagBytes {
         config: Option<&VariantBytes>,
         flag_state_version: u64,
     ) {
-        out.extend_from_slice(&self.head);
+        out.extend_from_slice(self.head());
         out.extend_from_slice(if enabled { b"true" } else { b"false" });
         out.extend_from_slice(b",\"reason\":\"");
         // Reasons are constant upper-case ASCII words: no escaping needed.
         out.extend_from_slice(reason.as_bytes());
         out.extend_from_slice(b"\",\"variant\":");
         match (config, enabled) {
-            (Some(c), true) => out.extend_from_slice(&c.variant),
+            (Some(c), true) => out.extend_from_slice(c.variant()),
             (_, true) => out.extend_from_slice(b"\"on\""),
             (_, false) => out.extend_from_slice(b"\"off\""),
         }
         out.extend_from_slice(b",\"metadata\":{\"flagStateVersion\":");
         write_u64(out, flag_state_version);
-        out.extend_from_slice(&self.targeting_version);
+        out.extend_from_slice(self.targeting_version());
         if let Some(c) = config {
-            out.extend_from_slice(&c.metadata);
+            out.extend_from_slice(c.metadata());
         }
         out.extend_from_slice(b"}}");
     }
@@ -230,9 +260,25 @@ mod tests {
             String::from_utf8_lossy(&out),
             r#"{"key":"g","value":false,"reason":"STATIC","variant":"off","metadata":{"flagStateVersion":0}}"#
         );
+        out.clear();
+        bytes.write_missing_key(&mut out, "f");
         assert_eq!(
-            String::from_utf8_lossy(bytes.missing_key()),
+            String::from_utf8_lossy(&out),
             r#"{"key":"f","errorCode":"TARGETING_KEY_MISSING","errorDetails":"flag 'f' needs a targetingKey (or user.id) in the context"}"#
         );
+    }
+
+    #[test]
+    fn missing_key_objects_are_the_escaped_details_of_any_key() {
+        for key in ["f", "flag-1.a_b", "it's", "a\"b", "it's \"x\"", "x\\y", "tab\there", "é", "sp ace", ""] {
+            let mut out = Vec::new();
+            FlagBytes::new(key, Some(1), None, vec![true]).write_missing_key(&mut out, key);
+            let mut want = b"{\"key\":".to_vec();
+            json_str(&mut want, key);
+            want.extend_from_slice(b",\"errorCode\":\"TARGETING_KEY_MISSING\",\"errorDetails\":");
+            json_str(&mut want, &targeting_key_missing(key));
+            want.push(b'}');
+            assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&want), "{key:?}");
+        }
     }
 }

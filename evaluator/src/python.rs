@@ -288,17 +288,17 @@ impl PySnapshot {
 
     /// The document's `features` array, as JSON bytes.
     fn definitions_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.definitions_json())
+        PyBytes::new(py, &self.inner.definitions_json())
     }
 
     /// The `features` array of `GET /features` (what Reflag SDKs evaluate locally), as JSON bytes.
     fn local_definitions_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.local_definitions_json())
+        PyBytes::new(py, &self.inner.local_definitions_json())
     }
 
     /// `(key, reason)` of every flag `GET /features` leaves out: remote evaluation only.
     fn remote_only(&self) -> Vec<(String, String)> {
-        self.inner.remote_only().iter().map(|(k, r)| (k.to_string(), r.clone())).collect()
+        self.inner.remote_only().into_iter().map(|(k, r)| (k.into(), r)).collect()
     }
 
     /// The `features` object of `/features/evaluated` for a nested context, as JSON bytes.

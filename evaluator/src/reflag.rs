@@ -13,6 +13,7 @@ use crate::jsnum::{json_number_to_f64, string_to_number};
 use crate::jsonlogic::Logic;
 use rustc_hash::FxHashSet;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Context operators of Reflag's `context` filter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,15 +60,18 @@ impl Operator {
     }
 }
 
-/// A compiled context comparison: the first value pre-parsed for the operator that needs it.
+/// A compiled context comparison: what the operator reads of its values, pre-parsed. A snapshot
+/// holds one per `context` filter in every worker, so only what the operator reads is kept.
 #[derive(Debug, Clone)]
 pub struct Comparison {
     pub op: Operator,
-    values: Vec<String>,
+    /// The values IS/IS_NOT (the first) and ANY_OF/NOT_ANY_OF (all, unless `set` holds them)
+    /// compare with; empty for the other operators.
+    values: Box<[Arc<str>]>,
     // Fx: the set is the snapshot's values; a context value is only looked up, never inserted.
-    set: Option<FxHashSet<String>>,
-    /// `values[0]` lower-cased (CONTAINS), or `None` when absent.
-    lower: Option<String>,
+    set: Option<Box<FxHashSet<Arc<str>>>>,
+    /// `values[0]` lower-cased (CONTAINS/NOT_CONTAINS), or `None` when absent.
+    lower: Option<Box<str>>,
     /// `Number(values[0])` (GT/LT, AFTER/BEFORE days); NaN when absent.
     number: f64,
     /// `new Date(values[0])` in epoch ms (DATE_AFTER/DATE_BEFORE).
@@ -77,21 +81,52 @@ pub struct Comparison {
 /// `ANY_OF` lists at least this long use a hash set.
 const SET_THRESHOLD: usize = 8;
 
+/// Strings a snapshot's compiled filters share (values compared with, rollout keys): the same
+/// value (a plan, a country, an account id, a flag key) is held once however many filters use it.
+#[derive(Debug, Default)]
+pub struct Strings(FxHashSet<Arc<str>>);
+
+impl Strings {
+    pub fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(found) = self.0.get(s) {
+            return Arc::clone(found);
+        }
+        let new: Arc<str> = Arc::from(s);
+        self.0.insert(Arc::clone(&new));
+        new
+    }
+}
+
 impl Comparison {
     pub fn new(op: Operator, values: Vec<String>) -> Self {
-        let first = values.first();
-        let lower = first.map(|v| v.to_lowercase());
-        let number = first.map_or(f64::NAN, |v| string_to_number(v));
-        let date = first.and_then(|v| parse_date(v));
-        let set = (matches!(op, Operator::AnyOf | Operator::NotAnyOf) && values.len() >= SET_THRESHOLD)
-            .then(|| values.iter().cloned().collect());
+        let values: Vec<&str> = values.iter().map(String::as_str).collect();
+        Self::interned(op, &values, &mut Strings::default())
+    }
+
+    /// A comparison whose values are taken from (or added to) `strings`.
+    pub fn interned(op: Operator, values: &[&str], strings: &mut Strings) -> Self {
+        let first = values.first().copied();
+        let contains = matches!(op, Operator::Contains | Operator::NotContains);
+        let lower = first.filter(|_| contains).map(|v| v.to_lowercase().into_boxed_str());
+        let number = first.map_or(f64::NAN, string_to_number);
+        let date = first.and_then(parse_date);
+        let any_of = matches!(op, Operator::AnyOf | Operator::NotAnyOf);
+        let mut interned = |v: &&str| strings.intern(v);
+        let (values, set) = match op {
+            _ if any_of && values.len() >= SET_THRESHOLD => {
+                (Box::default(), Some(Box::new(values.iter().map(&mut interned).collect())))
+            }
+            _ if any_of => (values.iter().map(&mut interned).collect(), None),
+            Operator::Is | Operator::IsNot => (values.iter().take(1).map(&mut interned).collect(), None),
+            _ => (Box::default(), None),
+        };
         Self { op, values, set, lower, number, date }
     }
 
     fn any_of(&self, field: &str) -> bool {
         match &self.set {
             Some(set) => set.contains(field),
-            None => self.values.iter().any(|v| v == field),
+            None => self.values.iter().any(|v| **v == *field),
         }
     }
 
@@ -133,7 +168,7 @@ impl Comparison {
 
     /// `evaluate(fieldValue, operator, values)`; `now_ms` is the clock for AFTER/BEFORE.
     pub fn eval(&self, field: &str, now_ms: f64) -> bool {
-        let first = self.values.first().map(String::as_str);
+        let first = self.values.first().map(|v| &**v);
         match self.op {
             Operator::Contains => self.lower.as_deref().is_some_and(|v| contains_lower(field, v)),
             Operator::NotContains => self.lower.as_deref().is_some_and(|v| !contains_lower(field, v)),
@@ -180,8 +215,8 @@ fn contains_lower(haystack: &str, needle_lower: &str) -> bool {
 pub enum Filter {
     Constant(bool),
     Context { field: u32, cmp: Comparison },
-    Rollout { key: Box<str>, attribute: u32, threshold: f64 },
-    Group { and: bool, filters: Vec<Filter> },
+    Rollout { key: Arc<str>, attribute: u32, threshold: f64 },
+    Group { and: bool, filters: Box<[Filter]> },
     Negation(Box<Filter>),
     DevCycle(Box<UserFilter>),
     JsonLogic(Box<Logic>),
@@ -278,9 +313,10 @@ fn req_str<'v>(m: &'v Map<String, Value>, key: &str, path: &str) -> Result<&'v s
     }
 }
 
-/// Compiles filter trees, interning the context fields they read.
+/// Compiles filter trees, interning the context fields they read and the strings they hold.
 pub struct Compiler<'f> {
     pub fields: &'f mut Fields,
+    pub strings: &'f mut Strings,
     /// The flag key: the default `key` of rollout filters.
     pub flag_key: &'f str,
 }
@@ -307,13 +343,13 @@ impl Compiler<'_> {
                 let op = Operator::parse(op_name).ok_or_else(|| {
                     RuleError::new(format!("{path}.operator"), format!("unknown operator {op_name:?}"))
                 })?;
-                let values = match m.get("values") {
+                let values: Vec<&str> = match m.get("values") {
                     None | Some(Value::Null) => Vec::new(),
                     Some(Value::Array(items)) => items
                         .iter()
                         .enumerate()
                         .map(|(i, x)| match x {
-                            Value::String(s) => Ok(s.clone()),
+                            Value::String(s) => Ok(s.as_str()),
                             _ => Err(RuleError::new(format!("{path}.values[{i}]"), "expected a string")),
                         })
                         .collect::<Result<_, _>>()?,
@@ -324,7 +360,7 @@ impl Compiler<'_> {
                     return Err(RuleError::new(format!("{path}.values"), format!("{op_name} needs a value")));
                 }
                 let field = self.fields.intern(field);
-                Ok(Filter::Context { field, cmp: Comparison::new(op, values) })
+                Ok(Filter::Context { field, cmp: Comparison::interned(op, &values, self.strings) })
             }
             "rolloutPercentage" => {
                 let key = match m.get("key") {
@@ -342,7 +378,7 @@ impl Compiler<'_> {
                         ))
                     }
                 };
-                Ok(Filter::Rollout { key: key.into(), attribute, threshold })
+                Ok(Filter::Rollout { key: self.strings.intern(key), attribute, threshold })
             }
             "group" => {
                 let and = match req_str(m, "operator", path)? {
@@ -405,7 +441,7 @@ mod tests {
 
     fn compile(v: Value) -> Result<(Fields, Filter), RuleError> {
         let mut fields = Fields::default();
-        let f = Compiler { fields: &mut fields, flag_key: "flag" }.filter(&v, "$")?;
+        let f = Compiler { fields: &mut fields, strings: &mut Strings::default(), flag_key: "flag" }.filter(&v, "$")?;
         Ok((fields, f))
     }
 

@@ -18,53 +18,106 @@ use crate::devcycle;
 use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::ofrep;
-use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope};
+use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope, Strings};
+use crate::reflag_sdk;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 mod patch;
 pub use patch::Entry;
 
-/// One config variant: its filter and its pre-serialized `,"config":{...}` member.
+/// One config variant: its filter and its pre-serialized `,"config":{...}` member. Its payload
+/// is kept only as that JSON text (a parsed tree would cost several times the text in every
+/// worker); the rare caller that wants the value parses it back ([`Variant::payload`]).
 #[derive(Debug, Clone)]
 struct Variant {
     filter: Filter,
     key: Box<str>,
-    payload: Value,
     /// `,"config":{"key":…,"version":…,"payload":…` without the closing brace.
-    json: Vec<u8>,
+    json: Box<[u8]>,
+    /// Where the payload's JSON text starts in `json`.
+    payload_at: u32,
     /// How OFREP answers show it.
     ofrep: ofrep::VariantBytes,
 }
 
+impl Variant {
+    fn payload(&self) -> Value {
+        let text = self.json.get(self.payload_at as usize..).unwrap_or_default();
+        serde_json::from_slice(text).unwrap_or(Value::Null)
+    }
+}
+
+/// A compiled flag. Every snapshot of every worker holds one per flag, so its constant bytes
+/// share allocations ([`Flag::text`], [`ofrep::FlagBytes`]) and rarely used parts are boxed.
 #[derive(Debug, Clone)]
 struct Flag {
-    key: Box<str>,
+    /// Shared with the snapshot's key index.
+    key: Arc<str>,
     targeting_version: Option<i64>,
-    rules: Vec<Filter>,
-    variants: Vec<Variant>,
+    rules: Box<[Filter]>,
+    variants: Box<[Variant]>,
     config_version: Option<i64>,
     /// The definition has a `config` object (the answer then shows a matched variant's config).
     has_config: bool,
     /// Set when a DevCycle feature decides this flag.
-    devcycle: Option<DevcycleFlag>,
+    devcycle: Option<Box<DevcycleFlag>>,
     /// The SDK key kinds that never see this flag (`sdkVisibility`).
     hidden: Hidden,
-    /// `"key":{"isEnabled":false,"key":"…","targetingVersion":…` and the same with `true`: one
-    /// copy per flag into the answer instead of three.
-    open: [Box<[u8]>; 2],
+    /// In one allocation, ending at `ends[i]`: `"key":{"isEnabled":false,"key":"…",
+    /// "targetingVersion":…` and the same with `true` (one copy per flag into the answer
+    /// instead of three); the definition's JSON text as received (`GET /features` is assembled
+    /// from it on demand); its order key (where the flag sits among the environment's flags,
+    /// see [`Entry`]; flags are kept sorted).
+    text: Box<[u8]>,
+    ends: [u32; 4],
     /// The constant parts of its OFREP answers.
     ofrep: ofrep::FlagBytes,
-    /// The definition's JSON text, as received: `GET /features` is assembled from it on demand.
-    def: Box<[u8]>,
     /// What `GET /features` serves Reflag SDKs of this flag.
     local: Local,
-    /// Where the flag sits among the environment's flags (see [`Entry`]); flags are kept sorted.
-    order: Box<str>,
     /// Some rule, variant or DevCycle link reads the nested context.
     nested: bool,
+}
+
+/// The parts of [`Flag::text`] after the two openings.
+const DEFINITION: usize = 2;
+const ORDER: usize = 3;
+
+impl Flag {
+    fn part(&self, i: usize) -> &[u8] {
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends.get(before).copied().unwrap_or(0),
+            None => 0,
+        };
+        let end = self.ends.get(i).copied().unwrap_or(0);
+        self.text.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    /// `"key":{"isEnabled":<enabled>,"key":"…","targetingVersion":…`.
+    #[inline]
+    fn open(&self, enabled: bool) -> &[u8] {
+        let [false_end, true_end, ..] = self.ends;
+        let (start, end) = if enabled { (false_end, true_end) } else { (0, false_end) };
+        self.text.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    /// The definition's JSON text, as received.
+    fn definition(&self) -> &[u8] {
+        self.part(DEFINITION)
+    }
+
+    /// Where the flag sits among the environment's flags (compared as the order strings are).
+    fn order(&self) -> &[u8] {
+        self.part(ORDER)
+    }
+
+    /// Why Reflag SDKs cannot evaluate this flag locally ([`Local::Remote`]), from its definition.
+    fn remote_reason(&self) -> String {
+        let definition: Option<Value> = serde_json::from_slice(self.definition()).ok();
+        definition.and_then(|d| reflag_sdk::remote_only_reason(&d)).unwrap_or_default()
+    }
 }
 
 /// How a flag appears in `GET /features` (module [`reflag_sdk`]).
@@ -74,8 +127,9 @@ enum Local {
     Same,
     /// Rewritten into the shape Reflag SDKs require.
     Normalized(Box<[u8]>),
-    /// Left out: Reflag SDKs cannot evaluate it as the edge does (the reason).
-    Remote(String),
+    /// Left out: Reflag SDKs cannot evaluate it as the edge does ([`Flag::remote_reason`] says
+    /// why: found again when asked for, rather than kept in every flag of every worker).
+    Remote,
     /// Left out: DevCycle's bucketing decides it.
     Decided,
 }
@@ -156,19 +210,9 @@ pub struct Snapshot {
     fields: Fields,
     flags: Vec<Arc<Flag>>,
     /// Flag key → index in `flags`; shared with the previous snapshot when no flag moved.
-    by_key: Arc<HashMap<Box<str>, usize>>,
+    by_key: Arc<HashMap<Arc<str>, usize>>,
     needs_nested: bool,
     shared: Arc<Shared>,
-    // The `features` array as JSON, assembled from the flags' own text when first asked for:
-    // `GET /features` is rarely asked for on every version, and a copy per version would cost
-    // as much memory as the compiled flags.
-    definitions_json: OnceLock<Vec<u8>>,
-    /// What `GET /features` serves Reflag SDKs when it differs from `definitions_json`
-    /// (module [`reflag_sdk`]); `None` when they are the same.
-    local_json: OnceLock<Option<Vec<u8>>>,
-    /// Flags left out of `local_json`, with the reason; listed when first asked for (a patch
-    /// would otherwise copy every remote-only flag's reason on every change).
-    remote_only: OnceLock<Vec<(Box<str>, String)>>,
     /// Evaluations per Reflag-path flag and variation ([`counts::reflag_slot`]), by this
     /// snapshot's flag positions: every snapshot (a patched one too) counts afresh. DevCycle-decided
     /// flags count in their DevCycle config's counters, which a patch shares with the snapshot it
@@ -242,22 +286,18 @@ impl Snapshot {
         if let Ok(top) = serde_json::from_slice::<RawTop<'_>>(bytes) {
             if let Some(raw) = top.features {
                 if let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(raw.get()) {
-                    let entries: Option<Vec<Entry<'_>>> = items
+                    // Each flag is parsed as it is compiled: one parsed tree at a time.
+                    let entries = items
                         .iter()
-                        .map(|item| {
-                            let value = serde_json::from_str(item.get()).ok()?;
-                            Some(Entry { order: "".into(), text: Cow::Borrowed(item.get().as_bytes()), value })
-                        })
+                        .map(|item| Entry { order: "".into(), text: Cow::Borrowed(item.get().as_bytes()), value: None })
                         .collect();
-                    if let Some(entries) = entries {
-                        let extras = Extras {
-                            devcycle: top.devcycle.as_ref(),
-                            custom_data_types: top.custom_data_types.as_ref(),
-                            sdk_visibility: top.sdk_visibility.as_ref(),
-                            devcycle_overrides: top.devcycle_overrides.as_ref(),
-                        };
-                        return Self::build(entries, &extras);
-                    }
+                    let extras = Extras {
+                        devcycle: top.devcycle.as_ref(),
+                        custom_data_types: top.custom_data_types.as_ref(),
+                        sdk_visibility: top.sdk_visibility.as_ref(),
+                        devcycle_overrides: top.devcycle_overrides.as_ref(),
+                    };
+                    return Self::build(entries, &extras);
                 }
             }
         }
@@ -279,7 +319,7 @@ impl Snapshot {
             .map(|f| Entry {
                 order: "".into(),
                 text: Cow::Owned(serde_json::to_vec(f).unwrap_or_else(|_| b"null".to_vec())),
-                value: f.clone(),
+                value: Some(f.clone()),
             })
             .collect();
         let extras = Extras {
@@ -311,16 +351,16 @@ impl Snapshot {
 
     fn build(entries: Vec<Entry<'_>>, extras: &Extras<'_>) -> Result<Self, RuleError> {
         let mut fields = Fields::default();
-        let mut flags = Vec::with_capacity(entries.len());
+        let mut strings = Strings::default();
         let mut by_key = HashMap::with_capacity(entries.len());
         let mut compiled = Vec::with_capacity(entries.len());
         for (i, entry) in entries.into_iter().enumerate() {
             let path = format!("$.features[{i}]");
-            let flag = compile_flag(&mut fields, &entry.value, &path)?;
-            if by_key.insert(flag.key.clone(), i).is_some() {
+            let flag = compile_entry(&mut fields, &mut strings, entry, &path)?;
+            if by_key.insert(Arc::clone(&flag.key), i).is_some() {
                 return Err(RuleError::new(format!("{path}.key"), format!("duplicate flag key {:?}", flag.key)));
             }
-            compiled.push((flag, entry));
+            compiled.push(flag);
         }
         let shared = Shared {
             devcycle: match extras.devcycle {
@@ -334,12 +374,7 @@ impl Snapshot {
             custom_types: CustomTypes::compile(extras.custom_data_types, "$.customDataTypes")?,
             hidden: edge_devcycle::visibility(extras.sdk_visibility, "$.sdkVisibility")?,
         };
-        let mut entries = Vec::with_capacity(compiled.len());
-        for (flag, entry) in compiled {
-            flags.push(Arc::new(shared.finish(flag, &entry)));
-            entries.push(entry);
-        }
-        drop(entries);
+        let flags = compiled.into_iter().map(|flag| Arc::new(shared.finish(flag))).collect();
         Ok(Self::from_parts(fields, flags, Arc::new(by_key), Arc::new(shared)))
     }
 
@@ -347,7 +382,7 @@ impl Snapshot {
     fn from_parts(
         fields: Fields,
         flags: Vec<Arc<Flag>>,
-        by_key: Arc<HashMap<Box<str>, usize>>,
+        by_key: Arc<HashMap<Arc<str>, usize>>,
         shared: Arc<Shared>,
     ) -> Self {
         let needs_nested = flags.iter().any(|f| f.nested);
@@ -359,18 +394,7 @@ impl Snapshot {
             }
         }));
         let user_id_field = fields.get(USER_ID);
-        Self {
-            fields,
-            flags,
-            by_key,
-            needs_nested,
-            shared,
-            definitions_json: OnceLock::new(),
-            local_json: OnceLock::new(),
-            remote_only: OnceLock::new(),
-            counts,
-            user_id_field,
-        }
+        Self { fields, flags, by_key, needs_nested, shared, counts, user_id_field }
     }
 
     pub fn len(&self) -> usize {
@@ -389,54 +413,45 @@ impl Snapshot {
         self.shared.devcycle.is_some()
     }
 
-    /// The `features` array of the document as JSON (each flag's text as received), assembled
-    /// once when first asked for.
-    pub fn definitions_json(&self) -> &[u8] {
-        self.definitions_json.get_or_init(|| join_json(self.flags.iter().map(|f| &*f.def)))
+    /// The `features` array of the document as JSON (each flag's text as received). Assembled
+    /// on every call, not kept: the edge keeps the `GET /features` body it builds from it once
+    /// per version, and a second copy here would cost as much memory as the compiled flags.
+    pub fn definitions_json(&self) -> Vec<u8> {
+        join_json(self.flags.iter().map(|f| f.definition()))
     }
 
     /// The `features` array of `GET /features`: every flag a Reflag SDK evaluates locally exactly
-    /// as the edge does, in the shape those SDKs require (module [`reflag_sdk`]).
-    pub fn local_definitions_json(&self) -> &[u8] {
-        let local = self.local_json.get_or_init(|| {
-            let differs = self.flags.iter().any(|f| !matches!(f.local, Local::Same));
-            differs.then(|| {
-                join_json(self.flags.iter().filter_map(|f| match &f.local {
-                    Local::Same => Some(&*f.def),
-                    Local::Normalized(text) => Some(&**text),
-                    Local::Remote(_) | Local::Decided => None,
-                }))
-            })
-        });
-        match local {
-            Some(local) => local,
-            None => self.definitions_json(),
-        }
+    /// as the edge does, in the shape those SDKs require (module [`reflag_sdk`]). Assembled on
+    /// every call, as [`Snapshot::definitions_json`].
+    pub fn local_definitions_json(&self) -> Vec<u8> {
+        join_json(self.flags.iter().filter_map(|f| match &f.local {
+            Local::Same => Some(f.definition()),
+            Local::Normalized(text) => Some(&**text),
+            Local::Remote | Local::Decided => None,
+        }))
     }
 
     /// The flags `GET /features` leaves out, each with the reason (remote evaluation only).
-    pub fn remote_only(&self) -> &[(Box<str>, String)] {
-        self.remote_only.get_or_init(|| {
-            let mut out: Vec<(Box<str>, String)> = self
-                .flags
+    /// Listed on every call, not kept (as [`Snapshot::definitions_json`]): the edge asks when it
+    /// builds a version's `GET /features` body, which it keeps, and when it compiles anew.
+    pub fn remote_only(&self) -> Vec<(Box<str>, String)> {
+        let mut out: Vec<(Box<str>, String)> = self
+            .flags
+            .iter()
+            .filter(|f| matches!(f.local, Local::Remote))
+            .map(|f| (Box::from(&*f.key), f.remote_reason()))
+            .collect();
+        // A DevCycle-decided flag is bucketed with DevCycle's murmur3 on the edge; its
+        // Reflag-shape translation in `features` uses Reflag's hash, so a Reflag SDK
+        // evaluating it locally would put users elsewhere. Remote evaluation only.
+        let reason = "DevCycle targets: bucketed by DevCycle's algorithm (murmur3) on the edge";
+        out.extend(
+            self.flags
                 .iter()
-                .filter_map(|f| match &f.local {
-                    Local::Remote(reason) => Some((f.key.clone(), reason.clone())),
-                    _ => None,
-                })
-                .collect();
-            // A DevCycle-decided flag is bucketed with DevCycle's murmur3 on the edge; its
-            // Reflag-shape translation in `features` uses Reflag's hash, so a Reflag SDK
-            // evaluating it locally would put users elsewhere. Remote evaluation only.
-            let reason = "DevCycle targets: bucketed by DevCycle's algorithm (murmur3) on the edge";
-            out.extend(
-                self.flags
-                    .iter()
-                    .filter(|f| matches!(f.local, Local::Decided))
-                    .map(|f| (f.key.clone(), reason.to_string())),
-            );
-            out
-        })
+                .filter(|f| matches!(f.local, Local::Decided))
+                .map(|f| (Box::from(&*f.key), reason.to_string())),
+        );
+        out
     }
 
     /// DevCycle bucketed config for a DevCycle-shaped user, when the snapshot carries one (custom
@@ -543,7 +558,7 @@ impl Snapshot {
                     out.push(b',');
                 }
                 first = false;
-                out.extend_from_slice(&flag.open[usize::from(enabled)]);
+                out.extend_from_slice(flag.open(enabled));
                 write_details(out, &results, &missing, &self.fields, opts.debug);
                 if !flag.variants.is_empty() {
                     cfg_missing.0.clear();
@@ -606,7 +621,7 @@ impl Snapshot {
                 "TARGETING_MATCH"
             };
             let config = pick_variant(&flag.variants, scope, &mut Missing::default(), &mut budget, None)
-                .map(|v| (v.key.to_string(), v.payload.clone()));
+                .map(|v| (v.key.to_string(), v.payload()));
             let variant = match (&config, enabled) {
                 (Some((k, _)), true) => k.clone(),
                 (_, true) => "on".to_string(),
@@ -655,7 +670,7 @@ impl Snapshot {
         served: Option<&devcycle::Served>,
         results: Option<&[bool]>,
     ) {
-        out.extend_from_slice(&flag.open[usize::from(served.is_some())]);
+        out.extend_from_slice(flag.open(served.is_some()));
         let no_missing = Missing::default();
         if let Some(results) = results {
             write_details(out, results, &no_missing, &self.fields, true);
@@ -832,7 +847,7 @@ impl Snapshot {
                 true
             }
             OfrepOutcome::TargetingKeyMissing => {
-                out.extend_from_slice(flag.ofrep.missing_key());
+                flag.ofrep.write_missing_key(out, &flag.key);
                 false
             }
         }
@@ -877,6 +892,11 @@ impl Snapshot {
 
 /// `,"config":{"key":…,"version":…,"payload":…` (without the closing brace).
 fn variant_json(key: &str, version: Option<i64>, payload: &Value) -> Vec<u8> {
+    variant_json_at(key, version, payload).0
+}
+
+/// [`variant_json`], and where the payload's text starts in it.
+fn variant_json_at(key: &str, version: Option<i64>, payload: &Value) -> (Vec<u8>, usize) {
     let mut json = b",\"config\":{\"key\":".to_vec();
     json_str(&mut json, key);
     json.extend_from_slice(b",\"version\":");
@@ -885,9 +905,10 @@ fn variant_json(key: &str, version: Option<i64>, payload: &Value) -> Vec<u8> {
         None => json.extend_from_slice(b"null"),
     }
     json.extend_from_slice(b",\"payload\":");
+    let at = json.len();
     // Writing a `Value` into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut json, payload);
-    json
+    (json, at)
 }
 
 fn eval_rules(
@@ -961,7 +982,27 @@ fn write_details(out: &mut Vec<u8>, results: &[bool], missing: &Missing, fields:
     out.push(b']');
 }
 
-fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, RuleError> {
+/// Compile one stored flag, parsing its definition now if it is not parsed yet: building a
+/// snapshot holds one parsed tree at a time, dropped as soon as its flag is compiled.
+fn compile_entry(fields: &mut Fields, strings: &mut Strings, entry: Entry<'_>, path: &str) -> Result<Flag, RuleError> {
+    let value = match entry.value {
+        Some(value) => value,
+        None => serde_json::from_slice(&entry.text).map_err(|e| RuleError::new(path, format!("invalid JSON: {e}")))?,
+    };
+    let mut flag = compile_flag(fields, strings, &value, path, &entry.text, &entry.order)?;
+    flag.local = Local::of(&value);
+    Ok(flag)
+}
+
+/// Compile one flag definition `v` (`definition`: its JSON text, `order`: its order key).
+fn compile_flag(
+    fields: &mut Fields,
+    strings: &mut Strings,
+    v: &Value,
+    path: &str,
+    definition: &[u8],
+    order: &str,
+) -> Result<Flag, RuleError> {
     let m = v.as_object().ok_or_else(|| RuleError::new(path, "flag must be an object"))?;
     let key = match m.get("key") {
         Some(Value::String(s)) if !s.is_empty() => s.as_str(),
@@ -973,7 +1014,7 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         Some(Value::Object(t)) => (opt_int(t, "version", &tpath)?, array(t, "rules", &tpath)?),
         Some(_) => return Err(RuleError::new(tpath, "expected an object")),
     };
-    let mut compiler = Compiler { fields, flag_key: key };
+    let mut compiler = Compiler { fields, strings, flag_key: key };
     let mut rules = Vec::with_capacity(rule_values.len());
     for (i, r) in rule_values.iter().enumerate() {
         let rpath = format!("{tpath}.rules[{i}]");
@@ -999,10 +1040,12 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
             Some(f) => compiler.filter(f, &format!("{vpath}.filter"))?,
             None => Filter::Constant(true),
         };
-        let payload = vm.get("payload").cloned().unwrap_or(Value::Null);
-        let json = variant_json(vkey, config_version, &payload);
-        let ofrep = ofrep::VariantBytes::new(vkey, &payload);
-        variants.push(Variant { filter, key: vkey.into(), payload, json, ofrep });
+        let null = Value::Null;
+        let payload = vm.get("payload").unwrap_or(&null);
+        let (json, payload_at) = variant_json_at(vkey, config_version, payload);
+        let ofrep = ofrep::VariantBytes::new(vkey, payload);
+        let payload_at = u32::try_from(payload_at).unwrap_or(u32::MAX);
+        variants.push(Variant { filter, key: vkey.into(), json: json.into(), payload_at, ofrep });
     }
     let mut head = Vec::with_capacity(key.len() + 16);
     json_str(&mut head, key);
@@ -1014,10 +1057,22 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
-    let open = [false, true].map(|enabled| {
-        let word: &[u8] = if enabled { b"true" } else { b"false" };
-        [&head[..], word, &tail[..]].concat().into_boxed_slice()
-    });
+    // `text`: the two openings, the definition, the order key (see `Flag::text`).
+    let open_len = head.len() + tail.len();
+    let mut text = Vec::with_capacity(2 * open_len + 9 + definition.len() + order.len());
+    let mut ends = [0u32; 4];
+    for (i, end) in ends.iter_mut().enumerate() {
+        match i {
+            0 | 1 => {
+                text.extend_from_slice(&head);
+                text.extend_from_slice(if i == 1 { b"true" } else { b"false" });
+                text.extend_from_slice(&tail);
+            }
+            DEFINITION => text.extend_from_slice(definition),
+            _ => text.extend_from_slice(order.as_bytes()),
+        }
+        *end = u32::try_from(text.len()).map_err(|_| RuleError::new(path, "flag definition too large"))?;
+    }
     let fixed = if rules.is_empty() {
         Some("DISABLED")
     } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
@@ -1028,19 +1083,18 @@ fn compile_flag(fields: &mut Fields, v: &Value, path: &str) -> Result<Flag, Rule
     let rollout = rules.iter().map(Filter::has_rollout).collect();
     let ofrep = ofrep::FlagBytes::new(key, targeting_version, fixed, rollout);
     Ok(Flag {
-        key: key.into(),
+        key: compiler.strings.intern(key),
         targeting_version,
-        rules,
-        variants,
+        rules: rules.into(),
+        variants: variants.into(),
         config_version,
         has_config,
         devcycle: None,
         hidden: Hidden::default(),
-        open,
+        text: text.into(),
+        ends,
         ofrep,
-        def: Box::default(),
         local: Local::Same,
-        order: Box::default(),
         nested: false,
     })
 }
@@ -1059,7 +1113,7 @@ pub fn evaluate_rules(flag_key: &str, rules: &Value, context: &Value, now_ms: f6
     let mut fields = Fields::default();
     let mut compiled = Vec::with_capacity(items.len());
     {
-        let mut compiler = Compiler { fields: &mut fields, flag_key };
+        let mut compiler = Compiler { fields: &mut fields, strings: &mut Strings::default(), flag_key };
         for (i, r) in items.iter().enumerate() {
             let filter = r.get("filter").ok_or_else(|| RuleError::new(format!("$[{i}].filter"), "is required"))?;
             compiled.push((compiler.filter(filter, &format!("$[{i}].filter"))?, r.get("value")));
@@ -1095,17 +1149,17 @@ mod tests {
     fn definitions_from_bytes_are_the_features_text_as_sent() {
         let s = Snapshot::from_json(DOC.as_bytes()).unwrap();
         let sent: serde_json::Value = serde_json::from_str(DOC).unwrap();
-        let served: serde_json::Value = serde_json::from_slice(s.definitions_json()).unwrap();
+        let served: serde_json::Value = serde_json::from_slice(&s.definitions_json()).unwrap();
         assert_eq!(served, sent["features"]);
-        assert!(std::str::from_utf8(s.definitions_json()).unwrap().starts_with("[{\"key\": \"a\""));
+        assert!(std::str::from_utf8(&s.definitions_json()).unwrap().starts_with("[{\"key\": \"a\""));
     }
 
     #[test]
     fn parsed_documents_and_unusual_bytes_give_the_same_definitions() {
         let parsed = Snapshot::compile(serde_json::from_str(DOC).unwrap()).unwrap();
         let from_bytes = Snapshot::from_json(DOC.as_bytes()).unwrap();
-        let a: serde_json::Value = serde_json::from_slice(parsed.definitions_json()).unwrap();
-        let b: serde_json::Value = serde_json::from_slice(from_bytes.definitions_json()).unwrap();
+        let a: serde_json::Value = serde_json::from_slice(&parsed.definitions_json()).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&from_bytes.definitions_json()).unwrap();
         assert_eq!(a, b);
         // Duplicate top-level keys and a missing `features` take the general path.
         let dup = Snapshot::from_json(br#"{"features": [], "features": []}"#).unwrap();

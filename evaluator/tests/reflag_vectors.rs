@@ -121,15 +121,16 @@ fn get_features_serves_what_reflag_sdks_evaluate_alike() {
         {"key": "logic", "targeting": {"version": 1, "rules": [{"filter": {"type": "jsonLogic", "rule": {"==": [1, 1]}}}]}}
     ]});
     let s = Snapshot::compile(doc.clone()).expect("compiles");
-    let served: Value = serde_json::from_slice(s.local_definitions_json()).expect("json");
+    let served: Value = serde_json::from_slice(&s.local_definitions_json()).expect("json");
     let keys: Vec<&str> = served.as_array().expect("array").iter().filter_map(|f| f["key"].as_str()).collect();
     assert_eq!(keys, ["plain", "no-filter"]);
     assert_eq!(served[1]["config"]["variants"][0]["filter"], json!({"type": "constant", "value": true}));
-    let remote: Vec<&str> = s.remote_only().iter().map(|(k, _)| &**k).collect();
+    let remote_only = s.remote_only();
+    let remote: Vec<&str> = remote_only.iter().map(|(k, _)| &**k).collect();
     assert_eq!(remote, ["devcycle", "logic"]);
-    assert!(s.remote_only()[0].1.contains("targeting.rules[0].filter.filters[1]"), "{}", s.remote_only()[0].1);
+    assert!(remote_only[0].1.contains("targeting.rules[0].filter.filters[1]"), "{}", remote_only[0].1);
     // The document itself is unchanged (OFREP reads it), and a clean one is served as sent.
-    let all: Value = serde_json::from_slice(s.definitions_json()).expect("json");
+    let all: Value = serde_json::from_slice(&s.definitions_json()).expect("json");
     assert_eq!(all, doc["features"]);
     let clean = Snapshot::from_json(br#"{"features": [{"key": "a", "targeting": {"version": 1, "rules": []}}]}"#)
         .expect("compiles");

@@ -114,6 +114,50 @@ def test_reader_over_a_writer_leaves_it_open(tmp_path: Path) -> None:
         writer.close()
 
 
+def _resident_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path`` (``/proc/self/smaps``)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and "-" in fields[0] and len(fields[1]) == 4:  # a mapping's header
+            inside = fields[-1] == str(path)
+        elif inside and fields[:1] == ["Rss:"]:
+            total += int(fields[1])
+    return total
+
+
+def test_a_remapped_reader_holds_none_of_the_pages_read_before(tmp_path: Path) -> None:
+    # An edge worker reads the whole store once on start: the pages it read stay in its RSS for
+    # as long as that map is open.
+    writer = SnapshotWriter(tmp_path)
+    writer.publish(ChangeSet(releases={f"org/app-{i}": {"live": ["x" * 1000]} for i in range(2000)}))
+    writer.close()
+    reader = SnapshotReader(tmp_path)
+    try:
+        _, tables = reader.read_all()
+        assert len(tables["releases"]) == 2000
+        read = _resident_kb(data_file(tmp_path))
+        assert read > 1500
+        old, reader = reader, reader.remapped()
+        assert reader is not old and reader.inode == old.inode
+        assert reader.version() == 1
+        assert _resident_kb(data_file(tmp_path)) < read / 10
+        assert decode(reader.read_all()[1]["releases"]["org/app-7"]) == {"live": ["x" * 1000]}
+    finally:
+        reader.close()
+
+
+def test_a_reader_over_a_writer_is_not_remapped(tmp_path: Path) -> None:
+    writer = SnapshotWriter(tmp_path)
+    try:
+        reader = SnapshotReader.over(writer)
+        assert reader.remapped() is reader
+        writer.publish(ChangeSet(widgets={"w": {}}))
+        assert reader.version() == 1
+    finally:
+        writer.close()
+
+
 def test_a_reader_does_not_create_the_store(tmp_path: Path) -> None:
     with pytest.raises(Exception):  # noqa: B017 - py-lmdb raises lmdb.Error subclasses by errno
         SnapshotReader(tmp_path / "missing")

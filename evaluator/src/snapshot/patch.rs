@@ -7,9 +7,10 @@
 //! interns into a copy of the old table), so the unchanged flags' compiled filters stay valid.
 //! A change to the document-wide members is not a patch: the caller compiles the whole snapshot.
 
-use super::{compile_flag, Flag, Local, Shared, Snapshot};
+use super::{compile_entry, Flag, Local, Shared, Snapshot};
 use crate::edge_devcycle::DevcycleFlag;
 use crate::error::RuleError;
+use crate::reflag::Strings;
 use crate::reflag_sdk;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -24,7 +25,10 @@ pub struct Entry<'a> {
     pub order: Box<str>,
     /// The definition's JSON text, served as is by `GET /features`.
     pub text: Cow<'a, [u8]>,
-    pub value: Value,
+    /// The definition parsed, when the caller has it; otherwise `text` is parsed when the flag
+    /// is compiled (one flag at a time: parsing every entry first would hold every parsed tree,
+    /// several times the snapshot's size, at once).
+    pub value: Option<Value>,
 }
 
 #[derive(serde::Deserialize)]
@@ -36,45 +40,63 @@ struct Stored<'a> {
 }
 
 impl<'a> Entry<'a> {
-    /// An entry from its stored JSON (borrowing the definition's text).
+    /// An entry from its stored JSON (borrowing the definition's text, checked to be JSON; it is
+    /// parsed when compiled).
     pub fn from_stored(bytes: &'a [u8]) -> Result<Self, RuleError> {
         let stored: Stored<'a> =
             serde_json::from_slice(bytes).map_err(|e| RuleError::new("$", format!("invalid flag entry: {e}")))?;
-        let value =
-            serde_json::from_str(stored.definition.get()).map_err(|e| RuleError::new("$.definition", e.to_string()))?;
         Ok(Self {
             order: stored.order.unwrap_or_default().into(),
             text: Cow::Borrowed(stored.definition.get().as_bytes()),
-            value,
+            value: None,
         })
+    }
+
+    /// The flag key of the definition, without parsing the rest (a patch names a bad upsert by it).
+    fn key(&self) -> String {
+        #[derive(serde::Deserialize)]
+        struct Keyed {
+            #[serde(default)]
+            key: Option<Value>,
+        }
+        let key = match &self.value {
+            Some(v) => v.get("key").cloned(),
+            None => serde_json::from_slice::<Keyed>(&self.text).ok().and_then(|k| k.key),
+        };
+        key.as_ref().and_then(Value::as_str).unwrap_or_default().to_string()
+    }
+}
+
+impl Local {
+    /// How `GET /features` serves a flag of this definition to Reflag SDKs (before DevCycle
+    /// links are known: [`Shared::finish`] makes a linked flag [`Local::Decided`]).
+    pub(super) fn of(definition: &Value) -> Self {
+        if reflag_sdk::remote_only_reason(definition).is_some() {
+            Local::Remote
+        } else if let Some(fixed) = reflag_sdk::normalized(definition) {
+            Local::Normalized(serde_json::to_vec(&fixed).unwrap_or_default().into_boxed_slice())
+        } else {
+            Local::Same
+        }
     }
 }
 
 impl Shared {
-    /// A compiled flag completed with what the document says about it. `entry` is only read:
-    /// callers drop the parsed definitions all together after every flag is built, so the
-    /// freed trees are not interleaved with live flags (the allocator could not return them).
-    pub(super) fn finish(&self, mut flag: Flag, entry: &Entry<'_>) -> Flag {
+    /// A compiled flag completed with what the document says about it.
+    pub(super) fn finish(&self, mut flag: Flag) -> Flag {
         flag.hidden = self.hidden.get(&*flag.key).copied().unwrap_or_default();
         if let Some(cfg) = &self.devcycle {
             if let Some(feature) = cfg.feature_index(&flag.key) {
                 let version = flag.has_config.then_some(flag.config_version);
-                flag.devcycle = Some(DevcycleFlag::link(cfg, feature, version, super::variant_json));
+                flag.devcycle = Some(Box::new(DevcycleFlag::link(cfg, feature, version, super::variant_json)));
             }
         }
-        flag.local = if let Some(reason) = reflag_sdk::remote_only_reason(&entry.value) {
-            Local::Remote(reason)
-        } else if flag.devcycle.is_some() {
-            Local::Decided
-        } else if let Some(fixed) = reflag_sdk::normalized(&entry.value) {
-            Local::Normalized(serde_json::to_vec(&fixed).unwrap_or_default().into_boxed_slice())
-        } else {
-            Local::Same
-        };
+        // A remote-only reason stands; otherwise DevCycle's bucketing decides a linked flag.
+        if flag.devcycle.is_some() && !matches!(flag.local, Local::Remote) {
+            flag.local = Local::Decided;
+        }
         flag.nested = flag.devcycle.is_some()
             || flag.rules.iter().chain(flag.variants.iter().map(|v| &v.filter)).any(|f| f.needs_nested());
-        flag.def = entry.text.as_ref().into();
-        flag.order = entry.order.clone();
         flag
     }
 }
@@ -85,24 +107,23 @@ impl Snapshot {
     /// that does not compile fails the whole patch, naming its key.
     pub fn patch(&self, upserts: Vec<Entry<'_>>, removed: &[&str]) -> Result<Snapshot, RuleError> {
         let mut fields = self.fields.clone();
+        let mut strings = Strings::default();
         let mut compiled = Vec::with_capacity(upserts.len());
         let mut seen = HashMap::with_capacity(upserts.len());
-        for entry in &upserts {
-            let key = entry.value.get("key").and_then(Value::as_str).unwrap_or_default().to_string();
-            let path = format!("$.features[{key:?}]");
-            let flag = compile_flag(&mut fields, &entry.value, &path)?;
-            if seen.insert(flag.key.clone(), ()).is_some() {
+        for entry in upserts {
+            let path = format!("$.features[{:?}]", entry.key());
+            let flag = compile_entry(&mut fields, &mut strings, entry, &path)?;
+            if seen.insert(Arc::clone(&flag.key), ()).is_some() {
                 return Err(RuleError::new(format!("{path}.key"), format!("duplicate flag key {:?}", flag.key)));
             }
-            compiled.push(Arc::new(self.shared.finish(flag, entry)));
+            compiled.push(Arc::new(self.shared.finish(flag)));
         }
-        drop(upserts);
         let mut flags = self.flags.clone();
         let mut drop: Vec<usize> = removed.iter().filter_map(|k| self.by_key.get(*k).copied()).collect();
         let mut added = Vec::new();
         for flag in compiled {
             match self.by_key.get(&flag.key) {
-                Some(&i) if flags[i].order == flag.order => flags[i] = flag,
+                Some(&i) if flags[i].order() == flag.order() => flags[i] = flag,
                 Some(&i) => {
                     drop.push(i);
                     added.push(flag);
@@ -119,10 +140,10 @@ impl Snapshot {
                 flags.remove(i);
             }
             for flag in added {
-                let at = flags.partition_point(|f| f.order <= flag.order);
+                let at = flags.partition_point(|f| f.order() <= flag.order());
                 flags.insert(at, flag);
             }
-            Arc::new(flags.iter().enumerate().map(|(i, f)| (f.key.clone(), i)).collect())
+            Arc::new(flags.iter().enumerate().map(|(i, f)| (Arc::clone(&f.key), i)).collect())
         };
         Ok(Snapshot::from_parts(fields, flags, by_key, Arc::clone(&self.shared)))
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod hash;
 pub mod jsnum;
 pub mod jsonlogic;
+pub mod member;
 pub mod ofrep;
 pub mod query;
 pub mod reflag;

@@ -199,13 +199,14 @@ impl Comparison {
 fn contains_lower(haystack: &str, needle_lower: &str) -> bool {
     if haystack.is_ascii() {
         let (h, n) = (haystack.as_bytes(), needle_lower.as_bytes());
-        if n.is_empty() {
+        let Some(&first) = n.first() else {
             return true;
-        }
-        if n.len() > h.len() {
-            return false;
-        }
-        return h.windows(n.len()).any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b));
+        };
+        // `needle_lower` has no ASCII upper case, so comparing both sides lower-cased is the
+        // same test; a window is only compared when its first byte matches.
+        return h
+            .windows(n.len())
+            .any(|w| w.first().map(u8::to_ascii_lowercase) == Some(first) && w.eq_ignore_ascii_case(n));
     }
     haystack.to_lowercase().contains(needle_lower)
 }
@@ -483,5 +484,20 @@ mod tests {
         assert!(contains_lower("ÄBC", "äb"));
         assert!(!contains_lower("abc", "abcd"));
         assert!(contains_lower("abc", ""));
+    }
+
+    proptest::proptest! {
+        /// The first-byte filter finds what the plain window scan found.
+        #[test]
+        fn contains_lower_is_the_window_scan(h in "[a-cA-C@.]{0,12}", needle in "[a-cA-C@.\u{212A}]{0,4}") {
+            let n = needle.to_lowercase();
+            let scan = h.is_ascii().then(|| {
+                n.is_empty()
+                    || h.as_bytes().windows(n.len()).any(|w| w.iter().zip(n.as_bytes()).all(|(a, b)| a.to_ascii_lowercase() == *b))
+            });
+            if let Some(scan) = scan {
+                proptest::prop_assert_eq!(contains_lower(&h, &n), scan);
+            }
+        }
     }
 }

@@ -74,6 +74,32 @@ fn is_identifier(s: &str) -> bool {
 
 /// Strict SemVer 2.0.0 (`MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`, nothing else).
 pub fn parse(s: &str) -> Option<Version> {
+    // Digits and dots only (`1.4.2`, the form nearly every context version takes): one pass over
+    // the bytes. `sem_ver` rules parse the context's version once per flag, and the general path's
+    // string splitting was most of a W2 JSON Logic rule's cost.
+    if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+        let mut parts = [0u64; 3];
+        let mut n = 0;
+        for part in s.as_bytes().split(|&c| c == b'.') {
+            *parts.get_mut(n)? = numeric_digits(part)?;
+            n += 1;
+        }
+        let [major, minor, patch] = parts;
+        return (n == 3).then(|| Version::new(major, minor, patch));
+    }
+    parse_general(s)
+}
+
+/// [`numeric_identifier`] of ASCII digits.
+fn numeric_digits(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || (b.len() > 1 && b.first() == Some(&b'0')) {
+        return None;
+    }
+    b.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// [`parse`] of any text.
+fn parse_general(s: &str) -> Option<Version> {
     let (rest, build) = match s.split_once('+') {
         Some((r, b)) => (r, Some(b)),
         None => (s, None),
@@ -209,6 +235,35 @@ pub fn satisfies_tilde(v: &Version, base: &Version) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn digits_and_dots_parse_as_the_general_path(s in "[0-9.]{0,14}|[0-9]{18,22}\\.[0-9]{1,3}\\.0") {
+            proptest::prop_assert_eq!(parse(&s), parse_general(&s));
+        }
+    }
+
+    #[test]
+    fn digits_and_dots_edge_cases() {
+        for s in [
+            "1.2.3",
+            "0.0.0",
+            "01.2.3",
+            "1.02.3",
+            "1.2",
+            "1.2.3.4",
+            "1..3",
+            ".1.2",
+            "1.2.",
+            "",
+            "18446744073709551615.0.0",
+            "18446744073709551616.0.0",
+        ] {
+            assert_eq!(parse(s), parse_general(s), "{s}");
+        }
+        assert_eq!(parse("18446744073709551616.0.0"), None);
+        assert_eq!(parse("10.20.30"), Some(Version::new(10, 20, 30)));
+    }
 
     fn v(s: &str) -> Version {
         parse(s).unwrap_or_else(|| panic!("{s} should parse"))

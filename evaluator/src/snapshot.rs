@@ -961,6 +961,14 @@ fn pick_variant<'v>(
 /// `missingContextFields` is left out unless `debug`: the SDKs only read its length, and on the
 /// hot path it would add 25 bytes per flag.
 fn write_details(out: &mut Vec<u8>, results: &[bool], missing: &Missing, fields: &Fields, debug: bool) {
+    if missing.0.is_empty() && !debug {
+        // The common case, one rule and nothing missing, as one fixed-size copy.
+        match results {
+            [true] => return out.extend_from_slice(b",\"ruleEvaluationResults\":[true]"),
+            [false] => return out.extend_from_slice(b",\"ruleEvaluationResults\":[false]"),
+            _ => {}
+        }
+    }
     out.extend_from_slice(b",\"ruleEvaluationResults\":[");
     for (i, r) in results.iter().enumerate() {
         if i > 0 {

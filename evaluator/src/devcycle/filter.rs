@@ -5,6 +5,7 @@ use super::path::{index_path, key_path, truthy, truthy_opt};
 use super::version::{compare_parts, parse_parts, parse_user_version, strip_version, Parts};
 use crate::error::{RuleError, MAX_RULE_DEPTH};
 use crate::jsnum::{json_number_to_f64, value_to_js_string};
+use crate::member;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::cmp::Ordering;
@@ -404,7 +405,7 @@ impl CustomTest {
 
 /// The user's custom data value for `key`: `{...customData, ...privateCustomData}[key]`.
 fn custom_value<'a>(user: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    let field = |name: &str| user.get(name).and_then(Value::as_object).and_then(|o| o.get(key));
+    let field = |name: &str| member::get(user, name).and_then(Value::as_object).and_then(|o| member::get(o, key));
     field("privateCustomData").or_else(|| field("customData"))
 }
 
@@ -478,8 +479,8 @@ impl UserCond {
 
     pub(crate) fn matches(&self, user: &Map<String, Value>) -> bool {
         match &self.test {
-            Test::Str { field, test } => test.eval(user.get(*field).and_then(Value::as_str)),
-            Test::Version { field, test } => test.eval(user.get(*field)),
+            Test::Str { field, test } => test.eval(member::get(user, field).and_then(Value::as_str)),
+            Test::Version { field, test } => test.eval(member::get(user, field)),
             Test::Custom { key, test } => test.eval(custom_value(user, key)),
             Test::Always => true,
             Test::Never => false,

@@ -11,6 +11,7 @@ use super::value::{
 use super::{Cmp, IterKind, IterNode, Node, Op, SemOp, SemVerConst, VarNode, VarPath};
 use crate::error::{Budget, EvalError, MAX_VALUE_SIZE};
 use crate::hash::murmur3_32;
+use crate::member;
 use crate::semver;
 
 type R<'a> = Result<V<'a>, EvalError>;
@@ -117,7 +118,7 @@ fn eval_all<'a>(args: &'a [Node], scope: &V<'a>, b: &mut Budget) -> Result<Vec<V
 /// `data[key]` in JavaScript, for the value types JSON can produce; `None` is `undefined`.
 fn child<'a>(cur: &V<'a>, key: &str, index: Option<usize>) -> Option<V<'a>> {
     match cur {
-        V::Ref(Value::Object(m)) => m.get(key).map(V::Ref),
+        V::Ref(Value::Object(m)) => member::get(m, key).map(V::Ref),
         V::Ref(Value::Array(a)) => match index {
             Some(i) => a.get(i).map(V::Ref),
             None if key == "length" => Some(V::Num(a.len() as f64)),

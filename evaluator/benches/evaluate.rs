@@ -1,5 +1,5 @@
 //! Evaluator micro-benchmarks against the DESIGN.md section 6 targets:
-//! W2 one context → JSON bytes (≤ 25 µs), single simple flag (≤ 100 ns), compile 10,000 flags
+//! W2 one context → JSON bytes (≤ 15 µs), single simple flag (≤ 100 ns), compile 10,000 flags
 //! (≤ 100 ms). Run with `./dev bench` (pinned to one core).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};

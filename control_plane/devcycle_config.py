@@ -221,6 +221,11 @@ class FeaturePart:
     types: tuple[tuple[str, str], ...] = ()
     devcycle: dict[str, Any] | None = None
 
+    def adds_nothing(self) -> bool:
+        """Whether the section is the same with or without this feature (a Reflag flag without
+        variables or hidden kinds, or a feature not active here and without variables)."""
+        return not self.variables and not self.hidden and not self.types and self.devcycle is None
+
 
 def devcycle_context(db: Connection, environment_id: str) -> Context | None:
     """The feature-independent inputs of one environment's section; None when it does not exist."""

@@ -149,7 +149,7 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
     entries = {key: _entry(flag) for key, flag in upserts.items()}
     entries = {key: entry for key, entry in entries.items() if env.entries.get(key) != entry}
     extras, extras_json = env.extras, env.extras_json
-    if any(parts.get(fid) != env.parts.get(fid) for fid in ids):
+    if any(_adds(parts.get(fid)) != _adds(env.parts.get(fid)) for fid in ids):
         # What a changed feature adds to the DevCycle section changed: assembled again.
         unchanged = [part for fid, part in env.parts.items() if fid not in ids]
         extras = assemble_devcycle(context, [*unchanged, *parts.values()])
@@ -185,6 +185,11 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
     _updated(env.parts, parts, ids)
     env.extras, env.extras_json, env.snapshot = extras, extras_json, snapshot
     return env, EnvironmentState(extras, env.by_key, changed=frozenset(entries.keys() | removed))
+
+
+def _adds(part: FeaturePart | None) -> FeaturePart | None:
+    """What a feature adds to the DevCycle section (None: nothing, as if it were not there)."""
+    return None if part is None or part.adds_nothing() else part
 
 
 def _updated(kept: dict[str, FeaturePart], parts: dict[str, FeaturePart], ids: set[str]) -> None:

@@ -368,6 +368,10 @@ class Flag:
     definition: dict[str, Any]
     timed: bool
 
+    @property
+    def key(self) -> str:
+        return str(self.definition["key"])
+
 
 #: Feature ids per query (far below SQLite's and PostgreSQL's bound on parameters).
 CHUNK = 500

@@ -30,8 +30,8 @@ class EnvironmentState:
     extras: dict[str, Any]
     flags: dict[str, tuple[str, dict[str, Any]]]
     # A build of only what a write changed (``control_plane.incremental``): the flag keys it
-    # wrote or removed, the only ones to publish (``flags`` holds every flag all the same).
-    # None: a whole build, every flag to publish.
+    # wrote or removed, the only ones to publish; ``flags`` then holds only those it wrote.
+    # None: a whole build, every flag in ``flags``, every flag to publish.
     changed: frozenset[str] | None = None
 
     def document(self) -> dict[str, Any]:

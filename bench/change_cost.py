@@ -8,7 +8,9 @@ any snapshot: its control plane (with Redis) publishes it, edge A serves the con
 data dir, ``sync`` feeds a second data dir from Redis and edge B serves that (one worker each,
 edges pinned to core 0). Then ``--changes`` times one flag's targeting is changed through the
 admin API (``PATCH …/features/{key}/configurations``) and, from the write's 200, both edges'
-``/ready`` is polled until it reports the version the write published.
+``/ready`` is polled until it reports the version the write published. The write's own time
+(request → 200: the control plane's build and validation) is reported too, the first one apart
+(a control plane builds an environment whole on its first write after a start).
 
 Edge CPU per change is measured two ways. ``cpu_ms_per_change``: the worker's CPU time (every
 thread, from ``/proc/<pid>/task/*/schedstat``, nanoseconds) from the write until both edges served
@@ -292,10 +294,12 @@ def measure(loaded: Loaded, checkout: Checkout, changes: int) -> dict[str, Any]:
         latency: dict[str, list[float]] = {name: [] for name in side.edges}
         cpu: dict[str, list[float]] = {name: [] for name in side.edges}
         refresh: dict[str, list[float]] = {name: [] for name in side.edges}
+        # The write itself (request → 200): what the control plane's build costs before it acknowledges.
+        writes: list[float] = []
         for i in range(changes):
             rule = {"filter": {"type": "context", "field": "company.plan", "operator": "IS", "values": [f"plan-{i}"]}}
             before = {name: cpu_ns(pid) for name, pid in side.workers.items()}
-            started = time.monotonic()
+            started, sent = time.monotonic(), time.perf_counter()
             r = side.admin.patch(
                 f"/v1/projects/shop/features/{loaded.flag_key}/configurations",
                 params={"environment": "prod"},
@@ -303,6 +307,7 @@ def measure(loaded: Loaded, checkout: Checkout, changes: int) -> dict[str, Any]:
                 headers=loaded.auth,
             )
             acked = time.perf_counter()
+            writes.append((acked - sent) * 1000)
             if r.status_code != 200:
                 raise RuntimeError(f"write failed: {r.status_code} {r.text[:300]}")
             target = side.store.version()
@@ -324,7 +329,15 @@ def measure(loaded: Loaded, checkout: Checkout, changes: int) -> dict[str, Any]:
                 cpu[name].append(spent / 1e6)
                 refresh[name].append(side.probes[name].refresh_to(target))
         rss_end = {name: round(rss_mb(pid), 1) for name, pid in side.workers.items()}
-    out: dict[str, Any] = {"flags": loaded.flags, "changes": changes}
+    out: dict[str, Any] = {
+        "flags": loaded.flags,
+        "changes": changes,
+        "write_ms": {
+            "first": round(writes[0], 1),
+            "p50": round(statistics.median(writes), 1),
+            "p99": round(percentile(writes, 0.99), 1),
+        },
+    }
     for name in latency:
         out[name] = {
             "p50_ms": round(statistics.median(latency[name]), 1),
@@ -341,15 +354,16 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| flags | side | same host p50 / p99 ms | via Redis p50 / p99 ms "
         "| worker CPU ms per change (same host / via Redis) | refresh CPU ms (probe) "
-        "| worker RSS MB (start → end) |",
-        "|---|---|---|---|---|---|---|",
+        "| worker RSS MB (start → end) | write ms (first; p50 / p99) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         a, b = row["same_host"], row["via_redis"]
         lines.append(
             f"| {row['flags']:,} | {row['side']} | {a['p50_ms']} / {a['p99_ms']} | {b['p50_ms']} / {b['p99_ms']} | "
             f"{a['cpu_ms_per_change']} / {b['cpu_ms_per_change']} | "
-            f"{a['refresh_cpu_ms']} / {b['refresh_cpu_ms']} | {a['rss_mb_start']} → {a['rss_mb_end']} |"
+            f"{a['refresh_cpu_ms']} / {b['refresh_cpu_ms']} | {a['rss_mb_start']} → {a['rss_mb_end']} | "
+            f"{row['write_ms']['first']}; {row['write_ms']['p50']} / {row['write_ms']['p99']} |"
         )
     return "\n".join(lines)
 

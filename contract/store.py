@@ -28,7 +28,11 @@ go up: a change under a version that is not newer than the stored one is refused
 The same transaction logs what it wrote (:data:`CHANGELOG`: one entry per key, at the version
 that last wrote or deleted it), so a reader at version N reads only the keys written after N
 (:meth:`ReadTxn.changed_since`) instead of every value. ``meta/log-since`` is the first version
-the log covers (a store written before it existed); older readers read everything.
+the log covers (a store written before it existed, or the log pruned); older readers read
+everything. The log is pruned by the writer, oldest versions first and whole versions at a time,
+to at most as many entries as the store holds values (:data:`LOG_FLOOR` at least): a reader
+further behind reads everything, which then costs no more than reading the log would. Without
+pruning, every key ever deleted would stay in the log.
 
 A damaged file is refused, not read: LMDB maps ``data.mdb`` into memory, and touching a mapped
 page past the end of a truncated file is a SIGBUS that kills the process. Before every
@@ -108,6 +112,8 @@ STAMPED_TABLES = frozenset({"environments", "boards"})
 #: NUL + key → the version of its changelog entry (to drop that entry when the key changes again).
 CHANGELOG, CHANGED_AT = "changelog", "changed-at"
 LOG_SINCE_KEY = b"log-since"
+#: The change log is never pruned below this many entries (:meth:`SnapshotWriter._prune`).
+LOG_FLOOR = 4096
 #: What changed, per table: key → new raw (framed) value, or None for a deleted key.
 RawChanges = dict[str, dict[str, bytes | None]]
 
@@ -385,7 +391,8 @@ class StoreChanged(Exception):
 class SnapshotWriter(_Store):
     """The single writer of a data dir's store."""
 
-    def __init__(self, data_dir: Path, map_size: int = DEFAULT_MAP_SIZE) -> None:
+    def __init__(self, data_dir: Path, map_size: int = DEFAULT_MAP_SIZE, *, log_floor: int = LOG_FLOOR) -> None:
+        self.log_floor = log_floor
         self._open_env(data_dir, readonly=False, map_size=map_size)
         self._open_tables(create=True)
         with self.env.begin(write=True) as txn:
@@ -424,6 +431,7 @@ class SnapshotWriter(_Store):
             written += self._restamp(txn, change, new)
             for table, key in written:
                 self._logged(txn, table, key, new)
+            self._prune(txn)
             txn.put(VERSION_KEY, new.to_bytes(8, "big"), db=self._meta)
         return new
 
@@ -453,6 +461,32 @@ class SnapshotWriter(_Store):
             txn.delete(bytes(before) + ident, db=self._log)
         txn.put(at + ident, b"", db=self._log)
         txn.put(ident, at, db=self._changed_at)
+
+    def _prune(self, txn: lmdb.Transaction[bytes]) -> None:
+        """Drop the oldest versions' log entries while the log holds more entries than the store
+        holds values (and more than ``log_floor``), and move ``log-since`` past them. Whole
+        versions go, never the newest: ``log-since`` says from which version on the log is
+        complete, and a reader at or above the version before it still reads only the delta."""
+        count = int(txn.stat(self._log)["entries"])
+        limit = max(self.log_floor, sum(int(txn.stat(self._db[t])["entries"]) for t in TABLES))
+        cursor = txn.cursor(db=self._log)
+        if count <= limit or not cursor.last():
+            return
+        newest = bytes(cursor.key())[:8]
+        cursor.first()
+        pruned: bytes | None = None
+        key = bytes(cursor.key())
+        while count > limit and key and key[:8] < newest:
+            at = key[:8]
+            while key[:8] == at:
+                # The key's only log entry (a rewrite replaces it), so its pointer goes too.
+                txn.delete(key[8:], db=self._changed_at)
+                cursor.delete()
+                count -= 1
+                key = bytes(cursor.key())
+            pruned = at
+        if pruned is not None:
+            txn.put(LOG_SINCE_KEY, (int.from_bytes(pruned, "big") + 1).to_bytes(8, "big"), db=self._meta)
 
 
 class SnapshotReader(_Store):

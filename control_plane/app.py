@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contract.client_address import ClientAddress
 from contract.lifecycle import die_with_master
 from contract.store_recovery import recover_damaged_store
-from control_plane import snapshots
+from control_plane import incremental
 from control_plane.dashboard.serve import dashboard_routes
 from control_plane.errors import ApiError, Shape
 from control_plane.events_consumer import start_consumer_thread
@@ -112,11 +112,14 @@ def create_app(settings: Settings) -> Starlette:
         key_limits: KeyLimits = SharedKeyLimits(store, *limits)
     else:
         login_guard, key_limits = LoginGuard(settings.login_attempts_per_minute), KeyLimits(*limits)
+    # Replicas sharing PostgreSQL cannot see each other's writes in what a builder keeps: there
+    # every build is whole (and the publishing replica builds whole anyway).
+    builder = incremental.Builder(patch=replication is None)
     services = Services(
         settings=settings,
         store=store,
         tokens=Tokens(settings.jwt_secret, settings.access_token_ttl, settings.refresh_token_ttl),
-        validate_projects=snapshots.Compiler().validate_projects,
+        validate_projects=builder.validate_projects,
         publish_projects=replication.publish if replication else publisher.publish_projects,
         login_guard=login_guard,
         client_address=ClientAddress(settings.trusted_proxies),
@@ -128,6 +131,7 @@ def create_app(settings: Settings) -> Starlette:
         oidc=OidcClient(settings.oidc) if settings.oidc is not None else None,
         vault=KeyVault(load_secret(settings.data_dir, KEY_ENCRYPTION_SECRET_FILE, settings.key_encryption_secret)),
         record_change=replication.record if replication else None,
+        builds_committed=builder.committed,
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 

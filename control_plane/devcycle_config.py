@@ -35,7 +35,8 @@ audiences by id), so that an unchanged environment serializes to the same bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -137,19 +138,28 @@ def _value_type(value: Any) -> str | None:
     return None
 
 
-def custom_data_types(declared: Mapping[str, str], trees: list[Any]) -> dict[str, str]:
-    """Declared custom property types, then for undeclared keys the first filter's type."""
-    types = dict(declared)
+def type_candidates(trees: list[Any]) -> tuple[tuple[str, str], ...]:
+    """The custom data types filter trees imply, in order: per data key the type of its first
+    filter (its ``dataKeyType``, else the JSON type of its first value) that names one."""
+    found: dict[str, str] = {}
     for tree in trees:
         for node in _nodes(tree):
             key = node.get("dataKey")
-            if node.get("subType") != "customData" or not isinstance(key, str) or key in types:
+            if node.get("subType") != "customData" or not isinstance(key, str) or key in found:
                 continue
             values = node.get("values")
             first = values[0] if isinstance(values, list) and values else None
             kind = node.get("dataKeyType") or _value_type(first)
             if kind in ("String", "Number", "Boolean"):
-                types[key] = kind
+                found[key] = kind
+    return tuple(found.items())
+
+
+def custom_data_types(declared: Mapping[str, str], candidates: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Declared custom property types, then for undeclared keys the first candidate's type."""
+    types = dict(declared)
+    for key, kind in candidates:
+        types.setdefault(key, kind)
     return dict(sorted(types.items()))
 
 
@@ -181,76 +191,52 @@ def _hidden(visibility: Mapping[str, Any]) -> dict[str, bool]:
     return {kind: False for kind in SDK_KINDS if visibility.get(kind) is False}
 
 
-def environment_devcycle(db: Connection, environment_id: str) -> dict[str, Any]:
-    """``{"devcycle", "customDataTypes", "sdkVisibility"}`` of one environment (module doc);
-    empty when the environment does not exist."""
+@dataclass(frozen=True)
+class Context:
+    """What an environment's DevCycle section reads besides its features: the project, the
+    environment, audiences, declared custom properties and self-targeting overrides. None of it
+    grows with the number of flags, so an incremental build reads it every time."""
+
+    project_id: str
+    environment: dict[str, str]
+    project: dict[str, Any]
+    audience_trees: dict[str, Any]
+    readable: dict[str, bool]
+    declared: dict[str, str]
+    overrides: dict[str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class FeaturePart:
+    """What one feature adds to its environment's DevCycle section; equal parts add the same,
+    so a change that leaves every changed feature's part alone leaves the section alone."""
+
+    order: str
+    # Its active variables, (id, key, type): the project's, whatever the configuration here.
+    variables: tuple[tuple[str, str, str], ...]
+    # The rest only when its configuration here is active (and it is not archived).
+    active: bool = False
+    key: str = ""
+    hidden: dict[str, bool] = field(default_factory=dict)
+    types: tuple[tuple[str, str], ...] = ()
+    devcycle: dict[str, Any] | None = None
+
+    def adds_nothing(self) -> bool:
+        """Whether the section is the same with or without this feature (a Reflag flag without
+        variables or hidden kinds, or a feature not active here and without variables)."""
+        return not self.variables and not self.hidden and not self.types and self.devcycle is None
+
+
+def devcycle_context(db: Connection, environment_id: str) -> Context | None:
+    """The feature-independent inputs of one environment's section; None when it does not exist."""
     env = db.execute("SELECT id, key, project_id FROM environments WHERE id = ?", (environment_id,)).fetchone()
     if env is None:
-        return {}
+        return None
     project_id = env["project_id"]
     audience_trees = {
         r["id"]: _loads(r["filters"], {})
         for r in db.execute("SELECT id, filters FROM audiences WHERE project_id = ? ORDER BY id", (project_id,))
     }
-    readable = devcycle_audiences(audience_trees)
-    variables = [
-        {"_id": r["id"], "key": r["key"], "type": r["type"], "feature_id": r["feature_id"]}
-        for r in db.execute(
-            "SELECT id, key, type, feature_id FROM variables WHERE project_id = ? AND status = 'active' "
-            "AND feature_id IS NOT NULL ORDER BY key",
-            (project_id,),
-        )
-    ]
-    variable_ids: dict[tuple[str, str], str] = {(v["feature_id"], v["key"]): v["_id"] for v in variables}
-    rows = db.execute(
-        "SELECT f.id, f.key, f.type, f.status, f.static_variation, f.settings, f.sdk_visibility, f.tags, "
-        "c.targets, c.reflag FROM features f "
-        "JOIN feature_configurations c ON c.feature_id = f.id AND c.environment_id = ? "
-        "WHERE f.project_id = ? AND f.status != 'archived' AND c.status = 'active' ORDER BY f.created_at, f.id",
-        (environment_id, project_id),
-    ).fetchall()
-    features: list[dict[str, Any]] = []
-    visibility: dict[str, dict[str, bool]] = {}
-    trees: list[Any] = []
-    for r in rows:
-        hidden = _hidden(_loads(r["sdk_visibility"], {}))
-        if hidden:
-            visibility[r["key"]] = hidden
-        stored_targets: list[dict[str, Any]] = _loads(r["targets"], [])
-        trees += config_filters(stored_targets, _loads(r["reflag"], None))
-        if r["reflag"] is not None:
-            continue
-        if r["status"] == "complete":
-            if not r["static_variation"]:
-                continue
-            stored_targets = [
-                {
-                    "_id": derived_id(r["id"], "static"),
-                    "audience": {"filters": _ALL_USERS},
-                    "distribution": [{"_variation": r["static_variation"], "percentage": 1}],
-                }
-            ]
-        filters = [t.get("audience", {}).get("filters", {}) for t in stored_targets]
-        refs = [ref for tree in filters for ref in _audience_refs(tree)]
-        if not all(is_devcycle_tree(tree) for tree in filters) or not all(readable.get(a, False) for a in refs):
-            continue
-        feature: dict[str, Any] = {
-            "_id": r["id"],
-            "key": r["key"],
-            "type": r["type"],
-            "variations": _variations(db, r["id"], variable_ids),
-            "configuration": {
-                "_id": derived_id(r["id"], environment_id),
-                "targets": [_target(t) for t in stored_targets],
-            },
-        }
-        settings = _loads(r["settings"], {})
-        if settings:
-            feature["settings"] = settings
-        feature["tags"] = _loads(r["tags"], [])
-        features.append(feature)
-    audiences = {a: {"filters": audience_trees[a]} for a in sorted(audience_trees) if readable.get(a)}
-    trees += list(audience_trees.values())
     declared = {
         r["property_key"]: r["type"]
         for r in db.execute(
@@ -258,44 +244,174 @@ def environment_devcycle(db: Connection, environment_id: str) -> dict[str, Any]:
             (project_id,),
         )
     }
+    return Context(
+        project_id=project_id,
+        environment={"_id": env["id"], "key": env["key"]},
+        project=_project(db, project_id),
+        audience_trees=audience_trees,
+        readable=devcycle_audiences(audience_trees),
+        declared=declared,
+        overrides=environment_overrides(db, environment_id),
+    )
+
+
+def _in(column: str, ids: list[str] | None) -> str:
+    return f" AND {column} IN ({', '.join('?' * len(ids))})" if ids is not None else ""
+
+
+def feature_parts(db: Connection, ctx: Context, feature_ids: Collection[str] | None = None) -> dict[str, FeaturePart]:
+    """The parts of the project's features (of ``feature_ids`` only, when given), by feature id.
+    A feature id missing from the answer adds nothing (it is gone)."""
+    out: dict[str, FeaturePart] = {}
+    ids = None if feature_ids is None else sorted(feature_ids)
+    for chunk in [ids] if ids is None else [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]:
+        out.update(_parts(db, ctx, chunk))
+    return out
+
+
+#: Feature ids per query (far below SQLite's and PostgreSQL's bound on parameters).
+CHUNK = 500
+
+
+def _parts(db: Connection, ctx: Context, ids: list[str] | None) -> dict[str, FeaturePart]:
+    env_id, project_id = ctx.environment["_id"], ctx.project_id
+    params = (project_id, *(ids or ()))
+    variables: dict[str, list[tuple[str, str, str]]] = {}
+    for r in db.execute(
+        "SELECT id, key, type, feature_id FROM variables WHERE project_id = ? AND status = 'active' "
+        "AND feature_id IS NOT NULL" + _in("feature_id", ids) + " ORDER BY key",
+        params,
+    ):
+        variables.setdefault(r["feature_id"], []).append((r["id"], r["key"], r["type"]))
+    variations: dict[str, list[Any]] = {}
+    for r in db.execute(
+        "SELECT v.id, v.feature_id, v.key, v.name, v.variables FROM variations v"
+        " JOIN features f ON f.id = v.feature_id WHERE f.project_id = ?"
+        + _in("f.id", ids)
+        + " ORDER BY v.feature_id, v.position",
+        params,
+    ):
+        variations.setdefault(r["feature_id"], []).append(r)
+    rows = db.execute(
+        "SELECT f.id, f.key, f.type, f.status, f.static_variation, f.settings, f.sdk_visibility, f.tags, f.created_at,"
+        " c.status AS config_status, c.targets, c.reflag FROM features f "
+        "LEFT JOIN feature_configurations c ON c.feature_id = f.id AND c.environment_id = ? "
+        "WHERE f.project_id = ?" + _in("f.id", ids),
+        (env_id, *params),
+    ).fetchall()
+    out: dict[str, FeaturePart] = {}
+    for r in rows:
+        order = f"{r['created_at']}/{r['id']}"
+        own = tuple(variables.get(r["id"], ()))
+        if r["status"] == "archived" or r["config_status"] != "active":
+            out[r["id"]] = FeaturePart(order, own)
+            continue
+        variable_ids = {key: vid for vid, key, _ in own}
+        out[r["id"]] = FeaturePart(
+            order,
+            own,
+            active=True,
+            key=r["key"],
+            hidden=_hidden(_loads(r["sdk_visibility"], {})),
+            types=type_candidates(config_filters(_loads(r["targets"], []), _loads(r["reflag"], None))),
+            devcycle=_devcycle_feature(r, env_id, ctx.readable, variations.get(r["id"], []), variable_ids),
+        )
+    return out
+
+
+def _devcycle_feature(
+    r: Any, environment_id: str, readable: Mapping[str, bool], variations: list[Any], variable_ids: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The feature as DevCycle's config carries it; None when its bucketing cannot decide it."""
+    if r["reflag"] is not None:
+        return None
+    stored_targets: list[dict[str, Any]] = _loads(r["targets"], [])
+    if r["status"] == "complete":
+        if not r["static_variation"]:
+            return None
+        stored_targets = [
+            {
+                "_id": derived_id(r["id"], "static"),
+                "audience": {"filters": _ALL_USERS},
+                "distribution": [{"_variation": r["static_variation"], "percentage": 1}],
+            }
+        ]
+    filters = [t.get("audience", {}).get("filters", {}) for t in stored_targets]
+    refs = [ref for tree in filters for ref in _audience_refs(tree)]
+    if not all(is_devcycle_tree(tree) for tree in filters) or not all(readable.get(a, False) for a in refs):
+        return None
+    feature: dict[str, Any] = {
+        "_id": r["id"],
+        "key": r["key"],
+        "type": r["type"],
+        "variations": [_variation(v, variable_ids) for v in variations],
+        "configuration": {
+            "_id": derived_id(r["id"], environment_id),
+            "targets": [_target(t) for t in stored_targets],
+        },
+    }
+    settings = _loads(r["settings"], {})
+    if settings:
+        feature["settings"] = settings
+    feature["tags"] = _loads(r["tags"], [])
+    return feature
+
+
+def assemble_devcycle(ctx: Context, parts: Iterable[FeaturePart]) -> dict[str, Any]:
+    """``{"devcycle", "customDataTypes", "sdkVisibility"}`` (and the overrides) from the context
+    and every feature's part, whatever order the parts come in."""
+    features: list[dict[str, Any]] = []
+    visibility: dict[str, dict[str, bool]] = {}
+    candidates: list[tuple[str, str]] = []
+    variables: list[tuple[str, str, str]] = []
+    for part in sorted(parts, key=lambda p: p.order):
+        variables += part.variables
+        if not part.active:
+            continue
+        if part.hidden:
+            visibility[part.key] = part.hidden
+        candidates += part.types
+        if part.devcycle is not None:
+            features.append(part.devcycle)
+    candidates += type_candidates(list(ctx.audience_trees.values()))
+    variables.sort(key=lambda v: v[1])
+    readable = ctx.readable
+    env_id = ctx.environment["_id"]
     config = {
-        "project": _project(db, project_id),
-        "environment": {"_id": env["id"], "key": env["key"]},
+        "project": ctx.project,
+        "environment": ctx.environment,
         "features": features,
-        "variables": [{"_id": v["_id"], "key": v["key"], "type": v["type"]} for v in variables],
+        "variables": [{"_id": vid, "key": key, "type": kind} for vid, key, kind in variables],
         # DevCycle hashes `variable.key + environment.apiKey`; the snapshot holds no SDK key, so
         # the environment id stands in for it (only the bucketing API's knownVariableKeys read it).
-        "variableHashes": {v["key"]: evaluator.murmur3_32(v["key"] + env["id"]) for v in variables},
-        "audiences": audiences,
+        "variableHashes": {key: evaluator.murmur3_32(key + env_id) for _, key, _ in variables},
+        "audiences": {a: {"filters": ctx.audience_trees[a]} for a in sorted(ctx.audience_trees) if readable.get(a)},
         "debugUsers": [],
     }
     members: dict[str, Any] = {
         "devcycle": config,
-        "customDataTypes": custom_data_types(declared, trees),
+        "customDataTypes": custom_data_types(ctx.declared, candidates),
         "sdkVisibility": visibility,
     }
-    overrides = environment_overrides(db, environment_id)
-    if overrides:  # absent when empty: an environment without overrides keeps its bytes
-        members[OVERRIDES] = overrides
+    if ctx.overrides:  # absent when empty: an environment without overrides keeps its bytes
+        members[OVERRIDES] = ctx.overrides
     return members
 
 
-def _variations(db: Connection, feature_id: str, variable_ids: Mapping[tuple[str, str], str]) -> list[Any]:
-    out = []
-    for r in db.execute(
-        "SELECT id, key, name, variables FROM variations WHERE feature_id = ? ORDER BY position", (feature_id,)
-    ):
-        values = _loads(r["variables"], {})
-        out.append(
-            {
-                "_id": r["id"],
-                "key": r["key"],
-                "name": r["name"],
-                "variables": [
-                    {"_var": variable_ids[(feature_id, k)], "value": v}
-                    for k, v in values.items()
-                    if (feature_id, k) in variable_ids
-                ],
-            }
-        )
-    return out
+def environment_devcycle(db: Connection, environment_id: str) -> dict[str, Any]:
+    """``{"devcycle", "customDataTypes", "sdkVisibility"}`` of one environment (module doc);
+    empty when the environment does not exist."""
+    ctx = devcycle_context(db, environment_id)
+    if ctx is None:
+        return {}
+    return assemble_devcycle(ctx, feature_parts(db, ctx).values())
+
+
+def _variation(r: Any, variable_ids: Mapping[str, str]) -> dict[str, Any]:
+    values = _loads(r["variables"], {})
+    return {
+        "_id": r["id"],
+        "key": r["key"],
+        "name": r["name"],
+        "variables": [{"_var": variable_ids[k], "value": v} for k, v in values.items() if k in variable_ids],
+    }

@@ -40,7 +40,7 @@ its static variation to everyone; ``archived`` features are left out.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -312,16 +312,23 @@ def _project_context(db: Connection, project_id: str) -> tuple[dict[str, Any], b
     return audiences, bool(isinstance(settings, dict) and settings.get("disablePassthroughRollouts"))
 
 
-def _variations(db: Connection, project_id: str, feature_id: str | None = None) -> dict[str, list[Any]]:
+def _in(column: str, ids: list[str] | None) -> str:
+    return f" AND {column} IN ({', '.join('?' * len(ids))})" if ids is not None else ""
+
+
+def _variations(db: Connection, project_id: str, feature_ids: list[str] | None = None) -> dict[str, list[Any]]:
+    """Per feature id (of ``feature_ids`` only, when given): its variations with the values of
+    its active variables."""
+    params = (project_id, *(feature_ids or ()))
     active: dict[str, set[str]] = {}
     sql = "SELECT feature_id, key FROM variables WHERE project_id = ? AND status = 'active' AND feature_id IS NOT NULL"
-    for r in db.execute(sql, (project_id,)):
+    for r in db.execute(sql + _in("feature_id", feature_ids), params):
         active.setdefault(r["feature_id"], set()).add(r["key"])
     out: dict[str, list[Any]] = {}
     rows = db.execute(
         "SELECT v.id, v.feature_id, v.key, v.variables FROM variations v JOIN features f ON f.id = v.feature_id "
-        "WHERE f.project_id = ?" + (" AND f.id = ?" if feature_id else "") + " ORDER BY v.feature_id, v.position",
-        (project_id, feature_id) if feature_id else (project_id,),
+        "WHERE f.project_id = ?" + _in("f.id", feature_ids) + " ORDER BY v.feature_id, v.position",
+        params,
     )
     for r in rows:
         keys = active.get(r["feature_id"], set())
@@ -347,33 +354,72 @@ def environment_flags(
     """:func:`environment_features` with each definition's order key: ``{created_at}/{id}``,
     which sorts the flags as the list does and does not move when other flags come and go (the
     snapshot store keeps each flag apart, in this order)."""
+    flags = feature_flags(db, environment_id, now_ms=now_ms).values()
+    return [(flag.order, flag.definition) for flag in sorted(flags, key=lambda f: f.order)]
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One feature's flag in one environment: its order key (:func:`environment_flags`), its
+    definition, and whether the definition moves with the clock (a rollout taken at its
+    percentage when built: a rebuild of the environment takes it anew)."""
+
+    order: str
+    definition: dict[str, Any]
+    timed: bool
+
+    @property
+    def key(self) -> str:
+        return str(self.definition["key"])
+
+
+#: Feature ids per query (far below SQLite's and PostgreSQL's bound on parameters).
+CHUNK = 500
+
+
+def feature_flags(
+    db: Connection, environment_id: str, feature_ids: Collection[str] | None = None, *, now_ms: float | None = None
+) -> dict[str, Flag]:
+    """The flags of the environment's features (of ``feature_ids`` only, when given) whose
+    configuration there is active, by feature id; a feature id missing from the answer has no
+    flag there."""
     env = db.execute("SELECT project_id FROM environments WHERE id = ?", (environment_id,)).fetchone()
     if env is None:
-        return []
+        return {}
     project_id = env["project_id"]
     audiences, disable_passthrough = _project_context(db, project_id)
-    variations = _variations(db, project_id)
-    rows = db.execute(
-        "SELECT f.id, f.key, f.status, f.static_variation, f.created_at, c.targets, c.reflag, c.targeting_version "
-        "FROM features f JOIN feature_configurations c ON c.feature_id = f.id AND c.environment_id = ? "
-        "WHERE f.project_id = ? AND f.status != 'archived' AND c.status = 'active' ORDER BY f.created_at, f.id",
-        (environment_id, project_id),
-    ).fetchall()
     now = _now(now_ms)
-    out = []
-    for r in rows:
-        data = FeatureData(
-            key=r["key"],
-            status=r["status"],
-            static_variation=r["static_variation"],
-            variations=variations.get(r["id"], []),
-            targets=_loads(r["targets"], []),
-            reflag=_loads(r["reflag"], None),
-            version=int(r["targeting_version"]),
-        )
-        definition = build_definition(data, audiences, disable_passthrough=disable_passthrough, now_ms=now).definition
-        out.append((f"{r['created_at']}/{r['id']}", with_rollout_keys(definition, r["key"])))
+    ids = None if feature_ids is None else sorted(feature_ids)
+    out: dict[str, Flag] = {}
+    for chunk in [ids] if ids is None else [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]:
+        variations = _variations(db, project_id, chunk)
+        rows = db.execute(
+            "SELECT f.id, f.key, f.status, f.static_variation, f.created_at, c.targets, c.reflag,"
+            " c.targeting_version FROM features f"
+            " JOIN feature_configurations c ON c.feature_id = f.id AND c.environment_id = ?"
+            " WHERE f.project_id = ? AND f.status != 'archived' AND c.status = 'active'" + _in("f.id", chunk),
+            (environment_id, project_id, *(chunk or ())),
+        ).fetchall()
+        for r in rows:
+            data = FeatureData(
+                key=r["key"],
+                status=r["status"],
+                static_variation=r["static_variation"],
+                variations=variations.get(r["id"], []),
+                targets=_loads(r["targets"], []),
+                reflag=_loads(r["reflag"], None),
+                version=int(r["targeting_version"]),
+            )
+            built = build_definition(data, audiences, disable_passthrough=disable_passthrough, now_ms=now)
+            definition = with_rollout_keys(built.definition, r["key"])
+            out[r["id"]] = Flag(f"{r['created_at']}/{r['id']}", definition, _timed(data))
     return out
+
+
+def _timed(data: FeatureData) -> bool:
+    """Whether :func:`build_definition` reads the clock for this feature (DevCycle targets with
+    a rollout, evaluated from the Reflag-shape definition)."""
+    return data.status != "complete" and data.reflag is None and any(t.get("rollout") for t in data.targets)
 
 
 def with_rollout_keys(definition: dict[str, Any], flag_key: str) -> dict[str, Any]:
@@ -423,7 +469,7 @@ def feature_definition(
         key=f["key"],
         status=f["status"],
         static_variation=f["static_variation"],
-        variations=_variations(db, f["project_id"], feature_id).get(feature_id, []),
+        variations=_variations(db, f["project_id"], [feature_id]).get(feature_id, []),
         targets=_loads(c["targets"], []) if c else [],
         reflag=_loads(c["reflag"], None) if c else None,
         version=int(c["targeting_version"]) if c else 0,

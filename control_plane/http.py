@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -56,10 +56,11 @@ class Services:
     settings: Settings
     store: Store
     tokens: Tokens
-    # Called with the ids of projects whose snapshot data changed, inside the write transaction;
+    # Called with the ids of projects whose snapshot data changed, and of those only some of
+    # whose features changed those features (Write.features), inside the write transaction;
     # raises ApiError when a snapshot does not compile (the write then rolls back). Returns the
     # validated environment documents by environment id.
-    validate_projects: Callable[[Connection, set[str]], dict[str, Any]]
+    validate_projects: Callable[[Connection, set[str], dict[str, set[str]]], dict[str, Any]]
     # Called after commit, still under the store lock, with the same ids and those documents:
     # publishes the snapshots (or, on a publishing replica, returns the Future of the version that
     # will hold the change: the route answers once it resolves).
@@ -79,6 +80,9 @@ class Services:
     # Several replicas (PostgreSQL): called inside the write transaction with the touched project
     # ids, to queue them for the replica that publishes (control_plane/replication.py).
     record_change: Callable[[Connection, set[str]], None] | None = None
+    # Called after a commit whose write validated projects: the builds it validated are what the
+    # database holds now (control_plane.incremental keeps them for the next write).
+    builds_committed: Callable[[], None] = lambda: None
 
 
 def request_id(request: Request) -> str:
@@ -127,6 +131,9 @@ class Write:
     principal: Principal
     change_reason: str | None
     touched: set[str] = field(default_factory=set)
+    # Touched projects of which only these features changed (and nothing else they serve); a
+    # project touched as a whole is not here.
+    features: dict[str, set[str]] = field(default_factory=dict)
     entries: list[tuple[Any, ...]] = field(default_factory=list)
     # Set while an approved change request is applied (its id): the approval gate lets the change
     # through the same write code a direct request runs (routes/devcycle/approval.py).
@@ -160,8 +167,14 @@ class Write:
         )
         self.entries.append(entry)
 
-    def touch(self, project_id: str) -> None:
-        """Mark a project whose snapshots must be rebuilt after this change."""
+    def touch(self, project_id: str, *, features: Iterable[str] | None = None) -> None:
+        """Mark a project whose snapshots must be rebuilt after this change. ``features``: only
+        these features of it changed (their rows, variations, variables and configurations), so
+        only they are rebuilt (``control_plane.incremental``); else the whole project is."""
+        if features is None:
+            self.features.pop(project_id, None)
+        elif project_id not in self.touched or project_id in self.features:
+            self.features.setdefault(project_id, set()).update(features)
         self.touched.add(project_id)
 
 
@@ -231,7 +244,7 @@ class Ctx:
                 w = Write(db, principal, reason)
                 result = change(w)
                 if w.touched:
-                    documents = self.services.validate_projects(db, w.touched)
+                    documents = self.services.validate_projects(db, w.touched, w.features)
                     if self.services.record_change is not None:
                         self.services.record_change(db, w.touched)
                 # In the change's transaction: an acknowledged change is a webhook delivery owed.
@@ -245,6 +258,7 @@ class Ctx:
                     )
                     result = stored
             if w.touched:
+                self.services.builds_committed()
                 published = self.services.publish_projects(w.touched, documents)
                 if isinstance(published, Future):
                     self.published.append(published)

@@ -1,12 +1,13 @@
 """Publishes validated snapshots to the LMDB store after each committed change.
 
-Each publish rebuilds the complete state of the touched projects from SQLite while holding the
-store lock (so publishes happen in commit order and never from a stale read), diffs it against
-what LMDB holds for those projects, and writes the difference in one LMDB transaction under a
-new global version. Environments are stored flag by flag (``contract.store``), so the difference
-of a one-flag change is that flag: what LMDB, Redis and every edge then handle. On start the
-control plane republishes everything, which also repairs a
-publish lost to a crash between the SQLite commit and the LMDB write.
+Each publish takes the state of the touched projects while holding the store lock (so publishes
+happen in commit order and never from a stale read): built whole from the database, or, for a
+write's own publish, as the write's validation built it (``control_plane.incremental``: only the
+flags the write changed). It diffs that against what LMDB holds for those projects and writes the
+difference in one LMDB transaction under a new global version. Environments are stored flag by
+flag (``contract.store``), so the difference of a one-flag change is that flag: what LMDB, Redis
+and every edge then handle. On start the control plane republishes everything, which also
+repairs a publish lost to a crash between the SQLite commit and the LMDB write.
 
 A publish that LMDB refuses (the map is full, the disk fails) happens after the SQLite commit,
 so the change is saved but not served: the write answers 503 ``publish_failed`` saying so, the
@@ -76,7 +77,8 @@ def project_state(
     db: Connection, project_id: str, documents: Mapping[str, EnvironmentState] | None = None
 ) -> ChangeSet:
     """Everything the edge serves for one project, keyed as in LMDB. ``documents`` are environment
-    states already built from this same state (by validation), by environment id."""
+    states already built from this same state (by validation), by environment id; the ``flags``
+    of one built incrementally are only those it changed (a removed one maps to None)."""
     state = ChangeSet()
     project = db.execute(
         "SELECT p.key, o.name AS org FROM projects p JOIN organisations o ON o.id = p.organisation_id WHERE p.id = ?",
@@ -87,8 +89,8 @@ def project_state(
     for env in db.execute("SELECT id, key FROM environments WHERE project_id = ?", (project_id,)):
         built = (documents or {}).get(env["id"]) or build_environment_state(db, env["id"])
         state.environments[env["id"]] = {"project": project_id, "environment": env["key"], "document": built.extras}
-        for key in built.flags:
-            state.flags[flag_key(env["id"], key)] = built.entry(project_id, key)
+        for key in built.flags if built.changed is None else built.changed:
+            state.flags[flag_key(env["id"], key)] = built.entry(project_id, key) if key in built.flags else None
         for key in db.execute(
             "SELECT key_hash, kind FROM sdk_keys WHERE environment_id = ? AND revoked_at IS NULL", (env["id"],)
         ):
@@ -101,6 +103,19 @@ def project_state(
     if board is not None:
         state.boards[board["projectKey"]] = {"project": project_id, **board}
     return state
+
+
+def _incremental_projects(
+    db: Connection, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None
+) -> set[str]:
+    """The projects every environment of which ``documents`` holds as an incremental build."""
+    built = {env_id for env_id, d in (documents or {}).items() if d.changed is not None}
+    out = set()
+    for project_id in project_ids if built else ():
+        envs = {r["id"] for r in db.execute("SELECT id FROM environments WHERE project_id = ?", (project_id,))}
+        if envs and envs <= built:
+            out.add(project_id)
+    return out
 
 
 def _digest(table: str, value: dict[str, Any]) -> bytes:
@@ -232,9 +247,17 @@ class Publisher:
         change = ChangeSet()
         for project_id in project_ids:
             change.update(project_state(db, project_id, documents))
+        # Environments built incrementally carry only the flags they changed (removals included):
+        # the other flags stored are still theirs, and are not read at all when every touched
+        # environment is such a build (a one-flag change costs one flag, not a scan).
+        whole = project_ids - _incremental_projects(db, project_ids, documents)
         digests = {}
         for table, items in change.tables():
-            for stale in self.written.owned(table, project_ids) - items.keys():
+            if table == "flags":
+                owned = self.written.owned(table, whole) if whole else set()
+            else:
+                owned = self.written.owned(table, project_ids)
+            for stale in owned - items.keys():
                 items[stale] = None
             digests[table] = self.written.drop_unchanged(table, items)
         return change, digests
@@ -252,6 +275,8 @@ class Publisher:
         floor, LMDB's) and reach Redis as a full state only."""
         if self.failure is not None:
             project_ids = project_ids | self.failure.projects  # what an earlier failed publish left behind
+            # An incremental build holds this write's changes only, not the earlier ones LMDB missed.
+            documents = None
         with contextlib.nullcontext(db) if db is not None else self.store.read() as db:
             for _ in range(3):
                 if self.written.version != self.writer.version():
@@ -263,6 +288,7 @@ class Publisher:
                         self.written.version,
                     )
                     self.written = _Written(self.writer)
+                    documents = None  # built against a state LMDB may not hold: build whole
                 change, digests = self._diff(db, project_ids, documents)
                 behind = self._behind()
                 if fresh_term:

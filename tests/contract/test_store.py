@@ -10,6 +10,8 @@ import pytest
 
 from contract.framing import CorruptValue, decode, encode
 from contract.store import (
+    CHANGED_AT,
+    CHANGELOG,
     META,
     TABLES,
     ChangeSet,
@@ -243,6 +245,40 @@ def test_the_change_log_names_what_each_version_wrote_and_flags_restamp_their_en
             assert txn.changed_since(0) is not None
             assert set(txn.prefixed("flags", "e/")) == {"e/a"}
         assert flag_environment("e/a/b") == "e"
+    finally:
+        writer.close()
+
+
+def test_the_change_log_is_pruned_and_readers_behind_it_read_everything(tmp_path: Path) -> None:
+    """Keys that come and go would leave a log entry each forever: the writer prunes the oldest
+    versions once the log outgrows the store (here: its floor of 8 entries). A reader at a pruned
+    version is told to read everything; one at a kept version reads exactly what changed."""
+    writer = SnapshotWriter(tmp_path, log_floor=8)
+    try:
+        env = {"project": "p", "environment": "prod", "document": {}}
+        first = writer.publish(ChangeSet(environments={"e": env}, flags={flag_key("e", "keep"): _flag("keep")}))
+        wrote: dict[int, set[str]] = {first: {"e/keep"}}
+        for i in range(40):
+            key = flag_key("e", f"t{i}")
+            wrote[writer.publish(ChangeSet(flags={key: _flag(f"t{i}")}))] = {key}
+            wrote[writer.publish(ChangeSet(flags={key: None}))] = {key}
+        last = max(wrote)
+        log = writer.env.open_db(CHANGELOG.encode(), create=False)
+        changed_at = writer.env.open_db(CHANGED_AT.encode(), create=False)
+        with writer.env.begin() as txn:
+            entries = txn.stat(log)["entries"]
+            assert entries <= 8 + 2  # the floor, plus at most the newest version (a flag, its environment)
+            assert txn.stat(changed_at)["entries"] == entries
+        with SnapshotReader.over(writer).reading() as txn:
+            usable = [v for v in range(last + 1) if txn.changed_since(v) is not None]
+            # Every version from some point on reads as a delta; every older one reads whole.
+            assert usable == list(range(usable[0], last + 1)) and first < usable[0] < last - 2
+            for v in usable:
+                since = txn.changed_since(v)
+                assert since is not None
+                assert set(since["flags"]) == set().union(*(keys for u, keys in wrote.items() if u > v))
+                assert all(value is None for value in since["flags"].values())  # all deleted since
+                assert set(since["environments"]) == ({"e"} if v < last else set())
     finally:
         writer.close()
 

@@ -327,7 +327,7 @@ def configuration_change(
             project_id=access.id,
             details=details,
         )
-        w.touch(access.id)
+        w.touch(access.id, features={f["id"]})
         row = w.db.execute(
             "SELECT * FROM feature_configurations WHERE feature_id = ? AND environment_id = ?", (f["id"], env["id"])
         ).fetchone()

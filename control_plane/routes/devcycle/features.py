@@ -3,8 +3,9 @@ update, delete, and status (``complete`` serves ``staticVariation`` everywhere).
 
 A feature create or update may carry its variations, variables and per-environment
 configurations; they are written with the helpers of those resources' modules. Every write
-calls ``w.touch(project_id)``: the commit then compiles every environment of the project and
-rolls back with a 400 naming the node if one does not compile.
+calls ``w.touch(project_id, features={feature_id})`` (all it changes belongs to that feature):
+the commit then rebuilds and compiles that feature in every environment of the project
+(``control_plane.incremental``) and rolls back with a 400 naming the node if it does not compile.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def insert_feature(w: Write, access: authz.ProjectAccess, body: FeatureFields, p
             d["field"] = prefix + d["field"]
         raise
     w.audit("feature.create", f"feature:{body.key}", organisation_id=access.organisation_id, project_id=access.id)
-    w.touch(access.id)
+    w.touch(access.id, features={feature_id})
     return feature_id
 
 
@@ -305,7 +306,7 @@ def apply_update(w: Write, project_ref: str, feature_ref: str, organisation: str
         project_id=access.id,
         details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
     )
-    w.touch(access.id)
+    w.touch(access.id, features={fid})
     return str(fid)
 
 
@@ -333,7 +334,7 @@ async def delete_feature(ctx: Ctx) -> Any:
             project_id=access.id,
             details={"deleteVariables": query.deleteVariables},
         )
-        w.touch(access.id)
+        w.touch(access.id, features={f["id"]})
 
     ctx.commit(change, status=204)
     return Response(status_code=204)
@@ -388,5 +389,5 @@ def apply_status(w: Write, project_ref: str, feature_ref: str, organisation: str
         project_id=access.id,
         details={"from": f["status"], "to": body.status},
     )
-    w.touch(access.id)
+    w.touch(access.id, features={f["id"]})
     return str(f["id"])

@@ -226,7 +226,7 @@ def static_configuration_change(
             project_id=access.id,
             details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
         )
-        w.touch(access.id)
+        w.touch(access.id, features={f["id"]})
         return static_view(w.db, feature(w.db, access.id, f["id"]))
 
     return change

@@ -88,7 +88,7 @@ async def create_variation(ctx: Ctx) -> Any:
             organisation_id=access.organisation_id,
             project_id=access.id,
         )
-        w.touch(access.id)
+        w.touch(access.id, features={f["id"]})
         return feature_view(w.db, f["id"])
 
     return ctx.commit(change, status=201)
@@ -158,7 +158,7 @@ async def update_variation(ctx: Ctx) -> Any:
             organisation_id=access.organisation_id,
             project_id=access.id,
         )
-        w.touch(access.id)
+        w.touch(access.id, features={f["id"]})
         return feature_view(w.db, f["id"])
 
     return ctx.commit(change)
@@ -189,7 +189,7 @@ async def delete_variation(ctx: Ctx) -> Any:
             organisation_id=access.organisation_id,
             project_id=access.id,
         )
-        w.touch(access.id)
+        w.touch(access.id, features={f["id"]})
 
     ctx.commit(change, status=204)
     return Response(status_code=204)

@@ -1,0 +1,166 @@
+"""A write builds only what it changed (``control_plane.incremental``), and what it publishes is
+byte for byte what a whole build of the database publishes, after any sequence of writes.
+
+Random sequences of feature writes (create, configure in Reflag and DevCycle formats, rename,
+visibility, status, delete) mixed with writes that touch the project as a whole, on both stores:
+after every write, every value LMDB holds (without its version stamp) equals a whole build of
+every project from the database (``publisher.project_state`` without documents), and no value
+is missing or left over; and what the builder keeps for the next write equals a whole build of
+each environment. The builds must have been incremental most of the time.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+import pytest
+
+from contract.framing import decode
+from contract.store import TABLES, ChangeSet, unstamped
+from control_plane.errors import ApiError
+from control_plane.incremental import Builder
+from control_plane.publisher import Publisher, project_state
+from control_plane.snapshots import build_environment_state
+from control_plane.store import Store
+from tests.control_plane.conftest import Api
+from tests.control_plane.devcycle_support import ALL, PRO, Project, target
+from tests.control_plane.routes.devcycle.support import setup
+
+ENVS = ("development", "production")
+KEYS = tuple(f"f{i}" for i in range(6))
+TIER = {"type": "user", "subType": "customData", "dataKey": "tier", "comparator": "=", "values": ["gold"]}
+SEATS = {"type": "user", "subType": "customData", "dataKey": "seats", "comparator": ">", "values": [3]}
+# A rollout that started long ago: a definition built from the clock, which stays the same.
+PAST = {"type": "schedule", "startDate": "2020-01-01T00:00:00Z"}
+OPS = ("create", "create", "reflag", "devcycle", "devcycle", "rename", "visibility", "status", "variation", "delete")
+
+
+def _feature(key: str, rng: random.Random) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "key": key,
+        "name": key,
+        "variables": [{"key": f"{key}-v{rng.randrange(3)}", "type": "Boolean"}],
+    }
+    var = body["variables"][0]["key"]
+    body["variations"] = [
+        {"key": "on", "name": "On", "variables": {var: True}},
+        {"key": "off", "name": "Off", "variables": {var: False}},
+    ]
+    if rng.random() < 0.3:
+        body["sdkVisibility"] = {"client": False}
+    if rng.random() < 0.5:
+        body["configurations"] = {rng.choice(ENVS): _reflag(rng)}
+    return body
+
+
+def _reflag(rng: random.Random) -> dict[str, Any]:
+    plan = {"type": "context", "field": "company.plan", "operator": "IS", "values": [rng.choice(["free", "pro"])]}
+    rules = [{"filter": plan}] if rng.random() < 0.7 else [{"filter": {"type": "constant", "value": True}}]
+    return {"status": rng.choice(["active", "active", "inactive"]), "targeting": {"rules": rules}}
+
+
+def _devcycle(rng: random.Random) -> dict[str, Any]:
+    audience = rng.choice([ALL, PRO, {"operator": "and", "filters": [TIER]}, {"operator": "or", "filters": [SEATS]}])
+    chosen = target(audience)
+    if rng.random() < 0.3:
+        chosen["rollout"] = PAST
+    return {"status": rng.choice(["active", "active", "inactive"]), "targets": [chosen]}
+
+
+def _write(p: Project, rng: random.Random, existing: list[str], step: int) -> None:
+    """One random write; refusals (a key taken, a variation in use) are fine, errors are not."""
+    op = rng.choice(OPS)
+    if not existing or op == "create":
+        key = rng.choice([k for k in KEYS if k not in existing] or KEYS)
+        r = p.post("/features", _feature(key, rng))
+    elif op == "reflag":
+        r = p.configure(rng.choice(existing), rng.choice(ENVS), _reflag(rng))
+    elif op == "devcycle":
+        r = p.configure(rng.choice(existing), rng.choice(ENVS), _devcycle(rng))
+    elif op == "rename":
+        free = [k for k in KEYS if k not in existing]
+        r = p.patch(f"/features/{rng.choice(existing)}", {"key": rng.choice(free)} if free else {"name": "n"})
+    elif op == "visibility":
+        r = p.patch(f"/features/{rng.choice(existing)}", {"sdkVisibility": {"mobile": rng.random() < 0.5}})
+    elif op == "status":
+        body = {"status": "complete", "staticVariation": "on"} if rng.random() < 0.5 else {"status": "active"}
+        r = p.patch(f"/features/{rng.choice(existing)}/status", body)
+    elif op == "variation":
+        r = p.post(f"/features/{rng.choice(existing)}/variations", {"key": f"v{step}", "name": f"V{step}"})
+    else:
+        r = p.delete(f"/features/{rng.choice(existing)}")
+    assert r.status_code < 500, r.text
+    if step % 7 == 6:
+        # Writes that touch the project as a whole: an audience, a declared custom property.
+        tier = {"operator": "and", "filters": [TIER]}
+        a = p.post("/audiences", {"name": f"A{step}", "key": f"a{step}", "filters": tier})
+        assert a.status_code == 201, a.text
+        seats = {"name": f"P{step}", "key": f"p{step}", "type": "Number", "propertyKey": "seats"}
+        c = p.post("/customProperties", seats)
+        assert c.status_code < 500, c.text
+
+
+def _keys(p: Project) -> list[str]:
+    return [f["key"] for f in p.get("/features").json()]
+
+
+def _services(api: Api) -> Any:
+    return api.client.app.state.services  # type: ignore[attr-defined]
+
+
+def assert_store_is_a_whole_build(api: Api) -> None:
+    publisher: Publisher = api.client.app.state.publisher  # type: ignore[attr-defined]
+    store: Store = _services(api).store
+    _, tables = publisher.writer.read_all()
+    whole = ChangeSet()
+    with store.read() as db:
+        for row in db.execute("SELECT id FROM projects").fetchall():
+            whole.update(project_state(db, row["id"]))
+        # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes
+        # whole builds; the validation still builds incrementally).
+        kept = _services(api).validate_projects.__self__.kept()
+        for env_id, state in kept.items():
+            assert orjson.dumps(state.document()) == orjson.dumps(build_environment_state(db, env_id).document())
+    for table in TABLES:
+        stored = {k: orjson.dumps(unstamped(table, decode(v))) for k, v in tables[table].items()}
+        built = {k: orjson.dumps(v) for k, v in whole.table(table).items() if v is not None}
+        assert stored.keys() == built.keys(), table
+        for key in stored:
+            assert stored[key] == built[key], f"{table}/{key}"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_incremental_builds_publish_what_a_whole_build_does(api: Api, seed: int) -> None:
+    rng = random.Random(seed)
+    p = setup(api)
+    builder: Builder = _services(api).validate_projects.__self__
+    for step in range(36):
+        _write(p, rng, _keys(p), step)
+        assert_store_is_a_whole_build(api)
+    if builder.patch:  # SQLite; replicas on PostgreSQL build whole (control_plane.incremental)
+        assert builder.counts["patched"] > builder.counts["whole"], builder.counts
+
+
+def test_a_write_rolled_back_after_its_build_is_not_kept(api: Api) -> None:
+    """A write whose transaction fails after its snapshots were built and validated leaves
+    nothing of its build behind: the next write builds on what the database holds."""
+    p = setup(api)
+    rule = {"status": "active", "targeting": {"rules": [{"filter": {"type": "constant", "value": True}}]}}
+    for key in ("f0", "f1"):
+        r = p.post("/features", {"key": key, "name": key, "configurations": {"development": rule}})
+        assert r.status_code == 201, r.text
+    services = _services(api)
+    record_change = services.record_change
+
+    def fail(db: Any, project_ids: set[str]) -> None:
+        raise ApiError(503, "the write fails after its build")
+
+    services.record_change = fail  # called in the transaction, right after the validation
+    try:
+        assert p.configure("f0", "development", {"status": "inactive"}).status_code == 503
+    finally:
+        services.record_change = record_change
+    assert p.configure("f1", "development", {"status": "inactive"}).status_code == 200
+    assert_store_is_a_whole_build(api)

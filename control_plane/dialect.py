@@ -119,6 +119,18 @@ def storage_fault(e: BaseException) -> str | None:
     return None
 
 
+def value_too_large(e: BaseException) -> bool:
+    """Whether ``e`` says a value of the statement is too large to store or index (PostgreSQL's
+    program_limit_exceeded: an index entry holds at most about 2.7 kB, whatever the column's
+    type; SQLite's SQLITE_TOOBIG): the request's input is at fault, not the store (a 400)."""
+    if isinstance(e, psycopg.Error):
+        return e.sqlstate == "54000"
+    if isinstance(e, sqlite3.Error):
+        code = getattr(e, "sqlite_errorcode", None)
+        return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_TOOBIG
+    return False
+
+
 # ---- SQL text --------------------------------------------------------------------------------
 
 _SKIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)

@@ -121,6 +121,7 @@ class SharedKeyLimits(KeyLimits):
                 left = self.prune_batch - deleted
                 if left <= 0:
                     break
+                params: tuple[float, ...]
                 if limiter.enabled:
                     # Full once the tokens it lacked have flowed back: at + (burst - tokens) / rate.
                     expired, params = "at + (? - tokens) / ? <= ?", (limiter.burst, limiter.rate, now)

@@ -13,6 +13,7 @@ What differs is here:
 * values: rows answer by index and by (case-insensitive) name like ``sqlite3.Row``; Python
   booleans are stored as the integers 0/1 the schema uses; ``SUM``/``AVG`` (``numeric`` in
   PostgreSQL) come back as ``int`` when whole, else ``float``, as SQLite gives them;
+* row locks: :func:`skip_locked` (a cleanup claims rows without waiting for the ones in use);
 * errors: :func:`storage_fault` says which exceptions mean "the database cannot take writes now"
   (503 ``storage_unavailable``), :data:`DATABASE_ERRORS` and :data:`INTEGRITY_ERRORS` are the
   exception classes of both drivers.
@@ -118,6 +119,18 @@ def storage_fault(e: BaseException) -> str | None:
     return None
 
 
+def value_too_large(e: BaseException) -> bool:
+    """Whether ``e`` says a value of the statement is too large to store or index (PostgreSQL's
+    program_limit_exceeded: an index entry holds at most about 2.7 kB, whatever the column's
+    type; SQLite's SQLITE_TOOBIG): the request's input is at fault, not the store (a 400)."""
+    if isinstance(e, psycopg.Error):
+        return e.sqlstate == "54000"
+    if isinstance(e, sqlite3.Error):
+        code = getattr(e, "sqlite_errorcode", None)
+        return isinstance(code, int) and code & 0xFF == sqlite3.SQLITE_TOOBIG
+    return False
+
+
 # ---- SQL text --------------------------------------------------------------------------------
 
 _SKIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
@@ -149,6 +162,14 @@ def contains(column: str) -> str:
 
 def contains_pattern(text: str) -> str:
     return "%" + re.sub(r"([\\%_])", r"\\\1", text.lower()) + "%"
+
+
+def skip_locked(postgresql: bool) -> str:
+    """What ends a subquery that claims rows to change: PostgreSQL's ``FOR UPDATE SKIP LOCKED``
+    (rows another transaction holds are passed over, never waited for, so a background cleanup
+    cannot deadlock with the requests that use those rows), nothing on SQLite (its write
+    transactions are serialized whole)."""
+    return " FOR UPDATE SKIP LOCKED" if postgresql else ""
 
 
 _DDL_TYPES = [

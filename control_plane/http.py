@@ -26,7 +26,7 @@ from starlette.routing import Route
 from contract.client_address import ClientAddress
 from control_plane import webhook_events
 from control_plane.authz import KeyAccess, Principal, admit, authenticate
-from control_plane.dialect import STORAGE_ERRORS, Connection
+from control_plane.dialect import STORAGE_ERRORS, Connection, value_too_large
 from control_plane.errors import ApiError, Shape
 from control_plane.errors import body as error_body
 from control_plane.group_commit import GroupCommits
@@ -42,6 +42,9 @@ log = logging.getLogger("control_plane")
 
 T = TypeVar("T", bound=BaseModel)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# The longest Idempotency-Key kept (Stripe's limit): it is part of a primary key, and PostgreSQL
+# refuses an index entry over about 2.7 kB.
+MAX_IDEMPOTENCY_KEY = 255
 
 
 class JSON(Response):
@@ -223,6 +226,18 @@ class Ctx:
         """Run ``change`` in one transaction with audit, idempotency and snapshot validation."""
         principal = self.principal
         idem_key = self.request.headers.get("idempotency-key") or getattr(self.body, "client_dedup_id", None)
+        if idem_key is not None and len(idem_key) > MAX_IDEMPOTENCY_KEY:
+            raise ApiError(
+                400,
+                "request failed validation",
+                details=[
+                    {
+                        "field": "idempotency-key",
+                        "code": "string_too_long",
+                        "message": f"String should have at most {MAX_IDEMPOTENCY_KEY} characters",
+                    }
+                ],
+            )
         route = f"{self.request.method} {self.request.url.path}"
         reason = getattr(self.body, "change_reason", None) or self.request.headers.get("x-change-reason")
         store = self.services.store
@@ -448,6 +463,12 @@ def endpoint(spec: RouteSpec, services: Services) -> Callable[[Request], Awaitab
         except ApiError as err:
             return error_response(request, err, spec.shape)
         except STORAGE_ERRORS as e:
+            if value_too_large(e):
+                # A value over what the store can index (PostgreSQL: ~2.7 kB): the input's fault.
+                log.warning("%s %s: a value is too large to store: %s", spec.method, spec.path, e)
+                return error_response(
+                    request, ApiError(400, "a value of the request is too large to store"), spec.shape
+                )
             # A full or failing disk is the store's state, not this request's bug: 503, not 500.
             failure = services.store.note_failure(e)
             if failure is None:

@@ -8,30 +8,59 @@ hosts share no monotonic clock). Each check is one short transaction that does n
 store's write lock: concurrent checks of one key serialize on its rows (token buckets, locked in
 key order so two checks never deadlock) or on a transaction-level advisory lock on the key
 (sliding windows).
+
+Token buckets are pruned as they go: a bucket that has refilled is the same as no row (a new key
+starts full), so every :data:`PRUNE_EVERY` seconds a check of each replica also deletes up to
+:data:`PRUNE_BATCH` full buckets (more at once while there are more). Rows of a limiter turned off
+on this replica go once idle for :data:`_KEEP`. See :meth:`SharedKeyLimits.prune` for why that is
+safe next to the checks of every replica.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
+from collections.abc import Callable
 
 from contract.ratelimit import TokenBuckets
-from control_plane.dialect import Connection
+from control_plane.dialect import DATABASE_ERRORS, Connection, skip_locked
 from control_plane.ratelimit import KeyLimits, LoginGuard, too_many
 from control_plane.store import Store
 
+log = logging.getLogger("control_plane.shared_limits")
+
 # Rows of a window older than this are deleted when the key is next seen.
 _KEEP = 3600.0
+# How often a replica prunes full token buckets, and at most how many rows one prune deletes (one
+# short statement on the request path; a full batch makes the next check prune again).
+PRUNE_EVERY = 60.0
+PRUNE_BATCH = 1000
 
 
 class SharedKeyLimits(KeyLimits):
     """:class:`KeyLimits` with its token buckets in the ``rate_buckets`` table."""
 
     def __init__(
-        self, store: Store, per_key: float, per_key_burst: float, per_address: float, per_address_burst: float
+        self,
+        store: Store,
+        per_key: float,
+        per_key_burst: float,
+        per_address: float,
+        per_address_burst: float,
+        *,
+        prune_every: float = PRUNE_EVERY,
+        prune_batch: int = PRUNE_BATCH,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(per_key, per_key_burst, per_address, per_address_burst)
         self.store = store
+        self.prune_every = prune_every
+        self.prune_batch = prune_batch
+        self.clock = clock
+        self._next_prune = 0.0
+        self._pruning = threading.Lock()
 
     def check(self, key_id: str, address: str) -> None:
         limits = [
@@ -41,7 +70,7 @@ class SharedKeyLimits(KeyLimits):
         ]
         if not limits:
             return
-        now = time.time()
+        now = self.clock()
         worst: tuple[float, TokenBuckets] | None = None
         with self.store.transaction(serialized=False) as db:
             state: list[tuple[TokenBuckets, str, float]] = []
@@ -58,18 +87,64 @@ class SharedKeyLimits(KeyLimits):
                         "UPDATE rate_buckets SET tokens = ?, at = ? WHERE limiter = ? AND key = ?",
                         (tokens - 1.0, now, limiter.name, key),
                     )
+        if now >= self._next_prune:
+            self._prune_quietly(now)
         if worst is not None:
             raise too_many(max(1, math.ceil(worst[0])), f"rate limit reached for this {worst[1].name}")
 
+    def _prune_quietly(self, now: float) -> None:
+        """:meth:`prune`, by one thread of the replica at a time; a failure is logged, never the
+        request's (its check is done; the next prune tries again)."""
+        if not self._pruning.acquire(blocking=False):
+            return
+        try:
+            full = self.prune(now) >= self.prune_batch
+            self._next_prune = now if full else now + self.prune_every
+        except DATABASE_ERRORS:
+            log.exception("pruning rate_buckets failed; trying again in %.0f s", self.prune_every)
+            self._next_prune = now + self.prune_every
+        finally:
+            self._pruning.release()
+
+    def prune(self, now: float) -> int:
+        """Delete up to ``prune_batch`` buckets that are full at ``now`` (a missing row is a full
+        bucket, so no limit changes); the number deleted.
+
+        Safe with any number of replicas pruning and checking at once: the rows are claimed with
+        ``SKIP LOCKED``, so a prune never waits for a bucket a check holds (nor for another
+        prune's rows) and cannot deadlock with them; a check that meets a row being deleted waits
+        for the delete and then starts a new, full bucket, which that row was anyway."""
+        deleted = 0
+        claim = skip_locked(self.store.postgresql)
+        with self.store.transaction(serialized=False) as db:
+            for limiter in (self.per_key, self.per_address):
+                left = self.prune_batch - deleted
+                if left <= 0:
+                    break
+                params: tuple[float, ...]
+                if limiter.enabled:
+                    # Full once the tokens it lacked have flowed back: at + (burst - tokens) / rate.
+                    expired, params = "at + (? - tokens) / ? <= ?", (limiter.burst, limiter.rate, now)
+                else:  # turned off here: another replica may still run it, so only long-idle rows go
+                    expired, params = "at <= ?", (now - _KEEP,)
+                cursor = db.execute(
+                    "DELETE FROM rate_buckets WHERE (limiter, key) IN (SELECT limiter, key FROM rate_buckets"
+                    f" WHERE limiter = ? AND {expired} LIMIT ?{claim})",
+                    (limiter.name, *params, left),
+                )
+                deleted += max(0, cursor.rowcount)
+        return deleted
+
 
 def _bucket(db: Connection, limiter: TokenBuckets, key: str, now: float) -> float:
-    """The tokens ``key``'s bucket holds now (a new key's bucket is full); the row stays locked."""
-    db.execute(
-        "INSERT INTO rate_buckets (limiter, key, tokens, at) VALUES (?, ?, ?, ?) ON CONFLICT (limiter, key) DO NOTHING",
-        (limiter.name, key, limiter.burst, now),
-    )
+    """The tokens ``key``'s bucket holds now (a new key's bucket is full); the row stays locked.
+
+    One upsert that locks the row whether it was there or not: an insert that did nothing followed
+    by a ``SELECT … FOR UPDATE`` would find no row when a prune deleted it in between."""
     row = db.execute(
-        "SELECT tokens, at FROM rate_buckets WHERE limiter = ? AND key = ? FOR UPDATE", (limiter.name, key)
+        "INSERT INTO rate_buckets (limiter, key, tokens, at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (limiter, key) DO UPDATE SET at = rate_buckets.at RETURNING tokens, at",
+        (limiter.name, key, limiter.burst, now),
     ).fetchone()
     return float(min(limiter.burst, row["tokens"] + max(0.0, now - row["at"]) * limiter.rate))
 

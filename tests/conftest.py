@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,20 +64,50 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.kill()
 
 
-@pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for one test (dropped after it)."""
-    url = postgres_server.create_database(template=TEMPLATE)
+# The stores a parametrised test runs on, in this order.
+STORES = ("sqlite", "postgresql")
+
+
+@contextmanager
+def _fresh_postgres_database(server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database (a copy of the template), dropped afterwards."""
+    url = server.create_database(template=TEMPLATE)
     try:
         yield url
     finally:
-        postgres_server.drop_database(url.rsplit("/", 1)[1])
+        server.drop_database(url.rsplit("/", 1)[1])
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> str | None:
-    """Each store in turn: None (SQLite in the data dir), then a fresh PostgreSQL database."""
+def _store_url(request: pytest.FixtureRequest, postgres_fixture: str) -> str | None:
+    """None for SQLite (in the data dir), else the URL ``postgres_fixture`` gives."""
     if request.param == "sqlite":
         return None
-    url: str = request.getfixturevalue("postgres_url")
+    url: str = request.getfixturevalue(postgres_fixture)
     return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for one test (dropped after it)."""
+    with _fresh_postgres_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(params=STORES)
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each store in turn: None (SQLite in the data dir), then a fresh PostgreSQL database."""
+    return _store_url(request, "postgres_url")
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database shared by the tests of one module."""
+    with _fresh_postgres_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=STORES)
+def module_database_url(request: pytest.FixtureRequest) -> str | None:
+    """``database_url`` for a module-scoped world (one app per store, built once per module):
+    pytest runs the module's tests on SQLite, then all of them again on PostgreSQL."""
+    return _store_url(request, "module_postgres_url")

@@ -15,6 +15,7 @@ caller the exact outcome is asserted:
   same as for ids that exist nowhere.
 
 The route list comes from the served OpenAPI document: a write route without a matrix entry fails.
+The whole matrix runs on each store (SQLite, then PostgreSQL: ``module_database_url``).
 Routes of the key API (``x-key-scopes`` in the document: /api/v1, opened by its own keys only) are
 not admin routes; tests/control_plane/routes/sytwm/test_scopes.py is their matrix. Its keys are
 callers here too: a ``sytwm_`` key of acme opens no admin route (403 on every one).
@@ -1299,9 +1300,11 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None) -> Iterator[World]:
+    """The two organisations on each store in turn (the whole matrix runs on SQLite, then on PostgreSQL)."""
     data_dir: Path = tmp_path_factory.mktemp("authz-matrix")
-    app = create_app(Settings(data_dir=data_dir, jwt_secret="matrix-secret-" + "x" * 32))
+    settings = Settings(data_dir=data_dir, jwt_secret="matrix-secret-" + "x" * 32, database_url=module_database_url)
+    app = create_app(settings)
     with TestClient(app) as client:
         yield World(Api(client))
 

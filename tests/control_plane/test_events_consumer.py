@@ -1,4 +1,5 @@
-"""The event spool consumer: spool files written by the edge's Spool → the SQLite ``events`` table."""
+"""The event spool consumer: spool files written by the edge's Spool → the store's ``events`` table
+(every test on each store: ``database_url``)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,14 @@ from server.events import Spool
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "cp.sqlite3")
+def store_path(tmp_path: Path, database_url: str | None) -> Path | str:
+    """Where the store is: a SQLite file in the test's directory, or a fresh PostgreSQL database."""
+    return database_url or tmp_path / "cp.sqlite3"
+
+
+@pytest.fixture
+def store(store_path: Path | str) -> Iterator[Store]:
+    s = Store(store_path)
     yield s
     s.close()
 
@@ -77,15 +84,15 @@ def test_consume_stores_events_once(tmp_path: Path, store: Store, spool: Spool) 
     assert spool_files(tmp_path) == [spool.path.name]  # the writer is alive: its file stays
 
 
-def test_restart_continues_where_it_stopped(tmp_path: Path, spool: Spool) -> None:
-    first = Store(tmp_path / "cp.sqlite3")
+def test_restart_continues_where_it_stopped(tmp_path: Path, store_path: Path | str, spool: Spool) -> None:
+    first = Store(store_path)
     spool.append([line("a"), line("b"), line("c")])
     assert consume_spool(tmp_path, first) == 3
     with first.transaction() as db:
         db.execute("DELETE FROM events")  # were the file re-read from the start, these would come back
     first.close()
     spool.append([line("d"), line("e")])
-    restarted = Store(tmp_path / "cp.sqlite3")
+    restarted = Store(store_path)
     try:
         assert consume_spool(tmp_path, restarted) == 2
         assert users(restarted) == ["d", "e"]
@@ -219,15 +226,11 @@ def test_consumer_thread_survives_errors(tmp_path: Path, store: Store, monkeypat
     assert len(calls) >= 3 and not thread.is_alive()
 
 
-def test_text_with_nul_is_stored_not_retried_for_ever(tmp_path: Path, spool: Spool, database_url: str | None) -> None:
+def test_text_with_nul_is_stored_not_retried_for_ever(tmp_path: Path, store: Store, spool: Spool) -> None:
     # PostgreSQL's text cannot hold NUL: an SDK's user id carrying one made every batch fail and
     # the consumer retry it for ever, holding up every later event.
-    store = Store(database_url or tmp_path / "cp.sqlite3")
-    try:
-        spool.append([line("a\x00b"), line("c")])
-        assert consume_spool(tmp_path, store) == 2
-        assert users(store) == ["a\ufffdb", "c"]
-        nul = store.one("SELECT payload FROM events WHERE user_id <> 'c'")
-        assert nul is not None and orjson.loads(nul["payload"])["userId"] == "a\x00b"  # kept exactly
-    finally:
-        store.close()
+    spool.append([line("a\x00b"), line("c")])
+    assert consume_spool(tmp_path, store) == 2
+    assert users(store) == ["a\ufffdb", "c"]
+    nul = store.one("SELECT payload FROM events WHERE user_id <> 'c'")
+    assert nul is not None and orjson.loads(nul["payload"])["userId"] == "a\x00b"  # kept exactly

@@ -1,4 +1,5 @@
-"""The publisher writes a new snapshot version only when something the edges serve changed."""
+"""The publisher writes a new snapshot version only when something the edges serve changed (on each
+store: ``database_url``; on PostgreSQL the one replica publishes as the replication leader)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ def _version(client: TestClient) -> int:
     return version
 
 
-def test_restart_and_unserved_changes_publish_nothing(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path, jwt_secret="s" * 40)
+def test_restart_and_unserved_changes_publish_nothing(tmp_path: Path, database_url: str | None) -> None:
+    settings = Settings(data_dir=tmp_path, jwt_secret="s" * 40, database_url=database_url)
     with TestClient(create_app(settings)) as client:
         api = Api(client)
         owner = api.signup()
@@ -51,12 +52,12 @@ def test_restart_and_unserved_changes_publish_nothing(tmp_path: Path) -> None:
         assert _version(client) == served + 1
 
 
-def test_publish_diffs_against_what_lmdb_holds_not_its_memory(tmp_path: Path) -> None:
+def test_publish_diffs_against_what_lmdb_holds_not_its_memory(tmp_path: Path, database_url: str | None) -> None:
     """A value written behind the publisher's back (another writer) is seen by the next publish:
     a key the project no longer has is deleted, not kept because the publisher never wrote it."""
     from contract.store import ChangeSet
 
-    settings = Settings(data_dir=tmp_path, jwt_secret="s" * 40)
+    settings = Settings(data_dir=tmp_path, jwt_secret="s" * 40, database_url=database_url)
     with TestClient(create_app(settings)) as client:
         api = Api(client)
         owner = api.signup()

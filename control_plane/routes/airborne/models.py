@@ -27,6 +27,12 @@ Timeout = Annotated[int, Field(ge=0, le=3_600_000)]
 # Files and packages
 
 
+# A file path is in two unique indexes (with its version, with its tag) and, as part of a file key,
+# in an idempotency key: PostgreSQL holds an index entry of at most about 2.7 kB, so 1024
+# characters of 3- or 4-byte UTF-8 could not be stored. ASCII paths keep their 1024 characters.
+MAX_FILE_PATH_BYTES = 2048
+
+
 class AirborneFileFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=10_000)
 
@@ -44,6 +50,8 @@ class AirborneFileFields(BaseModel):
             raise ValueError("must not have surrounding whitespace or control characters")
         if "@version:" in v or "@tag:" in v:
             raise ValueError("must not contain @version: or @tag:")
+        if len(v.encode("utf-8", "surrogatepass")) > MAX_FILE_PATH_BYTES:
+            raise ValueError(f"must be at most {MAX_FILE_PATH_BYTES} bytes in UTF-8")
         return v
 
     @field_validator("url")

@@ -261,7 +261,7 @@ class Replication:
             self.publisher.writer.version(),
         )
 
-    def _step_down(self, why: str) -> None:
+    def _step_down(self, why: str, level: int = logging.ERROR) -> None:
         with self._waiting:
             was_leader = self.leader
             self.leader = False
@@ -271,7 +271,7 @@ class Replication:
                 waiter.set_result(None)
             self._waiters = []
         if was_leader:
-            log.error("this replica (%s) stops publishing: %s", self.name, why)
+            log.log(level, "this replica (%s) stops publishing: %s", self.name, why)
 
     def catch_up(self) -> int | None:
         """Nothing to do here: the leader's publishing thread catches up with Redis every round."""
@@ -299,10 +299,11 @@ class Replication:
     def stop(self, timeout: float = 10.0) -> None:
         self._halt.set()
         self._thread.join(timeout)
-        self._end_term("the control plane stops")
+        # An orderly stop, not a fault: another replica takes the lock as it would after a crash.
+        self._end_term("the control plane stops", logging.INFO)
 
-    def _end_term(self, why: str) -> None:
-        self._step_down(why)
+    def _end_term(self, why: str, level: int = logging.ERROR) -> None:
+        self._step_down(why, level)
         self.leadership.drop()
 
     def _round(self) -> bool:

@@ -2,12 +2,22 @@
 
 ``RedisPublisher.publish(version, change)`` is called right after the LMDB write and never blocks on
 Redis: it encodes the change set and queues it. A background thread stores each change set with its
-version bump and announcement in one Lua script (see ``contract.redis_protocol``), in version order,
-and keeps ``flagedge:full`` (the complete state, read from LMDB) no more than ``full_interval``
-seconds behind. While Redis is down the queue grows (bounded; on overflow it is dropped, since the
-full state covers it) and the thread retries with backoff; when Redis is back it pushes the queue
-and rewrites the full state, which also repairs a Redis that restarted empty. The full state is also
-written on start, which covers versions a previous control-plane process never got to announce.
+version bump and announcement in one Lua script (see ``contract.redis_protocol``), in version order.
+A second thread keeps ``flagedge:full`` (the complete state, read from LMDB) up to date. It is its
+own thread because at 100,000 flags reading and encoding the whole state takes seconds: change sets
+must not queue behind it. Both orders are safe in Redis: the full state and the announced version
+are only ever raised, so a full state at M written after change set N > M leaves N announced, and
+one written before change set M makes followers that hear M jump there through the full state.
+
+The full state is rewritten ``full_interval`` seconds after a change, or later when it is costly
+(at most :data:`FULL_SHARE` of the time goes to it), but always while the change sets above its
+version are still retained (:class:`RedisRetention`: half its versions, bytes or seconds), so a
+follower that misses a change set (or starts empty) can always recover from the full state plus
+the change sets above it. While Redis is down the queue grows (bounded; on overflow it is dropped,
+since the full state covers it) and the threads retry with backoff; when Redis is back the queue
+is pushed and the full state rewritten, which also repairs a Redis that restarted empty. The full
+state is also written on start, which covers versions a previous control-plane process never got
+to announce.
 
 Fenced (several control-plane replicas, ``fenced=True``): nothing is written until
 :meth:`RedisPublisher.begin_term` gives the leadership epoch this process publishes under. Every
@@ -56,6 +66,14 @@ log = logging.getLogger("control_plane.redis_publish")
 
 FullStateSource = Callable[[], tuple[int, FullTables]]
 
+#: The share of the full-state thread's time that periodic rewrites may take: one that cost C
+#: seconds is repeated no sooner than C / FULL_SHARE later (the CPU it takes is the control plane's).
+FULL_SHARE = 0.2
+
+#: How long a full state read at version V waits for V's change set to reach Redis first, so that
+#: followers apply that change as a change set rather than the (much larger) full state.
+FULL_DEFER_SECONDS = 0.2
+
 
 def full_state_from(writer: SnapshotWriter) -> tuple[int, FullTables]:
     """The complete decoded state of the writer's LMDB at one version (unreadable values left out)."""
@@ -80,7 +98,8 @@ class RedisRetention:
     """How many change sets Redis keeps for hosts catching up (the oldest go first).
 
     A host that misses a change set reads the full state instead, so these bound Redis's
-    memory, not correctness. The newest change set is always kept."""
+    memory, not correctness: the publisher rewrites the full state before half of any bound is
+    used by the change sets above it. The newest change set is always kept."""
 
     versions: int = 1000
     seconds: int = 3600
@@ -142,12 +161,14 @@ class RedisPublisher:
         self._pushed = 0  # newest version whose change set is in Redis
         self._full_version = -1  # version of the last full state written
         self._last_full = float("-inf")
+        self._full_cost = 0.0  # seconds the last full-state write took (read, encode, write)
+        self._queued_bytes = 0  # every change set's bytes ever queued (monotonic)
+        self._bytes_at_full = 0  # _queued_bytes when the last full state written was read
         self._closing = False
         self._close_deadline = float("inf")
         self._down_since: float | None = None
         self._overflowing = False
         self._ahead = 0  # newest version Redis announced above this publisher's
-        self._deferred = False  # the last full-state write waited for a change set in flight
         # Fencing (module docstring). Unfenced: every write goes out without an epoch.
         self._fenced = fenced
         self._epoch: int | None = None  # the term this process publishes under
@@ -155,7 +176,9 @@ class RedisPublisher:
         self.deposed = False  # Redis refused this term: a higher epoch publishes now
         self._restart: int | None = None  # the version a term's first publish must go above
         self._thread = threading.Thread(target=self._run, name="redis-publisher", daemon=True)
+        self._full_thread = threading.Thread(target=self._run_full, name="redis-publisher-full", daemon=True)
         self._thread.start()
+        self._full_thread.start()
 
     # -- API -------------------------------------------------------------------------------------
 
@@ -193,6 +216,7 @@ class RedisPublisher:
                 self._need_full = True
             self._pending.append((version, blob, self._epoch))
             self._pending_bytes += len(blob)
+            self._queued_bytes += len(blob)
             self._enqueued = max(self._enqueued, version)
             self._cond.notify_all()
 
@@ -281,7 +305,10 @@ class RedisPublisher:
             self._closing = True
             self._close_deadline = time.monotonic() + timeout
             self._cond.notify_all()
+        deadline = time.monotonic() + timeout + 1.0
         self._thread.join(timeout + 1.0)
+        # Not after a full state it is still reading: a daemon, its write is redone on the next start.
+        self._full_thread.join(max(0.0, deadline - time.monotonic()))
         with self._cond:
             if self._pending:
                 log.warning(
@@ -290,19 +317,33 @@ class RedisPublisher:
                 )
         self._redis.close()
 
-    # -- background thread ------------------------------------------------------------------------
+    # -- background threads -----------------------------------------------------------------------
 
     def _full_wait(self) -> float | None:
-        """Seconds until the periodic full state is due (<= 0: now); None if it is up to date."""
+        """Under the lock: seconds until the full state is due (<= 0: now); None if it is up to date.
+
+        Periodically ``full_interval`` after it was last written, or ``cost / FULL_SHARE`` when
+        longer; and early enough that the change sets above it are still retained when it lands:
+        before half the retention's versions, bytes or seconds are used."""
         if self._need_full:
             return 0.0
         if self._full_version >= self._enqueued:
             return None
-        return self._last_full + self._full_interval - time.monotonic()
+        retention = self._retention
+        if self._enqueued - max(self._full_version, 0) >= max(
+            1, retention.versions // 2
+        ) or self._queued_bytes - self._bytes_at_full >= max(1, retention.bytes // 2):
+            return 0.0
+        interval = min(max(self._full_interval, self._full_cost / FULL_SHARE), max(1, retention.seconds) / 2)
+        return self._last_full + interval - time.monotonic()
 
-    def _next_job(self) -> tuple[list[tuple[int, bytes, int | None]], int, str | None] | None:
-        """Under the lock: the next batch of change sets, or a full-state write ("forced" or
-        "periodic"), or the claim of a term (fenced); None to stop."""
+    def _writable(self) -> bool:
+        """Under the lock: a write may go out now (unfenced, or a term claimed and not deposed)."""
+        return not self._silenced() and self._claimed
+
+    def _next_job(self) -> tuple[list[tuple[int, bytes, int | None]], int, bool] | None:
+        """Under the lock: the change-set thread's next batch of change sets, or (True) the claim
+        of a term (fenced); None to stop."""
         while True:
             now = time.monotonic()
             if self._closing and (not self._pending or now >= self._close_deadline):
@@ -313,17 +354,23 @@ class RedisPublisher:
                 self._cond.wait()  # a standby, or deposed: nothing to write until a term begins
                 continue
             if not self._claimed:
-                return [], self._generation, "claim"
+                return [], self._generation, True
             if self._pending:
-                return list(itertools.islice(self._pending, self._batch_size)), self._generation, None
-            wait = self._full_wait()
-            if wait is not None and wait <= 0 and not self._closing:
-                kind = "forced" if self._need_full else "periodic"
-                self._need_full = False
-                return [], self._generation, kind
+                return list(itertools.islice(self._pending, self._batch_size)), self._generation, False
             if self._closing:
                 return None
+            self._cond.wait()
+
+    def _next_full(self) -> bool | None:
+        """Under the lock: the full-state thread's next write, True if forced; None to stop."""
+        while not self._closing:
+            wait = self._full_wait() if self._writable() else None
+            if wait is not None and wait <= 0:
+                forced = self._need_full
+                self._need_full = False
+                return forced
             self._cond.wait(wait)
+        return None
 
     def _run(self) -> None:
         backoff = self._min_backoff
@@ -332,40 +379,61 @@ class RedisPublisher:
                 job = self._next_job()
             if job is None:
                 return
-            batch, generation, full = job
+            batch, generation, claim = job
             try:
-                if full == "claim":
+                if claim:
                     self._claim_late()
                 else:
-                    if batch:
-                        self._push(batch, generation)
-                    if full is not None:
-                        self._write_full(forced=full == "forced")
+                    self._push(batch, generation)
             except Exception as e:  # Redis down, or anything else: never let the thread die
-                if not isinstance(e, (redis.RedisError, OSError, lmdb.Error)):
-                    log.exception("unexpected error publishing to Redis")
-                with self._cond:
-                    self._need_full = True
-                    if self._down_since is None:
-                        self._down_since = time.monotonic()
-                        log.warning(
-                            "publishing to Redis at %s failed (%s); queueing change sets and retrying",
-                            redact(self._url),
-                            e,
-                        )
-                    remaining = self._close_deadline - time.monotonic()
-                    self._cond.wait(max(0.0, min(backoff, remaining)))
+                self._failed(e, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             backoff = self._min_backoff
+            self._reached()
+
+    def _run_full(self) -> None:
+        backoff = self._min_backoff
+        while True:
             with self._cond:
-                if self._down_since is not None and not self._need_full:
-                    log.info(
-                        "Redis at %s reachable again after %.1fs; queued change sets and full state sent",
-                        redact(self._url),
-                        time.monotonic() - self._down_since,
-                    )
-                    self._down_since = None
+                forced = self._next_full()
+            if forced is None:
+                return
+            try:
+                self._write_full(forced=forced)
+            except Exception as e:  # as in _run
+                self._failed(e, backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            backoff = self._min_backoff
+            self._reached()
+
+    def _failed(self, e: Exception, backoff: float) -> None:
+        """Either thread's write failed: note Redis as down, have the full state resent, back off."""
+        if not isinstance(e, (redis.RedisError, OSError, lmdb.Error)):
+            log.exception("unexpected error publishing to Redis")
+        with self._cond:
+            self._need_full = True
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                log.warning(
+                    "publishing to Redis at %s failed (%s); queueing change sets and retrying", redact(self._url), e
+                )
+            # Sleep out the backoff whatever wakes the condition: the other thread failing too
+            # must not wake this one (the two would retry each other in a loop while Redis is down).
+            end = min(time.monotonic() + backoff, self._close_deadline)
+            self._cond.wait_for(lambda: time.monotonic() >= end, max(0.0, end - time.monotonic()))
+
+    def _reached(self) -> None:
+        """Either thread's write succeeded: once the full state is resent too, Redis is back."""
+        with self._cond:
+            if self._down_since is not None and not self._need_full:
+                log.info(
+                    "Redis at %s reachable again after %.1fs; queued change sets and full state sent",
+                    redact(self._url),
+                    time.monotonic() - self._down_since,
+                )
+                self._down_since = None
 
     def _push(self, batch: list[tuple[int, bytes, int | None]], generation: int) -> None:
         keys = self._keys
@@ -403,19 +471,20 @@ class RedisPublisher:
             self._cond.notify_all()
 
     def _write_full(self, *, forced: bool) -> None:
+        """Read, encode and write the full state (the full-state thread, beside the change sets)."""
+        started = time.monotonic()
         if self._down_since is not None:
             self._redis.ping()  # cheap probe before reading and encoding the whole state again
+        with self._cond:
+            # Taken before the read: a state read in one term is never written under the next.
+            epoch = self._epoch
+            queued_bytes = self._queued_bytes
         version, tables = self._full_state()
-        if version > self._enqueued and not self._deferred:
-            # LMDB is ahead of the queue: a publish() is probably on its way. Let its change set go
-            # first, so followers apply it as a change rather than as a (larger) full state.
-            with self._cond:
-                self._cond.wait_for(lambda: self._enqueued >= version or self._closing, 0.2)
-                if self._pending:
-                    self._deferred = True
-                    self._need_full = self._need_full or forced
-                    return
-        self._deferred = False
+        with self._cond:
+            # A publish() is probably on its way, or its change set in flight: let it reach Redis
+            # first (the change-set thread does not wait for this one), so that followers apply it
+            # as a change rather than as the full state. Bounded: correct in either order.
+            self._cond.wait_for(lambda: self._pushed >= version or self._closing, FULL_DEFER_SECONDS)
         if version == 0:  # nothing published yet
             with self._cond:
                 self._full_version = max(self._full_version, 0)
@@ -423,7 +492,7 @@ class RedisPublisher:
                 self._cond.notify_all()
             return
         blob = encode_full(version, tables)
-        epoch = self._epoch
+        del tables
         status, announced = outcome(
             self._full_script(
                 keys=[self._keys.term, self._keys.version, self._keys.full],
@@ -434,12 +503,16 @@ class RedisPublisher:
             if status:
                 self._refused(status, epoch, announced)
                 return
+            if epoch != self._epoch:
+                return  # a new term began meanwhile (begin_term reset what it tracks): not its state
             self._full_version = max(self._full_version, version)
             self._pushed = max(self._pushed, version)
             self._last_full = time.monotonic()
+            self._full_cost = self._last_full - started
+            self._bytes_at_full = max(self._bytes_at_full, queued_bytes)
             self._warn_if_ahead(announced)
             self._cond.notify_all()
-        log.debug("full state at version %d written to Redis (%d bytes)", version, len(blob))
+        log.debug("full state at version %d written to Redis (%d bytes, %.2fs)", version, len(blob), self._full_cost)
 
     def _warn_if_ahead(self, announced: int) -> None:
         mine = max(self._enqueued, self._full_version)

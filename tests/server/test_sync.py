@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from contract.framing import decode
-from contract.redis_protocol import RedisKeys, encode_change, encode_full, redact
+from contract.redis_protocol import FullTables, RedisKeys, encode_change, encode_full, redact
 from contract.store import ChangeSet, SnapshotReader, SnapshotWriter
-from control_plane.redis_publish import RedisPublisher, RedisRetention
+from control_plane.redis_publish import RedisPublisher, RedisRetention, full_state_from
 from server.sync import Sync, run_sync
 from tests.support.redis_server import RedisServer
 
@@ -230,6 +230,80 @@ def test_missing_change_falls_back_to_the_full_state(redis_server: RedisServer, 
         with SyncThread(dirs[1], redis_server.url) as sync:
             sync.wait_for(17)
             assert sync.applied == [(15, "change"), (17, "full")]
+            assert unstamped(sync.state()[1]) == unstamped(state(cp.writer)[1])
+    finally:
+        cp.close()
+
+
+def test_a_slow_full_state_does_not_hold_back_change_sets(redis_server: RedisServer, dirs: tuple[Path, Path]) -> None:
+    """At 100,000 flags reading and encoding the full state takes seconds (issue 21): change sets
+    reach Redis beside that, not behind it, and a follower that missed one still converges."""
+    r = redis_server.client()
+    writer = SnapshotWriter(dirs[0])
+    full_reads: list[float] = []
+
+    def slow_full_state() -> tuple[int, FullTables]:
+        full_reads.append(time.monotonic())
+        time.sleep(1.0)  # what reading and encoding 100,000 flags costs
+        return full_state_from(writer)
+
+    publisher = RedisPublisher(redis_server.url, full_state=slow_full_state, full_interval=0.1, max_backoff=0.2)
+    try:
+        assert publisher.flush(timeout=10.0, full=True)
+        with SyncThread(dirs[1], redis_server.url) as sync:
+            started, delays = time.monotonic(), []
+            for i in range(1, 16):
+                if i in (3, 10):
+                    publisher.resync()  # a full state now (the periodic one waits 5 times its cost)
+                version = writer.publish(change_for(i))
+                published = time.monotonic()
+                publisher.publish(version, change_for(i))
+                while not r.exists(KEYS.change(version)):
+                    assert time.monotonic() - published < 5.0, f"change set {version} never reached Redis"
+                    time.sleep(0.005)
+                delays.append(time.monotonic() - published)
+                time.sleep(0.15)
+            sync.wait_for(15)
+            assert any(t > started + 0.5 for t in full_reads), full_reads  # full states overlapped the changes
+            assert max(delays) < 0.5, delays  # one full state takes 1 s: none waited for one
+            assert [v for v, kind in sync.applied if kind == "change"] == list(range(1, 16)), sync.applied
+
+        # While the follower was away change set 17 was lost: it recovers through the full state.
+        for i in range(16, 19):
+            publisher.publish(writer.publish(change_for(i)), change_for(i))
+        assert publisher.flush(timeout=10.0, full=True)
+        assert r.delete(KEYS.change(17)) == 1
+        with SyncThread(dirs[1], redis_server.url) as sync:
+            sync.wait_for(18)
+            assert sync.applied == [(16, "change"), (18, "full")]
+            assert unstamped(sync.state()[1]) == unstamped(state(writer)[1])
+    finally:
+        publisher.close(timeout=1.0)
+        writer.close()
+
+
+def test_the_full_state_is_rewritten_before_change_sets_above_it_leave_retention(
+    redis_server: RedisServer, dirs: tuple[Path, Path]
+) -> None:
+    """However long the full-state interval, every change set above the full state stays retained
+    (here: 10 versions), so a new host can always start from the full state plus those."""
+    r = redis_server.client()
+    cp = ControlPlane(dirs[0], redis_server.url, retention=RedisRetention(versions=10), full_interval=3600.0)
+    try:
+        for i in range(1, 41):
+            cp.publish(change_for(i))
+            assert cp.redis.flush()
+            deadline = time.monotonic() + 5.0
+            while True:
+                full = int(r.hget(KEYS.full, "version") or 0)
+                retained = retained_versions(r)
+                if set(range(full + 1, i + 1)) <= set(retained):
+                    break
+                assert time.monotonic() < deadline, (i, full, retained)
+                time.sleep(0.01)
+        with SyncThread(dirs[1], redis_server.url) as sync:
+            sync.wait_for(40)
+            assert sync.applied[0][1] == "full", sync.applied
             assert unstamped(sync.state()[1]) == unstamped(state(cp.writer)[1])
     finally:
         cp.close()

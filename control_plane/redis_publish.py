@@ -160,6 +160,9 @@ class RedisPublisher:
         self._enqueued = 0  # newest version handed to publish()
         self._pushed = 0  # newest version whose change set is in Redis
         self._full_version = -1  # version of the last full state written
+        # Newest version published with no change set (``full_only``): change sets above it wait
+        # until a full state at or above it is in Redis (see :meth:`_next_job`).
+        self._full_only = 0
         self._last_full = float("-inf")
         self._full_cost = 0.0  # seconds the last full-state write took (read, encode, write)
         self._queued_bytes = 0  # every change set's bytes ever queued (monotonic)
@@ -194,6 +197,7 @@ class RedisPublisher:
             with self._cond:
                 if not self._closing and not self._silenced():
                     self._enqueued = max(self._enqueued, version)
+                    self._full_only = max(self._full_only, version)
                     self._need_full = True
                     self._cond.notify_all()
             return
@@ -231,7 +235,7 @@ class RedisPublisher:
             self._drop_pending()
             # Claimed right here (not by the thread) unless Redis cannot be reached now.
             self._epoch, self._claimed, self.deposed, self._restart = epoch, True, False, None
-            self._enqueued = self._full_version = self._ahead = 0
+            self._enqueued = self._full_version = self._ahead = self._full_only = 0
             self._need_full = False  # the term's first publish asks for the full state
             self._cond.notify_all()
         try:
@@ -341,6 +345,19 @@ class RedisPublisher:
         """Under the lock: a write may go out now (unfenced, or a term claimed and not deposed)."""
         return not self._silenced() and self._claimed
 
+    def _barred(self) -> int:
+        """Under the lock: how many queued change sets may go out before the full state does.
+
+        A version published ``full_only`` has no change set, so a follower below it can only
+        cross it through a full state at or above it. Were the change sets above it stored
+        first, every follower would hear of them, find the gap and wait for that full state
+        anyway, and a follower that read the full state later would skip the version: they wait
+        here instead, so each host passes through every version in order. Rare: a restored data
+        dir's first publish or a term's; the periodic full state bars nothing."""
+        if self._full_only <= self._full_version:
+            return len(self._pending)
+        return sum(1 for version, _, _ in self._pending if version <= self._full_only)
+
     def _next_job(self) -> tuple[list[tuple[int, bytes, int | None]], int, bool] | None:
         """Under the lock: the change-set thread's next batch of change sets, or (True) the claim
         of a term (fenced); None to stop."""
@@ -355,11 +372,13 @@ class RedisPublisher:
                 continue
             if not self._claimed:
                 return [], self._generation, True
-            if self._pending:
-                return list(itertools.islice(self._pending, self._batch_size)), self._generation, False
-            if self._closing:
+            ready = min(self._barred(), self._batch_size)
+            if ready:
+                return list(itertools.islice(self._pending, ready)), self._generation, False
+            if self._closing and not self._pending:
                 return None
-            self._cond.wait()
+            # Nothing queued, or what is queued waits for the full state (woken when it is written).
+            self._cond.wait(max(0.0, self._close_deadline - now) if self._closing else None)
 
     def _next_full(self) -> bool | None:
         """Under the lock: the full-state thread's next write, True if forced; None to stop."""
@@ -483,8 +502,10 @@ class RedisPublisher:
         with self._cond:
             # A publish() is probably on its way, or its change set in flight: let it reach Redis
             # first (the change-set thread does not wait for this one), so that followers apply it
-            # as a change rather than as the full state. Bounded: correct in either order.
-            self._cond.wait_for(lambda: self._pushed >= version or self._closing, FULL_DEFER_SECONDS)
+            # as a change rather than as the full state. Bounded: correct in either order. Not when
+            # change sets wait for this full state (a version with none): that would only delay both.
+            if self._full_only <= self._full_version:
+                self._cond.wait_for(lambda: self._pushed >= version or self._closing, FULL_DEFER_SECONDS)
         if version == 0:  # nothing published yet
             with self._cond:
                 self._full_version = max(self._full_version, 0)

@@ -282,6 +282,51 @@ def test_a_slow_full_state_does_not_hold_back_change_sets(redis_server: RedisSer
         writer.close()
 
 
+def test_change_sets_above_a_version_without_one_wait_for_its_full_state(
+    redis_server: RedisServer, dirs: tuple[Path, Path]
+) -> None:
+    """A version published ``full_only`` (a restored data dir's or a new term's first publish)
+    has no change set: followers cross it through the full state. The change sets after it wait
+    for that full state, however slow, so a follower passes through every version in order
+    rather than hearing of the next change first and skipping the restart's version."""
+    r = redis_server.client()
+    writer = SnapshotWriter(dirs[0])
+    release, read = threading.Event(), threading.Event()
+
+    def held_full_state() -> tuple[int, FullTables]:
+        full = full_state_from(writer)
+        read.set()
+        release.wait(10.0)  # reading and encoding 100,000 flags takes seconds
+        return full
+
+    for i in range(1, 3):
+        writer.publish(change_for(i))
+    publisher = RedisPublisher(redis_server.url, full_state=held_full_state, full_interval=3600.0, max_backoff=0.2)
+    try:
+        with SyncThread(dirs[1], redis_server.url) as sync:
+            release.set()
+            assert publisher.flush(timeout=10.0, full=True)
+            sync.wait_for(2)
+            release.clear()
+            read.clear()
+            restart = writer.publish(change_for(3))
+            publisher.publish(restart, change_for(3), full_only=True)
+            assert read.wait(10.0)  # the full state at the restart's version is read, not yet written
+            after = writer.publish(change_for(4))
+            publisher.publish(after, change_for(4))
+            time.sleep(0.5)
+            assert not r.exists(KEYS.change(after)), "a change set went out before the full state it needs"
+            assert int(r.get(KEYS.version) or 0) == 2
+            release.set()
+            assert publisher.flush(timeout=10.0)
+            sync.wait_for(after)
+            assert sync.applied[-2:] == [(restart, "full"), (after, "change")], sync.applied
+    finally:
+        release.set()
+        publisher.close(timeout=1.0)
+        writer.close()
+
+
 def test_the_full_state_is_rewritten_before_change_sets_above_it_leave_retention(
     redis_server: RedisServer, dirs: tuple[Path, Path]
 ) -> None:

@@ -13,7 +13,10 @@ Token buckets are pruned as they go: a bucket that has refilled is the same as n
 starts full), so every :data:`PRUNE_EVERY` seconds a check of each replica also deletes up to
 :data:`PRUNE_BATCH` full buckets (more at once while there are more). Rows of a limiter turned off
 on this replica go once idle for :data:`_KEEP`. See :meth:`SharedKeyLimits.prune` for why that is
-safe next to the checks of every replica.
+safe next to the checks of every replica. The login tables are pruned the same way
+(:meth:`SharedLoginGuard.prune`): hits older than every window, and backoffs that have expired and
+been forgotten, which both count as no row; otherwise every address that ever tried a login (or a
+scan of many addresses) would stay in them for good.
 """
 
 from __future__ import annotations
@@ -152,12 +155,27 @@ def _bucket(db: Connection, limiter: TokenBuckets, key: str, now: float) -> floa
 class SharedLoginGuard(LoginGuard):
     """:class:`LoginGuard` with its windows in ``login_hits`` and backoffs in ``login_backoff``."""
 
-    def __init__(self, store: Store, per_minute: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        per_minute: int,
+        *,
+        prune_every: float = PRUNE_EVERY,
+        prune_batch: int = PRUNE_BATCH,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__(per_minute)
         self.store = store
+        self.prune_every = prune_every
+        self.prune_batch = prune_batch
+        self.clock = clock
+        self._next_prune = 0.0
+        self._pruning = threading.Lock()
 
     def check(self, account: str, address: str) -> None:
-        now = time.time()
+        now = self.clock()
+        if now >= self._next_prune:
+            self._prune_quietly(now)
         with self.store.transaction(serialized=False) as db:
             pair = db.execute(
                 "SELECT locked_until FROM login_backoff WHERE account = ? AND address = ?", (account, address)
@@ -171,7 +189,7 @@ class SharedLoginGuard(LoginGuard):
             db.execute("INSERT INTO login_hits (kind, key, at) VALUES ('address', ?, ?)", (key, now))
 
     def failed(self, account: str, address: str) -> None:
-        now = time.time()
+        now = self.clock()
         with self.store.transaction(serialized=False) as db:
             recent = _window(db, "account", account, now, self.alarm_window)
             db.execute("INSERT INTO login_hits (kind, key, at) VALUES ('account', ?, ?)", (account, now))
@@ -192,6 +210,47 @@ class SharedLoginGuard(LoginGuard):
     def succeeded(self, account: str, address: str) -> None:
         with self.store.transaction(serialized=False) as db:
             db.execute("DELETE FROM login_backoff WHERE account = ? AND address = ?", (account, address))
+
+    def _prune_quietly(self, now: float) -> None:
+        """:meth:`prune`, by one thread of the replica at a time; a failure is logged, never the
+        login's (as :meth:`SharedKeyLimits._prune_quietly`)."""
+        if not self._pruning.acquire(blocking=False):
+            return
+        try:
+            full = self.prune(now) >= self.prune_batch
+            self._next_prune = now if full else now + self.prune_every
+        except DATABASE_ERRORS:
+            log.exception("pruning login_hits and login_backoff failed; trying again in %.0f s", self.prune_every)
+            self._next_prune = now + self.prune_every
+        finally:
+            self._pruning.release()
+
+    def prune(self, now: float) -> int:
+        """Delete up to ``prune_batch`` rows that count as no row at ``now``; the number deleted.
+
+        A hit older than every window is never counted again (:func:`_window` deletes a key's own
+        as it reads them). A backoff whose lock has expired and whose last failure is older than
+        ``forget_after`` is what no row is: the next failure starts again at one. Rows are
+        claimed with ``SKIP LOCKED``, so a prune never waits for a row a login holds; a login
+        that meets a row being deleted waits, then finds none, which is what the row meant."""
+        claim = skip_locked(self.store.postgresql)
+        keep = max(_KEEP, self.addresses.window, self.alarm_window)
+        with self.store.transaction(serialized=False) as db:
+            cursor = db.execute(
+                "DELETE FROM login_backoff WHERE (account, address) IN (SELECT account, address FROM login_backoff"
+                f" WHERE last < ? AND locked_until <= ? LIMIT ?{claim})",
+                (now - self.forget_after, now, self.prune_batch),
+            )
+            deleted = max(0, cursor.rowcount)
+            if deleted < self.prune_batch:
+                # No key of its own: rows equal in every column are interchangeable (all expired).
+                cursor = db.execute(
+                    "DELETE FROM login_hits WHERE (kind, key, at) IN (SELECT kind, key, at FROM login_hits"
+                    f" WHERE at < ? LIMIT ?{claim})",
+                    (now - keep, self.prune_batch - deleted),
+                )
+                deleted += max(0, cursor.rowcount)
+        return deleted
 
 
 def _window(db: Connection, kind: str, key: str, now: float, window: float) -> list[float]:

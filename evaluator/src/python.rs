@@ -84,6 +84,15 @@ pub fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     to_value_at(obj, 0)
 }
 
+/// A DevCycle user as the bucketing reads it: a dict, converted (`TypeError` otherwise).
+fn devcycle_user(user: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let user = to_value(user)?;
+    if !user.is_object() {
+        return Err(PyTypeError::new_err("user must be a dict"));
+    }
+    Ok(user)
+}
+
 fn to_value_at(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
     if depth > MAX_DATA_DEPTH {
         return Err(PyValueError::new_err(format!("value nested deeper than {MAX_DATA_DEPTH} levels")));
@@ -528,10 +537,7 @@ impl PySnapshot {
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         guard(|| {
             let part = devcycle::Part::parse(part, key).map_err(PyValueError::new_err)?;
-            let user = to_value(user)?;
-            if !user.is_object() {
-                return Err(PyTypeError::new_err("user must be a dict"));
-            }
+            let user = devcycle_user(user)?;
             let hidden = hidden.unwrap_or_default();
             let out = self.inner.devcycle_answer(&user, now_ms, part, &hidden);
             Ok(out.map(|bytes| PyBytes::new(py, &bytes)))
@@ -554,10 +560,7 @@ impl PySnapshot {
         tail: Option<&[u8]>,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         guard(|| {
-            let user = to_value(user)?;
-            if !user.is_object() {
-                return Err(PyTypeError::new_err("user must be a dict"));
-            }
+            let user = devcycle_user(user)?;
             let hidden = hidden.unwrap_or_default();
             let out = self.inner.devcycle_answer(&user, now_ms, devcycle::Part::OfrepFlag(key), &hidden);
             Ok(out.map(|flag| {

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from control_plane.errors import ApiError
-from control_plane.shared_limits import SharedKeyLimits
+from control_plane.shared_limits import SharedKeyLimits, SharedLoginGuard
 from control_plane.store import Store
 
 PER_KEY = "API key"
@@ -145,3 +145,41 @@ def test_replicas_prune_and_check_at_once(tmp_path: Path, database_url: str | No
     finally:
         for s in stores:
             s.close()
+
+
+def login_rows(store: Store) -> tuple[int, int]:
+    hits = store.all("SELECT count(*) AS n FROM login_hits")[0]["n"]
+    backoffs = store.all("SELECT count(*) AS n FROM login_backoff")[0]["n"]
+    return int(hits), int(backoffs)
+
+
+def test_login_rows_of_addresses_never_seen_again_are_pruned(postgres_url: str) -> None:
+    """Logins from many addresses (a scan, or clients long gone) leave ``login_hits`` and
+    ``login_backoff`` rows; once they count as no row they go, in bounded batches, while the
+    backoff of an address still locked out holds."""
+    store = Store(postgres_url)
+    try:
+        clock = Clock()
+        guard = SharedLoginGuard(store, 1000, prune_every=60, prune_batch=25, clock=clock)
+        for i in range(30):
+            address = f"10.0.3.{i}"
+            guard.check("alice@example.com", address)
+            for _ in range(guard.free_failures + 1):
+                guard.failed("alice@example.com", address)
+        assert login_rows(store) == (30 + 30 * (guard.free_failures + 1), 30)
+        # One address keeps failing: a day later it is still locked out, the others forgotten.
+        clock.now += 86_400
+        for _ in range(guard.free_failures + 1):
+            guard.failed("bob@example.com", "10.0.4.1")
+        with pytest.raises(ApiError) as locked:
+            guard.check("bob@example.com", "10.0.4.1")  # prunes one batch first
+        assert locked.value.status == 429
+        assert login_rows(store)[1] == 30 + 1 - 25
+        while guard.prune(clock.now):
+            pass
+        assert login_rows(store) == (guard.free_failures + 1, 1)  # bob's failures (within the alarm window) and backoff
+        with pytest.raises(ApiError):
+            guard.check("bob@example.com", "10.0.4.1")  # the live backoff was kept
+        guard.check("alice@example.com", "10.0.3.0")  # forgotten: allowed, as if never seen
+    finally:
+        store.close()

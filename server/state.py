@@ -176,9 +176,7 @@ def _environment(
         else:
             snapshot = old.snapshot.patch(upserts, removed) if flags else old.snapshot
             devcycle = old.devcycle
-    if rebuild is not None or digest != (old.digest if old else ""):
-        # A flag patch leaves the list to GET /features (it costs every flag); a document change
-        # can make flags DevCycle-decided, so it is checked as after a full compile.
+    if rebuild is not None:  # a patch leaves the list to GET /features (it costs every flag)
         _log_remote_only(env_id, snapshot, old)
     return Environment(
         env_id,

@@ -11,7 +11,8 @@ every build of its environment, as it was when every write rebuilt everything. T
 section is assembled again from the kept parts only when a changed feature's part changed.
 
 The evaluator still compiles every changed flag before the write commits (DESIGN §3): a patch
-compiles the upserted entries, and a section that changed compiles the environment anew.
+compiles the upserted entries, and a section that changed is patched in too (it compiles; the
+flags it does not concern are shared with the kept snapshot).
 
 What is kept must be what the database holds before the write, or the patch would be built on
 something else. A write's builds are kept only once its transaction committed
@@ -156,11 +157,8 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
         extras_json = orjson.dumps(extras)
     try:
         if extras_json != env.extras_json:
-            # The document-wide members changed: the environment compiles anew.
-            compiled = {**env.entries, **entries}
-            for key in removed:
-                compiled.pop(key, None)
-            snapshot = evaluator.Snapshot.assemble(extras_json, list(compiled.values()))
+            # The document-wide members changed: they compile, the unconcerned flags do not.
+            snapshot = env.snapshot.patch(list(entries.values()), sorted(removed), extras_json)
         elif entries or removed:
             snapshot = env.snapshot.patch(list(entries.values()), sorted(removed))
         else:
@@ -202,8 +200,8 @@ def _updated(kept: dict[str, FeaturePart], parts: dict[str, FeaturePart], ids: s
 
 
 def _whole(db: Connection, env_id: str, before: _Environment | None) -> tuple[_Environment, EnvironmentState]:
-    """Build ``env_id`` whole; compile it by patching ``before`` when the DevCycle section is the
-    same (only the flags that differ compile), else anew."""
+    """Build ``env_id`` whole; compile it by patching ``before`` when there is one (only the flags
+    that differ compile, and the DevCycle section when it changed), else anew."""
     context = devcycle_context(db, env_id)
     assert context is not None, "an environment listed in this transaction exists"
     parts = feature_parts(db, context)
@@ -213,10 +211,15 @@ def _whole(db: Connection, env_id: str, before: _Environment | None) -> tuple[_E
     by_key = {f.key: (f.order, f.definition) for f in flags.values()}
     entries = {f.key: _entry(f) for f in flags.values()}
     try:
-        if before is not None and before.extras_json == extras_json:
+        if before is not None:
             upserts = [entry for key, entry in entries.items() if before.entries.get(key) != entry]
             removed = sorted(before.entries.keys() - entries.keys())
-            snapshot = before.snapshot.patch(upserts, removed) if upserts or removed else before.snapshot
+            if before.extras_json != extras_json:
+                snapshot = before.snapshot.patch(upserts, removed, extras_json)
+            elif upserts or removed:
+                snapshot = before.snapshot.patch(upserts, removed)
+            else:
+                snapshot = before.snapshot
         else:
             snapshot = evaluator.Snapshot.assemble(extras_json, list(entries.values()))
     except evaluator.RuleError as e:

@@ -3,9 +3,11 @@
 A worker that has a view reads only the keys written since its version (the store's change log,
 ``contract.store.ReadTxn.changed_since``): a one-flag change is one flag value and its
 environment's (re-stamped) value. An environment is compiled anew, from all its flags, when the
-worker has no good snapshot of it or its document-wide members (the DevCycle section) changed;
-otherwise its snapshot is patched with the flags that changed (``server.state``). Everything is
-read in one read transaction, so the next view is of exactly one version.
+worker has no good snapshot of it (or a changed document carries features inline); otherwise its
+snapshot is patched with the flags that changed, and with its document-wide members (the DevCycle
+section, overrides, ``sdkVisibility``) when they changed: those compile, the flags do not
+(``server.state``). Everything is read in one read transaction, so the next view is of exactly
+one version.
 
 A worker without a view, one whose store was reopened (a rebuilt file has its own log) or whose
 store's log does not reach back to its version reads every value instead.
@@ -25,6 +27,7 @@ from contract.store import RawChanges, ReadTxn, flag_environment, split_document
 
 class _Env(Protocol):
     digest: str
+    inline: bool
 
 
 class _View(Protocol):
@@ -67,9 +70,13 @@ def _needs_rebuild(view: _View, env_id: str, raw: bytes) -> bool:
     if old is None or env_id in view.problems:
         return True
     try:
-        value = decode(raw)
-        return bool(document_digest(value["document"]) != old.digest)
-    except (CorruptValue, KeyError, TypeError):
+        document = decode(raw)["document"]
+        if document_digest(document) == old.digest:
+            return False
+        # A changed document patches the snapshot, unless features come inline in it or came in
+        # the old one: those are flags of the document, and only a full compile drops old ones.
+        return bool(old.inline or document.get("features"))
+    except (CorruptValue, KeyError, TypeError, AttributeError):
         return False  # reported (and the old snapshot kept) when the view is built
 
 

@@ -2,9 +2,10 @@
 
 A background task polls the store's version; when it moves, the worker reads what changed since
 its view's version in one LMDB read transaction (``server.delta``: everything on start), patches
-the compiled snapshots of the environments whose flags changed with just those flags, compiles
-anew the environments it has no snapshot of or whose document-wide members changed (in a
-thread, off the event loop), and replaces the whole :class:`View` with one assignment. A request
+the compiled snapshots of the environments whose flags or document-wide members (the DevCycle
+section, overrides, ``sdkVisibility``) changed with just those (the flags the document does not
+concern are shared with the old snapshot), compiles anew the environments it has no snapshot of
+(in a thread, off the event loop), and replaces the whole :class:`View` with one assignment. A request
 reads ``state.view`` once and uses only that object, so it never mixes two versions. An
 environment whose value is corrupt or does not compile keeps its last good snapshot and is
 reported not ready (and is compiled anew from all its flags on the next version); everything
@@ -59,8 +60,11 @@ class Environment:
     definitions: bytes | None = None
     # The environment's DevCycle config as the DevCycle routes serve it (None without one).
     devcycle: DevCycleDocument | None = None
-    # ``server.delta.document_digest`` of the stored document: a change to it compiles anew.
+    # ``server.delta.document_digest`` of the stored document: a change to it patches the
+    # snapshot's document-wide members.
     digest: str = ""
+    # The document carried features inline (written whole): a change to it compiles anew.
+    inline: bool = False
 
     def features_body(self) -> bytes:
         """The ``GET /features`` body of this version."""
@@ -148,10 +152,13 @@ def _environment(
     rebuild = delta.rebuild.get(env_id)
     if rebuild is None and old is not None and old.version == stamped:
         return old
+    digest = document_digest(document)
+    inline = False
     if rebuild is not None:
         if delta.complete and old is not None and old.version == stamped:
             return old
         extras, entries = inline_entries(document)
+        inline = bool(entries)
         entries += [payload(r) for r in rebuild.values()]
         snapshot = evaluator.Snapshot.assemble(orjson.dumps(extras), entries)
         devcycle = devcycle_document(document)
@@ -160,8 +167,15 @@ def _environment(
             raise KeyError(f"no snapshot of {env_id} to patch")
         upserts = [payload(r) for r in flags.values() if r is not None]
         removed = [k for k, r in flags.items() if r is None]
-        snapshot = old.snapshot.patch(upserts, removed) if flags else old.snapshot
-        devcycle = old.devcycle
+        if digest != old.digest:
+            # The document-wide members changed (read_delta rebuilds a document with inline
+            # features): they compile, the flags they do not concern are shared.
+            extras, _ = inline_entries(document)
+            snapshot = old.snapshot.patch(upserts, removed, orjson.dumps(extras))
+            devcycle = devcycle_document(document)
+        else:
+            snapshot = old.snapshot.patch(upserts, removed) if flags else old.snapshot
+            devcycle = old.devcycle
     if rebuild is not None:  # a patch leaves the list to GET /features (it costs every flag)
         _log_remote_only(env_id, snapshot, old)
     return Environment(
@@ -172,7 +186,8 @@ def _environment(
         snapshot,
         None,
         devcycle,
-        document_digest(document),
+        digest,
+        inline,
     )
 
 

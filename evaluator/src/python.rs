@@ -263,15 +263,27 @@ impl PySnapshot {
     }
 
     /// This snapshot with `upserts` (stored entries, as for `assemble`) compiled in and the
-    /// flags keyed `removed` left out; unchanged flags are shared, not recompiled.
-    fn patch(&self, py: Python<'_>, upserts: Vec<Bound<'_, PyBytes>>, removed: Vec<String>) -> PyResult<Self> {
+    /// flags keyed `removed` left out; unchanged flags are shared, not recompiled. With `extras`
+    /// (the document's members beside `features`, as for `assemble`) the document-wide members
+    /// are replaced too: they compile, the flags do not.
+    #[pyo3(signature = (upserts, removed, extras = None))]
+    fn patch(
+        &self,
+        py: Python<'_>,
+        upserts: Vec<Bound<'_, PyBytes>>,
+        removed: Vec<String>,
+        extras: Option<&[u8]>,
+    ) -> PyResult<Self> {
         guard(|| {
             let raw: Vec<&[u8]> = upserts.iter().map(|b| b.as_bytes()).collect();
             let removed: Vec<&str> = removed.iter().map(String::as_str).collect();
             let inner = &self.inner;
             py.allow_threads(|| {
                 let parsed = raw.iter().map(|b| snapshot::Entry::from_stored(b)).collect::<Result<Vec<_>, _>>()?;
-                inner.patch(parsed, &removed)
+                match extras {
+                    Some(extras) => inner.patch_document(extras, parsed, &removed),
+                    None => inner.patch(parsed, &removed),
+                }
             })
             .map(|s| Self { inner: Arc::new(s) })
             .map_err(|e| rule_error(py, e))

@@ -15,7 +15,7 @@
 use crate::context::{unflatten, Fields, FlatContext};
 use crate::counts::{self, index_in, Counts};
 use crate::devcycle;
-use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
+use crate::edge_devcycle::{CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::ofrep;
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope, Strings};
@@ -193,6 +193,25 @@ struct Extras<'a> {
     devcycle_overrides: Option<&'a Value>,
 }
 
+/// The document's members beside `features`, given as a JSON object.
+fn extras_root(extras: &[u8]) -> Result<Map<String, Value>, RuleError> {
+    match serde_json::from_slice(extras).map_err(|e| RuleError::new("$", format!("invalid JSON: {e}")))? {
+        Value::Object(root) => Ok(root),
+        _ => Err(RuleError::new("$", "snapshot must be an object")),
+    }
+}
+
+impl<'a> Extras<'a> {
+    fn of(root: &'a Map<String, Value>) -> Self {
+        Extras {
+            devcycle: root.get("devcycle"),
+            custom_data_types: root.get("customDataTypes"),
+            sdk_visibility: root.get("sdkVisibility"),
+            devcycle_overrides: root.get("devcycleOverrides"),
+        }
+    }
+}
+
 /// What every flag of a snapshot is compiled against: the document's members beside `features`.
 /// A patch ([`Snapshot::patch`]) shares it with the snapshot it starts from.
 #[derive(Debug, Default)]
@@ -322,31 +341,17 @@ impl Snapshot {
                 value: Some(f.clone()),
             })
             .collect();
-        let extras = Extras {
-            devcycle: root.get("devcycle"),
-            custom_data_types: root.get("customDataTypes"),
-            sdk_visibility: root.get("sdkVisibility"),
-            devcycle_overrides: root.get("devcycleOverrides"),
-        };
-        Self::build(entries, &extras)
+        Self::build(entries, &Extras::of(root))
     }
 
     /// A snapshot from the document's members beside `features` (`extras`, a JSON object) and
     /// its flags as stored entries ([`Entry::from_stored`]), in any order: they are sorted by
     /// their `order`.
     pub fn assemble(extras: &[u8], entries: Vec<Entry<'_>>) -> Result<Self, RuleError> {
-        let root: Value =
-            serde_json::from_slice(extras).map_err(|e| RuleError::new("$", format!("invalid JSON: {e}")))?;
-        let root = root.as_object().ok_or_else(|| RuleError::new("$", "snapshot must be an object"))?;
-        let extras = Extras {
-            devcycle: root.get("devcycle"),
-            custom_data_types: root.get("customDataTypes"),
-            sdk_visibility: root.get("sdkVisibility"),
-            devcycle_overrides: root.get("devcycleOverrides"),
-        };
+        let root = extras_root(extras)?;
         let mut entries = entries;
         entries.sort_by(|a, b| a.order.cmp(&b.order));
-        Self::build(entries, &extras)
+        Self::build(entries, &Extras::of(&root))
     }
 
     fn build(entries: Vec<Entry<'_>>, extras: &Extras<'_>) -> Result<Self, RuleError> {
@@ -362,18 +367,7 @@ impl Snapshot {
             }
             compiled.push(flag);
         }
-        let shared = Shared {
-            devcycle: match extras.devcycle {
-                None | Some(Value::Null) => None,
-                Some(cfg) => {
-                    let mut config = devcycle::Config::compile(cfg, "$.devcycle")?;
-                    config.set_overrides(extras.devcycle_overrides, "$.devcycleOverrides")?;
-                    Some(config)
-                }
-            },
-            custom_types: CustomTypes::compile(extras.custom_data_types, "$.customDataTypes")?,
-            hidden: edge_devcycle::visibility(extras.sdk_visibility, "$.sdkVisibility")?,
-        };
+        let shared = Shared::compile(extras)?;
         let flags = compiled.into_iter().map(|flag| Arc::new(shared.finish(flag))).collect();
         Ok(Self::from_parts(fields, flags, Arc::new(by_key), Arc::new(shared)))
     }

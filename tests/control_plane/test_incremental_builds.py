@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
+import evaluator
 from contract.framing import decode
 from contract.store import TABLES, ChangeSet, unstamped
 from control_plane.errors import ApiError
@@ -120,15 +121,49 @@ def assert_store_is_a_whole_build(api: Api) -> None:
             whole.update(project_state(db, row["id"]))
         # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes
         # whole builds; the validation still builds incrementally).
-        kept = _services(api).validate_projects.__self__.kept()
+        builder: Builder = _services(api).validate_projects.__self__
+        kept = builder.kept()
         for env_id, state in kept.items():
             assert orjson.dumps(state.document()) == orjson.dumps(build_environment_state(db, env_id).document())
+        assert_kept_snapshots_are_full_compiles(builder)
     for table in TABLES:
         stored = {k: orjson.dumps(unstamped(table, decode(v))) for k, v in tables[table].items()}
         built = {k: orjson.dumps(v) for k, v in whole.table(table).items() if v is not None}
         assert stored.keys() == built.keys(), table
         for key in stored:
             assert stored[key] == built[key], f"{table}/{key}"
+
+
+CONTEXTS: list[dict[str, Any]] = [
+    {"user": {"id": f"u{i}", "customData": {"tier": tier, "seats": seats}}, "company": {"plan": plan}}
+    for i, (tier, seats, plan) in enumerate([("gold", 5, "pro"), ("silver", 1, "free"), ("gold", 2, "free")])
+]
+
+
+def assert_kept_snapshots_are_full_compiles(builder: Builder) -> None:
+    """The compiled snapshots the builder keeps (patched, the DevCycle section too) answer as a
+    full compile of the same document."""
+    for environments in builder._kept.values():
+        for env in environments.values():
+            whole = evaluator.Snapshot.assemble(env.extras_json, list(env.entries.values()))
+            for s in (env.snapshot, whole):
+                s.drain_counts()
+            for name in ("flag_keys", "definitions_json", "local_definitions_json", "remote_only", "devcycle_splits"):
+                assert getattr(env.snapshot, name)() == getattr(whole, name)(), name
+            for kind in ("client", "server"):
+                assert env.snapshot.hidden_from(kind) == whole.hidden_from(kind)
+            for context in CONTEXTS:
+                user = {"user_id": context["user"]["id"], "customData": context["user"]["customData"]}
+                got, want = (
+                    (
+                        s.evaluate_all(context, debug=True, now_ms=0, key_kind="client"),
+                        s.ofrep_all(context, flag_state_version=1, has_targeting_key=True, now_ms=0),
+                        s.devcycle_bucket(user, 0),
+                    )
+                    for s in (env.snapshot, whole)
+                )
+                assert got == want
+            assert sorted(env.snapshot.drain_counts()) == sorted(whole.drain_counts())
 
 
 @pytest.mark.parametrize("seed", [1, 2])

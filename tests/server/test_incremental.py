@@ -44,6 +44,7 @@ from control_plane.redis_publish import RedisPublisher
 from server.app import create_app
 from server.service import Edge
 from server.settings import EdgeSettings
+from server.state import View
 from server.sync import Sync
 from tests.support.redis_server import RedisServer
 
@@ -63,6 +64,28 @@ def devcycle_config() -> dict[str, Any]:
 
 
 DEVCYCLE = devcycle_config()
+
+
+def devcycle_sections() -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """The DevCycle sections (and overrides) env-d moves between: as published; without a
+    feature whose flag then takes the Reflag path; with every distribution reversed and the
+    audiences' filters or-ed (a change to what DevCycle's bucketing reads); with an override."""
+    without = copy.deepcopy(DEVCYCLE)
+    without["features"] = [f for f in without["features"] if f["key"] != "feature-0-1"]
+    moved = copy.deepcopy(DEVCYCLE)
+    for feature in moved["features"]:
+        for target in feature["configuration"]["targets"]:
+            variations = [d["_variation"] for d in target["distribution"]]
+            for d, variation in zip(target["distribution"], reversed(variations), strict=True):
+                d["_variation"] = variation
+    for audience in moved["audiences"].values():
+        audience["filters"]["operator"] = "or"
+    feature = DEVCYCLE["features"][0]
+    overrides = {user: {feature["_id"]: feature["variations"][-1]["_id"]} for user in "abcxyz0123"}
+    return [(DEVCYCLE, None), (without, None), (moved, None), (DEVCYCLE, overrides)]
+
+
+SECTIONS = devcycle_sections()
 
 Rule = tuple[str, Any]
 rules = st.one_of(
@@ -95,8 +118,10 @@ def definition(key: str, version: int, rule: Rule, with_config: bool) -> dict[st
 flag_ops = st.one_of(
     st.tuples(st.just("upsert"), st.sampled_from(ENVS), st.sampled_from(FLAG_KEYS), rules, st.booleans()),
     st.tuples(st.just("delete"), st.sampled_from(ENVS), st.sampled_from(FLAG_KEYS)),
-    # sdkVisibility: a document-wide change (the environment is compiled anew).
+    # Document-wide changes (the edge patches the snapshot's document-wide members): sdkVisibility,
+    # and env-d's DevCycle section and overrides.
     st.tuples(st.just("hide"), st.sampled_from(ENVS), st.sampled_from((None, *FLAG_KEYS))),
+    st.tuples(st.just("section"), st.just(DEVCYCLE_ENV), st.integers(0, len(SECTIONS) - 1)),
 )
 #: One step: flag changes published as one version, or something happening to `sync`.
 steps = st.one_of(
@@ -113,6 +138,7 @@ class Model:
 
     flags: dict[str, dict[str, tuple[str, dict[str, Any]]]] = field(default_factory=lambda: {e: {} for e in ENVS})
     hidden: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ENVS))
+    section: int = 0  # env-d's DevCycle section and overrides (SECTIONS)
     created: int = 0
     version: int = 0
 
@@ -120,7 +146,9 @@ class Model:
         hidden = self.hidden[env]
         out: dict[str, Any] = {"sdkVisibility": {hidden: {"client": False}} if hidden else {}}
         if env == DEVCYCLE_ENV:
-            out["devcycle"] = DEVCYCLE
+            out["devcycle"], overrides = SECTIONS[self.section]
+            if overrides is not None:
+                out["devcycleOverrides"] = overrides
         return out
 
     def env_value(self, env: str, *, inline: bool) -> dict[str, Any]:
@@ -155,7 +183,10 @@ class Model:
                 self.flags[env].pop(op[2], None)
                 change.flags[flag_key(env, op[2])] = None
             else:
-                self.hidden[env] = op[2]
+                if op[0] == "hide":
+                    self.hidden[env] = op[2]
+                else:
+                    self.section = op[2]
                 change.environments[env] = self.env_value(env, inline=False)
         return change
 
@@ -321,6 +352,21 @@ def world(redis_url: str, prefix: str) -> Iterator[World]:
         yield World(model, writer, publisher, follower, ref_writer, *apps)
 
 
+def assert_patched(before: View, after: View, step: list[Any]) -> None:
+    """A document-wide change patched the snapshot: the flags neither it nor a flag change of the
+    step concerns (Reflag-path, visible before and after) are shared, not compiled again."""
+    for env in {op[1] for op in step if op[0] in ("hide", "section")}:
+        old, new = before.environments[env], after.environments[env]
+        if new.digest == old.digest:
+            continue  # the same document again (or undone within the step)
+        assert new.snapshot is not old.snapshot
+        touched = {op[2] for op in step if op[1] == env}
+        hidden = set(old.snapshot.hidden_from("client")) | set(new.snapshot.hidden_from("client"))
+        concerned = touched | hidden | {"feature-0-0", "feature-0-1"}
+        for key in set(old.snapshot.flag_keys()) & set(new.snapshot.flag_keys()) - concerned:
+            assert new.snapshot.shares_flag(old.snapshot, key), (env, key, step)
+
+
 def check_b(follower: Follower, version: int, b: EdgeApp, r: EdgeApp, ctxs: list[Context]) -> None:
     follower.wait_for(version)
     assert b.refresh() >= version
@@ -371,9 +417,13 @@ def test_deltas_serve_what_a_full_rebuild_serves(
                 assert publisher.flush(full=True)
                 b.follow(follower.start().writer)
             ref_writer.publish(model.reference())
+            served = a.edge.state.view
             assert a.refresh() == version
             r.refresh()
-            assert answers(a, ctxs, every_route=False) == answers(r, ctxs, every_route=False), step
+            documents = {op[1] for op in step if op[0] in ("hide", "section")}
+            every_route = bool(documents)
+            assert answers(a, ctxs, every_route=every_route) == answers(r, ctxs, every_route=every_route), step
+            assert_patched(served, a.edge.state.view, step)
             if lose_next:
                 check_b(follower, version, b, r, ctxs)
                 lose_next = False

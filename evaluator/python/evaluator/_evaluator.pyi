@@ -79,10 +79,14 @@ class Snapshot:
     def assemble(extras: bytes, entries: Sequence[bytes]) -> Snapshot:
         """A snapshot from the document's members beside ``features`` (a JSON object) and its
         flags as stored entries (each ``{"order", "definition", ...}`` as JSON), sorted by order."""
-    def patch(self, upserts: Sequence[bytes], removed: Sequence[str]) -> Snapshot:
+    def patch(self, upserts: Sequence[bytes], removed: Sequence[str], extras: bytes | None = None) -> Snapshot:
         """This snapshot with ``upserts`` (stored entries) compiled in and the flags keyed
         ``removed`` left out; unchanged flags are shared, not recompiled. RuleError names the key
-        of an upsert that does not compile."""
+        of an upsert that does not compile. With ``extras`` (the document's members beside
+        ``features``, as for ``assemble``) the document-wide members (DevCycle section, overrides,
+        custom data types, ``sdkVisibility``) are replaced as well: they compile, the flags do not
+        (except those linked to DevCycle or whose visibility changed), and the result answers as
+        ``assemble(extras, ...)`` of the same flags."""
     def shares_flag(self, other: Snapshot, key: str) -> bool:
         """Whether both snapshots share flag ``key``'s compiled form (a patch left it alone)."""
     def __len__(self) -> int: ...

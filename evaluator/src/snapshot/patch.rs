@@ -5,10 +5,15 @@
 //! clones the vector of pointers, compiles only the upserted flags against the same `Shared`, and
 //! keeps the key index when no flag was added, removed or moved. Field ids only grow (a patch
 //! interns into a copy of the old table), so the unchanged flags' compiled filters stay valid.
-//! A change to the document-wide members is not a patch: the caller compiles the whole snapshot.
+//!
+//! A change to the document-wide members (the DevCycle section, its overrides, custom data types,
+//! `sdkVisibility`) is a patch too ([`Snapshot::patch_document`]): only they compile, into a new
+//! `Shared`, and the flags they say something about (those linked to a DevCycle feature before or
+//! after, and those whose visibility moved) are completed again from a copy of their compiled
+//! form. Every other flag is shared as is: its compiled form does not depend on the document.
 
-use super::{compile_entry, Flag, Local, Shared, Snapshot};
-use crate::edge_devcycle::DevcycleFlag;
+use super::{compile_entry, devcycle, extras_root, Extras, Flag, Local, Shared, Snapshot};
+use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden};
 use crate::error::RuleError;
 use crate::reflag::Strings;
 use crate::reflag_sdk;
@@ -82,6 +87,45 @@ impl Local {
 }
 
 impl Shared {
+    /// The document-wide members compiled.
+    pub(super) fn compile(extras: &Extras<'_>) -> Result<Self, RuleError> {
+        Ok(Shared {
+            devcycle: match extras.devcycle {
+                None | Some(Value::Null) => None,
+                Some(cfg) => {
+                    let mut config = devcycle::Config::compile(cfg, "$.devcycle")?;
+                    config.set_overrides(extras.devcycle_overrides, "$.devcycleOverrides")?;
+                    Some(config)
+                }
+            },
+            custom_types: CustomTypes::compile(extras.custom_data_types, "$.customDataTypes")?,
+            hidden: edge_devcycle::visibility(extras.sdk_visibility, "$.sdkVisibility")?,
+        })
+    }
+
+    /// Whether `flag`, completed against another document ([`Shared::finish`]), needs completing
+    /// again against this one: it is or becomes DevCycle-decided (a new config needs a new link
+    /// even to the same feature), or its visibility changes. Nothing else of a flag depends on
+    /// the document.
+    fn refinishes(&self, flag: &Flag) -> bool {
+        let linked = self.devcycle.as_ref().is_some_and(|cfg| cfg.feature_index(&flag.key).is_some());
+        flag.devcycle.is_some() || linked || self.hidden.get(&*flag.key).copied().unwrap_or_default() != flag.hidden
+    }
+
+    /// `flag` (completed against another document) completed against this one: what
+    /// [`Shared::finish`] set from the old document is undone first.
+    fn refinish(&self, flag: &Flag) -> Flag {
+        let mut flag = flag.clone();
+        flag.devcycle = None;
+        flag.hidden = Hidden::default();
+        if matches!(flag.local, Local::Decided) {
+            // What it was before DevCycle decided it, from the definition (as compiled).
+            let definition: Value = serde_json::from_slice(flag.definition()).unwrap_or(Value::Null);
+            flag.local = Local::of(&definition);
+        }
+        self.finish(flag)
+    }
+
     /// A compiled flag completed with what the document says about it.
     pub(super) fn finish(&self, mut flag: Flag) -> Flag {
         flag.hidden = self.hidden.get(&*flag.key).copied().unwrap_or_default();
@@ -106,6 +150,42 @@ impl Snapshot {
     /// at their `order`) and the flags keyed `removed` left out; `self` is unchanged. An upsert
     /// that does not compile fails the whole patch, naming its key.
     pub fn patch(&self, upserts: Vec<Entry<'_>>, removed: &[&str]) -> Result<Snapshot, RuleError> {
+        self.patch_with(None, upserts, removed)
+    }
+
+    /// [`Snapshot::patch`] with the document's members beside `features` replaced by `extras` (a
+    /// JSON object, as for [`Snapshot::assemble`]): answers exactly as `assemble(extras, …)` of
+    /// the same flags would, but compiles only the document-wide members and the upserts. The
+    /// flags the new document says nothing different about are shared with `self`.
+    pub fn patch_document(
+        &self,
+        extras: &[u8],
+        upserts: Vec<Entry<'_>>,
+        removed: &[&str],
+    ) -> Result<Snapshot, RuleError> {
+        let root = extras_root(extras)?;
+        let shared = Shared::compile(&Extras::of(&root))?;
+        self.patch_with(Some(shared), upserts, removed)
+    }
+
+    /// The patch itself: against `shared` when the document changed, else against `self`'s.
+    fn patch_with(
+        &self,
+        shared: Option<Shared>,
+        upserts: Vec<Entry<'_>>,
+        removed: &[&str],
+    ) -> Result<Snapshot, RuleError> {
+        let (shared, mut flags) = match shared {
+            None => (Arc::clone(&self.shared), self.flags.clone()),
+            Some(shared) => {
+                let flags = self
+                    .flags
+                    .iter()
+                    .map(|f| if shared.refinishes(f) { Arc::new(shared.refinish(f)) } else { Arc::clone(f) })
+                    .collect();
+                (Arc::new(shared), flags)
+            }
+        };
         let mut fields = self.fields.clone();
         let mut strings = Strings::default();
         let mut compiled = Vec::with_capacity(upserts.len());
@@ -116,9 +196,8 @@ impl Snapshot {
             if seen.insert(Arc::clone(&flag.key), ()).is_some() {
                 return Err(RuleError::new(format!("{path}.key"), format!("duplicate flag key {:?}", flag.key)));
             }
-            compiled.push(Arc::new(self.shared.finish(flag)));
+            compiled.push(Arc::new(shared.finish(flag)));
         }
-        let mut flags = self.flags.clone();
         let mut drop: Vec<usize> = removed.iter().filter_map(|k| self.by_key.get(*k).copied()).collect();
         let mut added = Vec::new();
         for flag in compiled {
@@ -145,7 +224,7 @@ impl Snapshot {
             }
             Arc::new(flags.iter().enumerate().map(|(i, f)| (Arc::clone(&f.key), i)).collect())
         };
-        Ok(Snapshot::from_parts(fields, flags, by_key, Arc::clone(&self.shared)))
+        Ok(Snapshot::from_parts(fields, flags, by_key, shared))
     }
 
     /// Whether this snapshot and `other` share the compiled flag `key` (the same allocation):
@@ -248,6 +327,29 @@ mod tests {
         let twice = [entry("2", flag("b", "x")), entry("3", flag("b", "y"))];
         assert!(old.patch(entries(&twice), &[]).is_err());
         assert!(Entry::from_stored(b"{\"order\": \"1\"}").is_err());
+    }
+
+    #[test]
+    fn a_document_change_shares_the_flags_it_says_nothing_about() {
+        let raw = [entry("1", flag("a", "x")), entry("2", flag("b", "x")), entry("3", flag("c", "x"))];
+        let old = Snapshot::assemble(br#"{"sdkVisibility": {"a": {"client": false}}}"#, entries(&raw)).unwrap();
+        let extras = br#"{"sdkVisibility": {"b": {"client": false}}, "customDataTypes": {"n": "Number"}}"#;
+        let new = old.patch_document(extras, entries(&[entry("3", flag("c", "y"))]), &[]).unwrap();
+        let full =
+            Snapshot::assemble(extras, entries(&[raw[0].clone(), raw[1].clone(), entry("3", flag("c", "y"))])).unwrap();
+        for plan in ["x", "y"] {
+            assert_eq!(answer(&new, plan), answer(&full, plan));
+        }
+        let hidden: Vec<&str> = new.hidden_from(crate::edge_devcycle::KeyKind::Client).collect();
+        assert_eq!(hidden, ["b"]);
+        // "a" and "b" changed visibility; "c" was upserted.
+        assert!(!new.shares_flag(&old, "a") && !new.shares_flag(&old, "b") && !new.shares_flag(&old, "c"));
+        let again = new.patch_document(extras, Vec::new(), &[]).unwrap();
+        assert!(["a", "b", "c"].iter().all(|k| again.shares_flag(&new, k)));
+        // A document that does not compile fails the patch, naming its node.
+        let e = new.patch_document(br#"{"sdkVisibility": []}"#, Vec::new(), &[]).unwrap_err();
+        assert_eq!(e.path, "$.sdkVisibility");
+        assert!(new.patch_document(b"[]", Vec::new(), &[]).is_err());
     }
 
     #[test]

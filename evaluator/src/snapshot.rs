@@ -19,7 +19,6 @@ use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::ofrep;
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope, Strings};
-use crate::reflag_sdk;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -68,11 +67,14 @@ struct Flag {
     hidden: Hidden,
     /// In one allocation, ending at `ends[i]`: `"key":{"isEnabled":false,"key":"…",
     /// "targetingVersion":…` and the same with `true` (one copy per flag into the answer
-    /// instead of three); the definition's JSON text as received (`GET /features` is assembled
-    /// from it on demand); its order key (where the flag sits among the environment's flags,
+    /// instead of three); its order key (where the flag sits among the environment's flags,
     /// see [`Entry`]; flags are kept sorted).
     text: Box<[u8]>,
-    ends: [u32; 4],
+    ends: [u32; 3],
+    /// XXH3-64 of the definition's JSON text as received. The text itself is not kept (about
+    /// 300 bytes a flag, in every worker): `GET /features` is assembled from the stored
+    /// definitions ([`Snapshot::local_definitions_json`]), which this checks are the ones compiled.
+    definition_hash: u64,
     /// The constant parts of its OFREP answers.
     ofrep: ofrep::FlagBytes,
     /// What `GET /features` serves Reflag SDKs of this flag.
@@ -81,9 +83,8 @@ struct Flag {
     nested: bool,
 }
 
-/// The parts of [`Flag::text`] after the two openings.
-const DEFINITION: usize = 2;
-const ORDER: usize = 3;
+/// The part of [`Flag::text`] after the two openings.
+const ORDER: usize = 2;
 
 impl Flag {
     fn part(&self, i: usize) -> &[u8] {
@@ -103,20 +104,9 @@ impl Flag {
         self.text.get(start as usize..end as usize).unwrap_or_default()
     }
 
-    /// The definition's JSON text, as received.
-    fn definition(&self) -> &[u8] {
-        self.part(DEFINITION)
-    }
-
     /// Where the flag sits among the environment's flags (compared as the order strings are).
     fn order(&self) -> &[u8] {
         self.part(ORDER)
-    }
-
-    /// Why Reflag SDKs cannot evaluate this flag locally ([`Local::Remote`]), from its definition.
-    fn remote_reason(&self) -> String {
-        let definition: Option<Value> = serde_json::from_slice(self.definition()).ok();
-        definition.and_then(|d| reflag_sdk::remote_only_reason(&d)).unwrap_or_default()
     }
 }
 
@@ -127,9 +117,9 @@ enum Local {
     Same,
     /// Rewritten into the shape Reflag SDKs require.
     Normalized(Box<[u8]>),
-    /// Left out: Reflag SDKs cannot evaluate it as the edge does ([`Flag::remote_reason`] says
-    /// why: found again when asked for, rather than kept in every flag of every worker).
-    Remote,
+    /// Left out, for this reason: Reflag SDKs cannot evaluate it as the edge does (rare: the
+    /// reason is kept only by such flags).
+    Remote(Box<str>),
     /// Left out: DevCycle's bucketing decides it.
     Decided,
 }
@@ -413,22 +403,42 @@ impl Snapshot {
         self.shared.devcycle.is_some()
     }
 
-    /// The `features` array of the document as JSON (each flag's text as received). Assembled
-    /// on every call, not kept: the edge keeps the `GET /features` body it builds from it once
-    /// per version, and a second copy here would cost as much memory as the compiled flags.
-    pub fn definitions_json(&self) -> Vec<u8> {
-        join_json(self.flags.iter().map(|f| f.definition()))
+    /// Each flag's definition text among `texts` (definitions' JSON texts, in any order; others
+    /// ignored), in the snapshot's order; `None` unless every flag's text is there, exactly as
+    /// compiled (the store has moved on, or was given other definitions).
+    fn definitions_of<'t>(&self, texts: impl IntoIterator<Item = &'t [u8]>) -> Option<Vec<&'t [u8]>> {
+        #[derive(serde::Deserialize)]
+        struct Keyed<'a> {
+            #[serde(borrow)]
+            key: Cow<'a, str>,
+        }
+        let by_key: HashMap<Cow<'t, str>, &'t [u8]> = texts
+            .into_iter()
+            .filter_map(|text| serde_json::from_slice::<Keyed<'t>>(text).ok().map(|k| (k.key, text)))
+            .collect();
+        self.flags
+            .iter()
+            .map(|f| by_key.get(&*f.key).copied().filter(|text| definition_hash(text) == f.definition_hash))
+            .collect()
+    }
+
+    /// The `features` array of the document as JSON: each flag's text among `texts` (as
+    /// [`Snapshot::local_definitions_json`]), `None` unless they are the compiled ones.
+    pub fn definitions_json<'t>(&self, texts: impl IntoIterator<Item = &'t [u8]>) -> Option<Vec<u8>> {
+        Some(join_json(self.definitions_of(texts)?.into_iter()))
     }
 
     /// The `features` array of `GET /features`: every flag a Reflag SDK evaluates locally exactly
-    /// as the edge does, in the shape those SDKs require (module [`reflag_sdk`]). Assembled on
-    /// every call, as [`Snapshot::definitions_json`].
-    pub fn local_definitions_json(&self) -> Vec<u8> {
-        join_json(self.flags.iter().filter_map(|f| match &f.local {
-            Local::Same => Some(f.definition()),
-            Local::Normalized(text) => Some(&**text),
-            Local::Remote | Local::Decided => None,
-        }))
+    /// as the edge does, in the shape those SDKs require (module [`reflag_sdk`]), from the
+    /// definitions' texts (`texts`: the stored ones, in any order). `None` when some flag's text
+    /// is missing or is not the one compiled (the store has moved on since).
+    pub fn local_definitions_json<'t>(&self, texts: impl IntoIterator<Item = &'t [u8]>) -> Option<Vec<u8>> {
+        let definitions = self.definitions_of(texts)?;
+        Some(join_json(self.flags.iter().zip(definitions).filter_map(|(f, text)| match &f.local {
+            Local::Same => Some(text),
+            Local::Normalized(normalized) => Some(&**normalized),
+            Local::Remote(_) | Local::Decided => None,
+        })))
     }
 
     /// The flags `GET /features` leaves out, each with the reason (remote evaluation only).
@@ -438,8 +448,10 @@ impl Snapshot {
         let mut out: Vec<(Box<str>, String)> = self
             .flags
             .iter()
-            .filter(|f| matches!(f.local, Local::Remote))
-            .map(|f| (Box::from(&*f.key), f.remote_reason()))
+            .filter_map(|f| match &f.local {
+                Local::Remote(reason) => Some((Box::from(&*f.key), reason.to_string())),
+                _ => None,
+            })
             .collect();
         // A DevCycle-decided flag is bucketed with DevCycle's murmur3 on the edge; its
         // Reflag-shape translation in `features` uses Reflag's hash, so a Reflag SDK
@@ -1065,10 +1077,10 @@ fn compile_flag(
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
-    // `text`: the two openings, the definition, the order key (see `Flag::text`).
+    // `text`: the two openings and the order key (see `Flag::text`).
     let open_len = head.len() + tail.len();
-    let mut text = Vec::with_capacity(2 * open_len + 9 + definition.len() + order.len());
-    let mut ends = [0u32; 4];
+    let mut text = Vec::with_capacity(2 * open_len + 9 + order.len());
+    let mut ends = [0u32; 3];
     for (i, end) in ends.iter_mut().enumerate() {
         match i {
             0 | 1 => {
@@ -1076,7 +1088,6 @@ fn compile_flag(
                 text.extend_from_slice(if i == 1 { b"true" } else { b"false" });
                 text.extend_from_slice(&tail);
             }
-            DEFINITION => text.extend_from_slice(definition),
             _ => text.extend_from_slice(order.as_bytes()),
         }
         *end = u32::try_from(text.len()).map_err(|_| RuleError::new(path, "flag definition too large"))?;
@@ -1101,10 +1112,16 @@ fn compile_flag(
         hidden: Hidden::default(),
         text: text.into(),
         ends,
+        definition_hash: definition_hash(definition),
         ofrep,
         local: Local::Same,
         nested: false,
     })
+}
+
+/// What [`Flag::definition_hash`] holds of a definition's text.
+fn definition_hash(text: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(text)
 }
 
 /// `evaluateFlagRules` for a list of `{filter, value}` rules (the `reflag_evaluate` entry point).
@@ -1153,26 +1170,30 @@ mod tests {
 
     const DOC: &str = r#"{"features": [{"key": "a", "targeting": {"version": 1, "rules": [{"filter": {"type": "constant", "value": true}}]}}], "extra": 1}"#;
 
+    const TEXT: &[u8] =
+        br#"{"key": "a", "targeting": {"version": 1, "rules": [{"filter": {"type": "constant", "value": true}}]}}"#;
+
     #[test]
     fn definitions_from_bytes_are_the_features_text_as_sent() {
         let s = Snapshot::from_json(DOC.as_bytes()).unwrap();
-        let sent: serde_json::Value = serde_json::from_str(DOC).unwrap();
-        let served: serde_json::Value = serde_json::from_slice(&s.definitions_json()).unwrap();
-        assert_eq!(served, sent["features"]);
-        assert!(std::str::from_utf8(&s.definitions_json()).unwrap().starts_with("[{\"key\": \"a\""));
+        assert_eq!(s.definitions_json([TEXT]).unwrap(), [b"[", TEXT, b"]"].concat());
+        assert_eq!(s.local_definitions_json([TEXT]).unwrap(), [b"[", TEXT, b"]"].concat());
+        // The same definition written otherwise is not the text compiled.
+        let compact = serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(TEXT).unwrap()).unwrap();
+        assert_eq!(s.definitions_json([&compact[..]]), None);
     }
 
     #[test]
     fn parsed_documents_and_unusual_bytes_give_the_same_definitions() {
         let parsed = Snapshot::compile(serde_json::from_str(DOC).unwrap()).unwrap();
-        let from_bytes = Snapshot::from_json(DOC.as_bytes()).unwrap();
-        let a: serde_json::Value = serde_json::from_slice(&parsed.definitions_json()).unwrap();
-        let b: serde_json::Value = serde_json::from_slice(&from_bytes.definitions_json()).unwrap();
-        assert_eq!(a, b);
+        let compact = serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(TEXT).unwrap()).unwrap();
+        let a: serde_json::Value = serde_json::from_slice(&parsed.definitions_json([&compact[..]]).unwrap()).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(TEXT).unwrap();
+        assert_eq!(a, serde_json::json!([b]));
         // Duplicate top-level keys and a missing `features` take the general path.
         let dup = Snapshot::from_json(br#"{"features": [], "features": []}"#).unwrap();
-        assert_eq!(dup.definitions_json(), b"[]");
-        assert_eq!(Snapshot::from_json(b"{}").unwrap().definitions_json(), b"[]");
+        assert_eq!(dup.definitions_json([]).unwrap(), b"[]");
+        assert_eq!(Snapshot::from_json(b"{}").unwrap().definitions_json([]).unwrap(), b"[]");
     }
 
     #[test]

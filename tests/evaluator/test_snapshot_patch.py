@@ -68,4 +68,5 @@ def test_devcycle_overrides_and_remote_only_survive_a_patch() -> None:
     decided = {f["key"] for f in doc["features"][:1] + doc["features"][2:]}
     assert {key for key, _ in new.remote_only()} == decided
     assert {key for key, _ in whole.remote_only()} == decided
-    assert [f["key"] for f in orjson.loads(new.local_definitions_json())] == ["zz"]
+    stored = [entry("999", constant("zz", True)), *entries[:1], *entries[2:]]
+    assert [f["key"] for f in orjson.loads(new.local_definitions_json(stored) or b"null")] == ["zz"]

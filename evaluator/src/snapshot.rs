@@ -117,9 +117,9 @@ enum Local {
     Same,
     /// Rewritten into the shape Reflag SDKs require.
     Normalized(Box<[u8]>),
-    /// Left out, for this reason: Reflag SDKs cannot evaluate it as the edge does (rare: the
-    /// reason is kept only by such flags).
-    Remote(Box<str>),
+    /// Left out, for this reason: Reflag SDKs cannot evaluate it as the edge does (the reasons
+    /// are few distinct texts, interned per compile).
+    Remote(Arc<str>),
     /// Left out: DevCycle's bucketing decides it.
     Decided,
 }
@@ -1010,7 +1010,7 @@ fn compile_entry(fields: &mut Fields, strings: &mut Strings, entry: Entry<'_>, p
         None => serde_json::from_slice(&entry.text).map_err(|e| RuleError::new(path, format!("invalid JSON: {e}")))?,
     };
     let mut flag = compile_flag(fields, strings, &value, path, &entry.text, &entry.order)?;
-    flag.local = Local::of(&value);
+    flag.local = Local::of(&value, strings);
     Ok(flag)
 }
 

@@ -70,9 +70,9 @@ impl<'a> Entry<'a> {
 impl Local {
     /// How `GET /features` serves a flag of this definition to Reflag SDKs (before DevCycle
     /// links are known: [`Shared::finish`] makes a linked flag [`Local::Decided`]).
-    pub(super) fn of(definition: &Value) -> Self {
+    pub(super) fn of(definition: &Value, strings: &mut Strings) -> Self {
         if let Some(reason) = reflag_sdk::remote_only_reason(definition) {
-            Local::Remote(reason.into())
+            Local::Remote(strings.intern(&reason))
         } else if let Some(fixed) = reflag_sdk::normalized(definition) {
             Local::Normalized(serde_json::to_vec(&fixed).unwrap_or_default().into_boxed_slice())
         } else {

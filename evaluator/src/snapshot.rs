@@ -55,10 +55,13 @@ impl Variant {
 struct Flag {
     /// Shared with the snapshot's key index.
     key: Arc<str>,
-    targeting_version: Option<i64>,
+    /// The targeting and config versions, set when `versions` says so ([`Flag::targeting_version`],
+    /// [`Flag::config_version`]): two `Option<i64>` would take 16 bytes more in every flag.
+    targeting: i64,
+    config: i64,
+    versions: u8,
     rules: Box<[Filter]>,
     variants: Box<[Variant]>,
-    config_version: Option<i64>,
     /// The definition has a `config` object (the answer then shows a matched variant's config).
     has_config: bool,
     /// Set when a DevCycle feature decides this flag.
@@ -86,7 +89,21 @@ struct Flag {
 /// The part of [`Flag::text`] after the two openings.
 const ORDER: usize = 2;
 
+/// Bits of [`Flag::versions`].
+const TARGETING_VERSION: u8 = 1;
+const CONFIG_VERSION: u8 = 2;
+
 impl Flag {
+    #[inline]
+    fn targeting_version(&self) -> Option<i64> {
+        (self.versions & TARGETING_VERSION != 0).then_some(self.targeting)
+    }
+
+    #[inline]
+    fn config_version(&self) -> Option<i64> {
+        (self.versions & CONFIG_VERSION != 0).then_some(self.config)
+    }
+
     fn part(&self, i: usize) -> &[u8] {
         let start = match i.checked_sub(1) {
             Some(before) => self.ends.get(before).copied().unwrap_or(0),
@@ -583,7 +600,7 @@ impl Snapshot {
                         out.push(b'}');
                     } else if opts.debug {
                         out.extend_from_slice(b",\"config\":{");
-                        if let Some(ver) = flag.config_version {
+                        if let Some(ver) = flag.config_version() {
                             out.extend_from_slice(format!("\"version\":{ver}").as_bytes());
                         } else {
                             out.extend_from_slice(b"\"version\":null");
@@ -648,7 +665,7 @@ impl Snapshot {
                 enabled,
                 variant,
                 reason,
-                targeting_version: flag.targeting_version,
+                targeting_version: flag.targeting_version(),
                 config,
                 rule_results: results,
                 missing: missing.0.iter().map(|id| self.fields.name(*id).to_string()).collect(),
@@ -696,7 +713,7 @@ impl Snapshot {
                 out.push(b'}');
             } else if let Some(results) = results {
                 out.extend_from_slice(b",\"config\":{");
-                match flag.config_version {
+                match flag.config_version() {
                     Some(ver) => out.extend_from_slice(format!("\"version\":{ver}").as_bytes()),
                     None => out.extend_from_slice(b"\"version\":null"),
                 }
@@ -735,7 +752,7 @@ impl Snapshot {
             enabled,
             variant,
             reason,
-            targeting_version: flag.targeting_version,
+            targeting_version: flag.targeting_version(),
             config,
             rule_results: results,
             missing: Vec::new(),
@@ -876,7 +893,7 @@ impl Snapshot {
         if let Some(dc) = &flag.devcycle {
             let served = self.serve(dc, scope, &mut scratch.devcycle, None);
             self.count_served(dc, served.as_ref());
-            let reason = flag.ofrep.fixed.unwrap_or(match &served {
+            let reason = flag.ofrep.fixed.map(ofrep::Fixed::reason).unwrap_or(match &served {
                 None => "DEFAULT",
                 Some(s) if s.split => "SPLIT",
                 Some(_) => "TARGETING_MATCH",
@@ -1093,9 +1110,9 @@ fn compile_flag(
         *end = u32::try_from(text.len()).map_err(|_| RuleError::new(path, "flag definition too large"))?;
     }
     let fixed = if rules.is_empty() {
-        Some("DISABLED")
+        Some(ofrep::Fixed::Disabled)
     } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
-        Some("STATIC")
+        Some(ofrep::Fixed::Static)
     } else {
         None
     };
@@ -1103,10 +1120,12 @@ fn compile_flag(
     let ofrep = ofrep::FlagBytes::new(key, targeting_version, fixed, rollout);
     Ok(Flag {
         key: compiler.strings.intern(key),
-        targeting_version,
+        targeting: targeting_version.unwrap_or_default(),
+        config: config_version.unwrap_or_default(),
+        versions: u8::from(targeting_version.is_some()) * TARGETING_VERSION
+            + u8::from(config_version.is_some()) * CONFIG_VERSION,
         rules: rules.into(),
         variants: variants.into(),
-        config_version,
         has_config,
         devcycle: None,
         hidden: Hidden::default(),

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.auth import not_loaded, sdk_key, unknown
+from server.definitions import features_body
 from server.errors import EdgeError, request_id
 from server.etags import etag_of, not_modified
 from server.overload import stats as overload_stats
@@ -118,7 +119,7 @@ class Edge:
         # The full flag definitions: a secret key, from the Authorization header only (§4).
         key = sdk_key(view, request, secret_only=True, allow_query=False, bearer_only=True)
         env = self.environment(view, key.environment)
-        return cached_json(request, env.features_body())
+        return cached_json(request, await features_body(self.state, env))
 
     async def evaluated_parts(self, enabled_only: bool, request: Request) -> Parts:
         """``/features/evaluated`` (or ``/enabled``): the hot path sends these parts as they are,

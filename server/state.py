@@ -28,6 +28,7 @@ import ctypes.util
 import hashlib
 import hmac
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ import orjson
 import evaluator
 from contract.framing import CorruptValue, decode, payload
 from contract.sdk_keys import Kind, is_kind
-from contract.store import SnapshotReader, snapshot_dir
+from contract.store import SnapshotReader, flag_key, snapshot_dir
 from server.board import Board, build_board
 from server.delta import Delta, document_digest, inline_entries, read_delta
 from server.devcycle.document import DevCycleDocument, devcycle_document
@@ -55,8 +56,9 @@ class Environment:
     project: str
     version: int
     snapshot: evaluator.Snapshot
-    # `GET /features` body, built once per version when first asked for (``features_body``): a
-    # patched snapshot would otherwise pay for every flag on every change.
+    # `GET /features` body, built once per version when first asked for
+    # (``server.definitions``): a patched snapshot would otherwise pay for every flag on every
+    # change.
     definitions: bytes | None = None
     # The environment's DevCycle config as the DevCycle routes serve it (None without one).
     devcycle: DevCycleDocument | None = None
@@ -66,14 +68,10 @@ class Environment:
     # The document carried features inline (written whole): a change to it compiles anew.
     inline: bool = False
 
-    def features_body(self) -> bytes:
-        """The ``GET /features`` body of this version."""
-        body = self.definitions
-        if body is None:
-            body = _definitions_body(self.snapshot, self.version)
-            # A cache on an immutable value: every call would build the same bytes.
-            object.__setattr__(self, "definitions", body)
-        return body
+    def keep_definitions(self, body: bytes) -> None:
+        """Keep this version's ``GET /features`` body (a cache on an immutable value: every
+        build gives the same bytes)."""
+        object.__setattr__(self, "definitions", body)
 
 
 @dataclass(frozen=True)
@@ -107,26 +105,6 @@ class View:
         if found is None or not hmac.compare_digest(found.key_hash, digest):
             return None
         return found
-
-
-def _definitions_body(env: evaluator.Snapshot, version: int) -> bytes:
-    """``GET /features`` (server keys only): the flags Reflag SDKs evaluate locally exactly as the
-    edge does, without those ``sdkVisibility`` hides from server SDKs, and under
-    ``remoteEvaluationOnly`` the others with the reason (README, "Reflag server SDKs")."""
-    definitions = env.local_definitions_json()
-    hidden = set(env.hidden_from("server"))
-    if hidden:
-        definitions = orjson.dumps([f for f in orjson.loads(definitions) if f.get("key") not in hidden])
-    remote = [{"key": key, "reason": reason} for key, reason in env.remote_only() if key not in hidden]
-    return (
-        b'{"success":true,"features":'
-        + definitions
-        + b',"remoteEvaluationOnly":'
-        + orjson.dumps(remote)
-        + b',"flagStateVersion":'
-        + str(version).encode()
-        + b"}"
-    )
 
 
 def _log_remote_only(env_id: str, snapshot: evaluator.Snapshot, old: Environment | None) -> None:
@@ -293,8 +271,9 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
-# glibc's mallopt parameter.
+# glibc's mallopt parameters.
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 #: Answers of this size or more get their own mapping, returned to the OS when freed.
 MMAP_THRESHOLD = 4 << 20
 
@@ -312,9 +291,15 @@ def bound_freed_memory() -> None:
     from the heap, and the trim threshold rises to twice that: that much stays free at the top
     of the heap, in the worker's RSS (38 MB at 100,000 flags after a few answers). Fixed, larger
     answers are mapped and unmapped, and the trim threshold keeps its default (128 kB); W2-sized
-    answers (30 kB) are not affected."""
+    answers (30 kB) are not affected.
+
+    And one malloc arena: snapshots compile in threads (off the event loop), and glibc gives a
+    thread its own arena, whose free holes after a compile stay in RSS beside the main arena's
+    (about 9 MB less at 100,000 flags with one). The worker's threads rarely allocate at once:
+    Python holds the GIL, and only a compile runs beside the event loop."""
     if _LIBC is not None:
         _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        _LIBC.mallopt(_M_ARENA_MAX, 1)
 
 
 @dataclass
@@ -347,12 +332,47 @@ class EdgeState:
         # Called with (previous view, new view) right after each swap (evaluation counts drain
         # the snapshots a swap replaced, ``server.evaluation_counts``).
         self.on_swap: list[Callable[[View, View], None]] = []
+        # Held while a thread reads the store (``stored_flags``) and while the store is closed
+        # or reopened, which must not happen under that read.
+        self._reader_lock = threading.Lock()
+        # One `GET /features` body built at a time (``server.definitions``).
+        self.definitions_lock = asyncio.Lock()
+        self._refreshing = False
+        self._remap_pending = False
 
     def _close_reader(self) -> None:
-        if self.reader is not None:
-            with contextlib.suppress(lmdb.Error):
-                self.reader.close()
-            self.reader = None
+        with self._reader_lock:
+            if self.reader is not None:
+                with contextlib.suppress(lmdb.Error):
+                    self.reader.close()
+                self.reader = None
+
+    def stored_flags(self, env_id: str) -> list[bytes]:
+        """The evaluator entries of ``env_id``'s flags as the store holds them now (those its
+        document carries inline first, as when it is compiled; damaged values left out), read in
+        one transaction. Safe in a thread: the store is not closed meanwhile."""
+        with self._reader_lock:
+            if self.reader is None:
+                return []
+            with self.reader.reading() as txn:
+                document = txn.prefixed("environments", env_id).get(env_id)
+                raw = txn.prefixed("flags", flag_key(env_id, ""))
+        out = []
+        with contextlib.suppress(CorruptValue, KeyError, TypeError):
+            out += inline_entries(decode(document)["document"])[1] if document is not None else []
+        for value in raw.values():
+            with contextlib.suppress(CorruptValue):
+                out.append(payload(value))
+        return out
+
+    def release_store_pages(self) -> None:
+        """Unmap the store after reading every flag of an environment outside a refresh
+        (``stored_flags``). During a refresh, once it is over: a refresh awaiting its build
+        between reading the store and taking the new view must not see it reopened."""
+        if self._refreshing:
+            self._remap_pending = True
+        else:
+            self._unmap_store()
 
     def _unmap_store(self) -> None:
         """Reopen the store after reading all of it (or a whole environment): the read mapped its
@@ -360,16 +380,17 @@ class EdgeState:
         compiled snapshots at 100,000 flags, though the page cache could drop them). Reopened,
         the map holds only what later refreshes read. The same file keeps its change log, so the
         next refresh stays incremental; a file replaced in between is read whole."""
-        reader, self.reader = self.reader, None
-        if reader is None:
-            return
-        try:
-            self.reader = reader.remapped()
-        except lmdb.Error:
-            self._everything = True  # opened again, and read whole, on the next poll
-            return
-        if self.reader.inode != reader.inode:
-            self._everything = True
+        with self._reader_lock:
+            reader, self.reader = self.reader, None
+            if reader is None:
+                return
+            try:
+                self.reader = reader.remapped()
+            except lmdb.Error:
+                self._everything = True  # opened again, and read whole, on the next poll
+                return
+            if self.reader.inode != reader.inode:
+                self._everything = True
 
     def _problem(self, problem: str | None, *, exc_info: bool = False) -> None:
         """Record the store's state; log only when it changes (the poll repeats every 20 ms)."""
@@ -397,6 +418,7 @@ class EdgeState:
     async def refresh(self) -> bool:
         """Load a newer store version if there is one; True when the view changed. Never raises
         for a store that cannot be read: the current view stays and ``failure`` says why."""
+        self._refreshing = True
         try:
             return await self._refresh()
         except lmdb.Error as e:
@@ -405,8 +427,13 @@ class EdgeState:
             self._close_reader()
             self._problem(f"{type(e).__name__}: {e}")
             return False
+        finally:
+            self._refreshing = False
 
     async def _refresh(self) -> bool:
+        if self._remap_pending:  # asked for while the last refresh ran (``release_store_pages``)
+            self._remap_pending = False
+            self._unmap_store()
         if self.reader is None:
             if not (snapshot_dir(self.data_dir) / "data.mdb").exists() and not self.loaded:
                 return False  # not published yet (a fresh host): not a failure, just not ready

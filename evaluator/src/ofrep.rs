@@ -76,14 +76,33 @@ pub struct FlagBytes {
     head_end: u32,
     rollout_at: u32,
     /// DISABLED (no rules) or STATIC (constant rules only); `None` when the context decides.
-    pub fixed: Option<&'static str>,
+    /// One byte, not the reason's `&str` (16): every flag of every worker holds one.
+    pub fixed: Option<Fixed>,
+}
+
+/// A reason no context changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fixed {
+    /// No rules.
+    Disabled,
+    /// Constant rules only.
+    Static,
+}
+
+impl Fixed {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Fixed::Disabled => "DISABLED",
+            Fixed::Static => "STATIC",
+        }
+    }
 }
 
 /// `,"value":`, the end of [`FlagBytes`]' head.
 const VALUE: &[u8] = b",\"value\":";
 
 impl FlagBytes {
-    pub fn new(key: &str, targeting_version: Option<i64>, fixed: Option<&'static str>, rollout: Vec<bool>) -> Self {
+    pub fn new(key: &str, targeting_version: Option<i64>, fixed: Option<Fixed>, rollout: Vec<bool>) -> Self {
         let mut bytes = Vec::with_capacity(key.len() + 48 + rollout.len());
         bytes.extend_from_slice(b"{\"key\":");
         json_str(&mut bytes, key);
@@ -129,7 +148,7 @@ impl FlagBytes {
     /// `None` when none matched) decided.
     pub fn reason(&self, first_match: Option<usize>) -> &'static str {
         match (self.fixed, first_match) {
-            (Some(fixed), _) => fixed,
+            (Some(fixed), _) => fixed.reason(),
             (None, None) => "DEFAULT",
             (None, Some(i)) if self.bytes.get(self.rollout_at as usize + i) == Some(&1) => "SPLIT",
             (None, Some(_)) => "TARGETING_MATCH",
@@ -255,7 +274,7 @@ mod tests {
             r#"{"key":"f","value":true,"reason":"SPLIT","variant":"gold","metadata":{"flagStateVersion":12,"targetingVersion":3,"configKey":"gold","configPayload":"{\"seats\":10}"}}"#
         );
         out.clear();
-        FlagBytes::new("g", None, Some("STATIC"), vec![false]).write_success(&mut out, false, "STATIC", None, 0);
+        FlagBytes::new("g", None, Some(Fixed::Static), vec![false]).write_success(&mut out, false, "STATIC", None, 0);
         assert_eq!(
             String::from_utf8_lossy(&out),
             r#"{"key":"g","value":false,"reason":"STATIC","variant":"off","metadata":{"flagStateVersion":0}}"#

@@ -307,14 +307,27 @@ impl PySnapshot {
         self.inner.flag_keys().map(str::to_owned).collect()
     }
 
-    /// The document's `features` array, as JSON bytes.
-    fn definitions_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.definitions_json())
+    /// The document's `features` array, as JSON bytes, from the flags' `stored` entries (as for
+    /// `assemble`, in any order): `None` unless they hold every flag as compiled.
+    fn definitions_json<'py>(&self, py: Python<'py>, stored: Vec<Bound<'py, PyBytes>>) -> Option<Bound<'py, PyBytes>> {
+        let raw: Vec<&[u8]> = stored.iter().map(|b| b.as_bytes()).collect();
+        let inner = &self.inner;
+        let body = py.allow_threads(|| inner.definitions_json(stored_texts(&raw).iter().copied()))?;
+        Some(PyBytes::new(py, &body))
     }
 
-    /// The `features` array of `GET /features` (what Reflag SDKs evaluate locally), as JSON bytes.
-    fn local_definitions_json<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.local_definitions_json())
+    /// The `features` array of `GET /features` (what Reflag SDKs evaluate locally), as JSON bytes,
+    /// from the flags' `stored` entries (as for `assemble`, in any order): `None` unless they
+    /// hold every flag as compiled (the store has moved on since). Releases the GIL.
+    fn local_definitions_json<'py>(
+        &self,
+        py: Python<'py>,
+        stored: Vec<Bound<'py, PyBytes>>,
+    ) -> Option<Bound<'py, PyBytes>> {
+        let raw: Vec<&[u8]> = stored.iter().map(|b| b.as_bytes()).collect();
+        let inner = &self.inner;
+        let body = py.allow_threads(|| inner.local_definitions_json(stored_texts(&raw).iter().copied()))?;
+        Some(PyBytes::new(py, &body))
     }
 
     /// `(key, reason)` of every flag `GET /features` leaves out: remote evaluation only.
@@ -605,6 +618,17 @@ fn murmur3_32(data: &str, seed: u32) -> u32 {
 #[pyfunction]
 fn parse_query(qs: &[u8]) -> Vec<(String, String)> {
     crate::query::parse_query(qs)
+}
+
+/// The definitions' texts of stored flag entries (those that do not parse are left out).
+fn stored_texts<'a>(raw: &[&'a [u8]]) -> Vec<&'a [u8]> {
+    raw.iter()
+        .filter_map(|b| snapshot::Entry::from_stored(b).ok())
+        .filter_map(|e| match e.text {
+            std::borrow::Cow::Borrowed(text) => Some(text),
+            std::borrow::Cow::Owned(_) => None,
+        })
+        .collect()
 }
 
 /// XXH3-128 of `data` as 32 hex digits (ETags of evaluated answers).

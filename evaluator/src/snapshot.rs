@@ -19,7 +19,6 @@ use crate::edge_devcycle::{CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::ofrep;
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope, Strings};
-use crate::reflag_sdk;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -56,10 +55,13 @@ impl Variant {
 struct Flag {
     /// Shared with the snapshot's key index.
     key: Arc<str>,
-    targeting_version: Option<i64>,
+    /// The targeting and config versions, set when `versions` says so ([`Flag::targeting_version`],
+    /// [`Flag::config_version`]): two `Option<i64>` would take 16 bytes more in every flag.
+    targeting: i64,
+    config: i64,
+    versions: u8,
     rules: Box<[Filter]>,
     variants: Box<[Variant]>,
-    config_version: Option<i64>,
     /// The definition has a `config` object (the answer then shows a matched variant's config).
     has_config: bool,
     /// Set when a DevCycle feature decides this flag.
@@ -68,11 +70,14 @@ struct Flag {
     hidden: Hidden,
     /// In one allocation, ending at `ends[i]`: `"key":{"isEnabled":false,"key":"…",
     /// "targetingVersion":…` and the same with `true` (one copy per flag into the answer
-    /// instead of three); the definition's JSON text as received (`GET /features` is assembled
-    /// from it on demand); its order key (where the flag sits among the environment's flags,
+    /// instead of three); its order key (where the flag sits among the environment's flags,
     /// see [`Entry`]; flags are kept sorted).
     text: Box<[u8]>,
-    ends: [u32; 4],
+    ends: [u32; 3],
+    /// XXH3-64 of the definition's JSON text as received. The text itself is not kept (about
+    /// 300 bytes a flag, in every worker): `GET /features` is assembled from the stored
+    /// definitions ([`Snapshot::local_definitions_json`]), which this checks are the ones compiled.
+    definition_hash: u64,
     /// The constant parts of its OFREP answers.
     ofrep: ofrep::FlagBytes,
     /// What `GET /features` serves Reflag SDKs of this flag.
@@ -81,11 +86,24 @@ struct Flag {
     nested: bool,
 }
 
-/// The parts of [`Flag::text`] after the two openings.
-const DEFINITION: usize = 2;
-const ORDER: usize = 3;
+/// The part of [`Flag::text`] after the two openings.
+const ORDER: usize = 2;
+
+/// Bits of [`Flag::versions`].
+const TARGETING_VERSION: u8 = 1;
+const CONFIG_VERSION: u8 = 2;
 
 impl Flag {
+    #[inline]
+    fn targeting_version(&self) -> Option<i64> {
+        (self.versions & TARGETING_VERSION != 0).then_some(self.targeting)
+    }
+
+    #[inline]
+    fn config_version(&self) -> Option<i64> {
+        (self.versions & CONFIG_VERSION != 0).then_some(self.config)
+    }
+
     fn part(&self, i: usize) -> &[u8] {
         let start = match i.checked_sub(1) {
             Some(before) => self.ends.get(before).copied().unwrap_or(0),
@@ -103,20 +121,9 @@ impl Flag {
         self.text.get(start as usize..end as usize).unwrap_or_default()
     }
 
-    /// The definition's JSON text, as received.
-    fn definition(&self) -> &[u8] {
-        self.part(DEFINITION)
-    }
-
     /// Where the flag sits among the environment's flags (compared as the order strings are).
     fn order(&self) -> &[u8] {
         self.part(ORDER)
-    }
-
-    /// Why Reflag SDKs cannot evaluate this flag locally ([`Local::Remote`]), from its definition.
-    fn remote_reason(&self) -> String {
-        let definition: Option<Value> = serde_json::from_slice(self.definition()).ok();
-        definition.and_then(|d| reflag_sdk::remote_only_reason(&d)).unwrap_or_default()
     }
 }
 
@@ -127,9 +134,9 @@ enum Local {
     Same,
     /// Rewritten into the shape Reflag SDKs require.
     Normalized(Box<[u8]>),
-    /// Left out: Reflag SDKs cannot evaluate it as the edge does ([`Flag::remote_reason`] says
-    /// why: found again when asked for, rather than kept in every flag of every worker).
-    Remote,
+    /// Left out, for this reason: Reflag SDKs cannot evaluate it as the edge does (the reasons
+    /// are few distinct texts, interned per compile).
+    Remote(Arc<str>),
     /// Left out: DevCycle's bucketing decides it.
     Decided,
 }
@@ -407,22 +414,42 @@ impl Snapshot {
         self.shared.devcycle.is_some()
     }
 
-    /// The `features` array of the document as JSON (each flag's text as received). Assembled
-    /// on every call, not kept: the edge keeps the `GET /features` body it builds from it once
-    /// per version, and a second copy here would cost as much memory as the compiled flags.
-    pub fn definitions_json(&self) -> Vec<u8> {
-        join_json(self.flags.iter().map(|f| f.definition()))
+    /// Each flag's definition text among `texts` (definitions' JSON texts, in any order; others
+    /// ignored), in the snapshot's order; `None` unless every flag's text is there, exactly as
+    /// compiled (the store has moved on, or was given other definitions).
+    fn definitions_of<'t>(&self, texts: impl IntoIterator<Item = &'t [u8]>) -> Option<Vec<&'t [u8]>> {
+        #[derive(serde::Deserialize)]
+        struct Keyed<'a> {
+            #[serde(borrow)]
+            key: Cow<'a, str>,
+        }
+        let by_key: HashMap<Cow<'t, str>, &'t [u8]> = texts
+            .into_iter()
+            .filter_map(|text| serde_json::from_slice::<Keyed<'t>>(text).ok().map(|k| (k.key, text)))
+            .collect();
+        self.flags
+            .iter()
+            .map(|f| by_key.get(&*f.key).copied().filter(|text| definition_hash(text) == f.definition_hash))
+            .collect()
+    }
+
+    /// The `features` array of the document as JSON: each flag's text among `texts` (as
+    /// [`Snapshot::local_definitions_json`]), `None` unless they are the compiled ones.
+    pub fn definitions_json<'t>(&self, texts: impl IntoIterator<Item = &'t [u8]>) -> Option<Vec<u8>> {
+        Some(join_json(self.definitions_of(texts)?.into_iter()))
     }
 
     /// The `features` array of `GET /features`: every flag a Reflag SDK evaluates locally exactly
-    /// as the edge does, in the shape those SDKs require (module [`reflag_sdk`]). Assembled on
-    /// every call, as [`Snapshot::definitions_json`].
-    pub fn local_definitions_json(&self) -> Vec<u8> {
-        join_json(self.flags.iter().filter_map(|f| match &f.local {
-            Local::Same => Some(f.definition()),
-            Local::Normalized(text) => Some(&**text),
-            Local::Remote | Local::Decided => None,
-        }))
+    /// as the edge does, in the shape those SDKs require (module [`reflag_sdk`]), from the
+    /// definitions' texts (`texts`: the stored ones, in any order). `None` when some flag's text
+    /// is missing or is not the one compiled (the store has moved on since).
+    pub fn local_definitions_json<'t>(&self, texts: impl IntoIterator<Item = &'t [u8]>) -> Option<Vec<u8>> {
+        let definitions = self.definitions_of(texts)?;
+        Some(join_json(self.flags.iter().zip(definitions).filter_map(|(f, text)| match &f.local {
+            Local::Same => Some(text),
+            Local::Normalized(normalized) => Some(&**normalized),
+            Local::Remote(_) | Local::Decided => None,
+        })))
     }
 
     /// The flags `GET /features` leaves out, each with the reason (remote evaluation only).
@@ -432,8 +459,10 @@ impl Snapshot {
         let mut out: Vec<(Box<str>, String)> = self
             .flags
             .iter()
-            .filter(|f| matches!(f.local, Local::Remote))
-            .map(|f| (Box::from(&*f.key), f.remote_reason()))
+            .filter_map(|f| match &f.local {
+                Local::Remote(reason) => Some((Box::from(&*f.key), reason.to_string())),
+                _ => None,
+            })
             .collect();
         // A DevCycle-decided flag is bucketed with DevCycle's murmur3 on the edge; its
         // Reflag-shape translation in `features` uses Reflag's hash, so a Reflag SDK
@@ -565,7 +594,7 @@ impl Snapshot {
                         out.push(b'}');
                     } else if opts.debug {
                         out.extend_from_slice(b",\"config\":{");
-                        if let Some(ver) = flag.config_version {
+                        if let Some(ver) = flag.config_version() {
                             out.extend_from_slice(format!("\"version\":{ver}").as_bytes());
                         } else {
                             out.extend_from_slice(b"\"version\":null");
@@ -630,7 +659,7 @@ impl Snapshot {
                 enabled,
                 variant,
                 reason,
-                targeting_version: flag.targeting_version,
+                targeting_version: flag.targeting_version(),
                 config,
                 rule_results: results,
                 missing: missing.0.iter().map(|id| self.fields.name(*id).to_string()).collect(),
@@ -678,7 +707,7 @@ impl Snapshot {
                 out.push(b'}');
             } else if let Some(results) = results {
                 out.extend_from_slice(b",\"config\":{");
-                match flag.config_version {
+                match flag.config_version() {
                     Some(ver) => out.extend_from_slice(format!("\"version\":{ver}").as_bytes()),
                     None => out.extend_from_slice(b"\"version\":null"),
                 }
@@ -717,7 +746,7 @@ impl Snapshot {
             enabled,
             variant,
             reason,
-            targeting_version: flag.targeting_version,
+            targeting_version: flag.targeting_version(),
             config,
             rule_results: results,
             missing: Vec::new(),
@@ -858,7 +887,7 @@ impl Snapshot {
         if let Some(dc) = &flag.devcycle {
             let served = self.serve(dc, scope, &mut scratch.devcycle, None);
             self.count_served(dc, served.as_ref());
-            let reason = flag.ofrep.fixed.unwrap_or(match &served {
+            let reason = flag.ofrep.fixed.map(ofrep::Fixed::reason).unwrap_or(match &served {
                 None => "DEFAULT",
                 Some(s) if s.split => "SPLIT",
                 Some(_) => "TARGETING_MATCH",
@@ -992,7 +1021,7 @@ fn compile_entry(fields: &mut Fields, strings: &mut Strings, entry: Entry<'_>, p
         None => serde_json::from_slice(&entry.text).map_err(|e| RuleError::new(path, format!("invalid JSON: {e}")))?,
     };
     let mut flag = compile_flag(fields, strings, &value, path, &entry.text, &entry.order)?;
-    flag.local = Local::of(&value);
+    flag.local = Local::of(&value, strings);
     Ok(flag)
 }
 
@@ -1059,10 +1088,10 @@ fn compile_flag(
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
-    // `text`: the two openings, the definition, the order key (see `Flag::text`).
+    // `text`: the two openings and the order key (see `Flag::text`).
     let open_len = head.len() + tail.len();
-    let mut text = Vec::with_capacity(2 * open_len + 9 + definition.len() + order.len());
-    let mut ends = [0u32; 4];
+    let mut text = Vec::with_capacity(2 * open_len + 9 + order.len());
+    let mut ends = [0u32; 3];
     for (i, end) in ends.iter_mut().enumerate() {
         match i {
             0 | 1 => {
@@ -1070,15 +1099,14 @@ fn compile_flag(
                 text.extend_from_slice(if i == 1 { b"true" } else { b"false" });
                 text.extend_from_slice(&tail);
             }
-            DEFINITION => text.extend_from_slice(definition),
             _ => text.extend_from_slice(order.as_bytes()),
         }
         *end = u32::try_from(text.len()).map_err(|_| RuleError::new(path, "flag definition too large"))?;
     }
     let fixed = if rules.is_empty() {
-        Some("DISABLED")
+        Some(ofrep::Fixed::Disabled)
     } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
-        Some("STATIC")
+        Some(ofrep::Fixed::Static)
     } else {
         None
     };
@@ -1086,19 +1114,27 @@ fn compile_flag(
     let ofrep = ofrep::FlagBytes::new(key, targeting_version, fixed, rollout);
     Ok(Flag {
         key: compiler.strings.intern(key),
-        targeting_version,
+        targeting: targeting_version.unwrap_or_default(),
+        config: config_version.unwrap_or_default(),
+        versions: u8::from(targeting_version.is_some()) * TARGETING_VERSION
+            + u8::from(config_version.is_some()) * CONFIG_VERSION,
         rules: rules.into(),
         variants: variants.into(),
-        config_version,
         has_config,
         devcycle: None,
         hidden: Hidden::default(),
         text: text.into(),
         ends,
+        definition_hash: definition_hash(definition),
         ofrep,
         local: Local::Same,
         nested: false,
     })
+}
+
+/// What [`Flag::definition_hash`] holds of a definition's text.
+fn definition_hash(text: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(text)
 }
 
 /// `evaluateFlagRules` for a list of `{filter, value}` rules (the `reflag_evaluate` entry point).
@@ -1147,26 +1183,30 @@ mod tests {
 
     const DOC: &str = r#"{"features": [{"key": "a", "targeting": {"version": 1, "rules": [{"filter": {"type": "constant", "value": true}}]}}], "extra": 1}"#;
 
+    const TEXT: &[u8] =
+        br#"{"key": "a", "targeting": {"version": 1, "rules": [{"filter": {"type": "constant", "value": true}}]}}"#;
+
     #[test]
     fn definitions_from_bytes_are_the_features_text_as_sent() {
         let s = Snapshot::from_json(DOC.as_bytes()).unwrap();
-        let sent: serde_json::Value = serde_json::from_str(DOC).unwrap();
-        let served: serde_json::Value = serde_json::from_slice(&s.definitions_json()).unwrap();
-        assert_eq!(served, sent["features"]);
-        assert!(std::str::from_utf8(&s.definitions_json()).unwrap().starts_with("[{\"key\": \"a\""));
+        assert_eq!(s.definitions_json([TEXT]).unwrap(), [b"[", TEXT, b"]"].concat());
+        assert_eq!(s.local_definitions_json([TEXT]).unwrap(), [b"[", TEXT, b"]"].concat());
+        // The same definition written otherwise is not the text compiled.
+        let compact = serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(TEXT).unwrap()).unwrap();
+        assert_eq!(s.definitions_json([&compact[..]]), None);
     }
 
     #[test]
     fn parsed_documents_and_unusual_bytes_give_the_same_definitions() {
         let parsed = Snapshot::compile(serde_json::from_str(DOC).unwrap()).unwrap();
-        let from_bytes = Snapshot::from_json(DOC.as_bytes()).unwrap();
-        let a: serde_json::Value = serde_json::from_slice(&parsed.definitions_json()).unwrap();
-        let b: serde_json::Value = serde_json::from_slice(&from_bytes.definitions_json()).unwrap();
-        assert_eq!(a, b);
+        let compact = serde_json::to_vec(&serde_json::from_slice::<serde_json::Value>(TEXT).unwrap()).unwrap();
+        let a: serde_json::Value = serde_json::from_slice(&parsed.definitions_json([&compact[..]]).unwrap()).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(TEXT).unwrap();
+        assert_eq!(a, serde_json::json!([b]));
         // Duplicate top-level keys and a missing `features` take the general path.
         let dup = Snapshot::from_json(br#"{"features": [], "features": []}"#).unwrap();
-        assert_eq!(dup.definitions_json(), b"[]");
-        assert_eq!(Snapshot::from_json(b"{}").unwrap().definitions_json(), b"[]");
+        assert_eq!(dup.definitions_json([]).unwrap(), b"[]");
+        assert_eq!(Snapshot::from_json(b"{}").unwrap().definitions_json([]).unwrap(), b"[]");
     }
 
     #[test]

@@ -121,7 +121,11 @@ fn get_features_serves_what_reflag_sdks_evaluate_alike() {
         {"key": "logic", "targeting": {"version": 1, "rules": [{"filter": {"type": "jsonLogic", "rule": {"==": [1, 1]}}}]}}
     ]});
     let s = Snapshot::compile(doc.clone()).expect("compiles");
-    let served: Value = serde_json::from_slice(&s.local_definitions_json()).expect("json");
+    // The definitions' texts, as the store keeps them (the snapshot keeps only their hashes).
+    let texts: Vec<Vec<u8>> =
+        doc["features"].as_array().expect("array").iter().map(|f| serde_json::to_vec(f).expect("json")).collect();
+    let texts = || texts.iter().map(Vec::as_slice);
+    let served: Value = serde_json::from_slice(&s.local_definitions_json(texts()).expect("texts")).expect("json");
     let keys: Vec<&str> = served.as_array().expect("array").iter().filter_map(|f| f["key"].as_str()).collect();
     assert_eq!(keys, ["plain", "no-filter"]);
     assert_eq!(served[1]["config"]["variants"][0]["filter"], json!({"type": "constant", "value": true}));
@@ -130,11 +134,16 @@ fn get_features_serves_what_reflag_sdks_evaluate_alike() {
     assert_eq!(remote, ["devcycle", "logic"]);
     assert!(remote_only[0].1.contains("targeting.rules[0].filter.filters[1]"), "{}", remote_only[0].1);
     // The document itself is unchanged (OFREP reads it), and a clean one is served as sent.
-    let all: Value = serde_json::from_slice(&s.definitions_json()).expect("json");
+    let all: Value = serde_json::from_slice(&s.definitions_json(texts()).expect("texts")).expect("json");
     assert_eq!(all, doc["features"]);
-    let clean = Snapshot::from_json(br#"{"features": [{"key": "a", "targeting": {"version": 1, "rules": []}}]}"#)
-        .expect("compiles");
-    assert_eq!(clean.local_definitions_json(), clean.definitions_json());
+    // Texts other than the compiled ones (a store that moved on) give nothing.
+    let other = br#"{"key": "plain", "targeting": {"version": 2, "rules": []}}"#;
+    assert_eq!(s.local_definitions_json(texts().skip(1).chain([&other[..]])), None);
+    assert_eq!(s.definitions_json(texts().skip(1)), None);
+    let text = br#"{"key": "a", "targeting": {"version": 1, "rules": []}}"#;
+    let clean = Snapshot::from_json(&[&br#"{"features": ["#[..], text, b"]}"].concat()).expect("compiles");
+    assert_eq!(clean.local_definitions_json([&text[..]]), clean.definitions_json([&text[..]]));
+    assert!(clean.local_definitions_json([&text[..]]).is_some());
     assert!(clean.remote_only().is_empty());
 }
 

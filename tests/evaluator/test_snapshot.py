@@ -109,7 +109,12 @@ def test_single_flag(snapshot: evaluator.Snapshot) -> None:
 
 
 def test_definitions_and_keys(snapshot: evaluator.Snapshot) -> None:
-    assert orjson.loads(snapshot.definitions_json()) == DOC["features"]
+    # The snapshot keeps only the definitions' hashes: their texts come from the store's entries.
+    stored = [orjson.dumps({"order": "", "definition": f}) for f in DOC["features"]]
+    assert orjson.loads(snapshot.definitions_json(stored) or b"null") == DOC["features"]
+    assert snapshot.definitions_json(stored[1:]) is None
+    changed = {**DOC["features"][0], "targeting": {"version": 99, "rules": []}}
+    assert snapshot.local_definitions_json([orjson.dumps({"definition": changed}), *stored[1:]]) is None
     assert snapshot.flag_keys() == ["huddle", "dark-mode", "empty"]
     assert len(snapshot) == 3 and "huddle" in snapshot and "nope" not in snapshot
 

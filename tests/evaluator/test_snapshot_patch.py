@@ -72,7 +72,8 @@ def test_devcycle_overrides_and_remote_only_survive_a_patch() -> None:
     decided = {f["key"] for f in doc["features"][:1] + doc["features"][2:]}
     assert {key for key, _ in new.remote_only()} == decided
     assert {key for key, _ in whole.remote_only()} == decided
-    assert [f["key"] for f in orjson.loads(new.local_definitions_json())] == ["zz"]
+    stored = [entry("999", constant("zz", True)), *entries[:1], *entries[2:]]
+    assert [f["key"] for f in orjson.loads(new.local_definitions_json(stored) or b"null")] == ["zz"]
 
 
 # A change of the document-wide members (the DevCycle section, its overrides, custom data types,
@@ -171,13 +172,14 @@ def full(extras: dict[str, Any], flags: dict[str, tuple[str, dict[str, Any]]]) -
     return evaluator.Snapshot.assemble(orjson.dumps(extras), [entry(o, d) for o, d in flags.values()])
 
 
-def answers(snapshot: evaluator.Snapshot, users: list[dict[str, Any]]) -> list[Any]:
-    """What every route the snapshot serves answers, and what it counted answering it."""
+def answers(snapshot: evaluator.Snapshot, users: list[dict[str, Any]], stored: list[bytes]) -> list[Any]:
+    """What every route the snapshot serves answers (``GET /features`` from the ``stored``
+    entries, as the edge builds it), and what it counted answering it."""
     snapshot.drain_counts()
     out: list[Any] = [
         snapshot.flag_keys(),
-        snapshot.definitions_json(),
-        snapshot.local_definitions_json(),
+        snapshot.definitions_json(stored),
+        snapshot.local_definitions_json(stored),
         sorted(snapshot.remote_only()),
         [snapshot.hidden_from(kind) for kind in KINDS if kind is not None],
         snapshot.devcycle_splits(),
@@ -245,7 +247,8 @@ def test_patched_document_changes_answer_as_a_full_compile(
         before = snapshot
         new_extras = None if document_ is None else orjson.dumps(extras)
         snapshot = before.patch(upserts, removed, new_extras)
-        assert answers(snapshot, users) == answers(full(extras, flags), users)
+        stored = [entry(o, d) for o, d in flags.values()]
+        assert answers(snapshot, users, stored) == answers(full(extras, flags), users, stored)
         # Unchanged Reflag-path flags the document says nothing about are shared, not recompiled.
         visibility = {**previous.get("sdkVisibility", {}), **extras.get("sdkVisibility", {})}
         for key in REFLAG_KEYS:

@@ -106,10 +106,15 @@ def evaluate_one(
 
 
 def evaluate_all(
-    snapshot: evaluator.Snapshot, version: int, context: Context, kind: str | None, now_ms: float
+    snapshot: evaluator.Snapshot,
+    definitions: list[Any],
+    version: int,
+    context: Context,
+    kind: str | None,
+    now_ms: float,
 ) -> list[dict[str, Any]]:
-    """Every flag, each an OFREP success or failure, in snapshot order."""
-    shapes = flag_shapes(orjson.loads(snapshot.definitions_json()), snapshot.devcycle_splits())
+    """Every flag (``definitions``: the snapshot's), each an OFREP success or failure, in snapshot order."""
+    shapes = flag_shapes(definitions, snapshot.devcycle_splits())
     raw: dict[str, dict[str, Any]] = orjson.loads(
         snapshot.evaluate_all(context.reflag, debug=True, key_kind=kind, now_ms=now_ms)
     )

@@ -7,7 +7,7 @@ and without a targeting key, for every key kind."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pytest
@@ -38,8 +38,16 @@ def versioned(flags: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def compiled(flags: list[dict[str, Any]], **extra: Any) -> evaluator.Snapshot:
-    return evaluator.Snapshot(orjson.dumps({"features": flags, **extra}))
+class Compiled(NamedTuple):
+    """A snapshot and its flag definitions (which the reference reads; the snapshot keeps only
+    their hashes)."""
+
+    snapshot: evaluator.Snapshot
+    features: list[dict[str, Any]]
+
+
+def compiled(flags: list[dict[str, Any]], **extra: Any) -> Compiled:
+    return Compiled(evaluator.Snapshot(orjson.dumps({"features": flags, **extra})), flags)
 
 
 W1 = compiled(versioned(datasets.w1_flags()))
@@ -47,14 +55,14 @@ W2_FLAGS = versioned(datasets.w2_flags())
 # Some W2 flags hidden from client or mobile keys.
 W2 = compiled(W2_FLAGS, sdkVisibility={f["key"]: {"client": False} for f in W2_FLAGS[::7]})
 OFREP = compiled(FEATURES)
-DEVCYCLE = evaluator.Snapshot(orjson.dumps(devcycle_document(CONFIG)))
+_DEVCYCLE_DOC = devcycle_document(CONFIG)
+DEVCYCLE = Compiled(evaluator.Snapshot(orjson.dumps(_DEVCYCLE_DOC)), _DEVCYCLE_DOC["features"])
 STREAMS = event_streams("pk_some_key", VERSION, "https://edge.example")
 
 
-def answers(
-    snapshot: evaluator.Snapshot, context: dict[str, Any], kind: str | None, now_ms: float, keys: list[str]
-) -> None:
+def answers(flags: Compiled, context: dict[str, Any], kind: str | None, now_ms: float, keys: list[str]) -> None:
     """Assert the evaluator's bulk answer and single answers for ``keys`` are the reference's."""
+    snapshot = flags.snapshot
     ctx = reflag_context(context)
     tail = b',"metadata":{"flagStateVersion":%d},"eventStreams":' % VERSION + orjson.dumps(STREAMS)
     got = snapshot.ofrep_all(
@@ -66,7 +74,7 @@ def answers(
         key_kind=kind,
     )
     expected = {
-        "flags": reference.evaluate_all(snapshot, VERSION, ctx, kind, now_ms),
+        "flags": reference.evaluate_all(snapshot, flags.features, VERSION, ctx, kind, now_ms),
         "metadata": {"flagStateVersion": VERSION},
         "eventStreams": STREAMS,
     }

@@ -75,9 +75,9 @@ impl<'a> Entry<'a> {
 impl Local {
     /// How `GET /features` serves a flag of this definition to Reflag SDKs (before DevCycle
     /// links are known: [`Shared::finish`] makes a linked flag [`Local::Decided`]).
-    pub(super) fn of(definition: &Value) -> Self {
-        if reflag_sdk::remote_only_reason(definition).is_some() {
-            Local::Remote
+    pub(super) fn of(definition: &Value, strings: &mut Strings) -> Self {
+        if let Some(reason) = reflag_sdk::remote_only_reason(definition) {
+            Local::Remote(strings.intern(&reason))
         } else if let Some(fixed) = reflag_sdk::normalized(definition) {
             Local::Normalized(serde_json::to_vec(&fixed).unwrap_or_default().into_boxed_slice())
         } else {
@@ -131,12 +131,12 @@ impl Shared {
         flag.hidden = self.hidden.get(&*flag.key).copied().unwrap_or_default();
         if let Some(cfg) = &self.devcycle {
             if let Some(feature) = cfg.feature_index(&flag.key) {
-                let version = flag.has_config.then_some(flag.config_version);
+                let version = flag.has_config.then_some(flag.config_version());
                 flag.devcycle = Some(Box::new(DevcycleFlag::link(cfg, feature, version, super::variant_json)));
             }
         }
         // A remote-only reason stands; otherwise DevCycle's bucketing decides a linked flag.
-        if flag.devcycle.is_some() && !matches!(flag.local, Local::Remote) {
+        if flag.devcycle.is_some() && !matches!(flag.local, Local::Remote(_)) {
             flag.local = Local::Decided;
         }
         flag.nested = flag.devcycle.is_some()
@@ -255,6 +255,12 @@ mod tests {
         raw.iter().map(|b| Entry::from_stored(b).unwrap()).collect()
     }
 
+    /// `definitions_json` of `s` from the stored entries `raw`.
+    fn definitions(s: &Snapshot, raw: &[Vec<u8>]) -> Option<Vec<u8>> {
+        let all = entries(raw);
+        s.definitions_json(all.iter().map(|e| &*e.text))
+    }
+
     fn answer(s: &Snapshot, plan: &str) -> Value {
         let ctx = json!({"company": {"plan": plan}});
         let opts = Options { enabled_only: false, debug: true, now_ms: 0.0, kind: None };
@@ -277,7 +283,12 @@ mod tests {
         for plan in ["x", "y", "z"] {
             assert_eq!(answer(&new, plan), answer(&full, plan));
         }
-        assert_eq!(new.definitions_json(), full.definitions_json());
+        let stored = [base.as_slice(), up.as_slice()].concat();
+        assert!(definitions(&new, &stored).is_some());
+        assert_eq!(definitions(&new, &stored), definitions(&full, &stored));
+        // The old snapshot compiled another `b`: the store's texts are not its definitions.
+        assert_eq!(definitions(&old, &stored), None);
+        assert!(definitions(&old, &base).is_some());
         assert!(new.shares_flag(&old, "a") && new.shares_flag(&old, "c"));
         assert!(!new.shares_flag(&old, "b"));
         // The old snapshot still answers as before (requests in flight keep it).
@@ -298,7 +309,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(answer(&new, "x"), answer(&full, "x"));
-        assert_eq!(new.definitions_json(), full.definitions_json());
+        let stored = [entry("4", flag("d", "x")), entry("2", flag("b", "x")), base[1].clone()];
+        assert!(definitions(&new, &stored).is_some());
+        assert_eq!(definitions(&new, &stored), definitions(&full, &stored));
         // Removing an absent key is nothing; re-adding a removed one brings it back in place.
         let back = new.patch(entries(&[base[0].clone()]), &["zz"]).unwrap();
         assert_eq!(keys(&back), ["a", "b", "c", "d"]);

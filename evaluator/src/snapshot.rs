@@ -137,8 +137,9 @@ enum Local {
     /// Left out, for this reason: Reflag SDKs cannot evaluate it as the edge does (the reasons
     /// are few distinct texts, interned per compile).
     Remote(Arc<str>),
-    /// Left out: DevCycle's bucketing decides it.
-    Decided,
+    /// Left out: DevCycle's bucketing decides it. Holds what it was before, for a document
+    /// patch that unlinks it (the definition text is not kept, only its hash).
+    Decided(Box<Local>),
 }
 
 /// How to evaluate all flags.
@@ -448,7 +449,7 @@ impl Snapshot {
         Some(join_json(self.flags.iter().zip(definitions).filter_map(|(f, text)| match &f.local {
             Local::Same => Some(text),
             Local::Normalized(normalized) => Some(&**normalized),
-            Local::Remote(_) | Local::Decided => None,
+            Local::Remote(_) | Local::Decided(_) => None,
         })))
     }
 
@@ -471,7 +472,7 @@ impl Snapshot {
         out.extend(
             self.flags
                 .iter()
-                .filter(|f| matches!(f.local, Local::Decided))
+                .filter(|f| matches!(f.local, Local::Decided(_)))
                 .map(|f| (Box::from(&*f.key), reason.to_string())),
         );
         out

@@ -118,10 +118,8 @@ impl Shared {
         let mut flag = flag.clone();
         flag.devcycle = None;
         flag.hidden = Hidden::default();
-        if matches!(flag.local, Local::Decided) {
-            // What it was before DevCycle decided it, from the definition (as compiled).
-            let definition: Value = serde_json::from_slice(flag.definition()).unwrap_or(Value::Null);
-            flag.local = Local::of(&definition);
+        if let Local::Decided(before) = flag.local {
+            flag.local = *before; // what it was before DevCycle decided it
         }
         self.finish(flag)
     }
@@ -136,8 +134,8 @@ impl Shared {
             }
         }
         // A remote-only reason stands; otherwise DevCycle's bucketing decides a linked flag.
-        if flag.devcycle.is_some() && !matches!(flag.local, Local::Remote(_)) {
-            flag.local = Local::Decided;
+        if flag.devcycle.is_some() && !matches!(flag.local, Local::Remote(_) | Local::Decided(_)) {
+            flag.local = Local::Decided(Box::new(std::mem::replace(&mut flag.local, Local::Same)));
         }
         flag.nested = flag.devcycle.is_some()
             || flag.rules.iter().chain(flag.variants.iter().map(|v| &v.filter)).any(|f| f.needs_nested());

@@ -12,6 +12,8 @@ each environment. The builds must have been incremental most of the time.
 from __future__ import annotations
 
 import random
+import warnings
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,14 +21,21 @@ import pytest
 
 from contract.framing import decode
 from contract.store import TABLES, ChangeSet, unstamped
+from control_plane.app import create_app
+from control_plane.build_generations import current
 from control_plane.errors import ApiError
 from control_plane.incremental import Builder
 from control_plane.publisher import Publisher, project_state
+from control_plane.settings import Settings
 from control_plane.snapshots import build_environment_state
 from control_plane.store import Store
 from tests.control_plane.conftest import Api
 from tests.control_plane.devcycle_support import ALL, PRO, Project, target
 from tests.control_plane.routes.devcycle.support import setup
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 ENVS = ("development", "production")
 KEYS = tuple(f"f{i}" for i in range(6))
@@ -110,6 +119,19 @@ def _services(api: Api) -> Any:
     return api.client.app.state.services  # type: ignore[attr-defined]
 
 
+def _builder(client: TestClient) -> Builder:
+    builder: Builder = client.app.state.services.validate_projects.__self__  # type: ignore[attr-defined]
+    return builder
+
+
+def assert_kept_is_a_whole_build(client: TestClient) -> None:
+    """What the control plane keeps for the next write equals a whole build of the database."""
+    store: Store = client.app.state.services.store  # type: ignore[attr-defined]
+    with store.read() as db:
+        for env_id, state in _builder(client).kept().items():
+            assert orjson.dumps(state.document()) == orjson.dumps(build_environment_state(db, env_id).document())
+
+
 def assert_store_is_a_whole_build(api: Api) -> None:
     publisher: Publisher = api.client.app.state.publisher  # type: ignore[attr-defined]
     store: Store = _services(api).store
@@ -118,11 +140,9 @@ def assert_store_is_a_whole_build(api: Api) -> None:
     with store.read() as db:
         for row in db.execute("SELECT id FROM projects").fetchall():
             whole.update(project_state(db, row["id"]))
-        # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes
-        # whole builds; the validation still builds incrementally).
-        kept = _services(api).validate_projects.__self__.kept()
-        for env_id, state in kept.items():
-            assert orjson.dumps(state.document()) == orjson.dumps(build_environment_state(db, env_id).document())
+    # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes
+    # whole builds; the validation still builds incrementally).
+    assert_kept_is_a_whole_build(api.client)
     for table in TABLES:
         stored = {k: orjson.dumps(unstamped(table, decode(v))) for k, v in tables[table].items()}
         built = {k: orjson.dumps(v) for k, v in whole.table(table).items() if v is not None}
@@ -139,8 +159,7 @@ def test_incremental_builds_publish_what_a_whole_build_does(api: Api, seed: int)
     for step in range(36):
         _write(p, rng, _keys(p), step)
         assert_store_is_a_whole_build(api)
-    if builder.patch:  # SQLite; replicas on PostgreSQL build whole (control_plane.incremental)
-        assert builder.counts["patched"] > builder.counts["whole"], builder.counts
+    assert builder.counts["patched"] > builder.counts["whole"], builder.counts
 
 
 def test_a_write_rolled_back_after_its_build_is_not_kept(api: Api) -> None:
@@ -164,3 +183,98 @@ def test_a_write_rolled_back_after_its_build_is_not_kept(api: Api) -> None:
         services.record_change = record_change
     assert p.configure("f1", "development", {"status": "inactive"}).status_code == 200
     assert_store_is_a_whole_build(api)
+
+
+RULE = {"status": "active", "targeting": {"rules": [{"filter": {"type": "constant", "value": True}}]}}
+SECRET = "test-secret-" + "x" * 32
+
+
+def _two_features(p: Project) -> None:
+    for key in ("f0", "f1"):
+        r = p.post("/features", {"key": key, "name": key, "configurations": {"development": RULE}})
+        assert r.status_code == 201, r.text
+
+
+def _project_id(store: Store) -> str:
+    row = store.one("SELECT id FROM projects")
+    assert row is not None
+    return str(row["id"])
+
+
+def test_the_first_write_after_a_start_patches_a_build_warmed_up_after_the_start(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """A start keeps no build: one is warmed up on a thread (``control_plane.warm_builds``), and
+    the first write patches it instead of building the project whole."""
+    settings = Settings(data_dir=tmp_path, jwt_secret=SECRET, database_url=database_url)
+    with TestClient(create_app(settings)) as client:
+        p = setup(Api(client))
+        _two_features(p)
+    with TestClient(create_app(settings)) as client:
+        p.api = Api(client)
+        assert client.app.state.warmer.wait(60)  # type: ignore[attr-defined]
+        builder = _builder(client)
+        assert builder.counts == {"patched": 0, "whole": 0, "warmed": 2}, builder.counts
+        assert p.configure("f0", "production", RULE).status_code == 200
+        assert builder.counts["patched"] == 2 and builder.counts["whole"] == 0, builder.counts
+        assert_store_is_a_whole_build(p.api)
+        assert p.configure("f1", "development", {"status": "inactive"}).status_code == 200
+        assert builder.counts["patched"] == 4 and builder.counts["whole"] == 0, builder.counts
+        assert_store_is_a_whole_build(p.api)
+
+
+def test_a_warm_up_older_than_the_last_write_is_not_patched(api: Api) -> None:
+    """A warm-up that read the database before a write (it raced it) is not patched by a later
+    write: the build generation it read is not the one that write raised from."""
+    p = setup(api)
+    _two_features(p)
+    services = _services(api)
+    builder = _builder(api.client)
+    with services.store.snapshot() as stale:
+        current(stale, _project_id(services.store))  # the snapshot is of this moment
+        assert p.configure("f0", "development", {"status": "inactive"}).status_code == 200
+        # A write that fails after its build: nothing is kept for the project any more.
+        record_change = services.record_change
+
+        def fail(db: Any, project_ids: set[str]) -> None:
+            raise ApiError(503, "the write fails after its build")
+
+        services.record_change = fail
+        try:
+            assert p.configure("f1", "development", {"status": "inactive"}).status_code == 503
+        finally:
+            services.record_change = record_change
+        builder.warm(stale, _project_id(services.store))  # f0 still active there
+    whole = builder.counts["whole"]
+    assert p.configure("f1", "production", RULE).status_code == 200
+    assert builder.counts["whole"] == whole + 2, builder.counts
+    assert_store_is_a_whole_build(api)
+
+
+def test_a_replica_builds_whole_after_another_replicas_write(tmp_path: Path, postgres_url: str) -> None:
+    """Replicas on one PostgreSQL patch what they keep, except after another replica's write to
+    the project (its build generation moved on): then they build whole."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = TestClient(create_app(Settings(data_dir=tmp_path / "a", jwt_secret=SECRET, database_url=postgres_url)))
+    b = TestClient(create_app(Settings(data_dir=tmp_path / "b", jwt_secret=SECRET, database_url=postgres_url)))
+    with a, b:
+        pa = setup(Api(a))
+        pb = Project(Api(b), pa.owner, pa.organisation, pa.key, pa.environments)
+        _two_features(pa)
+        builder_a = _builder(a)
+        assert pa.configure("f0", "production", RULE).status_code == 200
+        patched = builder_a.counts["patched"]
+        assert pa.configure("f1", "production", RULE).status_code == 200
+        assert builder_a.counts["patched"] == patched + 2, builder_a.counts  # its own last write: patched
+        assert pb.configure("f0", "development", {"status": "inactive"}).status_code == 200
+        assert_kept_is_a_whole_build(b)
+        whole = builder_a.counts["whole"]
+        # A kept the build of its last write, from before B's: it must not patch that.
+        assert pa.configure("f1", "development", {"status": "inactive"}).status_code == 200
+        assert builder_a.counts["whole"] == whole + 2, builder_a.counts
+        assert_kept_is_a_whole_build(a)
+        patched = builder_a.counts["patched"]
+        assert pa.configure("f0", "production", {"status": "inactive"}).status_code == 200
+        assert builder_a.counts["patched"] == patched + 2, builder_a.counts
+        assert_kept_is_a_whole_build(a)

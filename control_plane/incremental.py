@@ -5,7 +5,9 @@ only those features re-read, re-built and compiled: :class:`Builder` keeps, per 
 last build (every flag's definition and entry, what each feature adds to the DevCycle section,
 and the compiled snapshot) and patches it. What does not grow with the number of flags (the
 project, the environment, audiences, custom properties, overrides: ``devcycle_config.Context``)
-is read every time; when it differs from the kept one, the environment is built whole. A
+is read every time; when the project or its audiences differ from the kept ones, the
+environment is built whole (flags read them), when only what the DevCycle section alone reads
+differs (the environment's key, custom properties, overrides), the section is assembled again. A
 feature whose definition moves with the clock (``features_snapshot.Flag.timed``) is rebuilt by
 every build of its environment, as it was when every write rebuilt everything. The DevCycle
 section is assembled again from the kept parts only when a changed feature's part changed.
@@ -27,9 +29,16 @@ After a start nothing is kept: ``control_plane.warm_builds`` builds every projec
 thread (:meth:`Builder.warm`), from a snapshot of the database at a known generation, and the
 first write patches that build (waiting for it when it is under way).
 
+A write that changes none of a project's features but only what the context holds, or nothing
+a build reads (SDK keys, custom properties, environments, self-targeting overrides), touches it
+with no features (``features=()``): its environments are patched with nothing, so one whose
+context is unchanged costs the context's read (an SDK key), one whose context changed has its
+section assembled again or is built whole (above), and an environment this write created is
+built whole.
+
 Whole builds stay for everything else: a write that touches a project as a whole (audiences,
-settings, environments, keys, ...), a write after another replica's, and every publish that is
-not a write's own (start, catch-up, restore, the replicas' leader).
+settings, variables, ...), a write after another replica's, and every publish that is not a
+write's own (start, catch-up, restore, the replicas' leader).
 """
 
 from __future__ import annotations
@@ -185,7 +194,9 @@ class Builder:
         # Only a build of what the database held right before this write can be patched.
         current = kept is not None and kept.generation == generation - 1
         before_envs = kept.environments if kept is not None else {}
-        usable = self.patch and current and changed is not None and before_envs.keys() == set(env_ids)
+        # An environment's build reads nothing of the project's other environments: one created
+        # by this write is built whole, the others patched.
+        usable = self.patch and current and changed is not None
         environments: dict[str, _Environment] = {}
         states = {}
         for env_id in env_ids:
@@ -209,7 +220,7 @@ def _environment_ids(db: Connection, project_id: str) -> list[str]:
 def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) -> tuple[_Environment, EnvironmentState]:
     """``env`` patched (in place, once everything compiled) with the changed features."""
     context = devcycle_context(db, env_id)
-    if context is None or context != env.context:
+    if context is None or not _same_features(context, env.context):
         return _whole(db, env_id, env)
     ids = changed | env.timed
     flags = feature_flags(db, env_id, ids)
@@ -226,8 +237,9 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
     entries = {key: _entry(flag) for key, flag in upserts.items()}
     entries = {key: entry for key, entry in entries.items() if env.entries.get(key) != entry}
     extras, extras_json = env.extras, env.extras_json
-    if any(_adds(parts.get(fid)) != _adds(env.parts.get(fid)) for fid in ids):
-        # What a changed feature adds to the DevCycle section changed: assembled again.
+    if context != env.context or any(_adds(parts.get(fid)) != _adds(env.parts.get(fid)) for fid in ids):
+        # What a changed feature adds to the DevCycle section, or what the section reads besides
+        # the features, changed: assembled again.
         unchanged = [part for fid, part in env.parts.items() if fid not in ids]
         extras = assemble_devcycle(context, [*unchanged, *parts.values()])
         extras_json = orjson.dumps(extras)
@@ -258,10 +270,24 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
         else:
             env.timed.discard(fid)
     _updated(env.parts, parts, ids)
-    env.extras, env.extras_json, env.snapshot = extras, extras_json, snapshot
+    env.extras, env.extras_json, env.snapshot, env.context = extras, extras_json, snapshot, context
     # Only the changed flags: the publisher reads nothing else of an incremental build.
     written = {key: (flag.order, flag.definition) for key, flag in upserts.items() if key in entries}
     return env, EnvironmentState(extras, written, changed=frozenset(entries.keys() | removed))
+
+
+def _same_features(context: Context, kept: Context) -> bool:
+    """Whether every feature's flag and DevCycle part built in ``kept`` is still right in
+    ``context``: they read the project's settings and audiences (``features_snapshot``,
+    ``devcycle_config.feature_parts``), not the environment's key, the declared custom
+    properties or the overrides, which only the section reads (assembled again from the parts)."""
+    return (
+        context.project_id == kept.project_id
+        and context.environment["_id"] == kept.environment["_id"]
+        and context.project == kept.project
+        and context.audience_trees == kept.audience_trees
+        and context.readable == kept.readable
+    )
 
 
 def _adds(part: FeaturePart | None) -> FeaturePart | None:

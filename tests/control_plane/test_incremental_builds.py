@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,9 @@ SEATS = {"type": "user", "subType": "customData", "dataKey": "seats", "comparato
 # A rollout that started long ago: a definition built from the clock, which stays the same.
 PAST = {"type": "schedule", "startDate": "2020-01-01T00:00:00Z"}
 OPS = ("create", "create", "reflag", "devcycle", "devcycle", "rename", "visibility", "status", "variation", "delete")
+# Writes that touch no feature: the project as a whole (audiences), or only what the DevCycle
+# section reads besides the features, or nothing a build reads (SDK keys).
+PROJECT_OPS = ("audience", "property", "sdk-key", "profile", "override", "environment", "environment-key")
 
 
 def _feature(key: str, rng: random.Random) -> dict[str, Any]:
@@ -101,14 +105,50 @@ def _write(p: Project, rng: random.Random, existing: list[str], step: int) -> No
     else:
         r = p.delete(f"/features/{rng.choice(existing)}")
     assert r.status_code < 500, r.text
-    if step % 7 == 6:
-        # Writes that touch the project as a whole: an audience, a declared custom property.
+    if step % 2 == 1:
+        _project_write(p, rng, existing, step)
+
+
+def _project_write(p: Project, rng: random.Random, existing: list[str], step: int) -> None:
+    """One random write that changes no feature; refusals are fine, errors are not."""
+    op = rng.choice(PROJECT_OPS)
+    if op == "audience":
         tier = {"operator": "and", "filters": [TIER]}
-        a = p.post("/audiences", {"name": f"A{step}", "key": f"a{step}", "filters": tier})
-        assert a.status_code == 201, a.text
-        seats = {"name": f"P{step}", "key": f"p{step}", "type": "Number", "propertyKey": "seats"}
-        c = p.post("/customProperties", seats)
-        assert c.status_code < 500, c.text
+        r = p.post("/audiences", {"name": f"A{step}", "key": f"a{step}", "filters": tier})
+    elif op == "property":
+        key = rng.choice(["seats", "plan"])
+        if rng.random() < 0.3:
+            r = p.delete(f"/customProperties/{key}")
+        else:
+            body = {"name": key, "key": key, "type": rng.choice(["Number", "String"]), "propertyKey": key}
+            r = p.post("/customProperties", body)
+            if r.status_code == 409:
+                r = p.patch(f"/customProperties/{key}", {"type": body["type"]})
+    elif op == "sdk-key":
+        r = p.post(f"/environments/{rng.choice(ENVS)}/sdk-keys", {"server": True})
+    elif op == "profile":
+        r = p.patch("/userProfile/current", {"dvcUserId": rng.choice(["u1", "u2"])})
+    elif op == "override":
+        if not existing:
+            return
+        path = f"/features/{rng.choice(existing)}/overrides/current"
+        env = rng.choice(ENVS)
+        if rng.random() < 0.3:
+            r = p.delete(path, environment=env)
+        else:
+            r = p.api.client.put(p.url + path, json={"environment": env, "variation": "on"}, headers=p.h)
+    elif op == "environment":
+        if "qa" in p.environments:
+            r = p.delete(f"/environments/{p.environments.pop('qa')['_id']}")
+        else:
+            r = p.post("/environments", {"name": "QA", "key": f"qa{step}", "type": "staging"})
+            if r.status_code == 201:
+                p.environments["qa"] = r.json()
+    else:
+        if "qa" not in p.environments:
+            return
+        r = p.patch(f"/environments/{p.environments['qa']['_id']}", {"key": f"qa{step}"})
+    assert r.status_code < 500, r.text
 
 
 def _keys(p: Project) -> list[str]:
@@ -191,7 +231,19 @@ SECRET = "test-secret-" + "x" * 32
 
 def _two_features(p: Project) -> None:
     for key in ("f0", "f1"):
-        r = p.post("/features", {"key": key, "name": key, "configurations": {"development": RULE}})
+        var = f"{key}-v"
+        variations = [
+            {"key": "on", "name": "On", "variables": {var: True}},
+            {"key": "off", "name": "Off", "variables": {var: False}},
+        ]
+        body = {
+            "key": key,
+            "name": key,
+            "variables": [{"key": var, "type": "Boolean"}],
+            "variations": variations,
+            "configurations": {"development": RULE},
+        }
+        r = p.post("/features", body)
         assert r.status_code == 201, r.text
 
 
@@ -278,3 +330,34 @@ def test_a_replica_builds_whole_after_another_replicas_write(tmp_path: Path, pos
         assert pa.configure("f0", "production", {"status": "inactive"}).status_code == 200
         assert builder_a.counts["patched"] == patched + 2, builder_a.counts
         assert_kept_is_a_whole_build(a)
+
+
+def test_writes_that_change_no_feature_build_no_flag(api: Api) -> None:
+    """An SDK key, a custom property, a self-targeting override, a new environment: none
+    changes a feature, so no environment that existed is built whole (an SDK key rebuilds
+    nothing, the others assemble the DevCycle section again from the kept parts)."""
+    p = setup(api)
+    _two_features(p)
+    builder = _builder(api.client)
+    whole, patched = builder.counts["whole"], builder.counts["patched"]
+    writes: list[Callable[[], Any]] = [
+        lambda: p.post("/environments/development/sdk-keys", {"server": True}),
+        lambda: p.post("/customProperties", {"name": "S", "key": "seats", "type": "Number", "propertyKey": "seats"}),
+        lambda: p.patch("/userProfile/current", {"dvcUserId": "me"}),
+        lambda: p.api.client.put(
+            p.url + "/features/f0/overrides/current",
+            json={"environment": "development", "variation": "on"},
+            headers=p.h,
+        ),
+        lambda: p.patch("/environments/production", {"key": "prod"}),
+    ]
+    for write in writes:
+        r = write()
+        assert r.status_code in (200, 201), r.text
+        patched += 2
+        assert builder.counts == {"patched": patched, "whole": whole, "warmed": 0}, builder.counts
+        assert_store_is_a_whole_build(api)
+    # A new environment is built whole; the others are not.
+    assert p.post("/environments", {"name": "QA", "key": "qa", "type": "staging"}).status_code == 201
+    assert builder.counts == {"patched": patched + 2, "whole": whole + 1, "warmed": 0}, builder.counts
+    assert_store_is_a_whole_build(api)

@@ -5,9 +5,10 @@ only those features re-read, re-built and compiled: :class:`Builder` keeps, per 
 last build (every flag's definition and entry, what each feature adds to the DevCycle section,
 and the compiled snapshot) and patches it. What does not grow with the number of flags (the
 project, the environment, audiences, custom properties, overrides: ``devcycle_config.Context``)
-is read every time; when the project or its audiences differ from the kept ones, the
-environment is built whole (flags read them), when only what the DevCycle section alone reads
-differs (the environment's key, custom properties, overrides), the section is assembled again. A
+is read every time; when the project differs from the kept one, the environment is built
+whole (flags read its settings); when audiences differ, the features that reference a changed
+one are built again (``control_plane.audience_dependents``); what the DevCycle section alone
+reads (the environment's key, custom properties, overrides) has the section assembled again. A
 feature whose definition moves with the clock (``features_snapshot.Flag.timed``) is rebuilt by
 every build of its environment, as it was when every write rebuilt everything. The DevCycle
 section is assembled again from the kept parts only when a changed feature's part changed.
@@ -30,15 +31,14 @@ thread (:meth:`Builder.warm`), from a snapshot of the database at a known genera
 first write patches that build (waiting for it when it is under way).
 
 A write that changes none of a project's features but only what the context holds, or nothing
-a build reads (SDK keys, custom properties, environments, self-targeting overrides), touches it
-with no features (``features=()``): its environments are patched with nothing, so one whose
-context is unchanged costs the context's read (an SDK key), one whose context changed has its
-section assembled again or is built whole (above), and an environment this write created is
-built whole.
+a build reads (SDK keys, audiences, custom properties, environments, self-targeting overrides),
+touches it with no features (``features=()``): its environments are patched with nothing but
+what the context's change reaches (above), so an SDK key costs the context's read, and an
+environment this write created is built whole.
 
-Whole builds stay for everything else: a write that touches a project as a whole (audiences,
-settings, variables, ...), a write after another replica's, and every publish that is not a
-write's own (start, catch-up, restore, the replicas' leader).
+Whole builds stay for everything else: a write that touches a project as a whole (settings,
+variables, ...), a write after another replica's, and every publish that is not a write's own
+(start, catch-up, restore, the replicas' leader).
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ import orjson
 
 import evaluator
 from control_plane import build_generations
+from control_plane.audience_dependents import changed_audiences, features_referencing
 from control_plane.devcycle_config import Context, FeaturePart, assemble_devcycle, devcycle_context, feature_parts
 from control_plane.dialect import Connection
 from control_plane.features_snapshot import Flag, feature_flags
@@ -220,9 +221,15 @@ def _environment_ids(db: Connection, project_id: str) -> list[str]:
 def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) -> tuple[_Environment, EnvironmentState]:
     """``env`` patched (in place, once everything compiled) with the changed features."""
     context = devcycle_context(db, env_id)
-    if context is None or not _same_features(context, env.context):
+    if context is None or not _same_project(context, env.context):
         return _whole(db, env_id, env)
     ids = changed | env.timed
+    if context.audience_trees != env.context.audience_trees or context.readable != env.context.readable:
+        # The features whose flags or parts read a changed audience are built again too.
+        audiences = changed_audiences(
+            context.audience_trees, env.context.audience_trees, context.readable, env.context.readable
+        )
+        ids |= features_referencing(db, env_id, audiences)
     flags = feature_flags(db, env_id, ids)
     parts = feature_parts(db, context, ids)
     upserts: dict[str, Flag] = {}
@@ -276,17 +283,15 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
     return env, EnvironmentState(extras, written, changed=frozenset(entries.keys() | removed))
 
 
-def _same_features(context: Context, kept: Context) -> bool:
-    """Whether every feature's flag and DevCycle part built in ``kept`` is still right in
-    ``context``: they read the project's settings and audiences (``features_snapshot``,
-    ``devcycle_config.feature_parts``), not the environment's key, the declared custom
-    properties or the overrides, which only the section reads (assembled again from the parts)."""
+def _same_project(context: Context, kept: Context) -> bool:
+    """Whether ``kept``'s flags and DevCycle parts were built for the same environment and
+    project settings (flags read ``disablePassthroughRollouts``). What else differs is either
+    read by the section alone (the environment's key, custom properties, overrides: assembled
+    again from the parts) or audiences (the features that reference them are built again)."""
     return (
         context.project_id == kept.project_id
         and context.environment["_id"] == kept.environment["_id"]
         and context.project == kept.project
-        and context.audience_trees == kept.audience_trees
-        and context.readable == kept.readable
     )
 
 

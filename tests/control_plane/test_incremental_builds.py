@@ -47,7 +47,17 @@ PAST = {"type": "schedule", "startDate": "2020-01-01T00:00:00Z"}
 OPS = ("create", "create", "reflag", "devcycle", "devcycle", "rename", "visibility", "status", "variation", "delete")
 # Writes that touch no feature: the project as a whole (audiences), or only what the DevCycle
 # section reads besides the features, or nothing a build reads (SDK keys).
-PROJECT_OPS = ("audience", "property", "sdk-key", "profile", "override", "environment", "environment-key")
+PROJECT_OPS = (
+    "audience",
+    "audience",
+    "audience",
+    "property",
+    "sdk-key",
+    "profile",
+    "override",
+    "environment",
+    "environment-key",
+)
 
 
 def _feature(key: str, rng: random.Random) -> dict[str, Any]:
@@ -113,8 +123,7 @@ def _project_write(p: Project, rng: random.Random, existing: list[str], step: in
     """One random write that changes no feature; refusals are fine, errors are not."""
     op = rng.choice(PROJECT_OPS)
     if op == "audience":
-        tier = {"operator": "and", "filters": [TIER]}
-        r = p.post("/audiences", {"name": f"A{step}", "key": f"a{step}", "filters": tier})
+        r = _audience_write(p, rng, step)
     elif op == "property":
         key = rng.choice(["seats", "plan"])
         if rng.random() < 0.3:
@@ -149,6 +158,34 @@ def _project_write(p: Project, rng: random.Random, existing: list[str], step: in
             return
         r = p.patch(f"/environments/{p.environments['qa']['_id']}", {"key": f"qa{step}"})
     assert r.status_code < 500, r.text
+
+
+def _audience_write(p: Project, rng: random.Random, step: int) -> Any:
+    """Create, change or delete an audience, or make a feature's target use one."""
+    audiences = [a["key"] for a in p.get("/audiences").json()]
+    action = rng.choice(["create", "update", "update", "use", "delete"]) if audiences else "create"
+    filters = rng.choice([{"operator": "and", "filters": [TIER]}, {"operator": "or", "filters": [SEATS]}])
+    if action == "create":
+        if audiences and rng.random() < 0.5:
+            # An audience that references another one (a change reaches through it).
+            inner = p.get(f"/audiences/{rng.choice(audiences)}").json()["_id"]
+            filters = {
+                "operator": "and",
+                "filters": [{"type": "audienceMatch", "comparator": "=", "_audiences": [inner]}],
+            }
+        return p.post("/audiences", {"name": f"A{step}", "key": f"a{step}", "filters": filters})
+    key = rng.choice(audiences)
+    if action == "update":
+        return p.patch(f"/audiences/{key}", {"filters": filters})
+    if action == "delete":
+        return p.delete(f"/audiences/{key}")
+    existing = [f["key"] for f in p.get("/features").json()]
+    if not existing:
+        return p.delete(f"/audiences/{key}")
+    audience_id = p.get(f"/audiences/{key}").json()["_id"]
+    match = {"type": "audienceMatch", "comparator": "=", "_audiences": [audience_id]}
+    config = {"status": "active", "targets": [target({"operator": "and", "filters": [match]})]}
+    return p.configure(rng.choice(existing), rng.choice(ENVS), config)
 
 
 def _keys(p: Project) -> list[str]:
@@ -361,3 +398,35 @@ def test_writes_that_change_no_feature_build_no_flag(api: Api) -> None:
     assert p.post("/environments", {"name": "QA", "key": "qa", "type": "staging"}).status_code == 201
     assert builder.counts == {"patched": patched + 2, "whole": whole + 1, "warmed": 0}, builder.counts
     assert_store_is_a_whole_build(api)
+
+
+def test_an_audience_change_rebuilds_the_features_that_use_it(api: Api) -> None:
+    """Changing an audience rebuilds only the features whose targets reference it, directly or
+    through another audience, and no environment is built whole."""
+    p = setup(api)
+    _two_features(p)
+    for key, filters in (("gold", {"operator": "and", "filters": [TIER]}), ("many", None)):
+        if filters is None:
+            gold = p.get("/audiences/gold").json()["_id"]
+            filters = {
+                "operator": "and",
+                "filters": [{"type": "audienceMatch", "comparator": "=", "_audiences": [gold]}],
+            }
+        assert p.post("/audiences", {"name": key, "key": key, "filters": filters}).status_code == 201
+    for feature, audience in (("f0", "gold"), ("f1", "many")):
+        audience_id = p.get(f"/audiences/{audience}").json()["_id"]
+        match = {"type": "audienceMatch", "comparator": "=", "_audiences": [audience_id]}
+        config = {"status": "active", "targets": [target({"operator": "and", "filters": [match]})]}
+        assert p.configure(feature, "development", config).status_code == 200
+    builder = _builder(api.client)
+    whole = builder.counts["whole"]
+    publisher: Publisher = api.client.app.state.publisher  # type: ignore[attr-defined]
+    before = publisher.writer.read_all()[1]["flags"]
+    assert p.patch("/audiences/gold", {"filters": {"operator": "or", "filters": [SEATS]}}).status_code == 200
+    assert builder.counts["whole"] == whole, builder.counts
+    assert_store_is_a_whole_build(api)
+    # Both flags changed in development (f1 through "many"), none in production.
+    _, tables = publisher.writer.read_all()
+    dev = p.environments["development"]["_id"]
+    changed = {key for key, raw in tables["flags"].items() if before.get(key) != raw}
+    assert changed == {f"{dev}/f0", f"{dev}/f1"}, changed

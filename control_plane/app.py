@@ -39,6 +39,7 @@ from control_plane.security import Tokens
 from control_plane.settings import KEY_ENCRYPTION_SECRET_FILE, Settings, from_env, load_secret
 from control_plane.shared_limits import SharedKeyLimits, SharedLoginGuard
 from control_plane.store import Store
+from control_plane.warm_builds import Warmer
 from control_plane.webhook_delivery import Deliverer, delivery_policy
 
 log = logging.getLogger("control_plane")
@@ -112,9 +113,10 @@ def create_app(settings: Settings) -> Starlette:
         key_limits: KeyLimits = SharedKeyLimits(store, *limits)
     else:
         login_guard, key_limits = LoginGuard(settings.login_attempts_per_minute), KeyLimits(*limits)
-    # Replicas sharing PostgreSQL cannot see each other's writes in what a builder keeps: there
-    # every build is whole (and the publishing replica builds whole anyway).
-    builder = incremental.Builder(patch=replication is None)
+    # What a write builds is patched onto the build kept from the last one when the project's
+    # build generation says no write came between (another replica's, on PostgreSQL).
+    builder = incremental.Builder()
+    warmer = Warmer(store, builder)
     services = Services(
         settings=settings,
         store=store,
@@ -192,7 +194,10 @@ def create_app(settings: Settings) -> Starlette:
         delivering = asyncio.create_task(deliverer.run())
         catch_up = replication.catch_up if replication else publisher.catch_up
         catching_up = asyncio.create_task(_catch_up(catch_up)) if settings.redis_url else None
+        # The first write to a project patches a build made after the start, not a whole one.
+        warmer.start()
         yield
+        await asyncio.to_thread(warmer.stop)
         delivering.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await delivering
@@ -212,6 +217,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.services = services
     app.state.publisher = publisher
     app.state.replication = replication
+    app.state.warmer = warmer
     app.add_middleware(RequestIdMiddleware)
     return app
 

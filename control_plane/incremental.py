@@ -5,7 +5,10 @@ only those features re-read, re-built and compiled: :class:`Builder` keeps, per 
 last build (every flag's definition and entry, what each feature adds to the DevCycle section,
 and the compiled snapshot) and patches it. What does not grow with the number of flags (the
 project, the environment, audiences, custom properties, overrides: ``devcycle_config.Context``)
-is read every time; when it differs from the kept one, the environment is built whole. A
+is read every time; when the project differs from the kept one, the environment is built
+whole (flags read its settings); when audiences differ, the features that reference a changed
+one are built again (``control_plane.audience_dependents``); what the DevCycle section alone
+reads (the environment's key, custom properties, overrides) has the section assembled again. A
 feature whose definition moves with the clock (``features_snapshot.Flag.timed``) is rebuilt by
 every build of its environment, as it was when every write rebuilt everything. The DevCycle
 section is assembled again from the kept parts only when a changed feature's part changed.
@@ -15,27 +18,43 @@ compiles the upserted entries, and a section that changed is patched in too (it 
 flags it does not concern are shared with the kept snapshot).
 
 What is kept must be what the database holds before the write, or the patch would be built on
-something else. A write's builds are kept only once its transaction committed
+something else. Every kept build records the project's build generation it was built at
+(``control_plane.build_generations``: raised by every write of the project, in its transaction);
+a write patches a build only if the generation it raised came from that one, else it builds
+whole. So another replica's write on the same PostgreSQL, or a write that raced a warm-up, is
+never patched over. A write's builds are kept only once its transaction committed
 (:meth:`Builder.committed`, called by ``Ctx.commit``); a build whose transaction rolled back is
 dropped, and its projects are built whole by the next write. A build that fails (a flag that
-does not compile) drops what was kept too. With several replicas on PostgreSQL another replica's
-write is invisible to what this one keeps, so there (``patch=False``) every build is whole.
+does not compile) drops what was kept too.
 
-Whole builds stay for everything else: a write that touches a project as a whole (audiences,
-settings, environments, keys, ...), the first write after a start, and every publish that is
-not a write's own (start, catch-up, restore, the replicas' leader).
+After a start nothing is kept: ``control_plane.warm_builds`` builds every project once on a
+thread (:meth:`Builder.warm`), from a snapshot of the database at a known generation, and the
+first write patches that build (waiting for it when it is under way).
+
+A write that changes none of a project's features but only what the context holds, or nothing
+a build reads (SDK keys, audiences, custom properties, environments, self-targeting overrides),
+touches it with no features (``features=()``): its environments are patched with nothing but
+what the context's change reaches (above), so an SDK key costs the context's read, and an
+environment this write created is built whole.
+
+Whole builds stay for everything else: a write that touches a project as a whole (settings,
+variables, ...), a write after another replica's, and every publish that is not a write's own
+(start, catch-up, restore, the replicas' leader).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 import evaluator
+from control_plane import build_generations
+from control_plane.audience_dependents import changed_audiences, features_referencing
 from control_plane.devcycle_config import Context, FeaturePart, assemble_devcycle, devcycle_context, feature_parts
 from control_plane.dialect import Connection
 from control_plane.features_snapshot import Flag, feature_flags
@@ -62,35 +81,55 @@ class _Environment:
     timed: set[str]  # feature ids whose flag moves with the clock
 
 
+@dataclass
+class _Project:
+    """A project's environments as built at ``generation`` (``control_plane.build_generations``)."""
+
+    generation: int
+    environments: dict[str, _Environment]
+
+
+@dataclass
+class _Warming:
+    """A warm-up's build of a project at ``generation``, done or under way."""
+
+    generation: int
+    built: Future[dict[str, _Environment]]
+
+
 class Builder:
     """Builds and validates the environments a write touched (module doc). ``patch=False``:
-    every build is whole (replicas sharing a database)."""
+    every build is whole."""
 
     def __init__(self, *, patch: bool = True) -> None:
         self.patch = patch
-        # Project id → its environments as last built, by environment id: committed builds, and
-        # the builds of the write in progress (kept once it commits).
-        self._kept: dict[str, dict[str, _Environment]] = {}
-        self._pending: dict[str, dict[str, _Environment]] = {}
+        # Project id → its environments as last built: committed builds, and the builds of the
+        # write in progress (kept once it commits).
+        self._kept: dict[str, _Project] = {}
+        self._pending: dict[str, _Project] = {}
+        # Project id → a warm-up's build (:meth:`warm`), until a write takes it.
+        self._warm: dict[str, _Warming] = {}
+        self._warm_lock = threading.Lock()
         self._lock = threading.Lock()
-        # Environments built by patching and built whole, so far (logs and tests read them).
-        self.counts = {"patched": 0, "whole": 0}
+        # Environments built by patching, built whole, and warmed up, so far (logs and tests).
+        self.counts = {"patched": 0, "whole": 0, "warmed": 0}
 
     def kept(self) -> dict[str, EnvironmentState]:
         """What is kept for the next write, by environment id."""
         with self._lock:
             return {
                 env_id: EnvironmentState(env.extras, _flags(env.entries))
-                for environments in self._kept.values()
-                for env_id, env in environments.items()
+                for project in self._kept.values()
+                for env_id, env in project.environments.items()
             }
 
     def validate_projects(
         self, db: Connection, project_ids: set[str], features: Mapping[str, Collection[str]] | None = None
     ) -> dict[str, EnvironmentState]:
-        """Build and compile every environment of the projects, inside the write's transaction;
-        ``features``: projects of which only these features changed. The states by environment
-        id, for the publish after the commit. ApiError 400 if a flag does not compile."""
+        """Build and compile every environment of the projects, inside the write's transaction
+        (which this raises each project's build generation in); ``features``: projects of which
+        only these features changed. The states by environment id, for the publish after the
+        commit. ApiError 400 if a flag does not compile."""
         with self._lock:
             # Builds no commit confirmed: their transaction rolled back.
             self._pending.clear()
@@ -104,38 +143,94 @@ class Builder:
         the database holds now."""
         with self._lock:
             self._kept.update(self._pending)
+            with self._warm_lock:
+                for project_id in self._pending:
+                    self._warm.pop(project_id, None)  # older than what is kept now
             self._pending.clear()
 
+    def warm(self, db: Connection, project_id: str) -> None:
+        """Build a project whole from ``db``, one consistent read-only snapshot of the database
+        (``Store.snapshot``), outside any write, for the next write to patch (a start keeps
+        nothing: without this, the first write would build whole). A write that finds it under
+        way at the generation it raised from waits for it; at any other generation it is unused."""
+        if project_id in self._kept:
+            return  # a write built it already
+        warming = _Warming(build_generations.current(db, project_id), Future())
+        with self._warm_lock:
+            self._warm[project_id] = warming
+        try:
+            env_ids = _environment_ids(db, project_id)
+            built = {env_id: _whole(db, env_id, None)[0] for env_id in env_ids}
+        except BaseException as e:
+            warming.built.set_exception(e)
+            with self._warm_lock:
+                self._warm.pop(project_id, None)
+            raise
+        warming.built.set_result(built)
+        self.counts["warmed"] += len(built)
+        with self._warm_lock:
+            if project_id in self._kept and self._warm.get(project_id) is warming:
+                del self._warm[project_id]  # a write kept a newer build meanwhile
+
+    def _warmed(self, project_id: str, generation: int) -> _Project | None:
+        """The warm-up's build of the project if it was built at ``generation`` (waiting for it
+        if it is under way)."""
+        with self._warm_lock:
+            warming = self._warm.pop(project_id, None)
+        if warming is None or warming.generation != generation:
+            return None
+        try:
+            return _Project(generation, warming.built.result())
+        except Exception:
+            return None  # logged by the warm-up
+
     def _project(self, db: Connection, project_id: str, changed: Collection[str] | None) -> dict[str, EnvironmentState]:
+        generation = build_generations.advance(db, project_id)
         # Taken out while it is rebuilt: kept again only once the write commits.
         kept = self._kept.pop(project_id, None)
-        env_ids = [
-            r["id"]
-            for r in db.execute("SELECT id FROM environments WHERE project_id = ? ORDER BY created_at", (project_id,))
-        ]
+        if kept is None or kept.generation != generation - 1:
+            kept = self._warmed(project_id, generation - 1) or kept
+        env_ids = _environment_ids(db, project_id)
         if not env_ids:
             return {}  # deleted by this write (or never had environments): nothing to keep
-        usable = self.patch and kept is not None and changed is not None and kept.keys() == set(env_ids)
+        # Only a build of what the database held right before this write can be patched.
+        current = kept is not None and kept.generation == generation - 1
+        before_envs = kept.environments if kept is not None else {}
+        # An environment's build reads nothing of the project's other environments: one created
+        # by this write is built whole, the others patched.
+        usable = self.patch and current and changed is not None
         environments: dict[str, _Environment] = {}
         states = {}
         for env_id in env_ids:
-            before = kept.get(env_id) if kept is not None else None
+            before = before_envs.get(env_id)
             if usable and before is not None and changed is not None:
                 environments[env_id], states[env_id] = _patch(db, env_id, before, set(changed))
                 self.counts["patched" if states[env_id].changed is not None else "whole"] += 1
             else:
+                # A stale ``before`` still saves compiling the flags it holds alike (``_whole``).
                 environments[env_id], states[env_id] = _whole(db, env_id, before)
                 self.counts["whole"] += 1
-        self._pending[project_id] = environments
+        self._pending[project_id] = _Project(generation, environments)
         return states
+
+
+def _environment_ids(db: Connection, project_id: str) -> list[str]:
+    rows = db.execute("SELECT id FROM environments WHERE project_id = ? ORDER BY created_at", (project_id,))
+    return [r["id"] for r in rows]
 
 
 def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) -> tuple[_Environment, EnvironmentState]:
     """``env`` patched (in place, once everything compiled) with the changed features."""
     context = devcycle_context(db, env_id)
-    if context is None or context != env.context:
+    if context is None or not _same_project(context, env.context):
         return _whole(db, env_id, env)
     ids = changed | env.timed
+    if context.audience_trees != env.context.audience_trees or context.readable != env.context.readable:
+        # The features whose flags or parts read a changed audience are built again too.
+        audiences = changed_audiences(
+            context.audience_trees, env.context.audience_trees, context.readable, env.context.readable
+        )
+        ids |= features_referencing(db, env_id, audiences)
     flags = feature_flags(db, env_id, ids)
     parts = feature_parts(db, context, ids)
     upserts: dict[str, Flag] = {}
@@ -150,8 +245,9 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
     entries = {key: _entry(flag) for key, flag in upserts.items()}
     entries = {key: entry for key, entry in entries.items() if env.entries.get(key) != entry}
     extras, extras_json = env.extras, env.extras_json
-    if any(_adds(parts.get(fid)) != _adds(env.parts.get(fid)) for fid in ids):
-        # What a changed feature adds to the DevCycle section changed: assembled again.
+    if context != env.context or any(_adds(parts.get(fid)) != _adds(env.parts.get(fid)) for fid in ids):
+        # What a changed feature adds to the DevCycle section, or what the section reads besides
+        # the features, changed: assembled again.
         unchanged = [part for fid, part in env.parts.items() if fid not in ids]
         extras = assemble_devcycle(context, [*unchanged, *parts.values()])
         extras_json = orjson.dumps(extras)
@@ -179,10 +275,22 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
         else:
             env.timed.discard(fid)
     _updated(env.parts, parts, ids)
-    env.extras, env.extras_json, env.snapshot = extras, extras_json, snapshot
+    env.extras, env.extras_json, env.snapshot, env.context = extras, extras_json, snapshot, context
     # Only the changed flags: the publisher reads nothing else of an incremental build.
     written = {key: (flag.order, flag.definition) for key, flag in upserts.items() if key in entries}
     return env, EnvironmentState(extras, written, changed=frozenset(entries.keys() | removed))
+
+
+def _same_project(context: Context, kept: Context) -> bool:
+    """Whether ``kept``'s flags and DevCycle parts were built for the same environment and
+    project settings (flags read ``disablePassthroughRollouts``). What else differs is either
+    read by the section alone (the environment's key, custom properties, overrides: assembled
+    again from the parts) or audiences (the features that reference them are built again)."""
+    return (
+        context.project_id == kept.project_id
+        and context.environment["_id"] == kept.environment["_id"]
+        and context.project == kept.project
+    )
 
 
 def _adds(part: FeaturePart | None) -> FeaturePart | None:

@@ -57,6 +57,7 @@ from contract.store import (
     Items,
     SnapshotWriter,
     StoreChanged,
+    flag_environment,
     flag_key,
     unstamped,
 )
@@ -105,17 +106,9 @@ def project_state(
     return state
 
 
-def _incremental_projects(
-    db: Connection, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None
-) -> set[str]:
-    """The projects every environment of which ``documents`` holds as an incremental build."""
-    built = {env_id for env_id, d in (documents or {}).items() if d.changed is not None}
-    out = set()
-    for project_id in project_ids if built else ():
-        envs = {r["id"] for r in db.execute("SELECT id FROM environments WHERE project_id = ?", (project_id,))}
-        if envs and envs <= built:
-            out.add(project_id)
-    return out
+def _incremental_environments(documents: Mapping[str, EnvironmentState] | None) -> set[str]:
+    """The environments ``documents`` holds as incremental builds (only their changed flags)."""
+    return {env_id for env_id, d in (documents or {}).items() if d.changed is not None}
 
 
 def _digest(table: str, value: dict[str, Any]) -> bytes:
@@ -250,17 +243,31 @@ class Publisher:
         # Environments built incrementally carry only the flags they changed (removals included):
         # the other flags stored are still theirs, and are not read at all when every touched
         # environment is such a build (a one-flag change costs one flag, not a scan).
-        whole = project_ids - _incremental_projects(db, project_ids, documents)
+        incremental = _incremental_environments(documents)
+        scan = self._scanned(db, project_ids, incremental)
         digests = {}
         for table, items in change.tables():
             if table == "flags":
-                owned = self.written.owned(table, whole) if whole else set()
+                owned = self.written.owned(table, scan) if scan else set()
+                # Flags of an environment built incrementally stay unless it removed them.
+                owned = {key for key in owned if flag_environment(key) not in incremental}
             else:
                 owned = self.written.owned(table, project_ids)
             for stale in owned - items.keys():
                 items[stale] = None
             digests[table] = self.written.drop_unchanged(table, items)
         return change, digests
+
+    def _scanned(self, db: Connection, project_ids: set[str], incremental: set[str]) -> set[str]:
+        """The projects whose stored flags must be scanned for what is left over: those with an
+        environment built whole, or one that LMDB holds and the database no longer does."""
+        out = set()
+        for project_id in project_ids:
+            envs = {r["id"] for r in db.execute("SELECT id FROM environments WHERE project_id = ?", (project_id,))}
+            gone = self.written.owned("environments", {project_id}) - envs
+            if not envs or not envs <= incremental or gone:
+                out.add(project_id)
+        return out
 
     def publish_projects(
         self,

@@ -256,6 +256,24 @@ class Store:
         return None
 
     @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """One consistent read-only view of the database on a connection of its own, without the
+        store lock (a long read beside the writes: ``control_plane.warm_builds``). SQLite's WAL
+        fixes a deferred transaction's view at its first read; PostgreSQL's repeatable read at
+        its first statement."""
+        conn = self.connect()
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY" if self.postgresql else "BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    with contextlib.suppress(*DATABASE_ERRORS):
+                        conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+
+    @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the store lock across several steps (a commit and the publish that follows it)."""
         with self._lock:

@@ -12,6 +12,9 @@ each environment. The builds must have been incremental most of the time.
 from __future__ import annotations
 
 import random
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,14 +23,21 @@ import pytest
 import evaluator
 from contract.framing import decode
 from contract.store import TABLES, ChangeSet, unstamped
+from control_plane.app import create_app
+from control_plane.build_generations import current
 from control_plane.errors import ApiError
 from control_plane.incremental import Builder
 from control_plane.publisher import Publisher, project_state
+from control_plane.settings import Settings
 from control_plane.snapshots import build_environment_state
 from control_plane.store import Store
 from tests.control_plane.conftest import Api
 from tests.control_plane.devcycle_support import ALL, PRO, Project, target
 from tests.control_plane.routes.devcycle.support import setup
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 ENVS = ("development", "production")
 KEYS = tuple(f"f{i}" for i in range(6))
@@ -36,6 +46,19 @@ SEATS = {"type": "user", "subType": "customData", "dataKey": "seats", "comparato
 # A rollout that started long ago: a definition built from the clock, which stays the same.
 PAST = {"type": "schedule", "startDate": "2020-01-01T00:00:00Z"}
 OPS = ("create", "create", "reflag", "devcycle", "devcycle", "rename", "visibility", "status", "variation", "delete")
+# Writes that touch no feature: the project as a whole (audiences), or only what the DevCycle
+# section reads besides the features, or nothing a build reads (SDK keys).
+PROJECT_OPS = (
+    "audience",
+    "audience",
+    "audience",
+    "property",
+    "sdk-key",
+    "profile",
+    "override",
+    "environment",
+    "environment-key",
+)
 
 
 def _feature(key: str, rng: random.Random) -> dict[str, Any]:
@@ -93,14 +116,77 @@ def _write(p: Project, rng: random.Random, existing: list[str], step: int) -> No
     else:
         r = p.delete(f"/features/{rng.choice(existing)}")
     assert r.status_code < 500, r.text
-    if step % 7 == 6:
-        # Writes that touch the project as a whole: an audience, a declared custom property.
-        tier = {"operator": "and", "filters": [TIER]}
-        a = p.post("/audiences", {"name": f"A{step}", "key": f"a{step}", "filters": tier})
-        assert a.status_code == 201, a.text
-        seats = {"name": f"P{step}", "key": f"p{step}", "type": "Number", "propertyKey": "seats"}
-        c = p.post("/customProperties", seats)
-        assert c.status_code < 500, c.text
+    if step % 2 == 1:
+        _project_write(p, rng, existing, step)
+
+
+def _project_write(p: Project, rng: random.Random, existing: list[str], step: int) -> None:
+    """One random write that changes no feature; refusals are fine, errors are not."""
+    op = rng.choice(PROJECT_OPS)
+    if op == "audience":
+        r = _audience_write(p, rng, step)
+    elif op == "property":
+        key = rng.choice(["seats", "plan"])
+        if rng.random() < 0.3:
+            r = p.delete(f"/customProperties/{key}")
+        else:
+            body = {"name": key, "key": key, "type": rng.choice(["Number", "String"]), "propertyKey": key}
+            r = p.post("/customProperties", body)
+            if r.status_code == 409:
+                r = p.patch(f"/customProperties/{key}", {"type": body["type"]})
+    elif op == "sdk-key":
+        r = p.post(f"/environments/{rng.choice(ENVS)}/sdk-keys", {"server": True})
+    elif op == "profile":
+        r = p.patch("/userProfile/current", {"dvcUserId": rng.choice(["u1", "u2"])})
+    elif op == "override":
+        if not existing:
+            return
+        path = f"/features/{rng.choice(existing)}/overrides/current"
+        env = rng.choice(ENVS)
+        if rng.random() < 0.3:
+            r = p.delete(path, environment=env)
+        else:
+            r = p.api.client.put(p.url + path, json={"environment": env, "variation": "on"}, headers=p.h)
+    elif op == "environment":
+        if "qa" in p.environments:
+            r = p.delete(f"/environments/{p.environments.pop('qa')['_id']}")
+        else:
+            r = p.post("/environments", {"name": "QA", "key": f"qa{step}", "type": "staging"})
+            if r.status_code == 201:
+                p.environments["qa"] = r.json()
+    else:
+        if "qa" not in p.environments:
+            return
+        r = p.patch(f"/environments/{p.environments['qa']['_id']}", {"key": f"qa{step}"})
+    assert r.status_code < 500, r.text
+
+
+def _audience_write(p: Project, rng: random.Random, step: int) -> Any:
+    """Create, change or delete an audience, or make a feature's target use one."""
+    audiences = [a["key"] for a in p.get("/audiences").json()]
+    action = rng.choice(["create", "update", "update", "use", "delete"]) if audiences else "create"
+    filters = rng.choice([{"operator": "and", "filters": [TIER]}, {"operator": "or", "filters": [SEATS]}])
+    if action == "create":
+        if audiences and rng.random() < 0.5:
+            # An audience that references another one (a change reaches through it).
+            inner = p.get(f"/audiences/{rng.choice(audiences)}").json()["_id"]
+            filters = {
+                "operator": "and",
+                "filters": [{"type": "audienceMatch", "comparator": "=", "_audiences": [inner]}],
+            }
+        return p.post("/audiences", {"name": f"A{step}", "key": f"a{step}", "filters": filters})
+    key = rng.choice(audiences)
+    if action == "update":
+        return p.patch(f"/audiences/{key}", {"filters": filters})
+    if action == "delete":
+        return p.delete(f"/audiences/{key}")
+    existing = [f["key"] for f in p.get("/features").json()]
+    if not existing:
+        return p.delete(f"/audiences/{key}")
+    audience_id = p.get(f"/audiences/{key}").json()["_id"]
+    match = {"type": "audienceMatch", "comparator": "=", "_audiences": [audience_id]}
+    config = {"status": "active", "targets": [target({"operator": "and", "filters": [match]})]}
+    return p.configure(rng.choice(existing), rng.choice(ENVS), config)
 
 
 def _keys(p: Project) -> list[str]:
@@ -111,6 +197,19 @@ def _services(api: Api) -> Any:
     return api.client.app.state.services  # type: ignore[attr-defined]
 
 
+def _builder(client: TestClient) -> Builder:
+    builder: Builder = client.app.state.services.validate_projects.__self__  # type: ignore[attr-defined]
+    return builder
+
+
+def assert_kept_is_a_whole_build(client: TestClient) -> None:
+    """What the control plane keeps for the next write equals a whole build of the database."""
+    store: Store = client.app.state.services.store  # type: ignore[attr-defined]
+    with store.read() as db:
+        for env_id, state in _builder(client).kept().items():
+            assert orjson.dumps(state.document()) == orjson.dumps(build_environment_state(db, env_id).document())
+
+
 def assert_store_is_a_whole_build(api: Api) -> None:
     publisher: Publisher = api.client.app.state.publisher  # type: ignore[attr-defined]
     store: Store = _services(api).store
@@ -119,13 +218,10 @@ def assert_store_is_a_whole_build(api: Api) -> None:
     with store.read() as db:
         for row in db.execute("SELECT id FROM projects").fetchall():
             whole.update(project_state(db, row["id"]))
-        # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes
-        # whole builds; the validation still builds incrementally).
-        builder: Builder = _services(api).validate_projects.__self__
-        kept = builder.kept()
-        for env_id, state in kept.items():
-            assert orjson.dumps(state.document()) == orjson.dumps(build_environment_state(db, env_id).document())
-        assert_kept_snapshots_are_full_compiles(builder)
+    # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes
+    # whole builds; the validation still builds incrementally), and its compiled snapshots.
+    assert_kept_is_a_whole_build(api.client)
+    assert_kept_snapshots_are_full_compiles(_builder(api.client))
     for table in TABLES:
         stored = {k: orjson.dumps(unstamped(table, decode(v))) for k, v in tables[table].items()}
         built = {k: orjson.dumps(v) for k, v in whole.table(table).items() if v is not None}
@@ -177,8 +273,7 @@ def test_incremental_builds_publish_what_a_whole_build_does(api: Api, seed: int)
     for step in range(36):
         _write(p, rng, _keys(p), step)
         assert_store_is_a_whole_build(api)
-    if builder.patch:  # SQLite; replicas on PostgreSQL build whole (control_plane.incremental)
-        assert builder.counts["patched"] > builder.counts["whole"], builder.counts
+    assert builder.counts["patched"] > builder.counts["whole"], builder.counts
 
 
 def test_a_write_rolled_back_after_its_build_is_not_kept(api: Api) -> None:
@@ -202,3 +297,173 @@ def test_a_write_rolled_back_after_its_build_is_not_kept(api: Api) -> None:
         services.record_change = record_change
     assert p.configure("f1", "development", {"status": "inactive"}).status_code == 200
     assert_store_is_a_whole_build(api)
+
+
+RULE = {"status": "active", "targeting": {"rules": [{"filter": {"type": "constant", "value": True}}]}}
+SECRET = "test-secret-" + "x" * 32
+
+
+def _two_features(p: Project) -> None:
+    for key in ("f0", "f1"):
+        var = f"{key}-v"
+        variations = [
+            {"key": "on", "name": "On", "variables": {var: True}},
+            {"key": "off", "name": "Off", "variables": {var: False}},
+        ]
+        body = {
+            "key": key,
+            "name": key,
+            "variables": [{"key": var, "type": "Boolean"}],
+            "variations": variations,
+            "configurations": {"development": RULE},
+        }
+        r = p.post("/features", body)
+        assert r.status_code == 201, r.text
+
+
+def _project_id(store: Store) -> str:
+    row = store.one("SELECT id FROM projects")
+    assert row is not None
+    return str(row["id"])
+
+
+def test_the_first_write_after_a_start_patches_a_build_warmed_up_after_the_start(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """A start keeps no build: one is warmed up on a thread (``control_plane.warm_builds``), and
+    the first write patches it instead of building the project whole."""
+    settings = Settings(data_dir=tmp_path, jwt_secret=SECRET, database_url=database_url)
+    with TestClient(create_app(settings)) as client:
+        p = setup(Api(client))
+        _two_features(p)
+    with TestClient(create_app(settings)) as client:
+        p.api = Api(client)
+        assert client.app.state.warmer.wait(60)  # type: ignore[attr-defined]
+        builder = _builder(client)
+        assert builder.counts == {"patched": 0, "whole": 0, "warmed": 2}, builder.counts
+        assert p.configure("f0", "production", RULE).status_code == 200
+        assert builder.counts["patched"] == 2 and builder.counts["whole"] == 0, builder.counts
+        assert_store_is_a_whole_build(p.api)
+        assert p.configure("f1", "development", {"status": "inactive"}).status_code == 200
+        assert builder.counts["patched"] == 4 and builder.counts["whole"] == 0, builder.counts
+        assert_store_is_a_whole_build(p.api)
+
+
+def test_a_warm_up_older_than_the_last_write_is_not_patched(api: Api) -> None:
+    """A warm-up that read the database before a write (it raced it) is not patched by a later
+    write: the build generation it read is not the one that write raised from."""
+    p = setup(api)
+    _two_features(p)
+    services = _services(api)
+    builder = _builder(api.client)
+    with services.store.snapshot() as stale:
+        current(stale, _project_id(services.store))  # the snapshot is of this moment
+        assert p.configure("f0", "development", {"status": "inactive"}).status_code == 200
+        # A write that fails after its build: nothing is kept for the project any more.
+        record_change = services.record_change
+
+        def fail(db: Any, project_ids: set[str]) -> None:
+            raise ApiError(503, "the write fails after its build")
+
+        services.record_change = fail
+        try:
+            assert p.configure("f1", "development", {"status": "inactive"}).status_code == 503
+        finally:
+            services.record_change = record_change
+        builder.warm(stale, _project_id(services.store))  # f0 still active there
+    whole = builder.counts["whole"]
+    assert p.configure("f1", "production", RULE).status_code == 200
+    assert builder.counts["whole"] == whole + 2, builder.counts
+    assert_store_is_a_whole_build(api)
+
+
+def test_a_replica_builds_whole_after_another_replicas_write(tmp_path: Path, postgres_url: str) -> None:
+    """Replicas on one PostgreSQL patch what they keep, except after another replica's write to
+    the project (its build generation moved on): then they build whole."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = TestClient(create_app(Settings(data_dir=tmp_path / "a", jwt_secret=SECRET, database_url=postgres_url)))
+    b = TestClient(create_app(Settings(data_dir=tmp_path / "b", jwt_secret=SECRET, database_url=postgres_url)))
+    with a, b:
+        pa = setup(Api(a))
+        pb = Project(Api(b), pa.owner, pa.organisation, pa.key, pa.environments)
+        _two_features(pa)
+        builder_a = _builder(a)
+        assert pa.configure("f0", "production", RULE).status_code == 200
+        patched = builder_a.counts["patched"]
+        assert pa.configure("f1", "production", RULE).status_code == 200
+        assert builder_a.counts["patched"] == patched + 2, builder_a.counts  # its own last write: patched
+        assert pb.configure("f0", "development", {"status": "inactive"}).status_code == 200
+        assert_kept_is_a_whole_build(b)
+        whole = builder_a.counts["whole"]
+        # A kept the build of its last write, from before B's: it must not patch that.
+        assert pa.configure("f1", "development", {"status": "inactive"}).status_code == 200
+        assert builder_a.counts["whole"] == whole + 2, builder_a.counts
+        assert_kept_is_a_whole_build(a)
+        patched = builder_a.counts["patched"]
+        assert pa.configure("f0", "production", {"status": "inactive"}).status_code == 200
+        assert builder_a.counts["patched"] == patched + 2, builder_a.counts
+        assert_kept_is_a_whole_build(a)
+
+
+def test_writes_that_change_no_feature_build_no_flag(api: Api) -> None:
+    """An SDK key, a custom property, a self-targeting override, a new environment: none
+    changes a feature, so no environment that existed is built whole (an SDK key rebuilds
+    nothing, the others assemble the DevCycle section again from the kept parts)."""
+    p = setup(api)
+    _two_features(p)
+    builder = _builder(api.client)
+    whole, patched = builder.counts["whole"], builder.counts["patched"]
+    writes: list[Callable[[], Any]] = [
+        lambda: p.post("/environments/development/sdk-keys", {"server": True}),
+        lambda: p.post("/customProperties", {"name": "S", "key": "seats", "type": "Number", "propertyKey": "seats"}),
+        lambda: p.patch("/userProfile/current", {"dvcUserId": "me"}),
+        lambda: p.api.client.put(
+            p.url + "/features/f0/overrides/current",
+            json={"environment": "development", "variation": "on"},
+            headers=p.h,
+        ),
+        lambda: p.patch("/environments/production", {"key": "prod"}),
+    ]
+    for write in writes:
+        r = write()
+        assert r.status_code in (200, 201), r.text
+        patched += 2
+        assert builder.counts == {"patched": patched, "whole": whole, "warmed": 0}, builder.counts
+        assert_store_is_a_whole_build(api)
+    # A new environment is built whole; the others are not.
+    assert p.post("/environments", {"name": "QA", "key": "qa", "type": "staging"}).status_code == 201
+    assert builder.counts == {"patched": patched + 2, "whole": whole + 1, "warmed": 0}, builder.counts
+    assert_store_is_a_whole_build(api)
+
+
+def test_an_audience_change_rebuilds_the_features_that_use_it(api: Api) -> None:
+    """Changing an audience rebuilds only the features whose targets reference it, directly or
+    through another audience, and no environment is built whole."""
+    p = setup(api)
+    _two_features(p)
+    for key, filters in (("gold", {"operator": "and", "filters": [TIER]}), ("many", None)):
+        if filters is None:
+            gold = p.get("/audiences/gold").json()["_id"]
+            filters = {
+                "operator": "and",
+                "filters": [{"type": "audienceMatch", "comparator": "=", "_audiences": [gold]}],
+            }
+        assert p.post("/audiences", {"name": key, "key": key, "filters": filters}).status_code == 201
+    for feature, audience in (("f0", "gold"), ("f1", "many")):
+        audience_id = p.get(f"/audiences/{audience}").json()["_id"]
+        match = {"type": "audienceMatch", "comparator": "=", "_audiences": [audience_id]}
+        config = {"status": "active", "targets": [target({"operator": "and", "filters": [match]})]}
+        assert p.configure(feature, "development", config).status_code == 200
+    builder = _builder(api.client)
+    whole = builder.counts["whole"]
+    publisher: Publisher = api.client.app.state.publisher  # type: ignore[attr-defined]
+    before = publisher.writer.read_all()[1]["flags"]
+    assert p.patch("/audiences/gold", {"filters": {"operator": "or", "filters": [SEATS]}}).status_code == 200
+    assert builder.counts["whole"] == whole, builder.counts
+    assert_store_is_a_whole_build(api)
+    # Both flags changed in development (f1 through "many"), none in production.
+    _, tables = publisher.writer.read_all()
+    dev = p.environments["development"]["_id"]
+    changed = {key for key, raw in tables["flags"].items() if before.get(key) != raw}
+    assert changed == {f"{dev}/f0", f"{dev}/f1"}, changed

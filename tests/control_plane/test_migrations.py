@@ -39,6 +39,7 @@ SHIPPED = [
     "0012_self_targeting_metrics",
     "0013_replicas",
     "0014_publish_fencing",
+    "0015_build_generations",
 ]
 # The version a test's own extra migration takes: the one after the shipped ones.
 NEXT = f"{len(SHIPPED) + 1:04d}"

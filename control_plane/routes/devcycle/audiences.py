@@ -158,7 +158,7 @@ async def create_audience(ctx: Ctx) -> Any:
             ),
         )
         w.audit("audience.create", f"audience:{key}", organisation_id=access.organisation_id, project_id=access.id)
-        w.touch(access.id)
+        w.touch(access.id, features=())  # what uses the audience is found by the build
         return audience_view(audience_row(w.db, access.id, audience_id), set())
 
     return ctx.commit(change, status=201)
@@ -227,7 +227,7 @@ def apply_audience_update(w: Write, access: authz.ProjectAccess, a: Row, body: U
         project_id=access.id,
         details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
     )
-    w.touch(access.id)
+    w.touch(access.id, features=())  # what uses the audience is found by the build
     return audience_view(audience_row(w.db, access.id, a["id"]), _used_audiences(w.db, access.id))
 
 
@@ -289,7 +289,7 @@ async def delete_audience(ctx: Ctx) -> Any:
             raise conflict(f"audience {a['key']!r} is used by {', '.join(names)}")
         w.db.execute("DELETE FROM audiences WHERE id = ?", (a["id"],))
         w.audit("audience.delete", f"audience:{a['key']}", organisation_id=access.organisation_id, project_id=access.id)
-        w.touch(access.id)
+        w.touch(access.id, features=())  # what uses the audience is found by the build
 
     ctx.commit(change, status=204)
     return Response(status_code=204)

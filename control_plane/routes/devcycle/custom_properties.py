@@ -102,7 +102,7 @@ async def create_custom_property(ctx: Ctx) -> Any:
             organisation_id=access.organisation_id,
             project_id=access.id,
         )
-        w.touch(access.id)  # declared types are served (the snapshot's customDataTypes)
+        w.touch(access.id, features=())  # declared types are served (the snapshot's customDataTypes)
         return property_view(_property(w.db, access.id, prop_id), _used_property_keys(w.db, access.id))
 
     return ctx.commit(change, status=201)
@@ -189,7 +189,7 @@ async def update_custom_property(ctx: Ctx) -> Any:
             project_id=access.id,
             details={"fields": sorted(body.model_dump(exclude_unset=True, by_alias=True, exclude={"change_reason"}))},
         )
-        w.touch(access.id)  # declared types are served (the snapshot's customDataTypes)
+        w.touch(access.id, features=())  # declared types are served (the snapshot's customDataTypes)
         return property_view(_property(w.db, access.id, p["id"]), _used_property_keys(w.db, access.id))
 
     return ctx.commit(change)
@@ -216,7 +216,7 @@ async def delete_custom_property(ctx: Ctx) -> Any:
             organisation_id=access.organisation_id,
             project_id=access.id,
         )
-        w.touch(access.id)  # declared types are served (the snapshot's customDataTypes)
+        w.touch(access.id, features=())  # declared types are served (the snapshot's customDataTypes)
 
     ctx.commit(change, status=204)
     return Response(status_code=204)

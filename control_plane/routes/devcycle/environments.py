@@ -88,7 +88,7 @@ async def create_environment(ctx: Ctx) -> Any:
             project_id=access.id,
             details={"type": body.type, "sdk_keys": [s[:PREFIX_LENGTH] for s in created.values()]},
         )
-        w.touch(access.id)
+        w.touch(access.id, features=())  # no feature changed (control_plane.incremental)
         return environment_view(w.db, environment(w.db, access.id, env_id), created, readable(ctx, access))
 
     # The keys are shown once: a replay must not return them again, so no idempotency cache.
@@ -163,6 +163,9 @@ async def update_environment(ctx: Ctx) -> Any:
             project_id=access.id,
             details=body.model_dump(exclude_none=True, exclude={"change_reason"}),
         )
+        # Its key is served (the DevCycle section's environment): without this the section kept
+        # the old key until the project's next write.
+        w.touch(access.id, features=())
         return environment_view(w.db, environment(w.db, access.id, row["id"]), readable=readable(ctx, access))
 
     return ctx.commit(change)
@@ -186,7 +189,7 @@ async def delete_environment(ctx: Ctx) -> Any:
             organisation_id=access.organisation_id,
             project_id=access.id,
         )
-        w.touch(access.id)
+        w.touch(access.id, features=())  # no feature changed (control_plane.incremental)
 
     ctx.commit(change, status=204)
     return Response(status_code=204)

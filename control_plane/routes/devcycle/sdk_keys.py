@@ -84,7 +84,7 @@ async def generate_keys(ctx: Ctx) -> Any:
             project_id=access.id,
             details={"kinds": list(kinds), "prefixes": [s[:PREFIX_LENGTH] for s in created.values()]},
         )
-        w.touch(access.id)
+        w.touch(access.id, features=())  # no feature changed (control_plane.incremental)
         return environment_view(w.db, row, created, ctx.services.vault)
 
     return ctx.commit(change, idempotent=False)
@@ -131,7 +131,7 @@ async def invalidate_key(ctx: Ctx) -> Any:
             project_id=access.id,
             details={"kind": matches[0]["kind"], "prefix": matches[0]["prefix"]},
         )
-        w.touch(access.id)
+        w.touch(access.id, features=())  # no feature changed (control_plane.incremental)
         return environment_view(w.db, row, readable=ctx.services.vault)
 
     return ctx.commit(change)

@@ -129,7 +129,7 @@ async def update_user_profile(ctx: Ctx) -> Any:
             project_id=access.id,
             details={"dvcUserId": body.dvcUserId},
         )
-        w.touch(access.id)  # the user's overrides now apply to another SDK user id
+        w.touch(access.id, features=())  # the user's overrides now apply to another SDK user id
         return _profile_view(_profile(w.db, access.id, user_id), access.id, user_id)
 
     return ctx.commit(change)
@@ -190,7 +190,7 @@ async def put_override(ctx: Ctx) -> Any:
             project_id=access.id,
             details={"variation": variation, "user": user_id},
         )
-        w.touch(access.id)
+        w.touch(access.id, features=())  # overrides only: no feature changed
         row = w.db.execute(
             f"{_OVERRIDES} WHERE o.user_id = ? AND o.environment_id = ? AND o.feature_id = ?",
             (user_id, env["id"], f["id"]),
@@ -277,7 +277,7 @@ async def delete_feature_overrides(ctx: Ctx) -> Any:
             organisation_id=access.organisation_id,
             project_id=access.id,
         )
-        w.touch(access.id)
+        w.touch(access.id, features=())  # overrides only: no feature changed
 
     ctx.commit(change, status=204)
     return Response(status_code=204)
@@ -325,7 +325,7 @@ async def delete_project_overrides(ctx: Ctx) -> Any:
             organisation_id=access.organisation_id,
             project_id=access.id,
         )
-        w.touch(access.id)
+        w.touch(access.id, features=())  # overrides only: no feature changed
 
     ctx.commit(change, status=204)
     return Response(status_code=204)

@@ -239,8 +239,8 @@ CONTEXTS: list[dict[str, Any]] = [
 def assert_kept_snapshots_are_full_compiles(builder: Builder) -> None:
     """The compiled snapshots the builder keeps (patched, the DevCycle section too) answer as a
     full compile of the same document."""
-    for environments in builder._kept.values():
-        for env in environments.values():
+    for project in builder._kept.values():
+        for env in project.environments.values():
             whole = evaluator.Snapshot.assemble(env.extras_json, list(env.entries.values()))
             for s in (env.snapshot, whole):
                 s.drain_counts()

@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -115,10 +116,37 @@ def load(n: int, tmp: Path) -> Loaded:
     return Loaded(n, tmp, auth, keys["server"], flags[0]["key"])
 
 
-def _copy_database(loaded: Loaded, into: Path) -> None:
+def _copy_database(loaded: Loaded, into: Path, checkout: Checkout) -> None:
     into.mkdir(parents=True)
     for f in [*loaded.data_dir.glob(f"{DB}*"), loaded.data_dir / SECRET]:
         shutil.copy2(f, into / f.name)
+    _downgrade(into / DB, checkout)
+
+
+def _downgrade(db: Path, checkout: Checkout) -> None:
+    """Make the copy openable by an older ``checkout``: the migrations it does not know (this
+    checkout loaded the data) are taken off again. A store refuses a database with a migration
+    it does not know; those added since the work this bench measures only create tables (checked
+    here: anything else is refused), which the older code never reads."""
+    known = {int(f.name[:4]) for f in (checkout.root / "control_plane" / "schema").glob("[0-9][0-9][0-9][0-9]_*.sql")}
+    conn = sqlite3.connect(db)
+    try:
+        rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version DESC").fetchall()
+        for version, name in rows:
+            if version in known:
+                continue
+            (script,) = (THIS.root / "control_plane" / "schema").glob(f"{version:04d}_*.sql")
+            code = "\n".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith("--"))
+            statements = [s.strip() for s in code.split(";") if s.strip()]
+            if not all(s.upper().startswith("CREATE TABLE ") for s in statements):
+                raise SystemExit(f"migration {name} does more than create tables: the baseline cannot read it")
+            tables = [s.split()[2] for s in statements]
+            for table in tables:
+                conn.execute(f"DROP TABLE {table}")
+            conn.execute("DELETE FROM schema_migrations WHERE version = ?", (version,))
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def _ready_version(client: httpx.Client) -> int:
@@ -206,7 +234,7 @@ class Side:
 def running(loaded: Loaded, checkout: Checkout, tmp: Path) -> Iterator[Side]:
     with ExitStack() as stack:
         a, b = tmp / "a", tmp / "b"
-        _copy_database(loaded, a)
+        _copy_database(loaded, a, checkout)
         b.mkdir()
         redis_server = RedisServer(tmp / "redis", free_port())
         redis_server.start()

@@ -19,11 +19,13 @@ use crate::edge_devcycle::{CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::ofrep;
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope, Strings};
+use key_index::KeyIndex;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod key_index;
 mod patch;
 pub use patch::Entry;
 
@@ -237,7 +239,7 @@ pub struct Snapshot {
     fields: Fields,
     flags: Vec<Arc<Flag>>,
     /// Flag key → index in `flags`; shared with the previous snapshot when no flag moved.
-    by_key: Arc<HashMap<Arc<str>, usize>>,
+    by_key: Arc<KeyIndex>,
     needs_nested: bool,
     shared: Arc<Shared>,
     /// Evaluations per Reflag-path flag and variation ([`counts::reflag_slot`]), by this
@@ -365,12 +367,12 @@ impl Snapshot {
     fn build(entries: Vec<Entry<'_>>, extras: &Extras<'_>) -> Result<Self, RuleError> {
         let mut fields = Fields::default();
         let mut strings = Strings::default();
-        let mut by_key = HashMap::with_capacity(entries.len());
-        let mut compiled = Vec::with_capacity(entries.len());
+        let mut by_key = KeyIndex::with_capacity(entries.len());
+        let mut compiled: Vec<Flag> = Vec::with_capacity(entries.len());
         for (i, entry) in entries.into_iter().enumerate() {
             let path = format!("$.features[{i}]");
             let flag = compile_entry(&mut fields, &mut strings, entry, &path)?;
-            if by_key.insert(Arc::clone(&flag.key), i).is_some() {
+            if !by_key.insert(i, &flag.key, |j| &compiled[j].key) {
                 return Err(RuleError::new(format!("{path}.key"), format!("duplicate flag key {:?}", flag.key)));
             }
             compiled.push(flag);
@@ -380,13 +382,13 @@ impl Snapshot {
         Ok(Self::from_parts(fields, flags, Arc::new(by_key), Arc::new(shared)))
     }
 
+    /// The compiled flag `key`.
+    fn flag(&self, key: &str) -> Option<&Arc<Flag>> {
+        self.flags.get(self.by_key.get(key, |i| &self.flags[i].key)?)
+    }
+
     /// The snapshot over compiled flags: what is derived from all of them.
-    fn from_parts(
-        fields: Fields,
-        flags: Vec<Arc<Flag>>,
-        by_key: Arc<HashMap<Arc<str>, usize>>,
-        shared: Arc<Shared>,
-    ) -> Self {
+    fn from_parts(fields: Fields, flags: Vec<Arc<Flag>>, by_key: Arc<KeyIndex>, shared: Arc<Shared>) -> Self {
         let needs_nested = flags.iter().any(|f| f.nested);
         let counts = Counts::new(flags.iter().map(|f| {
             if f.devcycle.is_some() {
@@ -483,8 +485,7 @@ impl Snapshot {
     /// `sdkVisibility` hides from `kind` keys.
     pub fn devcycle_bucket(&self, user: &Value, now_ms: i64, kind: Option<KeyKind>) -> Option<Value> {
         let config = self.shared.devcycle.as_ref()?;
-        let visible =
-            |key: &str| !self.by_key.get(key).and_then(|&i| self.flags.get(i)).is_some_and(|f| f.hidden.hides(kind));
+        let visible = |key: &str| !self.flag(key).is_some_and(|f| f.hidden.hides(kind));
         if self.shared.custom_types.is_empty() {
             return Some(config.bucket_visible(user, now_ms, visible));
         }
@@ -620,7 +621,7 @@ impl Snapshot {
         now_ms: f64,
         kind: Option<KeyKind>,
     ) -> Option<FlagResult> {
-        let flag = self.flags.get(*self.by_key.get(key)?)?;
+        let flag = self.flag(key)?;
         if flag.hidden.hides(kind) {
             return None;
         }
@@ -838,7 +839,7 @@ impl Snapshot {
         tail: &[u8],
         out: &mut Vec<u8>,
     ) -> Option<bool> {
-        let flag = self.flags.get(*self.by_key.get(key)?)?;
+        let flag = self.flag(key)?;
         if flag.hidden.hides(opts.kind) {
             return None;
         }

@@ -52,7 +52,7 @@ impl Variant {
 }
 
 /// A compiled flag. Every snapshot of every worker holds one per flag, so its constant bytes
-/// share allocations ([`Flag::text`], [`ofrep::FlagBytes`]) and rarely used parts are boxed.
+/// share one allocation ([`Flag::text`]) and rarely used parts are boxed.
 #[derive(Debug, Clone)]
 struct Flag {
     /// Shared with the snapshot's key index.
@@ -73,15 +73,17 @@ struct Flag {
     /// In one allocation, ending at `ends[i]`: `"key":{"isEnabled":false,"key":"…",
     /// "targetingVersion":…` and the same with `true` (one copy per flag into the answer
     /// instead of three); its order key (where the flag sits among the environment's flags,
-    /// see [`Entry`]; flags are kept sorted).
+    /// see [`Entry`]; flags are kept sorted); then, when some rule holds a percentage rollout,
+    /// one byte per rule ([`ofrep::FlagBytes::rollout`]).
     text: Box<[u8]>,
     ends: [u32; 3],
     /// XXH3-64 of the definition's JSON text as received. The text itself is not kept (about
     /// 300 bytes a flag, in every worker): `GET /features` is assembled from the stored
     /// definitions ([`Snapshot::local_definitions_json`]), which this checks are the ones compiled.
     definition_hash: u64,
-    /// The constant parts of its OFREP answers.
-    ofrep: ofrep::FlagBytes,
+    /// DISABLED (no rules) or STATIC (constant rules only) in OFREP answers; `None` when the
+    /// context decides.
+    fixed: Option<ofrep::Fixed>,
     /// What `GET /features` serves Reflag SDKs of this flag.
     local: Local,
     /// Some rule, variant or DevCycle link reads the nested context.
@@ -121,6 +123,24 @@ impl Flag {
         let [false_end, true_end, ..] = self.ends;
         let (start, end) = if enabled { (false_end, true_end) } else { (0, false_end) };
         self.text.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    /// The constant parts of its OFREP answers, from its text: the opening
+    /// `<k>:{"isEnabled":false,"key":<k>,"targetingVersion":<n or null>` holds the JSON key `<k>`
+    /// twice around 26 constant bytes, and its last comma is the one before `"targetingVersion"`.
+    fn ofrep(&self) -> ofrep::FlagBytes<'_> {
+        let open = self.open(false);
+        let comma = open.iter().rposition(|&b| b == b',').unwrap_or(0);
+        let key_len = comma.saturating_sub(26) / 2;
+        let targeting_version =
+            if self.versions & TARGETING_VERSION != 0 { open.get(comma..).unwrap_or_default() } else { &[] };
+        let order_end = self.ends.get(ORDER).copied().unwrap_or(0) as usize;
+        ofrep::FlagBytes {
+            key_member: open.get(comma.saturating_sub(6 + key_len)..comma).unwrap_or_default(),
+            targeting_version,
+            rollout: self.text.get(order_end..).unwrap_or_default(),
+            fixed: self.fixed,
+        }
     }
 
     /// Where the flag sits among the environment's flags (compared as the order strings are).
@@ -868,11 +888,11 @@ impl Snapshot {
     ) -> bool {
         match self.ofrep_outcome(flag, scope, opts, scratch) {
             OfrepOutcome::Success { enabled, reason, config } => {
-                flag.ofrep.write_success(out, enabled, reason, config, opts.flag_state_version);
+                flag.ofrep().write_success(out, enabled, reason, config, opts.flag_state_version);
                 true
             }
             OfrepOutcome::TargetingKeyMissing => {
-                flag.ofrep.write_missing_key(out, &flag.key);
+                flag.ofrep().write_missing_key(out, &flag.key);
                 false
             }
         }
@@ -889,7 +909,7 @@ impl Snapshot {
         if let Some(dc) = &flag.devcycle {
             let served = self.serve(dc, scope, &mut scratch.devcycle, None);
             self.count_served(dc, served.as_ref());
-            let reason = flag.ofrep.fixed.map(ofrep::Fixed::reason).unwrap_or(match &served {
+            let reason = flag.fixed.map(ofrep::Fixed::reason).unwrap_or(match &served {
                 None => "DEFAULT",
                 Some(s) if s.split => "SPLIT",
                 Some(_) => "TARGETING_MATCH",
@@ -907,7 +927,7 @@ impl Snapshot {
             self.count(flag, false, None);
             return OfrepOutcome::TargetingKeyMissing;
         }
-        let reason = flag.ofrep.reason(scratch.results.iter().position(|r| *r));
+        let reason = flag.ofrep().reason(scratch.results.iter().position(|r| *r));
         scratch.variant_missing.0.clear();
         let config = pick_variant(&flag.variants, scope, &mut scratch.variant_missing, &mut budget, None);
         self.count(flag, enabled, config.and_then(|v| index_in(&flag.variants, v)));
@@ -1090,9 +1110,18 @@ fn compile_flag(
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
-    // `text`: the two openings and the order key (see `Flag::text`).
+    let fixed = if rules.is_empty() {
+        Some(ofrep::Fixed::Disabled)
+    } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
+        Some(ofrep::Fixed::Static)
+    } else {
+        None
+    };
+    let rollout: Vec<u8> = rules.iter().map(|r| u8::from(r.has_rollout())).collect();
+    let rollout = if rollout.contains(&1) { rollout } else { Vec::new() };
+    // `text`: the two openings, the order key and the rollout marks (see `Flag::text`).
     let open_len = head.len() + tail.len();
-    let mut text = Vec::with_capacity(2 * open_len + 9 + order.len());
+    let mut text = Vec::with_capacity(2 * open_len + 9 + order.len() + rollout.len());
     let mut ends = [0u32; 3];
     for (i, end) in ends.iter_mut().enumerate() {
         match i {
@@ -1105,15 +1134,7 @@ fn compile_flag(
         }
         *end = u32::try_from(text.len()).map_err(|_| RuleError::new(path, "flag definition too large"))?;
     }
-    let fixed = if rules.is_empty() {
-        Some(ofrep::Fixed::Disabled)
-    } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
-        Some(ofrep::Fixed::Static)
-    } else {
-        None
-    };
-    let rollout = rules.iter().map(Filter::has_rollout).collect();
-    let ofrep = ofrep::FlagBytes::new(key, targeting_version, fixed, rollout);
+    text.extend_from_slice(&rollout);
     Ok(Flag {
         key: compiler.strings.intern(key),
         targeting: targeting_version.unwrap_or_default(),
@@ -1128,7 +1149,7 @@ fn compile_flag(
         text: text.into(),
         ends,
         definition_hash: definition_hash(definition),
-        ofrep,
+        fixed,
         local: Local::Same,
         nested: false,
     })
@@ -1209,6 +1230,31 @@ mod tests {
         let dup = Snapshot::from_json(br#"{"features": [], "features": []}"#).unwrap();
         assert_eq!(dup.definitions_json([]).unwrap(), b"[]");
         assert_eq!(Snapshot::from_json(b"{}").unwrap().definitions_json([]).unwrap(), b"[]");
+    }
+
+    #[test]
+    fn ofrep_parts_are_read_from_the_openings_whatever_the_key() {
+        let keys = ["f", "a,b", "x\",\"y", "é,", "tab\t,", ",", "1,\"targetingVersion\":2"];
+        for version in [Some(-3), Some(12345), None] {
+            let features: Vec<_> = keys
+                .iter()
+                .map(|key| match version {
+                    Some(v) => json!({"key": key, "targeting": {"version": v, "rules": []}}),
+                    None => json!({"key": key, "targeting": {"rules": []}}),
+                })
+                .collect();
+            let s = Snapshot::compile(json!({ "features": features })).unwrap();
+            for key in keys {
+                let flag = s.flag(key).unwrap();
+                let parts = flag.ofrep();
+                let mut member = b"\"key\":".to_vec();
+                serde_json::to_writer(&mut member, key).unwrap();
+                assert_eq!(String::from_utf8_lossy(parts.key_member), String::from_utf8_lossy(&member), "{key:?}");
+                let want = version.map(|v| format!(",\"targetingVersion\":{v}")).unwrap_or_default();
+                assert_eq!(String::from_utf8_lossy(parts.targeting_version), want, "{key:?}");
+                assert!(parts.rollout.is_empty());
+            }
+        }
     }
 
     #[test]

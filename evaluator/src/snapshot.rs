@@ -61,11 +61,10 @@ struct Flag {
     /// [`Flag::config_version`]): two `Option<i64>` would take 16 bytes more in every flag.
     targeting: i64,
     config: i64,
+    /// Bits: [`TARGETING_VERSION`], [`CONFIG_VERSION`], [`HAS_CONFIG`].
     versions: u8,
     rules: Box<[Filter]>,
     variants: Box<[Variant]>,
-    /// The definition has a `config` object (the answer then shows a matched variant's config).
-    has_config: bool,
     /// Set when a DevCycle feature decides this flag.
     devcycle: Option<Box<DevcycleFlag>>,
     /// The SDK key kinds that never see this flag (`sdkVisibility`).
@@ -96,11 +95,20 @@ const ORDER: usize = 2;
 /// Bits of [`Flag::versions`].
 const TARGETING_VERSION: u8 = 1;
 const CONFIG_VERSION: u8 = 2;
+/// The definition has a `config` object (the answer then shows a matched variant's config). A
+/// bit here, not a `bool` field: that byte took the flag's `Arc` into the next malloc size (16
+/// bytes more a flag).
+const HAS_CONFIG: u8 = 4;
 
 impl Flag {
     #[inline]
     fn targeting_version(&self) -> Option<i64> {
         (self.versions & TARGETING_VERSION != 0).then_some(self.targeting)
+    }
+
+    #[inline]
+    fn has_config(&self) -> bool {
+        self.versions & HAS_CONFIG != 0
     }
 
     #[inline]
@@ -720,7 +728,7 @@ impl Snapshot {
         if let Some(results) = results {
             write_details(out, results, &no_missing, &self.fields, true);
         }
-        if flag.has_config {
+        if flag.has_config() {
             if let Some(cfg) = served.and_then(|s| dc.config_of(s)) {
                 out.extend_from_slice(&cfg.json);
                 if let Some(results) = results {
@@ -1140,10 +1148,10 @@ fn compile_flag(
         targeting: targeting_version.unwrap_or_default(),
         config: config_version.unwrap_or_default(),
         versions: u8::from(targeting_version.is_some()) * TARGETING_VERSION
-            + u8::from(config_version.is_some()) * CONFIG_VERSION,
+            + u8::from(config_version.is_some()) * CONFIG_VERSION
+            + u8::from(has_config) * HAS_CONFIG,
         rules: rules.into(),
         variants: variants.into(),
-        has_config,
         devcycle: None,
         hidden: Hidden::default(),
         text: text.into(),

@@ -130,7 +130,7 @@ impl Shared {
         flag.hidden = self.hidden.get(&*flag.key).copied().unwrap_or_default();
         if let Some(cfg) = &self.devcycle {
             if let Some(feature) = cfg.feature_index(&flag.key) {
-                let version = flag.has_config.then_some(flag.config_version());
+                let version = flag.has_config().then_some(flag.config_version());
                 flag.devcycle = Some(Box::new(DevcycleFlag::link(cfg, feature, version, super::variant_json)));
             }
         }

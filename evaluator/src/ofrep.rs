@@ -65,18 +65,19 @@ impl VariantBytes {
     }
 }
 
-/// A flag's constant parts of its OFREP answers, serialized once per snapshot in one allocation
-/// (a snapshot holds one per flag, in every worker).
-#[derive(Debug, Clone, Default)]
-pub struct FlagBytes {
-    /// `{"key":"<key>","value":`, then `,"targetingVersion":N` (nothing without a targeting
-    /// version) up to `rollout_at`, then per rule a 1 when it holds a percentage rollout (SPLIT
-    /// when it is the first to match), a 0 when not; nothing when no rule holds one.
-    bytes: Box<[u8]>,
-    head_end: u32,
-    rollout_at: u32,
+/// A flag's constant parts of its OFREP answers, borrowed from the flag's own text (its
+/// `/features/evaluated` openings hold the same key and targeting version; a copy of them cost
+/// each flag of every worker about 64 bytes).
+#[derive(Debug, Clone, Copy)]
+pub struct FlagBytes<'a> {
+    /// `"key":"<key>"`.
+    pub key_member: &'a [u8],
+    /// `,"targetingVersion":N`; empty without a targeting version.
+    pub targeting_version: &'a [u8],
+    /// Per rule a 1 when it holds a percentage rollout (SPLIT when it is the first to match), a 0
+    /// when not; empty when no rule holds one.
+    pub rollout: &'a [u8],
     /// DISABLED (no rules) or STATIC (constant rules only); `None` when the context decides.
-    /// One byte, not the reason's `&str` (16): every flag of every worker holds one.
     pub fixed: Option<Fixed>,
 }
 
@@ -98,39 +99,11 @@ impl Fixed {
     }
 }
 
-/// `,"value":`, the end of [`FlagBytes`]' head.
-const VALUE: &[u8] = b",\"value\":";
-
-impl FlagBytes {
-    pub fn new(key: &str, targeting_version: Option<i64>, fixed: Option<Fixed>, rollout: Vec<bool>) -> Self {
-        let mut bytes = Vec::with_capacity(key.len() + 48 + rollout.len());
-        bytes.extend_from_slice(b"{\"key\":");
-        json_str(&mut bytes, key);
-        bytes.extend_from_slice(VALUE);
-        let head_end = bytes.len();
-        if let Some(v) = targeting_version {
-            let _ = write!(bytes, ",\"targetingVersion\":{v}");
-        }
-        let rollout_at = bytes.len();
-        if rollout.contains(&true) {
-            bytes.extend(rollout.iter().map(|r| u8::from(*r)));
-        }
-        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        Self { bytes: bytes.into(), head_end: at(head_end), rollout_at: at(rollout_at), fixed }
-    }
-
-    fn head(&self) -> &[u8] {
-        self.bytes.get(..self.head_end as usize).unwrap_or_default()
-    }
-
-    fn targeting_version(&self) -> &[u8] {
-        self.bytes.get(self.head_end as usize..self.rollout_at as usize).unwrap_or_default()
-    }
-
+impl FlagBytes<'_> {
     /// Write the TARGETING_KEY_MISSING failure object of this flag (`key`: its key).
     pub fn write_missing_key(&self, out: &mut Vec<u8>, key: &str) {
-        let head = self.head();
-        out.extend_from_slice(head.get(..head.len().saturating_sub(VALUE.len())).unwrap_or_default());
+        out.push(b'{');
+        out.extend_from_slice(self.key_member);
         out.extend_from_slice(b",\"errorCode\":\"TARGETING_KEY_MISSING\",\"errorDetails\":");
         // Printable ASCII without quotes or backslashes (every key the control plane accepts)
         // is the same in Python's repr and in JSON: written as is, without allocating.
@@ -150,7 +123,7 @@ impl FlagBytes {
         match (self.fixed, first_match) {
             (Some(fixed), _) => fixed.reason(),
             (None, None) => "DEFAULT",
-            (None, Some(i)) if self.bytes.get(self.rollout_at as usize + i) == Some(&1) => "SPLIT",
+            (None, Some(i)) if self.rollout.get(i) == Some(&1) => "SPLIT",
             (None, Some(_)) => "TARGETING_MATCH",
         }
     }
@@ -164,7 +137,9 @@ impl FlagBytes {
         config: Option<&VariantBytes>,
         flag_state_version: u64,
     ) {
-        out.extend_from_slice(self.head());
+        out.push(b'{');
+        out.extend_from_slice(self.key_member);
+        out.extend_from_slice(b",\"value\":");
         out.extend_from_slice(if enabled { b"true" } else { b"false" });
         out.extend_from_slice(b",\"reason\":\"");
         // Reasons are constant upper-case ASCII words: no escaping needed.
@@ -177,7 +152,7 @@ impl FlagBytes {
         }
         out.extend_from_slice(b",\"metadata\":{\"flagStateVersion\":");
         write_u64(out, flag_state_version);
-        out.extend_from_slice(self.targeting_version());
+        out.extend_from_slice(self.targeting_version);
         if let Some(c) = config {
             out.extend_from_slice(c.metadata());
         }
@@ -251,6 +226,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// `"key":"<key>"`, as a flag's text holds it.
+    fn key_member(key: &str) -> Vec<u8> {
+        let mut out = b"\"key\":".to_vec();
+        json_str(&mut out, key);
+        out
+    }
+
     #[test]
     fn repr_quotes_as_python() {
         assert_eq!(py_repr("flag-1"), "'flag-1'");
@@ -262,7 +244,9 @@ mod tests {
 
     #[test]
     fn success_objects() {
-        let bytes = FlagBytes::new("f", Some(3), None, vec![false, true]);
+        let f = key_member("f");
+        let bytes =
+            FlagBytes { key_member: &f, targeting_version: b",\"targetingVersion\":3", rollout: &[0, 1], fixed: None };
         assert_eq!(bytes.reason(None), "DEFAULT");
         assert_eq!(bytes.reason(Some(0)), "TARGETING_MATCH");
         assert_eq!(bytes.reason(Some(1)), "SPLIT");
@@ -274,7 +258,9 @@ mod tests {
             r#"{"key":"f","value":true,"reason":"SPLIT","variant":"gold","metadata":{"flagStateVersion":12,"targetingVersion":3,"configKey":"gold","configPayload":"{\"seats\":10}"}}"#
         );
         out.clear();
-        FlagBytes::new("g", None, Some(Fixed::Static), vec![false]).write_success(&mut out, false, "STATIC", None, 0);
+        let g = key_member("g");
+        FlagBytes { key_member: &g, targeting_version: b"", rollout: b"", fixed: Some(Fixed::Static) }
+            .write_success(&mut out, false, "STATIC", None, 0);
         assert_eq!(
             String::from_utf8_lossy(&out),
             r#"{"key":"g","value":false,"reason":"STATIC","variant":"off","metadata":{"flagStateVersion":0}}"#
@@ -291,7 +277,14 @@ mod tests {
     fn missing_key_objects_are_the_escaped_details_of_any_key() {
         for key in ["f", "flag-1.a_b", "it's", "a\"b", "it's \"x\"", "x\\y", "tab\there", "é", "sp ace", ""] {
             let mut out = Vec::new();
-            FlagBytes::new(key, Some(1), None, vec![true]).write_missing_key(&mut out, key);
+            let member = key_member(key);
+            FlagBytes {
+                key_member: &member,
+                targeting_version: b",\"targetingVersion\":1",
+                rollout: &[1],
+                fixed: None,
+            }
+            .write_missing_key(&mut out, key);
             let mut want = b"{\"key\":".to_vec();
             json_str(&mut want, key);
             want.extend_from_slice(b",\"errorCode\":\"TARGETING_KEY_MISSING\",\"errorDetails\":");

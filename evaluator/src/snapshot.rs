@@ -19,11 +19,13 @@ use crate::edge_devcycle::{CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::ofrep;
 use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope, Strings};
+use key_index::KeyIndex;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+mod key_index;
 mod patch;
 pub use patch::Entry;
 
@@ -50,7 +52,7 @@ impl Variant {
 }
 
 /// A compiled flag. Every snapshot of every worker holds one per flag, so its constant bytes
-/// share allocations ([`Flag::text`], [`ofrep::FlagBytes`]) and rarely used parts are boxed.
+/// share one allocation ([`Flag::text`]) and rarely used parts are boxed.
 #[derive(Debug, Clone)]
 struct Flag {
     /// Shared with the snapshot's key index.
@@ -59,11 +61,10 @@ struct Flag {
     /// [`Flag::config_version`]): two `Option<i64>` would take 16 bytes more in every flag.
     targeting: i64,
     config: i64,
+    /// Bits: [`TARGETING_VERSION`], [`CONFIG_VERSION`], [`HAS_CONFIG`].
     versions: u8,
     rules: Box<[Filter]>,
     variants: Box<[Variant]>,
-    /// The definition has a `config` object (the answer then shows a matched variant's config).
-    has_config: bool,
     /// Set when a DevCycle feature decides this flag.
     devcycle: Option<Box<DevcycleFlag>>,
     /// The SDK key kinds that never see this flag (`sdkVisibility`).
@@ -71,15 +72,17 @@ struct Flag {
     /// In one allocation, ending at `ends[i]`: `"key":{"isEnabled":false,"key":"…",
     /// "targetingVersion":…` and the same with `true` (one copy per flag into the answer
     /// instead of three); its order key (where the flag sits among the environment's flags,
-    /// see [`Entry`]; flags are kept sorted).
+    /// see [`Entry`]; flags are kept sorted); then, when some rule holds a percentage rollout,
+    /// one byte per rule ([`ofrep::FlagBytes::rollout`]).
     text: Box<[u8]>,
     ends: [u32; 3],
     /// XXH3-64 of the definition's JSON text as received. The text itself is not kept (about
     /// 300 bytes a flag, in every worker): `GET /features` is assembled from the stored
     /// definitions ([`Snapshot::local_definitions_json`]), which this checks are the ones compiled.
     definition_hash: u64,
-    /// The constant parts of its OFREP answers.
-    ofrep: ofrep::FlagBytes,
+    /// DISABLED (no rules) or STATIC (constant rules only) in OFREP answers; `None` when the
+    /// context decides.
+    fixed: Option<ofrep::Fixed>,
     /// What `GET /features` serves Reflag SDKs of this flag.
     local: Local,
     /// Some rule, variant or DevCycle link reads the nested context.
@@ -92,11 +95,20 @@ const ORDER: usize = 2;
 /// Bits of [`Flag::versions`].
 const TARGETING_VERSION: u8 = 1;
 const CONFIG_VERSION: u8 = 2;
+/// The definition has a `config` object (the answer then shows a matched variant's config). A
+/// bit here, not a `bool` field: that byte took the flag's `Arc` into the next malloc size (16
+/// bytes more a flag).
+const HAS_CONFIG: u8 = 4;
 
 impl Flag {
     #[inline]
     fn targeting_version(&self) -> Option<i64> {
         (self.versions & TARGETING_VERSION != 0).then_some(self.targeting)
+    }
+
+    #[inline]
+    fn has_config(&self) -> bool {
+        self.versions & HAS_CONFIG != 0
     }
 
     #[inline]
@@ -119,6 +131,24 @@ impl Flag {
         let [false_end, true_end, ..] = self.ends;
         let (start, end) = if enabled { (false_end, true_end) } else { (0, false_end) };
         self.text.get(start as usize..end as usize).unwrap_or_default()
+    }
+
+    /// The constant parts of its OFREP answers, from its text: the opening
+    /// `<k>:{"isEnabled":false,"key":<k>,"targetingVersion":<n or null>` holds the JSON key `<k>`
+    /// twice around 26 constant bytes, and its last comma is the one before `"targetingVersion"`.
+    fn ofrep(&self) -> ofrep::FlagBytes<'_> {
+        let open = self.open(false);
+        let comma = open.iter().rposition(|&b| b == b',').unwrap_or(0);
+        let key_len = comma.saturating_sub(26) / 2;
+        let targeting_version =
+            if self.versions & TARGETING_VERSION != 0 { open.get(comma..).unwrap_or_default() } else { &[] };
+        let order_end = self.ends.get(ORDER).copied().unwrap_or(0) as usize;
+        ofrep::FlagBytes {
+            key_member: open.get(comma.saturating_sub(6 + key_len)..comma).unwrap_or_default(),
+            targeting_version,
+            rollout: self.text.get(order_end..).unwrap_or_default(),
+            fixed: self.fixed,
+        }
     }
 
     /// Where the flag sits among the environment's flags (compared as the order strings are).
@@ -237,7 +267,7 @@ pub struct Snapshot {
     fields: Fields,
     flags: Vec<Arc<Flag>>,
     /// Flag key → index in `flags`; shared with the previous snapshot when no flag moved.
-    by_key: Arc<HashMap<Arc<str>, usize>>,
+    by_key: Arc<KeyIndex>,
     needs_nested: bool,
     shared: Arc<Shared>,
     /// Evaluations per Reflag-path flag and variation ([`counts::reflag_slot`]), by this
@@ -365,12 +395,12 @@ impl Snapshot {
     fn build(entries: Vec<Entry<'_>>, extras: &Extras<'_>) -> Result<Self, RuleError> {
         let mut fields = Fields::default();
         let mut strings = Strings::default();
-        let mut by_key = HashMap::with_capacity(entries.len());
-        let mut compiled = Vec::with_capacity(entries.len());
+        let mut by_key = KeyIndex::with_capacity(entries.len());
+        let mut compiled: Vec<Flag> = Vec::with_capacity(entries.len());
         for (i, entry) in entries.into_iter().enumerate() {
             let path = format!("$.features[{i}]");
             let flag = compile_entry(&mut fields, &mut strings, entry, &path)?;
-            if by_key.insert(Arc::clone(&flag.key), i).is_some() {
+            if !by_key.insert(i, &flag.key, |j| &compiled[j].key) {
                 return Err(RuleError::new(format!("{path}.key"), format!("duplicate flag key {:?}", flag.key)));
             }
             compiled.push(flag);
@@ -380,13 +410,13 @@ impl Snapshot {
         Ok(Self::from_parts(fields, flags, Arc::new(by_key), Arc::new(shared)))
     }
 
+    /// The compiled flag `key`.
+    fn flag(&self, key: &str) -> Option<&Arc<Flag>> {
+        self.flags.get(self.by_key.get(key, |i| &self.flags[i].key)?)
+    }
+
     /// The snapshot over compiled flags: what is derived from all of them.
-    fn from_parts(
-        fields: Fields,
-        flags: Vec<Arc<Flag>>,
-        by_key: Arc<HashMap<Arc<str>, usize>>,
-        shared: Arc<Shared>,
-    ) -> Self {
+    fn from_parts(fields: Fields, flags: Vec<Arc<Flag>>, by_key: Arc<KeyIndex>, shared: Arc<Shared>) -> Self {
         let needs_nested = flags.iter().any(|f| f.nested);
         let counts = Counts::new(flags.iter().map(|f| {
             if f.devcycle.is_some() {
@@ -483,8 +513,7 @@ impl Snapshot {
     /// `sdkVisibility` hides from `kind` keys.
     pub fn devcycle_bucket(&self, user: &Value, now_ms: i64, kind: Option<KeyKind>) -> Option<Value> {
         let config = self.shared.devcycle.as_ref()?;
-        let visible =
-            |key: &str| !self.by_key.get(key).and_then(|&i| self.flags.get(i)).is_some_and(|f| f.hidden.hides(kind));
+        let visible = |key: &str| !self.flag(key).is_some_and(|f| f.hidden.hides(kind));
         if self.shared.custom_types.is_empty() {
             return Some(config.bucket_visible(user, now_ms, visible));
         }
@@ -620,7 +649,7 @@ impl Snapshot {
         now_ms: f64,
         kind: Option<KeyKind>,
     ) -> Option<FlagResult> {
-        let flag = self.flags.get(*self.by_key.get(key)?)?;
+        let flag = self.flag(key)?;
         if flag.hidden.hides(kind) {
             return None;
         }
@@ -699,7 +728,7 @@ impl Snapshot {
         if let Some(results) = results {
             write_details(out, results, &no_missing, &self.fields, true);
         }
-        if flag.has_config {
+        if flag.has_config() {
             if let Some(cfg) = served.and_then(|s| dc.config_of(s)) {
                 out.extend_from_slice(&cfg.json);
                 if let Some(results) = results {
@@ -838,7 +867,7 @@ impl Snapshot {
         tail: &[u8],
         out: &mut Vec<u8>,
     ) -> Option<bool> {
-        let flag = self.flags.get(*self.by_key.get(key)?)?;
+        let flag = self.flag(key)?;
         if flag.hidden.hides(opts.kind) {
             return None;
         }
@@ -867,11 +896,11 @@ impl Snapshot {
     ) -> bool {
         match self.ofrep_outcome(flag, scope, opts, scratch) {
             OfrepOutcome::Success { enabled, reason, config } => {
-                flag.ofrep.write_success(out, enabled, reason, config, opts.flag_state_version);
+                flag.ofrep().write_success(out, enabled, reason, config, opts.flag_state_version);
                 true
             }
             OfrepOutcome::TargetingKeyMissing => {
-                flag.ofrep.write_missing_key(out, &flag.key);
+                flag.ofrep().write_missing_key(out, &flag.key);
                 false
             }
         }
@@ -888,7 +917,7 @@ impl Snapshot {
         if let Some(dc) = &flag.devcycle {
             let served = self.serve(dc, scope, &mut scratch.devcycle, None);
             self.count_served(dc, served.as_ref());
-            let reason = flag.ofrep.fixed.map(ofrep::Fixed::reason).unwrap_or(match &served {
+            let reason = flag.fixed.map(ofrep::Fixed::reason).unwrap_or(match &served {
                 None => "DEFAULT",
                 Some(s) if s.split => "SPLIT",
                 Some(_) => "TARGETING_MATCH",
@@ -906,7 +935,7 @@ impl Snapshot {
             self.count(flag, false, None);
             return OfrepOutcome::TargetingKeyMissing;
         }
-        let reason = flag.ofrep.reason(scratch.results.iter().position(|r| *r));
+        let reason = flag.ofrep().reason(scratch.results.iter().position(|r| *r));
         scratch.variant_missing.0.clear();
         let config = pick_variant(&flag.variants, scope, &mut scratch.variant_missing, &mut budget, None);
         self.count(flag, enabled, config.and_then(|v| index_in(&flag.variants, v)));
@@ -1089,9 +1118,18 @@ fn compile_flag(
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
-    // `text`: the two openings and the order key (see `Flag::text`).
+    let fixed = if rules.is_empty() {
+        Some(ofrep::Fixed::Disabled)
+    } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
+        Some(ofrep::Fixed::Static)
+    } else {
+        None
+    };
+    let rollout: Vec<u8> = rules.iter().map(|r| u8::from(r.has_rollout())).collect();
+    let rollout = if rollout.contains(&1) { rollout } else { Vec::new() };
+    // `text`: the two openings, the order key and the rollout marks (see `Flag::text`).
     let open_len = head.len() + tail.len();
-    let mut text = Vec::with_capacity(2 * open_len + 9 + order.len());
+    let mut text = Vec::with_capacity(2 * open_len + 9 + order.len() + rollout.len());
     let mut ends = [0u32; 3];
     for (i, end) in ends.iter_mut().enumerate() {
         match i {
@@ -1104,30 +1142,22 @@ fn compile_flag(
         }
         *end = u32::try_from(text.len()).map_err(|_| RuleError::new(path, "flag definition too large"))?;
     }
-    let fixed = if rules.is_empty() {
-        Some(ofrep::Fixed::Disabled)
-    } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
-        Some(ofrep::Fixed::Static)
-    } else {
-        None
-    };
-    let rollout = rules.iter().map(Filter::has_rollout).collect();
-    let ofrep = ofrep::FlagBytes::new(key, targeting_version, fixed, rollout);
+    text.extend_from_slice(&rollout);
     Ok(Flag {
         key: compiler.strings.intern(key),
         targeting: targeting_version.unwrap_or_default(),
         config: config_version.unwrap_or_default(),
         versions: u8::from(targeting_version.is_some()) * TARGETING_VERSION
-            + u8::from(config_version.is_some()) * CONFIG_VERSION,
+            + u8::from(config_version.is_some()) * CONFIG_VERSION
+            + u8::from(has_config) * HAS_CONFIG,
         rules: rules.into(),
         variants: variants.into(),
-        has_config,
         devcycle: None,
         hidden: Hidden::default(),
         text: text.into(),
         ends,
         definition_hash: definition_hash(definition),
-        ofrep,
+        fixed,
         local: Local::Same,
         nested: false,
     })
@@ -1208,6 +1238,31 @@ mod tests {
         let dup = Snapshot::from_json(br#"{"features": [], "features": []}"#).unwrap();
         assert_eq!(dup.definitions_json([]).unwrap(), b"[]");
         assert_eq!(Snapshot::from_json(b"{}").unwrap().definitions_json([]).unwrap(), b"[]");
+    }
+
+    #[test]
+    fn ofrep_parts_are_read_from_the_openings_whatever_the_key() {
+        let keys = ["f", "a,b", "x\",\"y", "é,", "tab\t,", ",", "1,\"targetingVersion\":2"];
+        for version in [Some(-3), Some(12345), None] {
+            let features: Vec<_> = keys
+                .iter()
+                .map(|key| match version {
+                    Some(v) => json!({"key": key, "targeting": {"version": v, "rules": []}}),
+                    None => json!({"key": key, "targeting": {"rules": []}}),
+                })
+                .collect();
+            let s = Snapshot::compile(json!({ "features": features })).unwrap();
+            for key in keys {
+                let flag = s.flag(key).unwrap();
+                let parts = flag.ofrep();
+                let mut member = b"\"key\":".to_vec();
+                serde_json::to_writer(&mut member, key).unwrap();
+                assert_eq!(String::from_utf8_lossy(parts.key_member), String::from_utf8_lossy(&member), "{key:?}");
+                let want = version.map(|v| format!(",\"targetingVersion\":{v}")).unwrap_or_default();
+                assert_eq!(String::from_utf8_lossy(parts.targeting_version), want, "{key:?}");
+                assert!(parts.rollout.is_empty());
+            }
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! after, and those whose visibility moved) are completed again from a copy of their compiled
 //! form. Every other flag is shared as is: its compiled form does not depend on the document.
 
+use super::key_index::KeyIndex;
 use super::{compile_entry, devcycle, extras_root, Extras, Flag, Local, Shared, Snapshot};
 use crate::edge_devcycle::{self, CustomTypes, DevcycleFlag, Hidden};
 use crate::error::RuleError;
@@ -129,7 +130,7 @@ impl Shared {
         flag.hidden = self.hidden.get(&*flag.key).copied().unwrap_or_default();
         if let Some(cfg) = &self.devcycle {
             if let Some(feature) = cfg.feature_index(&flag.key) {
-                let version = flag.has_config.then_some(flag.config_version());
+                let version = flag.has_config().then_some(flag.config_version());
                 flag.devcycle = Some(Box::new(DevcycleFlag::link(cfg, feature, version, super::variant_json)));
             }
         }
@@ -196,12 +197,12 @@ impl Snapshot {
             }
             compiled.push(Arc::new(shared.finish(flag)));
         }
-        let mut drop: Vec<usize> = removed.iter().filter_map(|k| self.by_key.get(*k).copied()).collect();
+        let mut drop: Vec<usize> = removed.iter().filter_map(|k| self.position(k)).collect();
         let mut added = Vec::new();
         for flag in compiled {
-            match self.by_key.get(&flag.key) {
-                Some(&i) if flags[i].order() == flag.order() => flags[i] = flag,
-                Some(&i) => {
+            match self.position(&flag.key) {
+                Some(i) if flags[i].order() == flag.order() => flags[i] = flag,
+                Some(i) => {
                     drop.push(i);
                     added.push(flag);
                 }
@@ -220,16 +221,21 @@ impl Snapshot {
                 let at = flags.partition_point(|f| f.order() <= flag.order());
                 flags.insert(at, flag);
             }
-            Arc::new(flags.iter().enumerate().map(|(i, f)| (Arc::clone(&f.key), i)).collect())
+            Arc::new(KeyIndex::of(&flags.iter().map(|f| &*f.key).collect::<Vec<_>>()))
         };
         Ok(Snapshot::from_parts(fields, flags, by_key, shared))
+    }
+
+    /// The position of flag `key` in this snapshot's flags.
+    fn position(&self, key: &str) -> Option<usize> {
+        self.by_key.get(key, |i| &self.flags[i].key)
     }
 
     /// Whether this snapshot and `other` share the compiled flag `key` (the same allocation):
     /// what a patch left untouched.
     pub fn shares_flag(&self, other: &Snapshot, key: &str) -> bool {
-        let mine = self.by_key.get(key).and_then(|&i| self.flags.get(i));
-        let theirs = other.by_key.get(key).and_then(|&i| other.flags.get(i));
+        let mine = self.flag(key);
+        let theirs = other.flag(key);
         matches!((mine, theirs), (Some(a), Some(b)) if Arc::ptr_eq(a, b))
     }
 }

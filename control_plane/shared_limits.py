@@ -42,6 +42,33 @@ PRUNE_EVERY = 60.0
 PRUNE_BATCH = 1000
 
 
+class BatchPruner:
+    """Runs ``prune(now)`` (which deletes at most ``batch`` rows and returns how many) on the
+    request path every ``every`` seconds, by one thread of the replica at a time; a full batch
+    means more are waiting, so the next request prunes again at once. A failure is logged, never
+    the request's (its check is done; the next prune tries again)."""
+
+    def __init__(self, prune: Callable[[float], int], tables: str, every: float, batch: int) -> None:
+        self._prune = prune
+        self._tables = tables
+        self.every = every
+        self.batch = batch
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def when_due(self, now: float) -> None:
+        if now < self._next or not self._lock.acquire(blocking=False):
+            return
+        try:
+            full = self._prune(now) >= self.batch
+            self._next = now if full else now + self.every
+        except DATABASE_ERRORS:
+            log.exception("pruning %s failed; trying again in %.0f s", self._tables, self.every)
+            self._next = now + self.every
+        finally:
+            self._lock.release()
+
+
 class SharedKeyLimits(KeyLimits):
     """:class:`KeyLimits` with its token buckets in the ``rate_buckets`` table."""
 
@@ -59,11 +86,9 @@ class SharedKeyLimits(KeyLimits):
     ) -> None:
         super().__init__(per_key, per_key_burst, per_address, per_address_burst)
         self.store = store
-        self.prune_every = prune_every
         self.prune_batch = prune_batch
         self.clock = clock
-        self._next_prune = 0.0
-        self._pruning = threading.Lock()
+        self._pruner = BatchPruner(self.prune, "rate_buckets", prune_every, prune_batch)
 
     def check(self, key_id: str, address: str) -> None:
         limits = [
@@ -90,24 +115,9 @@ class SharedKeyLimits(KeyLimits):
                         "UPDATE rate_buckets SET tokens = ?, at = ? WHERE limiter = ? AND key = ?",
                         (tokens - 1.0, now, limiter.name, key),
                     )
-        if now >= self._next_prune:
-            self._prune_quietly(now)
+        self._pruner.when_due(now)
         if worst is not None:
             raise too_many(max(1, math.ceil(worst[0])), f"rate limit reached for this {worst[1].name}")
-
-    def _prune_quietly(self, now: float) -> None:
-        """:meth:`prune`, by one thread of the replica at a time; a failure is logged, never the
-        request's (its check is done; the next prune tries again)."""
-        if not self._pruning.acquire(blocking=False):
-            return
-        try:
-            full = self.prune(now) >= self.prune_batch
-            self._next_prune = now if full else now + self.prune_every
-        except DATABASE_ERRORS:
-            log.exception("pruning rate_buckets failed; trying again in %.0f s", self.prune_every)
-            self._next_prune = now + self.prune_every
-        finally:
-            self._pruning.release()
 
     def prune(self, now: float) -> int:
         """Delete up to ``prune_batch`` buckets that are full at ``now`` (a missing row is a full
@@ -166,16 +176,13 @@ class SharedLoginGuard(LoginGuard):
     ) -> None:
         super().__init__(per_minute)
         self.store = store
-        self.prune_every = prune_every
         self.prune_batch = prune_batch
         self.clock = clock
-        self._next_prune = 0.0
-        self._pruning = threading.Lock()
+        self._pruner = BatchPruner(self.prune, "login_hits and login_backoff", prune_every, prune_batch)
 
     def check(self, account: str, address: str) -> None:
         now = self.clock()
-        if now >= self._next_prune:
-            self._prune_quietly(now)
+        self._pruner.when_due(now)
         with self.store.transaction(serialized=False) as db:
             pair = db.execute(
                 "SELECT locked_until FROM login_backoff WHERE account = ? AND address = ?", (account, address)
@@ -210,20 +217,6 @@ class SharedLoginGuard(LoginGuard):
     def succeeded(self, account: str, address: str) -> None:
         with self.store.transaction(serialized=False) as db:
             db.execute("DELETE FROM login_backoff WHERE account = ? AND address = ?", (account, address))
-
-    def _prune_quietly(self, now: float) -> None:
-        """:meth:`prune`, by one thread of the replica at a time; a failure is logged, never the
-        login's (as :meth:`SharedKeyLimits._prune_quietly`)."""
-        if not self._pruning.acquire(blocking=False):
-            return
-        try:
-            full = self.prune(now) >= self.prune_batch
-            self._next_prune = now if full else now + self.prune_every
-        except DATABASE_ERRORS:
-            log.exception("pruning login_hits and login_backoff failed; trying again in %.0f s", self.prune_every)
-            self._next_prune = now + self.prune_every
-        finally:
-            self._pruning.release()
 
     def prune(self, now: float) -> int:
         """Delete up to ``prune_batch`` rows that count as no row at ``now``; the number deleted.

@@ -52,8 +52,11 @@ ALLOWED = {
         "control_plane/routes/devcycle/change_requests.py",
         "approval.feature_digest(w.db, row['feature_id']) != row['base_snapshot']",
     ): "content digests of a feature's definition (has it changed since the change request?)",
-    ("server/delta.py", "document_digest(value['document']) != old.digest"): (
-        "content digests of an environment's document-wide members (patch or rebuild?)"
+    ("server/delta.py", "document_digest(document) == old.digest"): (
+        "content digests of an environment's document-wide members (unchanged, or patched in?)"
+    ),
+    ("server/state.py", "digest != old.digest"): (
+        "content digests of an environment's document-wide members (patch them in, or only flags?)"
     ),
 }
 

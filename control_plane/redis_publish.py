@@ -345,7 +345,11 @@ class RedisPublisher:
         """Under the lock: a write may go out now (unfenced, or a term claimed and not deposed)."""
         return not self._silenced() and self._claimed
 
-    def _barred(self) -> int:
+    def _full_state_owed(self) -> bool:
+        """Under the lock: a version published ``full_only`` is above the last full state written."""
+        return self._full_only > self._full_version
+
+    def _sendable(self) -> int:
         """Under the lock: how many queued change sets may go out before the full state does.
 
         A version published ``full_only`` has no change set, so a follower below it can only
@@ -354,7 +358,7 @@ class RedisPublisher:
         anyway, and a follower that read the full state later would skip the version: they wait
         here instead, so each host passes through every version in order. Rare: a restored data
         dir's first publish or a term's; the periodic full state bars nothing."""
-        if self._full_only <= self._full_version:
+        if not self._full_state_owed():
             return len(self._pending)
         return sum(1 for version, _, _ in self._pending if version <= self._full_only)
 
@@ -372,7 +376,7 @@ class RedisPublisher:
                 continue
             if not self._claimed:
                 return [], self._generation, True
-            ready = min(self._barred(), self._batch_size)
+            ready = min(self._sendable(), self._batch_size)
             if ready:
                 return list(itertools.islice(self._pending, ready)), self._generation, False
             if self._closing and not self._pending:
@@ -504,7 +508,7 @@ class RedisPublisher:
             # first (the change-set thread does not wait for this one), so that followers apply it
             # as a change rather than as the full state. Bounded: correct in either order. Not when
             # change sets wait for this full state (a version with none): that would only delay both.
-            if self._full_only <= self._full_version:
+            if not self._full_state_owed():
                 self._cond.wait_for(lambda: self._pushed >= version or self._closing, FULL_DEFER_SECONDS)
         if version == 0:  # nothing published yet
             with self._cond:

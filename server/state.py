@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,6 +340,13 @@ class EdgeState:
         self.definitions_lock = asyncio.Lock()
         self._refreshing = False
         self._remap_pending = False
+        # Views are built, and the heap they free returned, on this one thread, in turn. With
+        # ``asyncio.to_thread`` the trim could run on another pool thread while the build's
+        # thread still held its work item (whose arguments are the delta and the replaced view):
+        # what they freed after the trim stayed in the worker's RSS, 24.6 MB more in about one
+        # load of six at 100,000 flags (glibc's in-use bytes the same; a later trim gave them
+        # back). One thread drops a work item before it takes the next.
+        self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edge-compile")
 
     def _close_reader(self) -> None:
         with self._reader_lock:
@@ -453,7 +461,8 @@ class EdgeState:
         with reader.reading() as txn:
             delta = read_delta(txn, previous, everything=self._everything or not self.loaded)
         self._problem(None)
-        view = await asyncio.to_thread(build_view, previous, delta)
+        loop = asyncio.get_running_loop()
+        view = await loop.run_in_executor(self._compiler, build_view, previous, delta)
         self._everything = False
         self.view = view
         self.loaded = True
@@ -463,7 +472,7 @@ class EdgeState:
             self._unmap_store()
         if delta.rebuild:
             del previous, delta
-            await asyncio.to_thread(release_freed_memory)
+            await loop.run_in_executor(self._compiler, release_freed_memory)
         async with self._changed:
             self._changed.notify_all()
         return True
@@ -493,6 +502,7 @@ class EdgeState:
         if self._task is not None:
             self._task.cancel()
         self._close_reader()
+        self._compiler.shutdown(wait=False, cancel_futures=True)
 
     async def wait_for(self, version: int, timeout: float) -> View:
         """The current view once its version is ≥ ``version``, or after ``timeout`` seconds."""

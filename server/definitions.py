@@ -48,14 +48,24 @@ def definitions_body(env: evaluator.Snapshot, version: int, stored: list[bytes])
     )
 
 
+def _assemble(env: Environment, stored: list[list[bytes]]) -> bytes | None:
+    """:func:`definitions_body` of the entries in the one-item list ``stored``, then the freed
+    heap handed back, in one thread: the list is emptied first, so nothing but this frame holds
+    the entries (about 40 MB at 100,000 flags) when they go, before the trim. Trimmed from another
+    thread, the caller's pool work item could still hold them (``server.state``'s compile
+    thread has the same reason)."""
+    entries = stored.pop()
+    body = definitions_body(env.snapshot, env.version, entries)
+    del entries
+    release_freed_memory()
+    return body
+
+
 async def _build(state: EdgeState, env: Environment) -> bytes | None:
-    stored = await asyncio.to_thread(state.stored_flags, env.id)
+    stored = [await asyncio.to_thread(state.stored_flags, env.id)]
     # The read mapped every flag's page of the store into this worker (as a full refresh does).
     state.release_store_pages()
-    body = await asyncio.to_thread(definitions_body, env.snapshot, env.version, stored)
-    del stored
-    await asyncio.to_thread(release_freed_memory)
-    return body
+    return await asyncio.to_thread(_assemble, env, stored)
 
 
 async def features_body(state: EdgeState, env: Environment) -> bytes:

@@ -32,13 +32,14 @@ thread (:meth:`Builder.warm`), from a snapshot of the database at a known genera
 first write patches that build (waiting for it when it is under way).
 
 A write that changes none of a project's features but only what the context holds, or nothing
-a build reads (SDK keys, audiences, custom properties, environments, self-targeting overrides),
+a build reads (SDK keys, audiences, custom properties, environments, self-targeting overrides,
+the project's row unless ``disablePassthroughRollouts`` changes, Releaseo and Airborne tables),
 touches it with no features (``features=()``): its environments are patched with nothing but
 what the context's change reaches (above), so an SDK key costs the context's read, and an
-environment this write created is built whole.
+environment this write created is built whole. A variable write touches its feature.
 
-Whole builds stay for everything else: a write that touches a project as a whole (settings,
-variables, ...), a write after another replica's, and every publish that is not a write's own
+Whole builds stay for everything else: a change of ``disablePassthroughRollouts`` (every DevCycle
+flag reads it), a write after another replica's, and every publish that is not a write's own
 (start, catch-up, restore, the replicas' leader).
 """
 

@@ -152,7 +152,7 @@ async def delete_organisation(ctx: Ctx) -> Any:
         org = authz.org_by_name(w.db, w.principal, name, "admin")
         # Its projects disappear with it: their snapshots must be withdrawn from the edges.
         for row in w.db.execute("SELECT id FROM projects WHERE organisation_id = ?", (org.id,)).fetchall():
-            w.touch(row["id"])
+            w.touch(row["id"], features=())  # nothing is left to build: its snapshots are withdrawn
         w.db.execute("DELETE FROM organisations WHERE id = ?", (org.id,))
         w.audit("organisation.delete", f"organisation:{name}", organisation_id=org.id)
         return {"Success": f"organisation {name} deleted"}

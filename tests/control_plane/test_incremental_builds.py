@@ -2,7 +2,9 @@
 byte for byte what a whole build of the database publishes, after any sequence of writes.
 
 Random sequences of feature writes (create, configure in Reflag and DevCycle formats, rename,
-visibility, status, delete) mixed with writes that touch the project as a whole, on both stores:
+visibility, status, delete) mixed with writes that touch no feature (audiences, custom
+properties, SDK keys, overrides, environments, project settings, Releaseo, Airborne) or one
+variable (create, rename, retype, archive, delete, move to another feature), on both stores:
 after every write, every value LMDB holds (without its version stamp) equals a whole build of
 every project from the database (``publisher.project_state`` without documents), and no value
 is missing or left over; and what the builder keeps for the next write equals a whole build of
@@ -47,7 +49,8 @@ SEATS = {"type": "user", "subType": "customData", "dataKey": "seats", "comparato
 PAST = {"type": "schedule", "startDate": "2020-01-01T00:00:00Z"}
 OPS = ("create", "create", "reflag", "devcycle", "devcycle", "rename", "visibility", "status", "variation", "delete")
 # Writes that touch no feature: the project as a whole (audiences), or only what the DevCycle
-# section reads besides the features, or nothing a build reads (SDK keys).
+# section reads besides the features, or nothing a build reads (SDK keys, Releaseo, Airborne);
+# and writes of one variable (its feature) or of the project's row (settings, key).
 PROJECT_OPS = (
     "audience",
     "audience",
@@ -58,6 +61,13 @@ PROJECT_OPS = (
     "override",
     "environment",
     "environment-key",
+    "variable",
+    "variable",
+    "variable",
+    "settings",
+    "releaseo",
+    "releaseo",
+    "airborne",
 )
 
 
@@ -120,9 +130,12 @@ def _write(p: Project, rng: random.Random, existing: list[str], step: int) -> No
         _project_write(p, rng, existing, step)
 
 
-def _project_write(p: Project, rng: random.Random, existing: list[str], step: int) -> None:
-    """One random write that changes no feature; refusals are fine, errors are not."""
-    op = rng.choice(PROJECT_OPS)
+def _project_write(
+    p: Project, rng: random.Random, existing: list[str], step: int, ops: tuple[str, ...] = PROJECT_OPS
+) -> str | None:
+    """One random write that changes no feature, or one variable (then its feature); refusals
+    are fine, errors are not. The operation, when the write was accepted."""
+    op = rng.choice(ops)
     if op == "audience":
         r = _audience_write(p, rng, step)
     elif op == "property":
@@ -140,13 +153,21 @@ def _project_write(p: Project, rng: random.Random, existing: list[str], step: in
         r = p.patch("/userProfile/current", {"dvcUserId": rng.choice(["u1", "u2"])})
     elif op == "override":
         if not existing:
-            return
+            return None
         path = f"/features/{rng.choice(existing)}/overrides/current"
         env = rng.choice(ENVS)
         if rng.random() < 0.3:
             r = p.delete(path, environment=env)
         else:
             r = p.api.client.put(p.url + path, json={"environment": env, "variation": "on"}, headers=p.h)
+    elif op == "variable":
+        r = _variable_write(p, rng, existing, step)
+    elif op == "settings":
+        r = _settings_write(p, rng, step)
+    elif op == "releaseo":
+        r = _releaseo_write(p, rng, step)
+    elif op == "airborne":
+        r = _airborne_write(p, rng, step)
     elif op == "environment":
         if "qa" in p.environments:
             r = p.delete(f"/environments/{p.environments.pop('qa')['_id']}")
@@ -156,9 +177,144 @@ def _project_write(p: Project, rng: random.Random, existing: list[str], step: in
                 p.environments["qa"] = r.json()
     else:
         if "qa" not in p.environments:
-            return
+            return None
         r = p.patch(f"/environments/{p.environments['qa']['_id']}", {"key": f"qa{step}"})
     assert r.status_code < 500, r.text
+    return op if r.status_code < 300 else None
+
+
+def _variable_write(p: Project, rng: random.Random, existing: list[str], step: int) -> Any:
+    """Create (in a feature or in none), rename, retype, archive, delete a variable, or move one
+    to another feature (detached by its feature's update, attached by the other's)."""
+    variables = p.get("/variables").json()
+    action = rng.choice(["create", "rename", "type", "status", "delete", "move"]) if variables else "create"
+    if action == "create":
+        body: dict[str, Any] = {"key": f"x{step}", "type": rng.choice(["Boolean", "String"])}
+        if existing and rng.random() < 0.7:
+            body["_feature"] = rng.choice(existing)
+        return p.post("/variables", body)
+    v = rng.choice(variables)
+    if action == "rename":
+        return p.patch(f"/variables/{v['key']}", {"key": f"{v['key'].split('.')[0]}.{step}"})
+    if action == "type":
+        # Refused when the feature's values are of the other type; served as JSON otherwise.
+        return p.patch(f"/variables/{v['key']}", {"type": rng.choice(["Boolean", "String", "JSON"])})
+    if action == "status":
+        return p.patch(f"/variables/{v['key']}/status", {"status": rng.choice(["archived", "active"])})
+    features = {f["_id"]: f for f in p.get("/features").json()}
+    others = [f for fid, f in features.items() if fid != v["_feature"]]
+    if action == "delete" or not others:
+        return p.delete(f"/variables/{v['key']}")
+    if v["_feature"] in features:
+        kept = [x for x in features[v["_feature"]]["variables"] if x["key"] != v["key"]]
+        r = p.patch(f"/features/{features[v['_feature']]['key']}", {"variables": _fields(kept)})
+        assert r.status_code < 500, r.text
+    other = rng.choice(others)
+    return p.patch(f"/features/{other['key']}", {"variables": _fields([*other["variables"], v])})
+
+
+def _fields(variables: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"key": v["key"], "type": v["type"]} for v in variables]
+
+
+def _settings_write(p: Project, rng: random.Random, step: int) -> Any:
+    """A project setting DevCycle targets read (passthrough rollouts), one only its config
+    carries (opt-in), one no build reads (staleness, the description), or the project's key."""
+    action = rng.choice(["passthrough", "passthrough", "opt-in", "staleness", "description", "key"])
+    if action == "passthrough":
+        body: dict[str, Any] = {"disablePassthroughRollouts": rng.random() < 0.5}
+        return p.patch("/settings", {"settings": body})
+    if action == "opt-in":
+        return p.patch("/settings", {"settings": {"optIn": {"enabled": rng.random() < 0.5}}})
+    if action == "staleness":
+        return p.patch("/settings/protected", {"settings": {"staleness": {"enabled": rng.random() < 0.5}}})
+    if action == "description":
+        return p.patch("", {"description": f"d{step}"})
+    key = "app" if p.key != "app" else "app2"
+    r = p.patch("", {"key": key})
+    if r.status_code == 200:
+        p.key = key
+    return r
+
+
+def _releaseo_write(p: Project, rng: random.Random, step: int) -> Any:
+    """A widget, changelog entry (to a segment's snapshot or everyone), category, feature
+    request, roadmap item or segment of the same project."""
+    base, h = f"/projects/{p.key}", {**p.h, "x-organisation": p.organisation}
+    client = p.api.client
+    action = rng.choice(["widget", "changelog", "changelog", "category", "request", "roadmap", "segment"])
+    if action == "widget":
+        if rng.random() < 0.2:
+            return client.delete(base + "/widget-config", headers=h)
+        return client.put(base + "/widget-config", json={"settings": {"theme": f"t{step}"}}, headers=h)
+    if action == "changelog":
+        entries = client.get(base + "/changelog", headers=h).json()["items"]
+        if entries and rng.random() < 0.5:
+            entry = rng.choice(entries)["id"]
+            if rng.random() < 0.3:
+                return client.delete(f"{base}/changelog/{entry}", json={}, headers=h)
+            return client.patch(f"{base}/changelog/{entry}", json={"status": "published"}, headers=h)
+        body: dict[str, Any] = {"title": f"c{step}", "status": rng.choice(["draft", "published"])}
+        segments = client.get(base + "/segments", headers=h).json()["items"]
+        published = [s for s in segments if s["published"] is not None]
+        if published and rng.random() < 0.5:
+            body["audience"] = {"mode": "segment", "segmentId": rng.choice(published)["id"]}
+        return client.post(base + "/changelog", json=body, headers=h)
+    if action == "category":
+        return client.post(base + "/feature-request-categories", json={"name": f"k{step}"}, headers=h)
+    if action == "request":
+        return client.post(base + "/feature-requests", json={"title": f"r{step}"}, headers=h)
+    if action == "roadmap":
+        return client.post(base + "/roadmap", json={"title": f"m{step}"}, headers=h)
+    plan = {"type": "context", "field": "company.plan", "operator": "IS", "values": ["pro"]}
+    r = client.post(base + "/segments", json={"name": f"s{step}", "definition": plan}, headers=h)
+    assert r.status_code == 201, r.text
+    return client.post(f"{base}/segments/{r.json()['id']}/publish", json={}, headers=h)
+
+
+def _airborne_write(p: Project, rng: random.Random, step: int) -> Any:
+    """An Airborne dimension, cohort checkpoint or release of the same project."""
+    client, h = p.api.client, p.owner.org(p.organisation, p.key)
+    dims = "/organisations/applications/dimension"
+    action = rng.choice(["dimension", "cohort", "release"])
+    if action == "dimension":
+        names = [d["dimension"] for d in client.get(dims + "/list", headers=h).json()["data"]]
+        plain = [n for n in names if n.startswith("d")]
+        if plain and rng.random() < 0.5:
+            name = rng.choice(plain)
+            if rng.random() < 0.5:
+                return client.delete(f"{dims}/{name}", headers=h)
+            return client.put(f"{dims}/{name}", json={"position": 1}, headers=h)
+        body: dict[str, Any] = {"dimension": f"d{step}", "description": "d", "schema": {"type": "string"}}
+        return client.post(dims + "/create", json=body, headers=h)
+    if action == "cohort":
+        if client.get(f"{dims}/versions/cohort", headers=h).status_code != 200:
+            for dimension in (
+                {"dimension": "app_version", "description": "v", "schema": {"type": "string"}},
+                {"dimension": "versions", "description": "c", "dimension_type": "cohort", "depends_on": "app_version"},
+            ):
+                r = client.post(dims + "/create", json=dimension, headers=h)
+                assert r.status_code == 200, r.text
+        body = {"name": f"v{step}", "value": f"{step}.0.0", "comparator": "semver_ge"}
+        return client.post(f"{dims}/versions/cohort/checkpoint", json=body, headers=h)
+    if not client.get("/packages/list", headers=h).json()["data"]:
+        file = {"file_path": "index.jsa", "url": "https://cdn.example.com/i", "tag": "latest", "size": 1}
+        r = client.post("/file", json={**file, "checksum": "a" * 64}, headers=h)
+        assert r.status_code == 200, r.text
+        r = client.post("/packages", json={"index": "index.jsa", "tag": "v1", "files": []}, headers=h)
+        assert r.status_code == 200, r.text
+    r = client.post("/releases", json={}, headers=h)
+    then = rng.choice(["ramp", "conclude", "discard", None])
+    if r.status_code != 200 or then is None:
+        return r
+    release = r.json()["id"]
+    bodies: dict[str, dict[str, Any]] = {
+        "ramp": {"traffic_percentage": 30},
+        "conclude": {"chosen_variant": f"{release}-{rng.choice(['control', 'experimental'])}"},
+        "discard": {},
+    }
+    body = bodies[then]
+    return client.post(f"/releases/{release}/{then}", json=body, headers=h)
 
 
 def _audience_write(p: Project, rng: random.Random, step: int) -> Any:
@@ -274,6 +430,29 @@ def test_incremental_builds_publish_what_a_whole_build_does(api: Api, seed: int)
         _write(p, rng, _keys(p), step)
         assert_store_is_a_whole_build(api)
     assert builder.counts["patched"] > builder.counts["whole"], builder.counts
+
+
+# Writes that touched their project whole before (issue 21): one variable, the project's row,
+# Releaseo and Airborne.
+ROW_OPS = ("variable", "variable", "variable", "settings", "releaseo", "airborne")
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_variable_settings_releaseo_and_airborne_writes_publish_what_a_whole_build_does(api: Api, seed: int) -> None:
+    """Those writes mixed with feature writes (every third): a variable write rebuilds its
+    feature only, the others no flag (or the project whole when flags read the change)."""
+    rng = random.Random(seed)
+    p = setup(api)
+    builder: Builder = _services(api).validate_projects.__self__
+    done: set[str] = set()
+    for step in range(45):
+        if step % 3 == 0:
+            _write(p, rng, _keys(p), 0)
+        else:
+            done.add(_project_write(p, rng, _keys(p), step, ROW_OPS) or "refused")
+        assert_store_is_a_whole_build(api)
+    assert set(ROW_OPS) <= done, done
+    assert builder.counts["patched"] > 2 * builder.counts["whole"], builder.counts
 
 
 def test_a_write_rolled_back_after_its_build_is_not_kept(api: Api) -> None:
@@ -467,3 +646,39 @@ def test_an_audience_change_rebuilds_the_features_that_use_it(api: Api) -> None:
     dev = p.environments["development"]["_id"]
     changed = {key for key, raw in tables["flags"].items() if before.get(key) != raw}
     assert changed == {f"{dev}/f0", f"{dev}/f1"}, changed
+
+
+def test_a_variable_write_rebuilds_its_feature_and_releaseo_airborne_and_settings_no_flag(api: Api) -> None:
+    """A variable's rename changes its feature's flag only; a Releaseo widget, an Airborne
+    dimension, the project's description build no flag; the passthrough setting, which every
+    DevCycle flag reads, builds the project whole."""
+    p = setup(api)
+    _two_features(p)
+    builder = _builder(api.client)
+    publisher: Publisher = api.client.app.state.publisher  # type: ignore[attr-defined]
+    dev = p.env_id("development")
+
+    def changed_flags(write: Callable[[], Any]) -> set[str]:
+        before = publisher.writer.read_all()[1]["flags"]
+        whole = builder.counts["whole"]
+        r = write()
+        assert r.status_code in (200, 201), r.text
+        assert builder.counts["whole"] == whole, builder.counts
+        assert_store_is_a_whole_build(api)
+        after = publisher.writer.read_all()[1]["flags"]
+        return {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+
+    assert changed_flags(lambda: p.patch("/variables/f0-v", {"key": "f0-w"})) == {f"{dev}/f0"}
+    assert changed_flags(lambda: p.patch("/variables/f1-v/status", {"status": "archived"})) == {f"{dev}/f1"}
+    org = {**p.h, "x-organisation": p.organisation}
+    widget = {"settings": {"theme": "dark"}}
+    assert changed_flags(lambda: api.client.put("/projects/app/widget-config", json=widget, headers=org)) == set()
+    dimension = {"dimension": "platform", "description": "p", "schema": {"type": "string"}}
+    app = p.owner.org(p.organisation, p.key)
+    create = "/organisations/applications/dimension/create"
+    assert changed_flags(lambda: api.client.post(create, json=dimension, headers=app)) == set()
+    assert changed_flags(lambda: p.patch("", {"description": "d"})) == set()
+    whole = builder.counts["whole"]
+    assert p.patch("/settings", {"settings": {"disablePassthroughRollouts": True}}).status_code == 200
+    assert builder.counts["whole"] == whole + 2, builder.counts
+    assert_store_is_a_whole_build(api)

@@ -38,7 +38,7 @@ def _commit_cohort_change(
     rs.validate_cohort_dimension(w.db, dim)
     w.db.execute("UPDATE ab_dimensions SET updated_at = ? WHERE id = ?", (now_iso(), dim["id"]))
     w.audit(action, target, organisation_id=app.organisation_id, project_id=app.id, details=details)
-    w.touch(app.id)
+    w.touch(app.id, features=())  # no flag reads Airborne's tables (control_plane.incremental)
 
 
 def _priority_map(db: Connection, dimension_id: str) -> dict[str, int]:

@@ -163,7 +163,7 @@ async def create_dimension(ctx: Ctx) -> Any:
             project_id=app.id,
             details={"dimension_type": body.dimension_type, "depends_on": body.depends_on},
         )
-        w.touch(app.id)
+        w.touch(app.id, features=())  # no flag reads Airborne's tables (control_plane.incremental)
         view = dimension_view(w.db, row)
         del view["mandatory"]
         return view
@@ -224,7 +224,7 @@ async def update_dimension(ctx: Ctx) -> Any:
             project_id=app.id,
             details={"position": {"from": before, "to": body.position or before}},
         )
-        w.touch(app.id)
+        w.touch(app.id, features=())  # no flag reads Airborne's tables (control_plane.incremental)
         return dimension_view(w.db, w.db.execute("SELECT * FROM ab_dimensions WHERE id = ?", (row["id"],)).fetchone())
 
     return ctx.commit(change)
@@ -259,7 +259,7 @@ async def delete_dimension(ctx: Ctx) -> Any:
         w.db.execute("DELETE FROM ab_dimensions WHERE id = ?", (row["id"],))
         _renumber(w.db, _ordered_ids(w.db, app.id))
         w.audit("dimension.delete", f"dimension:{name}", organisation_id=app.organisation_id, project_id=app.id)
-        w.touch(app.id)
+        w.touch(app.id, features=())  # no flag reads Airborne's tables (control_plane.incremental)
         return {}
 
     return ctx.commit(change)

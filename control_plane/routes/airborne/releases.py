@@ -312,7 +312,7 @@ async def create_release(ctx: Ctx) -> Any:
             project_id=app.id,
             details={"package_version": pkg["version"], "dimensions": context, "live": first},
         )
-        w.touch(app.id)
+        w.touch(app.id, features=())  # no flag reads Airborne's tables (control_plane.incremental)
         return release_view(_release(db, app.id, release_id))
 
     return ctx.commit(change)
@@ -393,7 +393,7 @@ async def ramp_release(ctx: Ctx) -> Any:
             project_id=app.id,
             details={"from": row["traffic_percentage"], "to": body.traffic_percentage},
         )
-        w.touch(app.id)
+        w.touch(app.id, features=())  # no flag reads Airborne's tables (control_plane.incremental)
         return {
             "success": True,
             "message": f"Release experiment ramped to {body.traffic_percentage}% traffic",
@@ -444,7 +444,7 @@ async def conclude_release(ctx: Ctx) -> Any:
             project_id=app.id,
             details={"chosen_variant": chosen["id"]},
         )
-        w.touch(app.id)
+        w.touch(app.id, features=())  # no flag reads Airborne's tables (control_plane.incremental)
         return {
             "success": True,
             "message": f"Release experiment concluded with variant {chosen['id']}",
@@ -479,7 +479,7 @@ async def discard_release(ctx: Ctx) -> Any:
             project_id=app.id,
             details={"status": row["status"], "traffic_percentage": row["traffic_percentage"]},
         )
-        w.touch(app.id)
+        w.touch(app.id, features=())  # no flag reads Airborne's tables (control_plane.incremental)
         return {"success": True, "message": "Release experiment discarded", "experiment_id": release_id}
 
     return ctx.commit(change)

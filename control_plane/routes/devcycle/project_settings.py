@@ -11,7 +11,7 @@ from control_plane.http import Ctx, Write
 from control_plane.routes.devcycle import approval
 from control_plane.routes.devcycle.common import ORG, dumps, dv_router, loads, merge_settings, write_project
 from control_plane.routes.devcycle.flow_models import UpdateProjectSettings, UpdateProtectedSettings
-from control_plane.routes.devcycle.projects import project_row
+from control_plane.routes.devcycle.projects import project_row, touch_settings
 from control_plane.routes.devcycle.views import project_view
 from control_plane.store import now_iso
 
@@ -27,7 +27,8 @@ def _settings_change(ctx: Ctx, settings: dict[str, Any], needed: str, action: st
         w.db.execute(
             "UPDATE projects SET settings = ?, updated_at = ? WHERE id = ?", (dumps(merged), now_iso(), access.id)
         )
-        if bool(merged.get("disablePassthroughRollouts")) != bool(before.get("disablePassthroughRollouts")):
+        passthrough = bool(merged.get("disablePassthroughRollouts")) != bool(before.get("disablePassthroughRollouts"))
+        if passthrough:
             # Changes how DevCycle targets are served (as PATCH /v1/projects/{key} does).
             w.db.execute(
                 "UPDATE feature_configurations SET targeting_version = targeting_version + 1, updated_at = ?"
@@ -41,7 +42,7 @@ def _settings_change(ctx: Ctx, settings: dict[str, Any], needed: str, action: st
             project_id=access.id,
             details={"settings": sorted(settings)},
         )
-        w.touch(access.id)
+        touch_settings(w, access.id, passthrough)
         return project_view(project_row(w.db, access.id))
 
     return ctx.commit(change)

@@ -46,6 +46,20 @@ def project_row(db: Connection, project_id: str) -> Row:
     return row
 
 
+def touch_settings(w: Write, project_id: str, passthrough: bool) -> None:
+    """Touch a project whose row (name, key, description, settings) this write changed.
+
+    Flags read one thing of it: ``disablePassthroughRollouts`` (``features_snapshot``), which
+    changes every DevCycle flag (and moved their targeting versions): then the project is built
+    whole, honestly. The DevCycle section reads the key, the organisation and the settings
+    DevCycle's config carries (``devcycle_config._project``), all in the environment's context,
+    which ``control_plane.incremental`` compares with the kept one (an environment whose project
+    differs is built whole). The rest (name, description, approval workflow, staleness, ...) no
+    flag's build reads; what the edge keys by the project (releases, widgets, boards) is built
+    again for every touched project (``publisher.project_state``)."""
+    w.touch(project_id, features=None if passthrough else ())
+
+
 @router.route(
     "POST",
     "/v1/projects",
@@ -153,13 +167,14 @@ async def update_dv_project(ctx: Ctx) -> Any:
         )
         # disablePassthroughRollouts changes how DevCycle targets are served.
         before = bool(loads(row["settings"], {}).get("disablePassthroughRollouts"))
-        if bool(settings.get("disablePassthroughRollouts")) != before:
+        passthrough = bool(settings.get("disablePassthroughRollouts")) != before
+        if passthrough:
             w.db.execute(
                 "UPDATE feature_configurations SET targeting_version = targeting_version + 1, updated_at = ?"
                 " WHERE reflag IS NULL AND feature_id IN (SELECT id FROM features WHERE project_id = ?)",
                 (now_iso(), access.id),
             )
-        w.touch(access.id)
+        touch_settings(w, access.id, passthrough)
         return project_view(project_row(w.db, access.id))
 
     return ctx.commit(change)
@@ -173,7 +188,7 @@ async def delete_dv_project(ctx: Ctx) -> Any:
         access = write_project(w, ctx, "admin")
         w.db.execute("DELETE FROM projects WHERE id = ?", (access.id,))
         w.audit("project.delete", f"project:{access.key}", organisation_id=access.organisation_id, project_id=access.id)
-        w.touch(access.id)
+        w.touch(access.id, features=())  # nothing is left to build: its snapshots are withdrawn
 
     ctx.commit(change, status=204)
     return Response(status_code=204)

@@ -155,6 +155,15 @@ def strip_variable(w: Write, feature_id: str, key: str) -> None:
             w.db.execute("UPDATE variations SET variables = ? WHERE id = ?", (dumps(values), r["id"]))
 
 
+def owner(feature_id: str | None) -> tuple[str, ...]:
+    """The features a write of one variable changes the build of, for ``Write.touch``: its own
+    feature, or none. A feature's flag and DevCycle part read only its own variables (by
+    ``feature_id``) and its own variations' values for them, so a variable of no feature is read
+    by no build. None of these routes moves a variable to another feature: a feature's update
+    attaches and detaches variables (``set_feature_variables``) and touches that feature."""
+    return (feature_id,) if feature_id else ()
+
+
 def _variable(db: Connection, project_id: str, ident: str) -> Row:
     return row_by_id_or_key(db, "variables", "project_id", project_id, ident, "variable")
 
@@ -186,7 +195,7 @@ async def create_variable(ctx: Ctx) -> Any:
             feature_id = row["id"]
         var_id = insert_variable(w, access.id, feature_id, body)
         w.audit("variable.create", f"variable:{body.key}", organisation_id=access.organisation_id, project_id=access.id)
-        w.touch(access.id)
+        w.touch(access.id, features=owner(feature_id))
         return variable_view(_variable(w.db, access.id, var_id))
 
     return ctx.commit(change, status=201)
@@ -274,7 +283,7 @@ async def update_variable(ctx: Ctx) -> Any:
             project_id=access.id,
             details={"fields": sorted(body.model_dump(exclude_unset=True, exclude={"change_reason"}))},
         )
-        w.touch(access.id)
+        w.touch(access.id, features=owner(v["feature_id"]))
         return variable_view(_variable(w.db, access.id, v["id"]))
 
     return ctx.commit(change)
@@ -303,7 +312,7 @@ async def update_variable_status(ctx: Ctx) -> Any:
             project_id=access.id,
             details={"from": v["status"], "to": body.status},
         )
-        w.touch(access.id)
+        w.touch(access.id, features=owner(v["feature_id"]))
         return variable_view(_variable(w.db, access.id, v["id"]))
 
     return ctx.commit(change)
@@ -325,7 +334,7 @@ async def delete_variable(ctx: Ctx) -> Any:
             approval.served_change(w, access.id, v["feature_id"])
         w.db.execute("DELETE FROM variables WHERE id = ?", (v["id"],))
         w.audit("variable.delete", f"variable:{v['key']}", organisation_id=access.organisation_id, project_id=access.id)
-        w.touch(access.id)
+        w.touch(access.id, features=owner(v["feature_id"]))
 
     ctx.commit(change, status=204)
     return Response(status_code=204)

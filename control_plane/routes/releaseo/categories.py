@@ -73,7 +73,7 @@ async def create_category(ctx: Ctx) -> Any:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (category_id, project.id, body.name, body.description, body.position, now, now),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "category.create",
             f"category:{category_id}",
@@ -119,7 +119,7 @@ async def update_category(ctx: Ctx) -> Any:
                 category_id,
             ),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "category.update",
             f"category:{category_id}",
@@ -146,7 +146,7 @@ async def delete_category(ctx: Ctx) -> Any:
         project = project_access(w.db, ctx, "admin")
         row = _category(w.db, project.id, category_id)
         w.db.execute("DELETE FROM releaseo_categories WHERE id = ?", (category_id,))
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "category.delete",
             f"category:{category_id}",

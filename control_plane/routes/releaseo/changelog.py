@@ -99,7 +99,7 @@ async def create_changelog_entry(ctx: Ctx) -> Any:
                 now,
             ),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "changelog.create",
             f"changelog_entry:{entry_id}",
@@ -157,7 +157,7 @@ async def update_changelog_entry(ctx: Ctx) -> Any:
                 entry_id,
             ),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "changelog.update",
             f"changelog_entry:{entry_id}",
@@ -178,7 +178,7 @@ async def delete_changelog_entry(ctx: Ctx) -> Any:
         project = project_access(w.db, ctx, "write")
         row = _entry(w.db, project.id, entry_id)
         w.db.execute("DELETE FROM releaseo_changelog_entries WHERE id = ?", (entry_id,))
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "changelog.delete",
             f"changelog_entry:{entry_id}",

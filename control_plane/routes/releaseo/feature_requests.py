@@ -146,7 +146,7 @@ async def create_feature_request(ctx: Ctx) -> Any:
                 *reviewed,
             ),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "feature_request.create",
             f"feature_request:{request_id}",
@@ -199,7 +199,7 @@ async def update_feature_request(ctx: Ctx) -> Any:
             "UPDATE releaseo_feature_requests SET " + ", ".join(f"{c} = ?" for c in values) + " WHERE id = ?",
             (*values.values(), request_id),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "feature_request.update",
             f"feature_request:{request_id}",
@@ -226,7 +226,7 @@ async def delete_feature_request(ctx: Ctx) -> Any:
         project = project_access(w.db, ctx, "write")
         row = _request(w.db, project.id, request_id)
         w.db.execute("DELETE FROM releaseo_feature_requests WHERE id = ?", (request_id,))
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "feature_request.delete",
             f"feature_request:{request_id}",
@@ -285,7 +285,7 @@ async def delete_comment(ctx: Ctx) -> Any:
             " SET comment_count = CASE WHEN comment_count > 0 THEN comment_count - 1 ELSE 0 END WHERE id = ?",
             (request_id,),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "feature_request.comment.delete",
             f"comment:{comment_id}",

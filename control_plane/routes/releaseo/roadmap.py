@@ -122,7 +122,7 @@ async def create_roadmap_item(ctx: Ctx) -> Any:
                 now,
             ),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "roadmap.create",
             f"roadmap_item:{item_id}",
@@ -162,7 +162,7 @@ async def order_roadmap(ctx: Ctx) -> Any:
             "UPDATE releaseo_roadmap_items SET position = ?, updated_at = ? WHERE id = ?",
             [(i, now, item_id) for i, item_id in enumerate(order)],
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "roadmap.order",
             f"roadmap:{project.key}",
@@ -227,7 +227,7 @@ async def update_roadmap_item(ctx: Ctx) -> Any:
                 item_id,
             ),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "roadmap.update",
             f"roadmap_item:{item_id}",
@@ -248,7 +248,7 @@ async def delete_roadmap_item(ctx: Ctx) -> Any:
         project = project_access(w.db, ctx, "write")
         row = _item(w.db, project.id, item_id)
         w.db.execute("DELETE FROM releaseo_roadmap_items WHERE id = ?", (item_id,))
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "roadmap.delete",
             f"roadmap_item:{item_id}",

@@ -240,7 +240,7 @@ async def delete_segment(ctx: Ctx) -> Any:
         project = project_access(w.db, ctx, "admin")
         row = _segment(w.db, project.id, segment_id)
         w.db.execute("DELETE FROM releaseo_segments WHERE id = ?", (segment_id,))
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "segment.delete",
             f"segment:{segment_id}",
@@ -286,7 +286,7 @@ async def publish_segment(ctx: Ctx) -> Any:
                 w.principal.id,
             ),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "segment.publish",
             f"segment:{segment_id}",

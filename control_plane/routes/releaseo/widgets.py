@@ -121,7 +121,7 @@ async def put_widget_config(ctx: Ctx) -> Any:
             )
         row = _widget_row(w.db, project.id)
         assert row is not None
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             action,
             f"widget:{project.key}",
@@ -151,7 +151,7 @@ async def delete_widget_config(ctx: Ctx) -> Any:
             "UPDATE releaseo_widgets SET settings = NULL, version = version + 1, updated_at = ? WHERE project_id = ?",
             (now_iso(), project.id),
         )
-        w.touch(project.id)
+        w.touch(project.id, features=())  # no flag reads Releaseo's tables (control_plane.incremental)
         w.audit(
             "widget.remove",
             f"widget:{project.key}",

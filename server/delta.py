@@ -75,7 +75,7 @@ def _needs_rebuild(view: _View, env_id: str, raw: bytes) -> bool:
             return False
         # A changed document patches the snapshot, unless features come inline in it or came in
         # the old one: those are flags of the document, and only a full compile drops old ones.
-        return bool(old.inline or document.get("features"))
+        return old.inline or "features" in document
     except (CorruptValue, KeyError, TypeError, AttributeError):
         return False  # reported (and the old snapshot kept) when the view is built
 

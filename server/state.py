@@ -132,7 +132,9 @@ def _environment(
     if rebuild is None and old is not None and old.version == stamped:
         return old
     digest = document_digest(document)
-    inline = False
+    # An unchanged document still carries the features it carried (a changed one that carries
+    # or carried any is compiled anew: read_delta).
+    inline = old.inline if old is not None else False
     if rebuild is not None:
         if delta.complete and old is not None and old.version == stamped:
             return old

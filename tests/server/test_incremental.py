@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 import redis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 with warnings.catch_warnings():
@@ -383,6 +383,16 @@ def check_b(follower: Follower, version: int, b: EdgeApp, r: EdgeApp, ctxs: list
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(st.lists(steps, min_size=1, max_size=7), contexts)
+# Found by this test: the reference edge, whose documents carry their features inline, patched
+# an unchanged document's new version and forgot that it carried features, so the next one (its
+# last feature deleted) was patched as well and kept the feature.
+@example(
+    plan=[
+        [("delete", "env-d", "feature-0-0"), ("upsert", "env-r", "c", ("rollout", 323), False)],
+        [("delete", "env-d", "a"), ("upsert", "env-r", "b", ("tier", "basic"), True), ("section", "env-d", 0)],
+    ],
+    ctxs=[("pro", "gold", "0c2zx"), ("pro", "basic", "cz0")],
+)
 def test_deltas_serve_what_a_full_rebuild_serves(
     redis_server: RedisServer, plan: list[Any], ctxs: list[Context]
 ) -> None:

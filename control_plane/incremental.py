@@ -40,7 +40,13 @@ environment this write created is built whole. A variable write touches its feat
 
 Whole builds stay for everything else: a change of ``disablePassthroughRollouts`` (every DevCycle
 flag reads it), a write after another replica's, and every publish that is not a write's own
-(start, catch-up, restore, the replicas' leader).
+(start, catch-up, restore), except the replicas' leader's.
+
+The replicas' leader (``control_plane.replication``) keeps a :class:`Builder` of its own, for what
+it published: each drain reads, in one snapshot, the outbox rows of the writes since (each says the
+features it changed and the generation it raised) and :meth:`Builder.follow` patches the kept
+build with their union when they raised every generation from the kept build's to the snapshot's;
+a gap (a row of an older replica, or none) builds the project whole, as does a new term.
 """
 
 from __future__ import annotations
@@ -191,15 +197,41 @@ class Builder:
         kept = self._kept.pop(project_id, None)
         if kept is None or kept.generation != generation - 1:
             kept = self._warmed(project_id, generation - 1) or kept
+        # Only a build of what the database held right before this write can be patched.
+        current = kept is not None and kept.generation == generation - 1
+        return self._build(db, project_id, generation, kept, changed if current else None)
+
+    def follow(
+        self, db: Connection, writes: Mapping[str, Mapping[int | None, Collection[str] | None]]
+    ) -> dict[str, EnvironmentState]:
+        """Outside any write, in one read-only snapshot of the database (the replicas' leader's
+        drain): build the projects as ``db`` holds them. ``writes``: per project, what each write
+        since the last build changed (by the generation it raised; None: a change that raised none),
+        features or None (the project as a whole). The kept build is patched with their union when
+        they cover every generation from its own to ``db``'s, else the project is built whole.
+        Kept once :meth:`committed` confirms the build was published."""
+        with self._lock:
+            self._pending.clear()
+            states: dict[str, EnvironmentState] = {}
+            for project_id in sorted(writes):
+                generation = build_generations.current(db, project_id)
+                kept = self._kept.pop(project_id, None)
+                changed = _covered(kept, generation, writes[project_id])
+                states.update(self._build(db, project_id, generation, kept, changed))
+            return states
+
+    def _build(
+        self, db: Connection, project_id: str, generation: int, kept: _Project | None, changed: Collection[str] | None
+    ) -> dict[str, EnvironmentState]:
+        """Build the project at ``generation``: patch ``kept`` with the ``changed`` features, or
+        whole when they are None (``kept`` then only saves compiling what it holds alike)."""
         env_ids = _environment_ids(db, project_id)
         if not env_ids:
             return {}  # deleted by this write (or never had environments): nothing to keep
-        # Only a build of what the database held right before this write can be patched.
-        current = kept is not None and kept.generation == generation - 1
         before_envs = kept.environments if kept is not None else {}
         # An environment's build reads nothing of the project's other environments: one created
         # by this write is built whole, the others patched.
-        usable = self.patch and current and changed is not None
+        usable = self.patch and changed is not None
         environments: dict[str, _Environment] = {}
         states = {}
         for env_id in env_ids:
@@ -213,6 +245,23 @@ class Builder:
                 self.counts["whole"] += 1
         self._pending[project_id] = _Project(generation, environments)
         return states
+
+
+def _covered(
+    kept: _Project | None, generation: int, writes: Mapping[int | None, Collection[str] | None]
+) -> Collection[str] | None:
+    """The features to patch ``kept`` with to reach ``generation``: the union of what ``writes``
+    changed, if they raised every generation after ``kept``'s (else None: build whole)."""
+    if kept is None or kept.generation > generation or set(range(kept.generation + 1, generation + 1)) - writes.keys():
+        return None
+    changed: set[str] = set()
+    for raised, features in writes.items():
+        if raised is not None and raised <= kept.generation:
+            continue  # already in the kept build
+        if features is None:
+            return None
+        changed.update(features)
+    return changed
 
 
 def _environment_ids(db: Connection, project_id: str) -> list[str]:

@@ -84,7 +84,7 @@ class _Environment:
     entries: dict[str, bytes]  # flag key → entry, as compiled
     extras: dict[str, Any]
     extras_json: bytes
-    snapshot: evaluator.Snapshot
+    snapshot: evaluator.Snapshot | None  # None: built by a Builder that does not compile
     timed: set[str]  # feature ids whose flag moves with the clock
 
 
@@ -106,10 +106,12 @@ class _Warming:
 
 class Builder:
     """Builds and validates the environments a write touched (module doc). ``patch=False``:
-    every build is whole."""
+    every build is whole. ``compile=False``: builds are not compiled (the replicas' leader
+    publishes what the writes validated; it needs the entries only)."""
 
-    def __init__(self, *, patch: bool = True) -> None:
+    def __init__(self, *, patch: bool = True, compile: bool = True) -> None:
         self.patch = patch
+        self.compile = compile
         # Project id → its environments as last built: committed builds, and the builds of the
         # write in progress (kept once it commits).
         self._kept: dict[str, _Project] = {}
@@ -241,7 +243,7 @@ class Builder:
                 self.counts["patched" if states[env_id].changed is not None else "whole"] += 1
             else:
                 # A stale ``before`` still saves compiling the flags it holds alike (``_whole``).
-                environments[env_id], states[env_id] = _whole(db, env_id, before)
+                environments[env_id], states[env_id] = _whole(db, env_id, before, self.compile)
                 self.counts["whole"] += 1
         self._pending[project_id] = _Project(generation, environments)
         return states
@@ -302,7 +304,9 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
         extras = assemble_devcycle(context, [*unchanged, *parts.values()])
         extras_json = orjson.dumps(extras)
     try:
-        if extras_json != env.extras_json:
+        if env.snapshot is None:
+            snapshot = None  # a build that is not compiled
+        elif extras_json != env.extras_json:
             # The document-wide members changed: they compile, the unconcerned flags do not.
             snapshot = env.snapshot.patch(list(entries.values()), sorted(removed), extras_json)
         elif entries or removed:
@@ -357,9 +361,12 @@ def _updated(kept: dict[str, FeaturePart], parts: dict[str, FeaturePart], ids: s
             kept.pop(fid, None)
 
 
-def _whole(db: Connection, env_id: str, before: _Environment | None) -> tuple[_Environment, EnvironmentState]:
-    """Build ``env_id`` whole; compile it by patching ``before`` when there is one (only the flags
-    that differ compile, and the DevCycle section when it changed), else anew."""
+def _whole(
+    db: Connection, env_id: str, before: _Environment | None, compile: bool = True
+) -> tuple[_Environment, EnvironmentState]:
+    """Build ``env_id`` whole; compile it (unless not ``compile``) by patching ``before`` when there
+    is one (only the flags that differ compile, and the DevCycle section when it changed), else
+    anew."""
     context = devcycle_context(db, env_id)
     assert context is not None, "an environment listed in this transaction exists"
     parts = feature_parts(db, context)
@@ -369,7 +376,9 @@ def _whole(db: Connection, env_id: str, before: _Environment | None) -> tuple[_E
     by_key = {f.key: (f.order, f.definition) for f in flags.values()}
     entries = {f.key: _entry(f) for f in flags.values()}
     try:
-        if before is not None:
+        if not compile:
+            snapshot = None
+        elif before is not None and before.snapshot is not None:
             upserts = [entry for key, entry in entries.items() if before.entries.get(key) != entry]
             removed = sorted(before.entries.keys() - entries.keys())
             if before.extras_json != extras_json:

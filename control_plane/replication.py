@@ -135,8 +135,9 @@ class Replication:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.poll = poll
         self.leadership = Leadership(store.url, self.name)
-        # The leader's builds of what it published, patched with what the drained writes changed.
-        self.builder = Builder()
+        # The leader's builds of what it published, patched with what the drained writes changed
+        # (not compiled: the writes validated them, and the publisher reads the entries only).
+        self.builder = Builder(compile=False)
         publisher.fence = self.leadership.check
         self.leader = False
         self.leader_since: float | None = None

@@ -397,6 +397,7 @@ def assert_kept_snapshots_are_full_compiles(builder: Builder) -> None:
     full compile of the same document."""
     for project in builder._kept.values():
         for env in project.environments.values():
+            assert env.snapshot is not None
             whole = evaluator.Snapshot.assemble(env.extras_json, list(env.entries.values()))
             for s in (env.snapshot, whole):
                 s.drain_counts()

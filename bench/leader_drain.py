@@ -8,7 +8,8 @@ flag's targeting is changed through B's admin API; ``write_ms`` is B's request (
 validation), ``published_ms`` the time from B's answer until the leader has published it (the
 outbox is empty again: a ``NOTIFY`` wakes the leader, which drains and records the publish),
 polled every 5 ms. The leader's ``/ready`` reports how its drains built the environments
-(``builds``, when the side has them).
+(``builds``, when the side has them). ``leader_healthy_s``: from starting A until it answers
+``/health``, which it does after its takeover (a republish of every project).
 
     python -m bench.leader_drain --flags 10000 --changes 5 --baseline /tmp/base
 """
@@ -76,7 +77,9 @@ def measure(
 ) -> dict[str, Any]:
     url = server.create_database(template=template)
     with ExitStack() as stack:
+        started = time.perf_counter()
         a = _replica(stack, checkout, url, tmp / "a")  # first: it takes the publish lock
+        healthy = time.perf_counter() - started
         b = _replica(stack, checkout, url, tmp / "b")
         admin = stack.enter_context(httpx.Client(base_url=b, timeout=600))
         leader = stack.enter_context(httpx.Client(base_url=a, timeout=60))
@@ -98,6 +101,7 @@ def measure(
             published.append((time.perf_counter() - answered) * 1000)
         ready = leader.get("/ready").json()["publish"]
     return {
+        "leader_healthy_s": round(healthy, 2),
         "write_ms": [round(x, 1) for x in writes],
         "published_ms": [round(x, 1) for x in published],
         "published_ms_median": round(statistics.median(published), 1),

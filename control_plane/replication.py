@@ -247,12 +247,12 @@ class Replication:
     def _build(self, db: Connection, changes: Changes) -> dict[str, EnvironmentState] | None:
         """The changed projects' environments as ``db`` holds them, patched onto what this leader
         published when the drained rows say what changed since (``Builder.follow``); None when
-        they do not build (a flag the writes validated that this replica cannot compile, as in a
-        rolling upgrade): the publisher builds them whole from the database, as it always can."""
+        that fails: the publisher builds them whole from the database, as it did before the
+        leader kept builds, rather than publishing stop at a build it cannot make."""
         try:
             return self.builder.follow(db, changes)
-        except ApiError as e:
-            log.error("building the drained projects failed (%s); publishing them from whole builds", e.message)
+        except Exception:
+            log.exception("building the drained projects failed; publishing them from whole builds")
             return None
 
     def _published(self, seq: int, version: int) -> None:

@@ -80,9 +80,10 @@ class Services:
     oidc: OidcClient | None
     # Values kept encrypted at rest and read back (SDK keys, integration tokens).
     vault: KeyVault
-    # Several replicas (PostgreSQL): called inside the write transaction with the touched project
-    # ids, to queue them for the replica that publishes (control_plane/replication.py).
-    record_change: Callable[[Connection, set[str]], None] | None = None
+    # Several replicas (PostgreSQL): called inside the write transaction, after the validation,
+    # with the touched project ids and the features changed (as validate_projects), to queue them
+    # for the replica that publishes (control_plane/replication.py).
+    record_change: Callable[[Connection, set[str], dict[str, set[str]]], None] | None = None
     # Called after a commit whose write validated projects: the builds it validated are what the
     # database holds now (control_plane.incremental keeps them for the next write).
     builds_committed: Callable[[], None] = lambda: None
@@ -261,7 +262,7 @@ class Ctx:
                 if w.touched:
                     documents = self.services.validate_projects(db, w.touched, w.features)
                     if self.services.record_change is not None:
-                        self.services.record_change(db, w.touched)
+                        self.services.record_change(db, w.touched, w.features)
                 # In the change's transaction: an acknowledged change is a webhook delivery owed.
                 webhook_events.enqueue(db, principal.email, w.entries)
                 if idempotent and idem_key:

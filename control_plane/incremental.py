@@ -40,7 +40,13 @@ environment this write created is built whole. A variable write touches its feat
 
 Whole builds stay for everything else: a change of ``disablePassthroughRollouts`` (every DevCycle
 flag reads it), a write after another replica's, and every publish that is not a write's own
-(start, catch-up, restore, the replicas' leader).
+(start, catch-up, restore), except the replicas' leader's.
+
+The replicas' leader (``control_plane.replication``) keeps a :class:`Builder` of its own, for what
+it published: each drain reads, in one snapshot, the outbox rows of the writes since (each says the
+features it changed and the generation it raised) and :meth:`Builder.follow` patches the kept
+build with their union when they raised every generation from the kept build's to the snapshot's;
+a gap (a row of an older replica, or none) builds the project whole, as does a new term.
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ class _Environment:
     entries: dict[str, bytes]  # flag key → entry, as compiled
     extras: dict[str, Any]
     extras_json: bytes
-    snapshot: evaluator.Snapshot
+    snapshot: evaluator.Snapshot | None  # None: built by a Builder that does not compile
     timed: set[str]  # feature ids whose flag moves with the clock
 
 
@@ -100,10 +106,12 @@ class _Warming:
 
 class Builder:
     """Builds and validates the environments a write touched (module doc). ``patch=False``:
-    every build is whole."""
+    every build is whole. ``compile=False``: builds are not compiled (the replicas' leader
+    publishes what the writes validated; it needs the entries only)."""
 
-    def __init__(self, *, patch: bool = True) -> None:
+    def __init__(self, *, patch: bool = True, compile: bool = True) -> None:
         self.patch = patch
+        self.compile = compile
         # Project id → its environments as last built: committed builds, and the builds of the
         # write in progress (kept once it commits).
         self._kept: dict[str, _Project] = {}
@@ -191,15 +199,41 @@ class Builder:
         kept = self._kept.pop(project_id, None)
         if kept is None or kept.generation != generation - 1:
             kept = self._warmed(project_id, generation - 1) or kept
+        # Only a build of what the database held right before this write can be patched.
+        current = kept is not None and kept.generation == generation - 1
+        return self._build(db, project_id, generation, kept, changed if current else None)
+
+    def follow(
+        self, db: Connection, writes: Mapping[str, Mapping[int | None, Collection[str] | None]]
+    ) -> dict[str, EnvironmentState]:
+        """Outside any write, in one read-only snapshot of the database (the replicas' leader's
+        drain): build the projects as ``db`` holds them. ``writes``: per project, what each write
+        since the last build changed (by the generation it raised; None: a change that raised none),
+        features or None (the project as a whole). The kept build is patched with their union when
+        they cover every generation from its own to ``db``'s, else the project is built whole.
+        Kept once :meth:`committed` confirms the build was published."""
+        with self._lock:
+            self._pending.clear()
+            states: dict[str, EnvironmentState] = {}
+            for project_id in sorted(writes):
+                generation = build_generations.current(db, project_id)
+                kept = self._kept.pop(project_id, None)
+                changed = _covered(kept, generation, writes[project_id])
+                states.update(self._build(db, project_id, generation, kept, changed))
+            return states
+
+    def _build(
+        self, db: Connection, project_id: str, generation: int, kept: _Project | None, changed: Collection[str] | None
+    ) -> dict[str, EnvironmentState]:
+        """Build the project at ``generation``: patch ``kept`` with the ``changed`` features, or
+        whole when they are None (``kept`` then only saves compiling what it holds alike)."""
         env_ids = _environment_ids(db, project_id)
         if not env_ids:
             return {}  # deleted by this write (or never had environments): nothing to keep
-        # Only a build of what the database held right before this write can be patched.
-        current = kept is not None and kept.generation == generation - 1
         before_envs = kept.environments if kept is not None else {}
         # An environment's build reads nothing of the project's other environments: one created
         # by this write is built whole, the others patched.
-        usable = self.patch and current and changed is not None
+        usable = self.patch and changed is not None
         environments: dict[str, _Environment] = {}
         states = {}
         for env_id in env_ids:
@@ -209,10 +243,27 @@ class Builder:
                 self.counts["patched" if states[env_id].changed is not None else "whole"] += 1
             else:
                 # A stale ``before`` still saves compiling the flags it holds alike (``_whole``).
-                environments[env_id], states[env_id] = _whole(db, env_id, before)
+                environments[env_id], states[env_id] = _whole(db, env_id, before, self.compile)
                 self.counts["whole"] += 1
         self._pending[project_id] = _Project(generation, environments)
         return states
+
+
+def _covered(
+    kept: _Project | None, generation: int, writes: Mapping[int | None, Collection[str] | None]
+) -> Collection[str] | None:
+    """The features to patch ``kept`` with to reach ``generation``: the union of what ``writes``
+    changed, if they raised every generation after ``kept``'s (else None: build whole)."""
+    if kept is None or kept.generation > generation or set(range(kept.generation + 1, generation + 1)) - writes.keys():
+        return None
+    changed: set[str] = set()
+    for raised, features in writes.items():
+        if raised is not None and raised <= kept.generation:
+            continue  # already in the kept build
+        if features is None:
+            return None
+        changed.update(features)
+    return changed
 
 
 def _environment_ids(db: Connection, project_id: str) -> list[str]:
@@ -253,7 +304,9 @@ def _patch(db: Connection, env_id: str, env: _Environment, changed: set[str]) ->
         extras = assemble_devcycle(context, [*unchanged, *parts.values()])
         extras_json = orjson.dumps(extras)
     try:
-        if extras_json != env.extras_json:
+        if env.snapshot is None:
+            snapshot = None  # a build that is not compiled
+        elif extras_json != env.extras_json:
             # The document-wide members changed: they compile, the unconcerned flags do not.
             snapshot = env.snapshot.patch(list(entries.values()), sorted(removed), extras_json)
         elif entries or removed:
@@ -308,9 +361,12 @@ def _updated(kept: dict[str, FeaturePart], parts: dict[str, FeaturePart], ids: s
             kept.pop(fid, None)
 
 
-def _whole(db: Connection, env_id: str, before: _Environment | None) -> tuple[_Environment, EnvironmentState]:
-    """Build ``env_id`` whole; compile it by patching ``before`` when there is one (only the flags
-    that differ compile, and the DevCycle section when it changed), else anew."""
+def _whole(
+    db: Connection, env_id: str, before: _Environment | None, compile: bool = True
+) -> tuple[_Environment, EnvironmentState]:
+    """Build ``env_id`` whole; compile it (unless not ``compile``) by patching ``before`` when there
+    is one (only the flags that differ compile, and the DevCycle section when it changed), else
+    anew."""
     context = devcycle_context(db, env_id)
     assert context is not None, "an environment listed in this transaction exists"
     parts = feature_parts(db, context)
@@ -320,7 +376,9 @@ def _whole(db: Connection, env_id: str, before: _Environment | None) -> tuple[_E
     by_key = {f.key: (f.order, f.definition) for f in flags.values()}
     entries = {f.key: _entry(f) for f in flags.values()}
     try:
-        if before is not None:
+        if not compile:
+            snapshot = None
+        elif before is not None and before.snapshot is not None:
             upserts = [entry for key, entry in entries.items() if before.entries.get(key) != entry]
             removed = sorted(before.entries.keys() - entries.keys())
             if before.extras_json != extras_json:

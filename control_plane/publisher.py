@@ -397,10 +397,18 @@ class Publisher:
             return None
         return self.publish_projects(set(), db=db)
 
-    def republish_all(self, db: Connection | None = None, *, fresh_term: bool = False) -> int:
+    def republish_all(
+        self,
+        db: Connection | None = None,
+        *,
+        fresh_term: bool = False,
+        documents: Mapping[str, EnvironmentState] | None = None,
+    ) -> int:
+        """Publish every project (and drop what LMDB holds of projects that are gone); ``documents``:
+        environments already built whole from ``db`` (as :meth:`publish_projects` takes them)."""
         with contextlib.nullcontext(db) if db is not None else self.store.read() as conn:
             ids = {row["id"] for row in conn.execute("SELECT id FROM projects")}
-        return self.publish_projects(ids | self.written.projects(), db=db, fresh_term=fresh_term)
+        return self.publish_projects(ids | self.written.projects(), documents, db=db, fresh_term=fresh_term)
 
     def close(self) -> None:
         if self.redis is not None:

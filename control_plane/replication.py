@@ -11,9 +11,10 @@ its own data dir (its own LMDB) and the same Redis, which edges on every host fo
   Redis refused its epoch) steps down at once; a deposed leader that has not noticed yet is
   refused by the fences (leadership's docstring), so it publishes nothing stale.
 * **Commit order**: every write that changes what edges serve appends its projects to
-  ``publish_outbox`` inside its own transaction (:meth:`Replication.record`). Write transactions
-  are serialized across replicas (``control_plane.store.WRITE_LOCK``), so ``seq`` grows in commit
-  order.
+  ``publish_outbox`` inside its own transaction (:meth:`Replication.record`), each with the build
+  generation the write raised and the features it changed (or none, or the project as a whole:
+  ``Write.touch``). Write transactions are serialized across replicas
+  (``control_plane.store.WRITE_LOCK``), so ``seq`` grows in commit order.
 * **Batches**: one thread of the leader publishes, nothing else does (and at most
   :data:`PUBLISH_SHARE` of the time, so that commits gather into batches). Each *drain* reads, in one
   snapshot of the database (on the lock's session), every outbox row not yet published and the
@@ -22,6 +23,13 @@ its own data dir (its own LMDB) and the same Redis, which edges on every host fo
   that version, and the drained rows go. So a burst of writes costs one publish per drain, not one
   per write, and each committed change reaches the edges in the first version published after its
   commit, in order, from whichever replica committed it.
+* **What a drain builds**: the leader keeps, per project, the build it last published (a
+  ``control_plane.incremental.Builder`` of its own) and patches it with the features the drained
+  rows changed when they raised every build generation since (:meth:`Builder.follow`): a one-flag
+  write costs the leader that flag, not the project. A gap (a generation without a row, a row of a
+  replica from before rows said what changed: a list of project ids) builds the project whole, and
+  so does a new term's republish; the builds are kept once published. The rows' format is a JSON
+  object keyed by project id, so a replica that reads them as a list of ids still finds them.
 * **Read your writes**: a write answered by the leader is answered once a version holding it is
   published (:meth:`Replication.publish` returns a future the route awaits); a standby answers once
   its write is committed (the leader publishes it within one drain).
@@ -45,15 +53,17 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent.futures import Future
 from typing import Any
 
 import orjson
 import psycopg
 
+from control_plane import build_generations
 from control_plane.dialect import Connection
 from control_plane.errors import ApiError
+from control_plane.incremental import Builder
 from control_plane.leadership import CHANNEL, Deposed, Leadership
 from control_plane.publisher import Publisher
 from control_plane.snapshots import EnvironmentState
@@ -72,6 +82,48 @@ PUBLISH_SHARE = 0.5
 # publishing first (the write is committed; the next leader publishes it).
 Published = Future[int | None]
 
+# Per project, what the drained writes changed, by the build generation each raised (None: a change
+# that raised none); features, or None for the project as a whole (``Builder.follow``).
+Changes = dict[str, dict[int | None, frozenset[str] | None]]
+
+
+def outbox_entry(
+    db: Connection, project_ids: set[str], features: Mapping[str, Collection[str]], *, raised: bool = True
+) -> bytes:
+    """An outbox row's ``projects``: per project, the build generation the write raised (read in
+    its transaction, after the validation raised it; None when it raised none) and the features it
+    changed (None: the project as a whole). A JSON object keyed by project id, so a replica that
+    reads a row as a list of project ids (before this format) still finds them."""
+    return orjson.dumps(
+        {
+            project_id: {
+                "generation": build_generations.current(db, project_id) if raised else None,
+                "features": sorted(features[project_id]) if project_id in features else None,
+            }
+            for project_id in sorted(project_ids)
+        }
+    )
+
+
+def read_changes(rows: list[Any]) -> Changes:
+    """What outbox rows (``projects``, oldest first) changed, merged per project and generation.
+    A row of the older format, a list of project ids, changed its projects as a whole and says no
+    generation: the leader builds them whole."""
+    changes: Changes = {}
+    for row in rows:
+        entry = orjson.loads(row["projects"])
+        items = entry.items() if isinstance(entry, dict) else ((p, {"features": None}) for p in entry)
+        for project_id, change in items:
+            features = change.get("features")
+            raised = change.get("generation")
+            merged = changes.setdefault(project_id, {})
+            changed = None if features is None else frozenset(features)
+            if raised in merged:
+                before = merged[raised]
+                changed = None if before is None or changed is None else before | changed
+            merged[raised] = changed
+    return changes
+
 
 class Replication:
     """This replica's part in publishing (see the module docstring); a thread runs it."""
@@ -83,6 +135,9 @@ class Replication:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.poll = poll
         self.leadership = Leadership(store.url, self.name)
+        # The leader's builds of what it published, patched with what the drained writes changed
+        # (not compiled: the writes validated them, and the publisher reads the entries only).
+        self.builder = Builder(compile=False)
         publisher.fence = self.leadership.check
         self.leader = False
         self.leader_since: float | None = None
@@ -100,11 +155,21 @@ class Replication:
 
     # ---- the write path -----------------------------------------------------------------------
 
-    def record(self, db: Connection, project_ids: set[str]) -> None:
-        """In the write's transaction: queue its projects for the leader and wake it at commit."""
+    def record(
+        self,
+        db: Connection,
+        project_ids: set[str],
+        features: Mapping[str, Collection[str]] | None = None,
+        *,
+        raised: bool = True,
+    ) -> None:
+        """In the write's transaction: queue what it changed for the leader and wake it at commit.
+        ``features``: the projects of which only these features changed (``Write.features``);
+        ``raised``: the write's validation raised the projects' build generations."""
+        entry = outbox_entry(db, project_ids, features or {}, raised=raised)
         row = db.execute(
             "INSERT INTO publish_outbox (projects, committed_at) VALUES (?, ?) RETURNING seq",
-            (orjson.dumps(sorted(project_ids)).decode(), now_iso()),
+            (entry.decode(), now_iso()),
         ).fetchone()
         self._recorded.seq = int(row[0])
         db.execute(f"NOTIFY {CHANNEL}")
@@ -127,10 +192,11 @@ class Replication:
         return waiter
 
     def enqueue(self, project_ids: set[str], documents: Mapping[str, EnvironmentState] | None = None) -> None:
-        """For a change committed without :meth:`record` (the intake consumer's): queue it now."""
+        """For a change committed without :meth:`record` (the intake consumer's): queue it now. It
+        changed the projects' public boards, nothing an environment's build reads."""
         if project_ids:
             with self.store.transaction() as db:
-                self.record(db, project_ids)
+                self.record(db, project_ids, dict.fromkeys(project_ids, ()), raised=False)
             self.publish(project_ids)
 
     def read_release(self, key: str) -> bytes | None:
@@ -157,21 +223,37 @@ class Replication:
             before = self.publisher.writer.version()
             try:
                 if self._fresh_term:
-                    version = self.publisher.republish_all(db, fresh_term=True)
+                    # Every project whole (as if an older replica's row named it): the builds
+                    # the next drains patch.
+                    ids = {row["id"] for row in db.execute("SELECT id FROM projects")}
+                    documents = self._build(db, {project_id: {None: None} for project_id in ids})
+                    version = self.publisher.republish_all(db, fresh_term=True, documents=documents)
                 else:
-                    projects: set[str] = set()
-                    for row in rows:
-                        projects.update(orjson.loads(row["projects"]))
-                    version = self.publisher.publish_projects(projects, db=db)
+                    changes = read_changes(rows)
+                    documents = self._build(db, changes)
+                    version = self.publisher.publish_projects(set(changes), documents, db=db)
             except ApiError as e:
                 self._answer(seq, error=e)  # saved, not served: those writes answer 503 saying so
                 raise
         self._fresh_term = False
+        # Published: the builds are what the edges hold (else the next drain builds them whole).
+        self.builder.committed()
         self._published(seq, version)
         self.publishes += version > before  # none when nothing the edges serve changed
         self.published_rows += len(rows)
         self._answer(seq, version=version)
         return True
+
+    def _build(self, db: Connection, changes: Changes) -> dict[str, EnvironmentState] | None:
+        """The changed projects' environments as ``db`` holds them, patched onto what this leader
+        published when the drained rows say what changed since (``Builder.follow``); None when
+        that fails: the publisher builds them whole from the database, as it did before the
+        leader kept builds, rather than publishing stop at a build it cannot make."""
+        try:
+            return self.builder.follow(db, changes)
+        except Exception:
+            log.exception("building the drained projects failed; publishing them from whole builds")
+            return None
 
     def _published(self, seq: int, version: int) -> None:
         """Record, in the term's session and only while the term is current, how far publishing got
@@ -279,7 +361,13 @@ class Replication:
 
     def status(self) -> dict[str, Any]:
         """For ``/ready``: the leader reports its publisher; a standby that its database works."""
-        counts = {"epoch": self.leadership.epoch, "publishes": self.publishes, "publishedRows": self.published_rows}
+        counts = {
+            "epoch": self.leadership.epoch,
+            "publishes": self.publishes,
+            "publishedRows": self.published_rows,
+            # Environments the drains built by patching and whole (a leader's; a standby's last term's).
+            "builds": {"patched": self.builder.counts["patched"], "whole": self.builder.counts["whole"]},
+        }
         if self.leader:
             return {**self.publisher.status(), "role": "leader", **counts}
         state = self.store.one("SELECT version, publisher, updated_at FROM publish_state WHERE id = 1")

@@ -374,8 +374,8 @@ def assert_store_is_a_whole_build(api: Api) -> None:
     with store.read() as db:
         for row in db.execute("SELECT id FROM projects").fetchall():
             whole.update(project_state(db, row["id"]))
-    # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes
-    # whole builds; the validation still builds incrementally), and its compiled snapshots.
+    # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes from
+    # builds of its own, patched too: test_replica_builds.py), and its compiled snapshots.
     assert_kept_is_a_whole_build(api.client)
     assert_kept_snapshots_are_full_compiles(_builder(api.client))
     for table in TABLES:
@@ -397,6 +397,7 @@ def assert_kept_snapshots_are_full_compiles(builder: Builder) -> None:
     full compile of the same document."""
     for project in builder._kept.values():
         for env in project.environments.values():
+            assert env.snapshot is not None
             whole = evaluator.Snapshot.assemble(env.extras_json, list(env.entries.values()))
             for s in (env.snapshot, whole):
                 s.drain_counts()
@@ -466,7 +467,7 @@ def test_a_write_rolled_back_after_its_build_is_not_kept(api: Api) -> None:
     services = _services(api)
     record_change = services.record_change
 
-    def fail(db: Any, project_ids: set[str]) -> None:
+    def fail(db: Any, project_ids: set[str], features: Any) -> None:
         raise ApiError(503, "the write fails after its build")
 
     services.record_change = fail  # called in the transaction, right after the validation
@@ -541,7 +542,7 @@ def test_a_warm_up_older_than_the_last_write_is_not_patched(api: Api) -> None:
         # A write that fails after its build: nothing is kept for the project any more.
         record_change = services.record_change
 
-        def fail(db: Any, project_ids: set[str]) -> None:
+        def fail(db: Any, project_ids: set[str], features: Any) -> None:
             raise ApiError(503, "the write fails after its build")
 
         services.record_change = fail

@@ -21,6 +21,7 @@ from contract.client_address import ClientAddress
 from contract.lifecycle import die_with_master
 from contract.store_recovery import recover_damaged_store
 from control_plane import incremental
+from control_plane.board_publish import board_publisher
 from control_plane.dashboard.serve import dashboard_routes
 from control_plane.errors import ApiError, Shape
 from control_plane.events_consumer import start_consumer_thread
@@ -186,7 +187,7 @@ def create_app(settings: Settings) -> Starlette:
             settings.data_dir,
             store,
             redis_url=settings.redis_url,
-            publish=replication.enqueue if replication else publisher.publish_projects,
+            publish=replication.enqueue if replication else board_publisher(store, builder, publisher),
         )
         # Webhooks are sent by the process that publishes (outbox rows are claimed with a lease,
         # so replicas sharing a database never send one twice at the same time).

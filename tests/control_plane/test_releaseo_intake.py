@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 
 from contract import intake
+from contract.framing import decode
+from control_plane.board_publish import board_publisher
 from control_plane.events_consumer import RedisConsumer, consume_spool
+from control_plane.incremental import Builder
+from control_plane.publisher import Publisher
 from control_plane.store import Store, new_id
 from server.events import RedisQueue, Spool
 from tests.support.redis_server import RedisServer
@@ -165,3 +169,37 @@ def test_records_from_the_redis_stream_are_applied_once_and_published(world: Wor
     assert world.consume() == 0  # the spooled copy of the same record: already stored
     assert world.one("SELECT vote_count FROM releaseo_feature_requests") == 1
     assert world.published == [{"p1"}]
+
+
+def test_a_published_vote_patches_the_project_instead_of_building_it_whole(world: World) -> None:
+    """On one control plane the consumer's publish (``control_plane.board_publish``) validates the
+    projects as a write that touches no feature: the kept build is patched, nothing is built whole,
+    and the board with the vote is published."""
+    with world.store.transaction() as db:
+        db.execute(
+            "INSERT INTO environments (id, project_id, key, name, type, created_at, updated_at)"
+            " VALUES ('e1', 'p1', 'production', 'Production', 'production', 'x', 'x')"
+        )
+        db.execute(
+            "INSERT INTO releaseo_widgets (project_id, project_key, settings, version, created_at, updated_at)"
+            " VALUES ('p1', 'rp_app', NULL, 1, 'x', 'x')"
+        )
+    request_id = world.request()
+    builder = Builder()
+    (world.data_dir / "cp").mkdir()
+    publisher = Publisher(world.data_dir / "cp", world.store)
+    try:
+        with world.store.snapshot() as db:
+            builder.warm(db, "p1")
+        publish = board_publisher(world.store, builder, publisher)
+        before = dict(builder.counts)
+        world.write(intake.RELEASEO_VOTE, {"requestId": request_id, "userId": "u1", "voted": True}, at="t1", dedup="v")
+        assert consume_spool(world.data_dir, world.store, publish=publish) == 1
+        assert builder.counts["whole"] == before["whole"]
+        assert builder.counts["patched"] == before["patched"] + 1  # its one environment
+        board = publisher.writer.get("boards", "rp_app")
+        assert board is not None
+        (request,) = decode(board)["requests"]
+        assert request["id"] == request_id and request["voteCount"] == 1
+    finally:
+        publisher.close()

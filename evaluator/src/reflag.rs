@@ -11,7 +11,7 @@ use crate::error::{Budget, RuleError, MAX_RULE_DEPTH};
 use crate::hash::reflag_hash_parts;
 use crate::jsnum::{json_number_to_f64, string_to_number};
 use crate::jsonlogic::Logic;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -63,19 +63,52 @@ impl Operator {
 /// `ANY_OF` lists at least this long use a hash set.
 const SET_THRESHOLD: usize = 8;
 
-/// Strings a snapshot's compiled filters share (values compared with, rollout keys, variant keys):
-/// the same value (a plan, a country, an account id, a flag key) is held once however many
-/// filters use it.
+/// Strings a snapshot's compiled filters share (values compared with, rollout keys, variant keys),
+/// and the ANY_OF lists and sets: the same value (a plan, a country, an account id, a flag key)
+/// or list of values (plans, beta accounts) is held once however many filters use it.
+/// An ANY_OF list of interned values.
+type List = Arc<[Arc<str>]>;
+/// The set of a long ANY_OF list.
+// Fx: the set is the snapshot's values; a context value is only looked up, never inserted.
+type Set = Arc<FxHashSet<Arc<str>>>;
+
 #[derive(Debug, Default)]
-pub struct Strings(FxHashSet<Arc<str>>);
+pub struct Strings {
+    strings: FxHashSet<Arc<str>>,
+    lists: FxHashSet<List>,
+    /// The set of each long list, by the list.
+    sets: FxHashMap<List, Set>,
+}
 
 impl Strings {
     pub fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(found) = self.0.get(s) {
+        if let Some(found) = self.strings.get(s) {
             return Arc::clone(found);
         }
         let new: Arc<str> = Arc::from(s);
-        self.0.insert(Arc::clone(&new));
+        self.strings.insert(Arc::clone(&new));
+        new
+    }
+
+    /// The list of `values`, each interned.
+    fn list(&mut self, values: &[&str]) -> List {
+        let items: Vec<Arc<str>> = values.iter().map(|v| self.intern(v)).collect();
+        if let Some(found) = self.lists.get(&items[..]) {
+            return Arc::clone(found);
+        }
+        let new: List = Arc::from(items);
+        self.lists.insert(Arc::clone(&new));
+        new
+    }
+
+    /// The set of `values`, each interned.
+    fn set(&mut self, values: &[&str]) -> Set {
+        let list = self.list(values);
+        if let Some(found) = self.sets.get(&list) {
+            return Arc::clone(found);
+        }
+        let new: Set = Arc::new(list.iter().cloned().collect());
+        self.sets.insert(list, Arc::clone(&new));
         new
     }
 }
@@ -97,20 +130,19 @@ enum Node {
     AnyOf {
         field: u32,
         negate: bool,
-        values: Box<[Arc<str>]>,
+        values: List,
     },
     /// ANY_OF / NOT_ANY_OF with more.
-    // Fx: the set is the snapshot's values; a context value is only looked up, never inserted.
     AnyOfSet {
         field: u32,
         negate: bool,
-        set: Box<FxHashSet<Arc<str>>>,
+        set: Set,
     },
     /// CONTAINS / NOT_CONTAINS: the first value lower-cased, `None` when there is none.
     Contains {
         field: u32,
         negate: bool,
-        lower: Option<Box<str>>,
+        lower: Option<Arc<str>>,
     },
     /// GT / LT (`less`): `Number(values[0])`, NaN when absent.
     Number {
@@ -185,23 +217,22 @@ impl Node {
     fn context(field: u32, op: Operator, values: &[&str], strings: &mut Strings) -> Self {
         let first = values.first().copied();
         let number = first.map_or(f64::NAN, string_to_number);
-        let mut intern = |v: &&str| strings.intern(v);
         match op {
             Operator::Is | Operator::IsNot => {
-                Node::Is { field, negate: op == Operator::IsNot, value: values.first().map(&mut intern) }
+                Node::Is { field, negate: op == Operator::IsNot, value: first.map(|v| strings.intern(v)) }
             }
             Operator::AnyOf | Operator::NotAnyOf => {
                 let negate = op == Operator::NotAnyOf;
                 if values.len() >= SET_THRESHOLD {
-                    Node::AnyOfSet { field, negate, set: Box::new(values.iter().map(&mut intern).collect()) }
+                    Node::AnyOfSet { field, negate, set: strings.set(values) }
                 } else {
-                    Node::AnyOf { field, negate, values: values.iter().map(&mut intern).collect() }
+                    Node::AnyOf { field, negate, values: strings.list(values) }
                 }
             }
             Operator::Contains | Operator::NotContains => Node::Contains {
                 field,
                 negate: op == Operator::NotContains,
-                lower: first.map(|v| v.to_lowercase().into_boxed_str()),
+                lower: first.map(|v| strings.intern(&v.to_lowercase())),
             },
             Operator::Gt | Operator::Lt => Node::Number { field, less: op == Operator::Lt, number },
             Operator::After | Operator::Before => Node::DaysAgo { field, before: op == Operator::Before, days: number },
@@ -694,6 +725,21 @@ mod tests {
         assert_eq!(eval(json!({"b": 1, "d": 1})), (false, vec!["a".to_string(), "c".to_string()]));
         assert_eq!(f.roots(0, usize::MAX).collect::<Vec<_>>(), [0]);
         assert!(!f.has_rollout(0) && !f.is_constant(0));
+    }
+
+    #[test]
+    fn equal_lists_are_held_once() {
+        let mut strings = Strings::default();
+        let (short, long) = (["a", "b"], ["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+        assert!(Arc::ptr_eq(&strings.list(&short), &strings.list(&short)));
+        assert!(!Arc::ptr_eq(&strings.list(&short), &strings.list(&["b", "a"])));
+        assert!(Arc::ptr_eq(&strings.set(&long), &strings.set(&long)));
+        let lower = |s: &mut Strings, v: &str| match Node::context(0, Operator::Contains, &[v], s) {
+            Node::Contains { lower, .. } => lower,
+            _ => None,
+        };
+        let (x, y) = (lower(&mut strings, "@ACME"), lower(&mut strings, "@acme"));
+        assert!(matches!((x, y), (Some(x), Some(y)) if Arc::ptr_eq(&x, &y)));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::devcycle;
 use crate::edge_devcycle::{CustomTypes, DevcycleFlag, Hidden, KeyKind};
 use crate::error::{Budget, RuleError};
 use crate::ofrep;
-use crate::reflag::{devcycle_user, Compiler, Filter, Missing, Scope, Strings};
+use crate::reflag::{devcycle_user, Compiler, Filters, Missing, Roots, Scope, Strings};
 use key_index::KeyIndex;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -34,8 +34,10 @@ pub use patch::Entry;
 /// worker); the rare caller that wants the value parses it back ([`Variant::payload`]).
 #[derive(Debug, Clone)]
 struct Variant {
-    filter: Filter,
-    key: Box<str>,
+    /// The root of its filter among the flag's [`Flag::filters`].
+    filter: u32,
+    /// Interned: variant keys repeat from flag to flag.
+    key: Arc<str>,
     /// `,"config":{"key":…,"version":…,"payload":…` without the closing brace.
     json: Box<[u8]>,
     /// Where the payload's JSON text starts in `json`.
@@ -63,7 +65,8 @@ struct Flag {
     config: i64,
     /// Bits: [`TARGETING_VERSION`], [`CONFIG_VERSION`], [`HAS_CONFIG`].
     versions: u8,
-    rules: Box<[Filter]>,
+    /// Its rules' filters, then its variants' ([`Variant::filter`]), in one allocation.
+    filters: Filters,
     variants: Box<[Variant]>,
     /// Set when a DevCycle feature decides this flag.
     devcycle: Option<Box<DevcycleFlag>>,
@@ -114,6 +117,23 @@ impl Flag {
     #[inline]
     fn config_version(&self) -> Option<i64> {
         (self.versions & CONFIG_VERSION != 0).then_some(self.config)
+    }
+
+    /// The roots of its rules' filters: the trees before the first variant's.
+    #[inline]
+    fn rules(&self) -> Roots<'_> {
+        let to = self.variants.first().map_or(usize::MAX, |v| v.filter as usize);
+        self.filters.roots(0, to)
+    }
+
+    /// No rule (OFREP: DISABLED).
+    fn no_rules(&self) -> bool {
+        self.rules().next().is_none()
+    }
+
+    /// Every rule a constant filter (OFREP: STATIC).
+    fn constant_rules(&self) -> bool {
+        self.rules().all(|r| self.filters.is_constant(r))
     }
 
     fn part(&self, i: usize) -> &[u8] {
@@ -406,7 +426,10 @@ impl Snapshot {
             compiled.push(flag);
         }
         let shared = Shared::compile(extras)?;
-        let flags = compiled.into_iter().map(|flag| Arc::new(shared.finish(flag))).collect();
+        // Not `collect()`: collecting from the `Vec<Flag>` reuses its buffer, which would keep
+        // 136 bytes a flag where a pointer takes 8, for the snapshot's whole life.
+        let mut flags = Vec::with_capacity(compiled.len());
+        flags.extend(compiled.into_iter().map(|flag| Arc::new(shared.finish(flag))));
         Ok(Self::from_parts(fields, flags, Arc::new(by_key), Arc::new(shared)))
     }
 
@@ -603,7 +626,7 @@ impl Snapshot {
                 let mut budget = Budget::default();
                 // Every rule and every variant is evaluated, as `rules.map(...)` in the reference,
                 // because SDKs read the per-rule results and missing fields (check events, warnings).
-                let enabled = eval_rules(&flag.rules, scope, &mut missing, &mut budget, Some(&mut results));
+                let enabled = eval_rules(flag, scope, &mut missing, &mut budget, Some(&mut results));
                 if opts.enabled_only && !enabled {
                     continue;
                 }
@@ -616,8 +639,7 @@ impl Snapshot {
                 if !flag.variants.is_empty() {
                     cfg_missing.0.clear();
                     cfg_results.clear();
-                    let matched =
-                        pick_variant(&flag.variants, scope, &mut cfg_missing, &mut budget, Some(&mut cfg_results));
+                    let matched = pick_variant(flag, scope, &mut cfg_missing, &mut budget, Some(&mut cfg_results));
                     if let Some(v) = matched {
                         out.extend_from_slice(&v.json);
                         write_details(out, &cfg_results, &cfg_missing, &self.fields, opts.debug);
@@ -660,20 +682,24 @@ impl Snapshot {
             let mut missing = Missing::default();
             let mut results = Vec::new();
             let mut budget = Budget::default();
-            let enabled = eval_rules(&flag.rules, scope, &mut missing, &mut budget, Some(&mut results));
-            let static_flag = flag.rules.iter().all(|r| matches!(r, Filter::Constant(_)));
-            let reason = if flag.rules.is_empty() {
+            let enabled = eval_rules(flag, scope, &mut missing, &mut budget, Some(&mut results));
+            let reason = if flag.no_rules() {
                 "DISABLED"
-            } else if static_flag {
+            } else if flag.constant_rules() {
                 "STATIC"
             } else if !enabled {
                 "DEFAULT"
-            } else if results.iter().position(|r| *r).and_then(|i| flag.rules.get(i)).is_some_and(Filter::has_rollout) {
+            } else if results
+                .iter()
+                .position(|r| *r)
+                .and_then(|i| flag.rules().nth(i))
+                .is_some_and(|r| flag.filters.has_rollout(r))
+            {
                 "SPLIT"
             } else {
                 "TARGETING_MATCH"
             };
-            let config = pick_variant(&flag.variants, scope, &mut Missing::default(), &mut budget, None)
+            let config = pick_variant(flag, scope, &mut Missing::default(), &mut budget, None)
                 .map(|v| (v.key.to_string(), v.payload()));
             let variant = match (&config, enabled) {
                 (Some((k, _)), true) => k.clone(),
@@ -754,9 +780,9 @@ impl Snapshot {
         let served = self.serve(dc, scope, &mut None, Some(&mut results));
         self.count_served(dc, served.as_ref());
         let config = served.as_ref().and_then(|s| dc.config_of(s)).map(|c| (c.key.to_string(), c.payload.clone()));
-        let reason = if flag.rules.is_empty() {
+        let reason = if flag.no_rules() {
             "DISABLED"
-        } else if flag.rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
+        } else if flag.constant_rules() {
             "STATIC"
         } else {
             match &served {
@@ -930,14 +956,14 @@ impl Snapshot {
         let mut budget = Budget::default();
         // Every rule is evaluated, as for `/features/evaluated`, so that the missing fields are
         // complete and the budget left for the variants is the same.
-        let enabled = eval_rules(&flag.rules, scope, &mut scratch.missing, &mut budget, Some(&mut scratch.results));
+        let enabled = eval_rules(flag, scope, &mut scratch.missing, &mut budget, Some(&mut scratch.results));
         if !enabled && !opts.has_targeting_key && self.user_id_field.is_some_and(|id| scratch.missing.0.contains(&id)) {
             self.count(flag, false, None);
             return OfrepOutcome::TargetingKeyMissing;
         }
         let reason = flag.ofrep().reason(scratch.results.iter().position(|r| *r));
         scratch.variant_missing.0.clear();
-        let config = pick_variant(&flag.variants, scope, &mut scratch.variant_missing, &mut budget, None);
+        let config = pick_variant(flag, scope, &mut scratch.variant_missing, &mut budget, None);
         self.count(flag, enabled, config.and_then(|v| index_in(&flag.variants, v)));
         OfrepOutcome::Success { enabled, reason, config: config.map(|v| &v.ofrep) }
     }
@@ -964,8 +990,9 @@ fn variant_json_at(key: &str, version: Option<i64>, payload: &Value) -> (Vec<u8>
     (json, at)
 }
 
+/// Whether some rule of `flag` matches.
 fn eval_rules(
-    rules: &[Filter],
+    flag: &Flag,
     scope: &Scope<'_, '_>,
     missing: &mut Missing,
     budget: &mut Budget,
@@ -976,27 +1003,28 @@ fn eval_rules(
         // fields and per-rule results are complete.
         Some(results) => {
             let mut any = false;
-            for r in rules {
-                let hit = r.eval(scope, missing, budget);
+            for r in flag.rules() {
+                let hit = flag.filters.eval(r, scope, missing, budget);
                 results.push(hit);
                 any |= hit;
             }
             any
         }
-        None => rules.iter().any(|r| r.eval(scope, missing, budget)),
+        None => flag.rules().any(|r| flag.filters.eval(r, scope, missing, budget)),
     }
 }
 
+/// The first config variant of `flag` whose filter matches.
 fn pick_variant<'v>(
-    variants: &'v [Variant],
+    flag: &'v Flag,
     scope: &Scope<'_, '_>,
     missing: &mut Missing,
     budget: &mut Budget,
     mut results: Option<&mut Vec<bool>>,
 ) -> Option<&'v Variant> {
     let mut picked = None;
-    for v in variants {
-        let hit = v.filter.eval(scope, missing, budget);
+    for v in flag.variants.iter() {
+        let hit = flag.filters.eval(v.filter as usize, scope, missing, budget);
         if let Some(r) = results.as_deref_mut() {
             r.push(hit);
         } else if hit {
@@ -1075,12 +1103,11 @@ fn compile_flag(
         Some(Value::Object(t)) => (opt_int(t, "version", &tpath)?, array(t, "rules", &tpath)?),
         Some(_) => return Err(RuleError::new(tpath, "expected an object")),
     };
-    let mut compiler = Compiler { fields, strings, flag_key: key };
-    let mut rules = Vec::with_capacity(rule_values.len());
+    let mut compiler = Compiler::new(fields, strings, key);
     for (i, r) in rule_values.iter().enumerate() {
         let rpath = format!("{tpath}.rules[{i}]");
         let filter = r.get("filter").ok_or_else(|| RuleError::new(format!("{rpath}.filter"), "is required"))?;
-        rules.push(compiler.filter(filter, &format!("{rpath}.filter"))?);
+        compiler.filter(filter, &format!("{rpath}.filter"))?;
     }
     let cpath = format!("{path}.config");
     let has_config = matches!(m.get("config"), Some(Value::Object(_)));
@@ -1099,14 +1126,15 @@ fn compile_flag(
         };
         let filter = match vm.get("filter") {
             Some(f) => compiler.filter(f, &format!("{vpath}.filter"))?,
-            None => Filter::Constant(true),
+            None => compiler.constant(true),
         };
+        let filter = u32::try_from(filter).map_err(|_| RuleError::new(&vpath, "too many filter nodes"))?;
         let null = Value::Null;
         let payload = vm.get("payload").unwrap_or(&null);
         let (json, payload_at) = variant_json_at(vkey, config_version, payload);
         let ofrep = ofrep::VariantBytes::new(vkey, payload);
         let payload_at = u32::try_from(payload_at).unwrap_or(u32::MAX);
-        variants.push(Variant { filter, key: vkey.into(), json: json.into(), payload_at, ofrep });
+        variants.push(Variant { filter, key: compiler.strings().intern(vkey), json: json.into(), payload_at, ofrep });
     }
     let mut head = Vec::with_capacity(key.len() + 16);
     json_str(&mut head, key);
@@ -1118,14 +1146,17 @@ fn compile_flag(
         Some(ver) => tail.extend_from_slice(ver.to_string().as_bytes()),
         None => tail.extend_from_slice(b"null"),
     }
-    let fixed = if rules.is_empty() {
+    let flag_key = compiler.strings().intern(key);
+    let filters = compiler.finish();
+    let rules = filters.roots(0, variants.first().map_or(usize::MAX, |v| v.filter as usize));
+    let fixed = if rules.clone().next().is_none() {
         Some(ofrep::Fixed::Disabled)
-    } else if rules.iter().all(|r| matches!(r, Filter::Constant(_))) {
+    } else if rules.clone().all(|r| filters.is_constant(r)) {
         Some(ofrep::Fixed::Static)
     } else {
         None
     };
-    let rollout: Vec<u8> = rules.iter().map(|r| u8::from(r.has_rollout())).collect();
+    let rollout: Vec<u8> = rules.map(|r| u8::from(filters.has_rollout(r))).collect();
     let rollout = if rollout.contains(&1) { rollout } else { Vec::new() };
     // `text`: the two openings, the order key and the rollout marks (see `Flag::text`).
     let open_len = head.len() + tail.len();
@@ -1144,13 +1175,13 @@ fn compile_flag(
     }
     text.extend_from_slice(&rollout);
     Ok(Flag {
-        key: compiler.strings.intern(key),
+        key: flag_key,
         targeting: targeting_version.unwrap_or_default(),
         config: config_version.unwrap_or_default(),
         versions: u8::from(targeting_version.is_some()) * TARGETING_VERSION
             + u8::from(config_version.is_some()) * CONFIG_VERSION
             + u8::from(has_config) * HAS_CONFIG,
-        rules: rules.into(),
+        filters,
         variants: variants.into(),
         devcycle: None,
         hidden: Hidden::default(),
@@ -1180,21 +1211,21 @@ pub struct RulesOutcome {
 pub fn evaluate_rules(flag_key: &str, rules: &Value, context: &Value, now_ms: f64) -> Result<RulesOutcome, RuleError> {
     let items = rules.as_array().ok_or_else(|| RuleError::new("$", "rules must be an array"))?;
     let mut fields = Fields::default();
+    let mut strings = Strings::default();
+    let mut compiler = Compiler::new(&mut fields, &mut strings, flag_key);
     let mut compiled = Vec::with_capacity(items.len());
-    {
-        let mut compiler = Compiler { fields: &mut fields, strings: &mut Strings::default(), flag_key };
-        for (i, r) in items.iter().enumerate() {
-            let filter = r.get("filter").ok_or_else(|| RuleError::new(format!("$[{i}].filter"), "is required"))?;
-            compiled.push((compiler.filter(filter, &format!("$[{i}].filter"))?, r.get("value")));
-        }
+    for (i, r) in items.iter().enumerate() {
+        let filter = r.get("filter").ok_or_else(|| RuleError::new(format!("$[{i}].filter"), "is required"))?;
+        compiled.push((compiler.filter(filter, &format!("$[{i}].filter"))?, r.get("value")));
     }
+    let filters = compiler.finish();
     let flat = FlatContext::from_nested(&fields, context);
-    let needs_nested = compiled.iter().any(|(f, _)| f.needs_nested());
-    let user = if needs_nested { devcycle_user(context) } else { Value::Null };
+    let user = if filters.needs_nested() { devcycle_user(context) } else { Value::Null };
     let scope = Scope { flat: &flat, nested: context, user: &user, now_ms };
     let mut missing = Missing::default();
     let mut budget = Budget::default();
-    let rule_results: Vec<bool> = compiled.iter().map(|(f, _)| f.eval(&scope, &mut missing, &mut budget)).collect();
+    let rule_results: Vec<bool> =
+        compiled.iter().map(|(root, _)| filters.eval(*root, &scope, &mut missing, &mut budget)).collect();
     let first = rule_results.iter().position(|r| *r);
     Ok(RulesOutcome {
         value: first.and_then(|i| compiled.get(i)).and_then(|(_, v)| v.cloned()),
@@ -1263,6 +1294,13 @@ mod tests {
                 assert!(parts.rollout.is_empty());
             }
         }
+    }
+
+    #[test]
+    fn the_flag_list_holds_no_spare_room() {
+        let features: Vec<_> = (0..100).map(|i| json!({"key": format!("f{i}"), "targeting": {"rules": []}})).collect();
+        let s = Snapshot::compile(json!({ "features": features })).unwrap();
+        assert_eq!(s.flags.capacity(), s.flags.len());
     }
 
     #[test]

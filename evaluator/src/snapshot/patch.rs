@@ -138,8 +138,7 @@ impl Shared {
         if flag.devcycle.is_some() && !matches!(flag.local, Local::Remote(_) | Local::Decided(_)) {
             flag.local = Local::Decided(Box::new(std::mem::replace(&mut flag.local, Local::Same)));
         }
-        flag.nested = flag.devcycle.is_some()
-            || flag.rules.iter().chain(flag.variants.iter().map(|v| &v.filter)).any(|f| f.needs_nested());
+        flag.nested = flag.devcycle.is_some() || flag.filters.needs_nested();
         flag
     }
 }

@@ -60,7 +60,7 @@ from typing import Any
 import orjson
 
 import evaluator
-from control_plane import build_generations
+from control_plane import build_changes, build_generations
 from control_plane.audience_dependents import changed_audiences, features_referencing
 from control_plane.devcycle_config import Context, FeaturePart, assemble_devcycle, devcycle_context, feature_parts
 from control_plane.dialect import Connection
@@ -161,7 +161,8 @@ class Builder:
         """Build a project whole from ``db``, one consistent read-only snapshot of the database
         (``Store.snapshot``), outside any write, for the next write to patch (a start keeps
         nothing: without this, the first write would build whole). A write that finds it under
-        way at the generation it raised from waits for it; at any other generation it is unused."""
+        way at the generation it raised from, or an older one, waits for it; at a newer generation
+        it is unused."""
         if project_id in self._kept:
             return  # a write built it already
         warming = _Warming(build_generations.current(db, project_id), Future())
@@ -182,26 +183,35 @@ class Builder:
                 del self._warm[project_id]  # a write kept a newer build meanwhile
 
     def _warmed(self, project_id: str, generation: int) -> _Project | None:
-        """The warm-up's build of the project if it was built at ``generation`` (waiting for it
-        if it is under way)."""
+        """The warm-up's build of the project if it was built at ``generation`` or before (waiting
+        for it if it is under way; an older one is caught up like any older kept build)."""
         with self._warm_lock:
             warming = self._warm.pop(project_id, None)
-        if warming is None or warming.generation != generation:
+        if warming is None or warming.generation > generation:
             return None
         try:
-            return _Project(generation, warming.built.result())
+            return _Project(warming.generation, warming.built.result())
         except Exception:
             return None  # logged by the warm-up
 
     def _project(self, db: Connection, project_id: str, changed: Collection[str] | None) -> dict[str, EnvironmentState]:
         generation = build_generations.advance(db, project_id)
+        # For the other replicas' writes that follow this one (they did not see it).
+        build_changes.record(db, project_id, generation, changed)
         # Taken out while it is rebuilt: kept again only once the write commits.
         kept = self._kept.pop(project_id, None)
         if kept is None or kept.generation != generation - 1:
-            kept = self._warmed(project_id, generation - 1) or kept
-        # Only a build of what the database held right before this write can be patched.
-        current = kept is not None and kept.generation == generation - 1
-        return self._build(db, project_id, generation, kept, changed if current else None)
+            warmed = self._warmed(project_id, generation - 1)
+            if warmed is not None and (kept is None or warmed.generation > kept.generation):
+                kept = warmed
+        # A build of what the database held right before this write is patched with what it
+        # changed; an older one (another replica wrote since) with what those writes changed too,
+        # when every one of them recorded it.
+        writes: dict[int | None, Collection[str] | None] = {generation: changed}
+        if kept is not None and kept.generation < generation - 1:
+            writes.update(build_changes.between(db, project_id, kept.generation, generation - 1))
+        usable = kept is not None and kept.generation < generation  # a newer one: the database was replaced
+        return self._build(db, project_id, generation, kept, _covered(kept, generation, writes) if usable else None)
 
     def follow(
         self, db: Connection, writes: Mapping[str, Mapping[int | None, Collection[str] | None]]
@@ -253,7 +263,9 @@ def _covered(
     kept: _Project | None, generation: int, writes: Mapping[int | None, Collection[str] | None]
 ) -> Collection[str] | None:
     """The features to patch ``kept`` with to reach ``generation``: the union of what ``writes``
-    changed, if they raised every generation after ``kept``'s (else None: build whole)."""
+    changed, if they raised every generation after ``kept``'s (else None: build whole). Both ways a
+    kept build catches up use it: the leader's drains (:meth:`Builder.follow`, from outbox rows) and
+    a write after other replicas' writes (:meth:`Builder._project`, from ``build_changes``)."""
     if kept is None or kept.generation > generation or set(range(kept.generation + 1, generation + 1)) - writes.keys():
         return None
     changed: set[str] = set()

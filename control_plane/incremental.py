@@ -17,12 +17,17 @@ The evaluator still compiles every changed flag before the write commits (DESIGN
 compiles the upserted entries, and a section that changed is patched in too (it compiles; the
 flags it does not concern are shared with the kept snapshot).
 
-What is kept must be what the database holds before the write, or the patch would be built on
+What is patched must be what the database holds before the write, or the patch would be built on
 something else. Every kept build records the project's build generation it was built at
-(``control_plane.build_generations``: raised by every write of the project, in its transaction);
-a write patches a build only if the generation it raised came from that one, else it builds
-whole. So another replica's write on the same PostgreSQL, or a write that raced a warm-up, is
-never patched over. A write's builds are kept only once its transaction committed
+(``control_plane.build_generations``: raised by every write of the project, in its transaction).
+A write patches a build made at the generation it raised from with the features it changed. A
+build older than that (other replicas' writes on the same PostgreSQL came between, as when a load
+balancer alternates writes between replicas, or a write raced a warm-up) is caught up: every write
+also records, in its transaction, what it changed at the generation it raised
+(``control_plane.build_changes``), and the build is patched with the union of the records of the
+generations it missed and this write's features, when every one of them is there and names
+features (the leader's :func:`_covered`, below); a missing record (pruned after some minutes) or
+one of a whole change builds whole. A write's builds are kept only once its transaction committed
 (:meth:`Builder.committed`, called by ``Ctx.commit``); a build whose transaction rolled back is
 dropped, and its projects are built whole by the next write. A build that fails (a flag that
 does not compile) drops what was kept too.
@@ -39,14 +44,17 @@ what the context's change reaches (above), so an SDK key costs the context's rea
 environment this write created is built whole. A variable write touches its feature.
 
 Whole builds stay for everything else: a change of ``disablePassthroughRollouts`` (every DevCycle
-flag reads it), a write after another replica's, and every publish that is not a write's own
+flag reads it), a write after another replica's writes it has no records of (pruned: it wrote
+nothing to the project for ``build_changes.RETAIN``), and every publish that is not a write's own
 (start, catch-up, restore), except the replicas' leader's.
 
 The replicas' leader (``control_plane.replication``) keeps a :class:`Builder` of its own, for what
 it published: each drain reads, in one snapshot, the outbox rows of the writes since (each says the
 features it changed and the generation it raised) and :meth:`Builder.follow` patches the kept
 build with their union when they raised every generation from the kept build's to the snapshot's;
-a gap (a row of an older replica, or none) builds the project whole, as does a new term.
+a gap (a row of an older replica, or none) builds the project whole, as does a new term. The same
+``_covered`` decides both catch-ups; the leader reads the outbox rows it drains anyway rather than
+``build_changes`` (the intake's rows, which raise no generation, are only there).
 """
 
 from __future__ import annotations

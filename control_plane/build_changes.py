@@ -9,9 +9,10 @@ of them is committed and visible) and patches its kept build with their union an
 (``incremental.Builder._project``). A missing row (pruned, or raised by a release that did not
 write them) or a whole one makes it build whole, as it did before this table.
 
-Rows are only useful while some replica keeps a build older than them: a replica that saw no write
-of a project for :data:`RETAIN` seconds builds it whole on its next write anyway. So each replica
-deletes rows older than that, at most :data:`PRUNE_BATCH` at a time every :data:`PRUNE_EVERY`
+Rows are only useful while some replica keeps a build older than them. A row older than
+:data:`RETAIN` seconds serves only a replica that has not written the project since before it; it
+builds whole instead, once, which is cheap beside that long idle. So each replica deletes rows
+older than that, at most :data:`PRUNE_BATCH` at a time every :data:`PRUNE_EVERY`
 seconds after one of its writes committed (:func:`pruner`). On SQLite the one process's kept build
 is always the previous generation's, so the rows are written (one small insert per project per
 write) and pruned but never read.

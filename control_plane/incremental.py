@@ -44,8 +44,8 @@ what the context's change reaches (above), so an SDK key costs the context's rea
 environment this write created is built whole. A variable write touches its feature.
 
 Whole builds stay for everything else: a change of ``disablePassthroughRollouts`` (every DevCycle
-flag reads it), a write after another replica's writes it has no records of (pruned: it wrote
-nothing to the project for ``build_changes.RETAIN``), and every publish that is not a write's own
+flag reads it), a write after other replicas' writes it lacks a record of (pruned: older than
+``build_changes.RETAIN``), and every publish that is not a write's own
 (start, catch-up, restore), except the replicas' leader's.
 
 The replicas' leader (``control_plane.replication``) keeps a :class:`Builder` of its own, for what

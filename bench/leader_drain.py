@@ -11,7 +11,15 @@ polled every 5 ms. The leader's ``/ready`` reports how its drains built the envi
 (``builds``, when the side has them). ``leader_healthy_s``: from starting A until it answers
 ``/health``, which it does after its takeover (a republish of every project).
 
+``--alternate``: a third replica C (a standby too) starts, and the changes alternate between B and
+C, as behind a load balancer: each write comes right after the other replica's, so ``write_ms`` is
+what a replica's write costs when its kept build misses the other's last write (the first two
+writes, each replica's first after its warm-up, are reported apart as ``first_write_ms``). The
+dataset is then loaded through the first side's checkout (a baseline cannot open a database a newer
+checkout migrated).
+
     python -m bench.leader_drain --flags 10000 --changes 5 --baseline /tmp/base
+    python -m bench.leader_drain --flags 10000 --changes 10 --alternate --baseline /tmp/base
 """
 
 from __future__ import annotations
@@ -56,14 +64,14 @@ def _drained(url: str, timeout: float = 600) -> None:
             time.sleep(0.005)
 
 
-def load(server: PostgresServer, n: int, tmp: Path) -> tuple[str, dict[str, str], str]:
+def load(server: PostgresServer, n: int, tmp: Path, checkout: Checkout = THIS) -> tuple[str, dict[str, str], str]:
     """The dataset loaded through a leader and a standby into database ``loaded_<n>``."""
     name = f"loaded_{n}"
     url = server.create_database(template="template0", name=name)
     flags = datasets.flags_for(f"scale-{n}")
     with ExitStack() as stack:
-        _replica(stack, THIS, url, tmp / "load-a")
-        b = _replica(stack, THIS, url, tmp / "load-b")
+        _replica(stack, checkout, url, tmp / "load-a")
+        b = _replica(stack, checkout, url, tmp / "load-b")
         admin = stack.enter_context(httpx.Client(base_url=b, timeout=600))
         auth, _ = bootstrap_project(admin)
         loaded = datasets.load(admin, auth, "shop", "prod", flags)
@@ -73,7 +81,14 @@ def load(server: PostgresServer, n: int, tmp: Path) -> tuple[str, dict[str, str]
 
 
 def measure(
-    server: PostgresServer, template: str, auth: dict[str, str], key: str, checkout: Checkout, tmp: Path, changes: int
+    server: PostgresServer,
+    template: str,
+    auth: dict[str, str],
+    key: str,
+    checkout: Checkout,
+    tmp: Path,
+    changes: int,
+    alternate: bool = False,
 ) -> dict[str, Any]:
     url = server.create_database(template=template)
     with ExitStack() as stack:
@@ -81,14 +96,17 @@ def measure(
         a = _replica(stack, checkout, url, tmp / "a")  # first: it takes the publish lock
         healthy = time.perf_counter() - started
         b = _replica(stack, checkout, url, tmp / "b")
-        admin = stack.enter_context(httpx.Client(base_url=b, timeout=600))
+        admins = [stack.enter_context(httpx.Client(base_url=b, timeout=600))]
+        if alternate:
+            c = _replica(stack, checkout, url, tmp / "c")
+            admins.append(stack.enter_context(httpx.Client(base_url=c, timeout=600)))
         leader = stack.enter_context(httpx.Client(base_url=a, timeout=60))
         assert leader.get("/ready").json()["publish"]["role"] == "leader"
         _drained(url)
         writes, published = [], []
         for i in range(changes):
             started = time.perf_counter()
-            r = admin.patch(
+            r = admins[i % len(admins)].patch(
                 f"/v1/projects/shop/features/{key}/configurations",
                 params={"environment": "prod"},
                 json=on_rule(i % 2 == 0),
@@ -100,9 +118,12 @@ def measure(
             writes.append((answered - started) * 1000)
             published.append((time.perf_counter() - answered) * 1000)
         ready = leader.get("/ready").json()["publish"]
+    first = len(admins) if alternate else 0
     return {
         "leader_healthy_s": round(healthy, 2),
-        "write_ms": [round(x, 1) for x in writes],
+        **({"first_write_ms": [round(x, 1) for x in writes[:first]]} if alternate else {}),
+        "write_ms": [round(x, 1) for x in writes[first:]],
+        **({"write_ms_median": round(statistics.median(writes[first:]), 1)} if alternate else {}),
         "published_ms": [round(x, 1) for x in published],
         "published_ms_median": round(statistics.median(published), 1),
         "builds": ready.get("builds"),
@@ -117,6 +138,7 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=5)
     parser.add_argument("--baseline", type=Path, help="another checkout (its extension built), measured first")
     parser.add_argument("--baseline-python", type=Path, help="its Python (default: the running one)")
+    parser.add_argument("--alternate", action="store_true", help="writes alternate between two standbys")
     ns = parser.parse_args()
     sides = {"this": THIS}
     if ns.baseline is not None:
@@ -126,9 +148,9 @@ def main() -> None:
     try:
         for n in ns.flags:
             with tempfile.TemporaryDirectory(prefix="leader-drain-") as tmp:
-                template, auth, key = load(server, n, Path(tmp))
+                template, auth, key = load(server, n, Path(tmp), next(iter(sides.values())))
                 for side, checkout in sides.items():
-                    result = measure(server, template, auth, key, checkout, Path(tmp) / side, ns.changes)
+                    result = measure(server, template, auth, key, checkout, Path(tmp) / side, ns.changes, ns.alternate)
                     print(json.dumps({"flags": n, "side": side, **result}), flush=True)
     finally:
         server.kill()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contract.client_address import ClientAddress
 from contract.lifecycle import die_with_master
 from contract.store_recovery import recover_damaged_store
-from control_plane import incremental
+from control_plane import build_changes, incremental
 from control_plane.board_publish import board_publisher
 from control_plane.dashboard.serve import dashboard_routes
 from control_plane.errors import ApiError, Shape
@@ -118,6 +119,13 @@ def create_app(settings: Settings) -> Starlette:
     # build generation says no write came between (another replica's, on PostgreSQL).
     builder = incremental.Builder()
     warmer = Warmer(store, builder)
+    # What each write changed, kept a few minutes for the replicas that did not see it.
+    changes_pruner = build_changes.pruner(store)
+
+    def builds_committed() -> None:
+        builder.committed()
+        changes_pruner.when_due(time.time())
+
     services = Services(
         settings=settings,
         store=store,
@@ -134,7 +142,7 @@ def create_app(settings: Settings) -> Starlette:
         oidc=OidcClient(settings.oidc) if settings.oidc is not None else None,
         vault=KeyVault(load_secret(settings.data_dir, KEY_ENCRYPTION_SECRET_FILE, settings.key_encryption_secret)),
         record_change=replication.record if replication else None,
-        builds_committed=builder.committed,
+        builds_committed=builds_committed,
     )
     openapi = document(ROUTERS, "flagedge control plane", VERSION)
 
@@ -219,6 +227,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.publisher = publisher
     app.state.replication = replication
     app.state.warmer = warmer
+    app.state.build_changes_pruner = changes_pruner
     app.add_middleware(RequestIdMiddleware)
     return app
 

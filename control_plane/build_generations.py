@@ -6,7 +6,8 @@ PostgreSQL's ``store.WRITE_LOCK``), so the generation a write reads is the one e
 committed write of the project left. A build made at generation ``g`` (a write's, or a warm-up's
 read in one snapshot, :func:`current`) is the database's state of the project as long as the
 generation is still ``g``: a write that raises it to ``g + 1`` may patch that build, any other
-number means a write the build did not see (another replica's, one that raced a warm-up).
+number means a write the build did not see (another replica's, one that raced a warm-up), which
+the build is caught up with only from what those writes recorded (``control_plane.build_changes``).
 """
 
 from __future__ import annotations

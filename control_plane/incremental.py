@@ -17,12 +17,17 @@ The evaluator still compiles every changed flag before the write commits (DESIGN
 compiles the upserted entries, and a section that changed is patched in too (it compiles; the
 flags it does not concern are shared with the kept snapshot).
 
-What is kept must be what the database holds before the write, or the patch would be built on
+What is patched must be what the database holds before the write, or the patch would be built on
 something else. Every kept build records the project's build generation it was built at
-(``control_plane.build_generations``: raised by every write of the project, in its transaction);
-a write patches a build only if the generation it raised came from that one, else it builds
-whole. So another replica's write on the same PostgreSQL, or a write that raced a warm-up, is
-never patched over. A write's builds are kept only once its transaction committed
+(``control_plane.build_generations``: raised by every write of the project, in its transaction).
+A write patches a build made at the generation it raised from with the features it changed. A
+build older than that (other replicas' writes on the same PostgreSQL came between, as when a load
+balancer alternates writes between replicas, or a write raced a warm-up) is caught up: every write
+also records, in its transaction, what it changed at the generation it raised
+(``control_plane.build_changes``), and the build is patched with the union of the records of the
+generations it missed and this write's features, when every one of them is there and names
+features (the leader's :func:`_covered`, below); a missing record (pruned after some minutes) or
+one of a whole change builds whole. A write's builds are kept only once its transaction committed
 (:meth:`Builder.committed`, called by ``Ctx.commit``); a build whose transaction rolled back is
 dropped, and its projects are built whole by the next write. A build that fails (a flag that
 does not compile) drops what was kept too.
@@ -39,14 +44,17 @@ what the context's change reaches (above), so an SDK key costs the context's rea
 environment this write created is built whole. A variable write touches its feature.
 
 Whole builds stay for everything else: a change of ``disablePassthroughRollouts`` (every DevCycle
-flag reads it), a write after another replica's, and every publish that is not a write's own
+flag reads it), a write after other replicas' writes it lacks a record of (pruned: older than
+``build_changes.RETAIN``), and every publish that is not a write's own
 (start, catch-up, restore), except the replicas' leader's.
 
 The replicas' leader (``control_plane.replication``) keeps a :class:`Builder` of its own, for what
 it published: each drain reads, in one snapshot, the outbox rows of the writes since (each says the
 features it changed and the generation it raised) and :meth:`Builder.follow` patches the kept
 build with their union when they raised every generation from the kept build's to the snapshot's;
-a gap (a row of an older replica, or none) builds the project whole, as does a new term.
+a gap (a row of an older replica, or none) builds the project whole, as does a new term. The same
+``_covered`` decides both catch-ups; the leader reads the outbox rows it drains anyway rather than
+``build_changes`` (the intake's rows, which raise no generation, are only there).
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ from typing import Any
 import orjson
 
 import evaluator
-from control_plane import build_generations
+from control_plane import build_changes, build_generations
 from control_plane.audience_dependents import changed_audiences, features_referencing
 from control_plane.devcycle_config import Context, FeaturePart, assemble_devcycle, devcycle_context, feature_parts
 from control_plane.dialect import Connection
@@ -161,7 +169,8 @@ class Builder:
         """Build a project whole from ``db``, one consistent read-only snapshot of the database
         (``Store.snapshot``), outside any write, for the next write to patch (a start keeps
         nothing: without this, the first write would build whole). A write that finds it under
-        way at the generation it raised from waits for it; at any other generation it is unused."""
+        way at the generation it raised from, or an older one, waits for it; at a newer generation
+        it is unused."""
         if project_id in self._kept:
             return  # a write built it already
         warming = _Warming(build_generations.current(db, project_id), Future())
@@ -182,26 +191,35 @@ class Builder:
                 del self._warm[project_id]  # a write kept a newer build meanwhile
 
     def _warmed(self, project_id: str, generation: int) -> _Project | None:
-        """The warm-up's build of the project if it was built at ``generation`` (waiting for it
-        if it is under way)."""
+        """The warm-up's build of the project if it was built at ``generation`` or before (waiting
+        for it if it is under way; an older one is caught up like any older kept build)."""
         with self._warm_lock:
             warming = self._warm.pop(project_id, None)
-        if warming is None or warming.generation != generation:
+        if warming is None or warming.generation > generation:
             return None
         try:
-            return _Project(generation, warming.built.result())
+            return _Project(warming.generation, warming.built.result())
         except Exception:
             return None  # logged by the warm-up
 
     def _project(self, db: Connection, project_id: str, changed: Collection[str] | None) -> dict[str, EnvironmentState]:
         generation = build_generations.advance(db, project_id)
+        # For the other replicas' writes that follow this one (they did not see it).
+        build_changes.record(db, project_id, generation, changed)
         # Taken out while it is rebuilt: kept again only once the write commits.
         kept = self._kept.pop(project_id, None)
         if kept is None or kept.generation != generation - 1:
-            kept = self._warmed(project_id, generation - 1) or kept
-        # Only a build of what the database held right before this write can be patched.
-        current = kept is not None and kept.generation == generation - 1
-        return self._build(db, project_id, generation, kept, changed if current else None)
+            warmed = self._warmed(project_id, generation - 1)
+            if warmed is not None and (kept is None or warmed.generation > kept.generation):
+                kept = warmed
+        # A build of what the database held right before this write is patched with what it
+        # changed; an older one (another replica wrote since) with what those writes changed too,
+        # when every one of them recorded it.
+        writes: dict[int | None, Collection[str] | None] = {generation: changed}
+        if kept is not None and kept.generation < generation - 1:
+            writes.update(build_changes.between(db, project_id, kept.generation, generation - 1))
+        usable = kept is not None and kept.generation < generation  # a newer one: the database was replaced
+        return self._build(db, project_id, generation, kept, _covered(kept, generation, writes) if usable else None)
 
     def follow(
         self, db: Connection, writes: Mapping[str, Mapping[int | None, Collection[str] | None]]
@@ -253,7 +271,9 @@ def _covered(
     kept: _Project | None, generation: int, writes: Mapping[int | None, Collection[str] | None]
 ) -> Collection[str] | None:
     """The features to patch ``kept`` with to reach ``generation``: the union of what ``writes``
-    changed, if they raised every generation after ``kept``'s (else None: build whole)."""
+    changed, if they raised every generation after ``kept``'s (else None: build whole). Both ways a
+    kept build catches up use it: the leader's drains (:meth:`Builder.follow`, from outbox rows) and
+    a write after other replicas' writes (:meth:`Builder._project`, from ``build_changes``)."""
     if kept is None or kept.generation > generation or set(range(kept.generation + 1, generation + 1)) - writes.keys():
         return None
     changed: set[str] = set()

@@ -26,7 +26,7 @@ import evaluator
 from contract.framing import decode
 from contract.store import TABLES, ChangeSet, unstamped
 from control_plane.app import create_app
-from control_plane.build_generations import current
+from control_plane.build_generations import advance, current
 from control_plane.errors import ApiError
 from control_plane.incremental import Builder
 from control_plane.publisher import Publisher, project_state
@@ -529,9 +529,10 @@ def test_the_first_write_after_a_start_patches_a_build_warmed_up_after_the_start
         assert_store_is_a_whole_build(p.api)
 
 
-def test_a_warm_up_older_than_the_last_write_is_not_patched(api: Api) -> None:
+def test_a_warm_up_older_than_the_last_write_is_caught_up_or_built_whole(api: Api) -> None:
     """A warm-up that read the database before a write (it raced it) is not patched by a later
-    write: the build generation it read is not the one that write raised from."""
+    write with that write's change alone (the build generation it read is not the one that write
+    raised from): with what the write in between recorded it changed, or whole without it."""
     p = setup(api)
     _two_features(p)
     services = _services(api)
@@ -551,15 +552,29 @@ def test_a_warm_up_older_than_the_last_write_is_not_patched(api: Api) -> None:
         finally:
             services.record_change = record_change
         builder.warm(stale, _project_id(services.store))  # f0 still active there
-    whole = builder.counts["whole"]
+    counts = dict(builder.counts)
     assert p.configure("f1", "production", RULE).status_code == 200
-    assert builder.counts["whole"] == whole + 2, builder.counts
+    assert builder.counts["patched"] == counts["patched"] + 2, (counts, builder.counts)
+    assert_store_is_a_whole_build(api)
+    # Again, without the record of the write in between: built whole.
+    with services.store.snapshot() as stale:
+        current(stale, _project_id(services.store))
+        assert p.configure("f0", "development", RULE).status_code == 200
+        with services.store.transaction() as db:
+            db.execute("DELETE FROM build_changes")
+        builder._kept.clear()  # as after the failed write above
+        builder.warm(stale, _project_id(services.store))
+    counts = dict(builder.counts)
+    assert p.configure("f1", "production", {"status": "inactive"}).status_code == 200
+    assert builder.counts["whole"] == counts["whole"] + 2, (counts, builder.counts)
     assert_store_is_a_whole_build(api)
 
 
-def test_a_replica_builds_whole_after_another_replicas_write(tmp_path: Path, postgres_url: str) -> None:
-    """Replicas on one PostgreSQL patch what they keep, except after another replica's write to
-    the project (its build generation moved on): then they build whole."""
+def test_a_replica_patches_after_another_replicas_write_with_what_it_changed(tmp_path: Path, postgres_url: str) -> None:
+    """Replicas on one PostgreSQL patch what they keep, after another replica's write to the
+    project too (its build generation moved on): with what that write recorded it changed
+    (``build_changes``). A missing record (pruned), or one of a write that changed the project as a
+    whole, makes it build whole."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a = TestClient(create_app(Settings(data_dir=tmp_path / "a", jwt_secret=SECRET, database_url=postgres_url)))
@@ -569,21 +584,49 @@ def test_a_replica_builds_whole_after_another_replicas_write(tmp_path: Path, pos
         pb = Project(Api(b), pa.owner, pa.organisation, pa.key, pa.environments)
         _two_features(pa)
         builder_a = _builder(a)
+        store: Store = _services(Api(a)).store
+        project_id = store.one("SELECT id FROM projects")[0]  # type: ignore[index]
+
+        def after_b(expect: str, between: Callable[[], None] = lambda: None) -> None:
+            """B writes, ``between`` runs, then A writes: A's builds are ``expect``-ed."""
+            assert pb.configure("f0", "development", {"status": "inactive"}).status_code == 200
+            assert pb.configure("f1", "production", RULE).status_code == 200
+            assert_kept_is_a_whole_build(b)
+            between()
+            before = dict(builder_a.counts)
+            assert pa.configure("f1", "development", {"status": "inactive"}).status_code == 200
+            other = "whole" if expect == "patched" else "patched"
+            assert builder_a.counts[expect] == before[expect] + 2, (before, builder_a.counts)
+            assert builder_a.counts[other] == before[other], (before, builder_a.counts)
+            assert_kept_is_a_whole_build(a)
+            pa.configure("f1", "development", RULE)
+            pb.configure("f0", "development", RULE)
+
         assert pa.configure("f0", "production", RULE).status_code == 200
-        patched = builder_a.counts["patched"]
-        assert pa.configure("f1", "production", RULE).status_code == 200
-        assert builder_a.counts["patched"] == patched + 2, builder_a.counts  # its own last write: patched
-        assert pb.configure("f0", "development", {"status": "inactive"}).status_code == 200
-        assert_kept_is_a_whole_build(b)
-        whole = builder_a.counts["whole"]
-        # A kept the build of its last write, from before B's: it must not patch that.
-        assert pa.configure("f1", "development", {"status": "inactive"}).status_code == 200
-        assert builder_a.counts["whole"] == whole + 2, builder_a.counts
-        assert_kept_is_a_whole_build(a)
-        patched = builder_a.counts["patched"]
-        assert pa.configure("f0", "production", {"status": "inactive"}).status_code == 200
-        assert builder_a.counts["patched"] == patched + 2, builder_a.counts
-        assert_kept_is_a_whole_build(a)
+        # A kept the build of its last write, from before B's two: patched with what they changed.
+        after_b("patched")
+
+        def pruned() -> None:  # B's first write's record
+            with store.transaction() as db:
+                db.execute(
+                    "DELETE FROM build_changes WHERE project_id = ? AND generation = ?",
+                    (project_id, current(db, project_id) - 1),
+                )
+
+        def whole() -> None:  # B's second write changed the project as a whole
+            with store.transaction() as db:
+                db.execute(
+                    "UPDATE build_changes SET features = NULL WHERE project_id = ? AND generation = ?",
+                    (project_id, current(db, project_id)),
+                )
+
+        def unrecorded() -> None:  # a generation raised by a write of a release without records
+            with store.transaction() as db:
+                advance(db, project_id)
+
+        for gap in (pruned, whole, unrecorded):
+            after_b("whole", gap)
+            after_b("patched")  # what the whole build kept is caught up again
 
 
 def test_writes_that_change_no_feature_build_no_flag(api: Api) -> None:

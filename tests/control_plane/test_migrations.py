@@ -40,6 +40,7 @@ SHIPPED = [
     "0013_replicas",
     "0014_publish_fencing",
     "0015_build_generations",
+    "0016_build_changes",
 ]
 # The version a test's own extra migration takes: the one after the shipped ones.
 NEXT = f"{len(SHIPPED) + 1:04d}"

@@ -35,9 +35,11 @@ from tests.control_plane.devcycle_support import Project
 from tests.control_plane.routes.devcycle.support import setup
 from tests.control_plane.test_incremental_builds import (
     RULE,
+    _builder,
     _keys,
     _two_features,
     _write,
+    assert_kept_is_a_whole_build,
 )
 
 with warnings.catch_warnings():
@@ -116,6 +118,35 @@ def test_the_leader_publishes_patched_builds_equal_to_whole_builds(
         counts = leader.builder.counts
         assert counts["patched"] > counts["whole"], counts
         assert a.get("/ready").json()["publish"]["builds"]["patched"] == counts["patched"]
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_writes_alternating_between_replicas_patch_builds_equal_to_whole_builds(
+    tmp_path: Path, postgres_url: str, seed: int
+) -> None:
+    """A load balancer in front of two replicas: each write goes to the other replica than the
+    last. Each replica catches the build it kept up with what the other's writes recorded they
+    changed (``build_changes``): every build a write keeps, and everything the leader publishes,
+    equals a whole build, and the writes patch."""
+    a, b = _replica(tmp_path / "a", postgres_url), _replica(tmp_path / "b", postgres_url)
+    with a, b:
+        p = setup(Api(a))
+        apis = [p.api, Api(b)]
+        rng = random.Random(seed)
+        builders = [_builder(a), _builder(b)]
+        before = [dict(builder.counts) for builder in builders]
+        for step in range(30):
+            p.api = apis[step % 2]
+            _write(p, rng, _keys(p), step)
+            # The other replica's build is of an older generation: the next write there catches it up.
+            assert_kept_is_a_whole_build(p.api.client)
+            _drained(a)
+            assert_published_is_a_whole_build(a)
+        for builder, counts in zip(builders, before, strict=True):
+            patched = builder.counts["patched"] - counts["patched"]
+            whole = builder.counts["whole"] - counts["whole"]
+            # Whole: a new environment's first build, a change of the project's settings.
+            assert patched > 3 * whole, (counts, builder.counts)
 
 
 def _old_replica_row(db: Any, project_ids: set[str], features: Any) -> None:

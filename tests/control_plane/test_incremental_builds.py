@@ -27,6 +27,7 @@ from contract.framing import decode
 from contract.store import TABLES, ChangeSet, unstamped
 from control_plane.app import create_app
 from control_plane.build_generations import advance, current
+from control_plane.dialect import Connection
 from control_plane.errors import ApiError
 from control_plane.incremental import Builder
 from control_plane.publisher import Publisher, project_state
@@ -366,24 +367,36 @@ def assert_kept_is_a_whole_build(client: TestClient) -> None:
             assert orjson.dumps(state.document()) == orjson.dumps(build_environment_state(db, env_id).document())
 
 
-def assert_store_is_a_whole_build(api: Api) -> None:
-    publisher: Publisher = api.client.app.state.publisher  # type: ignore[attr-defined]
-    store: Store = _services(api).store
-    _, tables = publisher.writer.read_all()
+def whole_build(db: Connection) -> ChangeSet:
+    """What a whole build of every project publishes."""
     whole = ChangeSet()
-    with store.read() as db:
-        for row in db.execute("SELECT id FROM projects").fetchall():
-            whole.update(project_state(db, row["id"]))
-    # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes from
-    # builds of its own, patched too: test_replica_builds.py), and its compiled snapshots.
-    assert_kept_is_a_whole_build(api.client)
-    assert_kept_snapshots_are_full_compiles(_builder(api.client))
+    for row in db.execute("SELECT id FROM projects").fetchall():
+        whole.update(project_state(db, row["id"]))
+    return whole
+
+
+def assert_tables_are(tables: dict[str, dict[str, bytes]], whole: ChangeSet) -> None:
+    """Every value LMDB holds (``read_all``'s tables), without its version stamp, is the whole
+    build's, byte for byte, and nothing more or less."""
     for table in TABLES:
         stored = {k: orjson.dumps(unstamped(table, decode(v))) for k, v in tables[table].items()}
         built = {k: orjson.dumps(v) for k, v in whole.table(table).items() if v is not None}
         assert stored.keys() == built.keys(), table
         for key in stored:
             assert stored[key] == built[key], f"{table}/{key}"
+
+
+def assert_store_is_a_whole_build(api: Api) -> None:
+    publisher: Publisher = api.client.app.state.publisher  # type: ignore[attr-defined]
+    store: Store = _services(api).store
+    _, tables = publisher.writer.read_all()
+    with store.read() as db:
+        whole = whole_build(db)
+    # What the builder keeps for the next write (on PostgreSQL the replicas' leader publishes from
+    # builds of its own, patched too: test_replica_builds.py), and its compiled snapshots.
+    assert_kept_is_a_whole_build(api.client)
+    assert_kept_snapshots_are_full_compiles(_builder(api.client))
+    assert_tables_are(tables, whole)
 
 
 CONTEXTS: list[dict[str, Any]] = [

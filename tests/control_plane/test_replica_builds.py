@@ -21,13 +21,9 @@ import orjson
 import psycopg
 import pytest
 
-from contract.framing import decode
-from contract.store import TABLES, ChangeSet, unstamped
 from control_plane import build_generations
-from control_plane.app import create_app
-from control_plane.publisher import Publisher, project_state
+from control_plane.publisher import Publisher
 from control_plane.replication import Replication
-from control_plane.settings import Settings
 from control_plane.snapshots import build_environment_state
 from control_plane.store import Store, now_iso
 from tests.control_plane.conftest import Api
@@ -40,18 +36,14 @@ from tests.control_plane.test_incremental_builds import (
     _two_features,
     _write,
     assert_kept_is_a_whole_build,
+    assert_tables_are,
+    whole_build,
 )
+from tests.control_plane.test_replication import _replica
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
-
-SECRET = "replicas-share-this-secret-" + "x" * 20
-
-
-def _replica(data_dir: Path, url: str) -> TestClient:
-    data_dir.mkdir()
-    return TestClient(create_app(Settings(data_dir=data_dir, jwt_secret=SECRET, database_url=url)))
 
 
 def _replication(client: TestClient) -> Replication:
@@ -85,18 +77,11 @@ def assert_published_is_a_whole_build(leader: TestClient) -> None:
     publisher: Publisher = leader.app.state.publisher  # type: ignore[attr-defined]
     builder = _replication(leader).builder
     _, tables = publisher.writer.read_all()
-    whole = ChangeSet()
     with _store(leader).read() as db:
-        for row in db.execute("SELECT id FROM projects").fetchall():
-            whole.update(project_state(db, row["id"]))
+        whole = whole_build(db)
         for env_id, state in builder.kept().items():
             assert orjson.dumps(state.document()) == orjson.dumps(build_environment_state(db, env_id).document())
-    for table in TABLES:
-        stored = {k: orjson.dumps(unstamped(table, decode(v))) for k, v in tables[table].items()}
-        built = {k: orjson.dumps(v) for k, v in whole.table(table).items() if v is not None}
-        assert stored.keys() == built.keys(), table
-        for key in stored:
-            assert stored[key] == built[key], f"{table}/{key}"
+    assert_tables_are(tables, whole)
 
 
 @pytest.mark.parametrize("seed", [3, 4])
